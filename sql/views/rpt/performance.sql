@@ -1,0 +1,85 @@
+-- name: rpt.performance
+-- version: 1
+-- description: headline numbers per run: return, CAGR, max drawdown, Sharpe, trades, win rate, fees, exposure
+-- Sharpe: mean over sample standard deviation of per-bar returns (the first bar against the
+-- initial cash), annualised with a 365-day year, no risk-free rate. CAGR over the span from the
+-- first bar's open to the last bar's close. Exposure: share of bars with a position.
+with runs as (
+    select run_id, initial_cash, timeframe_ms from main.runs
+),
+curve as (
+    select run_id, ts, equity, in_market from acct.equity_curve
+),
+returns as (
+    select
+        c.run_id,
+        c.ts,
+        c.equity,
+        c.in_market,
+        c.equity / coalesce(
+            lag(c.equity) over (partition by c.run_id order by c.ts), r.initial_cash
+        ) - 1 as ret
+    from curve as c
+    join runs as r on c.run_id = r.run_id
+),
+stats as (
+    select
+        run_id,
+        count(*) as bars,
+        min(ts) as first_ts,
+        max(ts) as last_ts,
+        arg_max(equity, ts) as final_equity,
+        avg(ret) as mean_ret,
+        stddev_samp(ret) as sd_ret,
+        avg(case when in_market then 1.0 else 0.0 end) as exposure
+    from returns
+    group by run_id
+),
+drawdowns as (
+    select run_id, min(drawdown_pct) as max_drawdown_pct
+    from rpt.drawdown
+    group by run_id
+),
+trips as (
+    select run_id, count(*) as trades, count(*) filter (where pnl > 0) as wins
+    from rpt.round_trips
+    group by run_id
+),
+fees as (
+    select run_id, sum(fee) as fees_quote, count(*) as fills
+    from main.fills
+    group by run_id
+),
+final as (
+    select
+        s.run_id,
+        s.bars,
+        s.first_ts,
+        s.last_ts,
+        r.initial_cash,
+        s.final_equity,
+        (s.final_equity / r.initial_cash - 1) * 100 as total_return_pct,
+        (
+            power(
+                s.final_equity / r.initial_cash,
+                365.0 * 86400000
+                    / (epoch_ms(s.last_ts) - epoch_ms(s.first_ts) + r.timeframe_ms)
+            ) - 1
+        ) * 100 as cagr_pct,
+        d.max_drawdown_pct,
+        case
+            when s.sd_ret > 0
+                then s.mean_ret / s.sd_ret * sqrt(365.0 * 86400000 / r.timeframe_ms)
+        end as sharpe,
+        coalesce(t.trades, 0) as trades,
+        case when t.trades > 0 then t.wins / t.trades * 100 end as win_rate_pct,
+        coalesce(f.fees_quote, 0.0) as fees_quote,
+        coalesce(f.fills, 0) as fills,
+        s.exposure * 100 as exposure_pct
+    from stats as s
+    join runs as r on s.run_id = r.run_id
+    left join drawdowns as d on s.run_id = d.run_id
+    left join trips as t on s.run_id = t.run_id
+    left join fees as f on s.run_id = f.run_id
+)
+select * from final

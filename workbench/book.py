@@ -1,0 +1,184 @@
+"""The in-loop books: cash, positions, marks, reservations and FIFO round trips.
+
+Risk, brokers and the engine read these; only the step writes them (through ``apply_fill`` and
+the reservation calls). The SQL views in ``sql/views/acct`` compute the same books independently
+from the warehouse; tests hold the two to each other.
+
+Positions are integer units of 1e-8 (see ``model.QTY_SCALE``) so that they add up exactly; FIFO
+matching works in those units too, which is what lets Python and SQL agree exactly on round trips.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from workbench.model import QTY_SCALE, Fill, Side
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """A FIFO-matched entry and exit of ``qty`` (long only: spot, no shorting yet).
+
+    ``fees`` are the entry and exit fees pro rata to the matched quantity; ``pnl`` is net of them;
+    ``return_pct`` is ``pnl`` over the entry notional, in percent.
+    """
+
+    symbol: str
+    side: str
+    qty: float
+    entry_ts: int
+    entry_price: float
+    exit_ts: int
+    exit_price: float
+    fees: float
+    pnl: float
+    return_pct: float
+    entry_fill_seq: int
+    exit_fill_seq: int
+
+
+class _Lot:
+    __slots__ = ("fee", "fill_seq", "price", "remaining", "ts", "units")
+
+    def __init__(self, fill: Fill) -> None:
+        self.units = fill.qty_units
+        self.remaining = fill.qty_units
+        self.price = fill.price
+        self.fee = fill.fee
+        self.ts = fill.ts
+        self.fill_seq = fill.fill_seq
+
+
+def match_round_trip(lot_units: int, lot_price: float, lot_fee: float, exit_units: int,
+                     exit_price: float, exit_fee: float, matched: int) -> tuple[float, float, float,
+                                                                                float]:
+    """Quantity, fees, pnl and return of ``matched`` units of a lot closed by an exit fill.
+
+    The arithmetic is written once and mirrored operation by operation in
+    ``sql/views/rpt/round_trips.sql``, so that both give the same doubles.
+    """
+    qty = matched / QTY_SCALE
+    fees = lot_fee * (matched / lot_units) + exit_fee * (matched / exit_units)
+    pnl = (exit_price - lot_price) * qty - fees
+    return_pct = pnl / (lot_price * qty) * 100.0
+    return qty, fees, pnl, return_pct
+
+
+class Book:
+    """Cash and positions of one account, marked at the last close seen per symbol."""
+
+    def __init__(self, initial_cash: float) -> None:
+        self.initial_cash = float(initial_cash)
+        self.cash = float(initial_cash)
+        self.units: dict[str, int] = {}
+        self.last: dict[str, float] = {}
+        self.reserved_cash = 0.0
+        self.reserved_units: dict[str, int] = {}
+        self.realized_pnl = 0.0
+        self.fees_paid = 0.0
+        self.round_trips: list[RoundTrip] = []
+        self._lots: dict[str, deque[_Lot]] = {}
+
+    # --- reads ------------------------------------------------------------------------------
+    def position(self, symbol: str) -> float:
+        return self.units.get(symbol, 0) / QTY_SCALE
+
+    def position_units(self, symbol: str) -> int:
+        return self.units.get(symbol, 0)
+
+    @property
+    def free_cash(self) -> float:
+        return self.cash - self.reserved_cash
+
+    def free_units(self, symbol: str) -> int:
+        return self.units.get(symbol, 0) - self.reserved_units.get(symbol, 0)
+
+    def position_value(self) -> float:
+        value = 0.0
+        last = self.last
+        for symbol, units in self.units.items():
+            value += units / QTY_SCALE * last[symbol]
+        return value
+
+    def equity(self) -> float:
+        return self.cash + self.position_value()
+
+    def open_positions(self) -> int:
+        return len(self.units)
+
+    def gross_exposure(self) -> float:
+        last = self.last
+        return sum(abs(u) / QTY_SCALE * last[s] for s, u in self.units.items())
+
+    def net_exposure(self) -> float:
+        return self.position_value()
+
+    # --- writes (the step calls these) ------------------------------------------------------
+    def mark(self, symbol: str, price: float) -> None:
+        self.last[symbol] = price
+
+    def reserve(self, symbol: str, cash: float = 0.0, units: int = 0) -> None:
+        self.reserved_cash += cash
+        if units:
+            self.reserved_units[symbol] = self.reserved_units.get(symbol, 0) + units
+
+    def release(self, symbol: str, cash: float = 0.0, units: int = 0) -> None:
+        self.reserved_cash -= cash
+        if self.reserved_cash < 1e-9:  # float residue of releasing what was reserved
+            self.reserved_cash = 0.0
+        if units:
+            left = self.reserved_units.get(symbol, 0) - units
+            if left:
+                self.reserved_units[symbol] = left
+            else:
+                self.reserved_units.pop(symbol, None)
+
+    def apply_fill(self, fill: Fill) -> list[RoundTrip]:
+        """Move cash and position for one fill; return the round trips a sell closed."""
+        symbol = fill.symbol
+        notional = fill.qty * fill.price
+        self.fees_paid += fill.fee
+        if symbol not in self.last:
+            self.last[symbol] = fill.price
+        if fill.side is Side.BUY:
+            self.cash -= notional + fill.fee
+            self._add_units(symbol, fill.qty_units)
+            self._lots.setdefault(symbol, deque()).append(_Lot(fill))
+            return []
+        self.cash += notional - fill.fee
+        self._add_units(symbol, -fill.qty_units)
+        return self._close_lots(fill)
+
+    def _add_units(self, symbol: str, delta: int) -> None:
+        units = self.units.get(symbol, 0) + delta
+        if units:
+            self.units[symbol] = units
+        else:
+            self.units.pop(symbol, None)
+
+    def _close_lots(self, fill: Fill) -> list[RoundTrip]:
+        lots = self._lots.get(symbol := fill.symbol)
+        remaining = fill.qty_units
+        closed: list[RoundTrip] = []
+        while remaining and lots:
+            lot = lots[0]
+            matched = min(lot.remaining, remaining)
+            qty, fees, pnl, ret = match_round_trip(
+                lot.units, lot.price, lot.fee, fill.qty_units, fill.price, fill.fee, matched
+            )
+            trip = RoundTrip(symbol, "LONG", qty, lot.ts, lot.price, fill.ts, fill.price, fees,
+                             pnl, ret, lot.fill_seq, fill.fill_seq)
+            closed.append(trip)
+            self.realized_pnl += pnl
+            lot.remaining -= matched
+            remaining -= matched
+            if not lot.remaining:
+                lots.popleft()
+        if remaining:
+            raise AssertionError(
+                f"sell fill {fill.fill_seq} of {symbol} exceeds the open lots by {remaining} units;"
+                " the broker must reject sells beyond the position"
+            )
+        self.round_trips.extend(closed)
+        return closed

@@ -1,0 +1,1 @@
+"""Brokers: where orders go. Every broker follows the contract in ``base.py``."""

@@ -1,0 +1,304 @@
+"""Typed run configuration, loaded in layers: defaults < YAML file < env ``WB_*`` < ``--set``.
+
+Environment overrides use the prefix (``WB_`` by default) and ``__`` for nesting:
+``WB_COSTS__FEE_BPS=5`` sets ``costs.fee_bps``. ``--set costs.fee_bps=5`` does the same from the
+command line. Values from both are read as YAML scalars or lists (``5`` is a number, ``[A, B]`` a
+list). Unknown keys and bad values fail fast, naming the key, the layer that set it, and a fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from workbench.errors import ConfigError
+
+DEFAULT_ENV_PREFIX = "WB_"
+_GLOBAL_ENV_KEYS = {"WAREHOUSE", "DEBUG"}
+_TIMEFRAME = re.compile(r"^([1-9][0-9]*)([mhd])$")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Milliseconds in a whole-minute timeframe such as ``1m``, ``5m``, ``1h`` or ``1d``."""
+    match = _TIMEFRAME.match(timeframe)
+    if not match:
+        raise ValueError(
+            f"timeframe {timeframe!r} is not a whole number of minutes, hours or days "
+            "(examples: 1m, 5m, 15m, 1h, 4h, 1d)"
+        )
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def parse_when(value: str | date | datetime | None, what: str = "date") -> int | None:
+    """A date (``2024-01-01``) or ISO-8601 time as ms UTC; naive values are taken as UTC."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    else:
+        try:
+            dt = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ConfigError(
+                f"{what} {value!r} is not a date or ISO-8601 time",
+                fix="write it as 2024-01-31 or 2024-01-31T12:00:00Z",
+            ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunConfig(_Section):
+    name: str = "backtest"
+    seed: int = 0
+
+
+When = date | datetime | None
+
+
+class DataConfig(_Section):
+    symbols: Annotated[list[str], Field(min_length=1)] = ["BTCUSDT"]
+    timeframe: str = "1m"
+    gaps: Literal["fail", "forward", "none"] = "fail"
+    start: When = None
+    end: When = None
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        timeframe_ms(value)
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: list[str]) -> list[str]:
+        for symbol in value:
+            if not re.fullmatch(r"[A-Z0-9._-]{1,40}", symbol):
+                raise ValueError(f"symbol {symbol!r} should be upper-case letters and digits, "
+                                 "as the venue spells it (e.g. BTCUSDT)")
+        if len(set(value)) != len(value):
+            raise ValueError("symbols are listed more than once")
+        return value
+
+
+class StrategyConfig(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    class_path: str = Field("workbench.strategies.sma_cross:SmaCross", alias="class")
+    params: dict[str, Any] = {}
+
+    @field_validator("class_path")
+    @classmethod
+    def _class_path(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+            raise ValueError("write the strategy as `module:Class`, e.g. "
+                             "workbench.strategies.sma_cross:SmaCross")
+        return value
+
+
+class PortfolioConfig(_Section):
+    initial_cash: Annotated[float, Field(gt=0)] = 10_000.0
+    quote: str = "USDT"
+
+
+class CostsConfig(_Section):
+    enabled: bool = True
+    fee_bps: Annotated[float, Field(ge=0)] = 10.0
+    slippage_bps: Annotated[float, Field(ge=0)] = 5.0
+    spread_bps: Annotated[float, Field(ge=0)] = 0.0
+    min_notional: Annotated[float, Field(ge=0)] = 0.0
+    fill_at: Literal["close", "next_open"] = "close"
+
+
+class Config(_Section):
+    """The whole effective configuration of a run; frozen, hashed into the manifest."""
+
+    run: RunConfig = RunConfig()
+    data: DataConfig = DataConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
+    costs: CostsConfig = CostsConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+SECTIONS = tuple(Config.model_fields)
+
+
+# --- loading ----------------------------------------------------------------------------------
+class _Layers:
+    """Merges layers into one dict and remembers which layer set each key."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.origin: dict[tuple[str, ...], str] = {}
+
+    def merge(self, tree: Mapping[str, Any], origin: str, prefix: tuple[str, ...] = ()) -> None:
+        for key, value in tree.items():
+            self.set(prefix + (str(key),), value, origin)
+
+    def set(self, path: tuple[str, ...], value: Any, origin: str) -> None:
+        node = self.data
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(
+                    f"`{'.'.join(path)}` goes inside `{'.'.join(path[: i + 1])}`, "
+                    f"which is a {type(child).__name__}, not a section",
+                    where=origin,
+                    fix="check the key's spelling and nesting",
+                )
+            node = child
+        leaf = path[-1]
+        if isinstance(value, Mapping) and value:
+            for key, sub in value.items():
+                self.set(path + (str(key),), sub, origin)
+            return
+        node[leaf] = copy.deepcopy(value)
+        self.origin[path] = origin
+
+    def origin_of(self, path: tuple[str, ...]) -> str:
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.origin:
+                return self.origin[path[:n]]
+        return "defaults"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {str(path)!r} not found",
+            fix="check the path; example configs live in configs/ (e.g. configs/sma_demo.yaml)",
+        )
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"invalid YAML: {exc.problem}", where=where,
+                          fix="fix the YAML syntax at that place") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"the top level is a {type(tree).__name__}, not a mapping",
+                          where=str(path), fix="start the file with sections such as `data:`")
+    return tree
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _env_layer(env: Mapping[str, str], prefix: str) -> list[tuple[tuple[str, ...], Any, str]]:
+    out = []
+    for name in sorted(env):
+        if not name.startswith(prefix):
+            continue
+        rest = name[len(prefix):]
+        if rest in _GLOBAL_ENV_KEYS or not rest:
+            continue
+        path = tuple(part.lower() for part in rest.split("__"))
+        if path[0] not in SECTIONS:
+            close = difflib.get_close_matches(path[0], SECTIONS, n=1, cutoff=0.75)
+            if close:
+                raise ConfigError(
+                    f"environment variable {name} names an unknown section `{path[0]}`",
+                    fix=f"did you mean {prefix}{close[0].upper()}__...?",
+                )
+            continue  # not ours (secrets and other tools share the prefix)
+        out.append((path, _scalar(env[name]), f"env {name}"))
+    return out
+
+
+def _set_layer(overrides: Iterable[str]) -> list[tuple[tuple[str, ...], Any, str]]:
+    out = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
+            raise ConfigError(f"--set expects KEY=VALUE with a dotted key, got {item!r}",
+                              fix="for example: --set costs.fee_bps=5")
+        out.append((tuple(key.split(".")), _scalar(value), f"--set {item}"))
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    *,
+    env: Mapping[str, str] | None = None,
+    env_prefix: str = DEFAULT_ENV_PREFIX,
+    base: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the effective config from defaults, a YAML file, the environment and ``--set``."""
+    layers = _Layers()
+    if base:
+        layers.merge(base, "config dict")
+    if path is not None:
+        layers.merge(_read_yaml(Path(path)), str(path))
+    for key, value, origin in _env_layer(os.environ if env is None else env, env_prefix):
+        layers.set(key, value, origin)
+    for key, value, origin in _set_layer(overrides):
+        layers.set(key, value, origin)
+    return validate(layers.data, layers)
+
+
+def validate(tree: Mapping[str, Any], layers: _Layers | None = None) -> Config:
+    """Validate a config tree; raise ConfigError naming the first bad key and who set it."""
+    try:
+        return Config.model_validate(tree)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(str(p) for p in err["loc"])
+        origin = layers.origin_of(loc) if layers else "config"
+        dotted = ".".join(loc)
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(loc[:-1])
+            close = difflib.get_close_matches(loc[-1], known, n=1)
+            hint = f"did you mean `{close[0]}`? " if close else ""
+            raise ConfigError(f"unknown key `{dotted}`", where=origin,
+                              fix=f"{hint}known keys here: {', '.join(known)}") from None
+        raise ConfigError(f"`{dotted}`: {err['msg']} (got {err.get('input')!r})", where=origin,
+                          fix=f"set `{dotted}` to a valid value") from None
+
+
+def _known_keys(loc: tuple[str, ...]) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        model = field.annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]

@@ -1,0 +1,202 @@
+"""The one step both loops share: bar -> strategy -> risk -> journal -> broker -> books.
+
+The backtest loop and the live loop differ only in their clock, feed and broker; both hand each
+closed bar to ``Step.on_bar``. Nothing here knows the mode.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from workbench.book import Book
+from workbench.brokers.base import Broker
+from workbench.engine.journal import Journal
+from workbench.errors import StrategyError
+from workbench.model import (
+    QTY_SCALE,
+    Bar,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    ms_to_iso,
+    qty_to_units,
+)
+from workbench.strategy import Context, Strategy
+
+RiskCheck = Callable[[Order], "Any | None"]
+
+
+class Step:
+    """Wires a strategy to a broker through the books, the journal and (optionally) risk.
+
+    ``risk`` is any object with ``check(order, book) -> block | None`` and
+    ``record(order, block)``; a block turns the order BLOCKED before any broker sees it.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        broker: Broker,
+        book: Book,
+        journal: Journal,
+        *,
+        run_id: str,
+        timeframe_ms: int,
+        seed: int = 0,
+        risk: Any = None,
+    ) -> None:
+        self.strategy = strategy
+        self.broker = broker
+        self.book = book
+        self.journal = journal
+        self.risk = risk
+        self.run_id = run_id
+        self.timeframe_ms = timeframe_ms
+        self.ctx = Context(self, timeframe_ms, seed)
+        self.bar_ts = 0
+        self.order_seq = 0
+        self.fill_seq = 0
+        self._open: dict[int, Order] = {}
+        self._on_bar = strategy.on_bar
+        self._bar: Bar | None = None
+        broker.bind(self, book)
+
+    # --- the loop calls these ---------------------------------------------------------------
+    def start(self, now: int) -> None:
+        self.ctx.now = now
+        self._call("on_start", self.strategy.on_start, self.ctx)
+
+    def on_bar(self, bar: Bar) -> None:
+        ctx = self.ctx
+        ctx.now = bar.ts + self.timeframe_ms
+        self.bar_ts = bar.ts
+        self._bar = bar
+        self.book.last[bar.symbol] = bar.close
+        broker = self.broker
+        if broker.pending:
+            broker.on_bar(bar)
+        try:
+            intents = self._on_bar(ctx, bar)
+        except StrategyError:
+            raise
+        except Exception as exc:
+            raise self._strategy_error("on_bar", exc) from exc
+        if intents:
+            self._submit_all(intents)
+
+    def stop(self) -> None:
+        self._call("on_stop", self.strategy.on_stop, self.ctx)
+
+    # --- the strategy calls these through its Context ---------------------------------------
+    def submit(self, intent: OrderIntent) -> Order:
+        if not isinstance(intent, OrderIntent):
+            raise self._strategy_error(
+                "submit", TypeError(f"expected an OrderIntent, got {type(intent).__name__}")
+            )
+        self.order_seq += 1
+        seq = self.order_seq
+        now = self.ctx.now
+        order = Order(
+            order_seq=seq,
+            client_order_id=f"{self.run_id}-{seq}",
+            symbol=intent.symbol,
+            side=intent.side,
+            type=intent.type,
+            qty=intent.qty,
+            qty_units=qty_to_units(intent.qty),
+            limit_price=intent.limit_price,
+            ts=now,
+            bar_ts=self.bar_ts,
+            expire_after_bars=intent.expire_after_bars,
+            reduce_only=intent.reduce_only,
+            tag=intent.tag,
+            updated_ts=now,
+        )
+        self.journal.order(order)
+        self.journal.event(order, OrderStatus.NEW, None, now)
+        self._open[seq] = order
+        if self.risk is not None:
+            block = self.risk.check(order, self.book)
+            if block is not None:
+                self.risk.record(order, block, now)
+                self.order_status(order, OrderStatus.BLOCKED, block.reason_code)
+                return order
+        self.broker.submit(order)
+        return order
+
+    def cancel(self, order: Order) -> bool:
+        if order.order_seq not in self._open:
+            return False
+        return self.broker.cancel(order)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        return [o for o in self._open.values() if symbol is None or o.symbol == symbol]
+
+    # --- the broker reports through these (OrderSink) ---------------------------------------
+    def order_status(self, order: Order, status: OrderStatus, reason: str | None = None) -> None:
+        now = self.ctx.now
+        order.status = status
+        order.reason = reason
+        order.updated_ts = now
+        self.journal.event(order, status, reason, now)
+        if status.terminal:
+            self._open.pop(order.order_seq, None)
+            if status is OrderStatus.REJECTED or status is OrderStatus.BLOCKED:
+                self._call("on_reject", self.strategy.on_reject, self.ctx, order)
+
+    def order_fill(self, order: Order, units: int, price: float, fee: float) -> None:
+        self.fill_seq += 1
+        fill = Fill(
+            fill_seq=self.fill_seq,
+            order_seq=order.order_seq,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=units / QTY_SCALE,
+            qty_units=units,
+            price=price,
+            fee=fee,
+            ts=self.ctx.now,
+            bar_ts=self.bar_ts,
+        )
+        self.book.apply_fill(fill)
+        self.journal.fill(fill)
+        order.filled_units += units
+        done = order.filled_units >= order.qty_units
+        self.order_status(order, OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED)
+        self._call("on_fill", self.strategy.on_fill, self.ctx, fill)
+
+    # --- internals --------------------------------------------------------------------------
+    def _submit_all(self, intents: Any) -> None:
+        try:
+            items = list(intents)
+        except TypeError:
+            raise self._strategy_error(
+                "on_bar", TypeError(f"on_bar returned {type(intents).__name__}; return a list "
+                                    "of OrderIntent, or None")
+            ) from None
+        for intent in items:
+            self.submit(intent)
+
+    def _call(self, hook: str, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except StrategyError:
+            raise
+        except Exception as exc:
+            raise self._strategy_error(hook, exc) from exc
+
+    def _strategy_error(self, hook: str, exc: BaseException) -> StrategyError:
+        name = type(self.strategy).__name__
+        frames = traceback.extract_tb(exc.__traceback__)
+        origin = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+        bar = self._bar
+        at = f" at {bar.symbol} {ms_to_iso(bar.ts)}" if bar is not None else ""
+        return StrategyError(
+            f"strategy {name} raised {type(exc).__name__} in {hook}{at}: {exc}{origin}",
+            fix="fix the strategy and run again; the run was marked failed and nothing else "
+                "was written",
+        )

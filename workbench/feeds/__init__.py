@@ -1,0 +1,1 @@
+"""Where bars come from: files (ingest), the warehouse (backtests), the venue (live)."""

@@ -1,0 +1,196 @@
+"""Quality control of bar series, on ingest and again when a backtest reads bars.
+
+Errors refuse the data under every gap policy: duplicate, non-increasing or misaligned
+timestamps, broken OHLC, NaN or infinite values, negative volume. Gaps depend on the policy:
+``fail`` refuses, ``forward`` inserts flat bars at the previous close with volume 0 (marked
+``filled``), ``none`` keeps the data as is. Every finding is returned, to be logged and recorded
+in ``qc_events``; corrupt data is worse than no data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from workbench.model import ms_to_iso
+
+GapPolicy = Literal["fail", "forward", "none"]
+GAP_POLICIES: tuple[GapPolicy, ...] = ("fail", "forward", "none")
+
+
+@dataclass
+class BarSeries:
+    """Columns of one symbol's bars, ts in ms UTC (bar open time), ascending once checked."""
+
+    symbol: str
+    timeframe_ms: int
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    trades: np.ndarray | None = None
+    filled: np.ndarray | None = None
+    source: str | None = None
+    rows: np.ndarray | None = None  # 1-based row of each bar in its file, for error messages
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @property
+    def filled_mask(self) -> np.ndarray:
+        return self.filled if self.filled is not None else np.zeros(len(self.ts), dtype=bool)
+
+    def take(self, index: np.ndarray) -> BarSeries:
+        pick = lambda a: None if a is None else a[index]  # noqa: E731
+        return BarSeries(self.symbol, self.timeframe_ms, self.ts[index], self.open[index],
+                         self.high[index], self.low[index], self.close[index],
+                         self.volume[index], pick(self.trades), pick(self.filled), self.source,
+                         pick(self.rows))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One QC finding. ``severity`` is ``error`` (refuses the data) or ``warning``."""
+
+    rule: str
+    severity: str
+    symbol: str
+    detail: str
+    row: int | None = None
+    ts: int | None = None
+    file: str | None = None
+    action: str = "refused"
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        where = [self.file] if self.file else []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        elif self.ts is not None:
+            where.append(f"{self.symbol} {ms_to_iso(self.ts)}")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.detail}" if prefix else self.detail
+
+
+@dataclass
+class QcReport:
+    series: BarSeries
+    findings: list[Finding]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def gaps(self) -> list[Finding]:
+        return [f for f in self.findings if f.rule == "gap"]
+
+    @property
+    def filled_bars(self) -> int:
+        return int(self.series.filled_mask.sum())
+
+
+def check_rows(s: BarSeries, file: str | None = None) -> list[Finding]:
+    """Row-level findings, all errors: values, OHLC sanity, ordering, alignment."""
+    out: list[Finding] = []
+    rows = s.rows if s.rows is not None else np.arange(1, len(s) + 1)
+
+    def add(rule: str, mask: np.ndarray, text: Any, data: Any = None) -> None:
+        for i in np.flatnonzero(mask):
+            out.append(Finding(rule, "error", s.symbol, text(i), int(rows[i]), int(s.ts[i]),
+                               file, "refused", data(i) if data else {}))
+
+    cols = {"open": s.open, "high": s.high, "low": s.low, "close": s.close, "volume": s.volume}
+    bad_value = np.zeros(len(s), dtype=bool)
+    for name, col in cols.items():
+        mask = ~np.isfinite(col)
+        bad_value |= mask
+        add("nan", mask, lambda i, n=name, c=col: f"{n} is {c[i]!r}, not a finite number")
+    ok = ~bad_value
+    add("negative_volume", ok & (s.volume < 0), lambda i: f"volume {s.volume[i]!r} is negative")
+    top = np.maximum(s.open, s.close)
+    bottom = np.minimum(s.open, s.close)
+    high_bad = ok & (s.high < top)
+    add("ohlc", high_bad,
+        lambda i: f"high {s.high[i]!r} is below max(open {s.open[i]!r}, close {s.close[i]!r})")
+    add("ohlc", ok & ~high_bad & (s.low > bottom),
+        lambda i: f"low {s.low[i]!r} is above min(open {s.open[i]!r}, close {s.close[i]!r})")
+    tf = s.timeframe_ms
+    add("misaligned", s.ts % tf != 0,
+        lambda i: f"ts {ms_to_iso(int(s.ts[i]))} is not a whole multiple of the timeframe "
+                  f"({tf // 60000}m) since the Unix epoch")
+    if len(s) > 1:
+        diff = np.diff(s.ts)
+        dup = np.concatenate([[False], diff == 0])
+        add("duplicate", dup, lambda i: f"ts {ms_to_iso(int(s.ts[i]))} repeats row {rows[i-1]}")
+        back = np.concatenate([[False], diff < 0])
+        add("non_increasing", back,
+            lambda i: f"ts {ms_to_iso(int(s.ts[i]))} is before the previous row's "
+                      f"{ms_to_iso(int(s.ts[i - 1]))}")
+    return out
+
+
+def find_gaps(s: BarSeries) -> tuple[np.ndarray, np.ndarray]:
+    """Positions i where bars are missing between row i and i+1, and how many are missing."""
+    if len(s) < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    diff = np.diff(s.ts)
+    idx = np.flatnonzero(diff > s.timeframe_ms)
+    return idx, diff[idx] // s.timeframe_ms - 1
+
+
+def apply_gap_policy(s: BarSeries, policy: GapPolicy, file: str | None = None) -> QcReport:
+    """Find the gaps of an ordered, aligned series and apply the policy to them."""
+    if policy not in GAP_POLICIES:
+        raise ValueError(f"unknown gap policy {policy!r}; use one of {GAP_POLICIES}")
+    idx, missing = find_gaps(s)
+    tf = s.timeframe_ms
+    severity = "error" if policy == "fail" else "warning"
+    action = {"fail": "refused", "forward": "filled", "none": "kept"}[policy]
+    findings = []
+    for i, m in zip(idx.tolist(), missing.tolist(), strict=True):
+        first, last = int(s.ts[i]) + tf, int(s.ts[i + 1]) - tf
+        findings.append(Finding(
+            "gap", severity, s.symbol,
+            f"{s.symbol}: {m} missing bar{'s' if m > 1 else ''} from {ms_to_iso(first)} "
+            f"to {ms_to_iso(last)}",
+            None, first, file, action,
+            {"from": ms_to_iso(first), "to": ms_to_iso(last), "missing_bars": m},
+        ))
+    if policy != "forward" or not len(idx):
+        return QcReport(s, findings)
+    return QcReport(_forward_fill(s, idx, missing), findings)
+
+
+def _forward_fill(s: BarSeries, idx: np.ndarray, missing: np.ndarray) -> BarSeries:
+    counts = np.ones(len(s), dtype=np.int64)
+    counts[idx] += missing
+    src = np.repeat(np.arange(len(s)), counts)
+    starts = np.cumsum(counts) - counts
+    step = np.arange(len(src)) - np.repeat(starts, counts)
+    fill = step > 0
+    ts = s.ts[src] + step * s.timeframe_ms
+    close = s.close[src]
+
+    def col(a: np.ndarray) -> np.ndarray:
+        return np.where(fill, close, a[src])
+
+    trades = None
+    if s.trades is not None:
+        trades = np.where(fill, 0, s.trades[src])
+    was_filled = s.filled_mask[src] & ~fill
+    return BarSeries(s.symbol, s.timeframe_ms, ts, col(s.open), col(s.high), col(s.low), close,
+                     np.where(fill, 0.0, s.volume[src]), trades, was_filled | fill, s.source,
+                     None if s.rows is None else np.where(fill, 0, s.rows[src]))
+
+
+def summarize(findings: list[Finding], limit: int = 5) -> str:
+    """The first ``limit`` findings, one per line, and a count of the rest."""
+    lines = [f.describe() for f in findings[:limit]]
+    if len(findings) > limit:
+        lines.append(f"... and {len(findings) - limit} more")
+    return "\n       ".join(lines)

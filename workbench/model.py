@@ -1,0 +1,224 @@
+"""Bars, order intents, orders and fills: plain data, no I/O.
+
+Timestamps inside the loop are int64 milliseconds since the Unix epoch, UTC. A bar's ``ts`` is
+its open time (as Binance labels klines); it is known at ``ts + timeframe``.
+
+Quantities are held by the books as integer units of ``QTY_QUANTUM`` (1e-8, Binance's finest lot
+step), so positions add up exactly; the API speaks floats (see adr/0002).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+QTY_SCALE = 100_000_000
+QTY_QUANTUM = 1.0 / QTY_SCALE
+
+
+def qty_to_units(qty: float) -> int:
+    """Quantity as integer units of 1e-8 (rounded to the nearest unit)."""
+    return round(qty * QTY_SCALE)
+
+
+def units_to_qty(units: int) -> float:
+    return units / QTY_SCALE
+
+
+def ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def ms_to_iso(ms: int) -> str:
+    """ISO-8601 UTC with millisecond precision and a ``Z``: ``2024-01-01T00:01:00.000Z``."""
+    seconds, millis = divmod(ms, 1000)
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+
+
+class OrderStatus(StrEnum):
+    NEW = "NEW"
+    SUBMITTED = "SUBMITTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    BLOCKED = "BLOCKED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.BLOCKED}
+)
+
+
+class Mode(StrEnum):
+    BACKTEST = "backtest"
+    SHADOW = "shadow"
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class Bar:
+    """One closed OHLCV bar of one symbol. ``ts`` is the open time in ms UTC."""
+
+    __slots__ = ("close", "high", "low", "open", "symbol", "ts", "volume")
+
+    def __init__(
+        self,
+        symbol: str,
+        ts: int,
+        open: float,
+        high: float,
+        low: float,
+        close: float,
+        volume: float,
+    ) -> None:
+        self.symbol = symbol
+        self.ts = ts
+        self.open = open
+        self.high = high
+        self.low = low
+        self.close = close
+        self.volume = volume
+
+    @property
+    def dt(self) -> datetime:
+        return ms_to_dt(self.ts)
+
+    def __repr__(self) -> str:
+        return (
+            f"Bar({self.symbol} {ms_to_iso(self.ts)} o={self.open!r} h={self.high!r} "
+            f"l={self.low!r} c={self.close!r} v={self.volume!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Bar):
+            return NotImplemented
+        return all(getattr(self, s) == getattr(other, s) for s in Bar.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What a strategy wants: buy or sell ``qty`` of ``symbol``, at market or at a limit.
+
+    A limit order lives until filled or cancelled, or for ``expire_after_bars`` bars of its
+    symbol when set. ``reduce_only`` marks an order that may only shrink a position.
+    """
+
+    symbol: str
+    side: Side
+    qty: float
+    type: OrderType = OrderType.MARKET
+    limit_price: float | None = None
+    expire_after_bars: int | None = None
+    reduce_only: bool = False
+    tag: str | None = None
+
+    def __post_init__(self) -> None:
+        problem = self.problem()
+        if problem:
+            raise ValueError(f"invalid order intent {self!r}: {problem}")
+
+    def problem(self) -> str | None:
+        if not isinstance(self.symbol, str) or not self.symbol:
+            return "symbol must be a non-empty string"
+        if self.side not in (Side.BUY, Side.SELL):
+            return "side must be Side.BUY or Side.SELL"
+        if not (isinstance(self.qty, int | float) and math.isfinite(self.qty) and self.qty > 0):
+            return f"qty must be a positive finite number, got {self.qty!r}"
+        if qty_to_units(self.qty) == 0:
+            return f"qty {self.qty!r} is below the quantity quantum 1e-8"
+        if self.type is OrderType.LIMIT:
+            lp = self.limit_price
+            if lp is None or not (math.isfinite(lp) and lp > 0):
+                return f"a limit order needs a positive finite limit_price, got {lp!r}"
+        elif self.limit_price is not None:
+            return "a market order takes no limit_price"
+        if self.expire_after_bars is not None and self.expire_after_bars < 1:
+            return f"expire_after_bars must be >= 1, got {self.expire_after_bars!r}"
+        return None
+
+    @classmethod
+    def market(cls, symbol: str, side: Side | str, qty: float, **kw: object) -> OrderIntent:
+        return cls(symbol, Side(side), qty, OrderType.MARKET, **kw)  # type: ignore[arg-type]
+
+    @classmethod
+    def limit(
+        cls, symbol: str, side: Side | str, qty: float, price: float, **kw: object
+    ) -> OrderIntent:
+        return cls(symbol, Side(side), qty, OrderType.LIMIT, price, **kw)  # type: ignore[arg-type]
+
+
+@dataclass(slots=True, eq=False)
+class Order:
+    """An intent the engine has taken on, with its state. ``order_seq`` counts from 1 per run."""
+
+    order_seq: int
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: float
+    qty_units: int
+    limit_price: float | None
+    ts: int
+    bar_ts: int
+    expire_after_bars: int | None = None
+    reduce_only: bool = False
+    tag: str | None = None
+    status: OrderStatus = OrderStatus.NEW
+    reason: str | None = None
+    filled_units: int = 0
+    bars_seen: int = 0
+    updated_ts: int = 0
+    meta: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def filled_qty(self) -> float:
+        return units_to_qty(self.filled_units)
+
+    @property
+    def is_open(self) -> bool:
+        return not self.status.terminal
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution. ``fee`` is in the quote currency, on the fill's notional.
+
+    ``ts`` is when the engine learned of the fill (the bar's close time in a backtest);
+    ``bar_ts`` is the open time of the bar it executed on.
+    """
+
+    fill_seq: int
+    order_seq: int
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    qty_units: int
+    price: float
+    fee: float
+    ts: int
+    bar_ts: int
+
+    @property
+    def notional(self) -> float:
+        return self.qty * self.price

@@ -1,0 +1,65 @@
+"""SMA cross: long when the fast simple moving average crosses above the slow one, flat below.
+
+The contract, exactly: the SMA of n at a bar is ``math.fsum`` of the last n closes as stored
+(float64) divided by n, defined once n bars of the symbol are seen. A cross up at bar t (both SMAs
+defined at t-1 and t) is ``fast[t-1] <= slow[t-1] and fast[t] > slow[t]``: if flat, market buy
+``qty``. A cross down is ``fast[t-1] >= slow[t-1] and fast[t] < slow[t]``: if long, market sell
+the whole position. Each symbol keeps its own SMAs and position and trades on its own bars.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from math import fsum
+from typing import Annotated
+
+from pydantic import Field
+
+from workbench.model import Bar, OrderIntent, Side
+from workbench.strategy import Context, Strategy
+
+
+class _Sma:
+    __slots__ = ("fast", "prev_fast", "prev_slow", "slow")
+
+    def __init__(self, fast: int, slow: int) -> None:
+        self.fast: deque[float] = deque(maxlen=fast)
+        self.slow: deque[float] = deque(maxlen=slow)
+        self.prev_fast: float | None = None
+        self.prev_slow = 0.0
+
+
+class SmaCross(Strategy):
+    """Buy ``qty`` on a fast-over-slow SMA cross up when flat; sell all on a cross down."""
+
+    fast: Annotated[int, Field(ge=1)] = 10
+    slow: Annotated[int, Field(ge=1)] = 30
+    qty: Annotated[float, Field(gt=0)] = 0.01
+
+    def on_start(self, ctx: Context) -> None:
+        self._state: dict[str, _Sma] = {}
+
+    def on_bar(self, ctx: Context, bar: Bar) -> list[OrderIntent] | None:
+        st = self._state.get(bar.symbol)
+        if st is None:
+            st = self._state[bar.symbol] = _Sma(self.fast, self.slow)
+        close = bar.close
+        fq, sq = st.fast, st.slow
+        fq.append(close)
+        sq.append(close)
+        if len(sq) < self.slow or len(fq) < self.fast:
+            return None
+        f = fsum(fq) / self.fast
+        s = fsum(sq) / self.slow
+        pf, ps = st.prev_fast, st.prev_slow
+        st.prev_fast, st.prev_slow = f, s
+        if pf is None:
+            return None
+        if pf <= ps and f > s:
+            if ctx.position(bar.symbol) == 0:
+                return [OrderIntent(bar.symbol, Side.BUY, self.qty)]
+        elif pf >= ps and f < s:
+            held = ctx.position(bar.symbol)
+            if held > 0:
+                return [OrderIntent(bar.symbol, Side.SELL, held)]
+        return None

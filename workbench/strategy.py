@@ -1,0 +1,152 @@
+"""The Strategy base class and the Context a strategy sees.
+
+A strategy declares its parameters as annotated class attributes with defaults::
+
+    class Breakout(Strategy):
+        lookback: int = 20
+        qty: float = 0.01
+
+        def on_bar(self, ctx, bar):
+            ...
+
+``Breakout(lookback=30)`` validates the parameters (types, unknown names with a "did you mean").
+The strategy sees the current bar and its own state only: no future bars, no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import difflib
+import random
+import typing
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pydantic
+
+from workbench.errors import ConfigError
+from workbench.model import Bar, Fill, Order, OrderIntent, ms_to_dt
+
+if TYPE_CHECKING:
+    from workbench.engine.step import Step
+
+
+class Strategy:
+    """Base class: override ``on_bar`` and, when needed, the other hooks."""
+
+    _params_model: ClassVar[type[pydantic.BaseModel] | None] = None
+
+    def __init__(self, **params: Any) -> None:
+        values = type(self).validate_params(params)
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    # --- parameters -------------------------------------------------------------------------
+    @classmethod
+    def param_names(cls) -> list[str]:
+        return list(cls._param_fields())
+
+    @classmethod
+    def _param_fields(cls) -> dict[str, tuple[Any, Any]]:
+        fields: dict[str, tuple[Any, Any]] = {}
+        for klass in reversed(cls.__mro__):
+            if klass is object or not issubclass(klass, Strategy):
+                continue
+            hints = typing.get_type_hints(klass, include_extras=True)
+            for name in klass.__dict__.get("__annotations__", {}):
+                hint = hints.get(name)
+                if name.startswith("_") or typing.get_origin(hint) is ClassVar:
+                    continue
+                default = klass.__dict__.get(name, ...)
+                fields[name] = (hint, default)
+        return fields
+
+    @classmethod
+    def validate_params(cls, params: dict[str, Any], where: str = "strategy.params") -> dict:
+        """Check ``params`` against the declared parameters; return them typed and complete."""
+        fields = cls._param_fields()
+        unknown = [k for k in params if k not in fields]
+        if unknown:
+            name = unknown[0]
+            close = difflib.get_close_matches(name, list(fields), n=1)
+            hint = f"did you mean `{close[0]}`? " if close else ""
+            known = ", ".join(fields) or "(none)"
+            raise ConfigError(
+                f"unknown parameter `{name}` for strategy {cls.__name__}",
+                where=f"{where}.{name}",
+                fix=f"{hint}{cls.__name__} takes: {known}",
+            )
+        if cls.__dict__.get("_params_model") is None:
+            cls._params_model = pydantic.create_model(  # type: ignore[call-overload]
+                f"{cls.__name__}Params",
+                __config__=pydantic.ConfigDict(extra="forbid", strict=False),
+                **fields,
+            )
+        model = cls.__dict__["_params_model"]
+        try:
+            validated = model.model_validate(params)
+        except pydantic.ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(
+                f"{err['msg']} (got {err.get('input')!r})",
+                where=f"{where}.{key}",
+                fix=f"set `{key}` to a valid value for {cls.__name__}",
+            ) from None
+        return dict(validated)
+
+    # --- hooks ------------------------------------------------------------------------------
+    def on_start(self, ctx: Context) -> None:
+        """Called once before the first bar."""
+
+    def on_bar(self, ctx: Context, bar: Bar) -> Iterable[OrderIntent] | None:
+        """Called for every closed bar; return intents or call ``ctx.submit``."""
+        return None
+
+    def on_fill(self, ctx: Context, fill: Fill) -> None:
+        """Called after each fill has been applied to the books."""
+
+    def on_reject(self, ctx: Context, order: Order) -> None:
+        """Called when an order ends REJECTED (broker) or BLOCKED (risk); see ``order.reason``."""
+
+    def on_stop(self, ctx: Context) -> None:
+        """Called once after the last bar."""
+
+
+class Context:
+    """What a strategy may see and do. ``now`` is ms UTC: the current bar's close time."""
+
+    __slots__ = ("_step", "book", "now", "random", "timeframe_ms")
+
+    def __init__(self, step: Step, timeframe_ms: int, seed: int) -> None:
+        self._step = step
+        self.book = step.book
+        self.now = 0
+        self.timeframe_ms = timeframe_ms
+        self.random = random.Random(seed)
+
+    @property
+    def now_dt(self) -> datetime:
+        return ms_to_dt(self.now)
+
+    @property
+    def cash(self) -> float:
+        return self.book.cash
+
+    @property
+    def equity(self) -> float:
+        return self.book.equity()
+
+    def position(self, symbol: str) -> float:
+        return self.book.units.get(symbol, 0) / 100_000_000
+
+    def submit(self, intent: OrderIntent) -> Order:
+        """Send an intent through risk to the broker; returns the order (the cancel handle)."""
+        return self._step.submit(intent)
+
+    def cancel(self, order: Order) -> bool:
+        """Ask to cancel an open order; False when it had already ended."""
+        return self._step.cancel(order)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        return self._step.open_orders(symbol)

@@ -1,0 +1,1 @@
+"""The DuckDB warehouse: connection rules, migrations, versioned views, bulk I/O."""

@@ -1,0 +1,96 @@
+"""Who opens the DuckDB file, and how (DESIGN 5.3).
+
+* Backtests and ingests open it read-write for the length of the job (``open_rw``), which also
+  applies pending migrations.
+* Notebooks and ``workbench sql`` read through ``read``/``open_ro``: open read-only, run, close.
+  DuckDB lets one process write, and a reader blocks a writer too, so both retry with backoff
+  while another process holds the file, then say who holds it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from workbench.errors import WarehouseError
+
+DEFAULT_PATH = Path("warehouse") / "workbench.duckdb"
+_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
+
+
+def resolve_path(path: str | Path | None = None, env_prefix: str = "WB_") -> Path:
+    """``path``, else ``$WB_WAREHOUSE``, else ``warehouse/workbench.duckdb``."""
+    if path:
+        return Path(path)
+    env = os.environ.get(f"{env_prefix}WAREHOUSE")
+    return Path(env) if env else DEFAULT_PATH
+
+
+def _connect(path: Path, read_only: bool, wait_s: float) -> Any:
+    delay, deadline = 0.05, time.monotonic() + wait_s
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            holder = _HOLDER.search(str(exc))
+            if holder is None and "lock" not in str(exc).lower():
+                raise WarehouseError(f"cannot open the warehouse: {exc}", where=str(path),
+                                     fix="check the file is a DuckDB 2.0 database") from None
+            if time.monotonic() >= deadline:
+                who = (f"process {holder.group(2)} ({holder.group(1)})" if holder
+                       else "another process")
+                raise WarehouseError(
+                    f"the warehouse is held by {who}",
+                    where=str(path),
+                    fix="wait for that job to finish (DuckDB allows one writer, and a reader "
+                        "blocks it), or point --warehouse at another file",
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def open_rw(path: str | Path | None = None, *, wait_s: float = 10.0) -> Any:
+    """Open read-write, creating the file and applying migrations as needed."""
+    from workbench.warehouse import migrations
+
+    target = resolve_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    con = _connect(target, False, wait_s)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        migrations.apply(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def open_ro(path: str | Path | None = None, *, wait_s: float = 10.0) -> Any:
+    """Open read-only; the file must exist."""
+    target = resolve_path(path)
+    if not target.is_file():
+        raise WarehouseError(
+            "no warehouse here yet", where=str(target),
+            fix="create one with `workbench ingest FILE --symbol SYMBOL` (or `make demo`), "
+                "or pass --warehouse PATH",
+        )
+    con = _connect(target, True, wait_s)
+    con.execute("set TimeZone = 'UTC'")
+    return con
+
+
+@contextmanager
+def reading(path: str | Path | None = None, *, wait_s: float = 10.0) -> Iterator[Any]:
+    """A read-only connection that is closed when the block ends."""
+    con = open_ro(path, wait_s=wait_s)
+    try:
+        yield con
+    finally:
+        con.close()

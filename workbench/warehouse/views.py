@@ -1,0 +1,247 @@
+"""Versioned SQL views: one view per file under ``sql/views/<layer>/<name>.sql``.
+
+Each file starts with a header::
+
+    -- name: acct.equity_curve
+    -- version: 2
+    -- description: cash + marked positions per run per bar
+
+The body is parsed with sqlglot (DuckDB dialect). A view's fingerprint is the sha256 of its
+normalised query (so reformatting or comments are not a change) plus its parents' fingerprints
+(so a change upstream changes everything downstream). ``sql/views.lock`` (committed) records each
+view's name, version and fingerprint and the sqlglot version that computed them; it is the
+authority. ``check`` refuses a changed fingerprint whose version was not bumped; ``lock``
+rewrites the lock after a bump; ``deploy`` creates the views in a warehouse and records the
+deployed versions in ``view_versions``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from workbench.errors import WarehouseError
+from workbench.warehouse.paths import sql_dir
+
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+_HEADER = re.compile(r"^--\s*(name|version|description):\s*(.*?)\s*$")
+LAYERS = ("acct", "rpt")
+
+
+@dataclass
+class View:
+    name: str
+    version: int
+    description: str
+    path: Path
+    body: str
+    ast: exp.Expression
+    parents: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+
+    @property
+    def schema(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def normalized(self) -> str:
+        return str(self.ast.sql(dialect="duckdb", normalize=True, comments=False))
+
+
+def views_dir() -> Path:
+    return sql_dir() / "views"
+
+
+def lock_path() -> Path:
+    return sql_dir() / "views.lock"
+
+
+def _parse_file(path: Path, root: Path) -> View:
+    text = path.read_text(encoding="utf-8")
+    rel = path.relative_to(root)
+    expected = f"{rel.parent.as_posix().replace('/', '.')}.{path.stem}"
+    header: dict[str, str] = {}
+    body_lines = []
+    in_header = True
+    for line in text.splitlines():
+        match = _HEADER.match(line) if in_header else None
+        if match:
+            header[match.group(1)] = match.group(2)
+            continue
+        if in_header and line.strip().startswith("--"):
+            continue
+        in_header = in_header and not line.strip()
+        body_lines.append(line)
+    for key in ("name", "version", "description"):
+        if key not in header:
+            raise WarehouseError(f"the view header lacks `-- {key}:`", where=str(path),
+                                 fix="start the file with -- name:, -- version:, -- description:")
+    if header["name"] != expected:
+        raise WarehouseError(
+            f"the header names the view {header['name']!r} but its path says {expected!r}",
+            where=str(path), fix=f"set `-- name: {expected}` or move the file",
+        )
+    if not header["version"].isdigit() or int(header["version"]) < 1:
+        raise WarehouseError(f"version {header['version']!r} is not a positive integer",
+                             where=str(path), fix="write `-- version: 1` (then 2, 3, ...)")
+    body = "\n".join(body_lines).strip().rstrip(";")
+    try:
+        statements = [s for s in sqlglot.parse(body, read="duckdb") if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise WarehouseError(f"the query does not parse: {exc}", where=str(path),
+                             fix="fix the SQL (DuckDB dialect)") from None
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise WarehouseError("a view file holds exactly one query (select ... from final)",
+                             where=str(path), fix="remove other statements")
+    return View(header["name"], int(header["version"]), header["description"], path, body,
+                statements[0])
+
+
+def discover(root: Path | None = None) -> list[View]:
+    """All views, parsed, with parents resolved, in dependency order, fingerprinted."""
+    root = root or views_dir()
+    views = {}
+    for path in sorted(root.glob("*/*.sql")):
+        view = _parse_file(path, root)
+        if view.schema not in LAYERS:
+            raise WarehouseError(f"unknown layer {view.schema!r}", where=str(path),
+                                 fix=f"put views under one of: {', '.join(LAYERS)}")
+        views[view.name] = view
+    for view in views.values():
+        refs = {f"{t.db}.{t.name}".lower() for t in view.ast.find_all(exp.Table) if t.db}
+        view.parents = sorted(r for r in refs if r in views)
+    try:
+        order = list(TopologicalSorter({n: v.parents for n, v in views.items()}).static_order())
+    except CycleError as exc:
+        raise WarehouseError(f"views depend on each other in a cycle: {exc.args[1]}",
+                             fix="break the cycle") from None
+    ordered = [views[n] for n in order]
+    for view in ordered:
+        digest = hashlib.sha256(view.normalized.encode())
+        for parent in view.parents:
+            digest.update(views[parent].fingerprint.encode())
+        view.fingerprint = digest.hexdigest()
+    return ordered
+
+
+# --- the lock ---------------------------------------------------------------------------------
+def read_lock(path: Path | None = None) -> dict[str, Any] | None:
+    path = path or lock_path()
+    if not path.is_file():
+        return None
+    return dict(json.loads(path.read_text()))
+
+
+def _lock_document(views: list[View]) -> dict[str, Any]:
+    return {
+        "sqlglot_version": sqlglot.__version__,
+        "views": {v.name: {"version": v.version, "fingerprint": v.fingerprint}
+                  for v in sorted(views, key=lambda v: v.name)},
+    }
+
+
+def problems(views: list[View], lock: dict[str, Any] | None, *, for_lock: bool = False
+             ) -> list[str]:
+    """What disagrees between the view files and the lock (empty when all is well).
+
+    With ``for_lock``, only what ``lock`` itself must refuse: a changed view whose version was
+    not bumped, or a version that went backwards.
+    """
+    if lock is None:
+        return [] if for_lock else ["sql/views.lock is missing: run `workbench views lock`"]
+    out = []
+    locked_with = lock.get("sqlglot_version")
+    if locked_with != sqlglot.__version__ and not for_lock:
+        out.append(
+            f"sql/views.lock was written with sqlglot {locked_with}, but sqlglot "
+            f"{sqlglot.__version__} is installed; fingerprints would not compare: install the "
+            f"pinned version (pip install -e .) or, after review, re-lock"
+        )
+        return out
+    locked = lock.get("views", {})
+    for view in views:
+        entry = locked.get(view.name)
+        if entry is None:
+            if not for_lock:
+                out.append(f"{view.name} (v{view.version}) is not in sql/views.lock: "
+                           "run `workbench views lock`")
+            continue
+        if view.version < entry["version"]:
+            out.append(f"{view.name}: version {view.version} is below the locked "
+                       f"{entry['version']}; versions only go up")
+        elif view.version == entry["version"] and view.fingerprint != entry["fingerprint"]:
+            out.append(
+                f"{view.name} changed (fingerprint {entry['fingerprint'][:12]} -> "
+                f"{view.fingerprint[:12]}) but its version is still {view.version}: bump "
+                f"`-- version:` to {view.version + 1} in {view.path.name}, then run "
+                "`workbench views lock`"
+            )
+        elif view.version > entry["version"] and not for_lock:
+            out.append(f"{view.name} was bumped to v{view.version} but the lock has "
+                       f"v{entry['version']}: run `workbench views lock`")
+    if not for_lock:
+        names = {v.name for v in views}
+        for gone in sorted(set(locked) - names):
+            out.append(f"{gone} is in sql/views.lock but its file is gone: "
+                       "run `workbench views lock`")
+    return out
+
+
+def check(views: list[View] | None = None) -> list[View]:
+    """Views as discovered, or WarehouseError when they disagree with the lock."""
+    views = discover() if views is None else views
+    found = problems(views, read_lock())
+    if found:
+        raise WarehouseError("the SQL views disagree with sql/views.lock:\n       - "
+                             + "\n       - ".join(found))
+    return views
+
+
+def lock(views: list[View] | None = None, path: Path | None = None) -> list[View]:
+    """Rewrite the lock from the view files; refuse a change whose version was not bumped."""
+    views = discover() if views is None else views
+    path = path or lock_path()
+    current = read_lock(path)
+    if current and current.get("sqlglot_version") == sqlglot.__version__:
+        found = problems(views, current, for_lock=True)
+        if found:
+            raise WarehouseError("refusing to lock:\n       - " + "\n       - ".join(found))
+    path.write_text(json.dumps(_lock_document(views), indent=2, sort_keys=True) + "\n")
+    return views
+
+
+def versions(views: list[View]) -> dict[str, dict[str, Any]]:
+    """{name: {version, fingerprint}}: what a manifest records."""
+    return {v.name: {"version": v.version, "fingerprint": v.fingerprint} for v in views}
+
+
+def deploy(con: Any, views: list[View] | None = None) -> list[View]:
+    """Create or replace every view in dependency order; record new versions."""
+    views = check(views)
+    con.execute("begin transaction")
+    try:
+        for schema in LAYERS:
+            con.execute(f"create schema if not exists {schema}")
+        for view in views:
+            con.execute(f"create or replace view {view.name} as {view.body}")
+            con.execute(
+                "insert into view_versions select ?, ?, ?, ?, now() where not exists ("
+                "select 1 from view_versions where name = ? and version = ? and fingerprint = ?)",
+                [view.name, view.version, view.fingerprint, sqlglot.__version__,
+                 view.name, view.version, view.fingerprint],
+            )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return views
