@@ -150,3 +150,38 @@ class Context:
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return self._step.open_orders(symbol)
+
+
+def load_strategy_class(class_path: str, where: str = "strategy.class") -> type[Strategy]:
+    """Import ``module:Class`` and check it is a Strategy, with a fix for each failure."""
+    import importlib
+    import inspect
+
+    module_name, _, class_name = class_path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"cannot import strategy module {module_name!r}: {exc}", where=where,
+            fix="check the module path (examples: workbench.strategies.sma_cross:SmaCross, "
+                "workbench.strategies.pullback_limit:PullbackLimit) and that it is importable",
+        ) from None
+    except Exception as exc:
+        raise ConfigError(
+            f"importing strategy module {module_name!r} raised {type(exc).__name__}: {exc}",
+            where=where, fix="fix the module so that it imports cleanly",
+        ) from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        found = [n for n, v in inspect.getmembers(module, inspect.isclass)
+                 if issubclass(v, Strategy) and v is not Strategy]
+        close = difflib.get_close_matches(class_name, found, n=1)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        raise ConfigError(
+            f"module {module_name!r} has no class {class_name!r}", where=where,
+            fix=f"{hint}strategies in it: {', '.join(found) or '(none)'}",
+        )
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise ConfigError(f"{class_path} is not a workbench Strategy subclass", where=where,
+                          fix="derive it from workbench.Strategy")
+    return cls

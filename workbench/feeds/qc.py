@@ -9,10 +9,13 @@ in ``qc_events``; corrupt data is worse than no data.
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 
 from workbench.model import ms_to_iso
 
@@ -34,7 +37,7 @@ class BarSeries:
     volume: np.ndarray
     trades: np.ndarray | None = None
     filled: np.ndarray | None = None
-    source: str | None = None
+    source: np.ndarray | None = None  # per-bar source name (object array); 'fill' when filled
     rows: np.ndarray | None = None  # 1-based row of each bar in its file, for error messages
 
     def __len__(self) -> int:
@@ -48,8 +51,8 @@ class BarSeries:
         pick = lambda a: None if a is None else a[index]  # noqa: E731
         return BarSeries(self.symbol, self.timeframe_ms, self.ts[index], self.open[index],
                          self.high[index], self.low[index], self.close[index],
-                         self.volume[index], pick(self.trades), pick(self.filled), self.source,
-                         pick(self.rows))
+                         self.volume[index], pick(self.trades), pick(self.filled),
+                         pick(self.source), pick(self.rows))
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,9 @@ class Finding:
         where = [self.file] if self.file else []
         if self.row is not None:
             where.append(f"row {self.row}")
-        elif self.ts is not None:
-            where.append(f"{self.symbol} {ms_to_iso(self.ts)}")
-        prefix = ", ".join(where)
-        return f"{prefix}: {self.detail}" if prefix else self.detail
+        elif not where:
+            where.append(self.symbol)
+        return f"{', '.join(where)}: {self.detail}"
 
 
 @dataclass
@@ -154,10 +156,10 @@ def apply_gap_policy(s: BarSeries, policy: GapPolicy, file: str | None = None) -
     findings = []
     for i, m in zip(idx.tolist(), missing.tolist(), strict=True):
         first, last = int(s.ts[i]) + tf, int(s.ts[i + 1]) - tf
+        span = (f"at {ms_to_iso(first)}" if m == 1
+                else f"from {ms_to_iso(first)} to {ms_to_iso(last)}")
         findings.append(Finding(
-            "gap", severity, s.symbol,
-            f"{s.symbol}: {m} missing bar{'s' if m > 1 else ''} from {ms_to_iso(first)} "
-            f"to {ms_to_iso(last)}",
+            "gap", severity, s.symbol, f"{m} missing bar{'s' if m > 1 else ''} {span}",
             None, first, file, action,
             {"from": ms_to_iso(first), "to": ms_to_iso(last), "missing_bars": m},
         ))
@@ -183,9 +185,35 @@ def _forward_fill(s: BarSeries, idx: np.ndarray, missing: np.ndarray) -> BarSeri
     if s.trades is not None:
         trades = np.where(fill, 0, s.trades[src])
     was_filled = s.filled_mask[src] & ~fill
+    source = None if s.source is None else np.where(fill, "fill", s.source[src])
     return BarSeries(s.symbol, s.timeframe_ms, ts, col(s.open), col(s.high), col(s.low), close,
-                     np.where(fill, 0.0, s.volume[src]), trades, was_filled | fill, s.source,
+                     np.where(fill, 0.0, s.volume[src]), trades, was_filled | fill, source,
                      None if s.rows is None else np.where(fill, 0, s.rows[src]))
+
+
+def findings_table(findings: list[Finding], *, stage: str, timeframe: str, policy: str | None,
+                   ingest_id: str | None = None, run_id: str | None = None) -> pa.Table:
+    """The findings as rows of ``qc_events``."""
+    n = len(findings)
+    now = time.time_ns() // 1000
+    return pa.table({
+        "ingest_id": pa.array([ingest_id] * n, pa.string()),
+        "run_id": pa.array([run_id] * n, pa.string()),
+        "event_seq": pa.array(range(1, n + 1), pa.int64()),
+        "stage": pa.array([stage] * n, pa.string()),
+        "file": pa.array([f.file for f in findings], pa.string()),
+        "row_number": pa.array([f.row for f in findings], pa.int64()),
+        "symbol": pa.array([f.symbol for f in findings], pa.string()),
+        "timeframe": pa.array([timeframe] * n, pa.string()),
+        "ts": pa.array([f.ts for f in findings], pa.timestamp("ms", tz="UTC")),
+        "rule": pa.array([f.rule for f in findings], pa.string()),
+        "severity": pa.array([f.severity for f in findings], pa.string()),
+        "action": pa.array([f.action for f in findings], pa.string()),
+        "policy": pa.array([policy] * n, pa.string()),
+        "detail": pa.array([f.detail for f in findings], pa.string()),
+        "data": pa.array([json.dumps(f.data, sort_keys=True) for f in findings], pa.string()),
+        "recorded_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+    })
 
 
 def summarize(findings: list[Finding], limit: int = 5) -> str:

@@ -1,0 +1,39 @@
+"""workbench: a notebook-first, SQL-backed trading workbench for 1-minute bars.
+
+Most of what a user needs::
+
+    from workbench import Strategy, Bar, OrderIntent, Side, run_backtest, connect
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.engine.backtest import RunResult, run_backtest
+from workbench.model import Bar, Fill, Order, OrderIntent, OrderStatus, OrderType, Side
+from workbench.strategy import Context, Strategy
+
+__version__ = "0.1.0"
+
+
+def connect(path: Any = None, *, read_only: bool = True) -> Any:
+    """A DuckDB connection to the warehouse: read-only by default (close it when done)."""
+    from workbench.warehouse.connect import open_ro, open_rw
+
+    return open_ro(path) if read_only else open_rw(path)
+
+
+__all__ = [
+    "Bar",
+    "Context",
+    "Fill",
+    "Order",
+    "OrderIntent",
+    "OrderStatus",
+    "OrderType",
+    "RunResult",
+    "Side",
+    "Strategy",
+    "connect",
+    "run_backtest",
+]

@@ -1,0 +1,208 @@
+"""One backtest job, end to end: config -> bars -> QC -> loop -> run directory -> warehouse.
+
+The warehouse is opened read-write for the length of the job. The ``runs`` row is written first
+(status ``running``); a completed run's rows land in one transaction with status ``completed``;
+a failed run leaves only its ``runs`` row (status ``failed``, with the error) and its QC
+findings, and a run directory with its manifest and logs but no result files.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from workbench import manifest as mf
+from workbench import rundir
+from workbench.config import Config, parse_when, timeframe_ms
+from workbench.engine.backtest import RunResult, build_step, build_strategy, run_loop
+from workbench.engine.journal import MemoryJournal
+from workbench.errors import ConfigError, DataError, WorkbenchError
+from workbench.feeds.history import check_series, load_series, merge
+from workbench.feeds.qc import Finding, summarize
+from workbench.model import ms_to_iso
+from workbench.telemetry.log import JsonlLog
+from workbench.warehouse import results, views
+from workbench.warehouse.connect import open_rw, resolve_path
+
+RUN_FILES = ("trades.csv", "orders.csv", "fills.csv", "equity.csv")
+
+
+def _prepare_dir(out: str | Path | None, run_id: str) -> Path:
+    run_dir = Path(out) if out else Path("runs") / run_id
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(
+            "the run directory already holds files", where=str(run_dir),
+            fix="pass an empty or new --out DIR (each run writes its own directory)",
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path | None = None,
+            progress: bool = False) -> RunResult:
+    """Run a validated config; see ``workbench.run_backtest``."""
+    start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
+    if start is not None and end is not None and start >= end:
+        raise ConfigError(
+            f"empty date range: from {ms_to_iso(start)} is not before to {ms_to_iso(end)}",
+            where="data.start/data.end (--from/--to)",
+            fix="--from is inclusive and --to exclusive: choose a later --to",
+        )
+    strategy = build_strategy(cfg)  # fails fast on a bad class or params
+    view_list = views.check()
+    run_id = mf.new_id()
+    run_dir = _prepare_dir(out, run_id)
+    con = open_rw(warehouse)
+    log = JsonlLog(run_dir / "logs.jsonl")
+    manifest: dict[str, Any] = {
+        "run_id": run_id,
+        "mode": "backtest",
+        "name": cfg.run.name,
+        "status": "running",
+        "config": cfg.to_dict(),
+        "config_hash": cfg.hash(),
+        "data_hash": None,
+        "git_sha": mf.git_sha(),
+        "versions": mf.versions(),
+        "seed": cfg.run.seed,
+        "view_versions": views.versions(view_list),
+        "sqlglot_version": (views.read_lock() or {}).get("sqlglot_version"),
+        "gap_policy": cfg.data.gaps,
+        "symbols": list(cfg.data.symbols),
+        "timeframe": cfg.data.timeframe,
+        "warehouse": str(resolve_path(warehouse)),
+        "started_at": mf.utc_now_iso(),
+        "ended_at": None,
+    }
+    findings: list[Finding] = []
+    try:
+        views.deploy(con, view_list)
+        results.insert_run(con, {
+            "run_id": run_id, "mode": "backtest", "name": cfg.run.name, "status": "running",
+            "config_json": manifest["config"], "config_hash": manifest["config_hash"],
+            "git_sha": manifest["git_sha"], "started_at": manifest["started_at"],
+            "versions": manifest["versions"], "view_versions": manifest["view_versions"],
+            "gap_policy": cfg.data.gaps, "symbols": list(cfg.data.symbols),
+            "timeframe": cfg.data.timeframe, "timeframe_ms": timeframe_ms(cfg.data.timeframe),
+            "initial_cash": cfg.portfolio.initial_cash, "quote": cfg.portfolio.quote,
+            "seed": cfg.run.seed, "run_dir": str(run_dir),
+        })
+        log.info("run", f"backtest {run_id} started", config_hash=manifest["config_hash"],
+                 strategy=cfg.strategy.class_path)
+        result = _run(cfg, con, strategy, run_id, run_dir, start, end, findings, manifest, log,
+                      progress)
+        return result
+    except BaseException as exc:
+        message = exc.render() if isinstance(exc, WorkbenchError) else (
+            f"{type(exc).__name__}: {exc}")
+        log.error("run", f"backtest {run_id} failed: {message}",
+                  traceback="".join(traceback.format_exception(exc)))
+        manifest.update(status="failed", error=message, ended_at=mf.utc_now_iso())
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+        try:
+            results.record_failure(con, run_id, message, manifest["ended_at"], findings,
+                                   cfg.data.timeframe, cfg.data.gaps)
+        except Exception as inner:  # the warehouse itself failed: say so, keep the first error
+            log.error("run", f"could not record the failure in the warehouse: {inner}")
+        mf.write(run_dir / "run_manifest.json", manifest)
+        if isinstance(exc, WorkbenchError):
+            exc.what = f"run {run_id} failed: {exc.what}"
+        raise
+    finally:
+        log.close()
+        con.close()
+
+
+def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start: int | None,
+         end: int | None, findings: list[Finding], manifest: dict[str, Any], log: JsonlLog,
+         progress: bool) -> RunResult:
+    tf = cfg.data.timeframe
+    tf_ms = timeframe_ms(tf)
+    reports = []
+    for symbol in cfg.data.symbols:
+        report = check_series(load_series(con, symbol, tf, tf_ms, start, end), cfg.data.gaps)
+        reports.append(report)
+        findings += report.findings
+    for f in findings:
+        log.log("error" if f.severity == "error" else "warning", "qc", f.describe(),
+                rule=f.rule, **f.data)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        gaps = sum(1 for f in errors if f.rule == "gap")
+        raise DataError(
+            f"the bars fail QC under gap policy {cfg.data.gaps!r} ({len(errors)} findings, "
+            f"{gaps} gaps):\n       {summarize(errors)}",
+            fix="run with --gaps forward (fill flat bars) or --gaps none (keep the gaps), or "
+                "ingest the missing bars; every finding is in qc_events",
+        )
+    data = merge([r.series for r in reports])
+    seen = sorted((r.series for r in reports), key=lambda s: s.symbol)
+    manifest["data_hash"] = mf.data_hash(
+        [a for s in seen for a in (s.ts, s.open, s.high, s.low, s.close, s.volume)],
+        [s.symbol for s in seen])
+    manifest["qc"] = {
+        "gaps": sum(len(r.gaps) for r in reports),
+        "filled_bars": sum(r.filled_bars for r in reports),
+        "findings": len(findings),
+    }
+    step = build_step(cfg, strategy, run_id)
+    bar = _progress_bar(len(data), progress)
+    step.start(data.ts[0])
+    equity = run_loop(step, data, bar.update if bar is not None else None)
+    step.stop()
+    if bar is not None:
+        bar.close()
+    journal = step.journal
+    assert isinstance(journal, MemoryJournal)
+    rundir.write_trades(run_dir / "trades.csv", step.book.round_trips)
+    rundir.write_orders(run_dir / "orders.csv", journal.orders)
+    rundir.write_fills(run_dir / "fills.csv", journal.fills)
+    rundir.write_equity(run_dir / "equity.csv", equity.ts, equity.cash, equity.position_value,
+                        equity.equity)
+    manifest.update(
+        status="completed",
+        ended_at=mf.utc_now_iso(),
+        bars=len(data),
+        first_bar_ts=ms_to_iso(data.ts[0]),
+        last_bar_ts=ms_to_iso(data.ts[-1]),
+    )
+    results.write_results(con, run_id, journal, data, findings, tf, cfg.data.gaps, {
+        "status": "completed", "ended_at": manifest["ended_at"],
+        "data_hash": manifest["data_hash"], "start_ts": manifest["first_bar_ts"],
+        "end_ts": manifest["last_bar_ts"], "bar_count": len(data),
+    })
+    metrics = headline(con, run_id)
+    manifest["metrics"] = metrics
+    mf.write(run_dir / "run_manifest.json", manifest)
+    log.info("run", f"backtest {run_id} completed", bars=len(data),
+             orders=len(journal.orders), fills=len(journal.fills), metrics=metrics)
+    return RunResult(run_id, run_dir, metrics, manifest)
+
+
+def headline(con: Any, run_id: str) -> dict[str, Any]:
+    """The run's row of ``rpt.performance`` as a dict (timestamps as ISO strings)."""
+    rel = con.sql("select * from rpt.performance where run_id = ?", params=[run_id])
+    rows = rel.fetchall()
+    if not rows:
+        return {}
+    out = dict(zip(rel.columns, rows[0], strict=True))
+    for key in ("first_ts", "last_ts"):
+        if out.get(key) is not None:
+            out[key] = out[key].isoformat().replace("+00:00", "Z")
+    out.pop("run_id", None)
+    return out
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="bar", unit_scale=True, desc="backtest", file=sys.stderr,
+                leave=False)
+
+
+

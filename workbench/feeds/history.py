@@ -1,0 +1,111 @@
+"""Historical bars from the warehouse, checked again with the run's gap policy, merged for the loop.
+
+Several symbols are merged in (ts, symbol) order. The loop iterates over plain Python lists
+(converted once here), never over DataFrame rows, with timestamps as int milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from workbench.errors import DataError
+from workbench.feeds.qc import BarSeries, GapPolicy, QcReport, apply_gap_policy, check_rows
+from workbench.model import ms_to_iso
+
+_BARS = """
+select epoch_ms(ts) as ts, open, high, low, close, volume, source
+from bars
+where symbol = ? and timeframe = ? and ts >= ? and ts < ?
+order by ts
+"""
+
+_FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _dt(ms: int | None, default: datetime) -> datetime:
+    return default if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def load_series(con: Any, symbol: str, timeframe: str, tf_ms: int, start: int | None,
+                end: int | None) -> BarSeries:
+    """One symbol's stored bars in [start, end); DataError naming what exists when empty."""
+    table = con.sql(_BARS, params=[symbol, timeframe, _dt(start, _FAR_PAST),
+                                   _dt(end, _FAR_FUTURE)]).to_arrow_table()
+    if table.num_rows == 0:
+        span = con.execute(
+            "select epoch_ms(min(ts)), epoch_ms(max(ts)), count(*) from bars "
+            "where symbol = ? and timeframe = ?", [symbol, timeframe]).fetchall()[0]
+        if not span[2]:
+            others = [r[0] for r in con.execute(
+                "select distinct symbol || ' ' || timeframe from bars order by 1").fetchall()]
+            raise DataError(
+                f"no bars for {symbol} {timeframe} in the warehouse",
+                fix=f"ingest them first: `workbench ingest FILE --symbol {symbol} --timeframe "
+                    f"{timeframe}`" + (f" (the warehouse has: {', '.join(others)})"
+                                       if others else ""),
+            )
+        window = (f"[{ms_to_iso(start) if start is not None else '-inf'}, "
+                  f"{ms_to_iso(end) if end is not None else '+inf'})")
+        raise DataError(
+            f"no {symbol} {timeframe} bars in {window}",
+            fix=f"the warehouse holds {symbol} {timeframe} from {ms_to_iso(span[0])} to "
+                f"{ms_to_iso(span[1])}; choose --from/--to (or data.start/end) inside that span",
+        )
+    col = lambda name: table.column(name).to_numpy()  # noqa: E731
+    source = np.asarray(table.column("source").to_pylist(), dtype=object)
+    return BarSeries(symbol, tf_ms, col("ts").astype(np.int64), col("open"), col("high"),
+                     col("low"), col("close"), col("volume"), None, source == "fill", source)
+
+
+def check_series(series: BarSeries, policy: GapPolicy) -> QcReport:
+    """Row checks then the gap policy, as on ingest."""
+    errors = check_rows(series)
+    report = apply_gap_policy(series, policy) if not errors else QcReport(series, [])
+    report.findings[:0] = errors
+    return report
+
+
+@dataclass
+class LoopData:
+    """Bars in loop order as plain lists; ``symbols`` is None for a single-symbol run."""
+
+    symbol_names: list[str]
+    symbols: list[str] | None
+    ts: list[int]
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float]
+    source: np.ndarray
+    ts_array: np.ndarray
+    symbol_index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def merge(series: list[BarSeries]) -> LoopData:
+    """Bars of every symbol in (ts, symbol) order."""
+    names = sorted(s.symbol for s in series)
+    by_name = {s.symbol: s for s in series}
+    ordered = [by_name[n] for n in names]
+    cat = lambda attr: np.concatenate([getattr(s, attr) for s in ordered])  # noqa: E731
+    ts = cat("ts")
+    index = np.concatenate([np.full(len(s), i, dtype=np.int32) for i, s in enumerate(ordered)])
+    source = np.concatenate([s.source if s.source is not None
+                             else np.full(len(s), "", dtype=object) for s in ordered])
+    cols = {k: cat(k) for k in ("open", "high", "low", "close", "volume")}
+    if len(ordered) > 1:
+        order = np.lexsort((index, ts))
+        ts, index, source = ts[order], index[order], source[order]
+        cols = {k: v[order] for k, v in cols.items()}
+    symbols = None if len(ordered) == 1 else [names[i] for i in index.tolist()]
+    return LoopData(names, symbols, ts.tolist(), cols["open"].tolist(), cols["high"].tolist(),
+                    cols["low"].tolist(), cols["close"].tolist(), cols["volume"].tolist(),
+                    source, ts, index)

@@ -1,0 +1,1 @@
+"""Structured logs (JSONL), metrics and alerts."""

@@ -1,0 +1,59 @@
+"""The read-only guard of ``workbench sql``: parse with sqlglot, refuse anything but a read.
+
+The check runs before DuckDB sees the query; the file is opened read-only as well, so a
+statement the guard missed would still fail to write.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlglot
+from sqlglot import exp
+
+from workbench.errors import QueryRefused
+
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+READS = (exp.Query, exp.Values, exp.Describe, exp.Show, exp.Summarize, exp.Pivot)
+_WRITES = tuple(
+    getattr(exp, name) for name in (
+        "Insert", "Update", "Delete", "Drop", "Create", "Alter", "Merge", "Copy", "Set",
+        "Pragma", "Attach", "Detach", "Use", "Transaction", "Commit", "Rollback", "Command",
+        "Install", "LoadData", "Into", "TruncateTable", "Export", "Refresh", "Grant",
+    ) if hasattr(exp, name)
+)
+
+
+def _verb(node: exp.Expression) -> str:
+    if isinstance(node, exp.Command):
+        return str(node.this).upper()
+    return type(node).__name__.upper()
+
+
+def check_read_only(query: str) -> str:
+    """The query, when it is exactly one read statement; QueryRefused otherwise."""
+    try:
+        statements = [s for s in sqlglot.parse(query, read="duckdb") if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise QueryRefused(
+            f"cannot parse the query: {str(exc).splitlines()[0]}",
+            fix="workbench sql runs one read query (SELECT, WITH ... SELECT, DESCRIBE, SHOW, "
+                "SUMMARIZE) in DuckDB's dialect",
+        ) from None
+    if not statements:
+        raise QueryRefused("the query is empty", fix='pass a query: workbench sql "select 1"')
+    for statement in statements:
+        bad = statement if isinstance(statement, _WRITES) or not isinstance(
+            statement, READS) else next(
+            (n for n in statement.walk() if isinstance(n, _WRITES)), None)
+        if bad is not None:
+            raise QueryRefused(
+                f"refused: {_verb(bad)} is not a read; workbench sql only reads the warehouse",
+                fix="writes happen through workbench ingest / backtest; to explore, use "
+                    "SELECT, WITH ... SELECT, DESCRIBE, SHOW or SUMMARIZE",
+            )
+    if len(statements) > 1:
+        raise QueryRefused(f"{len(statements)} statements given; workbench sql runs one at a time",
+                           fix="run them one by one")
+    return query

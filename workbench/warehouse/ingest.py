@@ -1,0 +1,251 @@
+"""``workbench ingest``: files -> QC -> ``bars``, as one transaction or not at all.
+
+Re-ingesting identical rows is a no-op. A row that conflicts with a stored bar of the same
+(symbol, timeframe, ts) is refused unless ``replace``; a real bar always replaces a bar that was
+only filled forward (``source = 'fill'``), and a filled bar never replaces a stored one.
+Every QC finding lands in ``qc_events``, also when the ingest is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from workbench.config import timeframe_ms
+from workbench.errors import DataError
+from workbench.feeds.files import read_bars
+from workbench.feeds.qc import (
+    BarSeries,
+    Finding,
+    GapPolicy,
+    apply_gap_policy,
+    check_rows,
+    findings_table,
+    summarize,
+)
+from workbench.manifest import new_id
+from workbench.model import ms_to_iso
+from workbench.telemetry.log import JsonlLog
+from workbench.warehouse.io import insert_arrow
+
+
+@dataclass
+class IngestResult:
+    ingest_id: str
+    symbol: str
+    timeframe: str
+    rows_read: int = 0
+    inserted: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    filled: int = 0
+    gaps: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    def summary(self) -> str:
+        span = (f" from {ms_to_iso(self.first_ts)} to {ms_to_iso(self.last_ts)}"
+                if self.first_ts is not None and self.last_ts is not None else "")
+        return (f"ingested {self.symbol} {self.timeframe}{span}: {self.rows_read} rows read, "
+                f"{self.inserted} inserted, {self.replaced} replaced, {self.unchanged} unchanged, "
+                f"{self.gaps} gaps, {self.filled} bars filled forward (ingest_id={self.ingest_id})")
+
+
+def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str = "1m",
+           fmt: str | None = None, gaps: GapPolicy = "fail", source: str | None = None,
+           replace: bool = False, log: JsonlLog | None = None) -> IngestResult:
+    """Load bar files for one symbol after QC; raise DataError (nothing loaded) when refused."""
+    tf = timeframe_ms(timeframe)
+    result = IngestResult(new_id("ing"), symbol, timeframe)
+    log = log or JsonlLog()
+    findings: list[Finding] = []
+    parts: list[BarSeries] = []
+    for raw_path in paths:
+        path = Path(raw_path)
+        series, problems = read_bars(path, symbol, tf, fmt)
+        if series is not None:
+            problems = check_rows(series, file=str(path))
+            series.source = np.full(len(series), source or path.name, dtype=object)
+            result.rows_read += len(series)
+        findings += problems
+        if series is not None and not problems:
+            parts.append(series)
+
+    def refuse(what: str, fix: str) -> DataError:
+        _record(con, result, findings, gaps, log)
+        return DataError(f"{what}:\n       {summarize([f for f in findings if f.severity == 'error'])}",
+                         fix=f"{fix} (nothing was loaded; every finding is in qc_events, "
+                             f"ingest_id={result.ingest_id})")
+
+    if any(f.severity == "error" for f in findings):
+        raise refuse(f"refused to ingest {symbol}",
+                     "fix or drop those rows and run `workbench ingest` again")
+    merged, overlaps = _merge(parts, [str(p) for p in paths])
+    findings += overlaps
+    if overlaps:
+        raise refuse("the files disagree where they overlap",
+                     "keep one version of each bar and run `workbench ingest` again")
+    report = apply_gap_policy(merged, gaps)
+    findings += report.findings
+    result.gaps = len(report.gaps)
+    result.filled = report.filled_bars
+    if report.errors:
+        raise refuse(
+            f"{symbol} has {len(report.gaps)} gap{'s' if len(report.gaps) != 1 else ''} "
+            f"(policy --gaps fail)",
+            "fill them with --gaps forward, keep them with --gaps none, or supply the missing bars",
+        )
+    series = report.series
+    result.first_ts, result.last_ts = int(series.ts[0]), int(series.ts[-1])
+    _write(con, result, series, findings, gaps, replace, log)
+    return result
+
+
+def _merge(parts: list[BarSeries], names: list[str]) -> tuple[BarSeries, list[Finding]]:
+    """One ascending series from several files; identical overlaps are dropped."""
+    if len(parts) == 1:
+        return parts[0], []
+    cat = lambda attr: np.concatenate([getattr(p, attr) for p in parts])  # noqa: E731
+    files = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
+    first = parts[0]
+    trades = None
+    if all(p.trades is not None for p in parts):
+        trades = cat("trades")
+    whole = BarSeries(first.symbol, first.timeframe_ms, cat("ts"), cat("open"), cat("high"),
+                      cat("low"), cat("close"), cat("volume"), trades, None, cat("source"),
+                      cat("rows"))
+    order = np.argsort(whole.ts, kind="stable")
+    whole, files = whole.take(order), files[order]
+    same_ts = np.flatnonzero(np.diff(whole.ts) == 0)
+    findings, drop = [], []
+    for i in same_ts.tolist():
+        j = i + 1
+        equal = all(getattr(whole, c)[i] == getattr(whole, c)[j]
+                    for c in ("open", "high", "low", "close", "volume"))
+        if equal:
+            drop.append(j)
+            continue
+        assert whole.rows is not None
+        findings.append(Finding(
+            "conflict", "error", whole.symbol,
+            f"{ms_to_iso(int(whole.ts[i]))} differs between {names[files[i]]} row "
+            f"{whole.rows[i]} and {names[files[j]]} row {whole.rows[j]}",
+            int(whole.rows[j]), int(whole.ts[j]), names[files[j]]))
+    if drop:
+        whole = whole.take(np.delete(np.arange(len(whole)), drop))
+    return whole, findings
+
+
+def _bars_table(series: BarSeries, timeframe: str, ingest_id: str) -> pa.Table:
+    n = len(series)
+    trades = None
+    if series.trades is not None:
+        trades = pa.array(series.trades, pa.float64(), mask=np.isnan(series.trades)).cast(
+            pa.int64(), safe=False)
+    return pa.table({
+        "symbol": pa.array([series.symbol] * n, pa.string()),
+        "timeframe": pa.array([timeframe] * n, pa.string()),
+        "ts": pa.array(series.ts, pa.timestamp("ms", tz="UTC")),
+        "open": series.open, "high": series.high, "low": series.low, "close": series.close,
+        "volume": series.volume,
+        "trades": trades if trades is not None else pa.nulls(n, pa.int64()),
+        "source": pa.array(series.source, pa.string()),
+        "ingest_id": pa.array([ingest_id] * n, pa.string()),
+    })
+
+
+_COMPARE = """
+create or replace temp table __wb_cmp as
+select
+    n.ts,
+    b.ts is not null as present,
+    b.ts is not null and (
+        n.open <> b.open or n.high <> b.high or n.low <> b.low or n.close <> b.close
+        or n.volume <> b.volume or n.trades is distinct from b.trades
+    ) as differs,
+    coalesce(b.source = 'fill', false) as old_fill,
+    n.source = 'fill' as new_fill,
+    b.close as old_close,
+    n.close as new_close
+from __wb_new as n
+left join bars as b
+    on b.symbol = n.symbol and b.timeframe = n.timeframe and b.ts = n.ts
+"""
+
+
+def _write(con: Any, result: IngestResult, series: BarSeries, findings: list[Finding],
+           policy: str, replace: bool, log: JsonlLog) -> None:
+    table = _bars_table(series, result.timeframe, result.ingest_id)
+    con.execute("begin transaction")
+    try:
+        con.register("__wb_arrow", table)
+        con.execute("create or replace temp table __wb_new as select * from __wb_arrow")
+        con.unregister("__wb_arrow")
+        con.execute(_COMPARE)
+        conflicts = con.execute(
+            "select epoch_ms(ts), old_close, new_close from __wb_cmp where differs and not "
+            "old_fill and not new_fill order by ts").fetchall()
+        if conflicts and not replace:
+            con.execute("rollback")
+            for ts, old, new in conflicts:
+                findings.append(Finding(
+                    "conflict", "error", result.symbol,
+                    f"{ms_to_iso(ts)} is already stored with different values "
+                    f"(stored close {old!r}, new close {new!r})", None, ts))
+            _record(con, result, findings, policy, log)
+            raise DataError(
+                f"{len(conflicts)} row(s) conflict with bars already in the warehouse:\n       "
+                + summarize([f for f in findings if f.rule == "conflict"]),
+                fix="pass --replace to overwrite them (nothing was loaded; "
+                    f"ingest_id={result.ingest_id})",
+            )
+        counts = con.execute(
+            "select count(*) filter (where not present), "
+            "count(*) filter (where differs and not new_fill and (old_fill or ?)), "
+            "count(*) from __wb_cmp", [replace]).fetchall()[0]
+        result.inserted, result.replaced = int(counts[0]), int(counts[1])
+        result.unchanged = int(counts[2]) - result.inserted - result.replaced
+        con.execute(
+            "delete from bars where symbol = ? and timeframe = ? and ts in ("
+            "select ts from __wb_cmp where differs and not new_fill and (old_fill or ?))",
+            [result.symbol, result.timeframe, replace])
+        con.execute(
+            "insert into bars by name select * from __wb_new as n where not exists ("
+            "select 1 from bars as b where b.symbol = n.symbol and b.timeframe = n.timeframe "
+            "and b.ts = n.ts)")
+        insert_arrow(con, "qc_events", findings_table(
+            findings, stage="ingest", timeframe=result.timeframe, policy=policy,
+            ingest_id=result.ingest_id))
+        con.execute("drop table __wb_new")
+        con.execute("drop table __wb_cmp")
+        con.execute("commit")
+    except DataError:
+        raise
+    except Exception:
+        con.execute("rollback")
+        raise
+    result.findings = findings
+    for f in findings:
+        log.log("warning" if f.severity == "warning" else "error", "qc", f.describe(),
+                rule=f.rule, ingest_id=result.ingest_id, **f.data)
+    log.info("ingest", result.summary(), ingest_id=result.ingest_id)
+
+
+def _record(con: Any, result: IngestResult, findings: list[Finding], policy: str,
+            log: JsonlLog) -> None:
+    """Record the findings of a refused ingest in their own transaction."""
+    result.findings = findings
+    for f in findings:
+        log.log("error" if f.severity == "error" else "warning", "qc", f.describe(),
+                rule=f.rule, ingest_id=result.ingest_id, **f.data)
+    con.execute("begin transaction")
+    insert_arrow(con, "qc_events", findings_table(
+        findings, stage="ingest", timeframe=result.timeframe, policy=policy,
+        ingest_id=result.ingest_id))
+    con.execute("commit")

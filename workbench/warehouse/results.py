@@ -1,0 +1,132 @@
+"""A run's rows in the warehouse: its ``runs`` row, then orders, events, fills and the bars it
+saw, written through Arrow in one transaction with the final status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from workbench.engine.journal import MemoryJournal
+from workbench.feeds.history import LoopData
+from workbench.feeds.qc import Finding, findings_table
+from workbench.warehouse.io import insert_arrow
+
+_TS = pa.timestamp("ms", tz="UTC")
+
+
+def insert_run(con: Any, row: dict[str, Any]) -> None:
+    """The ``runs`` row of a run that starts now (status ``running``), committed at once."""
+    cols = list(row)
+    con.execute(
+        f"insert into runs ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
+        [_param(row[c]) for c in cols])
+
+
+def _param(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict) else value
+
+
+def update_run(con: Any, run_id: str, values: dict[str, Any]) -> None:
+    sets = ", ".join(f"{k} = ?" for k in values)
+    con.execute(f"update runs set {sets} where run_id = ?",
+                [_param(v) for v in values.values()] + [run_id])
+
+
+def orders_table(journal: MemoryJournal) -> pa.Table:
+    o = journal.orders
+    return pa.table({
+        "order_seq": pa.array([x.order_seq for x in o], pa.int64()),
+        "client_order_id": pa.array([x.client_order_id for x in o], pa.string()),
+        "symbol": pa.array([x.symbol for x in o], pa.string()),
+        "side": pa.array([x.side.value for x in o], pa.string()),
+        "type": pa.array([x.type.value for x in o], pa.string()),
+        "qty": pa.array([x.qty for x in o], pa.float64()),
+        "limit_price": pa.array([x.limit_price for x in o], pa.float64()),
+        "status": pa.array([x.status.value for x in o], pa.string()),
+        "reason": pa.array([x.reason for x in o], pa.string()),
+        "ts": pa.array([x.ts for x in o], _TS),
+        "bar_ts": pa.array([x.bar_ts for x in o], _TS),
+        "updated_ts": pa.array([x.updated_ts for x in o], _TS),
+        "filled_qty": pa.array([x.filled_qty for x in o], pa.float64()),
+        "expire_after_bars": pa.array([x.expire_after_bars for x in o], pa.int64()),
+        "reduce_only": pa.array([x.reduce_only for x in o], pa.bool_()),
+        "tag": pa.array([x.tag for x in o], pa.string()),
+    })
+
+
+def events_table(journal: MemoryJournal) -> pa.Table:
+    e = journal.events
+    return pa.table({
+        "event_seq": pa.array(range(1, len(e) + 1), pa.int64()),
+        "order_seq": pa.array([x[0] for x in e], pa.int64()),
+        "client_order_id": pa.array([x[1] for x in e], pa.string()),
+        "ts": pa.array([x[2] for x in e], _TS),
+        "status": pa.array([x[3] for x in e], pa.string()),
+        "reason": pa.array([x[4] for x in e], pa.string()),
+    })
+
+
+def fills_table(journal: MemoryJournal) -> pa.Table:
+    f = journal.fills
+    return pa.table({
+        "fill_seq": pa.array([x.fill_seq for x in f], pa.int64()),
+        "order_seq": pa.array([x.order_seq for x in f], pa.int64()),
+        "client_order_id": pa.array([x.client_order_id for x in f], pa.string()),
+        "symbol": pa.array([x.symbol for x in f], pa.string()),
+        "side": pa.array([x.side.value for x in f], pa.string()),
+        "qty": pa.array([x.qty for x in f], pa.float64()),
+        "price": pa.array([x.price for x in f], pa.float64()),
+        "fee": pa.array([x.fee for x in f], pa.float64()),
+        "ts": pa.array([x.ts for x in f], _TS),
+        "bar_ts": pa.array([x.bar_ts for x in f], _TS),
+    })
+
+
+def run_bars_table(data: LoopData) -> pa.Table:
+    names = np.asarray(data.symbol_names, dtype=object)
+    symbols = pa.DictionaryArray.from_arrays(pa.array(data.symbol_index, pa.int32()),
+                                             pa.array(names, pa.string()))
+    return pa.table({
+        "symbol": symbols.cast(pa.string()),
+        "ts": pa.array(data.ts_array, _TS),
+        "close": pa.array(data.close, pa.float64()),
+        "source": pa.array(data.source, pa.string()),
+    })
+
+
+def write_results(con: Any, run_id: str, journal: MemoryJournal, data: LoopData,
+                  findings: list[Finding], timeframe: str, policy: str,
+                  run_values: dict[str, Any], risk_events: pa.Table | None = None) -> None:
+    """Everything a completed run leaves in the warehouse, in one transaction."""
+    con.execute("begin transaction")
+    try:
+        insert_arrow(con, "orders", orders_table(journal), run_id=run_id)
+        insert_arrow(con, "order_events", events_table(journal), run_id=run_id)
+        insert_arrow(con, "fills", fills_table(journal), run_id=run_id)
+        insert_arrow(con, "run_bars", run_bars_table(data), run_id=run_id)
+        if risk_events is not None:
+            insert_arrow(con, "risk_events", risk_events, run_id=run_id)
+        insert_arrow(con, "qc_events", findings_table(
+            findings, stage="backtest", timeframe=timeframe, policy=policy, run_id=run_id))
+        update_run(con, run_id, run_values)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def record_failure(con: Any, run_id: str, error: str, ended_at: str,
+                   findings: list[Finding], timeframe: str, policy: str) -> None:
+    """Mark a run failed; keep only its QC findings (they often say why)."""
+    con.execute("begin transaction")
+    try:
+        insert_arrow(con, "qc_events", findings_table(
+            findings, stage="backtest", timeframe=timeframe, policy=policy, run_id=run_id))
+        update_run(con, run_id, {"status": "failed", "error": error, "ended_at": ended_at})
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
