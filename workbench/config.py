@@ -133,7 +133,7 @@ class Config(_Section):
 
     run: RunConfig = RunConfig()
     data: DataConfig = DataConfig()
-    strategy: StrategyConfig = StrategyConfig()
+    strategy: StrategyConfig = StrategyConfig.model_validate({})
     portfolio: PortfolioConfig = PortfolioConfig()
     costs: CostsConfig = CostsConfig()
 
@@ -160,7 +160,7 @@ class _Layers:
 
     def merge(self, tree: Mapping[str, Any], origin: str, prefix: tuple[str, ...] = ()) -> None:
         for key, value in tree.items():
-            self.set(prefix + (str(key),), value, origin)
+            self.set((*prefix, str(key)), value, origin)
 
     def set(self, path: tuple[str, ...], value: Any, origin: str) -> None:
         node = self.data
@@ -179,7 +179,7 @@ class _Layers:
         leaf = path[-1]
         if isinstance(value, Mapping) and value:
             for key, sub in value.items():
-                self.set(path + (str(key),), sub, origin)
+                self.set((*path, str(key)), sub, origin)
             return
         node[leaf] = copy.deepcopy(value)
         self.origin[path] = origin

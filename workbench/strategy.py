@@ -16,6 +16,7 @@ The strategy sees the current bar and its own state only: no future bars, no clo
 from __future__ import annotations
 
 import difflib
+import inspect
 import random
 import typing
 from collections.abc import Iterable
@@ -53,7 +54,7 @@ class Strategy:
             if klass is object or not issubclass(klass, Strategy):
                 continue
             hints = typing.get_type_hints(klass, include_extras=True)
-            for name in klass.__dict__.get("__annotations__", {}):
+            for name in inspect.get_annotations(klass):
                 hint = hints.get(name)
                 if name.startswith("_") or typing.get_origin(hint) is ClassVar:
                     continue
@@ -155,7 +156,6 @@ class Context:
 def load_strategy_class(class_path: str, where: str = "strategy.class") -> type[Strategy]:
     """Import ``module:Class`` and check it is a Strategy, with a fix for each failure."""
     import importlib
-    import inspect
 
     module_name, _, class_name = class_path.partition(":")
     try:

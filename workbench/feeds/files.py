@@ -176,14 +176,13 @@ def _numbers(values: Any, column: str, symbol: str, file: str, findings: list[Fi
     bad_rows: list[int] = []
     bad_values: list[Any] = []
     for i, v in enumerate(values):
-        if v is None or v == "":
-            if allow_null:
-                out[i] = math.nan
-                continue
+        if (v is None or v == "") and allow_null:
+            out[i] = math.nan
+            continue
         try:
             if isinstance(v, bool):
                 raise TypeError
-            out[i] = float(v)  # type: ignore[arg-type]
+            out[i] = float(v)
         except (TypeError, ValueError):
             bad_rows.append(i + 1)
             bad_values.append(v)

@@ -25,7 +25,7 @@ _WRITES = tuple(
 )
 
 
-def _verb(node: exp.Expression) -> str:
+def _verb(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         return str(node.this).upper()
     return type(node).__name__.upper()

@@ -79,7 +79,8 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
 
     def refuse(what: str, fix: str) -> DataError:
         _record(con, result, findings, gaps, log)
-        return DataError(f"{what}:\n       {summarize([f for f in findings if f.severity == 'error'])}",
+        errors = [f for f in findings if f.severity == "error"]
+        return DataError(f"{what}:\n       {summarize(errors)}",
                          fix=f"{fix} (nothing was loaded; every finding is in qc_events, "
                              f"ingest_id={result.ingest_id})")
 

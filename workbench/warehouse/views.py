@@ -45,7 +45,7 @@ class View:
     description: str
     path: Path
     body: str
-    ast: exp.Expression
+    ast: exp.Expr
     parents: list[str] = field(default_factory=list)
     fingerprint: str = ""
 

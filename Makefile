@@ -1,0 +1,48 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+WB     := $(BIN)/workbench
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint typecheck bench clean
+
+$(VENV)/.base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.base
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.base
+	$(WB) ingest sample_data/btcusdt_1m_2024-01_synthetic.csv --symbol BTCUSDT
+	$(WB) ingest sample_data/UNITTEST_BTC-1m.json --symbol UNITTESTBTC --gaps forward
+	$(WB) backtest --config configs/sma_demo.yaml | tee $(VENV)/demo.out
+	@run_id=$$(sed -n 's/^run_id=\([^ ]*\) .*/\1/p' $(VENV)/demo.out); \
+	 run_dir=$$(sed -n 's/^run_id=[^ ]* dir=\(.*\)/\1/p' $(VENV)/demo.out); \
+	 echo; \
+	 echo "run id:        $$run_id"; \
+	 echo "run directory: $$run_dir (trades.csv, orders.csv, fills.csv, equity.csv, run_manifest.json)"; \
+	 echo; \
+	 echo "Try:"; \
+	 echo "  $(WB) sql \"select trades, total_return_pct, max_drawdown_pct, sharpe, fees_quote from rpt.performance where run_id = '$$run_id'\""; \
+	 echo "  $(WB) sql \"select symbol, entry_ts, exit_ts, qty, pnl from rpt.round_trips where run_id = '$$run_id' order by pnl desc limit 5\""
+
+test: $(VENV)/.dev
+	$(BIN)/ruff check workbench tests bench sample_data
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check workbench tests bench sample_data
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) warehouse runs reports .pytest_cache .mypy_cache .ruff_cache
