@@ -94,3 +94,14 @@ def reading(path: str | Path | None = None, *, wait_s: float = 10.0) -> Iterator
         yield con
     finally:
         con.close()
+
+
+def open_memory() -> Any:
+    """An in-memory warehouse with the schema and views deployed (tests, scratch work)."""
+    from workbench.warehouse import migrations, views
+
+    con = duckdb.connect(":memory:")
+    con.execute("set TimeZone = 'UTC'")
+    migrations.apply(con)
+    views.deploy(con)
+    return con
