@@ -11,13 +11,12 @@ matching works in those units too, which is what lets Python and SQL agree exact
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from workbench.model import QTY_SCALE, Fill, Side
 
 
-@dataclass(frozen=True, slots=True)
-class RoundTrip:
+class RoundTrip(NamedTuple):
     """A FIFO-matched entry and exit of ``qty`` (long only: spot, no shorting yet).
 
     ``fees`` are the entry and exit fees pro rata to the matched quantity; ``pnl`` is net of them;
@@ -78,6 +77,8 @@ class Book:
         self.realized_pnl = 0.0
         self.fees_paid = 0.0
         self.round_trips: list[RoundTrip] = []
+        self.history: list[tuple[int, float, str, int]] = []
+        """After each fill: (bar_ts of the fill, cash, symbol, that symbol's units)."""
         self._lots: dict[str, deque[_Lot]] = {}
 
     # --- reads ------------------------------------------------------------------------------
@@ -144,10 +145,12 @@ class Book:
         if fill.side is Side.BUY:
             self.cash -= notional + fill.fee
             self._add_units(symbol, fill.qty_units)
+            self.history.append((fill.bar_ts, self.cash, symbol, self.units.get(symbol, 0)))
             self._lots.setdefault(symbol, deque()).append(_Lot(fill))
             return []
         self.cash += notional - fill.fee
         self._add_units(symbol, -fill.qty_units)
+        self.history.append((fill.bar_ts, self.cash, symbol, self.units.get(symbol, 0)))
         return self._close_lots(fill)
 
     def _add_units(self, symbol: str, delta: int) -> None:

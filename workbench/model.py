@@ -4,18 +4,21 @@ Timestamps inside the loop are int64 milliseconds since the Unix epoch, UTC. A b
 its open time (as Binance labels klines); it is known at ``ts + timeframe``.
 
 Quantities are held by the books as integer units of ``QTY_QUANTUM`` (1e-8, Binance's finest lot
-step), so positions add up exactly; the API speaks floats (see adr/0002).
+step), so positions add up exactly; the API speaks floats (see adr/0001).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 QTY_SCALE = 100_000_000
 QTY_QUANTUM = 1.0 / QTY_SCALE
+_HALF_QUANTUM = QTY_QUANTUM / 2
+_INF = math.inf
 
 
 def qty_to_units(qty: float) -> int:
@@ -73,28 +76,16 @@ class Mode(StrEnum):
     LIVE = "live"
 
 
-class Bar:
-    """One closed OHLCV bar of one symbol. ``ts`` is the open time in ms UTC."""
+class Bar(NamedTuple):
+    """One closed OHLCV bar of one symbol, immutable. ``ts`` is the open time in ms UTC."""
 
-    __slots__ = ("close", "high", "low", "open", "symbol", "ts", "volume")
-
-    def __init__(
-        self,
-        symbol: str,
-        ts: int,
-        open: float,
-        high: float,
-        low: float,
-        close: float,
-        volume: float,
-    ) -> None:
-        self.symbol = symbol
-        self.ts = ts
-        self.open = open
-        self.high = high
-        self.low = low
-        self.close = close
-        self.volume = volume
+    symbol: str
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
 
     @property
     def dt(self) -> datetime:
@@ -106,20 +97,14 @@ class Bar:
             f"l={self.low!r} c={self.close!r} v={self.volume!r})"
         )
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Bar):
-            return NotImplemented
-        return all(getattr(self, s) == getattr(other, s) for s in Bar.__slots__)
 
-    __hash__ = None  # type: ignore[assignment]
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OrderIntent:
     """What a strategy wants: buy or sell ``qty`` of ``symbol``, at market or at a limit.
 
     A limit order lives until filled or cancelled, or for ``expire_after_bars`` bars of its
-    symbol when set. ``reduce_only`` marks an order that may only shrink a position.
+    symbol when set. ``reduce_only`` marks an order that may only shrink a position. Invalid
+    intents raise ValueError where they are made.
     """
 
     symbol: str
@@ -132,16 +117,23 @@ class OrderIntent:
     tag: str | None = None
 
     def __post_init__(self) -> None:
-        problem = self.problem()
-        if problem:
-            raise ValueError(f"invalid order intent {self!r}: {problem}")
+        qty = self.qty
+        # the common case in three comparisons; problem() explains anything else
+        if (qty.__class__ is not float or not 0.0 < qty < _INF or self.limit_price is not None
+                or self.type is not OrderType.MARKET or self.expire_after_bars is not None
+                or (self.side is not Side.BUY and self.side is not Side.SELL)
+                or qty < _HALF_QUANTUM or not self.symbol):
+            problem = self.problem()
+            if problem:
+                raise ValueError(f"invalid order intent {self!r}: {problem}")
 
     def problem(self) -> str | None:
         if not isinstance(self.symbol, str) or not self.symbol:
             return "symbol must be a non-empty string"
         if self.side not in (Side.BUY, Side.SELL):
             return "side must be Side.BUY or Side.SELL"
-        if not (isinstance(self.qty, int | float) and math.isfinite(self.qty) and self.qty > 0):
+        if not (isinstance(self.qty, int | float) and not isinstance(self.qty, bool)
+                and math.isfinite(self.qty) and self.qty > 0):
             return f"qty must be a positive finite number, got {self.qty!r}"
         if qty_to_units(self.qty) == 0:
             return f"qty {self.qty!r} is below the quantity quantum 1e-8"
@@ -149,10 +141,13 @@ class OrderIntent:
             lp = self.limit_price
             if lp is None or not (math.isfinite(lp) and lp > 0):
                 return f"a limit order needs a positive finite limit_price, got {lp!r}"
+        elif self.type is not OrderType.MARKET:
+            return f"type must be OrderType.MARKET or OrderType.LIMIT, got {self.type!r}"
         elif self.limit_price is not None:
             return "a market order takes no limit_price"
-        if self.expire_after_bars is not None and self.expire_after_bars < 1:
-            return f"expire_after_bars must be >= 1, got {self.expire_after_bars!r}"
+        if self.expire_after_bars is not None and not (
+                isinstance(self.expire_after_bars, int) and self.expire_after_bars >= 1):
+            return f"expire_after_bars must be an integer >= 1, got {self.expire_after_bars!r}"
         return None
 
     @classmethod
@@ -188,7 +183,6 @@ class Order:
     filled_units: int = 0
     bars_seen: int = 0
     updated_ts: int = 0
-    meta: dict[str, object] = field(default_factory=dict)
 
     @property
     def filled_qty(self) -> float:
@@ -199,8 +193,7 @@ class Order:
         return not self.status.terminal
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(NamedTuple):
     """One execution. ``fee`` is in the quote currency, on the fill's notional.
 
     ``ts`` is when the engine learned of the fill (the bar's close time in a backtest);

@@ -66,7 +66,8 @@ def write_fills(path: Path, fills: Iterable[Fill]) -> None:
 def write_equity(path: Path, ts: Sequence[int], cash: Sequence[float],
                  position_value: Sequence[float], equity: Sequence[float]) -> None:
     stamps = iso_many(ts)
+    columns = [np.asarray(c, dtype=np.float64).tolist() for c in (cash, position_value, equity)]
     with path.open("w", encoding="utf-8", newline="") as fh:
         fh.write(",".join(EQUITY) + "\n")
         fh.writelines(f"{t},{c!r},{p!r},{e!r}\n"
-                      for t, c, p, e in zip(stamps, cash, position_value, equity, strict=True))
+                      for t, c, p, e in zip(stamps, *columns, strict=True))

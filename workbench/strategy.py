@@ -117,14 +117,18 @@ class Strategy:
 class Context:
     """What a strategy may see and do. ``now`` is ms UTC: the current bar's close time."""
 
-    __slots__ = ("_step", "book", "now", "random", "timeframe_ms")
+    __slots__ = ("_step", "book", "random", "timeframe_ms")
 
     def __init__(self, step: Step, timeframe_ms: int, seed: int) -> None:
         self._step = step
         self.book = step.book
-        self.now = 0
         self.timeframe_ms = timeframe_ms
         self.random = random.Random(seed)
+
+    @property
+    def now(self) -> int:
+        """The current bar's close time, ms UTC (the first bar's open time in on_start)."""
+        return self._step.now
 
     @property
     def now_dt(self) -> datetime:

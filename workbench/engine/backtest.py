@@ -8,11 +8,14 @@ same config and data give byte-identical trades, orders, fills and equity files.
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from itertools import repeat
+from dataclasses import dataclass
+from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from workbench.book import Book
 from workbench.brokers.fills import CostModel
@@ -21,62 +24,77 @@ from workbench.config import Config, load_config, timeframe_ms
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData
-from workbench.model import Bar
+from workbench.model import QTY_SCALE, Bar
 from workbench.strategy import Strategy, load_strategy_class
 
-CHUNK = 1 << 16
+CHUNK = 1 << 15
 
 
 @dataclass
 class EquityRows:
-    """The account after each distinct bar time: the loop's own books, marked at last closes."""
+    """The account after each distinct bar time, from the loop's own books.
 
-    ts: list[int] = field(default_factory=list)
-    cash: list[float] = field(default_factory=list)
-    position_value: list[float] = field(default_factory=list)
-    equity: list[float] = field(default_factory=list)
+    Cash and positions are the Book's own values after its last fill at or before each bar
+    time (``Book.history``); each position is marked at its symbol's last close at or before
+    that time, as ``Book.position_value`` does in the loop.
+    """
+
+    ts: np.ndarray
+    cash: np.ndarray
+    position_value: np.ndarray
+    equity: np.ndarray
+
+
+_new_bar = tuple.__new__
 
 
 def run_loop(step: Step, data: LoopData, progress: Callable[[int], None] | None = None
              ) -> EquityRows:
-    """Feed every bar to the step in order; record the account once per distinct bar time."""
-    rows = EquityRows()
+    """Feed every bar to the step in (ts, symbol) order, then mark the account per bar time.
+
+    Bars are built and handed over at C speed (``map``); the only Python work per bar is the
+    step's. Equity is not recorded bar by bar: the Book records its state at each fill, and the
+    marks are applied afterwards, vectorised.
+    """
     n = len(data)
-    if not n:
-        return rows
-    book = step.book
+    symbols: Iterable[str] = (repeat(data.symbol_names[0], n) if data.symbols is None
+                              else data.symbols)
+    bars = map(_new_bar, repeat(Bar),
+               zip(symbols, data.ts, data.open, data.high, data.low, data.close, data.volume,
+                   strict=False))
+    consume = deque(maxlen=0).extend
     on_bar = step.on_bar
-    eq_ts, eq_cash, eq_pv, eq_eq = rows.ts, rows.cash, rows.position_value, rows.equity
-    single = data.symbols is None
-    name = data.symbol_names[0]
     for lo in range(0, n, CHUNK):
-        hi = min(lo + CHUNK, n)
-        symbols: Iterable[str] = repeat(name, hi - lo) if single else data.symbols[lo:hi]  # type: ignore[index]
-        batch = zip(symbols, data.ts[lo:hi], data.open[lo:hi], data.high[lo:hi],
-                    data.low[lo:hi], data.close[lo:hi], data.volume[lo:hi], strict=False)
-        if single:
-            for sym, ts, o, h, lo_, c, v in batch:
-                on_bar(Bar(sym, ts, o, h, lo_, c, v))
-                cash = book.cash
-                pv = book.position_value() if book.units else 0.0
-                eq_ts.append(ts)
-                eq_cash.append(cash)
-                eq_pv.append(pv)
-                eq_eq.append(cash + pv)
-        else:
-            next_ts = data.ts
-            for i, (sym, ts, o, h, lo_, c, v) in enumerate(batch, lo):
-                on_bar(Bar(sym, ts, o, h, lo_, c, v))
-                if i + 1 == n or next_ts[i + 1] != ts:
-                    cash = book.cash
-                    pv = book.position_value() if book.units else 0.0
-                    eq_ts.append(ts)
-                    eq_cash.append(cash)
-                    eq_pv.append(pv)
-                    eq_eq.append(cash + pv)
+        consume(map(on_bar, islice(bars, CHUNK)))
         if progress is not None:
-            progress(hi - lo)
-    return rows
+            progress(min(CHUNK, n - lo))
+    return equity_rows(step.book, data)
+
+
+def equity_rows(book: Book, data: LoopData) -> EquityRows:
+    """Cash, position value and equity after each distinct bar time (see EquityRows)."""
+    ts = data.ts_array
+    last_of_ts = np.flatnonzero(np.append(ts[1:] != ts[:-1], True)) if len(ts) else ts
+    grid = ts[last_of_ts]
+    history = book.history
+    fill_ts = np.fromiter((h[0] for h in history), np.int64, len(history))
+    # state after the last fill at or before each bar time; slot 0 is the state before any fill
+    after = np.searchsorted(fill_ts, grid, side="right")
+    cash_after = np.fromiter((h[1] for h in history), np.float64, len(history))
+    cash = np.concatenate(([book.initial_cash], cash_after))[after]
+    value = np.zeros(len(grid))
+    closes = np.asarray(data.close, dtype=np.float64)
+    for k, name in enumerate(data.symbol_names):
+        mine = np.array([i for i, h in enumerate(history) if h[2] == name], dtype=np.int64)
+        if not len(mine):
+            continue
+        units_after = np.array([0] + [history[i][3] for i in mine], dtype=np.int64)
+        units = units_after[np.searchsorted(fill_ts[mine], grid, side="right")]
+        rows = np.flatnonzero(data.symbol_index == k)
+        seen = np.searchsorted(ts[rows], grid, side="right") - 1  # this symbol's last bar
+        mark = closes[rows[np.maximum(seen, 0)]]
+        value = value + np.where(units != 0, units / QTY_SCALE * mark, 0.0)
+    return EquityRows(grid, cash, value, cash + value)
 
 
 def cost_model(cfg: Config) -> CostModel:

@@ -27,14 +27,14 @@ class MemoryJournal:
 
     def __init__(self) -> None:
         self.orders: list[Order] = []
-        self.events: list[tuple[int, str, int, str, str | None]] = []
+        self.events: list[tuple[int, str, int, OrderStatus, str | None]] = []
         self.fills: list[Fill] = []
 
     def order(self, order: Order) -> None:
         self.orders.append(order)
 
     def event(self, order: Order, status: OrderStatus, reason: str | None, ts: int) -> None:
-        self.events.append((order.order_seq, order.client_order_id, ts, status.value, reason))
+        self.events.append((order.order_seq, order.client_order_id, ts, status, reason))
 
     def fill(self, fill: Fill) -> None:
         self.fills.append(fill)

@@ -22,7 +22,6 @@ from workbench.model import (
     OrderIntent,
     OrderStatus,
     ms_to_iso,
-    qty_to_units,
 )
 from workbench.strategy import Context, Strategy
 
@@ -56,30 +55,41 @@ class Step:
         self.run_id = run_id
         self.timeframe_ms = timeframe_ms
         self.ctx = Context(self, timeframe_ms, seed)
-        self.bar_ts = 0
         self.order_seq = 0
         self.fill_seq = 0
         self._open: dict[int, Order] = {}
         self._on_bar = strategy.on_bar
         self._bar: Bar | None = None
+        self._start_now = 0
+        self._last = book.last
         broker.bind(self, book)
+        self._pending = broker.pending  # the broker's own dict: truthy while orders rest
 
     # --- the loop calls these ---------------------------------------------------------------
+    @property
+    def bar_ts(self) -> int:
+        """Open time of the bar being processed (orders and fills decided now carry it)."""
+        bar = self._bar
+        return bar.ts if bar is not None else self._start_now
+
+    @property
+    def now(self) -> int:
+        """The current bar's close time: when what is decided now is known (ms UTC)."""
+        bar = self._bar
+        return bar.ts + self.timeframe_ms if bar is not None else self._start_now
+
     def start(self, now: int) -> None:
-        self.ctx.now = now
+        self._start_now = now
         self._call("on_start", self.strategy.on_start, self.ctx)
 
     def on_bar(self, bar: Bar) -> None:
-        ctx = self.ctx
-        ctx.now = bar.ts + self.timeframe_ms
-        self.bar_ts = bar.ts
+        """The hot path: mark, let resting orders work, ask the strategy, route its intents."""
         self._bar = bar
-        self.book.last[bar.symbol] = bar.close
-        broker = self.broker
-        if broker.pending:
-            broker.on_bar(bar)
+        self._last[bar.symbol] = bar.close
+        if self._pending:
+            self.broker.on_bar(bar)
         try:
-            intents = self._on_bar(ctx, bar)
+            intents = self._on_bar(self.ctx, bar)
         except StrategyError:
             raise
         except Exception as exc:
@@ -98,23 +108,11 @@ class Step:
             )
         self.order_seq += 1
         seq = self.order_seq
-        now = self.ctx.now
-        order = Order(
-            order_seq=seq,
-            client_order_id=f"{self.run_id}-{seq}",
-            symbol=intent.symbol,
-            side=intent.side,
-            type=intent.type,
-            qty=intent.qty,
-            qty_units=qty_to_units(intent.qty),
-            limit_price=intent.limit_price,
-            ts=now,
-            bar_ts=self.bar_ts,
-            expire_after_bars=intent.expire_after_bars,
-            reduce_only=intent.reduce_only,
-            tag=intent.tag,
-            updated_ts=now,
-        )
+        now = self.now
+        order = Order(seq, f"{self.run_id}-{seq}", intent.symbol, intent.side, intent.type,
+                      intent.qty, round(intent.qty * QTY_SCALE), intent.limit_price, now,
+                      self.bar_ts, intent.expire_after_bars, intent.reduce_only, intent.tag,
+                      OrderStatus.NEW, None, 0, 0, now)
         self.journal.order(order)
         self.journal.event(order, OrderStatus.NEW, None, now)
         self._open[seq] = order
@@ -137,7 +135,7 @@ class Step:
 
     # --- the broker reports through these (OrderSink) ---------------------------------------
     def order_status(self, order: Order, status: OrderStatus, reason: str | None = None) -> None:
-        now = self.ctx.now
+        now = self.now
         order.status = status
         order.reason = reason
         order.updated_ts = now
@@ -149,19 +147,8 @@ class Step:
 
     def order_fill(self, order: Order, units: int, price: float, fee: float) -> None:
         self.fill_seq += 1
-        fill = Fill(
-            fill_seq=self.fill_seq,
-            order_seq=order.order_seq,
-            client_order_id=order.client_order_id,
-            symbol=order.symbol,
-            side=order.side,
-            qty=units / QTY_SCALE,
-            qty_units=units,
-            price=price,
-            fee=fee,
-            ts=self.ctx.now,
-            bar_ts=self.bar_ts,
-        )
+        fill = Fill(self.fill_seq, order.order_seq, order.client_order_id, order.symbol,
+                    order.side, units / QTY_SCALE, units, price, fee, self.now, self.bar_ts)
         self.book.apply_fill(fill)
         self.journal.fill(fill)
         order.filled_units += units

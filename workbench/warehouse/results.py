@@ -64,7 +64,7 @@ def events_table(journal: MemoryJournal) -> pa.Table:
         "order_seq": pa.array([x[0] for x in e], pa.int64()),
         "client_order_id": pa.array([x[1] for x in e], pa.string()),
         "ts": pa.array([x[2] for x in e], _TS),
-        "status": pa.array([x[3] for x in e], pa.string()),
+        "status": pa.array([str(x[3]) for x in e], pa.string()),
         "reason": pa.array([x[4] for x in e], pa.string()),
     })
 

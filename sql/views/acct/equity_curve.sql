@@ -24,44 +24,32 @@ unit_steps as (
     from fills
     group by run_id, symbol, ts
 ),
-positions as (
-    select
-        run_id, symbol, ts,
-        sum(d_units) over (
-            partition by run_id, symbol order by ts
-            rows between unbounded preceding and current row
-        ) as units
-    from unit_steps
-),
 cash_steps as (
     select run_id, ts, sum(d_cash) as d_cash
     from fills
     group by run_id, ts
 ),
-cash as (
-    select
-        run_id, ts,
-        sum(d_cash) over (
-            partition by run_id order by ts
-            rows between unbounded preceding and current row
-        ) as cash_flow
-    from cash_steps
-),
 grid as (
     select distinct run_id, ts from bars
 ),
 grid_symbols as (
-    select g.run_id, g.ts, s.symbol
+    select g.run_id, g.ts, s.symbol, b.close, u.d_units
     from grid as g
     join (select distinct run_id, symbol from bars) as s on g.run_id = s.run_id
+    left join bars as b on g.run_id = b.run_id and s.symbol = b.symbol and g.ts = b.ts
+    left join unit_steps as u on g.run_id = u.run_id and s.symbol = u.symbol and g.ts = u.ts
 ),
 marked as (
-    select gs.run_id, gs.ts, gs.symbol, coalesce(p.units, 0) as units, b.close
-    from grid_symbols as gs
-    asof left join positions as p
-        on gs.run_id = p.run_id and gs.symbol = p.symbol and gs.ts >= p.ts
-    asof left join bars as b
-        on gs.run_id = b.run_id and gs.symbol = b.symbol and gs.ts >= b.ts
+    select
+        run_id,
+        ts,
+        sum(coalesce(d_units, 0)) over per_symbol as units,
+        last_value(close ignore nulls) over per_symbol as close
+    from grid_symbols
+    window per_symbol as (
+        partition by run_id, symbol order by ts
+        rows between unbounded preceding and current row
+    )
 ),
 valued as (
     select
@@ -77,12 +65,16 @@ final as (
     select
         v.run_id,
         v.ts,
-        r.initial_cash + coalesce(c.cash_flow, 0.0) as cash,
+        r.initial_cash + sum(coalesce(c.d_cash, 0.0)) over per_run as cash,
         v.position_value,
-        r.initial_cash + coalesce(c.cash_flow, 0.0) + v.position_value as equity,
+        r.initial_cash + sum(coalesce(c.d_cash, 0.0)) over per_run + v.position_value as equity,
         v.in_market
     from valued as v
     join runs as r on v.run_id = r.run_id
-    asof left join cash as c on v.run_id = c.run_id and v.ts >= c.ts
+    left join cash_steps as c on v.run_id = c.run_id and v.ts = c.ts
+    window per_run as (
+        partition by v.run_id order by v.ts
+        rows between unbounded preceding and current row
+    )
 )
 select * from final

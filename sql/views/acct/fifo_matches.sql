@@ -1,8 +1,10 @@
 -- name: acct.fifo_matches
 -- version: 1
 -- description: FIFO matching of sell fills against buy lots, per run and symbol, in units of 1e-8
--- Each buy and each sell covers an interval of the symbol's cumulative bought (sold) units;
--- a match is the overlap of a buy's interval with a sell's. Integer units keep it exact.
+-- Each buy (sell) covers an interval of the symbol's cumulative bought (sold) units. The ends of
+-- all those intervals cut the line into segments; each segment lies in exactly one buy and, up
+-- to the units sold so far, one sell (found by ASOF joins, so the work grows as n log n). A match
+-- is a (buy, sell) pair with the units of its segments. Integer units keep it exact.
 with fills as (
     select
         run_id, symbol, fill_seq, side, ts, price, fee,
@@ -29,12 +31,41 @@ sells as (
     from fills
     where side = 'SELL'
 ),
-final as (
+cuts as (
+    select run_id, symbol, cum_end as cut from buys
+    union
+    select run_id, symbol, cum_end as cut from sells
+),
+segments as (
     select
-        b.run_id,
-        b.symbol,
+        run_id,
+        symbol,
+        cut as seg_end,
+        cut - coalesce(
+            lag(cut) over (partition by run_id, symbol order by cut), 0
+        ) as seg_units
+    from cuts
+),
+matched as (
+    select
+        g.run_id,
+        g.symbol,
         b.fill_seq as entry_fill_seq,
         s.fill_seq as exit_fill_seq,
+        sum(g.seg_units) as matched_units
+    from segments as g
+    asof join buys as b
+        on g.run_id = b.run_id and g.symbol = b.symbol and g.seg_end <= b.cum_end
+    asof join sells as s
+        on g.run_id = s.run_id and g.symbol = s.symbol and g.seg_end <= s.cum_end
+    group by g.run_id, g.symbol, b.fill_seq, s.fill_seq
+),
+final as (
+    select
+        m.run_id,
+        m.symbol,
+        m.entry_fill_seq,
+        m.exit_fill_seq,
         b.ts as entry_ts,
         b.price as entry_price,
         b.fee as entry_fee,
@@ -43,13 +74,11 @@ final as (
         s.price as exit_price,
         s.fee as exit_fee,
         s.units as exit_units,
-        least(b.cum_end, s.cum_end) - greatest(b.cum_end - b.units, s.cum_end - s.units)
-            as matched_units
-    from buys as b
+        m.matched_units
+    from matched as m
+    join buys as b
+        on m.run_id = b.run_id and m.symbol = b.symbol and m.entry_fill_seq = b.fill_seq
     join sells as s
-        on b.run_id = s.run_id
-        and b.symbol = s.symbol
-        and b.cum_end - b.units < s.cum_end
-        and s.cum_end - s.units < b.cum_end
+        on m.run_id = s.run_id and m.symbol = s.symbol and m.exit_fill_seq = s.fill_seq
 )
 select * from final

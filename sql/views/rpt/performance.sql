@@ -3,7 +3,8 @@
 -- description: headline numbers per run: return, CAGR, max drawdown, Sharpe, trades, win rate, fees, exposure
 -- Sharpe: mean over sample standard deviation of per-bar returns (the first bar against the
 -- initial cash), annualised with a 365-day year, no risk-free rate. CAGR over the span from the
--- first bar's open to the last bar's close. Exposure: share of bars with a position.
+-- first bar's open to the last bar's close. Max drawdown as rpt.drawdown defines it (peak from
+-- the initial cash), computed here in the same pass. Exposure: share of bars with a position.
 with runs as (
     select run_id, initial_cash, timeframe_ms from main.runs
 ),
@@ -18,7 +19,14 @@ returns as (
         c.in_market,
         c.equity / coalesce(
             lag(c.equity) over (partition by c.run_id order by c.ts), r.initial_cash
-        ) - 1 as ret
+        ) - 1 as ret,
+        (c.equity / greatest(
+            r.initial_cash,
+            max(c.equity) over (
+                partition by c.run_id order by c.ts
+                rows between unbounded preceding and current row
+            )
+        ) - 1) * 100 as drawdown_pct
     from curve as c
     join runs as r on c.run_id = r.run_id
 ),
@@ -31,13 +39,9 @@ stats as (
         arg_max(equity, ts) as final_equity,
         avg(ret) as mean_ret,
         stddev_samp(ret) as sd_ret,
-        avg(case when in_market then 1.0 else 0.0 end) as exposure
+        avg(case when in_market then 1.0 else 0.0 end) as exposure,
+        min(drawdown_pct) as max_drawdown_pct
     from returns
-    group by run_id
-),
-drawdowns as (
-    select run_id, min(drawdown_pct) as max_drawdown_pct
-    from rpt.drawdown
     group by run_id
 ),
 trips as (
@@ -66,7 +70,7 @@ final as (
                     / (epoch_ms(s.last_ts) - epoch_ms(s.first_ts) + r.timeframe_ms)
             ) - 1
         ) * 100 as cagr_pct,
-        d.max_drawdown_pct,
+        s.max_drawdown_pct,
         case
             when s.sd_ret > 0
                 then s.mean_ret / s.sd_ret * sqrt(365.0 * 86400000 / r.timeframe_ms)
@@ -78,7 +82,6 @@ final as (
         s.exposure * 100 as exposure_pct
     from stats as s
     join runs as r on s.run_id = r.run_id
-    left join drawdowns as d on s.run_id = d.run_id
     left join trips as t on s.run_id = t.run_id
     left join fees as f on s.run_id = f.run_id
 )

@@ -1,0 +1,319 @@
+"""The backtest loop: bar order across symbols, the equity rows, chunking, determinism, wiring."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import random
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from workbench.book import Book
+from workbench.brokers.fills import CostModel
+from workbench.brokers.sim import SimBroker
+from workbench.config import Config
+from workbench.engine import backtest
+from workbench.engine.backtest import build_step, run_loop
+from workbench.engine.journal import MemoryJournal
+from workbench.engine.step import Step
+from workbench.feeds.history import LoopData, merge
+from workbench.feeds.qc import BarSeries
+from workbench.model import QTY_SCALE, Bar, OrderIntent, Side
+from workbench.strategies.pullback_limit import PullbackLimit
+from workbench.strategies.sma_cross import SmaCross
+from workbench.strategy import Context, Strategy
+
+T0 = 1_704_067_200_000
+TF = 60_000
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "btcusdt_1m_2024-01_synthetic.csv"
+
+
+def series(symbol: str, rows: list[tuple[int, float, float, float, float]]) -> BarSeries:
+    """(bar index, open, high, low, close) rows -> a BarSeries starting at T0."""
+    a = np.array([r[1:] for r in rows], dtype=float)
+    ts = np.array([T0 + r[0] * TF for r in rows], dtype=np.int64)
+    return BarSeries(symbol, TF, ts, a[:, 0], a[:, 1], a[:, 2], a[:, 3],
+                     np.arange(1.0, len(rows) + 1.0))
+
+
+def closes_series(symbol: str, closes: list[float], start: int = 0,
+                  skip: frozenset[int] = frozenset()) -> BarSeries:
+    return series(symbol, [(i + start, c, c + 1.0, c - 1.0, c)
+                           for i, c in enumerate(closes) if i + start not in skip])
+
+
+def sample(n: int) -> LoopData:
+    rows = []
+    with SAMPLE.open(newline="") as fh:
+        for i, rec in enumerate(csv.DictReader(fh)):
+            if i == n:
+                break
+            ms = int(datetime.fromisoformat(rec["ts"]).timestamp() * 1000)
+            rows.append((ms, float(rec["open"]), float(rec["high"]), float(rec["low"]),
+                         float(rec["close"]), float(rec["volume"])))
+    a = np.array([r[1:] for r in rows], dtype=float)
+    ts = np.array([r[0] for r in rows], dtype=np.int64)
+    return merge([BarSeries("BTCUSDT", TF, ts, a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4])])
+
+
+def make_step(strategy: Strategy, costs: CostModel | None = None, cash: float = 10_000.0
+              ) -> Step:
+    return Step(strategy, SimBroker(costs or CostModel()), Book(cash), MemoryJournal(),
+                run_id="t", timeframe_ms=TF)
+
+
+def run(strategy: Strategy, data: LoopData, **kw: Any) -> tuple[Step, backtest.EquityRows]:
+    step = make_step(strategy, **kw)
+    step.start(data.ts[0] if len(data) else T0)
+    rows = run_loop(step, data)
+    step.stop()
+    return step, rows
+
+
+def as_lists(rows: backtest.EquityRows) -> tuple[list, list, list, list]:
+    return tuple(np.asarray(getattr(rows, k)).tolist()  # type: ignore[return-value]
+                 for k in ("ts", "cash", "position_value", "equity"))
+
+
+def snapshot(step: Step, rows: backtest.EquityRows) -> tuple[Any, ...]:
+    j = step.journal
+    assert isinstance(j, MemoryJournal)
+    return ([dataclasses.astuple(o) for o in j.orders], list(j.events),
+            [tuple(f) for f in j.fills], [tuple(t) for t in step.book.round_trips],
+            as_lists(rows))
+
+
+class Recorder(Strategy):
+    """Records every bar it is given, with ctx.now; runs ``script[(symbol, bar index)]``."""
+
+    def __init__(self, script: dict[tuple[str, int], Callable[[Context, Bar], Any]] | None = None
+                 ) -> None:
+        super().__init__()
+        self.script = script or {}
+
+    def on_start(self, ctx: Context) -> None:
+        self.bars: list[tuple[Bar, int]] = []
+
+    def on_bar(self, ctx: Context, bar: Bar) -> Any:
+        self.bars.append((bar, ctx.now))
+        action = self.script.get((bar.symbol, (bar.ts - T0) // TF))
+        return action(ctx, bar) if action else None
+
+
+def do(*intents: OrderIntent) -> Callable[[Context, Bar], list[OrderIntent]]:
+    return lambda ctx, bar: list(intents)
+
+
+# --- bar order ------------------------------------------------------------------------------
+def test_run_loop_single_symbol_feeds_every_bar_in_order_with_now_at_close() -> None:
+    data = merge([closes_series("X", [10.0, 11.0, 12.0])])
+    strat = Recorder()
+    run(strat, data)
+    assert [(b.symbol, b.ts, b.close) for b, _ in strat.bars] == [
+        ("X", T0, 10.0), ("X", T0 + TF, 11.0), ("X", T0 + 2 * TF, 12.0)]
+    assert [now for _, now in strat.bars] == [T0 + TF, T0 + 2 * TF, T0 + 3 * TF]
+    b = strat.bars[1][0]
+    assert (b.open, b.high, b.low, b.volume) == (11.0, 12.0, 10.0, 2.0)
+
+
+def test_run_loop_several_symbols_bars_merged_in_ts_then_symbol_order() -> None:
+    # given out of name order, with different spans and a hole in B
+    data = merge([closes_series("B", [1.0] * 4, start=1, skip=frozenset({3})),
+                  closes_series("A", [2.0] * 4),
+                  closes_series("C", [3.0] * 2, start=3)])
+    strat = Recorder()
+    run(strat, data)
+    order = [(b.symbol, (b.ts - T0) // TF) for b, _ in strat.bars]
+    assert order == [("A", 0), ("A", 1), ("B", 1), ("A", 2), ("B", 2), ("A", 3), ("C", 3),
+                     ("B", 4), ("C", 4)]
+    assert order == sorted(order, key=lambda sb: (sb[1], sb[0]))
+    assert all(now == b.ts + TF for b, now in strat.bars)
+
+
+def test_run_loop_empty_data_no_bars_no_rows() -> None:
+    empty = merge([series("X", [(0, 1.0, 1.0, 1.0, 1.0)])])
+    data = dataclasses.replace(empty, ts=[], open=[], high=[], low=[], close=[], volume=[],
+                               ts_array=empty.ts_array[:0], symbol_index=empty.symbol_index[:0],
+                               source=empty.source[:0])
+    strat = Recorder()
+    _, rows = run(strat, data)
+    assert strat.bars == []
+    assert as_lists(rows) == ([], [], [], [])
+
+
+# --- equity rows ----------------------------------------------------------------------------
+def reference_equity(data: LoopData, step: Step, initial_cash: float
+                     ) -> list[tuple[int, float, float]]:
+    """(ts, cash, position value) after each distinct bar time, replaying the journal's fills
+    onto plain dicts and marking at each symbol's last close so far."""
+    j = step.journal
+    assert isinstance(j, MemoryJournal)
+    fills = sorted(j.fills, key=lambda f: f.fill_seq)
+    cash, units, last, k, out = initial_cash, {}, {}, 0, []
+    names = data.symbols or [data.symbol_names[0]] * len(data)
+    for i, ts in enumerate(data.ts):
+        last[names[i]] = data.close[i]
+        if i + 1 < len(data) and data.ts[i + 1] == ts:
+            continue
+        while k < len(fills) and fills[k].bar_ts <= ts:
+            f = fills[k]
+            sign = 1 if f.side is Side.BUY else -1
+            cash -= sign * f.qty * f.price + f.fee
+            units[f.symbol] = units.get(f.symbol, 0) + sign * f.qty_units
+            k += 1
+        value = sum(u / QTY_SCALE * last[s] for s, u in units.items() if u)
+        out.append((ts, cash, value))
+    return out
+
+
+def check_equity(data: LoopData, step: Step, rows: backtest.EquityRows, cash: float) -> None:
+    ts, cash_col, value_col, equity_col = as_lists(rows)
+    expected = reference_equity(data, step, cash)
+    assert ts == [e[0] for e in expected]
+    assert ts == sorted(set(data.ts))
+    assert cash_col == pytest.approx([e[1] for e in expected], rel=1e-12, abs=1e-9)
+    assert value_col == pytest.approx([e[2] for e in expected], rel=1e-12, abs=1e-9)
+    assert equity_col == pytest.approx([c + v for c, v in zip(cash_col, value_col,
+                                                              strict=True)], rel=1e-15)
+
+
+def test_run_loop_equity_one_row_per_bar_time_marked_at_last_close() -> None:
+    data = merge([closes_series("X", [10.0, 11.0, 12.0, 9.0, 8.0])])
+    strat = Recorder({("X", 1): do(OrderIntent("X", Side.BUY, 2.0)),
+                      ("X", 3): do(OrderIntent("X", Side.SELL, 1.0))})
+    step, rows = run(strat, data, costs=CostModel(fee_bps=10.0), cash=100.0)
+    ts, cash, value, equity = as_lists(rows)
+    assert ts == [T0 + i * TF for i in range(5)]
+    assert value == pytest.approx([0.0, 22.0, 24.0, 9.0, 8.0], rel=1e-15)
+    fee1, fee2 = 22.0 * 10 / 1e4, 9.0 * 10 / 1e4
+    assert cash == pytest.approx([100.0, 78.0 - fee1, 78.0 - fee1, 87.0 - fee1 - fee2,
+                                  87.0 - fee1 - fee2], rel=1e-15)
+    assert equity[-1] == pytest.approx(step.book.equity(), rel=1e-15)
+
+
+def test_run_loop_equity_several_symbols_staggered_matches_replayed_fills() -> None:
+    data = merge([
+        closes_series("X", [10.0, 11.0, 12.0, 13.0, 12.5, 12.0, 11.0, 10.5]),
+        closes_series("Y", [100.0, 102.0, 98.0, 97.0, 105.0, 110.0], start=2,
+                      skip=frozenset({4})),
+    ])
+    strat = Recorder({
+        ("X", 1): do(OrderIntent("X", Side.BUY, 3.0)),
+        ("Y", 2): do(OrderIntent.limit("Y", Side.BUY, 0.5, 99.0)),  # Y's bar 5 opens through
+        ("X", 5): do(OrderIntent("X", Side.SELL, 1.0)),
+        ("Y", 6): do(OrderIntent("Y", Side.SELL, 0.25)),
+    })
+    step, rows = run(strat, data, costs=CostModel(fee_bps=7.5, slippage_bps=3.0), cash=500.0)
+    j = step.journal
+    assert isinstance(j, MemoryJournal)
+    assert [(f.symbol, (f.bar_ts - T0) // TF) for f in j.fills] == [
+        ("X", 1), ("X", 5), ("Y", 5), ("Y", 6)]
+    check_equity(data, step, rows, 500.0)
+
+
+def test_run_loop_equity_on_sample_with_pullback_matches_replayed_fills() -> None:
+    data = sample(3000)
+    step, rows = run(PullbackLimit(qty=0.05), data,
+                     costs=CostModel(fee_bps=2.0, slippage_bps=5.0, min_notional=5.0))
+    j = step.journal
+    assert isinstance(j, MemoryJournal)
+    assert len(j.fills) > 20
+    check_equity(data, step, rows, 10_000.0)
+
+
+# --- chunking and progress ------------------------------------------------------------------
+def test_run_loop_small_chunks_same_result_and_progress_counts_every_bar(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = sample(1500)
+    costs = CostModel(fee_bps=10.0, slippage_bps=5.0)
+    expected = snapshot(*run(SmaCross(fast=5, slow=20, qty=0.1), data, costs=costs))
+    monkeypatch.setattr(backtest, "CHUNK", 7)
+    step = make_step(SmaCross(fast=5, slow=20, qty=0.1), costs=costs)
+    step.start(data.ts[0])
+    reported: list[int] = []
+    rows = run_loop(step, data, reported.append)
+    step.stop()
+    assert snapshot(step, rows) == expected
+    assert sum(reported) == len(data)
+    assert len(reported) == -(-len(data) // 7)
+
+
+def test_run_loop_progress_reports_total_bars() -> None:
+    data = merge([closes_series("X", [1.0] * 5), closes_series("Y", [2.0] * 3)])
+    step = make_step(Recorder())
+    step.start(T0)
+    reported: list[int] = []
+    run_loop(step, data, reported.append)
+    assert sum(reported) == 8
+
+
+# --- determinism ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("make", "costs"),
+    [(lambda: SmaCross(fast=10, slow=30, qty=0.1),
+      CostModel(fee_bps=10.0, slippage_bps=5.0)),
+     (lambda: PullbackLimit(qty=0.05, dip_bps=15, take_profit_bps=25, stop_bps=60,
+                            expire_bars=5),
+      CostModel(fee_bps=2.0, slippage_bps=5.0, min_notional=5.0, fill_at="next_open"))],
+    ids=["sma_cross", "pullback_limit_next_open"],
+)
+def test_run_loop_same_inputs_twice_identical_journal_trades_equity(
+        make: Callable[[], Strategy], costs: CostModel) -> None:
+    data = sample(4000)
+    first = snapshot(*run(make(), data, costs=costs))
+    second = snapshot(*run(make(), data, costs=costs))
+    assert len(first[2]) > 10  # it traded
+    assert first == second
+
+
+def test_run_loop_ctx_random_seeded_per_step() -> None:
+    def draws(seed: int) -> list[float]:
+        class Draw(Strategy):
+            def on_start(self, ctx: Context) -> None:
+                self.seen: list[float] = []
+
+            def on_bar(self, ctx: Context, bar: Bar) -> None:
+                self.seen.append(ctx.random.random())
+
+        strat = Draw()
+        step = Step(strat, SimBroker(CostModel()), Book(1.0), MemoryJournal(), run_id="r",
+                    timeframe_ms=TF, seed=seed)
+        step.start(T0)
+        run_loop(step, merge([closes_series("X", [1.0] * 4)]))
+        return strat.seen
+
+    assert draws(42) == draws(42)
+    assert draws(42) != draws(43)
+    rng = random.Random(42)
+    assert draws(42) == [rng.random() for _ in range(4)]
+
+
+# --- wiring from a config -------------------------------------------------------------------
+def test_build_step_wires_costs_cash_timeframe_seed_from_config() -> None:
+    cfg = Config.model_validate({
+        "run": {"seed": 5},
+        "data": {"timeframe": "5m"},
+        "portfolio": {"initial_cash": 1234.5},
+        "costs": {"fee_bps": 3, "slippage_bps": 4, "spread_bps": 2, "min_notional": 10,
+                  "fill_at": "next_open"},
+    })
+    step = build_step(cfg, SmaCross(), "run-1")
+    assert isinstance(step.broker, SimBroker)
+    assert step.broker.costs == CostModel(3.0, 2.0, 4.0, 10.0, "next_open")
+    assert step.book.cash == step.book.initial_cash == 1234.5
+    assert step.timeframe_ms == 300_000
+    assert step.run_id == "run-1"
+    assert step.ctx.random.random() == random.Random(5).random()
+
+
+def test_build_step_costs_disabled_free_but_keeps_fill_at() -> None:
+    cfg = Config.model_validate({"costs": {"enabled": False, "fee_bps": 30,
+                                           "fill_at": "next_open"}})
+    step = build_step(cfg, SmaCross(), "r")
+    assert isinstance(step.broker, SimBroker)
+    assert step.broker.costs == CostModel.free("next_open")

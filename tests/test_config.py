@@ -1,0 +1,301 @@
+"""The layered run config: defaults < YAML < environment (WB_*, ``__`` nesting) < --set.
+
+Every error is a ConfigError naming the key, the layer that set it, and a fix.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from workbench.config import Config, load_config, parse_when, timeframe_ms
+from workbench.errors import ConfigError
+
+YAML = """\
+run: {name: layered, seed: 3}
+data: {symbols: [BTCUSDT], timeframe: 1m, gaps: fail}
+strategy:
+  class: "workbench.strategies.sma_cross:SmaCross"
+  params: {fast: 5, slow: 20, qty: 0.1}
+portfolio: {initial_cash: 5000, quote: USDT}
+costs: {fee_bps: 10, slippage_bps: 4, spread_bps: 1}
+"""
+
+
+@pytest.fixture
+def yaml_file(tmp_path: Path) -> Path:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(YAML, encoding="utf-8")
+    return path
+
+
+def write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- layers and precedence --------------------------------------------------------------------
+def test_load_config_nothing_given_returns_defaults() -> None:
+    cfg = load_config(None, env={})
+    assert cfg == Config()
+    assert cfg.data.gaps == "fail"
+    assert cfg.strategy.class_path == "workbench.strategies.sma_cross:SmaCross"
+    assert cfg.costs.fee_bps == 10.0
+
+
+def test_load_config_yaml_overrides_defaults_and_keeps_unset_defaults(yaml_file: Path) -> None:
+    cfg = load_config(yaml_file, env={})
+    assert cfg.run.name == "layered"
+    assert cfg.portfolio.initial_cash == 5000.0
+    assert cfg.costs.slippage_bps == 4.0
+    assert cfg.costs.min_notional == 0.0  # not in the file: the default
+    assert cfg.costs.fill_at == "close"
+
+
+def test_load_config_env_overrides_yaml(yaml_file: Path) -> None:
+    cfg = load_config(yaml_file, env={"WB_COSTS__FEE_BPS": "7"})
+    assert cfg.costs.fee_bps == 7.0
+    assert cfg.costs.slippage_bps == 4.0
+
+
+def test_load_config_set_overrides_env(yaml_file: Path) -> None:
+    cfg = load_config(yaml_file, ["costs.fee_bps=2"], env={"WB_COSTS__FEE_BPS": "7"})
+    assert cfg.costs.fee_bps == 2.0
+
+
+def test_load_config_four_layers_each_key_takes_its_highest_layer(yaml_file: Path) -> None:
+    env = {"WB_COSTS__FEE_BPS": "7", "WB_COSTS__SLIPPAGE_BPS": "3"}
+    cfg = load_config(yaml_file, ["costs.fee_bps=2"], env=env)
+    assert cfg.costs.fee_bps == 2.0        # YAML 10 < env 7 < --set 2
+    assert cfg.costs.slippage_bps == 3.0   # YAML 4 < env 3
+    assert cfg.costs.spread_bps == 1.0     # YAML only
+    assert cfg.costs.min_notional == 0.0   # default only
+
+
+def test_load_config_later_set_wins_over_earlier_set() -> None:
+    cfg = load_config(None, ["costs.fee_bps=1", "costs.fee_bps=4"], env={})
+    assert cfg.costs.fee_bps == 4.0
+
+
+def test_load_config_env_prefix_reads_only_that_prefix(yaml_file: Path) -> None:
+    env = {"XY_COSTS__FEE_BPS": "6", "WB_COSTS__FEE_BPS": "9"}
+    assert load_config(yaml_file, env=env, env_prefix="XY_").costs.fee_bps == 6.0
+    assert load_config(yaml_file, env=env).costs.fee_bps == 9.0
+
+
+def test_load_config_env_double_underscore_nests_into_strategy_params(yaml_file: Path) -> None:
+    cfg = load_config(yaml_file, env={"WB_STRATEGY__PARAMS__FAST": "8"})
+    assert cfg.strategy.params == {"fast": 8, "slow": 20, "qty": 0.1}
+
+
+def test_load_config_env_value_read_as_yaml_list() -> None:
+    cfg = load_config(None, env={"WB_DATA__SYMBOLS": "[BTCUSDT, ETHUSDT]"})
+    assert cfg.data.symbols == ["BTCUSDT", "ETHUSDT"]
+
+
+def test_load_config_env_global_and_foreign_prefixed_variables_ignored() -> None:
+    env = {"WB_WAREHOUSE": "x.duckdb", "WB_DEBUG": "1", "WB_API_TOKEN": "secret"}
+    assert load_config(None, env=env) == Config()
+
+
+def test_load_config_set_nested_param_merges_with_yaml_params(yaml_file: Path) -> None:
+    cfg = load_config(yaml_file, ["strategy.params.fast=3"], env={})
+    assert cfg.strategy.params == {"fast": 3, "slow": 20, "qty": 0.1}
+
+
+def test_load_config_set_value_read_as_yaml_scalar() -> None:
+    cfg = load_config(None, ["costs.enabled=false", "run.seed=42", "data.symbols=[ETHUSDT]"],
+                      env={})
+    assert cfg.costs.enabled is False
+    assert cfg.run.seed == 42
+    assert cfg.data.symbols == ["ETHUSDT"]
+
+
+def test_load_config_strategy_class_key_sets_class_path() -> None:
+    cfg = load_config(None, ["strategy.class=workbench.strategies.pullback_limit:PullbackLimit"],
+                      env={})
+    assert cfg.strategy.class_path == "workbench.strategies.pullback_limit:PullbackLimit"
+    assert cfg.to_dict()["strategy"]["class"] == cfg.strategy.class_path
+
+
+def test_config_hash_equal_configs_equal_hash_changed_value_new_hash(yaml_file: Path) -> None:
+    a = load_config(yaml_file, env={})
+    b = load_config(yaml_file, env={})
+    c = load_config(yaml_file, ["costs.fee_bps=11"], env={})
+    assert a.hash() == b.hash()
+    assert len(a.hash()) == 64
+    assert a.hash() != c.hash()
+
+
+# --- errors: what, where (key and layer), how to fix --------------------------------------------
+def test_load_config_missing_file_names_path_and_example_configs(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_config(missing, env={})
+    assert str(missing) in info.value.what
+    assert "not found" in info.value.what
+    assert "configs/" in (info.value.fix or "")
+    assert info.value.exit_code == 2
+
+
+def test_load_config_unknown_yaml_key_names_key_file_and_did_you_mean(tmp_path: Path) -> None:
+    path = write(tmp_path, "costs: {fee_bsp: 5}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    err = info.value
+    assert "unknown key `costs.fee_bsp`" in err.what
+    assert err.where == str(path)
+    assert "did you mean `fee_bps`" in (err.fix or "")
+
+
+def test_load_config_unknown_section_lists_known_sections(tmp_path: Path) -> None:
+    path = write(tmp_path, "cost: {fee_bps: 5}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert "`cost`" in info.value.what
+    assert "did you mean `costs`" in (info.value.fix or "")
+    assert "portfolio" in (info.value.fix or "")
+
+
+def test_load_config_unknown_key_from_set_names_set_layer() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["portfolio.intial_cash=5"], env={})
+    assert info.value.where == "--set portfolio.intial_cash=5"
+    assert "did you mean `initial_cash`" in (info.value.fix or "")
+
+
+def test_load_config_unknown_key_from_env_names_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"WB_COSTS__FEE_BSP": "5"})
+    assert info.value.where == "env WB_COSTS__FEE_BSP"
+    assert "costs.fee_bsp" in info.value.what
+
+
+def test_load_config_env_misspelled_section_did_you_mean() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"WB_COSTZ__FEE_BPS": "5"})
+    assert "WB_COSTZ__FEE_BPS" in info.value.what
+    assert "WB_COSTS__" in (info.value.fix or "")
+
+
+@pytest.mark.parametrize(
+    ("layer", "expected_where"),
+    [("yaml", None), ("env", "env WB_COSTS__FEE_BPS"), ("set", "--set costs.fee_bps=abc")],
+)
+def test_load_config_wrong_type_names_key_and_the_layer_that_set_it(
+        tmp_path: Path, layer: str, expected_where: str | None) -> None:
+    path = write(tmp_path, "costs: {fee_bps: abc}\n" if layer == "yaml" else "costs: {}\n")
+    env = {"WB_COSTS__FEE_BPS": "abc"} if layer == "env" else {}
+    overrides = ["costs.fee_bps=abc"] if layer == "set" else []
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides, env=env)
+    err = info.value
+    assert "`costs.fee_bps`" in err.what
+    assert "'abc'" in err.what
+    assert err.where == (expected_where or str(path))
+    assert "set `costs.fee_bps` to a valid value" in (err.fix or "")
+
+
+def test_load_config_set_overriding_bad_yaml_value_fixes_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "costs: {fee_bps: abc}\n")
+    assert load_config(path, ["costs.fee_bps=3"], env={}).costs.fee_bps == 3.0
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("costs.fee_bps=-1", "costs.fee_bps"),
+        ("portfolio.initial_cash=0", "portfolio.initial_cash"),
+        ("data.gaps=skip", "data.gaps"),
+        ("costs.fill_at=open", "costs.fill_at"),
+        ("data.timeframe=90s", "data.timeframe"),
+        ("data.symbols=[btcusdt]", "data.symbols"),
+        ("data.symbols=[BTCUSDT, BTCUSDT]", "data.symbols"),
+        ("data.symbols=[]", "data.symbols"),
+        ("strategy.class=sma_cross.SmaCross", "strategy.class"),
+        ("run.seed=1.5", "run.seed"),
+    ],
+)
+def test_load_config_invalid_value_refused_naming_the_key(override: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override], env={})
+    assert f"`{key}`" in info.value.what
+    assert info.value.where == f"--set {override}"
+
+
+def test_load_config_invalid_yaml_names_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "run:\n  name: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert "invalid YAML" in info.value.what
+    assert str(path) in (info.value.where or "")
+    assert "line" in (info.value.where or "")
+
+
+def test_load_config_top_level_list_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "- run\n- data\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert "not a mapping" in info.value.what
+
+
+def test_load_config_empty_file_gives_defaults(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ""), env={}) == Config()
+
+
+@pytest.mark.parametrize("item", ["costs.fee_bps", "=5", "costs..fee_bps=5", "1x=2"])
+def test_load_config_malformed_set_refused_with_example(item: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [item], env={})
+    assert repr(item) in info.value.what
+    assert "--set costs.fee_bps=5" in (info.value.fix or "")
+
+
+def test_load_config_set_inside_a_scalar_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "costs: 5\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["costs.fee_bps=1"], env={})
+    assert "costs" in info.value.what
+    assert "not a section" in info.value.what
+
+
+# --- helpers -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("2024-01-01", 1_704_067_200_000),
+        ("2024-01-01T01:00", 1_704_070_800_000),
+        ("2024-01-01T01:00:00Z", 1_704_070_800_000),
+        ("2024-01-01T03:00:00+02:00", 1_704_070_800_000),
+    ],
+)
+def test_parse_when_naive_is_utc_and_offsets_are_honoured(text: str, ms: int) -> None:
+    assert parse_when(text) == ms
+
+
+def test_parse_when_date_and_datetime_objects() -> None:
+    assert parse_when(date(2024, 1, 1)) == 1_704_067_200_000
+    assert parse_when(datetime(2024, 1, 1, 1, tzinfo=UTC)) == 1_704_070_800_000
+    assert parse_when(None) is None
+
+
+def test_parse_when_garbage_raises_config_error_naming_the_flag() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_when("yesterday", "--from")
+    assert "--from 'yesterday'" in info.value.what
+    assert "2024-01-31" in (info.value.fix or "")
+
+
+@pytest.mark.parametrize(("tf", "ms"), [("1m", 60_000), ("5m", 300_000), ("1h", 3_600_000),
+                                        ("4h", 14_400_000), ("1d", 86_400_000)])
+def test_timeframe_ms_whole_units(tf: str, ms: int) -> None:
+    assert timeframe_ms(tf) == ms
+
+
+@pytest.mark.parametrize("tf", ["0m", "90s", "1w", "m", "1.5h", ""])
+def test_timeframe_ms_invalid_raises_value_error_with_examples(tf: str) -> None:
+    with pytest.raises(ValueError, match="examples"):
+        timeframe_ms(tf)
