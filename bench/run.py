@@ -90,15 +90,17 @@ def end_to_end(n: int, workdir: Path, repeat: int) -> tuple[float, int]:
         f"costs: {{fee_bps: {FEE_BPS}, slippage_bps: {SLIP_BPS}}}\n")
     times, peak = [], 0
     for i in range(repeat):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "workbench", "backtest", "--config",
-                                 str(config), "--out", str(workdir / f"run{i}")], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        times.append(time.perf_counter() - t0)
-        out, err = proc.communicate()
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"backtest failed:\n{err.decode()}")
+        errors = workdir / f"run{i}.stderr"
+        with errors.open("wb") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-m", "workbench", "backtest", "--config",
+                                     str(config), "--out", str(workdir / f"run{i}")], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory
+            times.append(time.perf_counter() - t0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"backtest failed:\n{errors.read_text()}")
         peak = max(peak, usage.ru_maxrss * 1024)
     return min(times), peak
 

@@ -168,24 +168,12 @@ def test_order_intent_qty_bool_refused() -> None:
         OrderIntent("BTCUSDT", Side.BUY, True)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a qty of exactly half a quantum (5e-9) passes OrderIntent.__post_init__'s "
-           "fast path (`qty < _HALF_QUANTUM` is False) although qty_to_units(5e-9) == 0: the "
-           "order would carry 0 units",
-    strict=True,
-)
 def test_order_intent_qty_rounding_to_zero_units_refused() -> None:
     assert qty_to_units(5e-9) == 0
     with pytest.raises(ValueError, match="quantum"):
         OrderIntent("BTCUSDT", Side.BUY, 5e-9)
 
 
-@pytest.mark.xfail(
-    reason="BUG: OrderIntent(symbol, 'BUY', qty) keeps side as a plain str (it passes the "
-           "`in (Side.BUY, Side.SELL)` check because StrEnum == str); the engine tests "
-           "`side is Side.BUY`, so such a buy is executed as a SELL",
-    strict=True,
-)
 @pytest.mark.parametrize(("text", "side"), [("BUY", Side.BUY), ("SELL", Side.SELL)])
 def test_order_intent_str_side_coerced_to_enum_or_refused(text: str, side: Side) -> None:
     try:

@@ -118,11 +118,16 @@ class OrderIntent:
 
     def __post_init__(self) -> None:
         qty = self.qty
-        # the common case in three comparisons; problem() explains anything else
-        if (qty.__class__ is not float or not 0.0 < qty < _INF or self.limit_price is not None
-                or self.type is not OrderType.MARKET or self.expire_after_bars is not None
+        # the common case in a few comparisons; problem() explains anything else
+        if (qty.__class__ is not float or not _HALF_QUANTUM < qty < _INF
+                or self.limit_price is not None or self.type is not OrderType.MARKET
+                or self.expire_after_bars is not None
                 or (self.side is not Side.BUY and self.side is not Side.SELL)
-                or qty < _HALF_QUANTUM or not self.symbol):
+                or not self.symbol):
+            if self.side.__class__ is not Side and self.side in ("BUY", "SELL"):
+                self.side = Side(self.side)
+            if self.type.__class__ is not OrderType and self.type in ("MARKET", "LIMIT"):
+                self.type = OrderType(self.type)
             problem = self.problem()
             if problem:
                 raise ValueError(f"invalid order intent {self!r}: {problem}")
@@ -130,8 +135,8 @@ class OrderIntent:
     def problem(self) -> str | None:
         if not isinstance(self.symbol, str) or not self.symbol:
             return "symbol must be a non-empty string"
-        if self.side not in (Side.BUY, Side.SELL):
-            return "side must be Side.BUY or Side.SELL"
+        if self.side is not Side.BUY and self.side is not Side.SELL:
+            return f"side must be Side.BUY or Side.SELL (or 'BUY'/'SELL'), got {self.side!r}"
         if not (isinstance(self.qty, int | float) and not isinstance(self.qty, bool)
                 and math.isfinite(self.qty) and self.qty > 0):
             return f"qty must be a positive finite number, got {self.qty!r}"

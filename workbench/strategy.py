@@ -19,7 +19,6 @@ import difflib
 import inspect
 import random
 import typing
-from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -100,7 +99,7 @@ class Strategy:
     def on_start(self, ctx: Context) -> None:
         """Called once before the first bar."""
 
-    def on_bar(self, ctx: Context, bar: Bar) -> Iterable[OrderIntent] | None:
+    def on_bar(self, ctx: Context, bar: Bar) -> list[OrderIntent] | None:
         """Called for every closed bar; return intents or call ``ctx.submit``."""
         return None
 

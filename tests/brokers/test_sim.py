@@ -466,12 +466,6 @@ def test_next_open_market_order_cancelled_before_next_bar_never_fills() -> None:
 
 
 # --- fees on what was filled ----------------------------------------------------------------
-@pytest.mark.xfail(
-    reason="BUG: SimBroker charges the fee on order.qty (the intent's float) while the fill is "
-           "for qty_units rounded to 1e-8, so fee != fee_bps of the fill's notional when the "
-           "intent qty is off the 1e-8 grid",
-    strict=True,
-)
 def test_fill_fee_is_fee_bps_of_fill_notional_for_off_grid_qty() -> None:
     v = Venue(CostModel(fee_bps=10.0), cash=1e6)
     v.flat(40_000.0)

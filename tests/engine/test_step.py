@@ -375,11 +375,6 @@ def _gen(ctx: Context, bar: Bar) -> Iterator[OrderIntent]:
     yield BUY1
 
 
-@pytest.mark.xfail(
-    reason="BUG: Step.on_bar only rejects returns that are truthy and not iterable; tuples, "
-           "generators and falsy values (0, False, '', {}) are accepted silently",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "returned",
     [lambda ctx, bar: (BUY1,), _gen, lambda ctx, bar: 0, lambda ctx, bar: False],
@@ -391,11 +386,6 @@ def test_step_on_bar_returning_other_non_list_raises_strategy_error(
         run(Scripted({0: returned}), flat(10.0))
 
 
-@pytest.mark.xfail(
-    reason="BUG: a generator on_bar runs its body inside Step._submit_all's list(), outside the "
-           "wrapping try; its exceptions escape raw, without strategy, hook or bar",
-    strict=True,
-)
 def test_step_generator_on_bar_exception_wrapped_as_strategy_error() -> None:
     class Gen(Strategy):
         def on_bar(self, ctx: Context, bar: Bar) -> Iterator[OrderIntent]:  # type: ignore[override]
@@ -431,12 +421,6 @@ def test_step_cancel_from_on_fill_of_untouched_sibling_canceled_user() -> None:
     assert step.book.reserved_cash == 0.0
 
 
-@pytest.mark.xfail(
-    reason="BUG: SimBroker.on_bar iterates a copy of the resting orders and does not skip one "
-           "cancelled meanwhile (from on_fill); if that order was touched too, _unrest raises "
-           "KeyError",
-    strict=True,
-)
 def test_step_cancel_from_on_fill_of_touched_sibling_canceled_not_filled() -> None:
     step = run(OneCancelsOther(), [(10.0, 10.0, 10.0, 10.0), (10.0, 10.0, 8.0, 9.0)])
     assert [f.order_seq for f in journal(step).fills] == [1]

@@ -11,7 +11,8 @@ reports every later transition and every execution back through the ``OrderSink`
 to; it never writes the books itself, it only reads them (free cash, free position, marks).
 
 Reject reasons are stable codes: ``INSUFFICIENT_FUNDS``, ``INSUFFICIENT_POSITION``,
-``MIN_NOTIONAL``, ``NO_PRICE``; cancel reasons: ``USER``, ``EXPIRED``, ``END_OF_RUN``.
+``MIN_NOTIONAL``, ``NO_PRICE``; cancel reasons: ``USER``, ``EXPIRED``. Orders still resting
+when a backtest ends stay SUBMITTED: they were working when the data ran out.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ class RejectReason(StrEnum):
 class CancelReason(StrEnum):
     USER = "USER"
     EXPIRED = "EXPIRED"
-    END_OF_RUN = "END_OF_RUN"
 
 
 class OrderSink(Protocol):

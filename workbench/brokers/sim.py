@@ -5,7 +5,7 @@ from __future__ import annotations
 from workbench.book import Book
 from workbench.brokers.base import CancelReason, OrderSink, RejectReason
 from workbench.brokers.fills import CostModel, limit_fill_price
-from workbench.model import Bar, Order, OrderStatus, OrderType, Side
+from workbench.model import QTY_SCALE, Bar, Order, OrderStatus, OrderType, Side
 
 
 class SimBroker:
@@ -43,7 +43,7 @@ class SimBroker:
                     sink.order_status(order, OrderStatus.REJECTED, reason)
                     return
                 sink.order_status(order, OrderStatus.SUBMITTED)
-                sink.order_fill(order, order.qty_units, price, self.costs.fee(order.qty * price))
+                self._fill(order, price)
                 return
             # next_open: funds are checked at the fill price; a sell holds its quantity now.
             if order.side is Side.SELL and order.qty_units > book.free_units(order.symbol):
@@ -59,7 +59,7 @@ class SimBroker:
             sink.order_status(order, OrderStatus.REJECTED, reason)
             return
         if order.side is Side.BUY:
-            notional = order.qty * limit
+            notional = order.qty_units / QTY_SCALE * limit
             self._rest(order, notional + self.costs.fee(notional), 0)
         else:
             self._rest(order, 0.0, order.qty_units)
@@ -68,7 +68,7 @@ class SimBroker:
     def _check(self, order: Order, price: float, free_cash: float, at_submit: bool = True
                ) -> str | None:
         assert self._book is not None
-        notional = order.qty * price
+        notional = order.qty_units / QTY_SCALE * price
         if at_submit and notional < self.costs.min_notional:
             return RejectReason.MIN_NOTIONAL
         if order.side is Side.BUY:
@@ -109,6 +109,8 @@ class SimBroker:
         sink, book, costs = self._sink, self._book, self.costs
         assert sink is not None and book is not None
         for order in list(resting):
+            if order.order_seq not in self._reserved:  # cancelled by a fill's callback
+                continue
             if order.bar_ts >= bar.ts:  # placed on this bar: may fill from the next one on
                 continue
             if order.type is OrderType.MARKET:
@@ -130,4 +132,10 @@ class SimBroker:
             if reason:
                 sink.order_status(order, OrderStatus.REJECTED, reason)
                 continue
-            sink.order_fill(order, order.qty_units, price, costs.fee(order.qty * price))
+            self._fill(order, price)
+
+    def _fill(self, order: Order, price: float) -> None:
+        """The whole order at ``price``; the fee on the filled quantity's notional."""
+        assert self._sink is not None
+        units = order.qty_units
+        self._sink.order_fill(order, units, price, self.costs.fee(units / QTY_SCALE * price))

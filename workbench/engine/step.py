@@ -94,7 +94,7 @@ class Step:
             raise
         except Exception as exc:
             raise self._strategy_error("on_bar", exc) from exc
-        if intents:
+        if intents is not None:
             self._submit_all(intents)
 
     def stop(self) -> None:
@@ -109,8 +109,9 @@ class Step:
         self.order_seq += 1
         seq = self.order_seq
         now = self.now
+        units = round(intent.qty * QTY_SCALE)  # the books' quantum (adr/0001)
         order = Order(seq, f"{self.run_id}-{seq}", intent.symbol, intent.side, intent.type,
-                      intent.qty, round(intent.qty * QTY_SCALE), intent.limit_price, now,
+                      units / QTY_SCALE, units, intent.limit_price, now,
                       self.bar_ts, intent.expire_after_bars, intent.reduce_only, intent.tag,
                       OrderStatus.NEW, None, 0, 0, now)
         self.journal.order(order)
@@ -158,14 +159,11 @@ class Step:
 
     # --- internals --------------------------------------------------------------------------
     def _submit_all(self, intents: Any) -> None:
-        try:
-            items = list(intents)
-        except TypeError:
+        if intents.__class__ is not list:
             raise self._strategy_error(
                 "on_bar", TypeError(f"on_bar returned {type(intents).__name__}; return a list "
-                                    "of OrderIntent, or None")
-            ) from None
-        for intent in items:
+                                    "of OrderIntent, or None"))
+        for intent in intents:
             self.submit(intent)
 
     def _call(self, hook: str, fn: Callable[..., Any], *args: Any) -> Any:
