@@ -63,8 +63,9 @@ def write_fills(path: Path, fills: Iterable[Fill]) -> None:
                           f.fee) for f in fills))
 
 
-def write_equity(path: Path, ts: Sequence[int], cash: Sequence[float],
-                 position_value: Sequence[float], equity: Sequence[float]) -> None:
+def write_equity(path: Path, ts: Sequence[int] | np.ndarray, cash: Sequence[float] | np.ndarray,
+                 position_value: Sequence[float] | np.ndarray,
+                 equity: Sequence[float] | np.ndarray) -> None:
     stamps = iso_many(ts)
     columns = [np.asarray(c, dtype=np.float64).tolist() for c in (cash, position_value, equity)]
     with path.open("w", encoding="utf-8", newline="") as fh:

@@ -123,30 +123,18 @@ CASES: dict[str, tuple[list[str], dict[str, str], int, list[str]]] = {
     "wrong_type_from_set": (
         ["--config", "{cfg}", "--set", "run.seed=abc"], {}, 2,
         ["--set run.seed=abc", "`run.seed`", "set `run.seed` to a valid value"]),
-    "malformed_set": (
-        ["--config", "{cfg}", "--set", "costs.fee_bps"], {}, 2,
-        ["--set expects KEY=VALUE", "--set costs.fee_bps=5"]),
     "unknown_strategy_param": (
         ["--config", "{cfg}", "--set", "strategy.params.fsat=5"], {}, 2,
         ["strategy.params.fsat", "unknown parameter `fsat`", "did you mean `fast`?",
          "fast, slow, qty"]),
-    "bad_strategy_param_value": (
-        ["--config", "{cfg}", "--set", "strategy.params.fast=0"], {}, 2,
-        ["strategy.params.fast", "set `fast` to a valid value for SmaCross"]),
     "unimportable_strategy": (
         ["--config", "{cfg}", "--set", "strategy.class=no_such_module:Nope"], {}, 2,
         ["strategy.class", "cannot import strategy module 'no_such_module'",
          "workbench.strategies.sma_cross:SmaCross"]),
-    "misspelled_strategy_class": (
-        ["--config", "{cfg}", "--set", "strategy.class=workbench.strategies.sma_cross:SmaCros"],
-        {}, 2, ["strategy.class", "has no class 'SmaCros'", "did you mean `SmaCross`?"]),
     "empty_date_range": (
         ["--config", "{cfg}", "--from", "2024-01-02", "--to", "2024-01-01"], {}, 2,
         ["empty date range", "--from/--to", "2024-01-02T00:00:00.000Z",
          "--to exclusive: choose a later --to"]),
-    "equal_from_and_to": (
-        ["--config", "{cfg}", "--from", "2024-01-01T01:00", "--to", "2024-01-01T01:00"], {}, 2,
-        ["empty date range", "choose a later --to"]),
     "unparsable_from": (
         ["--config", "{cfg}", "--from", "yesterday"], {}, 2,
         ["--from 'yesterday'", "2024-01-31T12:00:00Z"]),
@@ -237,28 +225,19 @@ def test_backtest_strategy_raises_marks_run_failed_and_leaves_no_rows_or_csvs(
 
 
 # --- success output ------------------------------------------------------------------------------
-def test_backtest_success_last_stdout_line_is_run_id_and_dir_and_stderr_is_quiet(
-        ingested: Path, config: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    proc = wb(ingested, "backtest", "--config", str(config), "--out", str(out), cwd=tmp_path)
-    assert proc.code == 0, proc.err
-    assert proc.err == ""
-    assert proc.out.endswith("\n")
-    last = proc.out.splitlines()[-1]
-    match = re.fullmatch(r"run_id=(\S+) dir=(.+)", last)
-    assert match, proc.out
-    assert match.group(2) == str(out)
-    assert query(ingested, "select status from runs where run_id = ?", [match.group(1)]) == [
-        ("completed",)]
-
-
-def test_backtest_default_dir_is_runs_run_id_under_the_working_directory(
+def test_backtest_success_last_stdout_line_is_run_id_and_default_dir_stderr_quiet(
         ingested: Path, config: Path, tmp_path: Path) -> None:
     proc = wb(ingested, "backtest", "--config", str(config), cwd=tmp_path)
     assert proc.code == 0, proc.err
-    run_id, run_dir = re.fullmatch(r"run_id=(\S+) dir=(.+)", proc.out.splitlines()[-1]).groups()
-    assert run_dir == os.path.join("runs", run_id)
-    assert (tmp_path / "runs" / run_id / "trades.csv").is_file()
+    assert proc.err == ""
+    assert proc.out.endswith("\n")
+    match = re.fullmatch(r"run_id=(\S+) dir=(.+)", proc.out.splitlines()[-1])
+    assert match, proc.out
+    run_id, run_dir = match.groups()
+    assert run_dir == os.path.join("runs", run_id)  # default: runs/<run_id> under the cwd
+    assert (tmp_path / run_dir / "trades.csv").is_file()
+    assert query(ingested, "select status from runs where run_id = ?", [run_id]) == [
+        ("completed",)]
 
 
 def test_backtest_json_stdout_is_exactly_one_json_object(
@@ -276,14 +255,12 @@ def test_backtest_json_stdout_is_exactly_one_json_object(
         assert isinstance(doc[key], float), key
 
 
-def test_backtest_env_layer_and_env_prefix_across_the_process_boundary(
+def test_backtest_env_prefix_flag_reads_that_prefix_in_a_real_process(
         ingested: Path, config: Path, tmp_path: Path) -> None:
     env = {"WB_COSTS__FEE_BPS": "7", "XY_COSTS__FEE_BPS": "3", "XY_COSTS__SLIPPAGE_BPS": "1"}
-    plain, prefixed = tmp_path / "plain", tmp_path / "prefixed"
-    assert wb(ingested, "backtest", "--config", str(config), "--out", str(plain), cwd=tmp_path,
-              env=env).code == 0
-    assert wb(ingested, "--env-prefix", "XY_", "backtest", "--config", str(config), "--out",
-              str(prefixed), cwd=tmp_path, env=env).code == 0
-    costs = lambda d: json.loads((d / "run_manifest.json").read_text())["config"]["costs"]  # noqa: E731
-    assert (costs(plain)["fee_bps"], costs(plain)["slippage_bps"]) == (7.0, 5.0)
-    assert (costs(prefixed)["fee_bps"], costs(prefixed)["slippage_bps"]) == (3.0, 1.0)
+    out = tmp_path / "run"
+    proc = wb(ingested, "--env-prefix", "XY_", "backtest", "--config", str(config), "--out",
+              str(out), cwd=tmp_path, env=env)
+    assert proc.code == 0, proc.err
+    costs = json.loads((out / "run_manifest.json").read_text())["config"]["costs"]
+    assert (costs["fee_bps"], costs["slippage_bps"]) == (3.0, 1.0)

@@ -62,7 +62,7 @@ def run_loop(step: Step, data: LoopData, progress: Callable[[int], None] | None 
     bars = map(_new_bar, repeat(Bar),
                zip(symbols, data.ts, data.open, data.high, data.low, data.close, data.volume,
                    strict=False))
-    consume = deque(maxlen=0).extend
+    consume = deque[None](maxlen=0).extend
     on_bar = step.on_bar
     for lo in range(0, n, CHUNK):
         consume(map(on_bar, islice(bars, CHUNK)))
