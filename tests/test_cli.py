@@ -170,8 +170,6 @@ def test_backtest_json_metrics_agree_with_equity_csv(
     assert doc["max_drawdown_pct"] == pytest.approx(worst, rel=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: engine.run.headline formats first_ts/last_ts with "
-                                       "isoformat() (no milliseconds), e.g. 2024-01-01T00:00:00Z")
 def test_backtest_json_timestamps_are_iso_utc_with_milliseconds(
         cli: Cli, bars: Path, config: Path, tmp_path: Path) -> None:
     doc = json.loads(backtest(cli, config, tmp_path / "run1", "--json").out)
@@ -368,8 +366,6 @@ def test_backtest_env_prefix_flag_selects_environment_overrides(
     assert json.loads((out / "run_manifest.json").read_text())["config"]["costs"]["fee_bps"] == 6
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: backtest resolves the warehouse with the default "
-                                       "WB_ prefix; --env-prefix XY_ ignores XY_WAREHOUSE")
 def test_backtest_env_prefix_flag_selects_warehouse_variable(
         bars: Path, config: Path, tmp_path: Path, warehouse: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -103,7 +103,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     for flag, value in (("--from", args.start), ("--to", args.end)):
         if value is not None:
             parse_when(value, flag)
-    result = run_backtest(args.config, overrides=args.set or (), warehouse=args.warehouse,
+    result = run_backtest(args.config, overrides=args.set or (), warehouse=_warehouse(args),
                           start=args.start, end=args.end, gaps=args.gaps, out=args.out,
                           env_prefix=args.env_prefix)
     if args.json:
@@ -123,7 +123,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     query = check_read_only(args.query)
     import duckdb
 
-    with reading(_warehouse(args)) as con:
+    with reading(_warehouse(args), sealed=True) as con:
         try:
             rel = con.sql(query)
             if rel is None:

@@ -100,14 +100,10 @@ def test_check_read_only_unparsable_query_refused(query: str) -> None:
         check_read_only(query)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: SHOW <table> (DuckDB's DESCRIBE) is refused with "
-                                       "the self-contradicting 'SHOW is not a read'")
 def test_check_read_only_show_table_is_a_read() -> None:
     assert check_read_only("show bars") == "show bars"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a bare keyword such as CHECKPOINT parses as a "
-                                       "column and is refused as 'COLUMN is not a read'")
 def test_check_read_only_checkpoint_refusal_names_checkpoint() -> None:
     with pytest.raises(QueryRefused) as info:
         check_read_only("checkpoint")

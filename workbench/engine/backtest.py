@@ -171,4 +171,4 @@ def run_backtest(
             extra.append(f"{key}={value}")
     cfg = as_config(config, extra, env_prefix, env)
     show = sys.stderr.isatty() if progress is None else progress
-    return execute(cfg, warehouse=warehouse, out=out, progress=show)
+    return execute(cfg, warehouse=warehouse, out=out, progress=show, env_prefix=env_prefix)

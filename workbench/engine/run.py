@@ -41,7 +41,7 @@ def _prepare_dir(out: str | Path | None, run_id: str) -> Path:
 
 
 def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path | None = None,
-            progress: bool = False) -> RunResult:
+            progress: bool = False, env_prefix: str = "WB_") -> RunResult:
     """Run a validated config; see ``workbench.run_backtest``."""
     start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
     if start is not None and end is not None and start >= end:
@@ -54,6 +54,7 @@ def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path
     view_list = views.check()
     run_id = mf.new_id()
     run_dir = _prepare_dir(out, run_id)
+    warehouse = resolve_path(warehouse, env_prefix)
     con = open_rw(warehouse)
     log = JsonlLog(run_dir / "logs.jsonl")
     manifest: dict[str, Any] = {
@@ -72,7 +73,7 @@ def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path
         "gap_policy": cfg.data.gaps,
         "symbols": list(cfg.data.symbols),
         "timeframe": cfg.data.timeframe,
-        "warehouse": str(resolve_path(warehouse)),
+        "warehouse": str(warehouse),
         "started_at": mf.utc_now_iso(),
         "ended_at": None,
     }
@@ -191,7 +192,7 @@ def headline(con: Any, run_id: str) -> dict[str, Any]:
     out = dict(zip(rel.columns, rows[0], strict=True))
     for key in ("first_ts", "last_ts"):
         if out.get(key) is not None:
-            out[key] = out[key].isoformat().replace("+00:00", "Z")
+            out[key] = out[key].isoformat(timespec="milliseconds").replace("+00:00", "Z")
     out.pop("run_id", None)
     return out
 

@@ -25,10 +25,24 @@ _WRITES = tuple(
 )
 
 
+_READ_COMMANDS = {"SHOW", "DESCRIBE", "SUMMARIZE"}
+
+
 def _verb(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         return str(node.this).upper()
-    return type(node).__name__.upper()
+    if isinstance(node, _WRITES):
+        return type(node).__name__.upper()
+    words = node.sql(dialect="duckdb").split()  # e.g. a bare CHECKPOINT parses as a column
+    return words[0].upper() if words else "?"
+
+
+def _is_read(statement: exp.Expr) -> bool:
+    if isinstance(statement, exp.Command):  # sqlglot's fallback for statements it only tokenises
+        return str(statement.this).upper() in _READ_COMMANDS
+    if isinstance(statement, _WRITES) or not isinstance(statement, READS):
+        return False
+    return not any(isinstance(n, _WRITES) for n in statement.walk())
 
 
 def check_read_only(query: str) -> str:
@@ -44,12 +58,11 @@ def check_read_only(query: str) -> str:
     if not statements:
         raise QueryRefused("the query is empty", fix='pass a query: workbench sql "select 1"')
     for statement in statements:
-        bad = statement if isinstance(statement, _WRITES) or not isinstance(
-            statement, READS) else next(
-            (n for n in statement.walk() if isinstance(n, _WRITES)), None)
-        if bad is not None:
+        if not _is_read(statement):
+            inner = next((n for n in statement.walk() if isinstance(n, _WRITES)), statement)
             raise QueryRefused(
-                f"refused: {_verb(bad)} is not a read; workbench sql only reads the warehouse",
+                f"refused: {_verb(inner)} is not a read; workbench sql only reads the "
+                "warehouse",
                 fix="writes happen through workbench ingest / backtest; to explore, use "
                     "SELECT, WITH ... SELECT, DESCRIBE, SHOW or SUMMARIZE",
             )

@@ -33,11 +33,12 @@ def resolve_path(path: str | Path | None = None, env_prefix: str = "WB_") -> Pat
     return Path(env) if env else DEFAULT_PATH
 
 
-def _connect(path: Path, read_only: bool, wait_s: float) -> Any:
+def _connect(path: Path, read_only: bool, wait_s: float,
+             config: dict[str, Any] | None = None) -> Any:
     delay, deadline = 0.05, time.monotonic() + wait_s
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=config or {})
         except duckdb.IOException as exc:
             holder = _HOLDER.search(str(exc))
             if holder is None and "lock" not in str(exc).lower():
@@ -72,8 +73,10 @@ def open_rw(path: str | Path | None = None, *, wait_s: float = 10.0) -> Any:
     return con
 
 
-def open_ro(path: str | Path | None = None, *, wait_s: float = 10.0) -> Any:
-    """Open read-only; the file must exist."""
+def open_ro(path: str | Path | None = None, *, wait_s: float = 10.0, sealed: bool = False
+            ) -> Any:
+    """Open read-only; the file must exist. ``sealed`` also forbids touching any other file
+    (no COPY TO, no read_csv of arbitrary paths, no extensions): for untrusted audit queries."""
     target = resolve_path(path)
     if not target.is_file():
         raise WarehouseError(
@@ -83,13 +86,17 @@ def open_ro(path: str | Path | None = None, *, wait_s: float = 10.0) -> Any:
         )
     con = _connect(target, True, wait_s)
     con.execute("set TimeZone = 'UTC'")
+    if sealed:
+        con.execute("set enable_external_access = false")
+        con.execute("set lock_configuration = true")
     return con
 
 
 @contextmanager
-def reading(path: str | Path | None = None, *, wait_s: float = 10.0) -> Iterator[Any]:
+def reading(path: str | Path | None = None, *, wait_s: float = 10.0, sealed: bool = False
+            ) -> Iterator[Any]:
     """A read-only connection that is closed when the block ends."""
-    con = open_ro(path, wait_s=wait_s)
+    con = open_ro(path, wait_s=wait_s, sealed=sealed)
     try:
         yield con
     finally:
