@@ -99,11 +99,13 @@ def test_book_decimal_quantities_add_up_exactly_in_units() -> None:
     assert book.position_value() == 0.0
 
 
-def test_book_sell_beyond_open_lots_raises() -> None:
+def test_book_sell_beyond_position_raises_and_leaves_book_unchanged() -> None:
     book, fill = Book(1_000.0), Fills()
     book.apply_fill(fill("BUY", 1.0, 10.0))
-    with pytest.raises(AssertionError, match="exceeds the open lots by 1 units"):
+    cash, units = book.cash, dict(book.units)
+    with pytest.raises(AssertionError, match="exceeds the position"):
         book.apply_fill(fill("SELL", 1.0, 10.0, units=QTY_SCALE + 1))
+    assert (book.cash, book.units) == (cash, units)
 
 
 def test_book_equity_marks_open_position_at_last_price() -> None:

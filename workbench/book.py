@@ -148,6 +148,10 @@ class Book:
             self.history.append((fill.bar_ts, self.cash, symbol, self.units.get(symbol, 0)))
             self._lots.setdefault(symbol, deque()).append(_Lot(fill))
             return []
+        if fill.qty_units > self.units.get(symbol, 0):
+            raise AssertionError(
+                f"sell fill {fill.fill_seq} of {symbol} exceeds the position; the broker must "
+                "reject sells beyond the position")
         self.cash += notional - fill.fee
         self._add_units(symbol, -fill.qty_units)
         self.history.append((fill.bar_ts, self.cash, symbol, self.units.get(symbol, 0)))

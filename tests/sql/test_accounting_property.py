@@ -35,7 +35,7 @@ NAMES = ("AAA", "BBB", "CCC")
 RUN_IDS = itertools.count(1)
 
 # --- random runs ------------------------------------------------------------------------------
-BASE = st.sampled_from([0.5, 100.0, 2_000.0])  # a symbol's price level
+BASE = st.sampled_from([5.0, 100.0, 2_000.0])  # a symbol's price level
 MOVE = st.one_of(
     st.sampled_from([1.0, 1.0, 1.01, 0.99]),  # repeated prices
     st.floats(0.8, 1.25, allow_nan=False, allow_infinity=False),
@@ -93,8 +93,8 @@ def bar_data(draw: st.DrawFn) -> LoopData:
 def backtests(draw: st.DrawFn) -> tuple[LoopData, dict[int, list[tuple]], CostModel, float]:
     data = draw(bar_data())
     names = data.symbol_names
-    stream = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), INTENT), min_size=5,
-                           max_size=80))
+    stream = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), INTENT), min_size=20,
+                           max_size=100))
     script: dict[int, list[tuple]] = {}
     for i, (kind, symbol, *args) in stream:
         script.setdefault(i, []).append((kind, names[symbol % len(names)], *args))

@@ -99,6 +99,14 @@ MISALIGNED = Scenario(
     ],
 )
 
+# BBB bought on AAA's bar time 01:00, where BBB has no bar (its last close is 50, at 00:30).
+CROSS = Scenario(
+    "cross", 100.0, HOUR,
+    bars=[("AAA", hour(0), 10.0), ("AAA", hour(1), 11.0), ("AAA", hour(2), 12.0),
+          ("BBB", hour(0, True), 50.0), ("BBB", hour(2, True), 40.0)],
+    fills=[(1, "BBB", "BUY", 1.0, 50.0, 0.0, hour(1))],
+)
+
 NO_FILLS = Scenario(
     "no-fills", 5_000.0, DAY,
     bars=[("BTC", day(i), c) for i, c in enumerate([100.0, 101.0, 99.0])],
@@ -116,7 +124,7 @@ TWIN = Scenario(
     ],
 )
 
-SCENARIOS = [FIFO, MISALIGNED, NO_FILLS, TWIN]
+SCENARIOS = [FIFO, MISALIGNED, CROSS, NO_FILLS, TWIN]
 
 VIEWS = {
     "acct.fifo_matches": "entry_fill_seq, exit_fill_seq",
@@ -295,6 +303,22 @@ def test_equity_curve_misaligned_symbols_mark_at_last_close_at_or_before_bar_tim
     assert_rows(fetch(con, "acct.equity_curve", "misaligned"), [
         {"ts": t, "cash": c, "position_value": v, "equity": c + v, "in_market": True}
         for t, c, v in expected
+    ])
+
+
+def test_equity_curve_fill_on_a_time_without_its_symbols_bar_counts_from_that_time(
+        con: Any) -> None:
+    assert_rows(fetch(con, "acct.equity_curve", "cross"), [
+        {"ts": hour(0), "cash": 100.0, "position_value": 0.0, "equity": 100.0,
+         "in_market": False},
+        {"ts": hour(0, True), "cash": 100.0, "position_value": 0.0, "equity": 100.0,
+         "in_market": False},
+        {"ts": hour(1), "cash": 50.0, "position_value": 50.0, "equity": 100.0,
+         "in_market": True},
+        {"ts": hour(2), "cash": 50.0, "position_value": 50.0, "equity": 100.0,
+         "in_market": True},
+        {"ts": hour(2, True), "cash": 50.0, "position_value": 40.0, "equity": 90.0,
+         "in_market": True},
     ])
 
 

@@ -61,8 +61,14 @@ def apply(con: Any, schema_dir: Path | None = None) -> list[Migration]:
     con.execute(LEDGER)
     applied = {v: c for v, c in con.execute(
         "select version, checksum from schema_migrations").fetchall()}
-    done = []
     migrations = discover(schema_dir)
+    unknown = sorted(set(applied) - {m.version for m in migrations})
+    if unknown:
+        raise WarehouseError(
+            f"this warehouse has migration {unknown[-1]:03d}, which this code does not know",
+            fix="upgrade workbench, or point --warehouse at a file made by this version",
+        )
+    done = []
     for migration in migrations:
         recorded = applied.get(migration.version)
         if recorded is not None:
@@ -85,11 +91,4 @@ def apply(con: Any, schema_dir: Path | None = None) -> list[Migration]:
             con.execute("rollback")
             raise
         done.append(migration)
-    newest = max(applied, default=0)
-    known = {m.version for m in migrations}
-    if newest and newest not in known:
-        raise WarehouseError(
-            f"this warehouse has migration {newest:03d}, which this code does not know",
-            fix="upgrade workbench, or point --warehouse at a file made by this version",
-        )
     return done

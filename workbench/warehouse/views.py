@@ -55,7 +55,14 @@ class View:
 
     @property
     def normalized(self) -> str:
-        return str(self.ast.sql(dialect="duckdb", normalize=True, comments=False))
+        """The query in sqlglot's normal form: case, whitespace and comments do not count."""
+        tree = self.ast.copy()
+        for spec in tree.find_all(exp.WindowSpec):  # sqlglot keeps frame words as written
+            for key in ("kind", "start", "start_side", "end", "end_side"):
+                value = spec.args.get(key)
+                if isinstance(value, str):
+                    spec.set(key, value.upper())
+        return str(tree.sql(dialect="duckdb", normalize=True, comments=False))
 
 
 def views_dir() -> Path:
