@@ -58,7 +58,7 @@ def read_bars(path: Path, symbol: str, timeframe_ms: int, fmt: str | None = None
         else:
             return fail("unreadable", f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     except _Unreadable as exc:
-        return fail(exc.rule, str(exc))
+        return None, [Finding(exc.rule, "error", symbol, str(exc), exc.row, None, name)]
     except (OSError, pa.ArrowInvalid, json.JSONDecodeError, UnicodeDecodeError) as exc:
         return fail("unreadable", f"cannot read as {fmt}: {exc}")
     n = len(raw["ts"])
@@ -79,14 +79,15 @@ def read_bars(path: Path, symbol: str, timeframe_ms: int, fmt: str | None = None
 
 
 class _Unreadable(Exception):
-    def __init__(self, rule: str, text: str) -> None:
+    def __init__(self, rule: str, text: str, row: int | None = None) -> None:
         super().__init__(text)
         self.rule = rule
+        self.row = row
 
 
 def _columns(names: list[str]) -> dict[str, str]:
     """Map our column names to the file's (case and surrounding spaces ignored)."""
-    found = {n.strip().lower(): n for n in names}
+    found = {n.strip().lstrip("\ufeff").strip().lower(): n for n in names}
     missing = [c for c in COLUMNS if c not in found]
     if missing:
         raise _Unreadable(
@@ -103,20 +104,40 @@ def _columns(names: list[str]) -> dict[str, str]:
 def _read_csv(path: Path) -> dict[str, Any]:
     import pyarrow.csv as pacsv
 
-    with path.open("r", encoding="utf-8", newline="") as fh:
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
         header = fh.readline().strip()
     if not header:
         raise _Unreadable("empty", "the file is empty (no header row)")
-    names = [h.strip().strip('"') for h in header.split(",")]
+    # the names exactly as pyarrow will see them (it keeps spaces, drops quotes and a BOM)
+    names = pacsv.open_csv(
+        path, read_options=pacsv.ReadOptions(block_size=1 << 16),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
+    ).schema.names
     wanted = _columns(names)
+    bad_lines: list[int] = []
+
+    def on_invalid(row: Any) -> str:
+        bad_lines.append(row.number)
+        return "skip"
+
     table = pacsv.read_csv(
         path,
+        read_options=pacsv.ReadOptions(use_threads=False),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
-            column_types={names[i]: pa.string() for i in range(len(names))},
+            column_types={name: pa.string() for name in names},
             include_columns=list(wanted.values()),
             strings_can_be_null=False,
         ),
     )
+    if bad_lines:
+        raise _Unreadable(
+            "unparsable",
+            f"row {bad_lines[0] - 1} (line {bad_lines[0]}) does not have {len(names)} fields "
+            f"like the header" + (f" ({len(bad_lines) - 1} more such rows)"
+                                  if len(bad_lines) > 1 else ""),
+            row=bad_lines[0] - 1,
+        )
     return {c: table.column(src).combine_chunks() for c, src in wanted.items()}
 
 
@@ -195,8 +216,7 @@ def _timestamps(values: Any, symbol: str, file: str, findings: list[Finding]) ->
     """The ts column as int64 ms UTC, from epoch ms, ISO-8601 text or a timestamp type."""
     if isinstance(values, pa.Array):
         if pa.types.is_timestamp(values.type):
-            return pc.cast(pc.cast(values, pa.timestamp("ms", values.type.tz)),
-                           pa.int64()).to_numpy(zero_copy_only=False)
+            return _typed_timestamps(values, symbol, file, findings)
         if pa.types.is_integer(values.type) and not values.null_count:
             return _check_epoch(values.to_numpy().astype(np.int64), symbol, file, findings)
         values = values.to_pylist()
@@ -214,6 +234,29 @@ def _timestamps(values: Any, symbol: str, file: str, findings: list[Finding]) ->
              "is neither epoch milliseconds nor an ISO-8601 time")
         return out
     return _check_epoch(out, symbol, file, findings)
+
+
+_PER_MS = {"s": None, "ms": 1, "us": 1_000, "ns": 1_000_000}
+
+
+def _typed_timestamps(values: pa.Array, symbol: str, file: str, findings: list[Finding]
+                      ) -> np.ndarray:
+    """A timestamp-typed column as ms; nulls and sub-millisecond values become findings."""
+    if values.null_count:
+        rows = [i + 1 for i, v in enumerate(values.is_null().to_pylist()) if v]
+        _bad(findings, symbol, file, "ts", rows, [None] * len(rows), "is missing")
+    raw = pc.cast(values, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    per_ms = _PER_MS[values.type.unit]
+    if per_ms is None:  # seconds
+        return raw * 1000
+    if per_ms > 1:
+        off = np.flatnonzero(raw % per_ms)
+        if len(off):
+            _bad(findings, symbol, file, "ts", (off + 1).tolist(),
+                 [values[int(i)].as_py() for i in off],
+                 "has sub-millisecond precision; bar times are whole milliseconds")
+        return raw // per_ms
+    return raw
 
 
 def _one_ts(v: Any) -> int:

@@ -96,6 +96,11 @@ class QcReport:
         return int(self.series.filled_mask.sum())
 
 
+def _num(value: Any) -> str:
+    """A value as the user wrote it: the shortest float repr, never numpy's."""
+    return repr(float(value))
+
+
 def check_rows(s: BarSeries, file: str | None = None) -> list[Finding]:
     """Row-level findings, all errors: values, OHLC sanity, ordering, alignment."""
     out: list[Finding] = []
@@ -111,16 +116,19 @@ def check_rows(s: BarSeries, file: str | None = None) -> list[Finding]:
     for name, col in cols.items():
         mask = ~np.isfinite(col)
         bad_value |= mask
-        add("nan", mask, lambda i, n=name, c=col: f"{n} is {c[i]!r}, not a finite number")
+        add("nan", mask, lambda i, n=name, c=col: f"{n} is {_num(c[i])}, not a finite number")
     ok = ~bad_value
-    add("negative_volume", ok & (s.volume < 0), lambda i: f"volume {s.volume[i]!r} is negative")
+    add("negative_volume", ok & (s.volume < 0),
+        lambda i: f"volume {_num(s.volume[i])} is negative")
     top = np.maximum(s.open, s.close)
     bottom = np.minimum(s.open, s.close)
     high_bad = ok & (s.high < top)
     add("ohlc", high_bad,
-        lambda i: f"high {s.high[i]!r} is below max(open {s.open[i]!r}, close {s.close[i]!r})")
+        lambda i: f"high {_num(s.high[i])} is below max(open {_num(s.open[i])}, "
+                  f"close {_num(s.close[i])})")
     add("ohlc", ok & ~high_bad & (s.low > bottom),
-        lambda i: f"low {s.low[i]!r} is above min(open {s.open[i]!r}, close {s.close[i]!r})")
+        lambda i: f"low {_num(s.low[i])} is above min(open {_num(s.open[i])}, "
+                  f"close {_num(s.close[i])})")
     tf = s.timeframe_ms
     add("misaligned", s.ts % tf != 0,
         lambda i: f"ts {ms_to_iso(int(s.ts[i]))} is not a whole multiple of the timeframe "
@@ -128,7 +136,8 @@ def check_rows(s: BarSeries, file: str | None = None) -> list[Finding]:
     if len(s) > 1:
         diff = np.diff(s.ts)
         dup = np.concatenate([[False], diff == 0])
-        add("duplicate", dup, lambda i: f"ts {ms_to_iso(int(s.ts[i]))} repeats row {rows[i-1]}")
+        add("duplicate", dup,
+            lambda i: f"ts {ms_to_iso(int(s.ts[i]))} repeats row {int(rows[i - 1])}")
         back = np.concatenate([[False], diff < 0])
         add("non_increasing", back,
             lambda i: f"ts {ms_to_iso(int(s.ts[i]))} is before the previous row's "

@@ -8,7 +8,7 @@ Every QC finding lands in ``qc_events``, also when the ingest is refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,8 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
            replace: bool = False, log: JsonlLog | None = None) -> IngestResult:
     """Load bar files for one symbol after QC; raise DataError (nothing loaded) when refused."""
     tf = timeframe_ms(timeframe)
+    if not paths:
+        raise DataError("no files to ingest", fix="pass one or more bar files")
     result = IngestResult(new_id("ing"), symbol, timeframe)
     log = log or JsonlLog()
     findings: list[Finding] = []
@@ -87,7 +89,8 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
     if any(f.severity == "error" for f in findings):
         raise refuse(f"refused to ingest {symbol}",
                      "fix or drop those rows and run `workbench ingest` again")
-    merged, overlaps = _merge(parts, [str(p) for p in paths])
+    names = [str(p) for p in paths]
+    merged, file_of, overlaps = _merge(parts, names)
     findings += overlaps
     if overlaps:
         raise refuse("the files disagree where they overlap",
@@ -104,14 +107,25 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
         )
     series = report.series
     result.first_ts, result.last_ts = int(series.ts[0]), int(series.ts[-1])
-    _write(con, result, series, findings, gaps, replace, log)
+
+    def origin(ts: int) -> tuple[str, int | None]:
+        """The file and row a bar time came from (conflicts are never filled bars)."""
+        i = int(np.searchsorted(merged.ts, ts))
+        rows = merged.rows
+        return names[int(file_of[i])], None if rows is None else int(rows[i])
+
+    _write(con, result, series, findings, gaps, replace, log, origin)
     return result
 
 
-def _merge(parts: list[BarSeries], names: list[str]) -> tuple[BarSeries, list[Finding]]:
-    """One ascending series from several files; identical overlaps are dropped."""
+def _merge(parts: list[BarSeries], names: list[str]
+           ) -> tuple[BarSeries, np.ndarray, list[Finding]]:
+    """One ascending series from several files, the file of each bar, and conflicts found.
+
+    Identical overlaps are dropped; differing ones are findings.
+    """
     if len(parts) == 1:
-        return parts[0], []
+        return parts[0], np.zeros(len(parts[0]), dtype=np.int64), []
     cat = lambda attr: np.concatenate([getattr(p, attr) for p in parts])  # noqa: E731
     files = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
     first = parts[0]
@@ -139,8 +153,9 @@ def _merge(parts: list[BarSeries], names: list[str]) -> tuple[BarSeries, list[Fi
             f"{whole.rows[i]} and {names[files[j]]} row {whole.rows[j]}",
             int(whole.rows[j]), int(whole.ts[j]), names[files[j]]))
     if drop:
-        whole = whole.take(np.delete(np.arange(len(whole)), drop))
-    return whole, findings
+        keep = np.delete(np.arange(len(whole)), drop)
+        whole, files = whole.take(keep), files[keep]
+    return whole, files, findings
 
 
 def _bars_table(series: BarSeries, timeframe: str, ingest_id: str) -> pa.Table:
@@ -181,7 +196,8 @@ left join bars as b
 
 
 def _write(con: Any, result: IngestResult, series: BarSeries, findings: list[Finding],
-           policy: str, replace: bool, log: JsonlLog) -> None:
+           policy: str, replace: bool, log: JsonlLog,
+           origin: Callable[[int], tuple[str, int | None]]) -> None:
     table = _bars_table(series, result.timeframe, result.ingest_id)
     con.execute("begin transaction")
     try:
@@ -195,10 +211,11 @@ def _write(con: Any, result: IngestResult, series: BarSeries, findings: list[Fin
         if conflicts and not replace:
             con.execute("rollback")
             for ts, old, new in conflicts:
+                file, row = origin(ts)
                 findings.append(Finding(
                     "conflict", "error", result.symbol,
                     f"{ms_to_iso(ts)} is already stored with different values "
-                    f"(stored close {old!r}, new close {new!r})", None, ts))
+                    f"(stored close {old!r}, new close {new!r})", row, ts, file))
             _record(con, result, findings, policy, log)
             raise DataError(
                 f"{len(conflicts)} row(s) conflict with bars already in the warehouse:\n       "
@@ -206,15 +223,17 @@ def _write(con: Any, result: IngestResult, series: BarSeries, findings: list[Fin
                 fix="pass --replace to overwrite them (nothing was loaded; "
                     f"ingest_id={result.ingest_id})",
             )
+        # replaced: a differing row under --replace, or any real row over a filled one
+        replaced = "present and not new_fill and ((differs and ?) or old_fill)"
         counts = con.execute(
             "select count(*) filter (where not present), "
-            "count(*) filter (where differs and not new_fill and (old_fill or ?)), "
+            f"count(*) filter (where {replaced}), "
             "count(*) from __wb_cmp", [replace]).fetchall()[0]
         result.inserted, result.replaced = int(counts[0]), int(counts[1])
         result.unchanged = int(counts[2]) - result.inserted - result.replaced
         con.execute(
             "delete from bars where symbol = ? and timeframe = ? and ts in ("
-            "select ts from __wb_cmp where differs and not new_fill and (old_fill or ?))",
+            f"select ts from __wb_cmp where {replaced})",
             [result.symbol, result.timeframe, replace])
         con.execute(
             "insert into bars by name select * from __wb_new as n where not exists ("
