@@ -34,7 +34,7 @@ from workbench.brokers.sim import SimBroker  # noqa: E402
 from workbench.engine.backtest import run_loop  # noqa: E402
 from workbench.engine.journal import MemoryJournal  # noqa: E402
 from workbench.engine.step import Step  # noqa: E402
-from workbench.feeds.history import merge  # noqa: E402
+from workbench.feeds.history import LoopData, merge  # noqa: E402
 from workbench.feeds.qc import BarSeries  # noqa: E402
 from workbench.feeds.synthetic import bars, write_csv  # noqa: E402
 from workbench.strategies.sma_cross import SmaCross  # noqa: E402
@@ -61,8 +61,8 @@ def best(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-de
     return min(times), result
 
 
-def engine_loop(series: BarSeries) -> tuple[int, float]:
-    data = merge([series])
+def engine_loop(data: LoopData) -> tuple[int, float]:
+    """The engine's loop: a fresh step, every bar through it, the equity marked per bar."""
     strategy = SmaCross(fast=FAST, slow=SLOW, qty=QTY)
     step = Step(strategy, SimBroker(CostModel(FEE_BPS, 0.0, SLIP_BPS)), Book(CASH),
                 MemoryJournal(), run_id="bench", timeframe_ms=60_000)
@@ -113,10 +113,11 @@ def main() -> None:
     n = args.bars
     print(f"generating {n:,} synthetic 1m bars ...", flush=True)
     series = year_series(n)
-    closes = series.close.tolist()
+    closes = series.close.tolist()  # each side gets its input as plain lists, outside the timing
+    data = merge([series])
     ref_s, ref = best(lambda: sma_cross(closes, FAST, SLOW, QTY, CASH, FEE_BPS, SLIP_BPS),
                       args.repeat)
-    eng_s, eng = best(lambda: engine_loop(series), args.repeat)
+    eng_s, eng = best(lambda: engine_loop(data), args.repeat)
     ref_fills, ref_equity = ref[0], ref[1]  # type: ignore[index]
     eng_fills, eng_equity = eng  # type: ignore[misc]
     same = bool(ref_fills == eng_fills and abs(ref_equity - eng_equity) <= 1e-6 * abs(ref_equity))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from workbench.book import RoundTrip
-from workbench.model import Fill, Order, ms_to_iso
+from workbench.model import Fill, Order
 
 TRADES = ("symbol", "side", "qty", "entry_ts", "entry_price", "exit_ts", "exit_price", "fees",
           "pnl", "return_pct")
@@ -35,40 +35,79 @@ def _cell(value: Any) -> str:
     return text
 
 
-def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+_DAY_MS = 86_400_000
+
+
+def iso_many(ts_ms: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``ms_to_iso`` for long columns: each distinct day and time of day is formatted once."""
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    days, day_of = np.unique(ts // _DAY_MS, return_inverse=True)
+    times, time_of = np.unique(ts % _DAY_MS, return_inverse=True)
+    day_text = np.datetime_as_string((days * _DAY_MS).astype("datetime64[ms]"), unit="D")
+    time_text = np.datetime_as_string(times.astype("datetime64[ms]"), unit="ms")
+    prefix = np.array([d + "T" for d in day_text.tolist()], dtype=object)
+    suffix = np.array([t[t.index("T") + 1:] + "Z" for t in time_text.tolist()], dtype=object)
+    return prefix[day_of] + suffix[time_of]
+
+
+def repr_many(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``repr`` of each float, computed once per run of equal values (cash changes only at
+    fills, a flat book's position value is 0.0 bar after bar)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if not len(arr):
+        return np.empty(0, dtype=object)
+    starts = np.flatnonzero(np.concatenate(([True], arr[1:] != arr[:-1])))
+    texts = np.array([repr(v) for v in arr[starts].tolist()], dtype=object)
+    return np.repeat(texts, np.diff(np.append(starts, len(arr))))
+
+
+def _iso(ts: Iterable[int]) -> list[str]:
+    return iso_many(np.fromiter(ts, dtype=np.int64)).tolist()
+
+
+def write_trades(path: Path, trips: Sequence[RoundTrip]) -> None:
+    when = zip(_iso(t.entry_ts for t in trips), _iso(t.exit_ts for t in trips), strict=True)
     with path.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(",".join(header) + "\n")
-        fh.writelines(",".join(map(_cell, row)) + "\n" for row in rows)
+        fh.write(",".join(TRADES) + "\n")
+        fh.writelines(
+            f"{_cell(t.symbol)},{t.side},{t.qty!r},{entry},{t.entry_price!r},{exit_},"
+            f"{t.exit_price!r},{t.fees!r},{t.pnl!r},{t.return_pct!r}\n"
+            for t, (entry, exit_) in zip(trips, when, strict=True))
 
 
-def iso_many(ts_ms: Sequence[int] | np.ndarray) -> list[str]:
-    """Vectorised ``ms_to_iso`` for long columns."""
-    arr = np.asarray(ts_ms, dtype="int64").astype("datetime64[ms]")
-    return [s + "Z" for s in np.datetime_as_string(arr, unit="ms").tolist()]
+def write_orders(path: Path, orders: Sequence[Order]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(",".join(ORDERS) + "\n")
+        fh.writelines(
+            f"{o.order_seq},{ts},{_cell(o.symbol)},{o.side},{o.type},{o.qty!r},"
+            f"{_cell(o.limit_price)},{o.status},{_cell(o.reason)}\n"
+            for o, ts in zip(orders, _iso(o.ts for o in orders), strict=True))
 
 
-def write_trades(path: Path, trips: Iterable[RoundTrip]) -> None:
-    _write(path, TRADES, ((t.symbol, t.side, t.qty, ms_to_iso(t.entry_ts), t.entry_price,
-                           ms_to_iso(t.exit_ts), t.exit_price, t.fees, t.pnl, t.return_pct)
-                          for t in trips))
-
-
-def write_orders(path: Path, orders: Iterable[Order]) -> None:
-    _write(path, ORDERS, ((o.order_seq, ms_to_iso(o.ts), o.symbol, o.side.value, o.type.value,
-                           o.qty, o.limit_price, o.status.value, o.reason) for o in orders))
-
-
-def write_fills(path: Path, fills: Iterable[Fill]) -> None:
-    _write(path, FILLS, ((f.order_seq, ms_to_iso(f.ts), f.symbol, f.side.value, f.qty, f.price,
-                          f.fee) for f in fills))
+def write_fills(path: Path, fills: Sequence[Fill]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(",".join(FILLS) + "\n")
+        fh.writelines(
+            f"{f.order_seq},{ts},{_cell(f.symbol)},{f.side},{f.qty!r},{f.price!r},"
+            f"{f.fee!r}\n"
+            for f, ts in zip(fills, _iso(f.ts for f in fills), strict=True))
 
 
 def write_equity(path: Path, ts: Sequence[int] | np.ndarray, cash: Sequence[float] | np.ndarray,
                  position_value: Sequence[float] | np.ndarray,
                  equity: Sequence[float] | np.ndarray) -> None:
-    stamps = iso_many(ts)
-    columns = [np.asarray(c, dtype=np.float64).tolist() for c in (cash, position_value, equity)]
+    columns = [iso_many(ts), repr_many(cash), repr_many(position_value), repr_many(equity)]
     with path.open("w", encoding="utf-8", newline="") as fh:
         fh.write(",".join(EQUITY) + "\n")
-        fh.writelines(f"{t},{c!r},{p!r},{e!r}\n"
-                      for t, c, p, e in zip(stamps, *columns, strict=True))
+        fh.writelines(f"{t},{c},{p},{e}\n"
+                      for t, c, p, e in zip(*(col.tolist() for col in columns), strict=True))
+
+
+def write_all(run_dir: Path, trips: Sequence[RoundTrip], orders: Sequence[Order],
+              fills: Sequence[Fill], equity: Any) -> None:
+    """The four deterministic files of a run (``equity``: ts, cash, position_value, equity)."""
+    write_trades(run_dir / "trades.csv", trips)
+    write_orders(run_dir / "orders.csv", orders)
+    write_fills(run_dir / "fills.csv", fills)
+    write_equity(run_dir / "equity.csv", equity.ts, equity.cash, equity.position_value,
+                 equity.equity)

@@ -50,7 +50,7 @@ create table run_bars (
     symbol varchar not null,
     ts     timestamptz not null,
     close  double not null,
-    source varchar not null
+    filled boolean not null                  -- a flat bar the gap policy filled forward
 );
 
 create table qc_events (

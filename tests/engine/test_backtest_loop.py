@@ -139,7 +139,7 @@ def test_run_loop_empty_data_no_bars_no_rows() -> None:
     empty = merge([series("X", [(0, 1.0, 1.0, 1.0, 1.0)])])
     data = dataclasses.replace(empty, ts=[], open=[], high=[], low=[], close=[], volume=[],
                                ts_array=empty.ts_array[:0], symbol_index=empty.symbol_index[:0],
-                               source=empty.source[:0])
+                               filled=empty.filled[:0])
     strat = Recorder()
     _, rows = run(strat, data)
     assert strat.bars == []

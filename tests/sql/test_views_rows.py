@@ -47,7 +47,7 @@ class Scenario:
             [run_id, ts(T0), self.initial_cash, self.timeframe_ms],
         )
         con.executemany(
-            "insert into run_bars (run_id, symbol, ts, close, source) values (?, ?, ?, ?, 'test')",
+            "insert into run_bars (run_id, symbol, ts, close, filled) values (?, ?, ?, ?, false)",
             [[run_id, symbol, ts(t), close] for symbol, t, close in self.bars],
         )
         if self.fills:

@@ -9,6 +9,7 @@ findings, and a run directory with its manifest and logs but no result files.
 from __future__ import annotations
 
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from workbench.feeds.history import check_series, load_series, merge
 from workbench.feeds.qc import Finding, summarize
 from workbench.model import ms_to_iso
 from workbench.telemetry.log import JsonlLog
+from workbench.telemetry.metrics import Stopwatch
 from workbench.warehouse import results, views
 from workbench.warehouse.connect import open_rw, resolve_path
 
@@ -43,6 +45,7 @@ def _prepare_dir(out: str | Path | None, run_id: str) -> Path:
 def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path | None = None,
             progress: bool = False, env_prefix: str = "WB_") -> RunResult:
     """Run a validated config; see ``workbench.run_backtest``."""
+    watch = Stopwatch()
     start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
     if start is not None and end is not None and start >= end:
         raise ConfigError(
@@ -52,6 +55,7 @@ def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path
         )
     strategy = build_strategy(cfg)  # fails fast on a bad class or params
     view_list = views.check()
+    watch.lap("prepare")
     run_id = mf.new_id()
     run_dir = _prepare_dir(out, run_id)
     warehouse = resolve_path(warehouse, env_prefix)
@@ -80,6 +84,7 @@ def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path
     findings: list[Finding] = []
     try:
         views.deploy(con, view_list)
+        watch.lap("open_warehouse")
         results.insert_run(con, {
             "run_id": run_id, "mode": "backtest", "name": cfg.run.name, "status": "running",
             "config_json": manifest["config"], "config_hash": manifest["config_hash"],
@@ -93,7 +98,7 @@ def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path
         log.info("run", f"backtest {run_id} started", config_hash=manifest["config_hash"],
                  strategy=cfg.strategy.class_path)
         result = _run(cfg, con, strategy, run_id, run_dir, start, end, findings, manifest, log,
-                      progress)
+                      progress, watch)
         return result
     except BaseException as exc:
         message = exc.render() if isinstance(exc, WorkbenchError) else (
@@ -119,7 +124,7 @@ def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path
 
 def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start: int | None,
          end: int | None, findings: list[Finding], manifest: dict[str, Any], log: JsonlLog,
-         progress: bool) -> RunResult:
+         progress: bool, watch: Stopwatch) -> RunResult:
     tf = cfg.data.timeframe
     tf_ms = timeframe_ms(tf)
     reports = []
@@ -139,6 +144,7 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
             fix="run with --gaps forward (fill flat bars) or --gaps none (keep the gaps), or "
                 "ingest the missing bars; every finding is in qc_events",
         )
+    watch.lap("read_and_qc")
     data = merge([r.series for r in reports])
     seen = sorted((r.series for r in reports), key=lambda s: s.symbol)
     manifest["data_hash"] = mf.data_hash(
@@ -149,38 +155,81 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
         "filled_bars": sum(r.filled_bars for r in reports),
         "findings": len(findings),
     }
-    step = build_step(cfg, strategy, run_id)
-    bar = _progress_bar(len(data), progress)
-    step.start(data.ts[0])
-    equity = run_loop(step, data, bar.update if bar is not None else None)
-    step.stop()
-    if bar is not None:
-        bar.close()
+    watch.lap("merge")
+    # The run's transaction opens now: DuckDB inserts the bars it sees (releasing the GIL)
+    # while the loop runs; the loop's rows join them afterwards, then it commits or rolls back.
+    early = Background(results.start_results, con, run_id, data, findings, tf, cfg.data.gaps)
+    try:
+        step = build_step(cfg, strategy, run_id)
+        bar = _progress_bar(len(data), progress)
+        step.start(data.ts[0])
+        equity = run_loop(step, data, bar.update if bar is not None else None)
+        step.stop()
+        if bar is not None:
+            bar.close()
+    except BaseException:
+        early.wait()
+        if early.error is None:
+            results.abandon(con)
+        raise
+    early.result()
+    watch.lap("loop")
     journal = step.journal
     assert isinstance(journal, MemoryJournal)
-    rundir.write_trades(run_dir / "trades.csv", step.book.round_trips)
-    rundir.write_orders(run_dir / "orders.csv", journal.orders)
-    rundir.write_fills(run_dir / "fills.csv", journal.fills)
-    rundir.write_equity(run_dir / "equity.csv", equity.ts, equity.cash, equity.position_value,
-                        equity.equity)
-    manifest.update(
-        status="completed",
-        ended_at=mf.utc_now_iso(),
-        bars=len(data),
-        first_bar_ts=ms_to_iso(data.ts[0]),
-        last_bar_ts=ms_to_iso(data.ts[-1]),
-    )
-    results.write_results(con, run_id, journal, data, findings, tf, cfg.data.gaps, {
-        "status": "completed", "ended_at": manifest["ended_at"],
-        "data_hash": manifest["data_hash"], "start_ts": manifest["first_bar_ts"],
-        "end_ts": manifest["last_bar_ts"], "bar_count": len(data),
-    })
-    metrics = headline(con, run_id)
+    manifest.update(bars=len(data), first_bar_ts=ms_to_iso(data.ts[0]),
+                    last_bar_ts=ms_to_iso(data.ts[-1]))
+    # The CSVs are formatted on a thread while DuckDB (which releases the GIL) writes the rows
+    # and computes the headline; the run is committed completed only when both have succeeded.
+    files = Background(rundir.write_all, run_dir, step.book.round_trips, journal.orders,
+                       journal.fills, equity)
+    metrics: dict[str, Any] = {}
+
+    def finish() -> dict[str, Any]:
+        watch.lap("write_warehouse")
+        metrics.update(headline(con, run_id))
+        watch.lap("metrics")
+        files.result()
+        watch.lap("write_csv_wait")
+        manifest.update(status="completed", ended_at=mf.utc_now_iso())
+        return {"status": "completed", "ended_at": manifest["ended_at"]}
+
+    try:
+        results.finish_results(con, run_id, journal, {
+            "data_hash": manifest["data_hash"], "start_ts": manifest["first_bar_ts"],
+            "end_ts": manifest["last_bar_ts"], "bar_count": len(data),
+        }, before_commit=finish)
+    finally:
+        files.wait()
+    watch.lap("commit")
     manifest["metrics"] = metrics
+    manifest["timings_s"] = watch.laps
     mf.write(run_dir / "run_manifest.json", manifest)
     log.info("run", f"backtest {run_id} completed", bars=len(data),
              orders=len(journal.orders), fills=len(journal.fills), metrics=metrics)
     return RunResult(run_id, run_dir, metrics, manifest)
+
+
+class Background:
+    """Run ``fn(*args)`` on a thread; ``result()`` waits and re-raises what it raised."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, *args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:  # handed to the caller by result()
+            self.error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> None:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def headline(con: Any, run_id: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from workbench.feeds.qc import BarSeries, GapPolicy, QcReport, apply_gap_policy,
 from workbench.model import ms_to_iso
 
 _BARS = """
-select epoch_ms(ts) as ts, open, high, low, close, volume, source
+select epoch_ms(ts) as ts, open, high, low, close, volume, source = 'fill' as filled
 from bars
 where symbol = ? and timeframe = ? and ts >= ? and ts < ?
 order by ts
@@ -34,9 +34,9 @@ def _dt(ms: int | None, default: datetime) -> datetime:
 def load_series(con: Any, symbol: str, timeframe: str, tf_ms: int, start: int | None,
                 end: int | None) -> BarSeries:
     """One symbol's stored bars in [start, end); DataError naming what exists when empty."""
-    table = con.sql(_BARS, params=[symbol, timeframe, _dt(start, _FAR_PAST),
-                                   _dt(end, _FAR_FUTURE)]).to_arrow_table()
-    if table.num_rows == 0:
+    cols = con.sql(_BARS, params=[symbol, timeframe, _dt(start, _FAR_PAST),
+                                  _dt(end, _FAR_FUTURE)]).fetchnumpy()
+    if len(cols["ts"]) == 0:
         span = con.execute(
             "select epoch_ms(min(ts)), epoch_ms(max(ts)), count(*) from bars "
             "where symbol = ? and timeframe = ?", [symbol, timeframe]).fetchall()[0]
@@ -56,10 +56,8 @@ def load_series(con: Any, symbol: str, timeframe: str, tf_ms: int, start: int | 
             fix=f"the warehouse holds {symbol} {timeframe} from {ms_to_iso(span[0])} to "
                 f"{ms_to_iso(span[1])}; choose --from/--to (or data.start/end) inside that span",
         )
-    col = lambda name: table.column(name).to_numpy()  # noqa: E731
-    source = np.asarray(table.column("source").to_pylist(), dtype=object)
-    return BarSeries(symbol, tf_ms, col("ts").astype(np.int64), col("open"), col("high"),
-                     col("low"), col("close"), col("volume"), None, source == "fill", source)
+    return BarSeries(symbol, tf_ms, cols["ts"].astype(np.int64), cols["open"], cols["high"],
+                     cols["low"], cols["close"], cols["volume"], None, cols["filled"])
 
 
 def check_series(series: BarSeries, policy: GapPolicy) -> QcReport:
@@ -82,7 +80,7 @@ class LoopData:
     low: list[float]
     close: list[float]
     volume: list[float]
-    source: np.ndarray
+    filled: np.ndarray
     ts_array: np.ndarray
     symbol_index: np.ndarray
 
@@ -98,14 +96,13 @@ def merge(series: list[BarSeries]) -> LoopData:
     cat = lambda attr: np.concatenate([getattr(s, attr) for s in ordered])  # noqa: E731
     ts = cat("ts")
     index = np.concatenate([np.full(len(s), i, dtype=np.int32) for i, s in enumerate(ordered)])
-    source = np.concatenate([s.source if s.source is not None
-                             else np.full(len(s), "", dtype=object) for s in ordered])
+    filled = np.concatenate([s.filled_mask for s in ordered])
     cols = {k: cat(k) for k in ("open", "high", "low", "close", "volume")}
     if len(ordered) > 1:
         order = np.lexsort((index, ts))
-        ts, index, source = ts[order], index[order], source[order]
+        ts, index, filled = ts[order], index[order], filled[order]
         cols = {k: v[order] for k, v in cols.items()}
     symbols = None if len(ordered) == 1 else [names[i] for i in index.tolist()]
     return LoopData(names, symbols, ts.tolist(), cols["open"].tolist(), cols["high"].tolist(),
                     cols["low"].tolist(), cols["close"].tolist(), cols["volume"].tolist(),
-                    source, ts, index)
+                    filled, ts, index)

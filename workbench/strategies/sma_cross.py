@@ -20,11 +20,14 @@ from workbench.strategy import Context, Strategy
 
 
 class _Sma:
-    __slots__ = ("fast", "prev_fast", "prev_slow", "slow")
+    """One symbol's windows and the SMAs of its previous bar (None until both are defined)."""
+
+    __slots__ = ("fast", "n_fast", "n_slow", "prev_fast", "prev_slow", "slow")
 
     def __init__(self, fast: int, slow: int) -> None:
         self.fast: deque[float] = deque(maxlen=fast)
         self.slow: deque[float] = deque(maxlen=slow)
+        self.n_fast, self.n_slow = fast, slow
         self.prev_fast: float | None = None
         self.prev_slow = 0.0
 
@@ -43,14 +46,13 @@ class SmaCross(Strategy):
         st = self._state.get(bar.symbol)
         if st is None:
             st = self._state[bar.symbol] = _Sma(self.fast, self.slow)
-        close = bar.close
         fq, sq = st.fast, st.slow
-        fq.append(close)
-        sq.append(close)
-        if len(sq) < self.slow or len(fq) < self.fast:
-            return None
-        f = fsum(fq) / self.fast
-        s = fsum(sq) / self.slow
+        fq.append(bar.close)
+        sq.append(bar.close)
+        if st.prev_fast is None and (len(fq) < st.n_fast or len(sq) < st.n_slow):
+            return None  # warming up: an SMA is defined once n closes are seen
+        f = fsum(fq) / st.n_fast
+        s = fsum(sq) / st.n_slow
         pf, ps = st.prev_fast, st.prev_slow
         st.prev_fast, st.prev_slow = f, s
         if pf is None:

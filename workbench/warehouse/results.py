@@ -4,6 +4,7 @@ saw, written through Arrow in one transaction with the final status."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -93,29 +94,59 @@ def run_bars_table(data: LoopData) -> pa.Table:
         "symbol": symbols.cast(pa.string()),
         "ts": pa.array(data.ts_array, _TS),
         "close": pa.array(data.close, pa.float64()),
-        "source": pa.array(data.source, pa.string()),
+        "filled": pa.array(data.filled, pa.bool_()),
     })
 
 
-def write_results(con: Any, run_id: str, journal: MemoryJournal, data: LoopData,
-                  findings: list[Finding], timeframe: str, policy: str,
-                  run_values: dict[str, Any], risk_events: pa.Table | None = None) -> None:
-    """Everything a completed run leaves in the warehouse, in one transaction."""
+def start_results(con: Any, run_id: str, data: LoopData, findings: list[Finding],
+                  timeframe: str, policy: str) -> None:
+    """Open the run's transaction with what is known before the loop: the bars it sees and
+    its QC findings. ``finish_results`` (or ``abandon``) must follow on this connection."""
     con.execute("begin transaction")
+    try:
+        insert_arrow(con, "run_bars", run_bars_table(data), run_id=run_id)
+        insert_arrow(con, "qc_events", findings_table(
+            findings, stage="backtest", timeframe=timeframe, policy=policy, run_id=run_id))
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def finish_results(con: Any, run_id: str, journal: MemoryJournal, run_values: dict[str, Any],
+                   risk_events: pa.Table | None = None,
+                   before_commit: Callable[[], dict[str, Any]] | None = None) -> None:
+    """Add the loop's orders, events and fills and commit the run's transaction.
+
+    ``before_commit`` runs inside the transaction once the rows are in (the views already see
+    them); the values it returns go into the ``runs`` row too, and if it raises, nothing stays.
+    """
     try:
         insert_arrow(con, "orders", orders_table(journal), run_id=run_id)
         insert_arrow(con, "order_events", events_table(journal), run_id=run_id)
         insert_arrow(con, "fills", fills_table(journal), run_id=run_id)
-        insert_arrow(con, "run_bars", run_bars_table(data), run_id=run_id)
         if risk_events is not None:
             insert_arrow(con, "risk_events", risk_events, run_id=run_id)
-        insert_arrow(con, "qc_events", findings_table(
-            findings, stage="backtest", timeframe=timeframe, policy=policy, run_id=run_id))
+        if before_commit is not None:
+            run_values = {**run_values, **before_commit()}
         update_run(con, run_id, run_values)
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
+
+
+def abandon(con: Any) -> None:
+    """Roll back a run's open transaction (after ``start_results``, instead of finishing)."""
+    con.execute("rollback")
+
+
+def write_results(con: Any, run_id: str, journal: MemoryJournal, data: LoopData,
+                  findings: list[Finding], timeframe: str, policy: str,
+                  run_values: dict[str, Any], risk_events: pa.Table | None = None,
+                  before_commit: Callable[[], dict[str, Any]] | None = None) -> None:
+    """Everything a completed run leaves in the warehouse, in one transaction."""
+    start_results(con, run_id, data, findings, timeframe, policy)
+    finish_results(con, run_id, journal, run_values, risk_events, before_commit)
 
 
 def record_failure(con: Any, run_id: str, error: str, ended_at: str,

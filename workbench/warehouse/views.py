@@ -13,6 +13,10 @@ view's name, version and fingerprint and the sqlglot version that computed them;
 authority. ``check`` refuses a changed fingerprint whose version was not bumped; ``lock``
 rewrites the lock after a bump; ``deploy`` creates the views in a warehouse and records the
 deployed versions in ``view_versions``.
+
+The lock also records each file's sha256 and parents: when every file is byte-identical to what
+was locked, under the same sqlglot version, ``check`` trusts the lock and skips sqlglot (its
+import and parsing are a good part of a short job's start-up).
 """
 
 from __future__ import annotations
@@ -23,16 +27,19 @@ import logging
 import re
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
+from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-import sqlglot
-from sqlglot import exp
 
 from workbench.errors import WarehouseError
 from workbench.warehouse.paths import sql_dir
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+
+def sqlglot_version() -> str:
+    """The installed sqlglot's version, without importing it."""
+    return metadata.version("sqlglot")
 
 _HEADER = re.compile(r"^--\s*(name|version|description):\s*(.*?)\s*$")
 LAYERS = ("acct", "rpt")
@@ -45,9 +52,10 @@ class View:
     description: str
     path: Path
     body: str
-    ast: exp.Expr
+    ast: Any = None  # the parsed query (None when the view was taken from the lock as is)
     parents: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    sha256: str = ""
 
     @property
     def schema(self) -> str:
@@ -56,6 +64,8 @@ class View:
     @property
     def normalized(self) -> str:
         """The query in sqlglot's normal form: case, whitespace and comments do not count."""
+        from sqlglot import exp
+
         tree = self.ast.copy()
         for spec in tree.find_all(exp.WindowSpec):  # sqlglot keeps frame words as written
             for key in ("kind", "start", "start_side", "end", "end_side"):
@@ -73,8 +83,10 @@ def lock_path() -> Path:
     return sql_dir() / "views.lock"
 
 
-def _parse_file(path: Path, root: Path) -> View:
-    text = path.read_text(encoding="utf-8")
+def _read_file(path: Path, root: Path) -> View:
+    """Header and body of a view file, checked, not parsed."""
+    raw = path.read_bytes()
+    text = raw.decode("utf-8")
     rel = path.relative_to(root)
     expected = f"{rel.parent.as_posix().replace('/', '.')}.{path.stem}"
     header: dict[str, str] = {}
@@ -102,6 +114,16 @@ def _parse_file(path: Path, root: Path) -> View:
         raise WarehouseError(f"version {header['version']!r} is not a positive integer",
                              where=str(path), fix="write `-- version: 1` (then 2, 3, ...)")
     body = "\n".join(body_lines).strip().rstrip(";")
+    return View(header["name"], int(header["version"]), header["description"], path, body,
+                sha256=hashlib.sha256(raw).hexdigest())
+
+
+def _parse_file(path: Path, root: Path) -> View:
+    import sqlglot
+    from sqlglot import exp
+
+    view = _read_file(path, root)
+    body = view.body
     try:
         statements = [s for s in sqlglot.parse(body, read="duckdb") if s is not None]
     except sqlglot.errors.ParseError as exc:
@@ -110,35 +132,67 @@ def _parse_file(path: Path, root: Path) -> View:
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise WarehouseError("a view file holds exactly one query (select ... from final)",
                              where=str(path), fix="remove other statements")
-    return View(header["name"], int(header["version"]), header["description"], path, body,
-                statements[0])
+    view.ast = statements[0]
+    return view
 
 
 def discover(root: Path | None = None) -> list[View]:
     """All views, parsed, with parents resolved, in dependency order, fingerprinted."""
+    from sqlglot import exp
+
     root = root or views_dir()
     views = {}
     for path in sorted(root.glob("*/*.sql")):
         view = _parse_file(path, root)
-        if view.schema not in LAYERS:
-            raise WarehouseError(f"unknown layer {view.schema!r}", where=str(path),
-                                 fix=f"put views under one of: {', '.join(LAYERS)}")
+        _check_layer(view)
         views[view.name] = view
     for view in views.values():
         refs = {f"{t.db}.{t.name}".lower() for t in view.ast.find_all(exp.Table) if t.db}
         view.parents = sorted(r for r in refs if r in views)
-    try:
-        order = list(TopologicalSorter({n: v.parents for n, v in views.items()}).static_order())
-    except CycleError as exc:
-        raise WarehouseError(f"views depend on each other in a cycle: {exc.args[1]}",
-                             fix="break the cycle") from None
-    ordered = [views[n] for n in order]
+    ordered = _in_dependency_order(views)
     for view in ordered:
         digest = hashlib.sha256(view.normalized.encode())
         for parent in view.parents:
             digest.update(views[parent].fingerprint.encode())
         view.fingerprint = digest.hexdigest()
     return ordered
+
+
+def _check_layer(view: View) -> None:
+    if view.schema not in LAYERS:
+        raise WarehouseError(f"unknown layer {view.schema!r}", where=str(view.path),
+                             fix=f"put views under one of: {', '.join(LAYERS)}")
+
+
+def _in_dependency_order(views: dict[str, View]) -> list[View]:
+    try:
+        order = list(TopologicalSorter({n: v.parents for n, v in views.items()}).static_order())
+    except CycleError as exc:
+        raise WarehouseError(f"views depend on each other in a cycle: {exc.args[1]}",
+                             fix="break the cycle") from None
+    return [views[n] for n in order]
+
+
+def _from_lock(lock: dict[str, Any] | None, root: Path | None = None) -> list[View] | None:
+    """The views as locked, when every file is byte-identical to what was locked under the
+    installed sqlglot; None when anything differs (then they must be parsed and checked)."""
+    if not lock or lock.get("sqlglot_version") != sqlglot_version():
+        return None
+    root = root or views_dir()
+    locked = lock.get("views", {})
+    views = {}
+    for path in sorted(root.glob("*/*.sql")):
+        view = _read_file(path, root)
+        entry = locked.get(view.name)
+        if (entry is None or entry.get("sha256") != view.sha256
+                or entry.get("version") != view.version):
+            return None
+        _check_layer(view)
+        view.fingerprint, view.parents = entry["fingerprint"], list(entry.get("parents", []))
+        views[view.name] = view
+    if set(views) != set(locked):
+        return None
+    return _in_dependency_order(views)
 
 
 # --- the lock ---------------------------------------------------------------------------------
@@ -151,8 +205,9 @@ def read_lock(path: Path | None = None) -> dict[str, Any] | None:
 
 def _lock_document(views: list[View]) -> dict[str, Any]:
     return {
-        "sqlglot_version": sqlglot.__version__,
-        "views": {v.name: {"version": v.version, "fingerprint": v.fingerprint}
+        "sqlglot_version": sqlglot_version(),
+        "views": {v.name: {"version": v.version, "fingerprint": v.fingerprint,
+                           "parents": v.parents, "sha256": v.sha256}
                   for v in sorted(views, key=lambda v: v.name)},
     }
 
@@ -168,10 +223,10 @@ def problems(views: list[View], lock: dict[str, Any] | None, *, for_lock: bool =
         return [] if for_lock else ["sql/views.lock is missing: run `workbench views lock`"]
     out = []
     locked_with = lock.get("sqlglot_version")
-    if locked_with != sqlglot.__version__ and not for_lock:
+    if locked_with != sqlglot_version() and not for_lock:
         out.append(
             f"sql/views.lock was written with sqlglot {locked_with}, but sqlglot "
-            f"{sqlglot.__version__} is installed; fingerprints would not compare: install the "
+            f"{sqlglot_version()} is installed; fingerprints would not compare: install the "
             f"pinned version (pip install -e .) or, after review, re-lock"
         )
         return out
@@ -206,8 +261,13 @@ def problems(views: list[View], lock: dict[str, Any] | None, *, for_lock: bool =
 
 def check(views: list[View] | None = None) -> list[View]:
     """Views as discovered, or WarehouseError when they disagree with the lock."""
-    views = discover() if views is None else views
-    found = problems(views, read_lock())
+    lock_doc = read_lock()
+    if views is None:
+        trusted = _from_lock(lock_doc)
+        if trusted is not None:
+            return trusted
+        views = discover()
+    found = problems(views, lock_doc)
     if found:
         raise WarehouseError("the SQL views disagree with sql/views.lock:\n       - "
                              + "\n       - ".join(found))
@@ -219,7 +279,7 @@ def lock(views: list[View] | None = None, path: Path | None = None) -> list[View
     views = discover() if views is None else views
     path = path or lock_path()
     current = read_lock(path)
-    if current and current.get("sqlglot_version") == sqlglot.__version__:
+    if current and current.get("sqlglot_version") == sqlglot_version():
         found = problems(views, current, for_lock=True)
         if found:
             raise WarehouseError("refusing to lock:\n       - " + "\n       - ".join(found))
@@ -235,6 +295,7 @@ def versions(views: list[View]) -> dict[str, dict[str, Any]]:
 def deploy(con: Any, views: list[View] | None = None) -> list[View]:
     """Create or replace every view in dependency order; record new versions."""
     views = check(views)
+    installed = sqlglot_version()
     con.execute("begin transaction")
     try:
         for schema in LAYERS:
@@ -244,7 +305,7 @@ def deploy(con: Any, views: list[View] | None = None) -> list[View]:
             con.execute(
                 "insert into view_versions select ?, ?, ?, ?, now() where not exists ("
                 "select 1 from view_versions where name = ? and version = ? and fingerprint = ?)",
-                [view.name, view.version, view.fingerprint, sqlglot.__version__,
+                [view.name, view.version, view.fingerprint, installed,
                  view.name, view.version, view.fingerprint],
             )
         con.execute("commit")
