@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from workbench.book import RoundTrip
 from workbench.model import Fill, Order
@@ -36,13 +37,16 @@ def _cell(value: Any) -> str:
 
 
 _DAY_MS = 86_400_000
+_CHUNK = 1 << 15
 
 
 def iso_many(ts_ms: Sequence[int] | np.ndarray) -> np.ndarray:
     """``ms_to_iso`` for long columns: each distinct day and time of day is formatted once."""
     ts = np.asarray(ts_ms, dtype=np.int64)
-    days, day_of = np.unique(ts // _DAY_MS, return_inverse=True)
-    times, time_of = np.unique(ts % _DAY_MS, return_inverse=True)
+    if not len(ts):
+        return np.empty(0, dtype=object)
+    days, day_of = _codes(ts // _DAY_MS)
+    times, time_of = _codes(ts % _DAY_MS)
     day_text = np.datetime_as_string((days * _DAY_MS).astype("datetime64[ms]"), unit="D")
     time_text = np.datetime_as_string(times.astype("datetime64[ms]"), unit="ms")
     prefix = np.array([d + "T" for d in day_text.tolist()], dtype=object)
@@ -50,14 +54,42 @@ def iso_many(ts_ms: Sequence[int] | np.ndarray) -> np.ndarray:
     return prefix[day_of] + suffix[time_of]
 
 
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and each value's index among them (np.unique, without its sort when the
+    values are whole minutes or a contiguous range, as bar times are)."""
+    lo, hi = int(values.min()), int(values.max())
+    step = 60_000 if not (values % 60_000).any() else 1
+    if (hi - lo) // step <= 4 * len(values):
+        index = (values - lo) // step
+        present = np.zeros((hi - lo) // step + 1, dtype=bool)
+        present[index] = True
+        distinct = np.flatnonzero(present)
+        rank = np.cumsum(present) - 1
+        return distinct * step + lo, rank[index]
+    return np.unique(values, return_inverse=True)
+
+
 def repr_many(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """``repr`` of each float, computed once per run of equal values (cash changes only at
-    fills, a flat book's position value is 0.0 bar after bar)."""
+    """``repr`` of each float, exactly, for long columns.
+
+    Each run of equal values is formatted once (cash changes only at fills; a flat book's
+    position value is 0.0 bar after bar). orjson's shortest round-trip text (ryu) is the same
+    as Python's ``repr`` for 0 and for magnitudes in [1e-4, 1e16), where both write plain
+    decimals; outside that range ``repr`` switches to exponent notation its own way, so those
+    values (and NaN, inf) go through ``repr`` itself.
+    """
     arr = np.asarray(values, dtype=np.float64)
     if not len(arr):
         return np.empty(0, dtype=object)
-    starts = np.flatnonzero(np.concatenate(([True], arr[1:] != arr[:-1])))
-    texts = np.array([repr(v) for v in arr[starts].tolist()], dtype=object)
+    bits = arr.view(np.int64)  # bitwise: 0.0 and -0.0 print differently
+    starts = np.flatnonzero(np.concatenate(([True], bits[1:] != bits[:-1])))
+    distinct = arr[starts]
+    texts = np.array(orjson.dumps(distinct, option=orjson.OPT_SERIALIZE_NUMPY)
+                     .decode()[1:-1].split(","), dtype=object)
+    size = np.abs(distinct)
+    plain = (distinct == 0) | ((size >= 1e-4) & (size < 1e16))
+    for i in np.flatnonzero(~plain).tolist():
+        texts[i] = repr(float(distinct[i]))
     return np.repeat(texts, np.diff(np.append(starts, len(arr))))
 
 
@@ -96,11 +128,16 @@ def write_fills(path: Path, fills: Sequence[Fill]) -> None:
 def write_equity(path: Path, ts: Sequence[int] | np.ndarray, cash: Sequence[float] | np.ndarray,
                  position_value: Sequence[float] | np.ndarray,
                  equity: Sequence[float] | np.ndarray) -> None:
-    columns = [iso_many(ts), repr_many(cash), repr_many(position_value), repr_many(equity)]
+    arrays = [np.asarray(ts, dtype=np.int64)] + [np.asarray(c, dtype=np.float64)
+                                                 for c in (cash, position_value, equity)]
     with path.open("w", encoding="utf-8", newline="") as fh:
         fh.write(",".join(EQUITY) + "\n")
-        fh.writelines(f"{t},{c},{p},{e}\n"
-                      for t, c, p, e in zip(*(col.tolist() for col in columns), strict=True))
+        # in chunks, so the text of one chunk reuses the memory of the previous one
+        for lo in range(0, len(arrays[0]), _CHUNK):
+            t, c, p, e = (a[lo:lo + _CHUNK] for a in arrays)
+            columns = [iso_many(t), repr_many(c), repr_many(p), repr_many(e)]
+            fh.write("".join([f"{a},{b},{c},{d}\n" for a, b, c, d in
+                              zip(*(col.tolist() for col in columns), strict=True)]))
 
 
 def write_all(run_dir: Path, trips: Sequence[RoundTrip], orders: Sequence[Order],

@@ -93,7 +93,7 @@ def equity_rows(book: Book, data: LoopData) -> EquityRows:
     cash_after = np.fromiter((h[1] for h in history), np.float64, len(history))
     cash = np.concatenate(([book.initial_cash], cash_after))[after]
     value = np.zeros(len(grid))
-    closes = np.asarray(data.close, dtype=np.float64)
+    closes = data.close_array
     for k, name in enumerate(data.symbol_names):
         mine = np.array([i for i, h in enumerate(history) if h[2] == name], dtype=np.int64)
         if not len(mine):

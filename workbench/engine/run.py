@@ -8,6 +8,7 @@ findings, and a run directory with its manifest and logs but no result files.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import traceback
@@ -45,6 +46,18 @@ def _prepare_dir(out: str | Path | None, run_id: str) -> Path:
 def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path | None = None,
             progress: bool = False, env_prefix: str = "WB_") -> RunResult:
     """Run a validated config; see ``workbench.run_backtest``."""
+    collecting = gc.isenabled()
+    gc.disable()  # the job holds millions of small objects; see run_loop
+    try:
+        return _execute(cfg, warehouse=warehouse, out=out, progress=progress,
+                        env_prefix=env_prefix)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | None,
+             progress: bool, env_prefix: str) -> RunResult:
     watch = Stopwatch()
     start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
     if start is not None and end is not None and start >= end:
@@ -158,6 +171,8 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
     watch.lap("merge")
     # The run's transaction opens now: DuckDB inserts the bars it sees (releasing the GIL)
     # while the loop runs; the loop's rows join them afterwards, then it commits or rolls back.
+    threads = con.execute("select current_setting('threads')").fetchall()[0][0]
+    con.execute("set threads = 1")  # leave the other core to the loop
     early = Background(results.start_results, con, run_id, data, findings, tf, cfg.data.gaps)
     try:
         step = build_step(cfg, strategy, run_id)
@@ -173,19 +188,22 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
             results.abandon(con)
         raise
     early.result()
+    con.execute(f"set threads = {int(threads)}")
     watch.lap("loop")
     journal = step.journal
     assert isinstance(journal, MemoryJournal)
     manifest.update(bars=len(data), first_bar_ts=ms_to_iso(data.ts[0]),
                     last_bar_ts=ms_to_iso(data.ts[-1]))
-    # The CSVs are formatted on a thread while DuckDB (which releases the GIL) writes the rows
-    # and computes the headline; the run is committed completed only when both have succeeded.
-    files = Background(rundir.write_all, run_dir, step.book.round_trips, journal.orders,
-                       journal.fills, equity)
     metrics: dict[str, Any] = {}
+    files: Background | None = None
 
     def finish() -> dict[str, Any]:
+        # The rows are in. The CSVs are formatted on a thread while DuckDB (which releases the
+        # GIL) computes the headline; the run commits as completed only when both succeeded.
+        nonlocal files
         watch.lap("write_warehouse")
+        files = Background(rundir.write_all, run_dir, step.book.round_trips, journal.orders,
+                           journal.fills, equity)
         metrics.update(headline(con, run_id))
         watch.lap("metrics")
         files.result()
@@ -199,7 +217,8 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
             "end_ts": manifest["last_bar_ts"], "bar_count": len(data),
         }, before_commit=finish)
     finally:
-        files.wait()
+        if files is not None:
+            files.wait()
     watch.lap("commit")
     manifest["metrics"] = metrics
     manifest["timings_s"] = watch.laps

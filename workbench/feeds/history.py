@@ -83,6 +83,7 @@ class LoopData:
     filled: np.ndarray
     ts_array: np.ndarray
     symbol_index: np.ndarray
+    close_array: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -105,4 +106,4 @@ def merge(series: list[BarSeries]) -> LoopData:
     symbols = None if len(ordered) == 1 else [names[i] for i in index.tolist()]
     return LoopData(names, symbols, ts.tolist(), cols["open"].tolist(), cols["high"].tolist(),
                     cols["low"].tolist(), cols["close"].tolist(), cols["volume"].tolist(),
-                    filled, ts, index)
+                    filled, ts, index, cols["close"])

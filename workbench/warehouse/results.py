@@ -93,7 +93,7 @@ def run_bars_table(data: LoopData) -> pa.Table:
     return pa.table({
         "symbol": symbols.cast(pa.string()),
         "ts": pa.array(data.ts_array, _TS),
-        "close": pa.array(data.close, pa.float64()),
+        "close": pa.array(data.close_array, pa.float64()),
         "filled": pa.array(data.filled, pa.bool_()),
     })
 

@@ -1,0 +1,61 @@
+"""The run directory's writers: exact float text and ISO times for long columns."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench.model import ms_to_iso
+from workbench.rundir import iso_many, repr_many
+
+EDGES = [0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e16, 9999999999999998.0, 1e15, 0.1, 2.5,
+         100.0, 5e-324, -5e-324, 1.7976931348623157e308, math.nan, math.inf, -math.inf,
+         123456789012345.6, 0.30000000000000004]
+
+
+def test_repr_many_edge_values_equal_python_repr():
+    assert repr_many(EDGES).tolist() == [repr(v) for v in EDGES]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=200))
+def test_repr_many_any_floats_equal_python_repr(values):
+    assert repr_many(values).tolist() == [repr(float(v)) for v in values]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=300))
+def test_repr_many_any_bit_patterns_equal_python_repr(patterns):
+    values = [struct.unpack("<d", struct.pack("<Q", p))[0] for p in patterns]
+    assert repr_many(values).tolist() == [repr(v) for v in values]
+
+
+def test_repr_many_many_random_magnitudes_equal_python_repr():
+    rng = np.random.default_rng(11)
+    values = np.concatenate([rng.random(20_000) * 1e9, 10.0 ** rng.uniform(-30, 30, 20_000),
+                             rng.standard_normal(20_000)])
+    assert repr_many(values).tolist() == [repr(v) for v in values.tolist()]
+
+
+def test_repr_many_runs_of_equal_values_and_signed_zeros_kept_apart():
+    values = [1.5, 1.5, 0.0, -0.0, -0.0, 0.0, 2.0]
+    assert repr_many(values).tolist() == ["1.5", "1.5", "0.0", "-0.0", "-0.0", "0.0", "2.0"]
+
+
+def test_repr_many_empty_is_empty():
+    assert repr_many([]).tolist() == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-(2**40), 2**44), min_size=1, max_size=300))
+def test_iso_many_any_times_equal_ms_to_iso(stamps):
+    assert iso_many(stamps).tolist() == [ms_to_iso(t) for t in stamps]
+
+
+def test_iso_many_a_year_of_minutes_equal_ms_to_iso():
+    stamps = np.arange(0, 525_600, 7, dtype=np.int64) * 60_000 + 1_704_067_200_000
+    assert iso_many(stamps).tolist() == [ms_to_iso(int(t)) for t in stamps]
