@@ -26,6 +26,8 @@ from workbench.model import (
 from workbench.strategy import Context, Strategy
 
 RiskCheck = Callable[[Order], "Any | None"]
+_SUBMITTED = OrderStatus.SUBMITTED
+_PARTIAL = OrderStatus.PARTIALLY_FILLED
 
 
 class Step:
@@ -59,6 +61,11 @@ class Step:
         self.fill_seq = 0
         self._open: dict[int, Order] = {}
         self._on_bar = strategy.on_bar
+        # hooks a strategy does not override are not called at all (a call per fill adds up)
+        self._on_fill = strategy.on_fill if type(strategy).on_fill is not Strategy.on_fill \
+            else None
+        self._on_reject = (strategy.on_reject
+                           if type(strategy).on_reject is not Strategy.on_reject else None)
         self._bar: Bar | None = None
         self._start_now = 0
         self._last = book.last
@@ -108,14 +115,17 @@ class Step:
             )
         self.order_seq += 1
         seq = self.order_seq
-        now = self.now
+        bar = self._bar
+        now = bar.ts + self.timeframe_ms if bar is not None else self._start_now
         units = round(intent.qty * QTY_SCALE)  # the books' quantum (adr/0001)
         order = Order(seq, f"{self.run_id}-{seq}", intent.symbol, intent.side, intent.type,
                       units / QTY_SCALE, units, intent.limit_price, now,
-                      self.bar_ts, intent.expire_after_bars, intent.reduce_only, intent.tag,
+                      now - self.timeframe_ms if bar is not None else now,
+                      intent.expire_after_bars, intent.reduce_only, intent.tag,
                       OrderStatus.NEW, None, 0, 0, now)
-        self.journal.order(order)
-        self.journal.event(order, OrderStatus.NEW, None, now)
+        journal = self.journal
+        journal.order(order)
+        journal.event(order, OrderStatus.NEW, None, now)
         self._open[seq] = order
         if self.risk is not None:
             block = self.risk.check(order, self.book)
@@ -136,26 +146,32 @@ class Step:
 
     # --- the broker reports through these (OrderSink) ---------------------------------------
     def order_status(self, order: Order, status: OrderStatus, reason: str | None = None) -> None:
-        now = self.now
+        bar = self._bar
+        now = bar.ts + self.timeframe_ms if bar is not None else self._start_now
         order.status = status
         order.reason = reason
         order.updated_ts = now
         self.journal.event(order, status, reason, now)
-        if status.terminal:
-            self._open.pop(order.order_seq, None)
-            if status is OrderStatus.REJECTED or status is OrderStatus.BLOCKED:
-                self._call("on_reject", self.strategy.on_reject, self.ctx, order)
+        if status is _SUBMITTED or status is _PARTIAL:
+            return
+        self._open.pop(order.order_seq, None)
+        if (status is OrderStatus.REJECTED or status is OrderStatus.BLOCKED) \
+                and self._on_reject is not None:
+            self._call("on_reject", self._on_reject, self.ctx, order)
 
     def order_fill(self, order: Order, units: int, price: float, fee: float) -> None:
         self.fill_seq += 1
+        bar_ts = self.bar_ts
         fill = Fill(self.fill_seq, order.order_seq, order.client_order_id, order.symbol,
-                    order.side, units / QTY_SCALE, units, price, fee, self.now, self.bar_ts)
+                    order.side, units / QTY_SCALE, units, price, fee,
+                    bar_ts + self.timeframe_ms if self._bar is not None else bar_ts, bar_ts)
         self.book.apply_fill(fill)
         self.journal.fill(fill)
         order.filled_units += units
         done = order.filled_units >= order.qty_units
         self.order_status(order, OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED)
-        self._call("on_fill", self.strategy.on_fill, self.ctx, fill)
+        if self._on_fill is not None:
+            self._call("on_fill", self._on_fill, self.ctx, fill)
 
     # --- internals --------------------------------------------------------------------------
     def _submit_all(self, intents: Any) -> None:
