@@ -11,25 +11,20 @@ with fills as (
         cast(round(qty * 100000000) as bigint) as units
     from main.fills
 ),
-buys as (
+legs as (
     select
         *,
         sum(units) over (
-            partition by run_id, symbol order by fill_seq
+            partition by run_id, symbol, side order by fill_seq
             rows between unbounded preceding and current row
         ) as cum_end
     from fills
-    where side = 'BUY'
+),
+buys as (
+    select * from legs where side = 'BUY'
 ),
 sells as (
-    select
-        *,
-        sum(units) over (
-            partition by run_id, symbol order by fill_seq
-            rows between unbounded preceding and current row
-        ) as cum_end
-    from fills
-    where side = 'SELL'
+    select * from legs where side = 'SELL'
 ),
 cuts as (
     select run_id, symbol, cum_end as cut from buys
