@@ -128,6 +128,36 @@ class CostsConfig(_Section):
     fill_at: Literal["close", "next_open"] = "close"
 
 
+Positive = Annotated[float, Field(gt=0)]
+
+
+class PositionLimit(_Section):
+    max_qty: Positive | None = None
+    max_value: Positive | None = None  # quote currency
+
+
+class RiskModes(_Section):
+    backtest: bool = True
+    shadow: bool = True
+    paper: bool = True
+    live: bool = True
+
+
+class RiskConfig(_Section):
+    """Pre-trade rules; each is off while its key is unset. See docs/risk.md."""
+
+    allowed_symbols: list[str] | None = None
+    max_order_notional: Positive | None = None  # quote currency
+    max_open_positions: Annotated[int, Field(ge=0)] | None = None
+    position_limits: dict[str, PositionLimit] | None = None
+    max_gross_exposure_pct: Positive | None = None
+    max_net_exposure_pct: Positive | None = None
+    daily_loss_limit: Positive | None = None  # quote currency, realized
+    max_daily_drawdown_pct: Positive | None = None
+    max_drawdown_pct: Positive | None = None
+    modes: RiskModes = RiskModes()
+
+
 class Config(_Section):
     """The whole effective configuration of a run; frozen, hashed into the manifest."""
 
@@ -136,6 +166,7 @@ class Config(_Section):
     strategy: StrategyConfig = StrategyConfig.model_validate({})
     portfolio: PortfolioConfig = PortfolioConfig()
     costs: CostsConfig = CostsConfig()
+    risk: RiskConfig = RiskConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

@@ -269,25 +269,17 @@ def test_step_round_trip_recorded_when_sell_closes_buy() -> None:
 
 
 def test_step_risk_block_never_reaches_broker_and_on_reject_told() -> None:
-    class Block:
-        reason_code = "MAX_POSITION"
+    from workbench.brokers.fills import CostModel
+    from workbench.config import RiskConfig
+    from workbench.risk import RiskEngine
 
-    class Risk:
-        def __init__(self) -> None:
-            self.recorded: list[tuple[int, int]] = []
-
-        def check(self, order: Order, book: Book) -> Block | None:
-            return Block() if order.qty > 1 else None
-
-        def record(self, order: Order, block: Block, now: int) -> None:
-            self.recorded.append((order.order_seq, now))
-
-    risk = Risk()
+    risk = RiskEngine(RiskConfig(max_order_notional=15.0), CostModel())
     strat = Scripted({0: lambda ctx, bar: [OrderIntent("X", Side.BUY, 2.0), BUY1]})
     step = run(strat, flat(10.0), risk=risk)
-    assert events(step, 1) == [(T0 + TF, "NEW", None), (T0 + TF, "BLOCKED", "MAX_POSITION")]
-    assert risk.recorded == [(1, T0 + TF)]
-    assert strat.heard("reject") == [(1, S.BLOCKED, "MAX_POSITION")]
+    code = "RISK_ORDER_NOTIONAL"
+    assert events(step, 1) == [(T0 + TF, "NEW", None), (T0 + TF, "BLOCKED", code)]
+    assert [(e[0], e[2], e[5]) for e in risk.events] == [(T0 + TF, 1, code)]
+    assert strat.heard("reject") == [(1, S.BLOCKED, code)]
     assert [f.order_seq for f in journal(step).fills] == [2]
 
 

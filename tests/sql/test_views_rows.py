@@ -173,8 +173,8 @@ def assert_rows(got: list[dict[str, Any]], expected: list[dict[str, Any]]) -> No
 
 
 def performance(initial: float, equity: list[float], in_market: list[bool], first_ts: int,
-                last_ts: int, tf_ms: int, pnls: list[float], fees: float, fills: int
-                ) -> dict[str, Any]:
+                last_ts: int, tf_ms: int, pnls: list[float], fees: float, fills: int,
+                orders: int = 0, blocked: int = 0) -> dict[str, Any]:
     """rpt.performance from its definitions, in plain Python."""
     final = equity[-1]
     rets = [e / p - 1 for p, e in zip([initial, *equity[:-1]], equity, strict=True)]
@@ -200,6 +200,9 @@ def performance(initial: float, equity: list[float], in_market: list[bool], firs
         "fees_quote": fees,
         "fills": fills,
         "exposure_pct": sum(in_market) / len(in_market) * 100,
+        "orders": orders,
+        "blocked_orders": blocked,
+        "block_rate_pct": blocked / orders * 100 if orders else None,
     }
 
 
@@ -409,6 +412,7 @@ def test_performance_run_without_fills_has_no_trades_win_rate_or_sharpe(con: Any
         "final_equity": 5_000.0, "total_return_pct": 0.0, "cagr_pct": 0.0,
         "max_drawdown_pct": 0.0, "sharpe": None, "trades": 0, "win_rate_pct": None,
         "fees_quote": 0.0, "fills": 0, "exposure_pct": 0.0,
+        "orders": 0, "blocked_orders": 0, "block_rate_pct": None,
     }])
 
 

@@ -25,8 +25,10 @@ from workbench.config import Config, load_config, timeframe_ms
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData
-from workbench.model import QTY_SCALE, Bar
+from workbench.model import QTY_SCALE, Bar, Mode
+from workbench.risk.engine import RiskEngine
 from workbench.strategy import Strategy, load_strategy_class
+from workbench.telemetry.log import JsonlLog
 
 CHUNK = 1 << 15
 
@@ -120,11 +122,13 @@ def build_strategy(cfg: Config) -> Strategy:
     return cls(**cls.validate_params(dict(cfg.strategy.params)))
 
 
-def build_step(cfg: Config, strategy: Strategy, run_id: str) -> Step:
-    """The backtest's wiring: SimBroker, fresh books, an in-memory journal."""
-    return Step(strategy, SimBroker(cost_model(cfg)), Book(cfg.portfolio.initial_cash),
-                MemoryJournal(), run_id=run_id, timeframe_ms=timeframe_ms(cfg.data.timeframe),
-                seed=cfg.run.seed)
+def build_step(cfg: Config, strategy: Strategy, run_id: str, log: JsonlLog | None = None
+               ) -> Step:
+    """The backtest's wiring: SimBroker, fresh books, an in-memory journal, the risk engine."""
+    costs = cost_model(cfg)
+    return Step(strategy, SimBroker(costs), Book(cfg.portfolio.initial_cash), MemoryJournal(),
+                run_id=run_id, timeframe_ms=timeframe_ms(cfg.data.timeframe), seed=cfg.run.seed,
+                risk=RiskEngine.for_mode(cfg.risk, costs, Mode.BACKTEST, log))
 
 
 def as_config(config: Config | str | Path | Mapping[str, Any] | None, overrides: Iterable[str],

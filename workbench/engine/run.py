@@ -175,7 +175,7 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
     con.execute("set threads = 1")  # leave the other core to the loop
     early = Background(results.start_results, con, run_id, data, findings, tf, cfg.data.gaps)
     try:
-        step = build_step(cfg, strategy, run_id)
+        step = build_step(cfg, strategy, run_id, log)
         bar = _progress_bar(len(data), progress)
         step.start(data.ts[0])
         equity = run_loop(step, data, bar.update if bar is not None else None)
@@ -194,6 +194,8 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
     assert isinstance(journal, MemoryJournal)
     manifest.update(bars=len(data), first_bar_ts=ms_to_iso(data.ts[0]),
                     last_bar_ts=ms_to_iso(data.ts[-1]))
+    risk = step.risk
+    manifest["risk"] = risk.summary() if risk is not None else {"enabled": False}
     metrics: dict[str, Any] = {}
     files: Background | None = None
 
@@ -215,7 +217,8 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
         results.finish_results(con, run_id, journal, {
             "data_hash": manifest["data_hash"], "start_ts": manifest["first_bar_ts"],
             "end_ts": manifest["last_bar_ts"], "bar_count": len(data),
-        }, before_commit=finish)
+        }, risk.events_table() if risk is not None else None, before_commit=finish,
+            metrics=results.risk_metrics(risk.summary(), step.now) if risk is not None else None)
     finally:
         if files is not None:
             files.wait()

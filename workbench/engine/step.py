@@ -23,6 +23,7 @@ from workbench.model import (
     OrderStatus,
     ms_to_iso,
 )
+from workbench.risk.engine import RiskEngine
 from workbench.strategy import Context, Strategy
 
 RiskCheck = Callable[[Order], "Any | None"]
@@ -33,8 +34,8 @@ _PARTIAL = OrderStatus.PARTIALLY_FILLED
 class Step:
     """Wires a strategy to a broker through the books, the journal and (optionally) risk.
 
-    ``risk`` is any object with ``check(order, book) -> block | None`` and
-    ``record(order, block)``; a block turns the order BLOCKED before any broker sees it.
+    ``risk`` is a ``workbench.risk.RiskEngine`` (or None: no pre-trade checks). A block turns
+    the order BLOCKED before any broker sees it, and the strategy hears of it in on_reject.
     """
 
     def __init__(
@@ -47,7 +48,7 @@ class Step:
         run_id: str,
         timeframe_ms: int,
         seed: int = 0,
-        risk: Any = None,
+        risk: RiskEngine | None = None,
     ) -> None:
         self.strategy = strategy
         self.broker = broker
@@ -71,6 +72,11 @@ class Step:
         self._last = book.last
         broker.bind(self, book)
         self._pending = broker.pending  # the broker's own dict: truthy while orders rest
+        self._observe = None
+        if risk is not None:
+            risk.bind(book, self.open_orders, lambda: self.now, lambda: self.bar_ts)
+            if risk.needs_bars:  # drawdown rules follow the equity bar by bar
+                self._observe = risk.observe_bar
 
     # --- the loop calls these ---------------------------------------------------------------
     @property
@@ -91,6 +97,8 @@ class Step:
 
     def on_bar(self, bar: Bar) -> None:
         """The hot path: mark, let resting orders work, ask the strategy, route its intents."""
+        if self._observe is not None:
+            self._observe(bar)  # before the mark: the equity the previous bar left
         self._bar = bar
         self._last[bar.symbol] = bar.close
         if self._pending:
@@ -128,7 +136,7 @@ class Step:
         journal.event(order, OrderStatus.NEW, None, now)
         self._open[seq] = order
         if self.risk is not None:
-            block = self.risk.check(order, self.book)
+            block = self.risk.check(order)
             if block is not None:
                 self.risk.record(order, block, now)
                 self.order_status(order, OrderStatus.BLOCKED, block.reason_code)
@@ -165,7 +173,9 @@ class Step:
         fill = Fill(self.fill_seq, order.order_seq, order.client_order_id, order.symbol,
                     order.side, units / QTY_SCALE, units, price, fee,
                     bar_ts + self.timeframe_ms if self._bar is not None else bar_ts, bar_ts)
-        self.book.apply_fill(fill)
+        trips = self.book.apply_fill(fill)
+        if self.risk is not None:
+            self.risk.on_fill(fill, trips)
         self.journal.fill(fill)
         order.filled_units += units
         done = order.filled_units >= order.qty_units

@@ -114,7 +114,8 @@ def start_results(con: Any, run_id: str, data: LoopData, findings: list[Finding]
 
 def finish_results(con: Any, run_id: str, journal: MemoryJournal, run_values: dict[str, Any],
                    risk_events: pa.Table | None = None,
-                   before_commit: Callable[[], dict[str, Any]] | None = None) -> None:
+                   before_commit: Callable[[], dict[str, Any]] | None = None,
+                   metrics: pa.Table | None = None) -> None:
     """Add the loop's orders, events and fills and commit the run's transaction.
 
     ``before_commit`` runs inside the transaction once the rows are in (the views already see
@@ -126,6 +127,8 @@ def finish_results(con: Any, run_id: str, journal: MemoryJournal, run_values: di
         insert_arrow(con, "fills", fills_table(journal), run_id=run_id)
         if risk_events is not None:
             insert_arrow(con, "risk_events", risk_events, run_id=run_id)
+        if metrics is not None:
+            insert_arrow(con, "metrics", metrics, run_id=run_id)
         if before_commit is not None:
             run_values = {**run_values, **before_commit()}
         update_run(con, run_id, run_values)
@@ -133,6 +136,23 @@ def finish_results(con: Any, run_id: str, journal: MemoryJournal, run_values: di
     except BaseException:
         con.execute("rollback")
         raise
+
+
+def risk_metrics(summary: dict[str, Any], ts: int) -> pa.Table:
+    """The risk engine's counters and daily realized P&L as ``metrics`` rows."""
+    rows: list[tuple[str, float, dict[str, str]]] = [
+        ("risk.orders_checked", float(summary["checked"]), {}),
+        ("risk.orders_blocked", float(summary["blocked"]), {})]
+    rows += [("risk.blocks", float(n), {"rule": rule})
+             for rule, n in summary["blocks_by_rule"].items()]
+    rows += [("risk.daily_realized_pnl", pnl, {"day": day})
+             for day, pnl in summary["daily_realized_pnl"].items()]
+    return pa.table({
+        "ts": pa.array([ts] * len(rows), _TS),
+        "name": pa.array([r[0] for r in rows], pa.string()),
+        "value": pa.array([r[1] for r in rows], pa.float64()),
+        "labels": pa.array([json.dumps(r[2], sort_keys=True) for r in rows], pa.string()),
+    })
 
 
 def abandon(con: Any) -> None:

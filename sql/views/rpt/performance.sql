@@ -1,6 +1,6 @@
 -- name: rpt.performance
 -- version: 1
--- description: headline numbers per run: return, CAGR, max drawdown, Sharpe, trades, win rate, fees, exposure
+-- description: headline numbers per run: return, CAGR, max drawdown, Sharpe, trades, win rate, fees, exposure, risk block rate
 -- Sharpe: mean over sample standard deviation of per-bar returns (the first bar against the
 -- initial cash), annualised with a 365-day year, no risk-free rate. CAGR over the span from the
 -- first bar's open to the last bar's close. Max drawdown as rpt.drawdown defines it (peak from
@@ -54,6 +54,14 @@ fees as (
     from main.fills
     group by run_id
 ),
+orders as (
+    select
+        run_id,
+        count(*) as orders,
+        count(*) filter (where status = 'BLOCKED') as blocked_orders
+    from main.orders
+    group by run_id
+),
 final as (
     select
         s.run_id,
@@ -79,10 +87,14 @@ final as (
         case when t.trades > 0 then t.wins / t.trades * 100 end as win_rate_pct,
         coalesce(f.fees_quote, 0.0) as fees_quote,
         coalesce(f.fills, 0) as fills,
-        s.exposure * 100 as exposure_pct
+        s.exposure * 100 as exposure_pct,
+        coalesce(o.orders, 0) as orders,
+        coalesce(o.blocked_orders, 0) as blocked_orders,
+        case when o.orders > 0 then o.blocked_orders / o.orders * 100 end as block_rate_pct
     from stats as s
     join runs as r on s.run_id = r.run_id
     left join trips as t on s.run_id = t.run_id
     left join fees as f on s.run_id = f.run_id
+    left join orders as o on s.run_id = o.run_id
 )
 select * from final

@@ -1,0 +1,244 @@
+"""The risk engine: runs the rules in their fixed order before any broker sees an order.
+
+Order, fixed: (reduce-only consistency) -> halted -> allowed symbols -> daily loss -> drawdown
+-> per-order notional -> position limit -> max open positions -> exposure. The first failing
+rule stops evaluation. Checks use the order's expected fill price: the last close moved by
+spread and slippage as the fill model would (market orders), or the limit price.
+
+State it keeps: the kill switch (``halt``/``resume``), the UTC day's realized P&L and its
+daily-loss stop, the day's start equity and the peak equity (for the drawdown rules, observed
+once per bar only when one of them is configured), per-rule block counters and every block and
+stop as a ``risk_events`` row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from workbench.book import Book, RoundTrip
+from workbench.brokers.fills import CostModel
+from workbench.config import RiskConfig
+from workbench.model import QTY_SCALE, Bar, Fill, Mode, Order, OrderType, Side, ms_to_iso
+from workbench.risk import rules
+from workbench.risk.rules import Block, Exposure, ReasonCode
+from workbench.telemetry.log import JsonlLog
+
+DAY_MS = 86_400_000
+FLATTEN_TAG = "flatten"
+
+
+class RiskEngine:
+    """Pre-trade checks with stable reason codes; the same engine in every mode."""
+
+    def __init__(self, cfg: RiskConfig, costs: CostModel, *, mode: Mode = Mode.BACKTEST,
+                 log: JsonlLog | None = None) -> None:
+        self.cfg = cfg
+        self.costs = costs
+        self.mode = mode
+        self.log = log or JsonlLog()
+        self.needs_bars = cfg.max_daily_drawdown_pct is not None or cfg.max_drawdown_pct is not None
+        self.halted_since: str | None = None
+        self.counters: dict[str, int] = {}
+        self.checked = 0
+        self.last_block: dict[str, Any] | None = None
+        self.daily_pnl: dict[str, float] = {}
+        self.events: list[tuple[int, str | None, int | None, str | None, str, str, str]] = []
+        self._book: Book | None = None
+        self._open_orders: Callable[[], list[Order]] = list
+        self._now: Callable[[], int] = lambda: 0
+        self._bar_ts: Callable[[], int] = lambda: 0
+        self._day: int | None = None
+        self._stop_day: int | None = None
+        self.realized_today = 0.0
+        self.daily_stop = False
+        self.day_start_equity = math.nan
+        self.peak_equity = math.nan
+
+    @classmethod
+    def for_mode(cls, cfg: RiskConfig, costs: CostModel, mode: Mode,
+                 log: JsonlLog | None = None) -> RiskEngine | None:
+        """The engine, or None when ``risk.modes`` switches risk off for this mode."""
+        return cls(cfg, costs, mode=mode, log=log) if getattr(cfg.modes, mode.value) else None
+
+    def bind(self, book: Book, open_orders: Callable[[], list[Order]],
+             now: Callable[[], int], bar_ts: Callable[[], int]) -> None:
+        """Attach to the step's books, its open orders, and its clock (the current bar's close
+        time and open time; a bar belongs to the UTC day it opens in)."""
+        self._book = book
+        self._open_orders = open_orders
+        self._now = now
+        self._bar_ts = bar_ts
+        self.day_start_equity = self.peak_equity = book.equity()
+
+    # --- operator controls ------------------------------------------------------------------
+    def halt(self, reason: str = "operator") -> None:
+        """Kill switch: block every new order but the flatten command's reduce-only ones."""
+        self.halted_since = f"{reason} at {ms_to_iso(self._now())}"
+        self.log.warning("risk", f"trading halted: {self.halted_since}")
+
+    def resume(self) -> None:
+        """Lift the kill switch and, in live modes, a daily-loss stop of an earlier day."""
+        self.halted_since = None
+        if self.daily_stop and self._day is not None and self._stop_day != self._day:
+            self.daily_stop = False
+        self.log.info("risk", "trading resumed")
+
+    # --- the step calls these ---------------------------------------------------------------
+    def observe_bar(self, bar: Bar) -> None:
+        """Before a bar is marked: the equity at the end of the previous bar."""
+        assert self._book is not None
+        equity = self._book.equity()
+        if equity > self.peak_equity:
+            self.peak_equity = equity
+        self._roll_day(bar.ts // DAY_MS, equity)
+
+    def on_fill(self, fill: Fill, trips: list[RoundTrip]) -> None:
+        self._roll_day(fill.bar_ts // DAY_MS, None)
+        if not trips:
+            return
+        pnl = math.fsum(t.pnl for t in trips)
+        self.realized_today += pnl
+        day = ms_to_iso(fill.bar_ts)[:10]
+        self.daily_pnl[day] = self.daily_pnl.get(day, 0.0) + pnl
+        limit = self.cfg.daily_loss_limit
+        if limit is not None and not self.daily_stop and -self.realized_today > limit:
+            self.daily_stop = True
+            self._stop_day = self._day
+            detail = {"event": "stop", "realized_today": self.realized_today, "limit": limit,
+                      "until": "next UTC day" if self.mode is Mode.BACKTEST
+                      else "next UTC day and an explicit resume"}
+            self.events.append((fill.ts, None, None, fill.symbol, "daily_loss",
+                                ReasonCode.DAILY_LOSS.value, json.dumps(detail)))
+            self.log.warning("risk", f"daily loss stop: realized {self.realized_today!r} "
+                             f"beyond the limit {limit!r}; orders that add risk are blocked",
+                             **detail)
+
+    def check(self, order: Order) -> Block | None:
+        """The first rule that blocks ``order``, or None when every rule passes."""
+        assert self._book is not None
+        self.checked += 1
+        self._roll_day(self._bar_ts() // DAY_MS, None)
+        cfg, x = self.cfg, self.exposure(order)
+        return (rules.reduce_only(order, x)
+                or rules.halted(order, x, self.halted_since, FLATTEN_TAG)
+                or rules.allowed_symbols(order, cfg)
+                or rules.daily_loss(x, cfg)
+                or rules.drawdown(x, cfg)
+                or rules.order_notional(x, cfg)
+                or rules.position_limit(order, x, cfg)
+                or rules.max_positions(x, cfg)
+                or rules.exposure(x, cfg))
+
+    def record(self, order: Order, block: Block, now: int) -> None:
+        """A block: a risk_events row, a counter, a log record."""
+        self.counters[block.rule] = self.counters.get(block.rule, 0) + 1
+        self.last_block = {"ts": ms_to_iso(now), "order_seq": order.order_seq,
+                           "rule": block.rule, "reason_code": block.reason_code.value,
+                           **block.detail}
+        self.events.append((now, order.client_order_id, order.order_seq, order.symbol,
+                            block.rule, block.reason_code.value,
+                            json.dumps(block.detail, default=str)))
+        self.log.warning("risk", f"blocked order {order.order_seq} ({order.side} {order.qty!r} "
+                         f"{order.symbol}): {block.describe()}", order_seq=order.order_seq,
+                         rule=block.rule, reason_code=block.reason_code.value, **block.detail)
+
+    # --- the numbers the rules see ----------------------------------------------------------
+    def expected_price(self, order: Order) -> float:
+        if order.type is OrderType.LIMIT and order.limit_price is not None:
+            return order.limit_price
+        assert self._book is not None
+        ref = self._book.last.get(order.symbol)
+        if ref is None:
+            return math.nan  # the broker will reject it: NO_PRICE
+        return self.costs.market_price(order.side, ref, order.qty)
+
+    def exposure(self, order: Order) -> Exposure:
+        book = self._book
+        assert book is not None
+        price = self.expected_price(order)
+        held = dict(book.units)
+        resting_buys: dict[str, int] = {}
+        resting_sells: dict[str, int] = {}
+        for other in self._open_orders():
+            if other is order:
+                continue
+            left = other.qty_units - other.filled_units
+            side = resting_buys if other.side is Side.BUY else resting_sells
+            side[other.symbol] = side.get(other.symbol, 0) + left
+        sym, units = order.symbol, order.qty_units
+        position = held.get(sym, 0)
+        if order.side is Side.BUY:
+            reduces = position < 0 and units + resting_buys.get(sym, 0) <= -position
+            after = position + resting_buys.get(sym, 0) + units
+        else:
+            reduces = position > 0 and units + resting_sells.get(sym, 0) <= position
+            after = position - resting_sells.get(sym, 0) - units
+        exposed = {s: u + resting_buys.get(s, 0) for s, u in held.items()}
+        for s, u in resting_buys.items():
+            exposed.setdefault(s, u)
+        exposed[sym] = after if order.side is Side.BUY else exposed.get(sym, 0)
+        gross = net = 0.0
+        for s, u in exposed.items():
+            mark = price if s == sym else book.last.get(s, math.nan)
+            value = u / QTY_SCALE * mark
+            gross += abs(value)
+            net += value
+        open_now = sum(1 for u in held.values() if u)
+        open_after = sum(1 for u in exposed.values() if u)
+        equity = book.equity()
+        return Exposure(
+            price=price,
+            notional=units / QTY_SCALE * price,
+            reduces=reduces,
+            units_after=after,
+            open_symbols_now=open_now,
+            open_symbols_after=open_after,
+            opens_new_symbol=order.side is Side.BUY and not held.get(sym)
+            and not resting_buys.get(sym),
+            gross_after=gross,
+            net_after=net,
+            equity=equity,
+            peak_equity=max(self.peak_equity, equity),
+            day_start_equity=self.day_start_equity,
+            realized_today=self.realized_today,
+            daily_stop=self.daily_stop,
+        )
+
+    def _roll_day(self, day: int, equity: float | None) -> None:
+        if day == self._day:
+            return
+        if self._day is not None and day < self._day:
+            return  # a late fill of an earlier bar: the day has already moved on
+        self._day = day
+        self.realized_today = 0.0
+        if equity is not None:
+            self.day_start_equity = equity
+        elif self._book is not None:
+            self.day_start_equity = self._book.equity()
+        if self.daily_stop and self.mode is Mode.BACKTEST:
+            self.daily_stop = False
+
+    # --- reporting --------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """For the manifest: checks, blocks per rule, the last block, realized P&L per day."""
+        return {"checked": self.checked, "blocked": sum(self.counters.values()),
+                "blocks_by_rule": dict(sorted(self.counters.items())),
+                "last_block": self.last_block, "daily_realized_pnl": self.daily_pnl,
+                "halted": self.halted_since}
+
+    def events_table(self) -> pa.Table:
+        e = self.events
+        return pa.table({
+            "ts": pa.array([x[0] for x in e], pa.timestamp("ms", tz="UTC")),
+            "client_order_id": pa.array([x[1] for x in e], pa.string()),
+            "order_seq": pa.array([x[2] for x in e], pa.int64()),
+            "symbol": pa.array([x[3] for x in e], pa.string()),
+            "rule": pa.array([x[4] for x in e], pa.string()),
+            "reason_code": pa.array([x[5] for x in e], pa.string()),
+            "detail": pa.array([x[6] for x in e], pa.string()),
+        })
