@@ -130,9 +130,12 @@ def cmd_sql(args: argparse.Namespace) -> int:
                 return 0
             columns, rows = rel.columns, rel.fetchall()
         except duckdb.Error as exc:
-            raise WorkbenchError(f"the query failed: {str(exc).splitlines()[0]}",
-                                 fix="check table and column names: workbench sql \"show all "
-                                     "tables\"") from None
+            first = str(exc).splitlines()[0]
+            fix = 'check table and column names: workbench sql "show all tables"'
+            if "Catalog Error" in first and any(f"{s}." in query for s in ("acct", "rpt")):
+                fix = ("views reach a warehouse with each backtest, or now with "
+                       "`workbench views deploy`; `workbench views list` names them")
+            raise WorkbenchError(f"the query failed: {first}", fix=fix) from None
     print_rows(columns, rows, args.format)
     return 0
 
