@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 WB     := $(BIN)/workbench
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck notebooks-test bench lab clean chromium
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,33 +16,54 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.base
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+$(VENV)/.lab: pyproject.toml $(VENV)/.base
+	$(BIN)/pip install --quiet -e '.[lab]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name workbench --display-name "workbench (.venv)"
+	touch $@
+
+# Headless Chromium for the report test (Debian's package; installed as root, e.g. in CI).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the HTML report test"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 demo: $(VENV)/.base
 	$(WB) ingest sample_data/btcusdt_1m_2024-01_synthetic.csv --symbol BTCUSDT
 	$(WB) ingest sample_data/UNITTEST_BTC-1m.json --symbol UNITTESTBTC --gaps forward
 	$(WB) backtest --config configs/sma_demo.yaml | tee $(VENV)/demo.out
 	@run_id=$$(sed -n 's/^run_id=\([^ ]*\) .*/\1/p' $(VENV)/demo.out); \
 	 run_dir=$$(sed -n 's/^run_id=[^ ]* dir=\(.*\)/\1/p' $(VENV)/demo.out); \
+	 report=$$($(WB) report $$run_id) || exit 1; \
 	 echo; \
 	 echo "run id:        $$run_id"; \
 	 echo "run directory: $$run_dir (trades.csv, orders.csv, fills.csv, equity.csv, run_manifest.json)"; \
+	 echo "report:        $$report (self-contained HTML, opens offline)"; \
 	 echo; \
 	 echo "Try:"; \
 	 echo "  $(WB) sql \"select trades, total_return_pct, max_drawdown_pct, sharpe, fees_quote from rpt.performance where run_id = '$$run_id'\""; \
 	 echo "  $(WB) sql \"select symbol, entry_ts, exit_ts, qty, pnl from rpt.round_trips where run_id = '$$run_id' order by pnl desc limit 5\""
 
-test: $(VENV)/.dev
-	$(BIN)/ruff check workbench tests bench sample_data
+test: $(VENV)/.dev chromium
+	$(BIN)/ruff check workbench tests bench sample_data notebooks/conftest.py
 	$(BIN)/mypy
 	$(BIN)/pytest
+	$(BIN)/pytest --nbval-lax notebooks/
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check workbench tests bench sample_data
+	$(BIN)/ruff check workbench tests bench sample_data notebooks/conftest.py
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
+
+# JupyterLab on 127.0.0.1 with the project's kernel; notebooks read warehouse/workbench.duckdb.
+lab: $(VENV)/.lab
+	WB_WAREHOUSE=$(CURDIR)/warehouse/workbench.duckdb \
+	  $(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks
 
 clean:
 	rm -rf $(VENV) warehouse runs reports .pytest_cache .mypy_cache .ruff_cache

@@ -106,13 +106,38 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     result = run_backtest(args.config, overrides=args.set or (), warehouse=_warehouse(args),
                           start=args.start, end=args.end, gaps=args.gaps, out=args.out,
                           env_prefix=args.env_prefix)
+    report = None
+    if args.report:
+        from workbench.report.notebooks import run_report
+
+        report = run_report(result.run_id, warehouse=_warehouse(args),
+                            env_prefix=args.env_prefix)
     if args.json:
+        extra = {"report": str(report)} if report else {}
         print(json.dumps({"run_id": result.run_id, "dir": str(result.run_dir),
-                          **_jsonable(result.metrics)}, sort_keys=True))
+                          **extra, **_jsonable(result.metrics)}, sort_keys=True))
         return 0
     m = result.metrics
     print(f"{result.manifest['name']}: {m.get('bars')} bars, {result.headline}")
+    if report:
+        print(f"report: {report}")
     print(f"run_id={result.run_id} dir={result.run_dir}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from workbench.report.notebooks import run_report
+
+    print(run_report(args.run_id, warehouse=_warehouse(args), out=args.out,
+                     env_prefix=args.env_prefix))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from workbench.report.notebooks import run_compare
+
+    print(run_compare(args.run_ids, warehouse=_warehouse(args), out=args.out,
+                      env_prefix=args.env_prefix))
     return 0
 
 
@@ -258,7 +283,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gaps", choices=("fail", "forward", "none"))
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<run_id>)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--report", action="store_true",
+                   help="then write the run's HTML report (as `workbench report` does)")
     p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("report", parents=[common],
+                       help="execute the report notebook for a run and export HTML")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--out", metavar="PATH",
+                   help="a directory, or an .html file (default: reports/<run_id>/)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", parents=[common], help="two or more runs side by side")
+    p.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    p.add_argument("--out", metavar="PATH",
+                   help="a directory, or an .html file (default: reports/compare-...)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("sql", parents=[common], help="run a read-only audit query")
     p.add_argument("query")

@@ -171,11 +171,13 @@ def run_backtest(
     env_prefix: str = "WB_",
     env: Mapping[str, str] | None = None,
     progress: bool | None = None,
+    runs_dir: str | Path = "runs",
 ) -> RunResult:
     """Run one backtest end to end and return its id, directory, headline metrics and manifest.
 
     ``start`` (inclusive), ``end`` (exclusive) and ``gaps`` override the config's ``data``
-    section, as ``--from``, ``--to`` and ``--gaps`` do on the command line.
+    section, as ``--from``, ``--to`` and ``--gaps`` do on the command line. The run directory
+    is ``out``, or ``runs_dir/<run_id>``. ``progress`` shows a bar (default: on a terminal).
     """
     from workbench.engine.run import execute
 
@@ -185,4 +187,5 @@ def run_backtest(
             extra.append(f"{key}={value}")
     cfg = as_config(config, extra, env_prefix, env)
     show = sys.stderr.isatty() if progress is None else progress
-    return execute(cfg, warehouse=warehouse, out=out, progress=show, env_prefix=env_prefix)
+    return execute(cfg, warehouse=warehouse, out=out, progress=show, env_prefix=env_prefix,
+                   runs_dir=runs_dir)

@@ -9,7 +9,6 @@ findings, and a run directory with its manifest and logs but no result files.
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 import traceback
 from pathlib import Path
@@ -32,8 +31,8 @@ from workbench.warehouse.connect import open_rw, resolve_path
 RUN_FILES = ("trades.csv", "orders.csv", "fills.csv", "equity.csv")
 
 
-def _prepare_dir(out: str | Path | None, run_id: str) -> Path:
-    run_dir = Path(out) if out else Path("runs") / run_id
+def _prepare_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs") -> Path:
+    run_dir = Path(out) if out else Path(runs_dir) / run_id
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(
             "the run directory already holds files", where=str(run_dir),
@@ -44,20 +43,21 @@ def _prepare_dir(out: str | Path | None, run_id: str) -> Path:
 
 
 def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path | None = None,
-            progress: bool = False, env_prefix: str = "WB_") -> RunResult:
+            progress: bool = False, env_prefix: str = "WB_",
+            runs_dir: str | Path = "runs") -> RunResult:
     """Run a validated config; see ``workbench.run_backtest``."""
     collecting = gc.isenabled()
     gc.disable()  # the job holds millions of small objects; see run_loop
     try:
         return _execute(cfg, warehouse=warehouse, out=out, progress=progress,
-                        env_prefix=env_prefix)
+                        env_prefix=env_prefix, runs_dir=runs_dir)
     finally:
         if collecting:
             gc.enable()
 
 
 def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | None,
-             progress: bool, env_prefix: str) -> RunResult:
+             progress: bool, env_prefix: str, runs_dir: str | Path) -> RunResult:
     watch = Stopwatch()
     start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
     if start is not None and end is not None and start >= end:
@@ -70,7 +70,7 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
     view_list = views.check()
     watch.lap("prepare")
     run_id = mf.new_id()
-    run_dir = _prepare_dir(out, run_id)
+    run_dir = _prepare_dir(out, run_id, runs_dir)
     warehouse = resolve_path(warehouse, env_prefix)
     con = open_rw(warehouse)
     log = JsonlLog(run_dir / "logs.jsonl")
@@ -271,10 +271,9 @@ def headline(con: Any, run_id: str) -> dict[str, Any]:
 def _progress_bar(total: int, enabled: bool) -> Any:
     if not enabled:
         return None
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # a widget in notebooks, a text bar on a terminal
 
-    return tqdm(total=total, unit="bar", unit_scale=True, desc="backtest", file=sys.stderr,
-                leave=False)
+    return tqdm(total=total, unit="bar", unit_scale=True, desc="backtest", leave=False)
 
 
 

@@ -1,0 +1,53 @@
+"""Reports and exploration: what the notebooks call (they hold no logic of their own).
+
+    import workbench.report as wr
+    wr.setup()                      # plotly renders offline, tables as HTML
+    r = wr.load_run(run_id)         # one read-only pass over the warehouse
+    wr.headline_table(r); wr.equity_figure(r); ...
+
+``workbench report RUN_ID`` executes ``notebooks/report.ipynb`` with papermill and exports a
+self-contained HTML file (``notebooks.py``).
+"""
+
+from workbench.report.data import RunReport, latest_run_id, load_run, load_runs, resolve_run_id
+from workbench.report.explore import Explorer, sql
+from workbench.report.figures import (
+    candles_figure,
+    compare_equity_figure,
+    equity_figure,
+    heatmap_figure,
+    returns_figure,
+)
+from workbench.report.offline import setup
+from workbench.report.tables import (
+    compare_table,
+    fees_table,
+    headline_table,
+    manifest_table,
+    qc_table,
+    risk_table,
+    trades_table,
+)
+
+__all__ = [
+    "Explorer",
+    "RunReport",
+    "candles_figure",
+    "compare_equity_figure",
+    "compare_table",
+    "equity_figure",
+    "fees_table",
+    "headline_table",
+    "heatmap_figure",
+    "latest_run_id",
+    "load_run",
+    "load_runs",
+    "manifest_table",
+    "qc_table",
+    "resolve_run_id",
+    "returns_figure",
+    "risk_table",
+    "setup",
+    "sql",
+    "trades_table",
+]

@@ -1,0 +1,178 @@
+"""Report tables as small HTML objects (no pandas): they render in notebooks and in exported
+HTML. Floats show ten significant digits; hovering a cell shows the exact stored value."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from workbench.model import ms_to_iso
+from workbench.report.data import RunReport
+
+
+def _text(value: Any, *, ts: bool = False) -> tuple[str, str | None]:
+    """(shown, exact) for a cell."""
+    if value is None:
+        return "", None
+    if ts and isinstance(value, int):
+        return ms_to_iso(value), None
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z"), None
+    if isinstance(value, float):
+        shown = f"{value:,.10g}" if abs(value) < 1e16 else repr(value)
+        return shown, repr(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str), None
+    return str(value), None
+
+
+@dataclass
+class Table:
+    """A titled table; ``note`` says what is left out or where the rest lives."""
+
+    title: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    note: str = ""
+    time_columns: frozenset[str] = frozenset()
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = []
+        for row in self.rows:
+            cells = []
+            for name, value in zip(self.columns, row, strict=True):
+                shown, exact = _text(value, ts=name in self.time_columns)
+                title = f' title="{html.escape(exact)}"' if exact and exact != shown else ""
+                cells.append(f"<td{title}>{html.escape(shown)}</td>")
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        note = f'<p class="wb-note">{html.escape(self.note)}</p>' if self.note else ""
+        return (f'<div class="wb-table"><h4>{html.escape(self.title)}</h4>'
+                f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+                f"{note}</div>")
+
+    def __repr__(self) -> str:
+        lines = [self.title, " | ".join(self.columns)]
+        lines += [" | ".join(_text(v, ts=c in self.time_columns)[0]
+                             for c, v in zip(self.columns, row, strict=True))
+                  for row in self.rows]
+        if self.note:
+            lines.append(self.note)
+        return "\n".join(lines)
+
+
+HEADLINE = [
+    ("bars", "bars"), ("initial_cash", "initial cash"), ("final_equity", "final equity"),
+    ("total_return_pct", "total return %"), ("cagr_pct", "CAGR %"),
+    ("max_drawdown_pct", "max drawdown %"), ("sharpe", "Sharpe"), ("trades", "trades"),
+    ("win_rate_pct", "win rate %"), ("fees_quote", "fees"), ("exposure_pct", "exposure %"),
+    ("orders", "orders"), ("blocked_orders", "blocked by risk"),
+    ("block_rate_pct", "block rate %"),
+]
+
+
+def headline_table(r: RunReport) -> Table:
+    """The run's row of rpt.performance."""
+    quote = r.run.get("quote") or "quote"
+    if not r.headline:
+        return Table(f"Run {r.run_id}", ["status", "error"],
+                     [[r.run.get("status"), r.run.get("error")]],
+                     note="no performance row: the run did not complete")
+    h = r.headline
+    rows: list[list[Any]] = [
+        ["period", f"{_text(h.get('first_ts'))[0]} .. {_text(h.get('last_ts'))[0]}"]]
+    rows += [[label + (f" ({quote})" if key in ("initial_cash", "final_equity", "fees_quote")
+                       else ""), h.get(key)] for key, label in HEADLINE]
+    return Table(f"Headline: {r.run.get('name')} ({r.run_id})", ["metric", "value"], rows,
+                 note="from rpt.performance")
+
+
+def trades_table(r: RunReport) -> Table:
+    cols = ["symbol", "side", "qty", "entry_ts", "entry_price", "exit_ts", "exit_price", "fees",
+            "pnl", "return_pct"]
+    rows = [[t[c] for c in cols] for t in r.trips]
+    note = (f"first {len(rows)} of {r.trips_total} round trips; all of them are in "
+            f"rpt.round_trips" if r.trips_total > len(rows) else "from rpt.round_trips")
+    if not r.trips_total:
+        note = "no round trip closed in this run"
+    return Table("Trades (FIFO round trips)", cols, rows, note,
+                 frozenset({"entry_ts", "exit_ts"}))
+
+
+def fees_table(r: RunReport) -> Table:
+    rows = [[f["symbol"], f["fees_quote"], f["fills"], f["traded_notional_quote"]]
+            for f in r.fees]
+    exposure = r.headline.get("exposure_pct")
+    return Table("Fees and exposure", ["symbol", "fees", "fills", "traded notional"], rows,
+                 note=f"exposure (share of bars with a position): {_text(exposure)[0]} %; "
+                      f"fees in {r.run.get('quote') or 'the quote currency'}")
+
+
+def qc_table(r: RunReport) -> Table:
+    rows = [[q["rule"], q["severity"], q["action"], q["findings"]] for q in r.qc]
+    first = "; ".join(f"{f['detail']}" for f in r.qc_first[:3])
+    note = f"gap policy: {r.run.get('gap_policy')}."
+    note += f" First findings: {first}" if first else " No findings on the bars this run read."
+    return Table("Data quality (QC of the bars the run read)",
+                 ["rule", "severity", "action", "findings"], rows, note)
+
+
+def risk_table(r: RunReport) -> Table:
+    rows = [[b["rule"], b["reason_code"], b["blocks"], b["share_of_orders_pct"], b["first_ts"],
+             b["last_ts"]] for b in r.risk]
+    stops = len(r.risk_stops)
+    note = "no order was blocked by risk" if not rows else "from rpt.risk_blocks"
+    if stops:
+        note += f"; daily-loss stops: {stops} (risk_events without an order)"
+    return Table("Risk blocks", ["rule", "reason code", "blocks", "share of orders %",
+                                 "first", "last"], rows, note,
+                 frozenset({"first", "last"}))
+
+
+def manifest_table(r: RunReport) -> Table:
+    run = r.run
+    cfg = run.get("config_json") or {}
+    strategy = cfg.get("strategy", {})
+    rows: list[list[Any]] = [
+        ["run id", r.run_id], ["mode", run.get("mode")], ["status", run.get("status")],
+        ["strategy", f"{strategy.get('class')} {json.dumps(strategy.get('params', {}))}"],
+        ["symbols / timeframe", f"{', '.join(r.symbols)} / {run.get('timeframe')}"],
+        ["config hash", run.get("config_hash")], ["data hash", run.get("data_hash")],
+        ["git SHA", run.get("git_sha")], ["gap policy", run.get("gap_policy")],
+        ["started", run.get("started_at")], ["ended", run.get("ended_at")],
+        ["view versions (run)", _versions(run.get("view_versions"))],
+        ["view versions (this report)", _versions(r.views_now)],
+        ["packages", _versions(run.get("versions"), plain=True)],
+    ]
+    return Table("Manifest", ["field", "value"], rows,
+                 note="the run's own record is run_manifest.json in its run directory")
+
+
+def _versions(value: Any, plain: bool = False) -> str:
+    if not isinstance(value, dict):
+        return "" if value is None else str(value)
+    if plain:
+        return ", ".join(f"{k} {v}" for k, v in sorted(value.items()) if k != "os")
+    return ", ".join(f"{k} v{v.get('version')}" if isinstance(v, dict) else f"{k}: {v}"
+                     for k, v in sorted(value.items()))
+
+
+def compare_table(reports: Sequence[RunReport]) -> Table:
+    """Parameters against headline metrics, one row per run."""
+    keys = sorted({k for r in reports
+                   for k in (r.run.get("config_json") or {}).get("strategy", {})
+                   .get("params", {})})
+    metrics = ["total_return_pct", "max_drawdown_pct", "sharpe", "trades", "win_rate_pct",
+               "fees_quote", "block_rate_pct"]
+    rows = []
+    for r in reports:
+        params = (r.run.get("config_json") or {}).get("strategy", {}).get("params", {})
+        rows.append([r.run_id, r.run.get("name")] + [params.get(k) for k in keys]
+                    + [r.headline.get(m) for m in metrics])
+    return Table("Runs side by side", ["run", "name", *keys, *metrics], rows,
+                 note="parameters (left) against rpt.performance (right)")
+
