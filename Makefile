@@ -62,7 +62,7 @@ bench: $(VENV)/.dev
 
 # JupyterLab on 127.0.0.1 with the project's kernel; notebooks read warehouse/workbench.duckdb.
 lab: $(VENV)/.lab
-	WB_WAREHOUSE=$(CURDIR)/warehouse/workbench.duckdb \
+	WB_WAREHOUSE=$(CURDIR)/warehouse/workbench.duckdb WB_RUNS_DIR=$(CURDIR)/runs \
 	  $(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks
 
 clean:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from workbench.errors import ConfigError
 
 DEFAULT_ENV_PREFIX = "WB_"
-_GLOBAL_ENV_KEYS = {"WAREHOUSE", "DEBUG"}
+_GLOBAL_ENV_KEYS = {"WAREHOUSE", "DEBUG", "RUNS_DIR"}
 _TIMEFRAME = re.compile(r"^([1-9][0-9]*)([mhd])$")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
 

@@ -229,8 +229,8 @@ class Replay(Strategy):
 def runs(draw: st.DrawFn) -> tuple[LoopData, dict[int, list[tuple]], RiskConfig, CostModel]:
     data = draw(bar_data())
     names = data.symbol_names
-    stream = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), INTENT), min_size=10,
-                           max_size=60))
+    stream = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), INTENT), min_size=20,
+                           max_size=80))
     script: dict[int, list[tuple]] = {}
     for i, (kind, symbol, *args) in stream:
         script.setdefault(i, []).append((kind, names[symbol % len(names)], *args))

@@ -8,6 +8,7 @@ same config and data give byte-identical trades, orders, fills and equity files.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -171,13 +172,14 @@ def run_backtest(
     env_prefix: str = "WB_",
     env: Mapping[str, str] | None = None,
     progress: bool | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path | None = None,
 ) -> RunResult:
     """Run one backtest end to end and return its id, directory, headline metrics and manifest.
 
     ``start`` (inclusive), ``end`` (exclusive) and ``gaps`` override the config's ``data``
     section, as ``--from``, ``--to`` and ``--gaps`` do on the command line. The run directory
-    is ``out``, or ``runs_dir/<run_id>``. ``progress`` shows a bar (default: on a terminal).
+    is ``out``, or ``runs_dir/<run_id>`` (``runs_dir`` defaults to ``$WB_RUNS_DIR``, else
+    ``runs``). ``progress`` shows a bar (default: on a terminal).
     """
     from workbench.engine.run import execute
 
@@ -187,5 +189,7 @@ def run_backtest(
             extra.append(f"{key}={value}")
     cfg = as_config(config, extra, env_prefix, env)
     show = sys.stderr.isatty() if progress is None else progress
+    if runs_dir is None:
+        runs_dir = os.environ.get(f"{env_prefix}RUNS_DIR") or "runs"
     return execute(cfg, warehouse=warehouse, out=out, progress=show, env_prefix=env_prefix,
                    runs_dir=runs_dir)

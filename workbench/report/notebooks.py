@@ -18,6 +18,7 @@ from workbench.errors import WorkbenchError
 from workbench.warehouse.connect import reading, resolve_path
 from workbench.warehouse.paths import project_root
 
+
 def _notebooks_dir() -> Path:
     for candidate in (project_root() / "notebooks", Path(__file__).resolve().parents[1]
                       / "notebooks"):

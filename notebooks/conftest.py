@@ -1,0 +1,53 @@
+"""`pytest --nbval-lax notebooks/`: the notebooks run against a small warehouse built first.
+
+nbval starts each notebook's kernel before any fixture runs, so the warehouse is built when the
+session starts and reaches the kernels through the environment (WB_WAREHOUSE, WB_RUNS_DIR).
+Papermill outputs are written elsewhere; only the committed notebooks are collected.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_made: list[Path] = []
+
+
+def build_warehouse(folder: Path) -> Path:
+    """Sample bars and two completed runs (one with limit orders and risk blocks)."""
+    from workbench.engine.backtest import run_backtest
+    from workbench.warehouse.connect import open_rw
+    from workbench.warehouse.ingest import ingest
+
+    db = folder / "notebooks.duckdb"
+    con = open_rw(db)
+    try:
+        ingest(con, [ROOT / "sample_data" / "btcusdt_1m_2024-01_synthetic.csv"], "BTCUSDT")
+    finally:
+        con.close()
+    demo = ROOT / "configs" / "sma_demo.yaml"
+    run_backtest(demo, warehouse=db, out=folder / "runs" / "sma", env={})
+    run_backtest(ROOT / "configs" / "pullback_demo.yaml", warehouse=db,
+                 overrides=["risk.max_order_notional=2200"], out=folder / "runs" / "pullback",
+                 env={})
+    return db
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not any(str(a).rstrip("/").endswith("notebooks") or str(a).endswith(".ipynb")
+               for a in session.config.args):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="wb-nbval-"))
+    _made.append(folder)
+    os.environ["WB_WAREHOUSE"] = str(build_warehouse(folder))
+    os.environ["WB_RUNS_DIR"] = str(folder / "runs")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for folder in _made:
+        shutil.rmtree(folder, ignore_errors=True)
