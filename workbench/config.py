@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import typing
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -323,13 +324,33 @@ def validate(tree: Mapping[str, Any], layers: _Layers | None = None) -> Config:
                           fix=f"set `{dotted}` to a valid value") from None
 
 
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model or dict type inside an annotation such as ``X | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _known_keys(loc: tuple[str, ...]) -> list[str]:
+    """The keys valid at ``loc`` (through optional sections and per-symbol mappings)."""
     model: Any = Config
     for part in loc:
-        field = model.model_fields.get(part)
-        if field is None or not isinstance(field.annotation, type):
+        if typing.get_origin(model) is dict:  # e.g. position_limits.<SYMBOL>
+            model = _model_in(typing.get_args(model)[1])
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) else None
+        if field is None:
             return []
-        model = field.annotation
+        model = _model_in(field.annotation)
+        if model is None:
+            return []
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return []
     return [f.alias or name for name, f in model.model_fields.items()]

@@ -250,6 +250,12 @@ def test_max_positions_resting_buy_on_new_symbol_counts_as_open() -> None:
     assert a.check(a.order("X", BUY, 1.0)) is None  # X already counts
 
 
+def test_max_positions_adding_to_symbol_with_resting_buy_passes_over_limit() -> None:
+    a = Account(RiskConfig(max_open_positions=1), held={"W": 1.0}, last={"W": 64.0, "X": 64.0})
+    a.rest("X", BUY, 1.0, 32.0)  # placed before the limit was reached; X is not new
+    assert a.check(a.order("X", BUY, 1.0)) is None
+
+
 # --- exposure -------------------------------------------------------------------------------
 def gross_account(limit: float, **kw: Any) -> Account:
     # cash 768 + W 4 x 64 = equity 1024; a buy of X 4 x 64 takes gross to 512 = 50 %
@@ -375,9 +381,11 @@ def test_evaluation_order_all_broken_relaxing_each_in_turn_reveals_the_next() ->
     assert seen == [CODES[r] for r in RULES]
 
 
-def test_evaluation_order_reduce_only_consistency_checked_before_halted() -> None:
+def test_evaluation_order_halted_checked_before_reduce_only_consistency() -> None:
     a = Account(last={"X": 64.0})
     a.risk.halt()
+    assert a.code(a.order("X", SELL, 1.0, reduce_only=True, tag="flatten")) == "RISK_HALTED"
+    a.risk.resume()
     assert a.code(a.order("X", SELL, 1.0, reduce_only=True, tag="flatten")) == "RISK_REDUCE_ONLY"
 
 
@@ -401,7 +409,7 @@ def test_halt_flatten_tagged_reduce_only_sell_passes() -> None:
 
 
 @pytest.mark.parametrize(("qty", "reduce_only", "tag", "code"), [
-    (2.00000001, True, "flatten", "RISK_REDUCE_ONLY"),  # would not reduce
+    (2.00000001, True, "flatten", "RISK_HALTED"),  # would not reduce: halted comes first
     (2.0, False, "flatten", "RISK_HALTED"),             # not flagged reduce-only
     (2.0, True, "exit", "RISK_HALTED"),                 # not the flatten command
 ])
@@ -535,10 +543,6 @@ def test_daily_loss_live_modes_stop_persists_into_next_day_until_resume(mode: Mo
     assert a.check(a.order("X", BUY, 1.0)) is None
 
 
-@pytest.mark.xfail(reason="BUG: RiskEngine.resume() compares the stop's day with the day of the "
-                          "last order/fill/bar the engine saw, not the current bar's day, so a "
-                          "resume on a later day before any order is checked that day is "
-                          "silently ignored", strict=True)
 def test_daily_loss_live_resume_on_next_day_before_any_order_lifts_stop() -> None:
     a = Account(RiskConfig(daily_loss_limit=100.0), last={"X": 64.0}, mode=Mode.LIVE)
     a.realize(-128.0)
@@ -547,17 +551,13 @@ def test_daily_loss_live_resume_on_next_day_before_any_order_lifts_stop() -> Non
     assert a.check(a.order("X", BUY, 1.0)) is None
 
 
-@pytest.mark.xfail(reason="BUG: RiskEngine.on_fill trips (and records) a stop only while no stop "
-                          "is set, so a new breach on a later day while an earlier live stop "
-                          "still holds is neither recorded nor kept until its own resume",
-                   strict=True)
 def test_daily_loss_live_new_breach_under_older_stop_recorded_and_needs_own_resume() -> None:
     a = Account(RiskConfig(daily_loss_limit=100.0), last={"X": 64.0}, mode=Mode.LIVE)
     a.realize(-128.0)                       # day D: the stop
     a.bar_ts = T0 + DAY
     assert a.code(a.order("X", BUY, 1.0)) == "RISK_DAILY_LOSS"
     a.realize(-256.0)                       # day D+1: exits realize a loss beyond the limit
-    assert len(a.risk.events) == 3          # D's stop, the block, D+1's stop
+    assert len(a.risk.events) == 2          # D's stop and D+1's stop
     a.risk.resume()                         # lifts D's stop, not the one hit today
     a.bar_ts = T0 + 2 * DAY
     assert a.code(a.order("X", BUY, 1.0)) == "RISK_DAILY_LOSS"  # D+1's stop needs a resume
@@ -686,7 +686,7 @@ SIX_HOURS = 6 * 3_600_000
 class Script(Strategy):
     """Runs ``script[i](ctx, bar)`` on the i-th bar; remembers its orders and rejects."""
 
-    def __init__(self, script: dict[int, Callable[[Context, Bar], Any]]) -> None:
+    def __init__(self, script: dict[int, Callable[[Context, Bar], list[Order]]]) -> None:
         super().__init__()
         self.script = script
 
@@ -699,24 +699,25 @@ class Script(Strategy):
         self.i += 1
         action = self.script.get(self.i)
         if action is not None:
-            action(ctx, bar)
+            placed = action(ctx, bar)
+            if placed:
+                self.orders[self.i] = placed[0]
 
     def on_reject(self, ctx: Context, order: Order) -> None:
         self.rejects.append((order.order_seq, order.reason))
 
 
 def submit(*intents: OrderIntent, then: Callable[[], None] | None = None,
-           before: Callable[[], None] | None = None) -> Callable[[Context, Bar], None]:
-    def act(ctx: Context, bar: Bar) -> None:
+           before: Callable[[], None] | None = None) -> Callable[[Context, Bar], list[Order]]:
+    """Submit ``intents`` (the first one's order is remembered for the bar), with an operator
+    action ``before`` or ``then``."""
+    def act(ctx: Context, bar: Bar) -> list[Order]:
         if before is not None:
             before()
-        for intent in intents:
-            order = ctx.submit(intent)
-            strat = ctx._step.strategy
-            assert isinstance(strat, Script)
-            strat.orders[strat.i] = order
+        placed = [ctx.submit(intent) for intent in intents]
         if then is not None:
             then()
+        return placed
     return act
 
 
@@ -786,9 +787,6 @@ def test_step_live_engine_keeps_stop_across_day_until_resume() -> None:
     assert strat.orders[5].status is OrderStatus.FILLED
 
 
-@pytest.mark.xfail(reason="BUG: RiskEngine.resume() uses the day of the last order/fill it saw; "
-                          "an operator's resume on the new day's first bar, before any order "
-                          "that day, is ignored although it logs 'trading resumed'", strict=True)
 def test_step_live_engine_resume_at_start_of_next_day_lets_next_order_fill() -> None:
     risk = RiskEngine(RiskConfig(daily_loss_limit=100.0), CostModel(), mode=Mode.LIVE)
     strat = Script({0: submit(BUY1), 1: submit(SELL1), 4: submit(BUY1, before=risk.resume)})

@@ -294,9 +294,6 @@ def test_load_config_unknown_risk_key_fails_with_did_you_mean(key: str, suggesti
     assert err.value.fix is not None and f"did you mean `{suggestion}`?" in err.value.fix
 
 
-@pytest.mark.xfail(reason="BUG: config._known_keys stops at `dict[str, PositionLimit] | None`, "
-                          "so an unknown key inside risk.position_limits.SYMBOL gets no "
-                          "did-you-mean and an empty list of known keys", strict=True)
 def test_load_config_unknown_position_limit_key_fails_with_did_you_mean() -> None:
     with pytest.raises(ConfigError) as err:
         load_config(None, ["risk.position_limits.BTCUSDT.max_quantity=1"], env={})

@@ -80,7 +80,7 @@ def risk_blocks(con: Any, run_id: str) -> list[tuple[Any, ...]]:
         [run_id]).fetchall()
 
 
-def test_risk_blocks_columns() -> None:
+def test_risk_blocks_view_columns_fixed_names_and_order() -> None:
     c = open_memory()
     try:
         cols = [r[0] for r in c.execute("describe rpt.risk_blocks").fetchall()]

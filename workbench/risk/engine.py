@@ -1,6 +1,6 @@
 """The risk engine: runs the rules in their fixed order before any broker sees an order.
 
-Order, fixed: (reduce-only consistency) -> halted -> allowed symbols -> daily loss -> drawdown
+Order, fixed: halted -> (reduce-only consistency) -> allowed symbols -> daily loss -> drawdown
 -> per-order notional -> position limit -> max open positions -> exposure. The first failing
 rule stops evaluation. Checks use the order's expected fill price: the last close moved by
 spread and slippage as the fill model would (market orders), or the limit price.
@@ -84,6 +84,8 @@ class RiskEngine:
     def resume(self) -> None:
         """Lift the kill switch and, in live modes, a daily-loss stop of an earlier day."""
         self.halted_since = None
+        if self._book is not None:
+            self._roll_day(self._bar_ts() // DAY_MS, None)  # resuming may be the day's first act
         if self.daily_stop and self._day is not None and self._stop_day != self._day:
             self.daily_stop = False
         self.log.info("risk", "trading resumed")
@@ -106,7 +108,8 @@ class RiskEngine:
         day = ms_to_iso(fill.bar_ts)[:10]
         self.daily_pnl[day] = self.daily_pnl.get(day, 0.0) + pnl
         limit = self.cfg.daily_loss_limit
-        if limit is not None and not self.daily_stop and -self.realized_today > limit:
+        # a breach trips today's stop, also while an older day's stop still waits for resume
+        if limit is not None and self._stop_day != self._day and -self.realized_today > limit:
             self.daily_stop = True
             self._stop_day = self._day
             detail = {"event": "stop", "realized_today": self.realized_today, "limit": limit,
@@ -124,8 +127,8 @@ class RiskEngine:
         self.checked += 1
         self._roll_day(self._bar_ts() // DAY_MS, None)
         cfg, x = self.cfg, self.exposure(order)
-        return (rules.reduce_only(order, x)
-                or rules.halted(order, x, self.halted_since, FLATTEN_TAG)
+        return (rules.halted(order, x, self.halted_since, FLATTEN_TAG)
+                or rules.reduce_only(order, x)
                 or rules.allowed_symbols(order, cfg)
                 or rules.daily_loss(x, cfg)
                 or rules.drawdown(x, cfg)
@@ -181,7 +184,7 @@ class RiskEngine:
         exposed = {s: u + resting_buys.get(s, 0) for s, u in held.items()}
         for s, u in resting_buys.items():
             exposed.setdefault(s, u)
-        exposed[sym] = after if order.side is Side.BUY else exposed.get(sym, 0)
+        exposed[sym] = after
         gross = net = 0.0
         for s, u in exposed.items():
             mark = price if s == sym else book.last.get(s, math.nan)

@@ -178,4 +178,5 @@ def exposure(x: Exposure, cfg: RiskConfig) -> Block | None:
 
 ORDER = ("halted", "allowed_symbols", "daily_loss", "drawdown", "order_notional",
          "position_limit", "max_open_positions", "exposure")
-"""The fixed evaluation order (after the reduce-only consistency check); first block wins."""
+"""The fixed evaluation order (the reduce-only consistency check runs right after halted);
+the first block wins."""
