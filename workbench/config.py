@@ -345,7 +345,8 @@ def _known_keys(loc: tuple[str, ...]) -> list[str]:
         if typing.get_origin(model) is dict:  # e.g. position_limits.<SYMBOL>
             model = _model_in(typing.get_args(model)[1])
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) else None
+        is_model = isinstance(model, type) and issubclass(model, BaseModel)
+        field = model.model_fields.get(part) if is_model else None
         if field is None:
             return []
         model = _model_in(field.annotation)
