@@ -151,8 +151,9 @@ def _series(con: Any, r: RunReport, max_points: int, max_candles: int) -> None:
                    min(low) as low, arg_max(close, ts) as close
             from bars
             where symbol = ? and timeframe = ? and ts >= ? and ts <= ?
-            group by epoch_ms(ts) // ? order by 1""",
-            [symbol, r.run["timeframe"], r.run["start_ts"], r.run["end_ts"], bucket_ms])
+            group by (epoch_ms(ts) - ?) // ? order by 1""",
+            [symbol, r.run["timeframe"], r.run["start_ts"], r.run["end_ts"],
+             int(r.run["start_ts"].timestamp() * 1000), bucket_ms])
         fills = _columns(con, "select epoch_ms(ts) as ts, price, side, qty from fills "
                               "where run_id = ? and symbol = ? order by fill_seq",
                          [r.run_id, symbol])

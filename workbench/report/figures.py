@@ -80,7 +80,8 @@ def candles_figure(r: RunReport, symbol: str | None = None) -> Any:
                                    line={"color": "#7f8c8d", "width": 1, "dash": "dot"}))
     if len(c["ts"]) > 1:
         minutes = (c["ts"][1] - c["ts"][0]) // 60_000
-        width = f"{minutes}-minute" if minutes < 60 else f"{minutes // 60}-hour"
+        width = (f"{minutes // 60}-hour" if minutes >= 60 and minutes % 60 == 0
+                 else f"{minutes}-minute")
     else:
         width = r.run.get("timeframe", "")
     fig.update_layout(title=f"{symbol}: {width} candles, fills and round trips",
@@ -90,6 +91,8 @@ def candles_figure(r: RunReport, symbol: str | None = None) -> Any:
 
 def _daily_returns(r: RunReport) -> tuple[list[str], list[float]]:
     days, equity = r.daily.get("day", []), r.daily.get("equity", [])
+    if not equity:
+        return [], []
     prev = [float(r.run.get("initial_cash") or (equity[0] if equity else 1.0)), *equity[:-1]]
     return days, [(e / p - 1) * 100 for p, e in zip(prev, equity, strict=True)]
 

@@ -37,8 +37,8 @@ stats as (
         min(ts) as first_ts,
         max(ts) as last_ts,
         arg_max(equity, ts) as final_equity,
-        avg(ret) as mean_ret,
-        stddev_samp(ret) as sd_ret,
+        avg(ret order by ts) as mean_ret,  -- ordered: the same bits on every run
+        stddev_samp(ret order by ts) as sd_ret,
         avg(case when in_market then 1.0 else 0.0 end) as exposure,
         min(drawdown_pct) as max_drawdown_pct
     from returns
@@ -50,7 +50,7 @@ trips as (
     group by run_id
 ),
 fees as (
-    select run_id, sum(fee) as fees_quote, count(*) as fills
+    select run_id, sum(fee order by fill_seq) as fees_quote, count(*) as fills
     from main.fills
     group by run_id
 ),

@@ -1,0 +1,99 @@
+"""A small warehouse for the report, notebook and CLI tests: three days of synthetic bars and
+three runs. Test folders are not packages, so test modules load this file by its path::
+
+    spec = importlib.util.spec_from_file_location("wb_report_warehouse", HELPER)
+
+Runs, oldest first:
+
+* ``multi``: BTCUSDT and ETHUSDT, SMA 10/40, gap policy ``forward`` (ETHUSDT has a 10-minute gap,
+  so the run has one QC finding), and risk allows only BTCUSDT (so ETHUSDT orders are blocked).
+* ``single``: BTCUSDT from 2024-01-02, SMA 20/80, gap policy ``fail``: the latest completed run.
+* ``failed``: a window without bars; status ``failed``, no series. The newest run overall.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+SMA_DEMO = ROOT / "configs" / "sma_demo.yaml"
+JAN_2024_MS = 1_704_067_200_000
+MINUTE_MS = 60_000
+BARS = 4_320  # three days of 1-minute bars from 2024-01-01T00:00Z
+ETH_GAP_ROWS = (1_000, 1_010)  # CSV data rows dropped from ETHUSDT: 10 missing minutes
+MULTI_OVERRIDES = ("run.name=multi", "data.symbols=[BTCUSDT,ETHUSDT]", "data.gaps=forward",
+                   "strategy.params.fast=10", "strategy.params.slow=40",
+                   "strategy.params.qty=0.01", "risk.allowed_symbols=[BTCUSDT]")
+SINGLE_OVERRIDES = ("run.name=single", "strategy.params.fast=20", "strategy.params.slow=80")
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    db: Path
+    runs_dir: Path
+    multi: str
+    single: str
+    failed: str
+
+    @property
+    def completed(self) -> list[str]:
+        return [self.multi, self.single]
+
+
+def build(folder: Path) -> Warehouse:
+    """Ingest the bars and run the three backtests into ``folder/wb.duckdb``."""
+    from workbench.engine.backtest import run_backtest
+    from workbench.errors import DataError
+    from workbench.feeds.synthetic import write_csv
+    from workbench.warehouse.connect import open_rw
+    from workbench.warehouse.ingest import ingest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db, runs_dir = folder / "wb.duckdb", folder / "runs"
+    btc, eth = folder / "btcusdt.csv", folder / "ethusdt.csv"
+    write_csv(btc, JAN_2024_MS, BARS, seed=7, price=42_000.0)
+    write_csv(eth, JAN_2024_MS, BARS, seed=11, price=2_300.0)
+    lines = eth.read_text(encoding="utf-8").splitlines(keepends=True)
+    lo, hi = ETH_GAP_ROWS
+    eth.write_text("".join(lines[:1 + lo] + lines[1 + hi:]), encoding="utf-8")
+    con = open_rw(db)
+    try:
+        ingest(con, [btc], "BTCUSDT")
+        ingest(con, [eth], "ETHUSDT", gaps="none")
+    finally:
+        con.close()
+    multi = run_backtest(SMA_DEMO, overrides=MULTI_OVERRIDES, warehouse=db,
+                         out=runs_dir / "multi", env={}).run_id
+    single = run_backtest(SMA_DEMO, overrides=SINGLE_OVERRIDES, start="2024-01-02",
+                          warehouse=db, out=runs_dir / "single", env={}).run_id
+    try:
+        run_backtest(SMA_DEMO, overrides=["run.name=failed"], start="2025-01-01", warehouse=db,
+                     out=runs_dir / "failed", env={})
+    except DataError:
+        pass
+    else:  # pragma: no cover - the window has no bars
+        raise AssertionError("a backtest on a window without bars should fail")
+    failed = [r for (r,) in query(db, "select run_id from runs where status = 'failed'")]
+    assert len(failed) == 1, failed
+    return Warehouse(db, runs_dir, multi, single, failed[0])
+
+
+def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    from workbench.warehouse.connect import reading
+
+    with reading(db) as con:
+        return list(con.execute(sql, params or []).fetchall())
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m workbench ARGS`` as a user runs it, without WB_* from the caller's shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
+    return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)

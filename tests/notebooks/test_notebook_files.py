@@ -1,0 +1,131 @@
+"""The committed notebooks: valid, without outputs or execution counts, one ``parameters`` cell
+of plain assignments each, and no logic of their own (they call workbench functions)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+PARAMETERS = {
+    "backtest.ipynb": ["config", "overrides", "start", "end", "warehouse", "runs_dir"],
+    "report.ipynb": ["run_id", "warehouse"],
+    "explore.ipynb": ["warehouse"],
+    "compare.ipynb": ["run_ids", "warehouse"],
+}
+NAMES = sorted(PARAMETERS)
+
+
+def _read(name: str) -> Any:
+    return nbformat.read(NOTEBOOKS / name, as_version=4)
+
+
+def _code(nb: Any) -> list[Any]:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def _parameters(nb: Any) -> list[Any]:
+    return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+def test_notebooks_folder_holds_exactly_the_four_notebooks():
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_is_valid_nbformat_with_python3_kernel(name):
+    nb = _read(name)
+
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_committed_without_outputs_or_execution_counts(name):
+    nb = _read(name)
+
+    for cell in _code(nb):
+        assert cell.outputs == [], (name, cell.source)
+        assert cell.execution_count is None, (name, cell.source)
+    assert "papermill" not in nb.metadata
+    assert "widgets" not in nb.metadata  # no saved widget state
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_has_one_parameters_cell_first_among_code_cells(name):
+    nb = _read(name)
+
+    params = _parameters(nb)
+    assert len(params) == 1
+    assert params[0] is _code(nb)[0]
+    assert params[0].cell_type == "code"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_parameters_cell_assigns_the_documented_names_only(name):
+    (cell,) = _parameters(_read(name))
+
+    tree = ast.parse(cell.source)
+
+    assert all(isinstance(node, ast.Assign) for node in tree.body), cell.source
+    targets = [t.id for node in tree.body for t in node.targets if isinstance(t, ast.Name)]
+    assert targets == PARAMETERS[name]
+    for node in tree.body:  # literals only: papermill replaces them
+        ast.literal_eval(node.value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_code_imports_only_workbench_and_defines_nothing(name):
+    for cell in _code(_read(name)):
+        tree = ast.parse(cell.source)
+        for node in ast.walk(tree):
+            assert not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+                                  | ast.Lambda), (name, cell.source)
+            if isinstance(node, ast.Import):
+                assert all(a.name.split(".")[0] == "workbench" for a in node.names), cell.source
+            if isinstance(node, ast.ImportFrom):
+                assert (node.module or "").split(".")[0] == "workbench", cell.source
+
+
+def _root(node: ast.expr) -> str:
+    """The name a call chain starts from: ``wr`` for ``wr.candles_figure(r, s).show()``."""
+    while True:
+        if isinstance(node, ast.Attribute):
+            node = node.value
+        elif isinstance(node, ast.Call):
+            node = node.func
+        elif isinstance(node, ast.Name):
+            return node.id
+        else:
+            return type(node).__name__
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_calls_only_workbench_functions_and_display(name):
+    source = "\n".join(c.source for c in _code(_read(name)))
+    calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)]
+
+    assert calls
+    assert {_root(c.func) for c in calls} <= {"wr", "workbench", "display", "print"}
+    assert "wr.setup()" in source
+
+
+def test_report_notebook_shows_every_section_of_the_report():
+    source = "\n".join(c.source for c in _code(_read("report.ipynb")))
+
+    for call in ("wr.load_run(run_id, warehouse=warehouse)", "wr.headline_table(r)",
+                 "wr.equity_figure(r)", "wr.candles_figure(r, symbol)", "wr.returns_figure(r)",
+                 "wr.heatmap_figure(r)", "wr.trades_table(r)", "wr.fees_table(r)",
+                 "wr.qc_table(r)", "wr.risk_table(r)", "wr.manifest_table(r)"):
+        assert call in source, call
+
+
+def test_backtest_notebook_runs_through_package_api_with_its_parameters():
+    source = "\n".join(c.source for c in _code(_read("backtest.ipynb")))
+
+    assert "workbench.run_backtest(config, overrides=overrides, start=start, end=end," in source
+    assert "warehouse=warehouse, runs_dir=runs_dir" in source

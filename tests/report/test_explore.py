@@ -1,0 +1,199 @@
+"""workbench.report.explore: the Explorer's widget logic, driven headless, and the sql() helper.
+
+Changing the runs, the symbol or the dates rebuilds ``Explorer.figure.data``: each selected
+run's equity as return on its initial cash, the symbol's close, each run's fills on it, all
+within the dates (``end`` inclusive). The parameters table follows the selected runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from workbench.errors import QueryRefused
+from workbench.report import Explorer, load_run, sql
+
+_HELPER = Path(__file__).resolve().parents[1] / "notebooks" / "_warehouse.py"
+
+
+def _helper() -> ModuleType:
+    name = "wb_report_test_warehouse"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, _HELPER)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+wh = _helper()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return wh.build(tmp_path_factory.mktemp("report-explore"))
+
+
+@pytest.fixture
+def ex(built: Any) -> Explorer:
+    return Explorer(warehouse=built.db)
+
+
+def _names(ex: Explorer) -> list[str]:
+    return [t.name for t in ex.figure.data]
+
+
+def _trace(ex: Explorer, name: str) -> Any:
+    return next(t for t in ex.figure.data if t.name == name)
+
+
+def _day(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+# --- initial state -------------------------------------------------------------------------------
+def test_explorer_lists_completed_runs_newest_first_and_selects_the_latest(built, ex):
+    assert [value for _, value in ex.runs.options] == [built.single, built.multi]
+    assert ex.runs.value == (built.single,)
+    assert ex.symbol.options == ("BTCUSDT",) and ex.symbol.value == "BTCUSDT"
+    assert _names(ex) == [f"single {built.single}", "BTCUSDT close", f"fills {built.single}"]
+
+
+def test_explorer_equity_trace_is_return_on_initial_cash_percent(built, ex):
+    r = load_run(built.single, warehouse=built.db)
+
+    y = list(_trace(ex, f"single {built.single}").y)
+
+    cash = r.run["initial_cash"]
+    assert y == pytest.approx([(e / cash - 1) * 100 for e in r.curve["equity"]])
+
+
+def test_explorer_widget_holds_controls_figure_table_and_sql_box(ex):
+    import ipywidgets as w
+
+    box = ex.widget
+
+    assert isinstance(box, w.VBox)
+    assert ex.figure in box.children and ex.params in box.children
+
+
+# --- callbacks -----------------------------------------------------------------------------------
+def test_explorer_selecting_another_run_replaces_figure_data_and_symbols(built, ex):
+    ex.runs.value = (built.multi,)
+
+    assert ex.symbol.options == ("BTCUSDT", "ETHUSDT")
+    assert ex.symbol.value == "BTCUSDT"
+    assert _names(ex) == [f"multi {built.multi}", "BTCUSDT close", f"fills {built.multi}"]
+    assert built.multi in ex.params.value and built.single not in ex.params.value
+
+
+def test_explorer_selecting_two_runs_overlays_both_equity_curves(built, ex):
+    ex.runs.value = (built.multi, built.single)
+
+    names = _names(ex)
+    assert names[:2] == [f"multi {built.multi}", f"single {built.single}"]
+    assert names.count("BTCUSDT close") == 1
+    assert {f"fills {built.multi}", f"fills {built.single}"} <= set(names)
+    for run_id in (built.multi, built.single):
+        assert f"<td>{run_id}</td>" in ex.params.value
+    assert "<th>fast</th>" in ex.params.value and "<th>total_return_pct</th>" in ex.params.value
+
+
+def test_explorer_changing_symbol_shows_that_symbols_close_and_fills(built, ex):
+    ex.runs.value = (built.multi,)
+    btc_close = list(_trace(ex, "BTCUSDT close").y)
+
+    ex.symbol.value = "ETHUSDT"
+
+    eth = load_run(built.multi, warehouse=built.db).candles["ETHUSDT"]
+    assert "BTCUSDT close" not in _names(ex)
+    assert list(_trace(ex, "ETHUSDT close").y) == eth["close"] != btc_close
+    assert len(_trace(ex, f"fills {built.multi}").x) == 0  # ETHUSDT orders were blocked
+
+
+def test_explorer_keeps_chosen_symbol_when_runs_change_if_still_offered(built, ex):
+    ex.runs.value = (built.multi,)
+    ex.symbol.value = "ETHUSDT"
+
+    ex.runs.value = (built.multi, built.single)
+
+    assert ex.symbol.value == "ETHUSDT"
+
+
+def test_explorer_start_date_drops_earlier_points(built, ex):
+    ex.runs.value = (built.multi,)
+    before = {t.name: len(t.x) for t in ex.figure.data}
+
+    ex.start.value = date(2024, 1, 2)
+
+    for trace in ex.figure.data:
+        assert len(trace.x) < before[trace.name]
+        assert min(trace.x) >= _day(date(2024, 1, 2))
+
+
+def test_explorer_end_date_is_inclusive_and_drops_later_points(built, ex):
+    ex.runs.value = (built.multi,)
+    ex.start.value = date(2024, 1, 2)
+
+    ex.end.value = date(2024, 1, 2)
+
+    equity = _trace(ex, f"multi {built.multi}")
+    assert len(equity.x) > 0
+    assert all(_day(date(2024, 1, 2)) <= x < _day(date(2024, 1, 3)) for x in equity.x)
+    fills = _trace(ex, f"fills {built.multi}")
+    assert all(_day(date(2024, 1, 2)) <= x < _day(date(2024, 1, 3)) for x in fills.x)
+
+
+def test_explorer_no_run_selected_leaves_empty_figure_and_table(ex):
+    ex.runs.value = ()
+
+    assert ex.figure.data == ()
+    assert ex.symbol.options == () and ex.symbol.value is None
+    assert ex.params.value == ""
+
+
+def test_explorer_failed_run_is_not_offered(built, ex):
+    assert built.failed not in [value for _, value in ex.runs.options]
+
+
+# --- sql() ---------------------------------------------------------------------------------------
+def test_sql_read_query_returns_table_of_rows(built):
+    t = sql("select run_id, status from runs order by started_at", warehouse=built.db)
+
+    assert list(t.columns) == ["run_id", "status"]
+    assert [tuple(r) for r in t.rows] == [(built.multi, "completed"),
+                                          (built.single, "completed"),
+                                          (built.failed, "failed")]
+    assert t.note == "3 rows"
+
+
+def test_sql_more_rows_than_limit_keeps_limit_and_says_so(built):
+    t = sql("select * from bars", warehouse=built.db, limit=5)
+
+    assert len(t.rows) == 5 and t.note == "first 5 rows"
+
+
+@pytest.mark.parametrize("query", ["delete from runs", "drop table runs",
+                                   "select 1; delete from runs"])
+def test_sql_write_statement_refused_and_warehouse_unchanged(built, query):
+    with pytest.raises(QueryRefused):
+        sql(query, warehouse=built.db)
+
+    assert wh.query(built.db, "select count(*) from runs") == [(3,)]
+
+
+def test_sql_cannot_read_files_outside_the_warehouse(built, tmp_path):
+    import duckdb
+
+    outside = tmp_path / "secret.csv"
+    outside.write_text("a\n1\n", encoding="utf-8")
+
+    with pytest.raises(duckdb.Error, match=r"(?i)disabled|permission"):
+        sql(f"select * from read_csv('{outside}')", warehouse=built.db)
