@@ -42,6 +42,8 @@ class RiskEngine:
         self.mode = mode
         self.log = log or JsonlLog()
         self.needs_bars = cfg.max_daily_drawdown_pct is not None or cfg.max_drawdown_pct is not None
+        limits = cfg.model_dump(exclude={"modes"})
+        self.has_rules = any(v is not None for v in limits.values())
         self.halted_since: str | None = None
         self.counters: dict[str, int] = {}
         self.checked = 0
@@ -100,9 +102,9 @@ class RiskEngine:
         self._roll_day(bar.ts // DAY_MS, equity)
 
     def on_fill(self, fill: Fill, trips: list[RoundTrip]) -> None:
-        self._roll_day(fill.bar_ts // DAY_MS, None)
         if not trips:
             return
+        self._roll_day(fill.bar_ts // DAY_MS, None)
         pnl = math.fsum(t.pnl for t in trips)
         self.realized_today += pnl
         day = ms_to_iso(fill.bar_ts)[:10]
@@ -125,6 +127,8 @@ class RiskEngine:
         """The first rule that blocks ``order``, or None when every rule passes."""
         assert self._book is not None
         self.checked += 1
+        if not self.has_rules and self.halted_since is None and not order.reduce_only:
+            return None  # nothing configured could block it: skip the account snapshot
         self._roll_day(self._bar_ts() // DAY_MS, None)
         cfg, x = self.cfg, self.exposure(order)
         return (rules.halted(order, x, self.halted_since, FLATTEN_TAG)

@@ -1,14 +1,14 @@
 -- name: acct.equity_curve
 -- version: 1
 -- description: cash + marked positions per run per bar time (after that bar's fills)
--- Positions and cash change on the bar a fill executed on (fills.bar_ts); each symbol is marked
--- at its last close at or before the bar time, so several symbols share one account row per ts.
--- Account cash is the initial cash plus every symbol's cumulative cash flow.
+-- Positions and cash change on the bar a fill executed on (fills.bar_ts). Each symbol is marked
+-- at its last close at or before the bar time; account cash is the initial cash plus every
+-- symbol's cumulative cash flow. Two paths give the same rows: a one-symbol run's account rows
+-- are its bars (one pass); otherwise (several symbols, or unknown) every symbol's latest state
+-- is carried to every bar time of the run. Each path reads main.run_bars itself, so the run
+-- filter reaches the scan (a shared CTE would be materialised for every run).
 with runs as (
-    select run_id, initial_cash from main.runs
-),
-bars as (
-    select run_id, symbol, ts, close from main.run_bars
+    select run_id, initial_cash, coalesce(len(symbols), 0) as n_symbols from main.runs
 ),
 fills as (
     select
@@ -20,12 +20,9 @@ fills as (
         case when side = 'BUY' then -(qty * price) - fee else qty * price - fee end as d_cash
     from main.fills
 ),
--- each symbol's units held and the cash its fills moved, after each bar time with a fill
 steps as (
     select
-        run_id,
-        symbol,
-        ts,
+        run_id, symbol, ts,
         sum(sum(d_units)) over per_symbol as units,
         sum(sum(d_cash)) over per_symbol as cash_flow
     from fills
@@ -35,31 +32,34 @@ steps as (
         rows between unbounded preceding and current row
     )
 ),
-grid as (
-    select distinct run_id, ts from bars
-),
-grid_symbols as (
-    select g.run_id, g.ts, s.symbol, b.close, f.units, f.cash_flow
-    from grid as g
-    join (select distinct run_id, symbol from bars) as s on g.run_id = s.run_id
-    left join bars as b on g.run_id = b.run_id and s.symbol = b.symbol and g.ts = b.ts
-    left join steps as f on g.run_id = f.run_id and s.symbol = f.symbol and g.ts = f.ts
-),
--- carried forward to every bar time: the state after the last fill, the last close
-marked as (
+one_symbol as (
     select
-        run_id,
-        ts,
-        coalesce(last_value(units ignore nulls) over per_symbol, 0) as units,
-        coalesce(last_value(cash_flow ignore nulls) over per_symbol, 0.0) as cash_flow,
-        last_value(close ignore nulls) over per_symbol as close
-    from grid_symbols
+        b.run_id,
+        b.ts,
+        coalesce(last_value(f.cash_flow ignore nulls) over per_symbol, 0.0) as cash_flow,
+        coalesce(last_value(f.units ignore nulls) over per_symbol, 0) as units,
+        b.close
+    from main.run_bars as b
+    join runs as r on b.run_id = r.run_id and r.n_symbols = 1
+    left join steps as f on b.run_id = f.run_id and b.symbol = f.symbol and b.ts = f.ts
     window per_symbol as (
-        partition by run_id, symbol order by ts
+        partition by b.run_id order by b.ts
         rows between unbounded preceding and current row
     )
 ),
-valued as (
+several_bars as (
+    select b.run_id, b.symbol, b.ts, b.close
+    from main.run_bars as b
+    join runs as r on b.run_id = r.run_id and r.n_symbols <> 1
+),
+grid_symbols as (
+    select g.run_id, g.ts, s.symbol, b.close, f.units, f.cash_flow
+    from (select distinct run_id, ts from several_bars) as g
+    join (select distinct run_id, symbol from several_bars) as s on g.run_id = s.run_id
+    left join several_bars as b on g.run_id = b.run_id and s.symbol = b.symbol and g.ts = b.ts
+    left join steps as f on g.run_id = f.run_id and s.symbol = f.symbol and g.ts = f.ts
+),
+several as (
     select
         run_id,
         ts,
@@ -67,8 +67,29 @@ valued as (
         coalesce(sum(units / 100000000 * close) filter (where units <> 0), 0.0)
             as position_value,
         bool_or(units <> 0) as in_market
-    from marked
+    from (
+        select
+            run_id,
+            ts,
+            coalesce(last_value(units ignore nulls) over per_symbol, 0) as units,
+            coalesce(last_value(cash_flow ignore nulls) over per_symbol, 0.0) as cash_flow,
+            last_value(close ignore nulls) over per_symbol as close
+        from grid_symbols
+        window per_symbol as (
+            partition by run_id, symbol order by ts
+            rows between unbounded preceding and current row
+        )
+    )
     group by run_id, ts
+),
+valued as (
+    select
+        run_id, ts, cash_flow,
+        case when units <> 0 then units / 100000000 * close else 0.0 end as position_value,
+        units <> 0 as in_market
+    from one_symbol
+    union all
+    select run_id, ts, cash_flow, position_value, in_market from several
 ),
 final as (
     select
