@@ -63,7 +63,8 @@ bench: $(VENV)/.dev
 # JupyterLab on 127.0.0.1 with the project's kernel; notebooks read warehouse/workbench.duckdb.
 lab: $(VENV)/.lab
 	WB_WAREHOUSE=$(CURDIR)/warehouse/workbench.duckdb WB_RUNS_DIR=$(CURDIR)/runs \
-	  $(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks
+	  $(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean:
 	rm -rf $(VENV) warehouse runs reports .pytest_cache .mypy_cache .ruff_cache
