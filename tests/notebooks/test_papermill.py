@@ -20,10 +20,10 @@ from typing import Any
 
 import nbformat
 import pytest
+import report_warehouse as wh
 
 pytestmark = pytest.mark.slow
 
-_HELPER = Path(__file__).resolve().parent / "_warehouse.py"
 PLOTLY = "application/vnd.plotly.v1+json"
 WIDGET = "application/vnd.jupyter.widget-view+json"
 REMOTE = re.compile(r'<(?:script|link)[^>]+(?:src|href)="https?://')
@@ -35,19 +35,6 @@ print("holding", flush=True)
 time.sleep(600)
 """
 
-
-def _helper() -> ModuleType:
-    name = "wb_report_test_warehouse"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-wh = _helper()
 
 
 def execute(name: str, out_dir: Path, parameters: dict[str, Any]) -> Any:

@@ -20,24 +20,10 @@ from typing import Any
 import pytest
 
 from workbench.report.notebooks import run_report
+import report_warehouse as wh
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-_HELPER = Path(__file__).resolve().parent / "_warehouse.py"
-
-
-def _helper() -> ModuleType:
-    name = "wb_report_test_warehouse"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-wh = _helper()
 ARTIFACTS = wh.ROOT / "test-artifacts"
 SCREENSHOT = ARTIFACTS / "report-chromium.png"
 WINDOW = (1300, 2000)

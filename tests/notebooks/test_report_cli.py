@@ -21,26 +21,12 @@ from typing import Any
 
 import nbformat
 import pytest
+import report_warehouse as wh
 
 from workbench.errors import WorkbenchError
 from workbench.report import notebooks
 from workbench.report.notebooks import ReportError, export_html, run_compare, run_report
 
-_HELPER = Path(__file__).resolve().parent / "_warehouse.py"
-
-
-def _helper() -> ModuleType:
-    name = "wb_report_test_warehouse"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-wh = _helper()
 
 # `workbench ARGS` with report.ipynb taken from argv[1] instead of the checkout's notebooks/.
 PATCHED_CLI = """\

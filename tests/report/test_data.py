@@ -9,34 +9,17 @@ views keep every bar. A failed run still loads: status failed, no series.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import report_warehouse as wh
 
 from workbench.errors import WorkbenchError
 from workbench.report import data
 from workbench.report.data import latest_run_id, load_run, load_runs, resolve_run_id
 from workbench.warehouse.connect import open_rw, reading
 
-_HELPER = Path(__file__).resolve().parents[1] / "notebooks" / "_warehouse.py"
-
-
-def _helper() -> ModuleType:
-    name = "wb_report_test_warehouse"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-wh = _helper()
 SAMPLE_MONTH = wh.ROOT / "sample_data" / "btcusdt_1m_2024-01_synthetic.csv"
 
 

@@ -7,33 +7,14 @@ within the dates (``end`` inclusive). The parameters table follows the selected 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, date, datetime
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import report_warehouse as wh
 
 from workbench.errors import QueryRefused
 from workbench.report import Explorer, load_run, sql
-
-_HELPER = Path(__file__).resolve().parents[1] / "notebooks" / "_warehouse.py"
-
-
-def _helper() -> ModuleType:
-    name = "wb_report_test_warehouse"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-wh = _helper()
 
 
 @pytest.fixture(scope="module")

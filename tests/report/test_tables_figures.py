@@ -9,36 +9,17 @@ render offline.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
-import sys
 from collections.abc import Callable
 from datetime import date, timedelta
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import report_warehouse as wh
 
 import workbench.report as wr
 from workbench.report.data import RunReport
 from workbench.report.tables import Table
-
-_HELPER = Path(__file__).resolve().parents[1] / "notebooks" / "_warehouse.py"
-
-
-def _helper() -> ModuleType:
-    name = "wb_report_test_warehouse"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-wh = _helper()
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,15 @@ retries with backoff while the file is busy, then names the process that holds i
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import report_warehouse as wh
 
 from workbench.errors import WarehouseError
 from workbench.report import load_run
@@ -25,8 +23,6 @@ from workbench.warehouse import connect
 from workbench.warehouse.connect import open_ro, reading
 
 pytestmark = pytest.mark.e2e
-
-_HELPER = Path(__file__).resolve().parents[1] / "notebooks" / "_warehouse.py"
 
 # Opens the file read-write, says so, holds it for argv[2] seconds, lets go, says so.
 HOLDER = """\
@@ -40,19 +36,6 @@ con.close()
 print("released", flush=True)
 """
 
-
-def _helper() -> ModuleType:
-    name = "wb_report_test_warehouse"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-wh = _helper()
 
 
 @pytest.fixture(scope="module")
