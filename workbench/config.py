@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from workbench.errors import ConfigError
 
@@ -73,15 +73,23 @@ class RunConfig(_Section):
     seed: int = 0
 
 
-When = date | datetime | None
+SYMBOL = re.compile(r"[A-Z0-9._-]{1,40}")
+
+
+def check_symbol(symbol: str) -> str:
+    """A symbol as the venue spells it (upper case, e.g. BTCUSDT); ValueError otherwise."""
+    if not SYMBOL.fullmatch(symbol):
+        raise ValueError(f"symbol {symbol!r} should be upper-case letters and digits, as the "
+                         "venue spells it (e.g. BTCUSDT)")
+    return symbol
 
 
 class DataConfig(_Section):
     symbols: Annotated[list[str], Field(min_length=1)] = ["BTCUSDT"]
     timeframe: str = "1m"
     gaps: Literal["fail", "forward", "none"] = "fail"
-    start: When = None
-    end: When = None
+    start: datetime | None = None
+    end: datetime | None = None
 
     @field_validator("timeframe")
     @classmethod
@@ -89,13 +97,26 @@ class DataConfig(_Section):
         timeframe_ms(value)
         return value
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _when(cls, value: Any) -> datetime | None:
+        """Any date or ISO time (offsets honoured, naive taken as UTC) as an aware UTC time."""
+        if value is None:
+            return None
+        if not isinstance(value, str | date | datetime):
+            raise ValueError("write a date (2024-01-31) or an ISO time (2024-01-31T12:00Z)")
+        try:
+            ms = parse_when(value)
+        except ConfigError as exc:
+            raise ValueError(exc.what) from None
+        assert ms is not None
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
     @field_validator("symbols")
     @classmethod
     def _symbols(cls, value: list[str]) -> list[str]:
         for symbol in value:
-            if not re.fullmatch(r"[A-Z0-9._-]{1,40}", symbol):
-                raise ValueError(f"symbol {symbol!r} should be upper-case letters and digits, "
-                                 "as the venue spells it (e.g. BTCUSDT)")
+            check_symbol(symbol)
         if len(set(value)) != len(value):
             raise ValueError("symbols are listed more than once")
         return value
@@ -147,10 +168,10 @@ class RiskModes(_Section):
 class RiskConfig(_Section):
     """Pre-trade rules; each is off while its key is unset. See docs/risk.md."""
 
-    allowed_symbols: list[str] | None = None
+    allowed_symbols: list[Annotated[str, AfterValidator(check_symbol)]] | None = None
     max_order_notional: Positive | None = None  # quote currency
     max_open_positions: Annotated[int, Field(ge=0)] | None = None
-    position_limits: dict[str, PositionLimit] | None = None
+    position_limits: dict[Annotated[str, AfterValidator(check_symbol)], PositionLimit] | None = None
     max_gross_exposure_pct: Positive | None = None
     max_net_exposure_pct: Positive | None = None
     daily_loss_limit: Positive | None = None  # quote currency, realized
@@ -168,6 +189,19 @@ class Config(_Section):
     portfolio: PortfolioConfig = PortfolioConfig()
     costs: CostsConfig = CostsConfig()
     risk: RiskConfig = RiskConfig()
+
+    @model_validator(mode="after")
+    def _limits_name_traded_symbols(self) -> Config:
+        """A position limit for a symbol the run does not trade is almost surely a typo."""
+        for symbol in (self.risk.position_limits or {}):
+            if symbol not in self.data.symbols:
+                close = difflib.get_close_matches(symbol, self.data.symbols, n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                raise ValueError(
+                    f"risk.position_limits.{symbol} limits a symbol this run does not trade "
+                    f"(data.symbols: {', '.join(self.data.symbols)}); {hint}fix the symbol, "
+                    "or remove the limit")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
@@ -220,7 +254,8 @@ class _Layers:
         for n in range(len(path), 0, -1):
             if path[:n] in self.origin:
                 return self.origin[path[:n]]
-        return "defaults"
+        deeper = [o for p, o in self.origin.items() if p[:len(path)] == path]
+        return deeper[0] if deeper else "defaults"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -251,6 +286,25 @@ def _scalar(text: str) -> Any:
         return text
 
 
+def _env_path(parts: list[str]) -> tuple[str, ...]:
+    """Environment names are upper case: field names are matched lower case, but keys of a
+    mapping (the symbols of ``risk.position_limits``) keep their case."""
+    out: list[str] = []
+    model: Any = Config
+    for part in parts:
+        if typing.get_origin(model) is dict:
+            value = _model_in(typing.get_args(model)[1])
+            out.append(part if value is not None else part.lower())  # symbols keep their case
+            model = value
+            continue
+        name = part.lower()
+        out.append(name)
+        is_model = isinstance(model, type) and issubclass(model, BaseModel)
+        field = model.model_fields.get(name) if is_model else None
+        model = _model_in(field.annotation) if field is not None else None
+    return tuple(out)
+
+
 def _env_layer(env: Mapping[str, str], prefix: str) -> list[tuple[tuple[str, ...], Any, str]]:
     out = []
     for name in sorted(env):
@@ -259,7 +313,7 @@ def _env_layer(env: Mapping[str, str], prefix: str) -> list[tuple[tuple[str, ...
         rest = name[len(prefix):]
         if rest in _GLOBAL_ENV_KEYS or not rest:
             continue
-        path = tuple(part.lower() for part in rest.split("__"))
+        path = _env_path(rest.split("__"))
         if path[0] not in SECTIONS:
             close = difflib.get_close_matches(path[0], SECTIONS, n=1, cutoff=0.75)
             if close:
@@ -312,6 +366,12 @@ def validate(tree: Mapping[str, Any], layers: _Layers | None = None) -> Config:
     except pydantic.ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if not loc:  # a check across sections: "<key> <what>; <fix>"
+            key = tuple(msg.split(" ")[0].split("."))
+            where = layers.origin_of(key) if layers else "config"
+            what, _, fix = msg.partition("; ")
+            raise ConfigError(what, where=where, fix=fix or None) from None
         origin = layers.origin_of(loc) if layers else "config"
         dotted = ".".join(loc)
         if err["type"] == "extra_forbidden":
@@ -320,7 +380,7 @@ def validate(tree: Mapping[str, Any], layers: _Layers | None = None) -> Config:
             hint = f"did you mean `{close[0]}`? " if close else ""
             raise ConfigError(f"unknown key `{dotted}`", where=origin,
                               fix=f"{hint}known keys here: {', '.join(known)}") from None
-        raise ConfigError(f"`{dotted}`: {err['msg']} (got {err.get('input')!r})", where=origin,
+        raise ConfigError(f"`{dotted}`: {msg} (got {err.get('input')!r})", where=origin,
                           fix=f"set `{dotted}` to a valid value") from None
 
 

@@ -54,11 +54,21 @@ _new_bar = tuple.__new__
 
 def run_loop(step: Step, data: LoopData, progress: Callable[[int], None] | None = None
              ) -> EquityRows:
-    """Feed every bar to the step in (ts, symbol) order, then mark the account per bar time.
+    """``feed`` every bar to the step, then mark the account per bar time (``equity_rows``).
+
+    A caller that also stops the strategy should ``feed``, ``step.stop()``, then call
+    ``equity_rows``, so that orders placed in ``on_stop`` are in the marks too.
+    """
+    feed(step, data, progress)
+    return equity_rows(step.book, data)
+
+
+def feed(step: Step, data: LoopData, progress: Callable[[int], None] | None = None) -> None:
+    """Hand every bar to the step in (ts, symbol) order.
 
     Bars are built and handed over at C speed (``map``); the only Python work per bar is the
-    step's. Equity is not recorded bar by bar: the Book records its state at each fill, and the
-    marks are applied afterwards, vectorised.
+    step's. Equity is not recorded bar by bar: the Book records its state at each fill, and
+    ``equity_rows`` marks it afterwards, vectorised.
     """
     n = len(data)
     symbols: Iterable[str] = (repeat(data.symbol_names[0], n) if data.symbols is None
@@ -70,7 +80,7 @@ def run_loop(step: Step, data: LoopData, progress: Callable[[int], None] | None 
     on_bar = step.on_bar
     # The ledger grows by millions of small objects; the cyclic collector would traverse them
     # again and again (it cost more than the orders themselves). Nothing in the step makes
-    # reference cycles, so the collector pauses for the loop and runs once afterwards.
+    # reference cycles, so the collector pauses for the loop and is re-enabled afterwards.
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -81,7 +91,6 @@ def run_loop(step: Step, data: LoopData, progress: Callable[[int], None] | None 
     finally:
         if collecting:
             gc.enable()
-    return equity_rows(step.book, data)
 
 
 def equity_rows(book: Book, data: LoopData) -> EquityRows:

@@ -8,6 +8,7 @@ findings, and a run directory with its manifest and logs but no result files.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import traceback
@@ -17,9 +18,9 @@ from typing import Any
 from workbench import manifest as mf
 from workbench import rundir
 from workbench.config import Config, parse_when, timeframe_ms
-from workbench.engine.backtest import RunResult, build_step, build_strategy, run_loop
+from workbench.engine.backtest import RunResult, build_step, build_strategy, equity_rows, feed
 from workbench.engine.journal import MemoryJournal
-from workbench.errors import ConfigError, DataError, WorkbenchError
+from workbench.errors import ConfigError, DataError, WarehouseError, WorkbenchError
 from workbench.feeds.history import check_series, load_series, merge
 from workbench.feeds.qc import Finding, summarize
 from workbench.model import ms_to_iso
@@ -70,9 +71,13 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
     view_list = views.check()
     watch.lap("prepare")
     run_id = mf.new_id()
-    run_dir = _prepare_dir(out, run_id, runs_dir)
     warehouse = resolve_path(warehouse, env_prefix)
-    con = open_rw(warehouse)
+    con = open_rw(warehouse)  # a busy warehouse stops the run before anything is written
+    try:
+        run_dir = _prepare_dir(out, run_id, runs_dir)
+    except BaseException:
+        con.close()
+        raise
     log = JsonlLog(run_dir / "logs.jsonl")
     manifest: dict[str, Any] = {
         "run_id": run_id,
@@ -96,8 +101,6 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
     }
     findings: list[Finding] = []
     try:
-        views.deploy(con, view_list)
-        watch.lap("open_warehouse")
         results.insert_run(con, {
             "run_id": run_id, "mode": "backtest", "name": cfg.run.name, "status": "running",
             "config_json": manifest["config"], "config_hash": manifest["config_hash"],
@@ -108,12 +111,23 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
             "initial_cash": cfg.portfolio.initial_cash, "quote": cfg.portfolio.quote,
             "seed": cfg.run.seed, "run_dir": str(run_dir),
         })
+        views.deploy(con, view_list)
+        watch.lap("open_warehouse")
         log.info("run", f"backtest {run_id} started", config_hash=manifest["config_hash"],
                  strategy=cfg.strategy.class_path)
-        result = _run(cfg, con, strategy, run_id, run_dir, start, end, findings, manifest, log,
-                      progress, watch)
-        return result
+        return _run(cfg, con, strategy, run_id, run_dir, start, end, findings, manifest, log,
+                    progress, watch)
+    except AfterCommit as late:
+        # The run is complete in the warehouse and its files are written; only its manifest or
+        # closing log record failed. Say so; do not turn a completed run into a failed one.
+        log.error("run", f"backtest {run_id} completed, then: {late.cause!r}")
+        raise WarehouseError(
+            f"run {run_id} completed (its rows are committed and its CSVs written), but "
+            f"writing {run_dir / 'run_manifest.json'} failed: {late.cause}",
+            fix="free disk space or fix permissions; `workbench runs show RUN_ID` has the "
+                "run's record") from late.cause
     except BaseException as exc:
+        _rollback_quietly(con)  # a transaction the failure left open must not hold the rows
         message = exc.render() if isinstance(exc, WorkbenchError) else (
             f"{type(exc).__name__}: {exc}")
         log.error("run", f"backtest {run_id} failed: {message}",
@@ -133,6 +147,21 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
     finally:
         log.close()
         con.close()
+
+
+class AfterCommit(Exception):
+    """An error after the run's transaction committed (the run itself is complete)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _rollback_quietly(con: Any) -> None:
+    import duckdb
+
+    with contextlib.suppress(duckdb.Error):  # no transaction was open
+        con.execute("rollback")
 
 
 def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start: int | None,
@@ -178,15 +207,13 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
         step = build_step(cfg, strategy, run_id, log)
         bar = _progress_bar(len(data), progress)
         step.start(data.ts[0])
-        equity = run_loop(step, data, bar.update if bar is not None else None)
-        step.stop()
+        feed(step, data, bar.update if bar is not None else None)
+        step.stop()  # orders placed in on_stop fill on the last bar, before the marks
+        equity = equity_rows(step.book, data)
         if bar is not None:
             bar.close()
-    except BaseException:
-        early.wait()
-        if early.error is None:
-            results.abandon(con)
-        raise
+    finally:
+        early.wait()  # the transaction is the main thread's again; errors roll it back
     early.result()
     con.execute(f"set threads = {int(threads)}")
     watch.lap("loop")
@@ -225,9 +252,12 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
     watch.lap("commit")
     manifest["metrics"] = metrics
     manifest["timings_s"] = watch.laps
-    mf.write(run_dir / "run_manifest.json", manifest)
-    log.info("run", f"backtest {run_id} completed", bars=len(data),
-             orders=len(journal.orders), fills=len(journal.fills), metrics=metrics)
+    try:
+        mf.write(run_dir / "run_manifest.json", manifest)
+        log.info("run", f"backtest {run_id} completed", bars=len(data),
+                 orders=len(journal.orders), fills=len(journal.fills), metrics=metrics)
+    except Exception as exc:
+        raise AfterCommit(exc) from exc
     return RunResult(run_id, run_dir, metrics, manifest)
 
 
