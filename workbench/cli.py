@@ -142,25 +142,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from workbench.warehouse.audit import check_read_only
-    from workbench.warehouse.connect import reading
+    from workbench.warehouse.audit import run_query
 
-    query = check_read_only(args.query)
-    import duckdb
-
-    with reading(_warehouse(args), sealed=True) as con:
-        try:
-            rel = con.sql(query)
-            if rel is None:
-                return 0
-            columns, rows = rel.columns, rel.fetchall()
-        except duckdb.Error as exc:
-            first = str(exc).splitlines()[0]
-            fix = 'check table and column names: workbench sql "show all tables"'
-            if "Catalog Error" in first and any(f"{s}." in query for s in ("acct", "rpt")):
-                fix = ("views reach a warehouse with each backtest, or now with "
-                       "`workbench views deploy`; `workbench views list` names them")
-            raise WorkbenchError(f"the query failed: {first}", fix=fix) from None
+    columns, rows = run_query(args.query, _warehouse(args))
     print_rows(columns, rows, args.format)
     return 0
 
@@ -213,14 +197,19 @@ from runs as r left join rpt.performance as p on p.run_id = r.run_id
 order by r.started_at desc
 limit ?
 """
+_RUNS_BARE = """
+select run_id, mode, name, status, started_at, bar_count as bars
+from runs order by started_at desc limit ?
+"""
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from workbench.warehouse.connect import reading
 
     with reading(_warehouse(args)) as con:
+        deployed = _views_deployed(con)  # before the first backtest there are no views yet
         if args.action == "list":
-            rel = con.sql(_RUNS, params=[args.limit])
+            rel = con.sql(_RUNS if deployed else _RUNS_BARE, params=[args.limit])
             print_rows(rel.columns, rel.fetchall(), args.format)
             return 0
         run_id = args.run_id
@@ -233,7 +222,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
                                  fix=(f"closest: {', '.join(close)}; " if close else "")
                                  + "list them with `workbench runs list`")
         record = dict(zip(rel.columns, rows[0], strict=True))
-        perf = con.sql("select * from rpt.performance where run_id = ?", params=[run_id])
+        perf = con.sql("select * from rpt.performance where run_id = ?" if deployed
+                       else "select 1 where false", params=[run_id] if deployed else None)
         prow = perf.fetchall()
         if prow:
             record["performance"] = {k: v for k, v in zip(perf.columns, prow[0], strict=True)
@@ -243,6 +233,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
             record[key] = json.loads(record[key])
     print(json.dumps(_jsonable(record), indent=2, sort_keys=True, default=str))
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _views_deployed(con: Any) -> bool:
+    return bool(con.execute("select count(*) from duckdb_views() where schema_name = 'rpt' "
+                            "and view_name = 'performance'").fetchall()[0][0])
 
 
 def _warehouse(args: argparse.Namespace) -> Path:
@@ -312,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", parents=[common], help="list runs or show one")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     rl = rsub.add_parser("list", parents=[common], help="recent runs with headline numbers")
-    rl.add_argument("--limit", type=int, default=20)
+    rl.add_argument("--limit", type=_positive_int, default=20)
     rl.add_argument("--format", choices=("table", "csv", "json"), default="table")
     rs = rsub.add_parser("show", parents=[common], help="one run's record and performance")
     rs.add_argument("run_id", metavar="RUN_ID")

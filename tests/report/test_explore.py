@@ -171,10 +171,11 @@ def test_sql_write_statement_refused_and_warehouse_unchanged(built, query):
 
 
 def test_sql_cannot_read_files_outside_the_warehouse(built, tmp_path):
-    import duckdb
+    from workbench.errors import WorkbenchError
 
     outside = tmp_path / "secret.csv"
     outside.write_text("a\n1\n", encoding="utf-8")
 
-    with pytest.raises(duckdb.Error, match=r"(?i)disabled|permission"):
+    with pytest.raises(WorkbenchError, match=r"(?i)disabled|permission") as refused:
         sql(f"select * from read_csv('{outside}')", warehouse=built.db)
+    assert "reads the warehouse only" in (refused.value.fix or "")

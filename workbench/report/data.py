@@ -1,8 +1,10 @@
 """Everything a report shows about one run, read in one read-only pass over the warehouse.
 
-Long series are downsampled here, in SQL, for display (an equity point and the worst drawdown
-per bucket of bars; OHLC candles per bucket of time); exact numbers stay in the tables and the
-views. Run ids reach SQL only as bound parameters.
+Long series are downsampled here, in SQL, for display (per bucket of bars: the last equity, at
+the bucket's last bar time, and the worst drawdown; OHLC candles per bucket of time); exact
+numbers stay in the tables and the views. Candles come from the stored ``bars`` (the engine kept
+only closes, in ``run_bars``); fills and round trips are the run's own. Run ids reach SQL only
+as bound parameters.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ def _series(con: Any, r: RunReport, max_points: int, max_candles: int) -> None:
     n = con.execute("select count(*) from report_curve").fetchall()[0][0]
     per = max(1, math.ceil(n / max_points))
     r.curve = _columns(con, """
-        select epoch_ms(min(ts)) as ts, arg_max(equity, ts) as equity,
+        select epoch_ms(max(ts)) as ts, arg_max(equity, ts) as equity,
                min(drawdown_pct) as drawdown_pct
         from (select *, (row_number() over (order by ts) - 1) // ? as bucket from report_curve)
         group by bucket order by 1""", [per])

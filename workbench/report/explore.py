@@ -20,13 +20,9 @@ from workbench.warehouse.connect import reading
 
 def sql(query: str, *, warehouse: str | Path | None = None, limit: int = 1_000) -> Table:
     """A read-only audit query from a notebook cell (the same guard as ``workbench sql``)."""
-    from workbench.warehouse.audit import check_read_only
+    from workbench.warehouse.audit import run_query
 
-    check_read_only(query)
-    with reading(warehouse, sealed=True) as con:
-        rel = con.sql(query)
-        rows = rel.fetchmany(limit + 1) if hasattr(rel, "fetchmany") else rel.fetchall()
-        columns = list(rel.columns)
+    columns, rows = run_query(query, warehouse, limit + 1)
     note = f"first {limit} rows" if len(rows) > limit else f"{len(rows)} rows"
     return Table(query if len(query) < 80 else query[:77] + "...", columns, rows[:limit], note)
 

@@ -72,7 +72,8 @@ def candles_figure(r: RunReport, symbol: str | None = None) -> Any:
                 marker={"symbol": marker, "size": 9, "color": color}))
     xs: list[Any] = []
     ys: list[Any] = []
-    for t in (t for t in r.trips if t["symbol"] == symbol):
+    drawn = [t for t in r.trips if t["symbol"] == symbol]
+    for t in drawn:
         xs += [*_t([t["entry_ts"], t["exit_ts"]]), None]
         ys += [t["entry_price"], t["exit_price"], None]
     if xs:
@@ -84,8 +85,10 @@ def candles_figure(r: RunReport, symbol: str | None = None) -> Any:
                  else f"{minutes}-minute")
     else:
         width = r.run.get("timeframe", "")
-    fig.update_layout(title=f"{symbol}: {width} candles, fills and round trips",
-                      height=HEIGHT + 80, xaxis_rangeslider_visible=False)
+    capped = (f" (lines for the first {len(r.trips)} of {r.trips_total} round trips)"
+              if r.trips_total > len(r.trips) else "")
+    fig.update_layout(title=f"{symbol}: {width} candles (stored bars), fills and round trips"
+                            f"{capped}", height=HEIGHT + 80, xaxis_rangeslider_visible=False)
     return fig
 
 

@@ -7,6 +7,7 @@ statement the guard missed would still fail to write.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -70,3 +71,42 @@ def check_read_only(query: str) -> str:
         raise QueryRefused(f"{len(statements)} statements given; workbench sql runs one at a time",
                            fix="run them one by one")
     return query
+
+
+def _hint(error: Exception, query: str) -> str:
+    import duckdb
+
+    if isinstance(error, duckdb.CatalogException):
+        if any(f"{schema}." in query.lower() for schema in ("acct", "rpt")):
+            return ("views reach a warehouse with each backtest, or now with "
+                    "`workbench views deploy`; `workbench views list` names them")
+        return 'check table and column names: workbench sql "show all tables"'
+    if isinstance(error, duckdb.ParserException):
+        return "fix the SQL syntax (DuckDB dialect)"
+    if isinstance(error, duckdb.PermissionException):
+        return "workbench sql reads the warehouse only: no files, extensions or settings"
+    if isinstance(error, duckdb.BinderException):
+        return "check column names and types: workbench sql \"describe <table>\""
+    return "check the query"
+
+
+def run_query(query: str, warehouse: Any = None, limit: int | None = None
+              ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """One guarded read: refused unless a read, run on a sealed read-only connection, errors
+    turned into a message with a hint. Returns (columns, rows), at most ``limit`` rows."""
+    import duckdb
+
+    from workbench.errors import WorkbenchError
+    from workbench.warehouse.connect import reading
+
+    check_read_only(query)
+    with reading(warehouse, sealed=True) as con:
+        try:
+            rel = con.sql(query)
+            if rel is None:
+                return [], []
+            rows = (rel.limit(limit) if limit is not None else rel).fetchall()
+            return list(rel.columns), rows
+        except duckdb.Error as exc:
+            raise WorkbenchError(f"the query failed: {str(exc).splitlines()[0]}",
+                                 fix=_hint(exc, query)) from None

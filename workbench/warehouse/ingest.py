@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from workbench.config import timeframe_ms
-from workbench.errors import DataError
+from workbench.config import check_symbol, timeframe_ms
+from workbench.errors import ConfigError, DataError
 from workbench.feeds.files import read_bars
 from workbench.feeds.qc import (
     BarSeries,
@@ -61,7 +61,12 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
            fmt: str | None = None, gaps: GapPolicy = "fail", source: str | None = None,
            replace: bool = False, log: JsonlLog | None = None) -> IngestResult:
     """Load bar files for one symbol after QC; raise DataError (nothing loaded) when refused."""
-    tf = timeframe_ms(timeframe)
+    try:
+        tf = timeframe_ms(timeframe)
+        check_symbol(symbol)
+    except ValueError as exc:
+        raise ConfigError(str(exc), where="--symbol/--timeframe",
+                          fix="for example: --symbol BTCUSDT --timeframe 5m") from None
     if not paths:
         raise DataError("no files to ingest", fix="pass one or more bar files")
     result = IngestResult(new_id("ing"), symbol, timeframe)
