@@ -108,13 +108,6 @@ class Book:
     def open_positions(self) -> int:
         return len(self.units)
 
-    def gross_exposure(self) -> float:
-        last = self.last
-        return sum(abs(u) / QTY_SCALE * last[s] for s, u in self.units.items())
-
-    def net_exposure(self) -> float:
-        return self.position_value()
-
     # --- writes (the step calls these) ------------------------------------------------------
     def mark(self, symbol: str, price: float) -> None:
         self.last[symbol] = price

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 
 class WorkbenchError(Exception):
     """Base of every error the CLI reports without a traceback.
@@ -39,6 +41,19 @@ class StrategyError(WorkbenchError):
 
 class WarehouseError(WorkbenchError):
     """The warehouse file is busy, corrupt, or its schema or views disagree with the code."""
+
+
+class EngineFault(Exception):
+    """A defect inside the engine (books, broker, journal) met while serving a strategy's call.
+
+    Deliberately not a WorkbenchError: it is reported as an internal error, never as "fix the
+    strategy". The original exception is its ``__cause__``.
+    """
+
+    def __init__(self, cause: BaseException, where: str) -> None:
+        frames = traceback.extract_tb(cause.__traceback__)
+        at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        super().__init__(f"{type(cause).__name__} in the engine during {where}: {cause}{at}")
 
 
 class QueryRefused(WorkbenchError):

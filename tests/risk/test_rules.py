@@ -75,7 +75,7 @@ def test_reason_codes_stable_strings_documented_contract() -> None:
 
 
 def test_rules_order_fixed_evaluation_order_from_spec() -> None:
-    assert rules.ORDER == ("halted", "allowed_symbols", "daily_loss", "drawdown",
+    assert rules.ORDER == ("halted", "reduce_only", "allowed_symbols", "daily_loss", "drawdown",
                            "order_notional", "position_limit", "max_open_positions", "exposure")
 
 

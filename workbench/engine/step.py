@@ -13,7 +13,7 @@ from typing import Any
 from workbench.book import Book
 from workbench.brokers.base import Broker
 from workbench.engine.journal import Journal
-from workbench.errors import StrategyError
+from workbench.errors import EngineFault, StrategyError
 from workbench.model import (
     QTY_SCALE,
     Bar,
@@ -26,7 +26,6 @@ from workbench.model import (
 from workbench.risk.engine import RiskEngine
 from workbench.strategy import Context, Strategy
 
-RiskCheck = Callable[[Order], "Any | None"]
 _SUBMITTED = OrderStatus.SUBMITTED
 _PARTIAL = OrderStatus.PARTIALLY_FILLED
 
@@ -105,7 +104,7 @@ class Step:
             self.broker.on_bar(bar)
         try:
             intents = self._on_bar(self.ctx, bar)
-        except StrategyError:
+        except (StrategyError, EngineFault):
             raise
         except Exception as exc:
             raise self._strategy_error("on_bar", exc) from exc
@@ -121,6 +120,14 @@ class Step:
             raise self._strategy_error(
                 "submit", TypeError(f"expected an OrderIntent, got {type(intent).__name__}")
             )
+        try:
+            return self._submit(intent)
+        except (StrategyError, EngineFault):
+            raise  # a strategy hook called meanwhile raised, or an inner call already sorted it
+        except Exception as exc:
+            raise EngineFault(exc, f"submit of {intent!r}") from exc
+
+    def _submit(self, intent: OrderIntent) -> Order:
         self.order_seq += 1
         seq = self.order_seq
         bar = self._bar
@@ -147,7 +154,12 @@ class Step:
     def cancel(self, order: Order) -> bool:
         if order.order_seq not in self._open:
             return False
-        return self.broker.cancel(order)
+        try:
+            return self.broker.cancel(order)
+        except (StrategyError, EngineFault):
+            raise
+        except Exception as exc:
+            raise EngineFault(exc, f"cancel of order {order.order_seq}") from exc
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return [o for o in self._open.values() if symbol is None or o.symbol == symbol]
@@ -195,7 +207,7 @@ class Step:
     def _call(self, hook: str, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return fn(*args)
-        except StrategyError:
+        except (StrategyError, EngineFault):
             raise
         except Exception as exc:
             raise self._strategy_error(hook, exc) from exc

@@ -1,9 +1,9 @@
 """The risk engine: runs the rules in their fixed order before any broker sees an order.
 
-Order, fixed: halted -> (reduce-only consistency) -> allowed symbols -> daily loss -> drawdown
--> per-order notional -> position limit -> max open positions -> exposure. The first failing
-rule stops evaluation. Checks use the order's expected fill price: the last close moved by
-spread and slippage as the fill model would (market orders), or the limit price.
+Order, fixed (``rules.ORDER``): halted -> reduce-only consistency -> allowed symbols -> daily
+loss -> drawdown -> per-order notional -> position limit -> max open positions -> exposure. The
+first failing rule stops evaluation. Checks use the order's expected fill price: the last close
+moved by spread and slippage as the fill model would (market orders), or the limit price.
 
 State it keeps: the kill switch (``halt``/``resume``), the UTC day's realized P&L and its
 daily-loss stop, the day's start equity and the peak equity (for the drawdown rules, observed
@@ -56,6 +56,18 @@ class RiskEngine:
         self._bar_ts: Callable[[], int] = lambda: 0
         self._day: int | None = None
         self._stop_day: int | None = None
+        self._rules: dict[str, Callable[[Order, Exposure], Block | None]] = {
+            "halted": lambda o, x: rules.halted(o, x, self.halted_since, FLATTEN_TAG),
+            "reduce_only": rules.reduce_only,
+            "allowed_symbols": lambda o, x: rules.allowed_symbols(o, cfg),
+            "daily_loss": lambda o, x: rules.daily_loss(x, cfg),
+            "drawdown": lambda o, x: rules.drawdown(x, cfg),
+            "order_notional": lambda o, x: rules.order_notional(x, cfg),
+            "position_limit": lambda o, x: rules.position_limit(o, x, cfg),
+            "max_open_positions": lambda o, x: rules.max_positions(x, cfg),
+            "exposure": lambda o, x: rules.exposure(x, cfg),
+        }
+        assert tuple(self._rules) == rules.ORDER
         self.realized_today = 0.0
         self.daily_stop = False
         self.day_start_equity = math.nan
@@ -130,16 +142,12 @@ class RiskEngine:
         if not self.has_rules and self.halted_since is None and not order.reduce_only:
             return None  # nothing configured could block it: skip the account snapshot
         self._roll_day(self._bar_ts() // DAY_MS, None)
-        cfg, x = self.cfg, self.exposure(order)
-        return (rules.halted(order, x, self.halted_since, FLATTEN_TAG)
-                or rules.reduce_only(order, x)
-                or rules.allowed_symbols(order, cfg)
-                or rules.daily_loss(x, cfg)
-                or rules.drawdown(x, cfg)
-                or rules.order_notional(x, cfg)
-                or rules.position_limit(order, x, cfg)
-                or rules.max_positions(x, cfg)
-                or rules.exposure(x, cfg))
+        x = self.exposure(order)
+        for name in rules.ORDER:
+            block = self._rules[name](order, x)
+            if block is not None:
+                return block
+        return None
 
     def record(self, order: Order, block: Block, now: int) -> None:
         """A block: a risk_events row, a counter, a log record."""

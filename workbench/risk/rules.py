@@ -176,7 +176,6 @@ def exposure(x: Exposure, cfg: RiskConfig) -> Block | None:
     return None
 
 
-ORDER = ("halted", "allowed_symbols", "daily_loss", "drawdown", "order_notional",
+ORDER = ("halted", "reduce_only", "allowed_symbols", "daily_loss", "drawdown", "order_notional",
          "position_limit", "max_open_positions", "exposure")
-"""The fixed evaluation order (the reduce-only consistency check runs right after halted);
-the first block wins."""
+"""The fixed evaluation order; the first block wins. ``RiskEngine.check`` walks this tuple."""
