@@ -1,7 +1,8 @@
 """Run manifests: what ran, on what data, with which code, config and views.
 
 Every run writes ``run_manifest.json`` in its run directory and the same facts in its ``runs``
-row. Secrets never appear here: the config holds none (see ``secrets.py``).
+row. Secrets never appear here: the config holds none (credentials for the live modes will be
+read from the environment or a local file, never from the config).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def versions() -> dict[str, Any]:
 
 
 def data_hash(arrays: list[np.ndarray], symbols: list[str]) -> str:
-    """sha256 over the exact bars a run saw (symbols, times and OHLCV, in loop order)."""
+    """sha256 over the exact bars a run saw: the symbols' names, then each symbol's times and
+    OHLCV columns in symbol order (the caller passes them so)."""
     digest = hashlib.sha256()
     digest.update("\0".join(symbols).encode())
     for array in arrays:

@@ -59,7 +59,7 @@ create table qc_events (
     event_seq  bigint not null,
     stage      varchar not null,             -- ingest | backtest
     file       varchar,
-    row_number bigint,                       -- 1-based data row in the file
+    row_number bigint,                       -- ingest: 1-based data row in the file
     symbol     varchar,
     timeframe  varchar,
     ts         timestamptz,

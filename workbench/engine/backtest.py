@@ -106,11 +106,13 @@ def equity_rows(book: Book, data: LoopData) -> EquityRows:
     cash = np.concatenate(([book.initial_cash], cash_after))[after]
     value = np.zeros(len(grid))
     closes = data.close_array
+    fill_symbol = np.array([h[2] for h in history], dtype=object)
+    fill_units = np.fromiter((h[3] for h in history), np.int64, len(history))
     for k, name in enumerate(data.symbol_names):
-        mine = np.array([i for i, h in enumerate(history) if h[2] == name], dtype=np.int64)
+        mine = np.flatnonzero(fill_symbol == name)
         if not len(mine):
             continue
-        units_after = np.array([0] + [history[i][3] for i in mine], dtype=np.int64)
+        units_after = np.concatenate(([0], fill_units[mine]))
         units = units_after[np.searchsorted(fill_ts[mine], grid, side="right")]
         rows = np.flatnonzero(data.symbol_index == k)
         seen = np.searchsorted(ts[rows], grid, side="right") - 1  # this symbol's last bar
@@ -129,7 +131,7 @@ def cost_model(cfg: Config) -> CostModel:
 
 def build_strategy(cfg: Config) -> Strategy:
     cls = load_strategy_class(cfg.strategy.class_path)
-    return cls(**cls.validate_params(dict(cfg.strategy.params)))
+    return cls(**cfg.strategy.params)  # validated by the constructor
 
 
 def build_step(cfg: Config, strategy: Strategy, run_id: str, log: JsonlLog | None = None

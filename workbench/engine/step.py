@@ -1,4 +1,7 @@
-"""The one step both loops share: bar -> strategy -> risk -> journal -> broker -> books.
+"""The one step both loops share: bar -> strategy -> journal -> risk -> broker -> books.
+
+Each order is journaled (status NEW, the write-ahead record) before risk sees it, so a blocked
+order is on record too.
 
 The backtest loop and the live loop differ only in their clock, feed and broker; both hand each
 closed bar to ``Step.on_bar``. Nothing here knows the mode.

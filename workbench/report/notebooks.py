@@ -30,7 +30,9 @@ def _notebooks_dir() -> Path:
 NOTEBOOKS = _notebooks_dir()
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CELL_TIMEOUT_S = 600
-_REMOTE = re.compile(r'<(?:script|link)[^>]+(?:src|href)="https?://')
+# a script or stylesheet fetched from anywhere but this file: http(s) or protocol-relative
+_REMOTE = re.compile(r"""<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*["']?(?:https?:)?//""",
+                     re.IGNORECASE)
 
 
 class ReportError(WorkbenchError):

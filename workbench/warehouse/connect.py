@@ -1,4 +1,4 @@
-"""Who opens the DuckDB file, and how (DESIGN 5.3).
+"""Who opens the DuckDB file, and how (docs/architecture.md, "The warehouse").
 
 * Backtests and ingests open it read-write for the length of the job (``open_rw``), which also
   applies pending migrations.

@@ -1,0 +1,207 @@
+"""Regressions found in review: each test pins one fixed defect."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench import manifest as mf
+from workbench.config import load_config
+from workbench.engine.backtest import run_backtest
+from workbench.errors import EngineFault, StrategyError, WarehouseError, WorkbenchError
+from workbench.model import Bar, OrderIntent, Side
+from workbench.strategy import Strategy
+from workbench.warehouse import results
+from workbench.warehouse.connect import open_ro, open_rw
+from workbench.warehouse.ingest import ingest
+
+SMALL = {"strategy": {"params": {"fast": 5, "slow": 20, "qty": 0.01}}}
+
+
+@pytest.fixture
+def loaded(warehouse: Path, synth_csv: Any) -> Path:
+    con = open_rw(warehouse)
+    ingest(con, [synth_csv(count=1_500)], "BTCUSDT")
+    con.close()
+    return warehouse
+
+
+def rows(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    con = open_ro(db)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+FLATTEN_AT_STOP = """
+from workbench import OrderIntent, Side, Strategy
+
+
+class FlattenAtStop(Strategy):
+    \"\"\"Buys on the 10th bar and sells everything in on_stop.\"\"\"
+
+    def on_start(self, ctx):
+        self.seen = 0
+
+    def on_bar(self, ctx, bar):
+        self.seen += 1
+        return [OrderIntent(bar.symbol, Side.BUY, 0.05)] if self.seen == 10 else None
+
+    def on_stop(self, ctx):
+        held = ctx.position("BTCUSDT")
+        if held > 0:
+            ctx.submit(OrderIntent("BTCUSDT", Side.SELL, held))
+"""
+
+
+def test_run_orders_placed_in_on_stop_are_in_equity_csv_and_agree_with_views(
+        loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "flatten_strategy.py").write_text(FLATTEN_AT_STOP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = run_backtest({"strategy": {"class": "flatten_strategy:FlattenAtStop"}},
+                          warehouse=loaded, out=tmp_path / "run", env={})
+    with (tmp_path / "run" / "equity.csv").open() as fh:
+        last = list(csv.DictReader(fh))[-1]
+    assert float(last["position_value"]) == 0.0  # the on_stop sell is in the marks
+    (eq,) = rows(loaded, "select equity from acct.equity_curve where run_id = ? "
+                         "order by ts desc limit 1", [result.run_id])[0:1]
+    assert abs(eq[0] - float(last["equity"])) <= 1e-9 * abs(eq[0])
+    assert rows(loaded, "select count(*) from fills where run_id = ?", [result.run_id]) == [(2,)]
+
+
+def test_run_failure_with_the_transaction_open_rolls_back_and_records_failed(
+        loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("risk tables could not be built")
+
+    monkeypatch.setattr(results, "risk_metrics", broken)
+    with pytest.raises(RuntimeError):
+        run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
+    (status, error), = rows(loaded, "select status, error from runs")
+    assert status == "failed" and "risk tables could not be built" in error
+    for table in ("orders", "fills", "run_bars", "order_events", "metrics"):
+        assert rows(loaded, f"select count(*) from {table}") == [(0,)], table
+
+
+def test_run_error_after_commit_keeps_the_run_completed_with_its_rows_and_files(
+        loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = mf.write
+
+    def full_disk(path: Path, manifest: dict[str, Any]) -> None:
+        if manifest.get("status") == "completed":
+            raise OSError(28, "No space left on device")
+        real(path, manifest)
+
+    monkeypatch.setattr(mf, "write", full_disk)
+    with pytest.raises(WarehouseError, match="completed") as raised:
+        run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
+    assert "No space left" in raised.value.what
+    assert rows(loaded, "select status from runs") == [("completed",)]
+    assert rows(loaded, "select count(*) > 0 from fills") == [(True,)]
+    assert (tmp_path / "run" / "equity.csv").is_file()
+
+
+def test_run_busy_warehouse_leaves_no_run_directory(
+        loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.engine import run as run_module
+
+    def busy(path: Any, **kw: Any) -> Any:  # what open_rw says after its retries
+        raise WarehouseError("the warehouse is held by process 4242 (python)", where=str(path))
+
+    monkeypatch.setattr(run_module, "open_rw", busy)
+    with pytest.raises(WarehouseError, match="held by process 4242"):
+        run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_failing_view_deploy_still_records_a_failed_runs_row(
+        loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.warehouse import views
+
+    def broken(con: Any, found: Any = None) -> Any:
+        raise WorkbenchError("views could not be deployed")
+
+    monkeypatch.setattr(views, "deploy", broken)
+    with pytest.raises(WorkbenchError):
+        run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
+    assert rows(loaded, "select status from runs") == [("failed",)]
+
+
+def test_config_env_position_limit_keys_keep_symbol_case() -> None:
+    cfg = load_config(None, env={"WB_RISK__POSITION_LIMITS__BTCUSDT__MAX_QTY": "0.01",
+                                 "WB_STRATEGY__PARAMS__FAST": "7"})
+    assert cfg.risk.position_limits is not None
+    assert cfg.risk.position_limits["BTCUSDT"].max_qty == 0.01
+    assert cfg.strategy.params == {"fast": 7}
+
+
+def test_config_position_limit_for_an_untraded_symbol_fails_with_did_you_mean() -> None:
+    from workbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="BTCUSD limits a symbol") as raised:
+        load_config(None, ["risk.position_limits.BTCUSD.max_qty=1"], env={})
+    assert "did you mean BTCUSDT" in (raised.value.fix or "")
+
+
+@pytest.mark.parametrize("text", ["2024-01-10T00:00:00+05:00", "2024-01-09T19:00:00Z"])
+def test_config_start_keeps_its_utc_offset_through_layers(text: str) -> None:
+    cfg = load_config(None, [f'data.start="{text}"'], env={})
+    assert cfg.data.start == datetime(2024, 1, 9, 19, tzinfo=UTC)
+    again = load_config(None, ["run.name=x"], base=cfg.to_dict(), env={})
+    assert again.data.start == cfg.data.start
+
+
+def test_cli_runs_list_before_any_backtest_lists_without_metrics(cli: Any, loaded: Path) -> None:
+    result = cli("runs", "list")
+    assert result.code == 0, result.err
+    assert "(0 rows)" in result.out
+
+
+def test_cli_ingest_bad_timeframe_and_lowercase_symbol_are_usage_errors(
+        cli: Any, synth_csv: Any) -> None:
+    path = str(synth_csv(count=50))
+    bad_tf = cli("ingest", path, "--symbol", "BTCUSDT", "--timeframe", "1x")
+    assert bad_tf.code == 2 and "timeframe '1x'" in bad_tf.err
+    lower = cli("ingest", path, "--symbol", "btcusdt")
+    assert lower.code == 2 and "upper-case" in lower.err
+
+
+def test_step_engine_defect_during_submit_is_an_engine_fault_not_a_strategy_error() -> None:
+    from workbench.book import Book
+    from workbench.brokers.fills import CostModel
+    from workbench.brokers.sim import SimBroker
+    from workbench.engine.journal import MemoryJournal
+    from workbench.engine.step import Step
+
+    class Buy(Strategy):
+        def on_bar(self, ctx: Any, bar: Bar) -> list[OrderIntent]:
+            return [OrderIntent(bar.symbol, Side.BUY, 1.0)]
+
+    broker = SimBroker(CostModel())
+
+    def defect(order: Any) -> None:
+        raise KeyError("inside the broker")
+
+    broker.submit = defect  # type: ignore[method-assign]
+    step = Step(Buy(), broker, Book(100.0), MemoryJournal(), run_id="r", timeframe_ms=60_000)
+    step.start(0)
+    with pytest.raises(EngineFault, match="KeyError in the engine") as raised:
+        step.on_bar(Bar("X", 0, 1.0, 1.0, 1.0, 1.0, 1.0))
+    assert not isinstance(raised.value, StrategyError)
+
+
+@pytest.mark.parametrize("tag", [
+    "<script src='https://cdn.example/x.js'></script>",
+    '<script src="//cdn.example/x.js"></script>',
+    '<LINK rel="stylesheet" HREF="http://cdn.example/x.css">',
+])
+def test_export_html_refuses_any_remote_script_or_stylesheet(tag: str) -> None:
+    from workbench.report.notebooks import _REMOTE
+
+    assert _REMOTE.search(f"<html><head>{tag}</head></html>")
+    assert not _REMOTE.search('<script src="data:text/javascript,1"></script>')
