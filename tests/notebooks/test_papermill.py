@@ -197,7 +197,8 @@ def test_backtest_notebook_run_covers_the_start_end_window(backtest_nb, built):
                   "from runs where not list_contains(?, run_id)", [before])
 
     config = json.loads(config_json)
-    assert (config["data"]["start"], config["data"]["end"]) == ("2024-01-02", "2024-01-03")
+    assert (config["data"]["start"], config["data"]["end"]) == ("2024-01-02T00:00:00Z",
+                                                                "2024-01-03T00:00:00Z")
     day = 1_440 * wh.MINUTE_MS
     assert first == wh.JAN_2024_MS + day
     assert last == wh.JAN_2024_MS + 2 * day - wh.MINUTE_MS  # end is exclusive
