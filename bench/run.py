@@ -31,7 +31,7 @@ from bench.reference import sma_cross  # noqa: E402
 from workbench.book import Book  # noqa: E402
 from workbench.brokers.fills import CostModel  # noqa: E402
 from workbench.brokers.sim import SimBroker  # noqa: E402
-from workbench.engine.backtest import run_loop  # noqa: E402
+from workbench.engine.backtest import simulate  # noqa: E402
 from workbench.engine.journal import MemoryJournal  # noqa: E402
 from workbench.engine.step import Step  # noqa: E402
 from workbench.feeds.history import LoopData, merge  # noqa: E402
@@ -66,9 +66,7 @@ def engine_loop(data: LoopData) -> tuple[int, float]:
     strategy = SmaCross(fast=FAST, slow=SLOW, qty=QTY)
     step = Step(strategy, SimBroker(CostModel(FEE_BPS, 0.0, SLIP_BPS)), Book(CASH),
                 MemoryJournal(), run_id="bench", timeframe_ms=60_000)
-    step.start(data.ts[0])
-    rows = run_loop(step, data)
-    step.stop()
+    rows = simulate(step, data, start=data.ts[0])
     return len(step.journal.fills), rows.equity[-1]  # type: ignore[attr-defined]
 
 

@@ -8,7 +8,7 @@ milliseconds and a ``Z``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,32 +97,32 @@ def _iso(ts: Iterable[int]) -> list[str]:
     return iso_many(np.fromiter(ts, dtype=np.int64)).tolist()
 
 
+def _write(path: Path, header: Sequence[str], lines: Iterable[str]) -> None:
+    """A header row, then ``lines`` (each ending in a newline)."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(",".join(header) + "\n")
+        fh.writelines(lines)
+
+
 def write_trades(path: Path, trips: Sequence[RoundTrip]) -> None:
     when = zip(_iso(t.entry_ts for t in trips), _iso(t.exit_ts for t in trips), strict=True)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(",".join(TRADES) + "\n")
-        fh.writelines(
-            f"{_cell(t.symbol)},{t.side},{t.qty!r},{entry},{t.entry_price!r},{exit_},"
-            f"{t.exit_price!r},{t.fees!r},{t.pnl!r},{t.return_pct!r}\n"
-            for t, (entry, exit_) in zip(trips, when, strict=True))
+    _write(path, TRADES, (
+        f"{_cell(t.symbol)},{t.side},{t.qty!r},{entry},{t.entry_price!r},{exit_},"
+        f"{t.exit_price!r},{t.fees!r},{t.pnl!r},{t.return_pct!r}\n"
+        for t, (entry, exit_) in zip(trips, when, strict=True)))
 
 
 def write_orders(path: Path, orders: Sequence[Order]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(",".join(ORDERS) + "\n")
-        fh.writelines(
-            f"{o.order_seq},{ts},{_cell(o.symbol)},{o.side},{o.type},{o.qty!r},"
-            f"{_cell(o.limit_price)},{o.status},{_cell(o.reason)}\n"
-            for o, ts in zip(orders, _iso(o.ts for o in orders), strict=True))
+    _write(path, ORDERS, (
+        f"{o.order_seq},{ts},{_cell(o.symbol)},{o.side},{o.type},{o.qty!r},"
+        f"{_cell(o.limit_price)},{o.status},{_cell(o.reason)}\n"
+        for o, ts in zip(orders, _iso(o.ts for o in orders), strict=True)))
 
 
 def write_fills(path: Path, fills: Sequence[Fill]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(",".join(FILLS) + "\n")
-        fh.writelines(
-            f"{f.order_seq},{ts},{_cell(f.symbol)},{f.side},{f.qty!r},{f.price!r},"
-            f"{f.fee!r}\n"
-            for f, ts in zip(fills, _iso(f.ts for f in fills), strict=True))
+    _write(path, FILLS, (
+        f"{f.order_seq},{ts},{_cell(f.symbol)},{f.side},{f.qty!r},{f.price!r},{f.fee!r}\n"
+        for f, ts in zip(fills, _iso(f.ts for f in fills), strict=True)))
 
 
 def write_equity(path: Path, ts: Sequence[int] | np.ndarray, cash: Sequence[float] | np.ndarray,
@@ -130,14 +130,16 @@ def write_equity(path: Path, ts: Sequence[int] | np.ndarray, cash: Sequence[floa
                  equity: Sequence[float] | np.ndarray) -> None:
     arrays = [np.asarray(ts, dtype=np.int64)] + [np.asarray(c, dtype=np.float64)
                                                  for c in (cash, position_value, equity)]
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(",".join(EQUITY) + "\n")
+
+    def blocks() -> Iterator[str]:
         # in chunks, so the text of one chunk reuses the memory of the previous one
         for lo in range(0, len(arrays[0]), _CHUNK):
             t, c, p, e = (a[lo:lo + _CHUNK] for a in arrays)
             columns = [iso_many(t), repr_many(c), repr_many(p), repr_many(e)]
-            fh.write("".join([f"{a},{b},{c},{d}\n" for a, b, c, d in
-                              zip(*(col.tolist() for col in columns), strict=True)]))
+            yield "".join([f"{a},{b},{c},{d}\n" for a, b, c, d in
+                           zip(*(col.tolist() for col in columns), strict=True)])
+
+    _write(path, EQUITY, blocks())
 
 
 def write_all(run_dir: Path, trips: Sequence[RoundTrip], orders: Sequence[Order],

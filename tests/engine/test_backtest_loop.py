@@ -18,7 +18,7 @@ from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
 from workbench.config import Config
 from workbench.engine import backtest
-from workbench.engine.backtest import build_step, run_loop
+from workbench.engine.backtest import build_step, simulate
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData, merge
@@ -69,9 +69,7 @@ def make_step(strategy: Strategy, costs: CostModel | None = None, cash: float = 
 
 def run(strategy: Strategy, data: LoopData, **kw: Any) -> tuple[Step, backtest.EquityRows]:
     step = make_step(strategy, **kw)
-    step.start(data.ts[0] if len(data) else T0)
-    rows = run_loop(step, data)
-    step.stop()
+    rows = simulate(step, data, start=data.ts[0] if len(data) else T0)
     return step, rows
 
 
@@ -110,7 +108,7 @@ def do(*intents: OrderIntent) -> Callable[[Context, Bar], list[OrderIntent]]:
 
 
 # --- bar order ------------------------------------------------------------------------------
-def test_run_loop_single_symbol_feeds_every_bar_in_order_with_now_at_close() -> None:
+def test_simulate_single_symbol_feeds_every_bar_in_order_with_now_at_close() -> None:
     data = merge([closes_series("X", [10.0, 11.0, 12.0])])
     strat = Recorder()
     run(strat, data)
@@ -121,7 +119,7 @@ def test_run_loop_single_symbol_feeds_every_bar_in_order_with_now_at_close() -> 
     assert (b.open, b.high, b.low, b.volume) == (11.0, 12.0, 10.0, 2.0)
 
 
-def test_run_loop_several_symbols_bars_merged_in_ts_then_symbol_order() -> None:
+def test_simulate_several_symbols_bars_merged_in_ts_then_symbol_order() -> None:
     # given out of name order, with different spans and a hole in B
     data = merge([closes_series("B", [1.0] * 4, start=1, skip=frozenset({3})),
                   closes_series("A", [2.0] * 4),
@@ -135,7 +133,7 @@ def test_run_loop_several_symbols_bars_merged_in_ts_then_symbol_order() -> None:
     assert all(now == b.ts + TF for b, now in strat.bars)
 
 
-def test_run_loop_empty_data_no_bars_no_rows() -> None:
+def test_simulate_empty_data_no_bars_no_rows() -> None:
     empty = merge([series("X", [(0, 1.0, 1.0, 1.0, 1.0)])])
     data = dataclasses.replace(empty, ts=[], open=[], high=[], low=[], close=[], volume=[],
                                ts_array=empty.ts_array[:0], symbol_index=empty.symbol_index[:0],
@@ -182,7 +180,7 @@ def check_equity(data: LoopData, step: Step, rows: backtest.EquityRows, cash: fl
                                                               strict=True)], rel=1e-15)
 
 
-def test_run_loop_equity_one_row_per_bar_time_marked_at_last_close() -> None:
+def test_simulate_equity_one_row_per_bar_time_marked_at_last_close() -> None:
     data = merge([closes_series("X", [10.0, 11.0, 12.0, 9.0, 8.0])])
     strat = Recorder({("X", 1): do(OrderIntent("X", Side.BUY, 2.0)),
                       ("X", 3): do(OrderIntent("X", Side.SELL, 1.0))})
@@ -196,7 +194,7 @@ def test_run_loop_equity_one_row_per_bar_time_marked_at_last_close() -> None:
     assert equity[-1] == pytest.approx(step.book.equity(), rel=1e-15)
 
 
-def test_run_loop_equity_several_symbols_staggered_matches_replayed_fills() -> None:
+def test_simulate_equity_several_symbols_staggered_matches_replayed_fills() -> None:
     data = merge([
         closes_series("X", [10.0, 11.0, 12.0, 13.0, 12.5, 12.0, 11.0, 10.5]),
         closes_series("Y", [100.0, 102.0, 98.0, 97.0, 105.0, 110.0], start=2,
@@ -216,7 +214,7 @@ def test_run_loop_equity_several_symbols_staggered_matches_replayed_fills() -> N
     check_equity(data, step, rows, 500.0)
 
 
-def test_run_loop_equity_on_sample_with_pullback_matches_replayed_fills() -> None:
+def test_simulate_equity_on_sample_with_pullback_matches_replayed_fills() -> None:
     data = sample(3000)
     step, rows = run(PullbackLimit(qty=0.05), data,
                      costs=CostModel(fee_bps=2.0, slippage_bps=5.0, min_notional=5.0))
@@ -227,28 +225,25 @@ def test_run_loop_equity_on_sample_with_pullback_matches_replayed_fills() -> Non
 
 
 # --- chunking and progress ------------------------------------------------------------------
-def test_run_loop_small_chunks_same_result_and_progress_counts_every_bar(
+def test_simulate_small_chunks_same_result_and_progress_counts_every_bar(
         monkeypatch: pytest.MonkeyPatch) -> None:
     data = sample(1500)
     costs = CostModel(fee_bps=10.0, slippage_bps=5.0)
     expected = snapshot(*run(SmaCross(fast=5, slow=20, qty=0.1), data, costs=costs))
     monkeypatch.setattr(backtest, "CHUNK", 7)
     step = make_step(SmaCross(fast=5, slow=20, qty=0.1), costs=costs)
-    step.start(data.ts[0])
     reported: list[int] = []
-    rows = run_loop(step, data, reported.append)
-    step.stop()
+    rows = simulate(step, data, reported.append, start=data.ts[0])
     assert snapshot(step, rows) == expected
     assert sum(reported) == len(data)
     assert len(reported) == -(-len(data) // 7)
 
 
-def test_run_loop_progress_reports_total_bars() -> None:
+def test_simulate_progress_reports_total_bars() -> None:
     data = merge([closes_series("X", [1.0] * 5), closes_series("Y", [2.0] * 3)])
     step = make_step(Recorder())
-    step.start(T0)
     reported: list[int] = []
-    run_loop(step, data, reported.append)
+    simulate(step, data, reported.append, start=T0)
     assert sum(reported) == 8
 
 
@@ -262,7 +257,7 @@ def test_run_loop_progress_reports_total_bars() -> None:
       CostModel(fee_bps=2.0, slippage_bps=5.0, min_notional=5.0, fill_at="next_open"))],
     ids=["sma_cross", "pullback_limit_next_open"],
 )
-def test_run_loop_same_inputs_twice_identical_journal_trades_equity(
+def test_simulate_same_inputs_twice_identical_journal_trades_equity(
         make: Callable[[], Strategy], costs: CostModel) -> None:
     data = sample(4000)
     first = snapshot(*run(make(), data, costs=costs))
@@ -271,7 +266,7 @@ def test_run_loop_same_inputs_twice_identical_journal_trades_equity(
     assert first == second
 
 
-def test_run_loop_ctx_random_seeded_per_step() -> None:
+def test_simulate_ctx_random_seeded_per_step() -> None:
     def draws(seed: int) -> list[float]:
         class Draw(Strategy):
             def on_start(self, ctx: Context) -> None:
@@ -283,8 +278,7 @@ def test_run_loop_ctx_random_seeded_per_step() -> None:
         strat = Draw()
         step = Step(strat, SimBroker(CostModel()), Book(1.0), MemoryJournal(), run_id="r",
                     timeframe_ms=TF, seed=seed)
-        step.start(T0)
-        run_loop(step, merge([closes_series("X", [1.0] * 4)]))
+        simulate(step, merge([closes_series("X", [1.0] * 4)]), start=T0)
         return strat.seen
 
     assert draws(42) == draws(42)

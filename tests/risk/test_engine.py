@@ -23,7 +23,7 @@ from workbench.book import Book, RoundTrip
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
 from workbench.config import PositionLimit, RiskConfig, RiskModes
-from workbench.engine.backtest import run_loop
+from workbench.engine.backtest import simulate
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.feeds.history import merge
@@ -728,9 +728,7 @@ def run_bars(strategy: Strategy, closes: list[float], risk: RiskEngine, tf: int 
     data = merge([BarSeries(symbol, tf, ts, c, c, c, c, np.ones(len(c)))])
     step = Step(strategy, SimBroker(CostModel()), Book(cash), MemoryJournal(), run_id="t",
                 timeframe_ms=tf, risk=risk)
-    step.start(T0)
-    run_loop(step, data)
-    step.stop()
+    simulate(step, data, start=T0)
     return step
 
 

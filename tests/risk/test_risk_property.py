@@ -25,7 +25,7 @@ from workbench.book import Book
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
 from workbench.config import PositionLimit, RiskConfig
-from workbench.engine.backtest import run_loop
+from workbench.engine.backtest import simulate
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData, merge
@@ -250,9 +250,7 @@ def test_risk_engine_random_streams_blocks_exactly_when_a_limit_would_be_exceede
     risk.seen = []
     step = Step(Replay(script), SimBroker(costs), Book(1_000.0), MemoryJournal(), run_id="p",
                 timeframe_ms=TF, risk=risk)
-    step.start(T0)
-    run_loop(step, data)
-    step.stop()
+    simulate(step, data, start=T0)
 
     assert len(risk.seen) == len(step.journal.orders)  # type: ignore[attr-defined]
     for s in risk.seen:

@@ -19,7 +19,7 @@ from workbench.book import Book
 from workbench.brokers.base import RejectReason
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
-from workbench.engine.backtest import run_loop
+from workbench.engine.backtest import simulate
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData, merge
@@ -161,9 +161,7 @@ def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: Co
     strategy = Scripted(script)
     step = Step(strategy, SimBroker(costs), Book(initial_cash), MemoryJournal(), run_id=run_id,
                 timeframe_ms=TF, seed=0)
-    step.start(data.ts[0])
-    equity = run_loop(step, data)
-    step.stop()
+    equity = simulate(step, data, start=data.ts[0])
     journal = step.journal
     assert isinstance(journal, MemoryJournal)
     results.write_results(con, run_id, journal, data, [], "1m", "none", {

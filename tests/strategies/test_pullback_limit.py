@@ -12,7 +12,7 @@ from workbench.book import Book
 from workbench.brokers.base import CancelReason
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
-from workbench.engine.backtest import run_loop
+from workbench.engine.backtest import simulate
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.errors import ConfigError
@@ -44,9 +44,7 @@ def run(rows: list[Row], costs: CostModel | None = None, cash: float = 10_000.0,
                             a[:, 1], a[:, 2], a[:, 3], np.ones(len(rows)))])
     step = Step(PullbackLimit(**{**PARAMS, **params}), SimBroker(costs or CostModel()),
                 Book(cash), MemoryJournal(), run_id="t", timeframe_ms=TF)
-    step.start(T0)
-    run_loop(step, data)
-    step.stop()
+    simulate(step, data, start=T0)
     return step
 
 

@@ -19,7 +19,7 @@ import pytest
 from workbench.book import Book
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
-from workbench.engine.backtest import run_loop
+from workbench.engine.backtest import simulate
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.errors import ConfigError
@@ -42,16 +42,12 @@ def sample_closes(n: int) -> list[float]:
         return [float(rec["close"]) for _, rec in zip(range(n), reader, strict=False)]
 
 
-def reference(closes: list[float], fast: int, slow: int) -> list[Signal]:
-    """The contract as a plain loop: recompute both SMAs from scratch at every bar."""
+def crossings(smas: list[tuple[int, float, float]]) -> list[Signal]:
+    """The cross rule over (bar, fast SMA, slow SMA) from the first bar both are defined."""
     out: list[Signal] = []
     long = False
     prev: tuple[float, float] | None = None
-    for t in range(len(closes)):
-        if t + 1 < fast or t + 1 < slow:
-            continue
-        f = math.fsum(closes[t + 1 - fast:t + 1]) / fast
-        s = math.fsum(closes[t + 1 - slow:t + 1]) / slow
+    for t, f, s in smas:
         if prev is not None:
             pf, ps = prev
             if pf <= ps and f > s and not long:
@@ -64,11 +60,16 @@ def reference(closes: list[float], fast: int, slow: int) -> list[Signal]:
     return out
 
 
+def reference(closes: list[float], fast: int, slow: int) -> list[Signal]:
+    """The contract as a plain loop: recompute both SMAs from scratch at every bar."""
+    return crossings([(t, math.fsum(closes[t + 1 - fast:t + 1]) / fast,
+                       math.fsum(closes[t + 1 - slow:t + 1]) / slow)
+                      for t in range(max(fast, slow) - 1, len(closes))])
+
+
 def running_sum_signals(closes: list[float], fast: int, slow: int) -> list[Signal]:
     """The same rule with naive running sums (add the new close, subtract the leaving one)."""
-    out: list[Signal] = []
-    long = False
-    prev: tuple[float, float] | None = None
+    smas = []
     rf = rs = 0.0
     for t, c in enumerate(closes):
         rf += c
@@ -77,19 +78,9 @@ def running_sum_signals(closes: list[float], fast: int, slow: int) -> list[Signa
             rf -= closes[t - fast]
         if t >= slow:
             rs -= closes[t - slow]
-        if t + 1 < fast or t + 1 < slow:
-            continue
-        f, s = rf / fast, rs / slow
-        if prev is not None:
-            pf, ps = prev
-            if pf <= ps and f > s and not long:
-                out.append(("BUY", t))
-                long = True
-            elif pf >= ps and f < s and long:
-                out.append(("SELL", t))
-                long = False
-        prev = (f, s)
-    return out
+        if t + 1 >= max(fast, slow):
+            smas.append((t, rf / fast, rs / slow))
+    return crossings(smas)
 
 
 def bars(symbol: str, closes: list[float]) -> BarSeries:
@@ -103,9 +94,7 @@ def run(strategy: SmaCross, *series: BarSeries, costs: CostModel | None = None,
         cash: float = 1e9) -> Step:
     step = Step(strategy, SimBroker(costs or CostModel()), Book(cash), MemoryJournal(),
                 run_id="t", timeframe_ms=TF)
-    step.start(T0)
-    run_loop(step, merge(list(series)))
-    step.stop()
+    simulate(step, merge(list(series)), start=T0)
     return step
 
 

@@ -1,7 +1,7 @@
 """The deterministic backtest: a bar clock over stored bars, the SimBroker, the shared step.
 
 ``run_backtest`` is the whole job (config -> bars -> QC -> loop -> warehouse -> run directory);
-``run_loop`` is the loop alone. The backtest never reads the wall clock for decisions, so the
+``simulate`` is the loop alone. The backtest never reads the wall clock for decisions, so the
 same config and data give byte-identical trades, orders, fills and equity files.
 """
 
@@ -52,14 +52,16 @@ class EquityRows:
 _new_bar = tuple.__new__
 
 
-def run_loop(step: Step, data: LoopData, progress: Callable[[int], None] | None = None
-             ) -> EquityRows:
-    """``feed`` every bar to the step, then mark the account per bar time (``equity_rows``).
+def simulate(step: Step, data: LoopData, progress: Callable[[int], None] | None = None,
+             *, start: int | None = None) -> EquityRows:
+    """The whole backtest loop: start the strategy, ``feed`` it every bar, stop it, then mark
+    the account per bar time (``equity_rows``), so orders placed in ``on_stop`` are marked too.
 
-    A caller that also stops the strategy should ``feed``, ``step.stop()``, then call
-    ``equity_rows``, so that orders placed in ``on_stop`` are in the marks too.
+    ``start`` is ``ctx.now`` in ``on_start`` (default: the first bar's open time).
     """
+    step.start(start if start is not None else int(data.ts[0]) if len(data) else 0)
     feed(step, data, progress)
+    step.stop()
     return equity_rows(step.book, data)
 
 

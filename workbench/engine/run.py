@@ -18,11 +18,11 @@ from typing import Any
 from workbench import manifest as mf
 from workbench import rundir
 from workbench.config import Config, parse_when, timeframe_ms
-from workbench.engine.backtest import RunResult, build_step, build_strategy, equity_rows, feed
+from workbench.engine.backtest import RunResult, build_step, build_strategy, simulate
 from workbench.engine.journal import MemoryJournal
 from workbench.errors import ConfigError, DataError, WarehouseError, WorkbenchError
 from workbench.feeds.history import check_series, load_series, merge
-from workbench.feeds.qc import Finding, summarize
+from workbench.feeds.qc import Finding, log_findings, summarize
 from workbench.model import ms_to_iso
 from workbench.telemetry.log import JsonlLog
 from workbench.telemetry.metrics import Stopwatch
@@ -48,7 +48,7 @@ def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path
             runs_dir: str | Path = "runs") -> RunResult:
     """Run a validated config; see ``workbench.run_backtest``."""
     collecting = gc.isenabled()
-    gc.disable()  # the job holds millions of small objects; see run_loop
+    gc.disable()  # the job holds millions of small objects; see feed
     try:
         return _execute(cfg, warehouse=warehouse, out=out, progress=progress,
                         env_prefix=env_prefix, runs_dir=runs_dir)
@@ -174,9 +174,7 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
         report = check_series(load_series(con, symbol, tf, tf_ms, start, end), cfg.data.gaps)
         reports.append(report)
         findings += report.findings
-    for f in findings:
-        log.log("error" if f.severity == "error" else "warning", "qc", f.describe(),
-                rule=f.rule, **f.data)
+    log_findings(log, findings)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         gaps = sum(1 for f in errors if f.rule == "gap")
@@ -206,10 +204,7 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
     try:
         step = build_step(cfg, strategy, run_id, log)
         bar = _progress_bar(len(data), progress)
-        step.start(data.ts[0])
-        feed(step, data, bar.update if bar is not None else None)
-        step.stop()  # orders placed in on_stop fill on the last bar, before the marks
-        equity = equity_rows(step.book, data)
+        equity = simulate(step, data, bar.update if bar is not None else None)
         if bar is not None:
             bar.close()
     finally:
@@ -222,7 +217,8 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
     manifest.update(bars=len(data), first_bar_ts=ms_to_iso(data.ts[0]),
                     last_bar_ts=ms_to_iso(data.ts[-1]))
     risk = step.risk
-    manifest["risk"] = risk.summary() if risk is not None else {"enabled": False}
+    risk_summary = risk.summary() if risk is not None else None
+    manifest["risk"] = risk_summary or {"enabled": False}
     metrics: dict[str, Any] = {}
     files: Background | None = None
 
@@ -245,7 +241,7 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
             "data_hash": manifest["data_hash"], "start_ts": manifest["first_bar_ts"],
             "end_ts": manifest["last_bar_ts"], "bar_count": len(data),
         }, risk.events_table() if risk is not None else None, before_commit=finish,
-            metrics=results.risk_metrics(risk.summary(), step.now) if risk is not None else None)
+            metrics=results.risk_metrics(risk_summary, step.now) if risk_summary else None)
     finally:
         if files is not None:
             files.wait()

@@ -65,10 +65,9 @@ class Step:
         self._open: dict[int, Order] = {}
         self._on_bar = strategy.on_bar
         # hooks a strategy does not override are not called at all (a call per fill adds up)
-        self._on_fill = strategy.on_fill if type(strategy).on_fill is not Strategy.on_fill \
-            else None
-        self._on_reject = (strategy.on_reject
-                           if type(strategy).on_reject is not Strategy.on_reject else None)
+        kind = type(strategy)
+        self._on_fill = strategy.on_fill if kind.on_fill is not Strategy.on_fill else None
+        self._on_reject = strategy.on_reject if kind.on_reject is not Strategy.on_reject else None
         self._bar: Bar | None = None
         self._start_now = 0
         self._last = book.last
@@ -133,12 +132,10 @@ class Step:
     def _submit(self, intent: OrderIntent) -> Order:
         self.order_seq += 1
         seq = self.order_seq
-        bar = self._bar
-        now = bar.ts + self.timeframe_ms if bar is not None else self._start_now
+        now = self.now
         units = round(intent.qty * QTY_SCALE)  # the books' quantum (adr/0001)
         order = Order(seq, f"{self.run_id}-{seq}", intent.symbol, intent.side, intent.type,
-                      units / QTY_SCALE, units, intent.limit_price, now,
-                      now - self.timeframe_ms if bar is not None else now,
+                      units / QTY_SCALE, units, intent.limit_price, now, self.bar_ts,
                       intent.expire_after_bars, intent.reduce_only, intent.tag,
                       OrderStatus.NEW, None, 0, 0, now)
         journal = self.journal
@@ -169,8 +166,7 @@ class Step:
 
     # --- the broker reports through these (OrderSink) ---------------------------------------
     def order_status(self, order: Order, status: OrderStatus, reason: str | None = None) -> None:
-        bar = self._bar
-        now = bar.ts + self.timeframe_ms if bar is not None else self._start_now
+        now = self.now
         order.status = status
         order.reason = reason
         order.updated_ts = now
@@ -184,10 +180,8 @@ class Step:
 
     def order_fill(self, order: Order, units: int, price: float, fee: float) -> None:
         self.fill_seq += 1
-        bar_ts = self.bar_ts
         fill = Fill(self.fill_seq, order.order_seq, order.client_order_id, order.symbol,
-                    order.side, units / QTY_SCALE, units, price, fee,
-                    bar_ts + self.timeframe_ms if self._bar is not None else bar_ts, bar_ts)
+                    order.side, units / QTY_SCALE, units, price, fee, self.now, self.bar_ts)
         trips = self.book.apply_fill(fill)
         if self.risk is not None:
             self.risk.on_fill(fill, trips)

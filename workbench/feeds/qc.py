@@ -225,6 +225,13 @@ def findings_table(findings: list[Finding], *, stage: str, timeframe: str, polic
     })
 
 
+def log_findings(log: Any, findings: list[Finding], **context: Any) -> None:
+    """Every finding as one structured log record (component ``qc``)."""
+    for f in findings:
+        log.log("error" if f.severity == "error" else "warning", "qc", f.describe(),
+                rule=f.rule, **context, **f.data)
+
+
 def summarize(findings: list[Finding], limit: int = 5) -> str:
     """The first ``limit`` findings, one per line, and a count of the rest."""
     lines = [f.describe() for f in findings[:limit]]

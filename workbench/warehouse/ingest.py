@@ -26,6 +26,7 @@ from workbench.feeds.qc import (
     apply_gap_policy,
     check_rows,
     findings_table,
+    log_findings,
     summarize,
 )
 from workbench.manifest import new_id
@@ -119,7 +120,14 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
         rows = merged.rows
         return names[int(file_of[i])], None if rows is None else int(rows[i])
 
-    _write(con, result, series, findings, gaps, replace, log, origin)
+    conflicts = _write(con, result, series, findings, gaps, replace, origin)
+    if conflicts:
+        findings += conflicts
+        raise refuse(f"{len(conflicts)} row(s) conflict with bars already in the warehouse",
+                     "pass --replace to overwrite them")
+    result.findings = findings
+    log_findings(log, findings, ingest_id=result.ingest_id)
+    log.info("ingest", result.summary(), ingest_id=result.ingest_id)
     return result
 
 
@@ -201,8 +209,10 @@ left join bars as b
 
 
 def _write(con: Any, result: IngestResult, series: BarSeries, findings: list[Finding],
-           policy: str, replace: bool, log: JsonlLog,
-           origin: Callable[[int], tuple[str, int | None]]) -> None:
+           policy: str, replace: bool, origin: Callable[[int], tuple[str, int | None]]
+           ) -> list[Finding]:
+    """Insert the bars and the findings in one transaction; or, when rows conflict with
+    stored bars and ``replace`` is off, roll back and return those conflicts."""
     table = _bars_table(series, result.timeframe, result.ingest_id)
     con.execute("begin transaction")
     try:
@@ -215,19 +225,13 @@ def _write(con: Any, result: IngestResult, series: BarSeries, findings: list[Fin
             "old_fill and not new_fill order by ts").fetchall()
         if conflicts and not replace:
             con.execute("rollback")
+            found = []
             for ts, old, new in conflicts:
                 file, row = origin(ts)
-                findings.append(Finding(
-                    "conflict", "error", result.symbol,
-                    f"{ms_to_iso(ts)} is already stored with different values "
-                    f"(stored close {old!r}, new close {new!r})", row, ts, file))
-            _record(con, result, findings, policy, log)
-            raise DataError(
-                f"{len(conflicts)} row(s) conflict with bars already in the warehouse:\n       "
-                + summarize([f for f in findings if f.rule == "conflict"]),
-                fix="pass --replace to overwrite them (nothing was loaded; "
-                    f"ingest_id={result.ingest_id})",
-            )
+                found.append(Finding("conflict", "error", result.symbol,
+                                     f"{ms_to_iso(ts)} is already stored with different values "
+                                     f"(stored close {old!r}, new close {new!r})", row, ts, file))
+            return found
         # replaced: a differing row under --replace, or any real row over a filled one
         replaced = "present and not new_fill and ((differs and ?) or old_fill)"
         counts = con.execute(
@@ -244,33 +248,28 @@ def _write(con: Any, result: IngestResult, series: BarSeries, findings: list[Fin
             "insert into bars by name select * from __wb_new as n where not exists ("
             "select 1 from bars as b where b.symbol = n.symbol and b.timeframe = n.timeframe "
             "and b.ts = n.ts)")
-        insert_arrow(con, "qc_events", findings_table(
-            findings, stage="ingest", timeframe=result.timeframe, policy=policy,
-            ingest_id=result.ingest_id))
+        _insert_findings(con, result, findings, policy)
         con.execute("drop table __wb_new")
         con.execute("drop table __wb_cmp")
         con.execute("commit")
-    except DataError:
-        raise
     except Exception:
         con.execute("rollback")
         raise
-    result.findings = findings
-    for f in findings:
-        log.log("warning" if f.severity == "warning" else "error", "qc", f.describe(),
-                rule=f.rule, ingest_id=result.ingest_id, **f.data)
-    log.info("ingest", result.summary(), ingest_id=result.ingest_id)
+    return []
+
+
+def _insert_findings(con: Any, result: IngestResult, findings: list[Finding],
+                     policy: str) -> None:
+    insert_arrow(con, "qc_events", findings_table(
+        findings, stage="ingest", timeframe=result.timeframe, policy=policy,
+        ingest_id=result.ingest_id))
 
 
 def _record(con: Any, result: IngestResult, findings: list[Finding], policy: str,
             log: JsonlLog) -> None:
     """Record the findings of a refused ingest in their own transaction."""
     result.findings = findings
-    for f in findings:
-        log.log("error" if f.severity == "error" else "warning", "qc", f.describe(),
-                rule=f.rule, ingest_id=result.ingest_id, **f.data)
+    log_findings(log, findings, ingest_id=result.ingest_id)
     con.execute("begin transaction")
-    insert_arrow(con, "qc_events", findings_table(
-        findings, stage="ingest", timeframe=result.timeframe, policy=policy,
-        ingest_id=result.ingest_id))
+    _insert_findings(con, result, findings, policy)
     con.execute("commit")
