@@ -290,18 +290,12 @@ def _env_path(parts: list[str]) -> tuple[str, ...]:
     """Environment names are upper case: field names are matched lower case, but keys of a
     mapping (the symbols of ``risk.position_limits``) keep their case."""
     out: list[str] = []
-    model: Any = Config
+    node: Any = Config
     for part in parts:
-        if typing.get_origin(model) is dict:
-            value = _model_in(typing.get_args(model)[1])
-            out.append(part if value is not None else part.lower())  # symbols keep their case
-            model = value
-            continue
-        name = part.lower()
+        symbol_key = typing.get_origin(node) is dict and _child(node, part) is not None
+        name = part if symbol_key else part.lower()
         out.append(name)
-        is_model = isinstance(model, type) and issubclass(model, BaseModel)
-        field = model.model_fields.get(name) if is_model else None
-        model = _model_in(field.annotation) if field is not None else None
+        node = _child(node, name)
     return tuple(out)
 
 
@@ -398,20 +392,22 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
+def _child(node: Any, key: str) -> Any:
+    """What lies under ``key`` of a config node: a model, a mapping, or None (a plain value or
+    an unknown key). Under a mapping (``position_limits``) every key leads to its value type."""
+    if typing.get_origin(node) is dict:
+        return _model_in(typing.get_args(node)[1])
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        field = node.model_fields.get(key)
+        return _model_in(field.annotation) if field is not None else None
+    return None
+
+
 def _known_keys(loc: tuple[str, ...]) -> list[str]:
     """The keys valid at ``loc`` (through optional sections and per-symbol mappings)."""
-    model: Any = Config
+    node: Any = Config
     for part in loc:
-        if typing.get_origin(model) is dict:  # e.g. position_limits.<SYMBOL>
-            model = _model_in(typing.get_args(model)[1])
-            continue
-        is_model = isinstance(model, type) and issubclass(model, BaseModel)
-        field = model.model_fields.get(part) if is_model else None
-        if field is None:
-            return []
-        model = _model_in(field.annotation)
-        if model is None:
-            return []
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        node = _child(node, part)
+    if not (isinstance(node, type) and issubclass(node, BaseModel)):
         return []
-    return [f.alias or name for name, f in model.model_fields.items()]
+    return [f.alias or name for name, f in node.model_fields.items()]

@@ -164,7 +164,8 @@ def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: Co
     equity = simulate(step, data, start=data.ts[0])
     journal = step.journal
     assert isinstance(journal, MemoryJournal)
-    results.write_results(con, run_id, journal, data, [], "1m", "none", {
+    results.start_results(con, run_id, data, [], "1m", "none")
+    results.finish_results(con, run_id, journal, {
         "status": "completed", "ended_at": "2024-01-02T00:00:00Z",
         "start_ts": ms_to_iso(data.ts[0]), "end_ts": ms_to_iso(data.ts[-1]),
         "bar_count": len(data),

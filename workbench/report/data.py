@@ -54,6 +54,15 @@ class RunReport:
     def completed(self) -> bool:
         return self.run.get("status") == "completed"
 
+    @property
+    def initial_cash(self) -> float:
+        return float(self.run.get("initial_cash") or 1.0)
+
+    def curve_return_pct(self) -> list[float]:
+        """The (downsampled) equity curve as return on the initial cash, in percent."""
+        cash = self.initial_cash
+        return [(e / cash - 1) * 100 for e in self.curve.get("equity", [])]
+
 
 def _rows(con: Any, query: str, params: list[Any]) -> list[dict[str, Any]]:
     rel = con.sql(query, params=params)

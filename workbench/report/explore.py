@@ -104,11 +104,10 @@ class Explorer:
 
         traces = []
         for r in self.selected:
-            cash = float(r.run.get("initial_cash") or 1.0)
-            pts = [(t, e) for t, e in zip(r.curve.get("ts", []), r.curve.get("equity", []),
-                                          strict=True) if inside(t)]
-            traces.append(go.Scatter(x=[_dt(t) for t, _ in pts],
-                                     y=[(e / cash - 1) * 100 for _, e in pts], mode="lines",
+            pts = [(t, pct) for t, pct in zip(r.curve.get("ts", []), r.curve_return_pct(),
+                                              strict=True) if inside(t)]
+            traces.append(go.Scatter(x=[_dt(t) for t, _ in pts], y=[p for _, p in pts],
+                                     mode="lines",
                                      name=f"{r.run.get('name')} {r.run_id}", xaxis="x",
                                      yaxis="y"))
         symbol = self.symbol.value

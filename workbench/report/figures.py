@@ -96,7 +96,7 @@ def _daily_returns(r: RunReport) -> tuple[list[str], list[float]]:
     days, equity = r.daily.get("day", []), r.daily.get("equity", [])
     if not equity:
         return [], []
-    prev = [float(r.run.get("initial_cash") or (equity[0] if equity else 1.0)), *equity[:-1]]
+    prev = [r.initial_cash, *equity[:-1]]
     return days, [(e / p - 1) * 100 for p, e in zip(prev, equity, strict=True)]
 
 
@@ -126,7 +126,7 @@ def heatmap_figure(r: RunReport) -> Any:
         for day in days:
             months[day[:7]] = equity[day]  # last equity of each month
         keys = sorted(months)
-        prev = [float(r.run.get("initial_cash") or 1.0)] + [months[k] for k in keys[:-1]]
+        prev = [r.initial_cash] + [months[k] for k in keys[:-1]]
         monthly = {k: (months[k] / p - 1) * 100 for k, p in zip(keys, prev, strict=True)}
         years = sorted({k[:4] for k in keys})
         z = [[monthly.get(f"{y}-{m:02d}") for m in range(1, 13)] for y in years]
@@ -158,10 +158,8 @@ def compare_equity_figure(reports: Sequence[RunReport]) -> Any:
     for r in reports:
         if not r.curve.get("ts"):
             continue
-        cash = float(r.run.get("initial_cash") or 1.0)
-        fig.add_trace(go.Scatter(x=_t(r.curve["ts"]),
-                                 y=[(e / cash - 1) * 100 for e in r.curve["equity"]],
-                                 mode="lines", name=f"{r.run.get('name')} {r.run_id}"))
+        fig.add_trace(go.Scatter(x=_t(r.curve["ts"]), y=r.curve_return_pct(), mode="lines",
+                                 name=f"{r.run.get('name')} {r.run_id}"))
     fig.update_layout(title="Equity of each run, as return on its initial cash %",
                       height=HEIGHT, yaxis_title="%")
     return fig

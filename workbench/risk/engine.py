@@ -68,7 +68,6 @@ class RiskEngine:
             "exposure": lambda o, x: rules.exposure(x, cfg),
         }
         assert tuple(self._rules) == rules.ORDER
-        self.realized_today = 0.0
         self.daily_stop = False
         self.day_start_equity = math.nan
         self.peak_equity = math.nan
@@ -88,6 +87,13 @@ class RiskEngine:
         self._now = now
         self._bar_ts = bar_ts
         self.day_start_equity = self.peak_equity = book.equity()
+
+    @property
+    def realized_today(self) -> float:
+        """Realized P&L of round trips closed on the current UTC day (quote currency)."""
+        if self._day is None:
+            return 0.0
+        return self.daily_pnl.get(ms_to_iso(self._day * DAY_MS)[:10], 0.0)
 
     # --- operator controls ------------------------------------------------------------------
     def halt(self, reason: str = "operator") -> None:
@@ -118,7 +124,6 @@ class RiskEngine:
             return
         self._roll_day(fill.bar_ts // DAY_MS, None)
         pnl = math.fsum(t.pnl for t in trips)
-        self.realized_today += pnl
         day = ms_to_iso(fill.bar_ts)[:10]
         self.daily_pnl[day] = self.daily_pnl.get(day, 0.0) + pnl
         limit = self.cfg.daily_loss_limit
@@ -230,7 +235,6 @@ class RiskEngine:
         if self._day is not None and day < self._day:
             return  # a late fill of an earlier bar: the day has already moved on
         self._day = day
-        self.realized_today = 0.0
         if equity is not None:
             self.day_start_equity = equity
         elif self._book is not None:

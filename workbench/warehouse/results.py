@@ -101,7 +101,7 @@ def run_bars_table(data: LoopData) -> pa.Table:
 def start_results(con: Any, run_id: str, data: LoopData, findings: list[Finding],
                   timeframe: str, policy: str) -> None:
     """Open the run's transaction with what is known before the loop: the bars it sees and
-    its QC findings. ``finish_results`` (or ``abandon``) must follow on this connection."""
+    its QC findings. ``finish_results`` must follow on this connection (or a rollback)."""
     con.execute("begin transaction")
     try:
         insert_arrow(con, "run_bars", run_bars_table(data), run_id=run_id)
@@ -153,20 +153,6 @@ def risk_metrics(summary: dict[str, Any], ts: int) -> pa.Table:
         "value": pa.array([r[1] for r in rows], pa.float64()),
         "labels": pa.array([json.dumps(r[2], sort_keys=True) for r in rows], pa.string()),
     })
-
-
-def abandon(con: Any) -> None:
-    """Roll back a run's open transaction (after ``start_results``, instead of finishing)."""
-    con.execute("rollback")
-
-
-def write_results(con: Any, run_id: str, journal: MemoryJournal, data: LoopData,
-                  findings: list[Finding], timeframe: str, policy: str,
-                  run_values: dict[str, Any], risk_events: pa.Table | None = None,
-                  before_commit: Callable[[], dict[str, Any]] | None = None) -> None:
-    """Everything a completed run leaves in the warehouse, in one transaction."""
-    start_results(con, run_id, data, findings, timeframe, policy)
-    finish_results(con, run_id, journal, run_values, risk_events, before_commit)
 
 
 def record_failure(con: Any, run_id: str, error: str, ended_at: str,
