@@ -5,19 +5,22 @@ BIN    := $(VENV)/bin
 WB     := $(BIN)/workbench
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck notebooks-test bench lab clean chromium
+.PHONY: demo test lint typecheck notebooks-test bench lab clean chromium lock
 
-$(VENV)/.base: pyproject.toml
+# Every install takes its exact versions from constraints.txt (see `make lock`).
+PIP    := $(BIN)/pip install --quiet -c constraints.txt
+
+$(VENV)/.base: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e .
+	$(PIP) -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml $(VENV)/.base
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.dev: pyproject.toml constraints.txt $(VENV)/.base
+	$(PIP) -e '.[dev]'
 	touch $@
 
-$(VENV)/.lab: pyproject.toml $(VENV)/.base
-	$(BIN)/pip install --quiet -e '.[lab]'
+$(VENV)/.lab: pyproject.toml constraints.txt $(VENV)/.base
+	$(PIP) -e '.[lab]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name workbench --display-name "workbench (.venv)"
 	touch $@
 
@@ -65,6 +68,16 @@ lab: $(VENV)/.lab
 	WB_WAREHOUSE=$(CURDIR)/warehouse/workbench.duckdb WB_RUNS_DIR=$(CURDIR)/runs \
 	  $(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks \
 	  $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+# A deliberate upgrade: resolve the newest allowed versions in a scratch venv, write them to
+# constraints.txt; then run `make bench` and commit both.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -e '.[dev,lab]'
+	{ echo "# Exact versions for make demo / make test / make lab (pip install -c constraints.txt)."; \
+	  echo "# Regenerate deliberately with 'make lock', then rerun 'make bench' and commit both."; \
+	  .venv-lock/bin/pip freeze --exclude-editable; } > constraints.txt
+	rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV) warehouse runs reports .pytest_cache .mypy_cache .ruff_cache
