@@ -1,5 +1,5 @@
 -- name: acct.fifo_lots
--- version: 1
+-- version: 2
 -- description: every buy fill as a FIFO lot, with how much of it is closed and how much is open
 with buys as (
     select

@@ -1,10 +1,13 @@
 -- name: acct.fifo_matches
--- version: 1
+-- version: 2
 -- description: FIFO matching of sell fills against buy lots, per run and symbol, in units of 1e-8
 -- Each buy (sell) covers an interval of the symbol's cumulative bought (sold) units. The ends of
 -- all those intervals cut the line into segments; each segment lies in exactly one buy and, up
--- to the units sold so far, one sell (found by ASOF joins, so the work grows as n log n). A match
--- is a (buy, sell) pair with the units of its segments. Integer units keep it exact.
+-- to the units sold so far, one sell: the first buy (sell) whose interval ends at or after the
+-- segment's end. One stream of both sides, read from the top down, carries that buy and that
+-- sell to every cut, with everything a match reports; a match is a (buy, sell) pair with the
+-- units of its segments. Plan-stable by construction: sorts, windows and group-bys, no join, so
+-- no estimate can make the work quadratic in fills. Integer units keep it exact.
 with fills as (
     select
         run_id, symbol, fill_seq, side, ts, price, fee,
@@ -13,67 +16,63 @@ with fills as (
 ),
 legs as (
     select
-        *,
+        run_id,
+        symbol,
+        side,
         sum(units) over (
             partition by run_id, symbol, side order by fill_seq
             rows between unbounded preceding and current row
-        ) as cum_end
+        ) as cut,
+        {'fill_seq': fill_seq, 'ts': ts, 'price': price, 'fee': fee, 'units': units} as leg
     from fills
 ),
-buys as (
-    select * from legs where side = 'BUY'
-),
-sells as (
-    select * from legs where side = 'SELL'
-),
-cuts as (
-    select run_id, symbol, cum_end as cut from buys
-    union
-    select run_id, symbol, cum_end as cut from sells
-),
-segments as (
+stream as (
     select
         run_id,
         symbol,
-        cut as seg_end,
-        cut - coalesce(
-            lag(cut) over (partition by run_id, symbol order by cut), 0
-        ) as seg_units
-    from cuts
+        cut,
+        side,
+        case when side = 'BUY' then leg end as buy_leg,
+        case when side = 'SELL' then leg end as sell_leg
+    from legs
+),
+covered as (
+    -- From the largest cut down, the last leg seen of each side is the first one ending at or
+    -- after this cut. At a cut shared by a buy and a sell, the sell row comes last and alone
+    -- keeps the segment's units (its neighbour below is the next smaller cut).
+    select
+        run_id,
+        symbol,
+        last_value(buy_leg ignore nulls) over down as buy,
+        last_value(sell_leg ignore nulls) over down as sell,
+        cut - coalesce(lead(cut) over down, 0) as seg_units
+    from stream
+    window down as (
+        partition by run_id, symbol order by cut desc, side asc
+        rows between unbounded preceding and current row
+    )
 ),
 matched as (
-    select
-        g.run_id,
-        g.symbol,
-        b.fill_seq as entry_fill_seq,
-        s.fill_seq as exit_fill_seq,
-        sum(g.seg_units) as matched_units
-    from segments as g
-    asof join buys as b
-        on g.run_id = b.run_id and g.symbol = b.symbol and g.seg_end <= b.cum_end
-    asof join sells as s
-        on g.run_id = s.run_id and g.symbol = s.symbol and g.seg_end <= s.cum_end
-    group by g.run_id, g.symbol, b.fill_seq, s.fill_seq
+    select run_id, symbol, buy, sell, sum(seg_units) as matched_units
+    from covered
+    where seg_units > 0 and buy is not null and sell is not null
+    group by run_id, symbol, buy, sell
 ),
 final as (
     select
-        m.run_id,
-        m.symbol,
-        m.entry_fill_seq,
-        m.exit_fill_seq,
-        b.ts as entry_ts,
-        b.price as entry_price,
-        b.fee as entry_fee,
-        b.units as entry_units,
-        s.ts as exit_ts,
-        s.price as exit_price,
-        s.fee as exit_fee,
-        s.units as exit_units,
-        m.matched_units
-    from matched as m
-    join buys as b
-        on m.run_id = b.run_id and m.symbol = b.symbol and m.entry_fill_seq = b.fill_seq
-    join sells as s
-        on m.run_id = s.run_id and m.symbol = s.symbol and m.exit_fill_seq = s.fill_seq
+        run_id,
+        symbol,
+        buy.fill_seq as entry_fill_seq,
+        sell.fill_seq as exit_fill_seq,
+        buy.ts as entry_ts,
+        buy.price as entry_price,
+        buy.fee as entry_fee,
+        buy.units as entry_units,
+        sell.ts as exit_ts,
+        sell.price as exit_price,
+        sell.fee as exit_fee,
+        sell.units as exit_units,
+        matched_units
+    from matched
 )
 select * from final

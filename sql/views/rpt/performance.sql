@@ -1,5 +1,5 @@
 -- name: rpt.performance
--- version: 1
+-- version: 2
 -- description: headline numbers per run: return, CAGR, max drawdown, Sharpe, trades, win rate, fees, exposure, risk block rate
 -- Sharpe: mean over sample standard deviation of per-bar returns (the first bar against the
 -- initial cash), annualised with a 365-day year, no risk-free rate. CAGR over the span from the
