@@ -6,7 +6,9 @@ import argparse
 import difflib
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import DEFAULT_ENV_PREFIX
-from workbench.errors import WorkbenchError
+from workbench.errors import Terminated, WorkbenchError
 
 EXIT_INTERNAL = 70
 
@@ -331,11 +333,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.warehouse = getattr(args, "warehouse", None)
     args.env_prefix = getattr(args, "env_prefix", DEFAULT_ENV_PREFIX)
     debug = os.environ.get(f"{args.env_prefix}DEBUG")
+    previous = _terminate_on_sigterm()
     try:
         return int(args.func(args))
     except WorkbenchError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return exc.exit_code
+    except Terminated as exc:
+        print(f"error: terminated by {exc.signal_name}", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -347,6 +353,21 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{where.filename}:{where.lineno}; rerun with {args.env_prefix}DEBUG=1 for the "
               "traceback, and please report it", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_on_sigterm() -> Any:
+    """SIGTERM (`timeout`, systemd, docker) ends a command as Ctrl-C does: the run is marked
+    failed with the signal named, and the exit status is 143. Returns the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(signal.Signals(signum).name)
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def entry() -> None:

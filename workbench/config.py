@@ -71,8 +71,17 @@ class _Section(BaseModel):
 class RunConfig(_Section):
     name: str = "backtest"
     seed: int = 0
+    memory_limit: str | None = None  # DuckDB's cap for the job's own database, e.g. "2GB"
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit(cls, value: str | None) -> str | None:
+        if value is not None and not MEMORY.fullmatch(value):
+            raise ValueError("write a size such as 512MB, 2GB or 1.5GiB")
+        return value
 
 
+MEMORY = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
 SYMBOL = re.compile(r"[A-Z0-9._-]{1,40}")
 
 

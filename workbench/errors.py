@@ -43,6 +43,19 @@ class WarehouseError(WorkbenchError):
     """The warehouse file is busy, corrupt, or its schema or views disagree with the code."""
 
 
+class ResourceError(WorkbenchError):
+    """The machine ran out of a resource (memory) at a named stage of a job."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by a signal (SIGTERM from `timeout`, systemd, docker):
+    handled like Ctrl-C, so the run ends ``failed`` with the signal named."""
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
 class EngineFault(Exception):
     """A defect inside the engine (books, broker, journal) met while serving a strategy's call.
 

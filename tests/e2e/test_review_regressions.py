@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,17 +107,20 @@ def test_run_error_after_commit_keeps_the_run_completed_with_its_rows_and_files(
     assert (tmp_path / "run" / "equity.csv").is_file()
 
 
-def test_run_busy_warehouse_leaves_no_run_directory(
+def test_run_warehouse_busy_at_the_end_fails_the_run_without_result_files(
         loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from workbench.engine import run as run_module
+    from workbench.warehouse import connect
 
     def busy(path: Any, **kw: Any) -> Any:  # what open_rw says after its retries
         raise WarehouseError("the warehouse is held by process 4242 (python)", where=str(path))
 
-    monkeypatch.setattr(run_module, "open_rw", busy)
+    monkeypatch.setattr(connect, "open_rw", busy)
     with pytest.raises(WarehouseError, match="held by process 4242"):
         run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
-    assert not (tmp_path / "run").exists()
+    manifest = json.loads((tmp_path / "run" / "run_manifest.json").read_text())
+    assert manifest["status"] == "failed" and "held by process 4242" in manifest["error"]
+    assert not list((tmp_path / "run").glob("*.csv"))
+    assert rows(loaded, "select count(*) from runs") == [(0,)]
 
 
 def test_run_failing_view_deploy_still_records_a_failed_runs_row(

@@ -135,9 +135,8 @@ def test_simulate_several_symbols_bars_merged_in_ts_then_symbol_order() -> None:
 
 def test_simulate_empty_data_no_bars_no_rows() -> None:
     empty = merge([series("X", [(0, 1.0, 1.0, 1.0, 1.0)])])
-    data = dataclasses.replace(empty, ts=[], open=[], high=[], low=[], close=[], volume=[],
-                               ts_array=empty.ts_array[:0], symbol_index=empty.symbol_index[:0],
-                               filled=empty.filled[:0])
+    data = dataclasses.replace(empty, **{k: getattr(empty, k)[:0] for k in (
+        "ts", "open", "high", "low", "close", "volume", "symbol_index", "filled")})
     strat = Recorder()
     _, rows = run(strat, data)
     assert strat.bars == []

@@ -20,6 +20,7 @@ import report_warehouse as wh
 import workbench.report as wr
 from workbench.report.data import RunReport
 from workbench.report.tables import Table
+from workbench.warehouse import views
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +170,9 @@ def test_manifest_table_has_hashes_git_sha_and_view_versions(built, multi):
     assert all(row)
     assert cells["symbols / timeframe"] == "BTCUSDT, ETHUSDT / 1m"
     assert cells["gap policy"] == "forward"
-    assert "rpt.performance v1" in cells["view versions (run)"]
-    assert "rpt.performance v1" in cells["view versions (this report)"]
+    performance = f"rpt.performance v{views.versions(views.check())['rpt.performance']['version']}"
+    assert performance in cells["view versions (run)"]
+    assert performance in cells["view versions (this report)"]
     assert '"fast": 10' in cells["strategy"]
 
 

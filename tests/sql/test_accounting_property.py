@@ -152,24 +152,21 @@ def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: Co
              initial_cash: float) -> tuple[str, Step, Any, Scripted]:
     """One run through the real engine, written to the warehouse as engine/run.py writes it."""
     run_id = f"prop-{next(RUN_IDS)}"
-    results.insert_run(con, {
-        "run_id": run_id, "mode": "backtest", "name": "property", "status": "running",
-        "config_json": {"strategy": "Scripted"}, "started_at": "2024-01-01T00:00:00Z",
-        "gap_policy": "none", "symbols": list(data.symbol_names), "timeframe": "1m",
-        "timeframe_ms": TF, "initial_cash": initial_cash, "quote": "USDT", "seed": 0,
-    })
     strategy = Scripted(script)
     step = Step(strategy, SimBroker(costs), Book(initial_cash), MemoryJournal(), run_id=run_id,
                 timeframe_ms=TF, seed=0)
     equity = simulate(step, data, start=data.ts[0])
     journal = step.journal
     assert isinstance(journal, MemoryJournal)
-    results.start_results(con, run_id, data, [], "1m", "none")
-    results.finish_results(con, run_id, journal, {
-        "status": "completed", "ended_at": "2024-01-02T00:00:00Z",
-        "start_ts": ms_to_iso(data.ts[0]), "end_ts": ms_to_iso(data.ts[-1]),
+    results.insert_results(con, {
+        "run_id": run_id, "mode": "backtest", "name": "property", "status": "completed",
+        "config_json": {"strategy": "Scripted"}, "started_at": "2024-01-01T00:00:00Z",
+        "ended_at": "2024-01-02T00:00:00Z", "gap_policy": "none",
+        "symbols": list(data.symbol_names), "timeframe": "1m", "timeframe_ms": TF,
+        "initial_cash": initial_cash, "quote": "USDT", "seed": 0,
+        "start_ts": ms_to_iso(int(data.ts[0])), "end_ts": ms_to_iso(int(data.ts[-1])),
         "bar_count": len(data),
-    })
+    }, results.run_tables(data, journal, [], "1m", "none", run_id))
     return run_id, step, equity, strategy
 
 

@@ -53,8 +53,17 @@ def edit(root: Path, name: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
-def bump(root: Path, name: str, to: int = 2) -> None:
-    edit(root, name, "-- version: 1\n", f"-- version: {to}\n")
+def version_of(root: Path, name: str) -> int:
+    found = re.search(r"^-- version: (\d+)$", path_of(root, name).read_text(), re.M)
+    assert found is not None
+    return int(found.group(1))
+
+
+def bump(root: Path, name: str) -> int:
+    """Raise the view's version by one; return the new version."""
+    now = version_of(root, name)
+    edit(root, name, f"-- version: {now}\n", f"-- version: {now + 1}\n")
+    return now + 1
 
 
 def fingerprints(root: Path) -> dict[str, str]:
@@ -109,8 +118,8 @@ REFORMATS: dict[str, Callable[[str], str]] = {
     "function case": lambda q: q.replace("round(", "ROUND(").replace("sum(", "SUM("),
     "keyword case outside window frames": lambda q: (
         q.replace("select", "SELECT").replace(" from ", " FROM ").replace("where", "WHERE")),
-    "optional AS on table aliases": lambda q: q.replace(" as b\n", " b\n").replace(" as s\n",
-                                                                                   " s\n"),
+    "optional AS on table aliases": lambda q: q.replace(" as b\n", " b\n").replace(" as c\n",
+                                                                                   " c\n"),
 }
 
 
@@ -118,7 +127,7 @@ REFORMATS: dict[str, Callable[[str], str]] = {
 def test_fingerprint_reformatting_or_comments_leave_it_unchanged(root: Path, lock_file: Path,
                                                                  how: str) -> None:
     before = fingerprints(root)
-    path = path_of(root, "acct.fifo_matches")
+    path = path_of(root, "acct.fifo_lots" if "alias" in how else "acct.fifo_matches")
     header, query = body(path.read_text())
     changed = REFORMATS[how](query)
     assert changed != query
@@ -172,18 +181,20 @@ def test_lock_bumped_parent_with_unbumped_child_is_refused_for_the_child(
 def test_lock_after_bump_check_passes(root: Path, lock_file: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     edit(root, "acct.fifo_lots", "b.units / 100000000 as qty", "b.units / 1000000 as qty")
-    bump(root, "acct.fifo_lots")
-    bump(root, "acct.positions")
+    before = {n: version_of(root, n) for n in ALL}
+    lots, positions = bump(root, "acct.fifo_lots"), bump(root, "acct.positions")
     bumped = views.discover(root)
     assert views.problems(bumped, views.read_lock(lock_file)) == [
-        "acct.fifo_lots was bumped to v2 but the lock has v1: run `workbench views lock`",
-        "acct.positions was bumped to v2 but the lock has v1: run `workbench views lock`",
+        f"acct.fifo_lots was bumped to v{lots} but the lock has v{lots - 1}: run "
+        "`workbench views lock`",
+        f"acct.positions was bumped to v{positions} but the lock has v{positions - 1}: run "
+        "`workbench views lock`",
     ]
     views.lock(bumped, path=lock_file)
     locked = views.read_lock(lock_file)
     assert locked is not None
     assert {n: e["version"] for n, e in locked["views"].items()} == {
-        n: 2 if n in ("acct.fifo_lots", "acct.positions") else 1 for n in ALL}
+        **before, "acct.fifo_lots": lots, "acct.positions": positions}
     assert views.problems(views.discover(root), locked) == []
     monkeypatch.setattr(views, "lock_path", lambda: lock_file)
     assert [v.name for v in views.check(views.discover(root))] == [v.name for v in bumped]
@@ -270,7 +281,8 @@ def test_problems_view_missing_from_lock_is_reported_and_lock_adds_it(
     del locked["views"]["rpt.performance"]
     lock_file.write_text(json.dumps(locked))
     assert views.problems(views.discover(root), locked) == [
-        "rpt.performance (v1) is not in sql/views.lock: run `workbench views lock`"]
+        f"rpt.performance (v{version_of(root, 'rpt.performance')}) is not in sql/views.lock: "
+        "run `workbench views lock`"]
     views.lock(views.discover(root), path=lock_file)
     assert views.problems(views.discover(root), views.read_lock(lock_file)) == []
 
@@ -304,8 +316,7 @@ def test_deploy_again_records_each_version_once(memory_con: Any) -> None:
 def test_deploy_bumped_views_adds_their_new_versions_once(
         memory_con: Any, root: Path, lock_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     edit(root, "acct.fifo_lots", "b.units / 100000000 as qty", "b.units / 1000000 as qty")
-    bump(root, "acct.fifo_lots")
-    bump(root, "acct.positions")
+    lots, positions = bump(root, "acct.fifo_lots"), bump(root, "acct.positions")
     views.lock(views.discover(root), path=lock_file)
     monkeypatch.setattr(views, "lock_path", lambda: lock_file)
     before = deployed(memory_con)
@@ -313,8 +324,8 @@ def test_deploy_bumped_views_adds_their_new_versions_once(
     views.deploy(memory_con, views.discover(root))
     bumped = {v.name: v.fingerprint for v in views.discover(root)}
     assert sorted(set(deployed(memory_con)) - set(before)) == [
-        ("acct.fifo_lots", 2, bumped["acct.fifo_lots"]),
-        ("acct.positions", 2, bumped["acct.positions"]),
+        ("acct.fifo_lots", lots, bumped["acct.fifo_lots"]),
+        ("acct.positions", positions, bumped["acct.positions"]),
     ]
     assert len(deployed(memory_con)) == len(before) + 2
 

@@ -13,7 +13,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from itertools import islice, repeat
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -68,18 +68,15 @@ def simulate(step: Step, data: LoopData, progress: Callable[[int], None] | None 
 def feed(step: Step, data: LoopData, progress: Callable[[int], None] | None = None) -> None:
     """Hand every bar to the step in (ts, symbol) order.
 
-    Bars are built and handed over at C speed (``map``); the only Python work per bar is the
-    step's. Equity is not recorded bar by bar: the Book records its state at each fill, and
-    ``equity_rows`` marks it afterwards, vectorised.
+    The bars are turned into Python objects one chunk at a time (numpy's ``tolist``) and
+    handed over at C speed (``map``); the only Python work per bar is the step's. Equity is
+    not recorded bar by bar: the Book records its state at each fill, and ``equity_rows``
+    marks it afterwards, vectorised.
     """
     n = len(data)
-    symbols: Iterable[str] = (repeat(data.symbol_names[0], n) if data.symbols is None
-                              else data.symbols)
-    bars = map(_new_bar, repeat(Bar),
-               zip(symbols, data.ts, data.open, data.high, data.low, data.close, data.volume,
-                   strict=False))
-    consume = deque[None](maxlen=0).extend
     on_bar = step.on_bar
+    consume = deque[None](maxlen=0).extend
+    name = data.symbol_names[0] if data.single else None
     # The ledger grows by millions of small objects; the cyclic collector would traverse them
     # again and again (it cost more than the orders themselves). Nothing in the step makes
     # reference cycles, so the collector pauses for the loop and is re-enabled afterwards.
@@ -87,9 +84,15 @@ def feed(step: Step, data: LoopData, progress: Callable[[int], None] | None = No
     gc.disable()
     try:
         for lo in range(0, n, CHUNK):
-            consume(map(on_bar, islice(bars, CHUNK)))
+            hi = min(lo + CHUNK, n)
+            symbols: Iterable[str] = (repeat(name, hi - lo) if name is not None
+                                      else data.symbol_chunk(lo, hi))
+            consume(map(on_bar, map(_new_bar, repeat(Bar), zip(
+                symbols, data.ts[lo:hi].tolist(), data.open[lo:hi].tolist(),
+                data.high[lo:hi].tolist(), data.low[lo:hi].tolist(),
+                data.close[lo:hi].tolist(), data.volume[lo:hi].tolist(), strict=False))))
             if progress is not None:
-                progress(min(CHUNK, n - lo))
+                progress(hi - lo)
     finally:
         if collecting:
             gc.enable()

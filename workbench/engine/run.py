@@ -1,17 +1,26 @@
 """One backtest job, end to end: config -> bars -> QC -> loop -> run directory -> warehouse.
 
-The warehouse is opened read-write for the length of the job. The ``runs`` row is written first
-(status ``running``); a completed run's rows land in one transaction with status ``completed``;
-a failed run leaves only its ``runs`` row (status ``failed``, with the error) and its QC
-findings, and a run directory with its manifest and logs but no result files.
+Nobody holds the warehouse across computation (adr/0008). The job opens it read-only to read
+its bars and closes it; runs the loop and computes its headline numbers in memory (a private
+in-memory DuckDB with the same versioned views); then writes the whole run, with status
+``completed``, in one short transaction. A failed run writes only its ``runs`` row (status
+``failed``, with the error) and its QC findings; a killed one writes nothing.
+
+The run directory is built beside its final name (``<name>.partial``) and renamed into place
+when the run has ended, completed or failed, so a directory under the final name is always a
+whole one. ``logs.jsonl`` is written line by line as the run goes: a killed run's ``.partial``
+directory keeps its story.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import shutil
 import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +29,64 @@ from workbench import rundir
 from workbench.config import Config, parse_when, timeframe_ms
 from workbench.engine.backtest import RunResult, build_step, build_strategy, simulate
 from workbench.engine.journal import MemoryJournal
-from workbench.errors import ConfigError, DataError, WarehouseError, WorkbenchError
+from workbench.errors import (
+    ConfigError,
+    DataError,
+    ResourceError,
+    WarehouseError,
+    WorkbenchError,
+)
 from workbench.feeds.history import check_series, load_series, merge
 from workbench.feeds.qc import Finding, log_findings, summarize
 from workbench.model import ms_to_iso
 from workbench.telemetry.log import JsonlLog
 from workbench.telemetry.metrics import Stopwatch
-from workbench.warehouse import results, views
-from workbench.warehouse.connect import open_rw, resolve_path
+from workbench.warehouse import results, stale, views
+from workbench.warehouse.connect import reading, resolve_path
 
 RUN_FILES = ("trades.csv", "orders.csv", "fills.csv", "equity.csv")
+READ_WAIT_S = 30.0  # how long a job waits for another process to release the file
+WRITE_WAIT_S = 120.0
 
 
-def _prepare_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs") -> Path:
+def _final_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs") -> Path:
     run_dir = Path(out) if out else Path(runs_dir) / run_id
+    if run_dir.is_file() or (run_dir.is_symlink() and not run_dir.is_dir()):
+        raise ConfigError(
+            "--out names an existing file", where=str(run_dir),
+            fix="pass a new or empty directory for the run's files")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(
             "the run directory already holds files", where=str(run_dir),
             fix="pass an empty or new --out DIR (each run writes its own directory)",
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def _staging_dir(final: Path) -> Path:
+    staging = final.with_name(final.name + ".partial")
+    if staging.exists():  # left by a killed run that wrote to the same --out
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _publish(staging: Path, final: Path) -> None:
+    if final.exists():  # an empty directory the user made for --out
+        final.rmdir()
+    staging.rename(final)
+
+
+class _Stages:
+    """The stage the job is in, for errors that come from the machine, not the user."""
+
+    def __init__(self) -> None:
+        self.name = "prepare"
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.name = name
+        yield
 
 
 def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path | None = None,
@@ -69,16 +115,11 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
         )
     strategy = build_strategy(cfg)  # fails fast on a bad class or params
     view_list = views.check()
-    watch.lap("prepare")
     run_id = mf.new_id()
     warehouse = resolve_path(warehouse, env_prefix)
-    con = open_rw(warehouse)  # a busy warehouse stops the run before anything is written
-    try:
-        run_dir = _prepare_dir(out, run_id, runs_dir)
-    except BaseException:
-        con.close()
-        raise
-    log = JsonlLog(run_dir / "logs.jsonl")
+    final_dir = _final_dir(out, run_id, runs_dir)
+    staging = _staging_dir(final_dir)
+    log = JsonlLog(staging / "logs.jsonl")
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "mode": "backtest",
@@ -96,84 +137,117 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
         "symbols": list(cfg.data.symbols),
         "timeframe": cfg.data.timeframe,
         "warehouse": str(warehouse),
+        "pid": os.getpid(),
+        "host": stale.HOST,
         "started_at": mf.utc_now_iso(),
         "ended_at": None,
     }
+    run_row: dict[str, Any] = {
+        "run_id": run_id, "mode": "backtest", "name": cfg.run.name,
+        "config_json": manifest["config"], "config_hash": manifest["config_hash"],
+        "git_sha": manifest["git_sha"], "started_at": manifest["started_at"],
+        "versions": manifest["versions"], "view_versions": manifest["view_versions"],
+        "gap_policy": cfg.data.gaps, "symbols": list(cfg.data.symbols),
+        "timeframe": cfg.data.timeframe, "timeframe_ms": timeframe_ms(cfg.data.timeframe),
+        "initial_cash": cfg.portfolio.initial_cash, "quote": cfg.portfolio.quote,
+        "seed": cfg.run.seed, "run_dir": str(final_dir), "pid": os.getpid(),
+        "host": stale.HOST,
+    }
     findings: list[Finding] = []
+    stages = _Stages()
+    watch.lap("prepare")
     try:
-        results.insert_run(con, {
-            "run_id": run_id, "mode": "backtest", "name": cfg.run.name, "status": "running",
-            "config_json": manifest["config"], "config_hash": manifest["config_hash"],
-            "git_sha": manifest["git_sha"], "started_at": manifest["started_at"],
-            "versions": manifest["versions"], "view_versions": manifest["view_versions"],
-            "gap_policy": cfg.data.gaps, "symbols": list(cfg.data.symbols),
-            "timeframe": cfg.data.timeframe, "timeframe_ms": timeframe_ms(cfg.data.timeframe),
-            "initial_cash": cfg.portfolio.initial_cash, "quote": cfg.portfolio.quote,
-            "seed": cfg.run.seed, "run_dir": str(run_dir),
-        })
-        views.deploy(con, view_list)
-        watch.lap("open_warehouse")
         log.info("run", f"backtest {run_id} started", config_hash=manifest["config_hash"],
                  strategy=cfg.strategy.class_path)
-        return _run(cfg, con, strategy, run_id, run_dir, start, end, findings, manifest, log,
-                    progress, watch)
-    except AfterCommit as late:
-        # The run is complete in the warehouse and its files are written; only its manifest or
-        # closing log record failed. Say so; do not turn a completed run into a failed one.
-        log.error("run", f"backtest {run_id} completed, then: {late.cause!r}")
-        raise WarehouseError(
-            f"run {run_id} completed (its rows are committed and its CSVs written), but "
-            f"writing {run_dir / 'run_manifest.json'} failed: {late.cause}",
-            fix="free disk space or fix permissions; `workbench runs show RUN_ID` has the "
-                "run's record") from late.cause
+        try:
+            result = _run(cfg, warehouse, strategy, view_list, run_row, staging, final_dir,
+                          start, end, findings, manifest, log, progress, watch, stages)
+        except (MemoryError, _duckdb_resource_errors()) as exc:
+            raise ResourceError(
+                f"out of memory while {_STAGE_WORDS.get(stages.name, stages.name)} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})",
+                where=f"stage {stages.name}",
+                fix="run a shorter range (--from/--to) or fewer symbols, close other programs, "
+                    "or cap DuckDB's share with --set run.memory_limit=2GB (it then spills to "
+                    "disk)") from None
     except BaseException as exc:
-        _rollback_quietly(con)  # a transaction the failure left open must not hold the rows
-        message = exc.render() if isinstance(exc, WorkbenchError) else (
-            f"{type(exc).__name__}: {exc}")
+        message = exc.render() if isinstance(exc, WorkbenchError) else _describe(exc)
         log.error("run", f"backtest {run_id} failed: {message}",
                   traceback="".join(traceback.format_exception(exc)))
+        if manifest.get("warehouse_written"):
+            # The run is complete in the warehouse; only its directory failed afterwards.
+            # Say so; do not turn a completed run into a failed one.
+            log.close()
+            with contextlib.suppress(OSError):
+                _publish(staging, final_dir)
+            raise WarehouseError(
+                f"run {run_id} completed (its rows are committed), but writing its run "
+                f"directory {final_dir} failed: {message}",
+                fix="free disk space or fix permissions; `workbench runs show RUN_ID` has the "
+                    "run's record") from exc
         manifest.update(status="failed", error=message, ended_at=mf.utc_now_iso())
+        _record_failure(warehouse, run_row, manifest, findings, cfg, log)
         for name in RUN_FILES:
-            (run_dir / name).unlink(missing_ok=True)
-        try:
-            results.record_failure(con, run_id, message, manifest["ended_at"], findings,
-                                   cfg.data.timeframe, cfg.data.gaps)
-        except Exception as inner:  # the warehouse itself failed: say so, keep the first error
-            log.error("run", f"could not record the failure in the warehouse: {inner}")
-        mf.write(run_dir / "run_manifest.json", manifest)
+            (staging / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            mf.write(staging / "run_manifest.json", manifest)
+        log.close()
+        with contextlib.suppress(OSError):
+            _publish(staging, final_dir)
         if isinstance(exc, WorkbenchError):
             exc.what = f"run {run_id} failed: {exc.what}"
         raise
-    finally:
-        log.close()
-        con.close()
+    log.close()
+    return result
 
 
-class AfterCommit(Exception):
-    """An error after the run's transaction committed (the run itself is complete)."""
+_STAGE_WORDS = {
+    "read": "reading the bars", "loop": "running the strategy over the bars",
+    "metrics": "computing the headline numbers", "write_warehouse": "writing the warehouse",
+    "write_files": "writing the run directory",
+}
 
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
-
-def _rollback_quietly(con: Any) -> None:
+def _duckdb_resource_errors() -> type[BaseException]:
     import duckdb
 
-    with contextlib.suppress(duckdb.Error):  # no transaction was open
-        con.execute("rollback")
+    return duckdb.OutOfMemoryException
 
 
-def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start: int | None,
+def _describe(exc: BaseException) -> str:
+    from workbench.errors import Terminated
+
+    if isinstance(exc, Terminated):
+        return f"terminated by {exc.signal_name}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _record_failure(warehouse: Path, run_row: dict[str, Any], manifest: dict[str, Any],
+                    findings: list[Finding], cfg: Config, log: JsonlLog) -> None:
+    row = {**run_row, "status": "failed", "error": manifest["error"],
+           "ended_at": manifest["ended_at"], "data_hash": manifest.get("data_hash")}
+    try:
+        results.record_failure(warehouse, row, findings, cfg.data.timeframe, cfg.data.gaps,
+                               wait_s=5.0)
+    except BaseException as inner:  # the warehouse itself failed: say so, keep the first error
+        log.error("run", f"could not record the failure in the warehouse: {inner}")
+
+
+def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
+         run_row: dict[str, Any], staging: Path, final_dir: Path, start: int | None,
          end: int | None, findings: list[Finding], manifest: dict[str, Any], log: JsonlLog,
-         progress: bool, watch: Stopwatch) -> RunResult:
+         progress: bool, watch: Stopwatch, stages: _Stages) -> RunResult:
     tf = cfg.data.timeframe
     tf_ms = timeframe_ms(tf)
     reports = []
-    for symbol in cfg.data.symbols:
-        report = check_series(load_series(con, symbol, tf, tf_ms, start, end), cfg.data.gaps)
-        reports.append(report)
-        findings += report.findings
+    with stages("read"), reading(warehouse, wait_s=READ_WAIT_S) as con:
+        for symbol in cfg.data.symbols:
+            series = load_series(con, symbol, tf, tf_ms, start, end)
+            report = check_series(series, cfg.data.gaps)
+            reports.append(report)
+            findings += report.findings
     log_findings(log, findings)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
@@ -195,66 +269,60 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
         "filled_bars": sum(r.filled_bars for r in reports),
         "findings": len(findings),
     }
+    del seen, reports  # the loop reads the merged arrays only
     watch.lap("merge")
-    # The run's transaction opens now: DuckDB inserts the bars it sees (releasing the GIL)
-    # while the loop runs; the loop's rows join them afterwards, then it commits or rolls back.
-    threads = con.execute("select current_setting('threads')").fetchall()[0][0]
-    con.execute("set threads = 1")  # leave the other core to the loop
-    early = Background(results.start_results, con, run_id, data, findings, tf, cfg.data.gaps)
-    try:
-        step = build_step(cfg, strategy, run_id, log)
+    with stages("loop"):
+        step = build_step(cfg, strategy, manifest["run_id"], log)
         bar = _progress_bar(len(data), progress)
         equity = simulate(step, data, bar.update if bar is not None else None)
         if bar is not None:
             bar.close()
-    finally:
-        early.wait()  # the transaction is the main thread's again; errors roll it back
-    early.result()
-    con.execute(f"set threads = {int(threads)}")
     watch.lap("loop")
     journal = step.journal
     assert isinstance(journal, MemoryJournal)
-    manifest.update(bars=len(data), first_bar_ts=ms_to_iso(data.ts[0]),
-                    last_bar_ts=ms_to_iso(data.ts[-1]))
+    first_ts, last_ts = ms_to_iso(int(data.ts[0])), ms_to_iso(int(data.ts[-1]))
+    manifest.update(bars=len(data), first_bar_ts=first_ts, last_bar_ts=last_ts)
     risk = step.risk
     risk_summary = risk.summary() if risk is not None else None
     manifest["risk"] = risk_summary or {"enabled": False}
-    metrics: dict[str, Any] = {}
-    files: Background | None = None
-
-    def finish() -> dict[str, Any]:
-        # The rows are in. The CSVs are formatted on a thread while DuckDB (which releases the
-        # GIL) computes the headline; the run commits as completed only when both succeeded.
-        nonlocal files
-        watch.lap("write_warehouse")
-        files = Background(rundir.write_all, run_dir, step.book.round_trips, journal.orders,
+    run_id = manifest["run_id"]
+    tables = results.run_tables(
+        data, journal, findings, tf, cfg.data.gaps, run_id,
+        risk.events_table() if risk is not None else None,
+        results.risk_metrics(risk_summary, step.now) if risk_summary else None)
+    run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,
+                   end_ts=last_ts, bar_count=len(data))
+    with stages("metrics"):
+        # The CSVs are formatted on a thread while DuckDB (which releases the GIL) computes
+        # the headline in a private in-memory database; both must succeed.
+        files = Background(rundir.write_all, staging, step.book.round_trips, journal.orders,
                            journal.fills, equity)
-        metrics.update(headline(con, run_id))
-        watch.lap("metrics")
-        files.result()
-        watch.lap("write_csv_wait")
-        manifest.update(status="completed", ended_at=mf.utc_now_iso())
-        return {"status": "completed", "ended_at": manifest["ended_at"]}
-
-    try:
-        results.finish_results(con, run_id, journal, {
-            "data_hash": manifest["data_hash"], "start_ts": manifest["first_bar_ts"],
-            "end_ts": manifest["last_bar_ts"], "bar_count": len(data),
-        }, risk.events_table() if risk is not None else None, before_commit=finish,
-            metrics=results.risk_metrics(risk_summary, step.now) if risk_summary else None)
-    finally:
-        if files is not None:
+        try:
+            metrics = headline_in_memory(run_row, tables, view_list, cfg.run.memory_limit)
+        finally:
             files.wait()
-    watch.lap("commit")
-    manifest["metrics"] = metrics
+        watch.lap("metrics")
+    with stages("write_files"):
+        files.result()
+    watch.lap("write_csv_wait")
+    manifest.update(status="completed", ended_at=mf.utc_now_iso(), metrics=metrics)
+    run_row["ended_at"] = manifest["ended_at"]
+    with stages("write_warehouse"):
+        held, waited = results.write_run(warehouse, run_row, tables, view_list,
+                                          wait_s=WRITE_WAIT_S)
+    manifest["warehouse_written"] = True
+    watch.lap("write_warehouse")
+    manifest["warehouse_hold_s"] = round(held, 4)
+    manifest["warehouse_wait_s"] = round(waited, 4)
     manifest["timings_s"] = watch.laps
-    try:
-        mf.write(run_dir / "run_manifest.json", manifest)
+    with stages("write_files"):
+        mf.write(staging / "run_manifest.json", manifest)
         log.info("run", f"backtest {run_id} completed", bars=len(data),
-                 orders=len(journal.orders), fills=len(journal.fills), metrics=metrics)
-    except Exception as exc:
-        raise AfterCommit(exc) from exc
-    return RunResult(run_id, run_dir, metrics, manifest)
+                 orders=len(journal.orders), fills=len(journal.fills), metrics=metrics,
+                 warehouse_hold_s=manifest["warehouse_hold_s"])
+        log.close()
+        _publish(staging, final_dir)
+    return RunResult(run_id, final_dir, metrics, manifest)
 
 
 class Background:
@@ -280,6 +348,21 @@ class Background:
             raise self.error
 
 
+def headline_in_memory(run_row: dict[str, Any], tables: dict[str, Any], view_list: list[Any],
+                       memory_limit: str | None = None) -> dict[str, Any]:
+    """The run's ``rpt.performance`` row, computed by the versioned views in a private
+    in-memory DuckDB that holds this run only (the warehouse is not touched)."""
+    from workbench.warehouse.connect import open_memory
+
+    con = open_memory(view_list, memory_limit=memory_limit)
+    try:
+        results.insert_results(con, run_row, {name: tables[name] for name in (
+            "run_bars", "orders", "fills")})
+        return headline(con, run_row["run_id"])
+    finally:
+        con.close()
+
+
 def headline(con: Any, run_id: str) -> dict[str, Any]:
     """The run's row of ``rpt.performance`` as a dict (timestamps as ISO strings)."""
     rel = con.sql("select * from rpt.performance where run_id = ?", params=[run_id])
@@ -300,6 +383,5 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm  # a widget in notebooks, a text bar on a terminal
 
     return tqdm(total=total, unit="bar", unit_scale=True, desc="backtest", leave=False)
-
 
 

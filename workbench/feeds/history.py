@@ -1,7 +1,8 @@
 """Historical bars from the warehouse, checked again with the run's gap policy, merged for the loop.
 
 Several symbols are merged in (ts, symbol) order. The loop iterates over plain Python lists
-(converted once here), never over DataFrame rows, with timestamps as int milliseconds.
+(converted a chunk at a time from these arrays), never over DataFrame rows, with timestamps as
+int milliseconds.
 """
 
 from __future__ import annotations
@@ -70,23 +71,43 @@ def check_series(series: BarSeries, policy: GapPolicy) -> QcReport:
 
 @dataclass
 class LoopData:
-    """Bars in loop order as plain lists; ``symbols`` is None for a single-symbol run."""
+    """Bars in loop order as numpy arrays (8 bytes a value); the loop turns one chunk at a time
+    into Python objects, so memory does not grow with Python objects per bar."""
 
     symbol_names: list[str]
-    symbols: list[str] | None
-    ts: list[int]
-    open: list[float]
-    high: list[float]
-    low: list[float]
-    close: list[float]
-    volume: list[float]
+    symbol_index: np.ndarray  # int32: index into symbol_names, per bar
+    ts: np.ndarray  # int64 ms
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
     filled: np.ndarray
-    ts_array: np.ndarray
-    symbol_index: np.ndarray
-    close_array: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    @property
+    def ts_array(self) -> np.ndarray:
+        return self.ts
+
+    @property
+    def close_array(self) -> np.ndarray:
+        return self.close
+
+    @property
+    def single(self) -> bool:
+        return len(self.symbol_names) == 1
+
+    def symbol_chunk(self, lo: int, hi: int) -> list[str]:
+        """The symbols of bars lo..hi as a list of str."""
+        names = np.asarray(self.symbol_names, dtype=object)
+        return list(names[self.symbol_index[lo:hi]])
+
+    @property
+    def symbols(self) -> list[str] | None:
+        """Every bar's symbol (None for a one-symbol run); for tests and small data."""
+        return None if self.single else self.symbol_chunk(0, len(self))
 
 
 def merge(series: list[BarSeries]) -> LoopData:
@@ -94,16 +115,15 @@ def merge(series: list[BarSeries]) -> LoopData:
     names = sorted(s.symbol for s in series)
     by_name = {s.symbol: s for s in series}
     ordered = [by_name[n] for n in names]
+    if len(ordered) == 1:  # no copies
+        s = ordered[0]
+        return LoopData(names, np.zeros(len(s), dtype=np.int32), s.ts, s.open, s.high, s.low,
+                        s.close, s.volume, s.filled_mask)
     cat = lambda attr: np.concatenate([getattr(s, attr) for s in ordered])  # noqa: E731
     ts = cat("ts")
     index = np.concatenate([np.full(len(s), i, dtype=np.int32) for i, s in enumerate(ordered)])
-    filled = np.concatenate([s.filled_mask for s in ordered])
-    cols = {k: cat(k) for k in ("open", "high", "low", "close", "volume")}
-    if len(ordered) > 1:
-        order = np.lexsort((index, ts))
-        ts, index, filled = ts[order], index[order], filled[order]
-        cols = {k: v[order] for k, v in cols.items()}
-    symbols = None if len(ordered) == 1 else [names[i] for i in index.tolist()]
-    return LoopData(names, symbols, ts.tolist(), cols["open"].tolist(), cols["high"].tolist(),
-                    cols["low"].tolist(), cols["close"].tolist(), cols["volume"].tolist(),
-                    filled, ts, index, cols["close"])
+    order = np.lexsort((index, ts))
+    filled = np.concatenate([s.filled_mask for s in ordered])[order]
+    cols = {k: cat(k)[order] for k in ("open", "high", "low", "close", "volume")}
+    return LoopData(names, index[order], ts[order], cols["open"], cols["high"], cols["low"],
+                    cols["close"], cols["volume"], filled)

@@ -1,5 +1,6 @@
 """Structured JSONL logs: one object per line with ts, level, component, msg, context.
 
+Lines are written as they happen (line-buffered), so a killed process leaves its story.
 ``ts`` is wall-clock time (logs are not part of a run's deterministic outputs). Records at or
 above ``echo_level`` are also written, readably, to ``echo`` (stderr for the CLI).
 """
@@ -23,7 +24,7 @@ class JsonlLog:
         self._fh = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = path.open("a", encoding="utf-8")
+            self._fh = path.open("a", encoding="utf-8", buffering=1)  # a line at a time
         self._echo = echo
         self._echo_level = LEVELS[echo_level]
         self.counts: dict[str, int] = {}

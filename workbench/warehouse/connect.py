@@ -1,7 +1,8 @@
 """Who opens the DuckDB file, and how (docs/architecture.md, "The warehouse").
 
-* Backtests and ingests open it read-write for the length of the job (``open_rw``), which also
-  applies pending migrations.
+* Nobody holds it across computation. A backtest reads its bars read-only and closes, computes
+  in memory, then writes in one short transaction (``open_rw``, which also applies pending
+  migrations and marks the ``running`` rows of dead processes ``abandoned``).
 * Notebooks and ``workbench sql`` read through ``read``/``open_ro``: open read-only, run, close.
   DuckDB lets one process write, and a reader blocks a writer too, so both retry with backoff
   while another process holds the file, then say who holds it.
@@ -57,16 +58,21 @@ def _connect(path: Path, read_only: bool, wait_s: float,
             delay = min(delay * 2, 1.0)
 
 
-def open_rw(path: str | Path | None = None, *, wait_s: float = 10.0) -> Any:
-    """Open read-write, creating the file and applying migrations as needed."""
-    from workbench.warehouse import migrations
+def open_rw(path: str | Path | None = None, *, wait_s: float = 10.0,
+            connected: list[float] | None = None) -> Any:
+    """Open read-write, creating the file and applying migrations as needed; the moment the
+    file was ours (``time.perf_counter()``) is appended to ``connected`` when given."""
+    from workbench.warehouse import migrations, stale
 
     target = resolve_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     con = _connect(target, False, wait_s)
+    if connected is not None:
+        connected.append(time.perf_counter())
     try:
         con.execute("set TimeZone = 'UTC'")
         migrations.apply(con)
+        stale.abandon_stale(con)
     except BaseException:
         con.close()
         raise
@@ -103,12 +109,16 @@ def reading(path: str | Path | None = None, *, wait_s: float = 10.0, sealed: boo
         con.close()
 
 
-def open_memory() -> Any:
-    """An in-memory warehouse with the schema and views deployed (tests, scratch work)."""
+def open_memory(view_list: list[Any] | None = None, *, memory_limit: str | None = None
+                ) -> Any:
+    """An in-memory warehouse with the schema and views deployed: a job's private database
+    for computing through the views, tests, scratch work. ``memory_limit`` (DuckDB's syntax,
+    e.g. ``2GB``) caps it; past the cap it spills to a temporary directory."""
     from workbench.warehouse import migrations, views
 
-    con = duckdb.connect(":memory:")
+    config: dict[str, Any] = {"memory_limit": memory_limit} if memory_limit else {}
+    con = duckdb.connect(":memory:", config=config)
     con.execute("set TimeZone = 'UTC'")
     migrations.apply(con)
-    views.deploy(con)
+    views.deploy(con, view_list)
     return con

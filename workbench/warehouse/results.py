@@ -1,10 +1,13 @@
-"""A run's rows in the warehouse: its ``runs`` row, then orders, events, fills and the bars it
-saw, written through Arrow in one transaction with the final status."""
+"""A run's rows in the warehouse: its ``runs`` row, orders, events, fills, the bars it saw, its
+QC findings, risk events and metrics, built as Arrow tables in memory and written in one short
+transaction at the end (docs/architecture.md, "Who holds the warehouse")."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,44 +101,23 @@ def run_bars_table(data: LoopData) -> pa.Table:
     })
 
 
-def start_results(con: Any, run_id: str, data: LoopData, findings: list[Finding],
-                  timeframe: str, policy: str) -> None:
-    """Open the run's transaction with what is known before the loop: the bars it sees and
-    its QC findings. ``finish_results`` must follow on this connection (or a rollback)."""
-    con.execute("begin transaction")
-    try:
-        insert_arrow(con, "run_bars", run_bars_table(data), run_id=run_id)
-        insert_arrow(con, "qc_events", findings_table(
-            findings, stage="backtest", timeframe=timeframe, policy=policy, run_id=run_id))
-    except BaseException:
-        con.execute("rollback")
-        raise
-
-
-def finish_results(con: Any, run_id: str, journal: MemoryJournal, run_values: dict[str, Any],
-                   risk_events: pa.Table | None = None,
-                   before_commit: Callable[[], dict[str, Any]] | None = None,
-                   metrics: pa.Table | None = None) -> None:
-    """Add the loop's orders, events and fills and commit the run's transaction.
-
-    ``before_commit`` runs inside the transaction once the rows are in (the views already see
-    them); the values it returns go into the ``runs`` row too, and if it raises, nothing stays.
-    """
-    try:
-        insert_arrow(con, "orders", orders_table(journal), run_id=run_id)
-        insert_arrow(con, "order_events", events_table(journal), run_id=run_id)
-        insert_arrow(con, "fills", fills_table(journal), run_id=run_id)
-        if risk_events is not None:
-            insert_arrow(con, "risk_events", risk_events, run_id=run_id)
-        if metrics is not None:
-            insert_arrow(con, "metrics", metrics, run_id=run_id)
-        if before_commit is not None:
-            run_values = {**run_values, **before_commit()}
-        update_run(con, run_id, run_values)
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+def run_tables(data: LoopData, journal: MemoryJournal, findings: list[Finding], timeframe: str,
+               policy: str, run_id: str, risk_events: pa.Table | None = None,
+               metrics: pa.Table | None = None) -> dict[str, pa.Table]:
+    """Every row a completed run adds besides its ``runs`` row, by table name."""
+    tables = {
+        "run_bars": run_bars_table(data),
+        "qc_events": findings_table(findings, stage="backtest", timeframe=timeframe,
+                                    policy=policy, run_id=run_id),
+        "orders": orders_table(journal),
+        "order_events": events_table(journal),
+        "fills": fills_table(journal),
+    }
+    if risk_events is not None:
+        tables["risk_events"] = risk_events
+    if metrics is not None:
+        tables["metrics"] = metrics
+    return tables
 
 
 def risk_metrics(summary: dict[str, Any], ts: int) -> pa.Table:
@@ -155,15 +137,65 @@ def risk_metrics(summary: dict[str, Any], ts: int) -> pa.Table:
     })
 
 
-def record_failure(con: Any, run_id: str, error: str, ended_at: str,
-                   findings: list[Finding], timeframe: str, policy: str) -> None:
-    """Mark a run failed; keep only its QC findings (they often say why)."""
-    con.execute("begin transaction")
+def insert_results(con: Any, run_row: dict[str, Any], tables: dict[str, pa.Table]) -> None:
+    """The ``runs`` row and every table of a run, on an open connection."""
+    insert_run(con, run_row)
+    for name, table in tables.items():
+        own = {} if "run_id" in table.column_names else {"run_id": run_row["run_id"]}
+        insert_arrow(con, name, table, **own)
+
+
+def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Table],
+              view_list: list[Any], *, wait_s: float) -> tuple[float, float]:
+    """Write one finished run in one short transaction: open read-write (waiting up to
+    ``wait_s`` while another process holds the file), deploy the views, insert the ``runs``
+    row and every table by Arrow, commit, close. Returns the seconds the file was held and
+    the seconds spent waiting for it."""
+    from workbench.warehouse import views
+    from workbench.warehouse.connect import open_rw
+
+    asked = time.perf_counter()
+    connected: list[float] = []
+    con = open_rw(warehouse, wait_s=wait_s, connected=connected)
+    opened = connected[0]
     try:
-        insert_arrow(con, "qc_events", findings_table(
-            findings, stage="backtest", timeframe=timeframe, policy=policy, run_id=run_id))
-        update_run(con, run_id, {"status": "failed", "error": error, "ended_at": ended_at})
-        con.execute("commit")
-    except BaseException:
+        views.deploy(con, view_list)
+        con.execute("begin transaction")
+        try:
+            insert_results(con, run_row, tables)
+            con.execute("commit")
+        except BaseException:
+            _rollback(con)
+            raise
+    finally:
+        con.close()
+    return time.perf_counter() - opened, opened - asked
+
+
+def record_failure(warehouse: Path, run_row: dict[str, Any], findings: list[Finding],
+                   timeframe: str, policy: str, *, wait_s: float) -> None:
+    """A failed run's ``runs`` row (status ``failed``, with its error) and its QC findings
+    (they often say why), in one short transaction."""
+    from workbench.warehouse.connect import open_rw
+
+    con = open_rw(warehouse, wait_s=wait_s)
+    try:
+        con.execute("begin transaction")
+        try:
+            insert_run(con, run_row)
+            insert_arrow(con, "qc_events", findings_table(
+                findings, stage="backtest", timeframe=timeframe, policy=policy,
+                run_id=run_row["run_id"]))
+            con.execute("commit")
+        except BaseException:
+            _rollback(con)
+            raise
+    finally:
+        con.close()
+
+
+def _rollback(con: Any) -> None:
+    import duckdb
+
+    with contextlib.suppress(duckdb.Error):  # the failure may have ended the transaction
         con.execute("rollback")
-        raise

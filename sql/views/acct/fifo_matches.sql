@@ -7,7 +7,10 @@
 -- segment's end. One stream of both sides, read from the top down, carries that buy and that
 -- sell to every cut, with everything a match reports; a match is a (buy, sell) pair with the
 -- units of its segments. Plan-stable by construction: sorts, windows and group-bys, no join, so
--- no estimate can make the work quadratic in fills. Integer units keep it exact.
+-- no estimate can make the work quadratic in fills. Integer units keep it exact. Read from the
+-- largest cut down, the last leg seen of each side is the first one ending at or after the cut;
+-- at a cut shared by a buy and a sell the sell row comes last and alone keeps the segment's
+-- units (its neighbour below is the next smaller cut).
 with fills as (
     select
         run_id, symbol, fill_seq, side, ts, price, fee,
@@ -37,9 +40,6 @@ stream as (
     from legs
 ),
 covered as (
-    -- From the largest cut down, the last leg seen of each side is the first one ending at or
-    -- after this cut. At a cut shared by a buy and a sell, the sell row comes last and alone
-    -- keeps the segment's units (its neighbour below is the next smaller cut).
     select
         run_id,
         symbol,
