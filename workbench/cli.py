@@ -75,19 +75,15 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str =
 # --- commands -----------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
     from workbench.telemetry.log import JsonlLog
-    from workbench.warehouse.connect import open_rw, resolve_path
+    from workbench.warehouse.connect import resolve_path
     from workbench.warehouse.ingest import ingest
 
     path = resolve_path(args.warehouse, args.env_prefix)
-    con = open_rw(path)
     log_dir = path.parent / "logs"
-    try:
-        with JsonlLog(log_dir / "ingest.jsonl") as log:
-            result = ingest(con, args.paths, args.symbol, timeframe=args.timeframe,
-                            fmt=args.format, gaps=args.gaps, source=args.source,
-                            replace=args.replace, log=log)
-    finally:
-        con.close()
+    with JsonlLog(log_dir / "ingest.jsonl") as log:  # the file is held only for the write
+        result = ingest(path, args.paths, args.symbol, timeframe=args.timeframe,
+                        fmt=args.format, gaps=args.gaps, source=args.source,
+                        replace=args.replace, log=log)
     warnings = [f for f in result.findings if f.severity == "warning"]
     if warnings:
         from workbench.feeds.qc import summarize
@@ -146,8 +142,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     from workbench.warehouse.audit import run_query
 
-    columns, rows = run_query(args.query, _warehouse(args))
-    print_rows(columns, rows, args.format)
+    columns, rows = run_query(args.query, _warehouse(args), args.limit + 1, args.timeout)
+    cut = len(rows) > args.limit
+    print_rows(columns, rows[:args.limit], args.format)
+    if cut:
+        print(f"note: output cut at --limit {args.limit} rows; raise --limit or narrow the "
+              "query", file=sys.stderr)
     return 0
 
 
@@ -247,6 +247,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 1e9:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
 def _views_deployed(con: Any) -> bool:
     return bool(con.execute("select count(*) from duckdb_views() where schema_name = 'rpt' "
                             "and view_name = 'performance'").fetchall()[0][0])
@@ -310,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sql", parents=[common], help="run a read-only audit query")
     p.add_argument("query")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--limit", type=_positive_int, default=10_000,
+                   help="print at most this many rows (default 10000; says when it cut)")
+    p.add_argument("--timeout", type=_positive_float, default=60.0, metavar="SECONDS",
+                   help="stop the query after this many seconds (default 60)")
     p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser("views", parents=[common], help="list, check, deploy or lock SQL views")

@@ -90,10 +90,13 @@ def _hint(error: Exception, query: str) -> str:
     return "check the query"
 
 
-def run_query(query: str, warehouse: Any = None, limit: int | None = None
-              ) -> tuple[list[str], list[tuple[Any, ...]]]:
+def run_query(query: str, warehouse: Any = None, limit: int | None = None,
+              timeout_s: float | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
     """One guarded read: refused unless a read, run on a sealed read-only connection, errors
-    turned into a message with a hint. Returns (columns, rows), at most ``limit`` rows."""
+    turned into a message with a hint. Returns (columns, rows), at most ``limit`` rows; a
+    query still running after ``timeout_s`` seconds is interrupted (and the file released)."""
+    import threading
+
     import duckdb
 
     from workbench.errors import WorkbenchError
@@ -101,12 +104,24 @@ def run_query(query: str, warehouse: Any = None, limit: int | None = None
 
     check_read_only(query)
     with reading(warehouse, sealed=True) as con:
+        timer = threading.Timer(timeout_s, con.interrupt) if timeout_s else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             rel = con.sql(query)
             if rel is None:
                 return [], []
             rows = (rel.limit(limit) if limit is not None else rel).fetchall()
             return list(rel.columns), rows
+        except duckdb.InterruptException:
+            raise WorkbenchError(
+                f"the query ran longer than {timeout_s:g} s and was stopped",
+                fix="narrow it (a where clause on run_id, symbol or ts), or allow more time "
+                    "with --timeout SECONDS") from None
         except duckdb.Error as exc:
             raise WorkbenchError(f"the query failed: {str(exc).splitlines()[0]}",
                                  fix=_hint(exc, query)) from None
+        finally:
+            if timer is not None:
+                timer.cancel()

@@ -8,7 +8,8 @@ Every QC finding lands in ``qc_events``, also when the ingest is refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,11 @@ class IngestResult:
 def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str = "1m",
            fmt: str | None = None, gaps: GapPolicy = "fail", source: str | None = None,
            replace: bool = False, log: JsonlLog | None = None) -> IngestResult:
-    """Load bar files for one symbol after QC; raise DataError (nothing loaded) when refused."""
+    """Load bar files for one symbol after QC; raise DataError (nothing loaded) when refused.
+
+    ``con`` is an open connection, or the warehouse's path: then the files are read and
+    checked first, and the file is opened read-write only for the short write at the end.
+    """
     try:
         tf = timeframe_ms(timeframe)
         check_symbol(symbol)
@@ -86,7 +91,8 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
             parts.append(series)
 
     def refuse(what: str, fix: str) -> DataError:
-        _record(con, result, findings, gaps, log)
+        with _writing(con) as writer:
+            _record(writer, result, findings, gaps, log)
         errors = [f for f in findings if f.severity == "error"]
         return DataError(f"{what}:\n       {summarize(errors)}",
                          fix=f"{fix} (nothing was loaded; every finding is in qc_events, "
@@ -120,7 +126,8 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
         rows = merged.rows
         return names[int(file_of[i])], None if rows is None else int(rows[i])
 
-    conflicts = _write(con, result, series, findings, gaps, replace, origin)
+    with _writing(con) as writer:
+        conflicts = _write(writer, result, series, findings, gaps, replace, origin)
     if conflicts:
         findings += conflicts
         raise refuse(f"{len(conflicts)} row(s) conflict with bars already in the warehouse",
@@ -129,6 +136,21 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
     log_findings(log, findings, ingest_id=result.ingest_id)
     log.info("ingest", result.summary(), ingest_id=result.ingest_id)
     return result
+
+
+@contextlib.contextmanager
+def _writing(target: Any) -> Iterator[Any]:
+    """A connection to write with: ``target`` itself, or a short read-write open of a path."""
+    if not isinstance(target, str | Path):
+        yield target
+        return
+    from workbench.warehouse.connect import open_rw
+
+    con = open_rw(target, wait_s=60.0)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def _merge(parts: list[BarSeries], names: list[str]
