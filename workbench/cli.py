@@ -194,15 +194,40 @@ def cmd_views(args: argparse.Namespace) -> int:
 _RUNS = """
 select r.run_id, r.mode, r.name, r.status, r.started_at, r.bar_count as bars,
        p.trades, round(p.total_return_pct, 4) as total_return_pct,
-       round(p.max_drawdown_pct, 4) as max_drawdown_pct, round(p.sharpe, 3) as sharpe
-from runs as r left join rpt.performance as p on p.run_id = r.run_id
+       round(p.max_drawdown_pct, 4) as max_drawdown_pct, round(p.sharpe, 3) as sharpe,
+       {owner}
+from (select * from runs order by started_at desc limit ?) as r
+left join rpt.performance as p on p.run_id = r.run_id
 order by r.started_at desc
-limit ?
 """
 _RUNS_BARE = """
-select run_id, mode, name, status, started_at, bar_count as bars
-from runs order by started_at desc limit ?
+select run_id, mode, name, status, started_at, bar_count as bars, {owner}
+from runs as r order by started_at desc limit ?
 """
+
+
+def _owner_columns(con: Any) -> str:
+    """``pid, host`` where the schema has them (migration 002), else nulls."""
+    have = con.execute("select count(*) from duckdb_columns() where schema_name = 'main' and "
+                       "table_name = 'runs' and column_name in ('pid', 'host')").fetchall()[0][0]
+    return "r.pid as __pid, r.host as __host" if have == 2 else "null as __pid, null as __host"
+
+
+def _shown(columns: list[str], rows: list[tuple[Any, ...]]
+           ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Rows with the status a reader should see (a dead process's run is abandoned), without
+    the owner columns."""
+    from workbench.warehouse.stale import effective_status
+
+    at = {name: i for i, name in enumerate(columns)}
+    keep = [i for i, name in enumerate(columns) if not name.startswith("__")]
+    out = []
+    for row in rows:
+        values = list(row)
+        values[at["status"]] = effective_status(row[at["status"]], row[at["__pid"]],
+                                                row[at["__host"]])
+        out.append(tuple(values[i] for i in keep))
+    return [columns[i] for i in keep], out
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -210,12 +235,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     with reading(_warehouse(args)) as con:
         deployed = _views_deployed(con)  # before the first backtest there are no views yet
+        owner = _owner_columns(con)
         if args.action == "list":
-            rel = con.sql(_RUNS if deployed else _RUNS_BARE, params=[args.limit])
-            print_rows(rel.columns, rel.fetchall(), args.format)
+            rel = con.sql((_RUNS if deployed else _RUNS_BARE).format(owner=owner),
+                          params=[args.limit])
+            print_rows(*_shown(rel.columns, rel.fetchall()), args.format)
             return 0
         run_id = args.run_id
-        rel = con.sql("select * from runs where run_id = ?", params=[run_id])
+        rel = con.sql(f"select *, {owner} from runs as r where run_id = ?", params=[run_id])
         rows = rel.fetchall()
         if not rows:
             known = [r[0] for r in con.sql("select run_id from runs").fetchall()]
@@ -223,7 +250,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             raise WorkbenchError(f"no such run: {run_id}",
                                  fix=(f"closest: {', '.join(close)}; " if close else "")
                                  + "list them with `workbench runs list`")
-        record = dict(zip(rel.columns, rows[0], strict=True))
+        columns, shown = _shown(rel.columns, rows)
+        record = dict(zip(columns, shown[0], strict=True))
         perf = con.sql("select * from rpt.performance where run_id = ?" if deployed
                        else "select 1 where false", params=[run_id] if deployed else None)
         prow = perf.fetchall()
