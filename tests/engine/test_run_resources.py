@@ -1,0 +1,71 @@
+"""A job that runs out of memory says at which stage and what to do, never "internal error";
+and the run's own DuckDB can be capped (``run.memory_limit``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from workbench.config import load_config
+from workbench.engine import run as run_module
+from workbench.engine.backtest import run_backtest
+from workbench.errors import ConfigError, ResourceError
+from workbench.warehouse.connect import open_ro, open_rw
+from workbench.warehouse.ingest import ingest
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "sma_demo.yaml"
+SMALL = {"strategy": {"params": {"fast": 5, "slow": 20, "qty": 0.01}}}
+
+
+@pytest.fixture
+def loaded(warehouse: Path, synth_csv: Any) -> Path:
+    con = open_rw(warehouse)
+    ingest(con, [synth_csv(count=600)], "BTCUSDT")
+    con.close()
+    return warehouse
+
+
+@pytest.mark.parametrize("error", [
+    duckdb.OutOfMemoryException("could not allocate block of size 256.0 KiB"), MemoryError()])
+def test_run_out_of_memory_in_the_headline_names_the_stage_and_a_fix(
+        loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        error: BaseException) -> None:
+    def starved(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(run_module, "headline_in_memory", starved)
+    with pytest.raises(ResourceError) as raised:
+        run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
+    text = raised.value.render()
+    assert "out of memory while computing the headline numbers" in text
+    assert "run.memory_limit" in text
+    with open_ro(loaded) as con:
+        assert con.execute("select status from runs").fetchall() == [("failed",)]
+
+
+def test_cli_out_of_memory_exits_1_not_internal_error(
+        cli: Any, loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def starved(*args: Any, **kwargs: Any) -> Any:
+        raise duckdb.OutOfMemoryException("could not allocate")
+
+    monkeypatch.setattr(run_module, "headline_in_memory", starved)
+    result = cli("backtest", "--config", str(CONFIG), "--set", "strategy.params.fast=5", "--set",
+                 "strategy.params.slow=20", "--out", str(tmp_path / "run"))
+    assert result.code == 1, result.err
+    assert "out of memory" in result.err and "internal error" not in result.err
+
+
+def test_run_memory_limit_caps_the_runs_own_database(loaded: Path, tmp_path: Path) -> None:
+    result = run_backtest({**SMALL, "run": {"memory_limit": "256MB"}}, warehouse=loaded,
+                          out=tmp_path / "run", env={})
+    assert result.metrics["bars"] == 600
+    assert result.manifest["config"]["run"]["memory_limit"] == "256MB"
+
+
+@pytest.mark.parametrize("value", ["lots", "2 parsecs", "-1GB"])
+def test_config_memory_limit_not_a_size_is_a_config_error(value: str) -> None:
+    with pytest.raises(ConfigError, match="run.memory_limit"):
+        load_config(None, [f"run.memory_limit={value}"], env={})
