@@ -34,12 +34,19 @@ RUN_FILES = ("trades.csv", "orders.csv", "fills.csv", "equity.csv")
 
 def _prepare_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs") -> Path:
     run_dir = Path(out) if out else Path(runs_dir) / run_id
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError("--out names a file, not a directory", where=str(run_dir),
+                          fix="pass an empty or new --out DIR (each run writes its own directory)")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(
             "the run directory already holds files", where=str(run_dir),
             fix="pass an empty or new --out DIR (each run writes its own directory)",
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent is a file, no permission, ...
+        raise ConfigError(f"cannot create the run directory: {exc.strerror or exc}",
+                          where=str(run_dir), fix="pass an --out DIR that can be created") from None
     return run_dir
 
 
