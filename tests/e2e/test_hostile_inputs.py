@@ -60,6 +60,8 @@ class Hostile(Strategy):
             self.do(ctx, None)
 
     def on_bar(self, ctx, bar):
+        if self.hook == "every_bar":
+            return self.do(ctx, bar)
         if self.hook == "on_bar" and not self.done:
             self.done = True
             return self.do(ctx, bar)
@@ -222,6 +224,16 @@ def test_hostile_strategy_qty_too_big_for_cash_is_rejected_with_reason(
     assert query(db, "select status, reason, qty from orders") == [
         ("REJECTED", "INSUFFICIENT_FUNDS", 9e10)]
     assert query(db, "select status from runs") == [("completed",)]
+
+
+def test_hostile_strategy_piling_up_past_int64_units_is_rejected_position_overflow(
+        db: Path, config: Path, env: dict[str, str], tmp_path: Path) -> None:
+    proc = wb(db, "backtest", "--config", str(config), "--out", str(tmp_path / "run"),
+              "--set", "strategy.params.act=qty=9e10", "--set", "strategy.params.hook=every_bar",
+              "--set", "portfolio.initial_cash=1e300", cwd=tmp_path, env=env)
+    assert proc.code == 0, proc.err
+    assert query(db, "select status, reason, count(*) from orders group by all order by 1") == [
+        ("FILLED", None, 1), ("REJECTED", "POSITION_OVERFLOW", 299)]
 
 
 # --- absurd bars ----------------------------------------------------------------------------------
