@@ -160,6 +160,10 @@ class OrderIntent:
         if self.expire_after_bars is not None and not (
                 isinstance(self.expire_after_bars, int) and self.expire_after_bars >= 1):
             return f"expire_after_bars must be an integer >= 1, got {self.expire_after_bars!r}"
+        if not isinstance(self.reduce_only, bool):
+            return f"reduce_only must be True or False, got {self.reduce_only!r}"
+        if self.tag is not None and not isinstance(self.tag, str):
+            return f"tag must be a string or None, got {self.tag!r}"
         return None
 
     @classmethod

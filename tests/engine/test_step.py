@@ -510,3 +510,28 @@ def test_step_huge_but_valid_qty_rejected_insufficient_funds() -> None:
     step = run(Scripted({0: submit(OrderIntent("X", Side.BUY, 9e10))}), flat(10.0, 10.0))
     (order,) = journal(step).orders
     assert (order.status, order.reason) == (S.REJECTED, RejectReason.INSUFFICIENT_FUNDS)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("side", "HOLD", "side must be"),
+    ("symbol", 42, "symbol must be a non-empty string"),
+    ("tag", 3.5, "tag must be a string or None"),
+    ("reduce_only", "yes", "reduce_only must be True or False"),
+    ("limit_price", float("nan"), "a market order takes no limit_price"),
+])
+def test_step_intent_field_changed_after_creation_raises_strategy_error(
+        field: str, value: Any, message: str) -> None:
+    def tamper(ctx: Context, bar: Bar) -> None:
+        intent = OrderIntent("X", Side.BUY, 1.0)
+        setattr(intent, field, value)
+        ctx.submit(intent)
+
+    with pytest.raises(StrategyError, match=rf"in submit .*invalid order intent .*{message}"):
+        run(Scripted({0: tamper}), flat(10.0))
+
+
+def test_step_tagged_reduce_only_intent_still_accepted() -> None:
+    intent = OrderIntent("X", Side.BUY, 1.0, tag="entry")
+    step = run(Scripted({0: submit(intent)}), flat(10.0, 10.0))
+    (order,) = journal(step).orders
+    assert (order.status, order.tag) == (S.FILLED, "entry")

@@ -27,6 +27,7 @@ from workbench.model import (
     OrderIntent,
     OrderStatus,
     OrderType,
+    Side,
     ms_to_iso,
 )
 from workbench.risk.engine import RiskEngine
@@ -35,6 +36,7 @@ from workbench.strategy import Context, Strategy
 _SUBMITTED = OrderStatus.SUBMITTED
 _PARTIAL = OrderStatus.PARTIALLY_FILLED
 _MIN_QTY = QTY_QUANTUM / 2
+_BUY, _SELL, _MARKET = Side.BUY, Side.SELL, OrderType.MARKET
 
 
 class Step:
@@ -140,8 +142,11 @@ class Step:
     def _submit(self, intent: OrderIntent) -> Order:
         qty = intent.qty
         # the intent was checked when made; a strategy may have changed it since
+        side = intent.side
         if (qty.__class__ is not float or not _MIN_QTY < qty <= MAX_QTY
-                or intent.type is not OrderType.MARKET or intent.limit_price is not None):
+                or (side is not _BUY and side is not _SELL) or intent.symbol.__class__ is not str
+                or intent.type is not _MARKET or intent.limit_price is not None
+                or intent.tag is not None or intent.reduce_only is not False):
             problem = intent.problem()
             if problem:
                 raise self._strategy_error("submit", ValueError(
