@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.book import Book, RoundTrip, match_round_trip
+from workbench.book import Book, BookInvariantError, RoundTrip, match_round_trip
 from workbench.model import QTY_SCALE, Fill, Side
 
 T0 = 1_704_067_200_000
@@ -103,7 +103,7 @@ def test_book_sell_beyond_position_raises_and_leaves_book_unchanged() -> None:
     book, fill = Book(1_000.0), Fills()
     book.apply_fill(fill("BUY", 1.0, 10.0))
     cash, units = book.cash, dict(book.units)
-    with pytest.raises(AssertionError, match="exceeds the position"):
+    with pytest.raises(BookInvariantError, match="exceeds the position"):
         book.apply_fill(fill("SELL", 1.0, 10.0, units=QTY_SCALE + 1))
     assert (book.cash, book.units) == (cash, units)
 
@@ -251,3 +251,56 @@ def test_book_random_fills_realized_plus_unrealized_equals_equity_change(
     assert exact.realized + exact.unrealized_net_of_open_fees() == exact_change
     assert realized + unrealized == pytest.approx(book.equity() - initial, abs=1e-9 * gross)
     assert book.equity() == pytest.approx(float(exact.equity()), rel=1e-12, abs=1e-12 * gross)
+
+
+# --- invariants and the read-only view -------------------------------------------------------
+def test_book_buy_beyond_cash_raises_invariant_and_leaves_book_unchanged() -> None:
+    book, fill = Book(100.0), Fills()
+    with pytest.raises(BookInvariantError, match=r"buy fill 1 .* below zero"):
+        book.apply_fill(fill("BUY", 2.0, 100.0))
+    assert (book.cash, book.units, book.fees_paid, book.history) == (100.0, {}, 0.0, [])
+
+
+def test_book_check_untouched_books_agree_with_their_fills() -> None:
+    book, fill = Book(1_000.0), Fills()
+    fills = [fill("BUY", 2.0, 100.0, 0.2), fill("BUY", 0.3, 101.0, 0.03),
+             fill("SELL", 1.1, 99.0, 0.1)]
+    for f in fills:
+        book.apply_fill(f)
+    book.check(fills)  # no error
+
+
+def test_book_check_cash_changed_outside_a_fill_raises_naming_cash() -> None:
+    book, fill = Book(1_000.0), Fills()
+    fills = [fill("BUY", 2.0, 100.0)]
+    book.apply_fill(fills[0])
+    book.cash = 1e9
+    with pytest.raises(BookInvariantError, match=r"cash 1000000000.0 .* fills make it 800.0"):
+        book.check(fills)
+
+
+def test_book_check_position_changed_outside_a_fill_raises_naming_symbol() -> None:
+    book, fill = Book(1_000.0), Fills()
+    fills = [fill("BUY", 2.0, 100.0)]
+    book.apply_fill(fills[0])
+    book.units["BTC"] = 10 * QTY_SCALE
+    with pytest.raises(BookInvariantError, match=r"hold 10.0 BTC but the fills make it 2.0"):
+        book.check(fills)
+
+
+def test_book_view_reads_live_values_and_refuses_every_write() -> None:
+    book, fill = Book(1_000.0), Fills()
+    view = book.view
+    book.apply_fill(fill("BUY", 2.0, 100.0))
+    assert (view.cash, view.position("BTC"), view.units["BTC"], view.last["BTC"]) == (
+        800.0, 2.0, 2 * QTY_SCALE, 100.0)
+    assert view.equity() == book.equity() and view.free_cash == book.free_cash
+    with pytest.raises(AttributeError, match=r"read-only .*cash.*ctx\.submit"):
+        view.cash = 1e9  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        view.units["BTC"] = 10**12  # type: ignore[index]
+    with pytest.raises(TypeError):
+        view.last["BTC"] = 1.0  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        del view.cash  # type: ignore[misc]
+    assert (book.cash, book.units) == (800.0, {"BTC": 2 * QTY_SCALE})

@@ -702,3 +702,57 @@ def test_runs_show_unknown_id_names_the_closest_ids(
     assert result.err.startswith(f"error: no such run: {typo}")
     assert f"closest: {ok}" in result.err
     assert "workbench runs list" in result.err
+
+
+# --- hostile arguments ---------------------------------------------------------------------------
+@pytest.mark.parametrize("char", ["\n", "\r", "\x1b", "\x00", "\u2028", "\u202e"],
+                         ids=["newline", "cr", "escape", "nul", "line-separator", "rtl-override"])
+def test_backtest_out_with_control_character_refused_exit_2_nothing_written(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path, char: str) -> None:
+    out = f"{tmp_path}/run{char}run_id=forged dir=/tmp/forged"
+    result = cli("backtest", "--config", str(config), "--out", out)
+    assert result.code == 2
+    assert result.out == ""
+    assert result.err.startswith("error: --out: --out ")
+    assert f"holds the control character U+{ord(char):04X}" in result.err
+    assert list(tmp_path.glob("run*")) == []
+    assert query(warehouse, "select count(*) from runs") == [(0,)]
+
+
+def test_backtest_out_naming_existing_file_refused_exit_2_file_untouched(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path) -> None:
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+    result = backtest(cli, config, out)
+    assert result.code == 2
+    assert f"error: {out}: --out names a file, not a directory" in result.err
+    assert out.read_text() == "mine"
+    assert query(warehouse, "select count(*) from runs") == [(0,)]
+
+
+def test_backtest_out_under_a_file_refused_exit_2(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    result = backtest(cli, config, tmp_path / "notes.txt" / "run")
+    assert result.code == 2
+    assert "cannot create the run directory" in result.err
+    assert query(warehouse, "select count(*) from runs") == [(0,)]
+
+
+def test_ingest_path_with_control_character_refused_exit_2_nothing_loaded(
+        cli: Cli, tmp_path: Path, warehouse: Path) -> None:
+    result = cli("ingest", f"{tmp_path}/bars\n.csv", "--symbol", "BTCUSDT")
+    assert result.code == 2
+    assert "PATH" in result.err and "U+000A" in result.err
+    assert not warehouse.exists()
+
+
+@pytest.mark.parametrize("sql", ["select 'abc", 'select "abc', "select 1 /* open"],
+                         ids=["single-quote", "double-quote", "comment"])
+def test_sql_unterminated_quote_refused_exit_2_as_parse_error(
+        cli: Cli, bars: Path, sql: str) -> None:
+    result = cli("sql", sql)
+    assert result.code == 2
+    assert result.err.startswith("error: cannot parse the query: ")
+    assert "unterminated quote or comment" in result.err
+    assert "internal error" not in result.err

@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workbench.model import (
+    MAX_QTY,
+    MAX_UNITS,
     QTY_QUANTUM,
     QTY_SCALE,
     Bar,
@@ -166,6 +168,18 @@ def test_order_intent_one_quantum_is_accepted() -> None:
 def test_order_intent_qty_bool_refused() -> None:
     with pytest.raises(ValueError, match="qty"):
         OrderIntent("BTCUSDT", Side.BUY, True)
+
+
+@pytest.mark.parametrize("qty", [1e12, 9.3e10, 10**30, float("inf"), float("nan"), 1e308],
+                         ids=["1e12", "9.3e10", "int-1e30", "inf", "nan", "1e308"])
+def test_order_intent_qty_beyond_int64_units_or_not_finite_refused(qty: float) -> None:
+    with pytest.raises(ValueError, match=r"qty .*(largest quantity|positive finite)"):
+        OrderIntent("BTCUSDT", Side.BUY, qty)
+
+
+def test_order_intent_largest_qty_accepted_and_fits_int64_units() -> None:
+    intent = OrderIntent("BTCUSDT", Side.BUY, MAX_QTY)
+    assert qty_to_units(intent.qty) <= MAX_UNITS
 
 
 def test_order_intent_qty_rounding_to_zero_units_refused() -> None:

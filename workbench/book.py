@@ -11,9 +11,28 @@ matching works in those units too, which is what lets Python and SQL agree exact
 from __future__ import annotations
 
 from collections import deque
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
+from workbench.errors import StrategyError
 from workbench.model import QTY_SCALE, Fill, Side
+
+CASH_TOLERANCE = 1e-9
+"""Spot cash may dip below zero by this much relative to the initial cash (float residue)."""
+
+
+class BookInvariantError(StrategyError):
+    """The books broke a spot invariant (cash below zero, a position below zero, or books that
+    no longer add up to their fills): something other than a fill changed them."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            what,
+            fix="a strategy reads the books through ctx (ctx.cash, ctx.position(...), ctx.book, "
+                "all read-only) and changes them only by orders (ctx.submit); the run was "
+                "marked failed and nothing else was written",
+        )
 
 
 class RoundTrip(NamedTuple):
@@ -80,6 +99,14 @@ class Book:
         self.history: list[tuple[int, float, str, int]] = []
         """After each fill: (bar_ts of the fill, cash, symbol, that symbol's units)."""
         self._lots: dict[str, deque[_Lot]] = {}
+        self._view: BookView | None = None
+
+    @property
+    def view(self) -> BookView:
+        """A read-only view of these books (what a strategy gets as ``ctx.book``)."""
+        if self._view is None:
+            self._view = BookView(self)
+        return self._view
 
     # --- reads ------------------------------------------------------------------------------
     def position(self, symbol: str) -> float:
@@ -132,19 +159,28 @@ class Book:
         """Move cash and position for one fill; return the round trips a sell closed."""
         symbol = fill.symbol
         notional = fill.qty * fill.price
-        self.fees_paid += fill.fee
+        if fill.side is Side.SELL and fill.qty_units > self.units.get(symbol, 0):
+            raise BookInvariantError(
+                f"sell fill {fill.fill_seq} of {fill.qty!r} {symbol} exceeds the position "
+                f"{self.position(symbol)!r}; a spot position never goes below zero (the broker "
+                "refuses a sell beyond the position), so the books were changed outside a fill")
         if symbol not in self.last:
             self.last[symbol] = fill.price
         if fill.side is Side.BUY:
-            self.cash -= notional + fill.fee
+            cash = self.cash - (notional + fill.fee)
+            if cash < -CASH_TOLERANCE * max(self.initial_cash, 1.0):
+                raise BookInvariantError(
+                    f"buy fill {fill.fill_seq} of {fill.qty!r} {symbol} at {fill.price!r} would "
+                    f"take cash from {self.cash!r} to {cash!r}; spot cash never goes below zero "
+                    "(the broker refuses a buy beyond free cash), so the books were changed "
+                    "outside a fill")
+            self.cash = cash
+            self.fees_paid += fill.fee
             self._add_units(symbol, fill.qty_units)
             self.history.append((fill.bar_ts, self.cash, symbol, self.units.get(symbol, 0)))
             self._lots.setdefault(symbol, deque()).append(_Lot(fill))
             return []
-        if fill.qty_units > self.units.get(symbol, 0):
-            raise AssertionError(
-                f"sell fill {fill.fill_seq} of {symbol} exceeds the position; the broker must "
-                "reject sells beyond the position")
+        self.fees_paid += fill.fee
         self.cash += notional - fill.fee
         self._add_units(symbol, -fill.qty_units)
         self.history.append((fill.bar_ts, self.cash, symbol, self.units.get(symbol, 0)))
@@ -176,9 +212,121 @@ class Book:
             if not lot.remaining:
                 lots.popleft()
         if remaining:
-            raise AssertionError(
-                f"sell fill {fill.fill_seq} of {symbol} exceeds the open lots by {remaining} units;"
-                " the broker must reject sells beyond the position"
+            raise BookInvariantError(
+                f"sell fill {fill.fill_seq} of {symbol} exceeds the bought lots by {remaining} "
+                "units (1e-8); the position was changed outside a fill"
             )
         self.round_trips.extend(closed)
         return closed
+
+    # --- invariants -------------------------------------------------------------------------
+    def check(self, fills: Sequence[Fill]) -> None:
+        """Hold the books to their fills: cash and every position must be exactly what the
+        fills make of the initial cash (the same arithmetic, in the same order), and neither
+        may be below zero. BookInvariantError names the first breach."""
+        cash = self.initial_cash
+        units: dict[str, int] = {}
+        for fill in fills:
+            notional = fill.qty * fill.price
+            if fill.side is Side.BUY:
+                cash -= notional + fill.fee
+                units[fill.symbol] = units.get(fill.symbol, 0) + fill.qty_units
+            else:
+                cash += notional - fill.fee
+                units[fill.symbol] = units.get(fill.symbol, 0) - fill.qty_units
+        held = {s: u for s, u in units.items() if u}
+        tolerance = CASH_TOLERANCE * max(self.initial_cash, 1.0)
+        if not abs(self.cash - cash) <= tolerance:
+            raise BookInvariantError(
+                f"the books hold cash {self.cash!r} but the initial cash {self.initial_cash!r} "
+                f"and the {len(fills)} fills make it {cash!r}: cash was changed outside a fill")
+        if held != self.units:
+            symbol = next(s for s in sorted(set(held) | set(self.units))
+                          if held.get(s, 0) != self.units.get(s, 0))
+            raise BookInvariantError(
+                f"the books hold {self.units.get(symbol, 0) / QTY_SCALE!r} {symbol} but the "
+                f"fills make it {held.get(symbol, 0) / QTY_SCALE!r}: the position was changed "
+                "outside a fill")
+        if cash < -tolerance:
+            raise BookInvariantError(f"the fills take cash to {cash!r}, below zero")
+        negative = next((s for s, u in sorted(held.items()) if u < 0), None)
+        if negative is not None:
+            raise BookInvariantError(
+                f"the fills take the {negative} position to {held[negative] / QTY_SCALE!r}, "
+                "below zero")
+
+
+class BookView:
+    """Read-only view of a Book: what a strategy sees as ``ctx.book``.
+
+    Every read of the Book is here (live, not a copy); no write is. Assigning to any attribute
+    raises AttributeError naming the way to change the books: an order.
+    """
+
+    __slots__ = ("_book", "last", "reserved_units", "units")
+
+    def __init__(self, book: Book) -> None:
+        set_ = object.__setattr__
+        set_(self, "_book", book)
+        set_(self, "units", MappingProxyType(book.units))
+        set_(self, "last", MappingProxyType(book.last))
+        set_(self, "reserved_units", MappingProxyType(book.reserved_units))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"ctx.book is read-only (tried to set `{name}`): a strategy changes the books only "
+            "by orders (ctx.submit)")
+
+    def __delattr__(self, name: str) -> None:
+        self.__setattr__(name, None)
+
+    _book: Book
+    units: Mapping[str, int]
+    last: Mapping[str, float]
+    reserved_units: Mapping[str, int]
+
+    @property
+    def initial_cash(self) -> float:
+        return self._book.initial_cash
+
+    @property
+    def cash(self) -> float:
+        return self._book.cash
+
+    @property
+    def reserved_cash(self) -> float:
+        return self._book.reserved_cash
+
+    @property
+    def free_cash(self) -> float:
+        return self._book.free_cash
+
+    @property
+    def realized_pnl(self) -> float:
+        return self._book.realized_pnl
+
+    @property
+    def fees_paid(self) -> float:
+        return self._book.fees_paid
+
+    @property
+    def round_trips(self) -> tuple[RoundTrip, ...]:
+        return tuple(self._book.round_trips)
+
+    def position(self, symbol: str) -> float:
+        return self._book.position(symbol)
+
+    def position_units(self, symbol: str) -> int:
+        return self._book.position_units(symbol)
+
+    def free_units(self, symbol: str) -> int:
+        return self._book.free_units(symbol)
+
+    def position_value(self) -> float:
+        return self._book.position_value()
+
+    def equity(self) -> float:
+        return self._book.equity()
+
+    def open_positions(self) -> int:
+        return self._book.open_positions()

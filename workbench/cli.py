@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import os
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import DEFAULT_ENV_PREFIX
-from workbench.errors import Terminated, WorkbenchError
+from workbench.errors import ConfigError, Terminated, WorkbenchError
 
 EXIT_INTERNAL = 70
+EXIT_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader left (`| head`)
 
 
 # --- output formatting --------------------------------------------------------------------------
@@ -127,7 +129,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from workbench.report.notebooks import run_report
 
     print(run_report(args.run_id, warehouse=_warehouse(args), out=args.out,
-                     env_prefix=args.env_prefix))
+                     env_prefix=args.env_prefix, force=args.force))
     return 0
 
 
@@ -135,7 +137,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from workbench.report.notebooks import run_compare
 
     print(run_compare(args.run_ids, warehouse=_warehouse(args), out=args.out,
-                      env_prefix=args.env_prefix))
+                      env_prefix=args.env_prefix, force=args.force))
     return 0
 
 
@@ -290,6 +292,32 @@ def _views_deployed(con: Any) -> bool:
                             "and view_name = 'performance'").fetchall()[0][0])
 
 
+# arguments echoed back (paths, ids): a control character in one could forge output lines
+_ECHOED = (("out", "--out"), ("config", "--config"), ("warehouse", "--warehouse"),
+           ("paths", "PATH"), ("source", "--source"), ("run_id", "RUN_ID"),
+           ("run_ids", "RUN_ID"))
+_INVISIBLE = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068"
+                       "\u2069\u200e\u200f")
+
+
+def _check_echoed(args: argparse.Namespace) -> None:
+    """Refuse control characters (and line or direction overrides) in echoed arguments."""
+    import unicodedata
+
+    for attr, flag in _ECHOED:
+        value = getattr(args, attr, None)
+        for text in value if isinstance(value, list) else [value]:
+            if not isinstance(text, str):
+                continue
+            bad = next((c for c in text if c in _INVISIBLE or unicodedata.category(c) == "Cc"),
+                       None)
+            if bad is not None:
+                raise ConfigError(
+                    f"{flag} {text!r} holds the control character U+{ord(bad):04X}",
+                    where=flag,
+                    fix="pass a name without control characters (newlines, tabs, escapes)")
+
+
 def _warehouse(args: argparse.Namespace) -> Path:
     from workbench.warehouse.connect import resolve_path
 
@@ -337,12 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--out", metavar="PATH",
                    help="a directory, or an .html file (default: reports/<run_id>/)")
+    p.add_argument("--force", action="store_true", help="overwrite a report already there")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", parents=[common], help="two or more runs side by side")
     p.add_argument("run_ids", nargs="+", metavar="RUN_ID")
     p.add_argument("--out", metavar="PATH",
                    help="a directory, or an .html file (default: reports/compare-...)")
+    p.add_argument("--force", action="store_true", help="overwrite a comparison already there")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("sql", parents=[common], help="run a read-only audit query")
@@ -377,7 +407,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = os.environ.get(f"{args.env_prefix}DEBUG")
     previous = _terminate_on_sigterm()
     try:
+        _check_echoed(args)
         return int(args.func(args))
+    except BrokenPipeError:
+        _quiet_stdout()  # the reader went away (`| head`): stop quietly
+        return EXIT_PIPE
     except WorkbenchError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return exc.exit_code
@@ -412,6 +446,16 @@ def _terminate_on_sigterm() -> Any:
     return signal.signal(signal.SIGTERM, handler)
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the final flush at exit cannot raise BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (captured in a test): nothing to flush
+        return
+
+
 def entry() -> None:
     """The console script: ``main``, then exit without tearing down the interpreter.
 
@@ -420,8 +464,13 @@ def entry() -> None:
     and flushed by then (files, the DuckDB connection, threads joined).
     """
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader of a pipe left before the last write reached it
+        _quiet_stdout()
+        code = code or EXIT_PIPE
+    with contextlib.suppress(BrokenPipeError):
+        sys.stderr.flush()
     os._exit(code)
 
 

@@ -18,7 +18,11 @@ from typing import NamedTuple
 QTY_SCALE = 100_000_000
 QTY_QUANTUM = 1.0 / QTY_SCALE
 _HALF_QUANTUM = QTY_QUANTUM / 2
-_INF = math.inf
+MAX_UNITS = 2**63 - 1
+"""The largest quantity in units: the warehouse stores units as BIGINT (signed 64-bit)."""
+MAX_QTY = 90_000_000_000.0
+"""The largest order quantity (9e10, just under ``MAX_UNITS / QTY_SCALE``): larger cannot be
+held as integer units, and no venue trades anything near it."""
 
 
 def qty_to_units(qty: float) -> int:
@@ -119,7 +123,7 @@ class OrderIntent:
     def __post_init__(self) -> None:
         qty = self.qty
         # the common case in a few comparisons; problem() explains anything else
-        if (qty.__class__ is not float or not _HALF_QUANTUM < qty < _INF
+        if (qty.__class__ is not float or not _HALF_QUANTUM < qty <= MAX_QTY
                 or self.limit_price is not None or self.type is not OrderType.MARKET
                 or self.expire_after_bars is not None
                 or (self.side is not Side.BUY and self.side is not Side.SELL)
@@ -140,6 +144,9 @@ class OrderIntent:
         if not (isinstance(self.qty, int | float) and not isinstance(self.qty, bool)
                 and math.isfinite(self.qty) and self.qty > 0):
             return f"qty must be a positive finite number, got {self.qty!r}"
+        if self.qty > MAX_QTY:
+            return (f"qty {self.qty!r} is above the largest quantity {MAX_QTY:.0e} (integer "
+                    "units of 1e-8 must fit in 64 bits)")
         if qty_to_units(self.qty) == 0:
             return f"qty {self.qty!r} is below the quantity quantum 1e-8"
         if self.type is OrderType.LIMIT:
@@ -153,6 +160,10 @@ class OrderIntent:
         if self.expire_after_bars is not None and not (
                 isinstance(self.expire_after_bars, int) and self.expire_after_bars >= 1):
             return f"expire_after_bars must be an integer >= 1, got {self.expire_after_bars!r}"
+        if not isinstance(self.reduce_only, bool):
+            return f"reduce_only must be True or False, got {self.reduce_only!r}"
+        if self.tag is not None and not isinstance(self.tag, str):
+            return f"tag must be a string or None, got {self.tag!r}"
         return None
 
     @classmethod

@@ -28,6 +28,7 @@ from workbench.errors import ConfigError
 from workbench.model import Bar, Fill, Order, OrderIntent, ms_to_dt
 
 if TYPE_CHECKING:
+    from workbench.book import BookView
     from workbench.engine.step import Step
 
 
@@ -114,13 +115,19 @@ class Strategy:
 
 
 class Context:
-    """What a strategy may see and do. ``now`` is ms UTC: the current bar's close time."""
+    """What a strategy may see and do. ``now`` is ms UTC: the current bar's close time.
 
-    __slots__ = ("_step", "book", "random", "timeframe_ms")
+    The books are read-only here (``ctx.book`` is a ``BookView``); a strategy changes them
+    only by orders.
+    """
+
+    __slots__ = ("_book", "_step", "_units", "book", "random", "timeframe_ms")
 
     def __init__(self, step: Step, timeframe_ms: int, seed: int) -> None:
         self._step = step
-        self.book = step.book
+        self._book = step.book
+        self._units = step.book.units
+        self.book: BookView = step.book.view
         self.timeframe_ms = timeframe_ms
         self.random = random.Random(seed)
 
@@ -135,14 +142,14 @@ class Context:
 
     @property
     def cash(self) -> float:
-        return self.book.cash
+        return self._book.cash
 
     @property
     def equity(self) -> float:
-        return self.book.equity()
+        return self._book.equity()
 
     def position(self, symbol: str) -> float:
-        return self.book.units.get(symbol, 0) / 100_000_000
+        return self._units.get(symbol, 0) / 100_000_000
 
     def submit(self, intent: OrderIntent) -> Order:
         """Send an intent through risk to the broker; returns the order (the cancel handle)."""
@@ -169,7 +176,9 @@ def load_strategy_class(class_path: str, where: str = "strategy.class") -> type[
             fix="check the module path (examples: workbench.strategies.sma_cross:SmaCross, "
                 "workbench.strategies.pullback_limit:PullbackLimit) and that it is importable",
         ) from None
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # sys.exit() at import time, too
         raise ConfigError(
             f"importing strategy module {module_name!r} raised {type(exc).__name__}: {exc}",
             where=where, fix="fix the module so that it imports cleanly",

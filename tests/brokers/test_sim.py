@@ -15,6 +15,8 @@ from workbench.brokers.base import CancelReason, RejectReason
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
 from workbench.model import (
+    MAX_QTY,
+    MAX_UNITS,
     QTY_SCALE,
     Bar,
     Fill,
@@ -473,3 +475,26 @@ def test_fill_fee_is_fee_bps_of_fill_notional_for_off_grid_qty() -> None:
     (fill,) = v.fills
     assert fill.qty_units == 12_345_679
     assert fill.fee == fill.notional * 10.0 / 1e4
+
+
+# --- absurd sizes ------------------------------------------------------------------------------
+def test_buy_taking_position_past_max_qty_rejected_position_overflow() -> None:
+    v = Venue(cash=1e300)
+    v.flat(1.0)
+    first = v.order(Side.BUY, MAX_QTY)
+    second = v.order(Side.BUY, MAX_QTY)
+    assert v.status_of(first)[-1] == (S.FILLED, None)
+    assert v.status_of(second) == [(S.REJECTED, RejectReason.POSITION_OVERFLOW)]
+    assert v.book.position_units("X") == qty_to_units(MAX_QTY) <= MAX_UNITS
+
+
+def test_resting_limit_buy_past_max_qty_rejected_position_overflow_at_fill() -> None:
+    v = Venue(cash=1e300)
+    v.flat(1.0)
+    resting = v.order(Side.BUY, MAX_QTY, limit=0.5)
+    v.order(Side.BUY, MAX_QTY)  # fills at once
+    v.bar(0.5, 0.5, 0.5, 0.5)
+    assert v.status_of(resting) == [(S.SUBMITTED, None),
+                                    (S.REJECTED, RejectReason.POSITION_OVERFLOW)]
+    assert v.book.position_units("X") == qty_to_units(MAX_QTY)
+    assert v.book.reserved_cash == 0.0

@@ -67,5 +67,5 @@ def test_run_memory_limit_caps_the_runs_own_database(loaded: Path, tmp_path: Pat
 
 @pytest.mark.parametrize("value", ["lots", "2 parsecs", "-1GB"])
 def test_config_memory_limit_not_a_size_is_a_config_error(value: str) -> None:
-    with pytest.raises(ConfigError, match="run.memory_limit"):
+    with pytest.raises(ConfigError, match=r"run\.memory_limit"):
         load_config(None, [f"run.memory_limit={value}"], env={})

@@ -416,3 +416,122 @@ def test_step_cancel_from_on_fill_of_touched_sibling_canceled_not_filled() -> No
     assert [f.order_seq for f in journal(step).fills] == [1]
     assert events(step, 2)[-1] == (T0 + 2 * TF, "CANCELED", CancelReason.USER)
     assert step.book.position_units("X") == 100_000_000
+
+
+# --- hostile strategies -----------------------------------------------------------------------
+def test_step_ctx_book_assignment_raises_strategy_error_books_unchanged() -> None:
+    def grab(ctx: Context, bar: Bar) -> None:
+        ctx.book.cash = 1e9  # type: ignore[misc]
+
+    strategy = Scripted({0: grab})
+    with pytest.raises(StrategyError, match=r"AttributeError in on_bar .*ctx.book is read-only"):
+        run(strategy, flat(10.0, 10.0))
+
+
+def test_step_ctx_book_positions_mapping_refuses_writes() -> None:
+    def grab(ctx: Context, bar: Bar) -> None:
+        ctx.book.units["X"] = 10**20  # type: ignore[index]
+
+    with pytest.raises(StrategyError, match=r"TypeError in on_bar"):
+        run(Scripted({0: grab}), flat(10.0, 10.0))
+
+
+def test_step_books_changed_behind_ctx_fails_run_naming_cash() -> None:
+    """A strategy that digs past ctx to the engine's Book: the broker spends the forged cash,
+    then the books no longer add up to their fills and the run fails saying so."""
+    def forge(ctx: Context, bar: Bar) -> None:
+        ctx._step.book.cash = 1e9
+        ctx.submit(OrderIntent("X", Side.BUY, 1_000_000.0))
+
+    with pytest.raises(StrategyError, match=r"hold cash .* fills make it -9990000.0.*outside a "
+                                            r"fill") as info:
+        run(Scripted({0: forge}), flat(10.0, 10.0))
+    assert "ctx.submit" in str(info.value)
+
+
+def test_step_position_forged_behind_ctx_then_sold_fails_run() -> None:
+    def forge(ctx: Context, bar: Bar) -> None:
+        ctx._step.book.units["X"] = 5 * 100_000_000
+        ctx.submit(OrderIntent("X", Side.SELL, 5.0))
+
+    with pytest.raises(StrategyError, match=r"exceeds the bought lots|outside a fill"):
+        run(Scripted({0: forge}), flat(10.0, 10.0))
+
+
+@pytest.mark.parametrize("hook", ["on_start", "on_bar", "on_fill", "on_stop"])
+@pytest.mark.parametrize("raised", [SystemExit(0), SystemExit(None), GeneratorExit()],
+                         ids=["exit0", "exitNone", "generator-exit"])
+def test_step_strategy_base_exception_in_hook_raises_strategy_error(
+        hook: str, raised: BaseException) -> None:
+    class Quits(Strategy):
+        def on_start(self, ctx: Context) -> None:
+            if hook == "on_start":
+                raise raised
+
+        def on_bar(self, ctx: Context, bar: Bar) -> Any:
+            if hook == "on_bar":
+                raise raised
+            return [BUY1] if hook == "on_fill" else None
+
+        def on_fill(self, ctx: Context, fill: Fill) -> None:
+            raise raised
+
+        def on_stop(self, ctx: Context) -> None:
+            if hook == "on_stop":
+                raise raised
+
+    with pytest.raises(StrategyError, match=rf"Quits raised {type(raised).__name__} in {hook}"):
+        run(Quits(), flat(10.0, 10.0))
+
+
+def test_step_keyboard_interrupt_in_strategy_is_not_wrapped() -> None:
+    def interrupt(ctx: Context, bar: Bar) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(Scripted({0: interrupt}), flat(10.0))
+
+
+@pytest.mark.parametrize("qty", [1e12, float("inf"), float("nan"), -1.0, 10**25],
+                         ids=["1e12", "inf", "nan", "negative", "int-1e25"])
+def test_step_intent_qty_changed_after_creation_raises_strategy_error_naming_intent(
+        qty: Any) -> None:
+    def tamper(ctx: Context, bar: Bar) -> None:
+        intent = OrderIntent("X", Side.BUY, 1.0)
+        intent.qty = qty
+        ctx.submit(intent)
+
+    with pytest.raises(StrategyError, match=r"in submit .*invalid order intent OrderIntent\("
+                                            r"symbol='X'.*qty"):
+        run(Scripted({0: tamper}), flat(10.0))
+
+
+def test_step_huge_but_valid_qty_rejected_insufficient_funds() -> None:
+    step = run(Scripted({0: submit(OrderIntent("X", Side.BUY, 9e10))}), flat(10.0, 10.0))
+    (order,) = journal(step).orders
+    assert (order.status, order.reason) == (S.REJECTED, RejectReason.INSUFFICIENT_FUNDS)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("side", "HOLD", "side must be"),
+    ("symbol", 42, "symbol must be a non-empty string"),
+    ("tag", 3.5, "tag must be a string or None"),
+    ("reduce_only", "yes", "reduce_only must be True or False"),
+    ("limit_price", float("nan"), "a market order takes no limit_price"),
+])
+def test_step_intent_field_changed_after_creation_raises_strategy_error(
+        field: str, value: Any, message: str) -> None:
+    def tamper(ctx: Context, bar: Bar) -> None:
+        intent = OrderIntent("X", Side.BUY, 1.0)
+        setattr(intent, field, value)
+        ctx.submit(intent)
+
+    with pytest.raises(StrategyError, match=rf"in submit .*invalid order intent .*{message}"):
+        run(Scripted({0: tamper}), flat(10.0))
+
+
+def test_step_tagged_reduce_only_intent_still_accepted() -> None:
+    intent = OrderIntent("X", Side.BUY, 1.0, tag="entry")
+    step = run(Scripted({0: submit(intent)}), flat(10.0, 10.0))
+    (order,) = journal(step).orders
+    assert (order.status, order.tag) == (S.FILLED, "entry")

@@ -414,3 +414,38 @@ def test_findings_table_of_no_findings_is_empty():
     table = findings_table([], stage="backtest", timeframe="1m", policy=None, run_id="r")
     assert table.num_rows == 0
     assert "recorded_at" in table.column_names
+
+
+# --- absurd values ---------------------------------------------------------------------------
+@pytest.mark.parametrize("column", ["open", "high", "low", "close"])
+@pytest.mark.parametrize("value", [0.0, -0.0, -1.0])
+def test_check_rows_price_at_or_below_zero_refused_naming_column_and_row(column, value):
+    cols = {"open_": [100.0] * 3, "high": [101.0] * 3, "low": [99.0] * 3, "close": [100.5] * 3}
+    key = "open_" if column == "open" else column
+    cols[key][1] = value
+    found = check_rows(series([0, 1, 2], **cols))
+    assert [(f.rule, f.row) for f in found] == [("non_positive_price", 2)]
+    assert found[0].detail == f"{column} is {float(value)!r}; prices must be above zero"
+
+
+@pytest.mark.parametrize(("ts_ms", "shown"), [
+    (-60_000, "1969-12-31T23:59:00.000Z"),
+    (9_214_646_400_000, "2262-01-01T00:00:00.000Z"),
+    (9_000_000_000_000_000_000, "9000000000000000000 (epoch ms)"),
+    (-9_000_000_000_000_000_000, "-9000000000000000000 (epoch ms)"),
+], ids=["before-1970", "2262", "far-future", "far-past"])
+def test_check_rows_ts_outside_1970_to_2262_refused_naming_row_without_crashing(ts_ms, shown):
+    s = series([0, 1, 2], base=JAN_2024_MS)
+    s.ts[2] = ts_ms
+    found = check_rows(s)
+    assert [(f.rule, f.row, f.ts) for f in found] == [("ts_range", 3, None)]
+    assert found[0].detail.startswith(f"ts {shown} is outside the supported range "
+                                      "[1970-01-01T00:00:00.000Z, 2262-01-01T00:00:00.000Z)")
+    findings_table(found, stage="ingest", timeframe="1m", policy="fail")  # fits qc_events
+
+
+def test_check_rows_first_and_last_supported_times_accepted():
+    s = series([0, 1], base=0)
+    assert check_rows(s) == []
+    late = series([-2, -1], base=9_214_646_400_000)
+    assert check_rows(late) == []

@@ -388,3 +388,48 @@ def test_export_html_hides_code_and_keeps_outputs(tmp_path):
 
 def test_report_commands_execute_the_checkouts_notebooks():
     assert notebooks.NOTEBOOKS == wh.NOTEBOOKS
+
+
+# --- refusing to overwrite -------------------------------------------------------------------------
+@pytest.mark.parametrize("out", ["r.html", "folder"])
+def test_run_report_existing_report_refused_unless_force(built, tmp_path, monkeypatch, out):
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(notebooks, "_execute", lambda *args: calls.append(args))
+    target = tmp_path / out
+    html = target if out.endswith(".html") else target / "report.html"
+    html.parent.mkdir(parents=True, exist_ok=True)
+    html.write_text("the old report")
+
+    with pytest.raises(WorkbenchError, match=r"a report is already there\n.*--force") as info:
+        run_report(built.single, warehouse=built.db, out=target)
+    assert str(html) in str(info.value)
+    assert calls == [] and html.read_text() == "the old report"
+
+    assert run_report(built.single, warehouse=built.db, out=target, force=True) == html
+    assert len(calls) == 1
+
+
+def test_run_report_out_naming_a_plain_file_refused(built, tmp_path, monkeypatch):
+    monkeypatch.setattr(notebooks, "_execute", lambda *args: None)
+    plain = tmp_path / "notes.txt"
+    plain.write_text("mine")
+    with pytest.raises(WorkbenchError, match="--out names a file, not a folder"):
+        run_report(built.single, warehouse=built.db, out=plain, force=True)
+    assert plain.read_text() == "mine"
+
+
+def test_report_cli_force_flag_reaches_run_report_and_exit_codes(built, tmp_path, monkeypatch,
+                                                                 capsys):
+    from workbench.cli import main
+
+    monkeypatch.setattr(notebooks, "_execute", lambda *args: None)
+    html = tmp_path / "r.html"
+    html.write_text("old")
+    argv = ["--warehouse", str(built.db), "report", built.single, "--out", str(html)]
+    assert main(argv) == 1
+    assert "a report is already there" in capsys.readouterr().err
+    assert main([*argv, "--force"]) == 0
+    assert capsys.readouterr().out == f"{html}\n"
+    assert main(["--warehouse", str(built.db), "report", built.single, "--out",
+                 f"{tmp_path}/x\n.html"]) == 2
+    assert "U+000A" in capsys.readouterr().err

@@ -278,3 +278,27 @@ def test_load_strategy_class_finds_sma_cross() -> None:
 def test_load_strategy_class_bad_path_config_error_with_fix(path: str, text: str) -> None:
     with pytest.raises(ConfigError, match=text):
         load_strategy_class(path)
+
+
+def test_load_strategy_class_module_calling_sys_exit_at_import_config_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "wbtest_exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"'wbtest_exits_on_import' raised SystemExit"):
+        load_strategy_class("wbtest_exits_on_import:Anything")
+
+
+def test_build_strategy_constructor_calling_sys_exit_strategy_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.config import load_config
+    from workbench.engine.backtest import build_strategy
+    from workbench.errors import StrategyError
+
+    (tmp_path / "wbtest_exits_in_init.py").write_text(
+        "import sys\nfrom workbench import Strategy\n\n\nclass Quits(Strategy):\n"
+        "    def __init__(self, **params):\n        sys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = load_config(None, [], base={"strategy": {"class": "wbtest_exits_in_init:Quits"}},
+                      env={})
+    with pytest.raises(StrategyError, match=r"Quits raised SystemExit in __init__: 3"):
+        build_strategy(cfg)

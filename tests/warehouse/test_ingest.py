@@ -245,6 +245,21 @@ def _case(kind: str) -> tuple[str, list[list[str]], str, int | None, str]:
     if kind == "negative_volume":
         rows[4][5] = "-1.0"
         return header, rows, "negative_volume", 5, "is negative"
+    if kind == "zero_price":
+        rows[4][3] = "0"
+        return header, rows, "non_positive_price", 5, "low is 0.0; prices must be above zero"
+    if kind == "negative_price":
+        rows[4][3] = "-5.5"
+        return header, rows, "non_positive_price", 5, "low is -5.5; prices must be above zero"
+    if kind == "before_1970":
+        rows[0][0] = "1969-12-31T23:59:00Z"
+        return header, rows, "ts_range", 1, "ts 1969-12-31T23:59:00.000Z is outside the supported"
+    if kind == "negative_epoch_ms":
+        rows[0][0] = "-60000"
+        return header, rows, "ts_range", 1, "ts 1969-12-31T23:59:00.000Z is outside the supported"
+    if kind == "after_2262":
+        rows[9][0] = "2262-01-01T00:00:00Z"
+        return header, rows, "ts_range", 10, "ts 2262-01-01T00:00:00.000Z is outside the"
     if kind == "missing_column":
         return "ts,open,high,low,close", [r[:5] for r in rows], "missing_column", None, \
             "missing column volume"
@@ -264,7 +279,8 @@ def _case(kind: str) -> tuple[str, list[list[str]], str, int | None, str]:
 
 
 ROW_ERRORS = ["duplicate", "non_increasing", "misaligned", "high_below_max_open_close",
-              "low_above_min_open_close", "nan", "negative_volume", "missing_column",
+              "low_above_min_open_close", "nan", "negative_volume", "zero_price",
+              "negative_price", "before_1970", "negative_epoch_ms", "after_2262", "missing_column",
               "unparsable_number", "unparsable_ts", "empty_file", "epoch_seconds"]
 
 

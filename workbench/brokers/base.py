@@ -11,8 +11,10 @@ reports every later transition and every execution back through the ``OrderSink`
 to; it never writes the books itself, it only reads them (free cash, free position, marks).
 
 Reject reasons are stable codes: ``INSUFFICIENT_FUNDS``, ``INSUFFICIENT_POSITION``,
-``MIN_NOTIONAL``, ``NO_PRICE``; cancel reasons: ``USER``, ``EXPIRED``. Orders still resting
-when a backtest ends stay SUBMITTED: they were working when the data ran out.
+``MIN_NOTIONAL``, ``NO_PRICE``, ``POSITION_OVERFLOW`` (a buy that would take the position past
+``model.MAX_QTY``, the most the books hold as 64-bit integer units); cancel reasons: ``USER``,
+``EXPIRED``. Orders still resting when a backtest ends stay SUBMITTED: they were working when
+the data ran out.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class RejectReason(StrEnum):
     INSUFFICIENT_POSITION = "INSUFFICIENT_POSITION"
     MIN_NOTIONAL = "MIN_NOTIONAL"
     NO_PRICE = "NO_PRICE"
+    POSITION_OVERFLOW = "POSITION_OVERFLOW"
 
 
 class CancelReason(StrEnum):

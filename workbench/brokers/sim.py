@@ -5,14 +5,15 @@ from __future__ import annotations
 from workbench.book import Book
 from workbench.brokers.base import CancelReason, OrderSink, RejectReason
 from workbench.brokers.fills import CostModel, limit_fill_price
-from workbench.model import QTY_SCALE, Bar, Order, OrderStatus, OrderType, Side
+from workbench.model import MAX_UNITS, QTY_SCALE, Bar, Order, OrderStatus, OrderType, Side
 
 
 class SimBroker:
     """Fills market orders at the signal bar's close (or next open) and limits on a touch.
 
     Spot rules as a venue applies them: a buy whose cost (notional plus fee) exceeds free cash
-    is rejected ``INSUFFICIENT_FUNDS``; a sell beyond the free position ``INSUFFICIENT_POSITION``.
+    is rejected ``INSUFFICIENT_FUNDS``; a sell beyond the free position ``INSUFFICIENT_POSITION``;
+    a buy that would hold more than ``model.MAX_QTY`` ``POSITION_OVERFLOW``.
     A resting limit reserves its cash (buy) or quantity (sell), so free means not reserved.
     """
 
@@ -74,6 +75,8 @@ class SimBroker:
         if order.side is Side.BUY:
             if notional + self.costs.fee(notional) > free_cash:
                 return RejectReason.INSUFFICIENT_FUNDS
+            if order.qty_units + self._book.position_units(order.symbol) > MAX_UNITS:
+                return RejectReason.POSITION_OVERFLOW
         elif order.qty_units > self._book.free_units(order.symbol):
             return RejectReason.INSUFFICIENT_POSITION
         return None

@@ -25,6 +25,7 @@ from workbench.brokers.sim import SimBroker
 from workbench.config import Config, load_config, timeframe_ms
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
+from workbench.errors import StrategyError, WorkbenchError
 from workbench.feeds.history import LoopData
 from workbench.model import QTY_SCALE, Bar, Mode
 from workbench.risk.engine import RiskEngine
@@ -136,7 +137,15 @@ def cost_model(cfg: Config) -> CostModel:
 
 def build_strategy(cfg: Config) -> Strategy:
     cls = load_strategy_class(cfg.strategy.class_path)
-    return cls(**cfg.strategy.params)  # validated by the constructor
+    try:
+        return cls(**cfg.strategy.params)  # validated by the constructor
+    except (WorkbenchError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # the strategy's own __init__ raised (or called sys.exit)
+        raise StrategyError(
+            f"strategy {cls.__name__} raised {type(exc).__name__} in __init__: {exc}",
+            where="strategy.class", fix="fix the strategy's constructor and run again",
+        ) from exc
 
 
 def build_step(cfg: Config, strategy: Strategy, run_id: str, log: JsonlLog | None = None

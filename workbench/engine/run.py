@@ -51,10 +51,9 @@ WRITE_WAIT_S = 120.0
 
 def _final_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs") -> Path:
     run_dir = Path(out) if out else Path(runs_dir) / run_id
-    if run_dir.is_file() or (run_dir.is_symlink() and not run_dir.is_dir()):
-        raise ConfigError(
-            "--out names an existing file", where=str(run_dir),
-            fix="pass a new or empty directory for the run's files")
+    if (run_dir.exists() or run_dir.is_symlink()) and not run_dir.is_dir():
+        raise ConfigError("--out names a file, not a directory", where=str(run_dir),
+                          fix="pass an empty or new --out DIR (each run writes its own directory)")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(
             "the run directory already holds files", where=str(run_dir),
@@ -65,9 +64,13 @@ def _final_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs
 
 def _staging_dir(final: Path) -> Path:
     staging = final.with_name(final.name + ".partial")
-    if staging.exists():  # left by a killed run that wrote to the same --out
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    try:
+        if staging.exists():  # left by a killed run that wrote to the same --out
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+    except OSError as exc:  # a parent is a file, no permission, ...
+        raise ConfigError(f"cannot create the run directory: {exc.strerror or exc}",
+                          where=str(final), fix="pass an --out DIR that can be created") from None
     return staging
 
 

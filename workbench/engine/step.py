@@ -18,12 +18,16 @@ from workbench.brokers.base import Broker
 from workbench.engine.journal import Journal
 from workbench.errors import EngineFault, StrategyError
 from workbench.model import (
+    MAX_QTY,
+    QTY_QUANTUM,
     QTY_SCALE,
     Bar,
     Fill,
     Order,
     OrderIntent,
     OrderStatus,
+    OrderType,
+    Side,
     ms_to_iso,
 )
 from workbench.risk.engine import RiskEngine
@@ -31,6 +35,8 @@ from workbench.strategy import Context, Strategy
 
 _SUBMITTED = OrderStatus.SUBMITTED
 _PARTIAL = OrderStatus.PARTIALLY_FILLED
+_MIN_QTY = QTY_QUANTUM / 2
+_BUY, _SELL, _MARKET = Side.BUY, Side.SELL, OrderType.MARKET
 
 
 class Step:
@@ -106,15 +112,19 @@ class Step:
             self.broker.on_bar(bar)
         try:
             intents = self._on_bar(self.ctx, bar)
-        except (StrategyError, EngineFault):
+        except (StrategyError, EngineFault, KeyboardInterrupt):
             raise
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() in a strategy fails the run, too
             raise self._strategy_error("on_bar", exc) from exc
         if intents is not None:
             self._submit_all(intents)
 
     def stop(self) -> None:
+        """Call on_stop, then hold the books to the journal's fills (``Book.check``)."""
         self._call("on_stop", self.strategy.on_stop, self.ctx)
+        fills = getattr(self.journal, "fills", None)
+        if fills is not None:
+            self.book.check(fills)
 
     # --- the strategy calls these through its Context ---------------------------------------
     def submit(self, intent: OrderIntent) -> Order:
@@ -130,6 +140,17 @@ class Step:
             raise EngineFault(exc, f"submit of {intent!r}") from exc
 
     def _submit(self, intent: OrderIntent) -> Order:
+        qty = intent.qty
+        # the intent was checked when made; a strategy may have changed it since
+        side = intent.side
+        if (qty.__class__ is not float or not _MIN_QTY < qty <= MAX_QTY
+                or (side is not _BUY and side is not _SELL) or intent.symbol.__class__ is not str
+                or intent.type is not _MARKET or intent.limit_price is not None
+                or intent.tag is not None or intent.reduce_only is not False):
+            problem = intent.problem()
+            if problem:
+                raise self._strategy_error("submit", ValueError(
+                    f"invalid order intent {intent!r}: {problem}"))
         self.order_seq += 1
         seq = self.order_seq
         now = self.now
@@ -204,9 +225,9 @@ class Step:
     def _call(self, hook: str, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return fn(*args)
-        except (StrategyError, EngineFault):
+        except (StrategyError, EngineFault, KeyboardInterrupt):
             raise
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() in a strategy fails the run, too
             raise self._strategy_error(hook, exc) from exc
 
     def _strategy_error(self, hook: str, exc: BaseException) -> StrategyError:

@@ -1,7 +1,8 @@
 """Quality control of bar series, on ingest and again when a backtest reads bars.
 
 Errors refuse the data under every gap policy: duplicate, non-increasing or misaligned
-timestamps, broken OHLC, NaN or infinite values, negative volume. Gaps depend on the policy:
+timestamps, times before 1970 or from 2262 on, broken OHLC, NaN or infinite values, prices at
+or below zero, negative volume. Gaps depend on the policy:
 ``fail`` refuses, ``forward`` inserts flat bars at the previous close with volume 0 (marked
 ``filled``), ``none`` keeps the data as is. Every finding is returned, to be logged and recorded
 in ``qc_events``; corrupt data is worse than no data.
@@ -96,6 +97,21 @@ class QcReport:
         return int(self.series.filled_mask.sum())
 
 
+MIN_TS = 0
+"""Earliest bar time (ms UTC): 1970-01-01, the Unix epoch."""
+MAX_TS = 9_214_646_400_000
+"""End of the supported bar times (ms UTC, exclusive): 2262-01-01, inside the range of
+nanosecond timestamps (int64 ns end on 2262-04-11) that pandas and numpy use downstream."""
+
+
+def _when(ms: int) -> str:
+    """A bar time as ISO-8601 where datetime can say it, else as epoch milliseconds."""
+    try:
+        return ms_to_iso(ms)
+    except (ValueError, OverflowError, OSError):
+        return f"{ms} (epoch ms)"
+
+
 def _num(value: Any) -> str:
     """A value as the user wrote it: the shortest float repr, never numpy's."""
     return repr(float(value))
@@ -120,6 +136,13 @@ def check_rows(s: BarSeries, file: str | None = None) -> list[Finding]:
     ok = ~bad_value
     add("negative_volume", ok & (s.volume < 0),
         lambda i: f"volume {_num(s.volume[i])} is negative")
+    for name in ("open", "high", "low", "close"):
+        col = cols[name]
+        mask = ok & (col <= 0)
+        bad_value |= mask
+        add("non_positive_price", mask,
+            lambda i, n=name, c=col: f"{n} is {_num(c[i])}; prices must be above zero")
+    ok = ~bad_value
     top = np.maximum(s.open, s.close)
     bottom = np.minimum(s.open, s.close)
     high_bad = ok & (s.high < top)
@@ -129,6 +152,15 @@ def check_rows(s: BarSeries, file: str | None = None) -> list[Finding]:
     add("ohlc", ok & ~high_bad & (s.low > bottom),
         lambda i: f"low {_num(s.low[i])} is above min(open {_num(s.open[i])}, "
                   f"close {_num(s.close[i])})")
+    out_of_range = (s.ts < MIN_TS) | (s.ts >= MAX_TS)
+    for i in np.flatnonzero(out_of_range):  # no ts on the finding: it fits no timestamp type
+        out.append(Finding(
+            "ts_range", "error", s.symbol,
+            f"ts {_when(int(s.ts[i]))} is outside the supported range "
+            f"[{ms_to_iso(MIN_TS)}, {ms_to_iso(MAX_TS)})", int(rows[i]), None, file, "refused",
+            {"ts_ms": int(s.ts[i])}))
+    if out_of_range.any():  # ordering and alignment are meaningless until the times are fixed
+        return out
     tf = s.timeframe_ms
     add("misaligned", s.ts % tf != 0,
         lambda i: f"ts {ms_to_iso(int(s.ts[i]))} is not a whole multiple of the timeframe "

@@ -51,16 +51,38 @@ def _targets(out: str | Path | None, default_dir: Path, stem: str) -> tuple[Path
     return folder / f"{stem}.ipynb", folder / f"{stem}.html"
 
 
+def _refuse_overwrite(nb: Path, html: Path, force: bool) -> None:
+    """A report already at the target is kept unless ``force``; a file is never a folder."""
+    folder = nb.parent
+    if folder.exists() and not folder.is_dir():
+        raise WorkbenchError("--out names a file, not a folder or an .html file",
+                             where=str(folder),
+                             fix="pass a folder (new or existing) or a path ending in .html")
+    if force:
+        for target in (nb, html):
+            if target.is_dir():
+                raise WorkbenchError("the report would replace a folder", where=str(target),
+                                     fix="pass another --out")
+        return
+    existing = [t for t in (html, nb) if t.exists()]
+    if existing:
+        raise WorkbenchError(
+            "a report is already there", where=str(existing[0]),
+            fix="pass --force to overwrite it, or another --out PATH")
+
+
 def run_report(run_id: str, *, warehouse: str | Path | None = None,
                out: str | Path | None = None, progress: bool | None = None,
-               env_prefix: str = "WB_") -> Path:
-    """Execute report.ipynb for one run; return the HTML path."""
+               env_prefix: str = "WB_", force: bool = False) -> Path:
+    """Execute report.ipynb for one run; return the HTML path. An existing report at the
+    target is refused unless ``force``."""
     db = resolve_path(warehouse, env_prefix).resolve()
     with reading(db) as con:
         from workbench.report.data import resolve_run_id
 
         run_id = resolve_run_id(con, run_id)  # "no such run" before any notebook starts
     nb, html = _targets(out, Path("reports") / run_id, "report")
+    _refuse_overwrite(nb, html, force)
     _execute("report.ipynb", nb, html, {"run_id": run_id, "warehouse": str(db)},
              f"run {run_id}", progress)
     return html
@@ -68,8 +90,9 @@ def run_report(run_id: str, *, warehouse: str | Path | None = None,
 
 def run_compare(run_ids: Sequence[str], *, warehouse: str | Path | None = None,
                 out: str | Path | None = None, progress: bool | None = None,
-                env_prefix: str = "WB_") -> Path:
-    """Execute compare.ipynb for two or more runs; return the HTML path."""
+                env_prefix: str = "WB_", force: bool = False) -> Path:
+    """Execute compare.ipynb for two or more runs; return the HTML path. An existing
+    comparison at the target is refused unless ``force``."""
     if len(run_ids) < 2:
         raise WorkbenchError("compare needs two or more run ids",
                              fix="workbench compare RUN_ID RUN_ID [RUN_ID ...]")
@@ -80,6 +103,7 @@ def run_compare(run_ids: Sequence[str], *, warehouse: str | Path | None = None,
         ids = [resolve_run_id(con, r) for r in run_ids]
     nb, html = _targets(out, Path("reports") / ("compare-" + "-".join(i[-6:] for i in ids)),
                         "compare")
+    _refuse_overwrite(nb, html, force)
     _execute("compare.ipynb", nb, html, {"run_ids": ids, "warehouse": str(db)},
              f"runs {', '.join(ids)}", progress)
     return html

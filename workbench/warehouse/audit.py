@@ -50,9 +50,12 @@ def check_read_only(query: str) -> str:
     """The query, when it is exactly one read statement; QueryRefused otherwise."""
     try:
         statements = [s for s in sqlglot.parse(query, read="duckdb") if s is not None]
-    except sqlglot.errors.ParseError as exc:
+    except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError (an open quote), ...
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, sqlglot.errors.TokenError):
+            first = f"{first} (an unterminated quote or comment?)"
         raise QueryRefused(
-            f"cannot parse the query: {str(exc).splitlines()[0]}",
+            f"cannot parse the query: {first}",
             fix="workbench sql runs one read query (SELECT, WITH ... SELECT, DESCRIBE, SHOW, "
                 "SUMMARIZE) in DuckDB's dialect",
         ) from None
