@@ -756,3 +756,39 @@ def test_sql_unterminated_quote_refused_exit_2_as_parse_error(
     assert result.err.startswith("error: cannot parse the query: ")
     assert "unterminated quote or comment" in result.err
     assert "internal error" not in result.err
+
+
+def test_sql_limit_prints_at_most_limit_rows_and_says_it_cut(cli: Cli, bars: Path) -> None:
+    result = cli("sql", "select range as n from range(25)", "--limit", "10", "--format", "csv")
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == ["n", *[str(i) for i in range(10)]]
+    assert "cut at --limit 10 rows" in result.err
+
+
+def test_sql_limit_not_reached_says_nothing(cli: Cli, bars: Path) -> None:
+    result = cli("sql", "select range as n from range(10)", "--limit", "10", "--format", "csv")
+    assert result.code == 0 and len(result.out.splitlines()) == 11
+    assert "cut" not in result.err
+
+
+def test_sql_default_limit_is_ten_thousand_rows(cli: Cli, bars: Path) -> None:
+    result = cli("sql", "select range as n from range(10005)", "--format", "csv")
+    assert result.code == 0
+    assert len(result.out.splitlines()) == 10_001 and "cut at --limit 10000" in result.err
+
+
+def test_sql_runaway_query_is_interrupted_at_timeout_and_releases_the_file(
+        cli: Cli, bars: Path) -> None:
+    result = cli("sql", "select count(*) from range(1000000000000)", "--timeout", "0.5")
+    assert result.code == 1
+    assert "longer than 0.5 s and was stopped" in result.err and "--timeout" in result.err
+    from workbench.warehouse.connect import open_rw
+
+    open_rw(bars, wait_s=0).close()  # nobody holds the file any more
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_sql_bad_timeout_is_a_usage_error(cli: Cli, bars: Path, value: str) -> None:
+    with pytest.raises(SystemExit) as raised:
+        cli("sql", "select 1", "--timeout", value)
+    assert raised.value.code == 2
