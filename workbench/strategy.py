@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pydantic
 
+from workbench import secrets
 from workbench.errors import ConfigError
 from workbench.model import Bar, Fill, Order, OrderIntent, ms_to_dt
 
@@ -89,7 +90,7 @@ class Strategy:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
             raise ConfigError(
-                f"{err['msg']} (got {err.get('input')!r})",
+                f"{err['msg']} (got {secrets.shown(err['loc'], err.get('input'))})",
                 where=f"{where}.{key}",
                 fix=f"set `{key}` to a valid value for {cls.__name__}",
             ) from None

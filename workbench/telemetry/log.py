@@ -1,7 +1,9 @@
 """Structured JSONL logs: one object per line with ts, level, component, msg, context.
 
 ``ts`` is wall-clock time (logs are not part of a run's deterministic outputs). Records at or
-above ``echo_level`` are also written, readably, to ``echo`` (stderr for the CLI).
+above ``echo_level`` are also written, readably, to ``echo`` (stderr for the CLI). Secrets never
+land here: context keys that name a secret are masked and every secret value the process has
+seen (``workbench.secrets.scrub``) is replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from workbench import secrets
 from workbench.model import ms_to_iso
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -30,7 +33,10 @@ class JsonlLog:
 
     def log(self, level: str, component: str, msg: str, **context: Any) -> None:
         self.counts[level] = self.counts.get(level, 0) + 1
+        msg = secrets.scrub(msg)
         if self._fh is not None:
+            if context:  # secret-named keys masked, remembered secret values scrubbed
+                context = secrets.clean(context)
             record = {"ts": ms_to_iso(time.time_ns() // 1_000_000), "level": level,
                       "component": component, "msg": msg, "context": context}
             self._fh.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
