@@ -458,3 +458,25 @@ def test_timeframe_ms_beyond_a_year_raises_value_error() -> None:
     for tf in ("367d", "100000000000000000000d", "9999999999m"):
         with pytest.raises(ValueError, match="timeframe"):
             timeframe_ms(tf)
+
+
+def test_load_config_deep_python_dict_base_refused_not_recursion_error() -> None:
+    deep: dict = {}
+    node = deep
+    for _ in range(50_000):
+        node["k"] = {}
+        node = node["k"]
+    with pytest.raises(ConfigError) as info:
+        load_config(None, base={"strategy": {"params": deep}}, env={})
+    assert "nests deeper than" in info.value.what
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+def test_strategy_params_non_finite_float_refused_as_config_error(value: str) -> None:
+    from workbench.engine.backtest import build_strategy
+
+    cfg = load_config(None, [f"strategy.params.qty={value}"], env={})
+    with pytest.raises(ConfigError) as info:
+        build_strategy(cfg)
+    assert "strategy.params.qty" in info.value.render()
+    assert "finite" in info.value.what

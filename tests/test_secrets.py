@@ -223,3 +223,11 @@ def test_secrets_provider_malformed_line_not_echoed(tmp_path: Path) -> None:
 
 def test_config_defaults_hold_no_secret() -> None:
     assert redact(Config().to_dict(reveal=True)) == Config().to_dict()
+
+
+def test_validate_error_message_quoting_a_secret_value_is_scrubbed() -> None:
+    value = unique()
+    with pytest.raises(ConfigError) as info:  # the message quotes data.start; a secret sits
+        validate({"data": {"start": value}, "strategy": {"params": {"api_key": value}}})
+    assert "`data.start`" in info.value.render()
+    assert value not in info.value.render()

@@ -481,6 +481,7 @@ def load_config(
     """Build the effective config from defaults, a YAML file, the environment and ``--set``."""
     layers = _Layers()
     if base:
+        _check_depth(base)  # merging recurses into mappings
         layers.merge(base, "config dict")
     if path is not None:
         layers.merge(_read_yaml(Path(path)), str(path))
@@ -508,6 +509,7 @@ def _check_depth(tree: Any) -> None:
 
 def validate(tree: Mapping[str, Any], layers: _Layers | None = None) -> Config:
     """Validate a config tree; raise ConfigError naming the first bad key and who set it."""
+    secrets.redact(tree)  # notes secret values first, so no error below can quote one
     try:
         cfg = Config.model_validate(tree)
     except pydantic.ValidationError as exc:
@@ -531,7 +533,7 @@ def validate(tree: Mapping[str, Any], layers: _Layers | None = None) -> Config:
         raise ConfigError(f"`{dotted}`: {msg} (got {got})", where=origin,
                           fix=f"set `{dotted}` to a valid value{_FIXES.get(err['type'], '')}"
                           ) from None
-    cfg.to_dict()  # notes the secret values, so free text (logs, errors) can be scrubbed
+    cfg.to_dict()  # notes SecretStr values too, so free text (logs, errors) can be scrubbed
     return cfg
 
 

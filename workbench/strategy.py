@@ -80,7 +80,9 @@ class Strategy:
         if cls.__dict__.get("_params_model") is None:
             cls._params_model = pydantic.create_model(  # type: ignore[call-overload]
                 f"{cls.__name__}Params",
-                __config__=pydantic.ConfigDict(extra="forbid", strict=False),
+                # inf and nan are refused like in the config: they overflow the books later
+                __config__=pydantic.ConfigDict(extra="forbid", strict=False,
+                                               allow_inf_nan=False),
                 **fields,
             )
         model = cls.__dict__["_params_model"]
