@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
@@ -231,3 +232,38 @@ def test_validate_error_message_quoting_a_secret_value_is_scrubbed() -> None:
         validate({"data": {"start": value}, "strategy": {"params": {"api_key": value}}})
     assert "`data.start`" in info.value.render()
     assert value not in info.value.render()
+
+
+def test_config_secretstr_in_strategy_params_masked_hashed_and_kept_on_rebuild() -> None:
+    from workbench.engine.backtest import as_config
+
+    one, two = unique(), unique()
+    a = validate({"strategy": {"params": {"venue": SecretStr(one)}}})
+    b = validate({"strategy": {"params": {"venue": SecretStr(two)}}})
+    assert a.to_dict()["strategy"]["params"]["venue"] == MASK
+    assert a.to_dict() == b.to_dict() and a.hash() != b.hash()
+    assert as_config(a, ["run.name=x"], "WB_").strategy.params["venue"] == one
+    assert one not in scrub(f"text {one}")  # remembered when validated
+
+
+def _secret_fields(model: type[pydantic.BaseModel], path: str = "") -> list[tuple[str, Any]]:
+    import typing
+
+    found = []
+    for name, field in model.model_fields.items():
+        stack = [field.annotation]
+        while stack:
+            ann = stack.pop()
+            if isinstance(ann, type) and issubclass(ann, pydantic.BaseModel):
+                found += _secret_fields(ann, f"{path}{name}.")
+            elif ann is SecretStr:
+                found.append((f"{path}{name}", field))
+            stack.extend(typing.get_args(ann))
+    return found
+
+
+def test_config_secretstr_fields_use_the_secret_type_so_the_hash_covers_them() -> None:
+    """A config field typed plain SecretStr would dump as '**********' even for the hash: every
+    secret field of the config must be ``workbench.secrets.Secret``."""
+    for dotted, field in _secret_fields(Config):
+        assert any(isinstance(m, pydantic.PlainSerializer) for m in field.metadata), dotted

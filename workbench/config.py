@@ -30,7 +30,17 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from workbench import secrets
 from workbench.errors import ConfigError
@@ -164,6 +174,14 @@ class StrategyConfig(_Section):
     class_path: str = Field("workbench.strategies.sma_cross:SmaCross", alias="class")
     params: dict[str, Any] = {}
 
+    @field_serializer("params", mode="wrap")
+    def _params(self, value: dict[str, Any], handler: SerializerFunctionWrapHandler,
+                info: SerializationInfo) -> Any:
+        """A ``SecretStr`` passed in params (from Python) dumps as its value only when revealed
+        (so the hash covers it and a rebuilt config keeps it), else as the mask."""
+        reveal = isinstance(info.context, Mapping) and bool(info.context.get("reveal"))
+        return handler(secrets.unwrap(value, reveal))
+
     @field_validator("class_path")
     @classmethod
     def _class_path(cls, value: str) -> str:
@@ -246,7 +264,7 @@ class Config(_Section):
         ``reveal=True`` keeps the real values, for building another config in this process
         (never write it anywhere).
         """
-        plain = self.model_dump(mode="json", by_alias=True, context={"reveal": True})
+        plain = self.model_dump(mode="json", by_alias=True, context={"reveal": reveal})
         return plain if reveal else secrets.redact(plain)
 
     def canonical_json(self) -> str:
@@ -533,7 +551,7 @@ def validate(tree: Mapping[str, Any], layers: _Layers | None = None) -> Config:
         raise ConfigError(f"`{dotted}`: {msg} (got {got})", where=origin,
                           fix=f"set `{dotted}` to a valid value{_FIXES.get(err['type'], '')}"
                           ) from None
-    cfg.to_dict()  # notes SecretStr values too, so free text (logs, errors) can be scrubbed
+    secrets.redact(cfg.to_dict(reveal=True))  # notes the values as validated, for scrub
     return cfg
 
 

@@ -90,6 +90,17 @@ def redact(tree: Any, *, remember_values: bool = True) -> Any:
     return tree
 
 
+def unwrap(tree: Any, reveal: bool) -> Any:
+    """``tree`` with each ``SecretStr`` replaced by its value (``reveal``) or the mask."""
+    if isinstance(tree, SecretStr):
+        return tree.get_secret_value() if reveal else MASK
+    if isinstance(tree, Mapping):
+        return {k: unwrap(v, reveal) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return [unwrap(v, reveal) for v in tree]
+    return tree
+
+
 def holds_secret(tree: Any) -> bool:
     """Whether ``tree`` has a ``SecretStr`` or a (non-None) value under a secret-named key."""
     if isinstance(tree, SecretStr):
