@@ -47,7 +47,7 @@ from workbench.errors import ConfigError
 
 DEFAULT_ENV_PREFIX = "WB_"
 _GLOBAL_ENV_KEYS = {"WAREHOUSE", "DEBUG", "RUNS_DIR"}
-_TIMEFRAME = re.compile(r"([1-9][0-9]{0,8})([mhd])")
+_TIMEFRAME = re.compile(r"([1-9][0-9]*)([mhd])")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
 MAX_TIMEFRAME_MS = 366 * 86_400_000  # a bar longer than a year is a typo, and would overflow
 
@@ -68,10 +68,11 @@ def timeframe_ms(timeframe: str) -> int:
             f"timeframe {secrets.shown((), timeframe, 40)} is not a whole number of minutes, "
             "hours or days (examples: 1m, 5m, 15m, 1h, 4h, 1d)"
         )
-    ms = int(match.group(1)) * _UNIT_MS[match.group(2)]
+    count = match.group(1)  # a few digits at most, so int() stays cheap
+    ms = int(count) * _UNIT_MS[match.group(2)] if len(count) <= 9 else MAX_TIMEFRAME_MS + 1
     if ms > MAX_TIMEFRAME_MS:
-        raise ValueError(f"timeframe {timeframe!r} is longer than 366 days "
-                         "(examples: 1m, 5m, 15m, 1h, 4h, 1d)")
+        raise ValueError(f"timeframe {secrets.shown((), timeframe, 40)} is longer than 366 "
+                         "days (examples: 1m, 5m, 15m, 1h, 4h, 1d)")
     return ms
 
 
