@@ -299,3 +299,184 @@ def test_timeframe_ms_whole_units(tf: str, ms: int) -> None:
 def test_timeframe_ms_invalid_raises_value_error_with_examples(tf: str) -> None:
     with pytest.raises(ValueError, match="examples"):
         timeframe_ms(tf)
+
+
+# --- hostile input: every layer is bounded, every number finite and sane ----------------------
+BOMB_FLOW = "[" + ", ".join(
+    ["&a [l,l,l,l,l,l,l,l,l]"] + [f"&{n} [{','.join([f'*{p}'] * 9)}]"
+                                  for p, n in zip("abcdefgh", "bcdefghi", strict=True)]) + "]"
+
+
+def billion_laughs_file() -> str:
+    """The classic: 9 levels of 9 aliases, 387 million strings once expanded, < 1 kB."""
+    lines = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    return "strategy:\n  params:\n" + "".join(f"    {line}\n" for line in lines)
+
+
+def test_load_config_yaml_alias_bomb_in_file_refused(tmp_path: Path) -> None:
+    text = billion_laughs_file()
+    assert len(text) < 1000
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env={})
+    assert "aliases" in info.value.what and "refused" in info.value.what
+    assert info.value.where == str(tmp_path / "c.yaml")
+    assert info.value.fix
+
+
+def test_load_config_alias_bomb_in_set_value_refused() -> None:
+    assert len(BOMB_FLOW) < 400
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [f"strategy.params.x={BOMB_FLOW}"], env={})
+    assert "aliases" in info.value.what
+    assert info.value.where == "--set strategy.params.x"
+
+
+def test_load_config_alias_bomb_in_env_value_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"WB_STRATEGY__PARAMS__X": BOMB_FLOW})
+    assert "aliases" in info.value.what
+    assert info.value.where == "env WB_STRATEGY__PARAMS__X"
+
+
+def test_load_config_few_aliases_still_allowed(tmp_path: Path) -> None:
+    text = ("data: {symbols: &syms [BTCUSDT, ETHUSDT]}\n"
+            "risk: {allowed_symbols: *syms, position_limits: {BTCUSDT: &lim {max_qty: 1},"
+            " ETHUSDT: *lim}}\n")
+    cfg = load_config(write(tmp_path, text), env={})
+    assert cfg.risk.allowed_symbols == ["BTCUSDT", "ETHUSDT"]
+    assert cfg.risk.position_limits is not None
+    assert cfg.risk.position_limits["ETHUSDT"].max_qty == 1.0
+    cfg = load_config(None, ["data.symbols=[&s BTCUSDT, ETHUSDT]"], env={})
+    assert cfg.data.symbols == ["BTCUSDT", "ETHUSDT"]
+
+
+def test_load_config_recursive_alias_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["strategy.params.x=&a [*a]"], env={})
+    assert "refers to itself" in info.value.what
+
+
+@pytest.mark.parametrize("layer", ["file", "set", "env"])
+def test_load_config_yaml_nested_50000_deep_refused_not_recursion_error(
+        tmp_path: Path, layer: str) -> None:
+    deep = "[" * 50_000 + "]" * 50_000
+    with pytest.raises(ConfigError) as info:
+        if layer == "file":
+            load_config(write(tmp_path, f"strategy: {{params: {{x: {deep}}}}}\n"), env={})
+        elif layer == "set":
+            load_config(None, [f"strategy.params.x={deep}"], env={})
+        else:
+            load_config(None, env={"WB_STRATEGY__PARAMS__X": deep})
+    assert "nests deeper than" in info.value.what
+
+
+def test_load_config_deep_block_mapping_file_refused(tmp_path: Path) -> None:
+    text = "strategy:\n  params:\n" + "".join(f"{'  ' * (i + 2)}k{i}:\n" for i in range(5000))
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env={})
+    assert "nests deeper than" in info.value.what
+
+
+def test_load_config_long_dotted_set_key_refused() -> None:
+    key = ".".join(["strategy", "params"] + ["k"] * 50_000)
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [f"{key}=1"], env={})
+    assert "nests deeper than" in info.value.what
+
+
+def test_load_config_deep_env_name_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"WB_STRATEGY__PARAMS" + "__K" * 50_000: "1"})
+    assert "nests deeper than" in info.value.what
+
+
+def test_load_config_huge_integer_literal_refused_as_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["strategy.params.x=" + "9" * 5000], env={})
+    assert info.value.where == "--set strategy.params.x"
+
+
+def test_load_config_non_utf8_file_refused(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("run: {name: caf\xe9}\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert "UTF-8" in info.value.what
+
+
+@pytest.mark.parametrize(("override", "key", "fix"), [
+    ("portfolio.initial_cash=.inf", "portfolio.initial_cash", "finite"),
+    ("portfolio.initial_cash=.nan", "portfolio.initial_cash", "finite"),
+    ("portfolio.initial_cash=-.inf", "portfolio.initial_cash", "finite"),
+    ("portfolio.initial_cash=-5", "portfolio.initial_cash", "larger"),
+    ("portfolio.initial_cash=1.0e+300", "portfolio.initial_cash", "smaller"),
+    ("run.seed=1.0e+23", "run.seed", "valid value"),
+    ("run.seed=1e23", "run.seed", "whole number"),
+    ("run.seed=-1", "run.seed", "larger"),
+    ("run.seed=4294967296", "run.seed", "smaller"),
+    ("data.timeframe=100000000000000000000d", "data.timeframe", "valid value"),
+    ("data.timeframe=367d", "data.timeframe", "valid value"),
+    ("costs.fee_bps=.inf", "costs.fee_bps", "finite"),
+    ("costs.slippage_bps=.nan", "costs.slippage_bps", "finite"),
+    ("costs.spread_bps=1.0e+9", "costs.spread_bps", "smaller"),
+    ("costs.min_notional=.inf", "costs.min_notional", "finite"),
+    ("risk.max_order_notional=.inf", "risk.max_order_notional", "finite"),
+    ("risk.max_drawdown_pct=.nan", "risk.max_drawdown_pct", "finite"),
+    ("risk.daily_loss_limit=1.0e+308", "risk.daily_loss_limit", "smaller"),
+    ("risk.max_open_positions=100000000000000000000000", "risk.max_open_positions", "smaller"),
+    ("risk.position_limits.BTCUSDT.max_qty=.inf", "risk.position_limits.BTCUSDT.max_qty",
+     "finite"),
+])
+def test_load_config_overflowing_number_refused_naming_key_and_fix(
+        override: str, key: str, fix: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override], env={})
+    assert f"`{key}`" in info.value.what
+    assert info.value.fix and fix in info.value.fix and key in info.value.fix
+
+
+@pytest.mark.parametrize("name", ["a\nrun_id=x dir=/tmp", "a\rb", "a\x1b[2Kb", "tab\there",
+                                  "nul\x00", "bidi\u202etxt", "line\u2028sep", ""])
+def test_config_run_name_with_control_characters_refused(name: str) -> None:
+    from workbench.config import validate
+
+    with pytest.raises(ConfigError) as info:
+        validate({"run": {"name": name}})
+    assert "`run.name`" in info.value.what
+
+
+def test_config_run_name_printable_unicode_accepted() -> None:
+    from workbench.config import validate
+
+    assert validate({"run": {"name": "sma démo — 5/20 ✓"}}).run.name == "sma démo — 5/20 ✓"
+
+
+def test_timeframe_ms_beyond_a_year_raises_value_error() -> None:
+    assert timeframe_ms("366d") == 366 * 86_400_000
+    for tf in ("367d", "100000000000000000000d", "9999999999m", "1" * 5000 + "d"):
+        with pytest.raises(ValueError, match="longer than 366 days"):
+            timeframe_ms(tf)
+
+
+def test_load_config_deep_python_dict_base_refused_not_recursion_error() -> None:
+    deep: dict = {}
+    node = deep
+    for _ in range(50_000):
+        node["k"] = {}
+        node = node["k"]
+    with pytest.raises(ConfigError) as info:
+        load_config(None, base={"strategy": {"params": deep}}, env={})
+    assert "nests deeper than" in info.value.what
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+def test_strategy_params_non_finite_float_refused_as_config_error(value: str) -> None:
+    from workbench.engine.backtest import build_strategy
+
+    cfg = load_config(None, [f"strategy.params.qty={value}"], env={})
+    with pytest.raises(ConfigError) as info:
+        build_strategy(cfg)
+    assert "strategy.params.qty" in info.value.render()
+    assert "finite" in info.value.what

@@ -19,6 +19,7 @@ from typing import Any
 
 from workbench.config import DEFAULT_ENV_PREFIX
 from workbench.errors import ConfigError, Terminated, WorkbenchError
+from workbench.secrets import scrub
 
 EXIT_INTERNAL = 70
 EXIT_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader left (`| head`)
@@ -260,9 +261,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if prow:
             record["performance"] = {k: v for k, v in zip(perf.columns, prow[0], strict=True)
                                      if k != "run_id"}
+    from workbench.secrets import redact
+
     for key in ("config_json", "versions", "view_versions"):
         if isinstance(record.get(key), str):
             record[key] = json.loads(record[key])
+    record["config_json"] = redact(record.get("config_json"))  # rows of older versions too
     print(json.dumps(_jsonable(record), indent=2, sort_keys=True, default=str))
     return 0
 
@@ -413,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()  # the reader went away (`| head`): stop quietly
         return EXIT_PIPE
     except WorkbenchError as exc:
-        print(f"error: {exc.render()}", file=sys.stderr)
+        print(f"error: {scrub(exc.render())}", file=sys.stderr)
         return exc.exit_code
     except Terminated as exc:
         print(f"error: terminated by {exc.signal_name}", file=sys.stderr)
@@ -423,9 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         if debug:
-            traceback.print_exc()
+            print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        print(f"error: internal error: {type(exc).__name__}: {exc}\n       at "
+        print(f"error: internal error: {type(exc).__name__}: {scrub(str(exc))}\n       at "
               f"{where.filename}:{where.lineno}; rerun with {args.env_prefix}DEBUG=1 for the "
               "traceback, and please report it", file=sys.stderr)
         return EXIT_INTERNAL

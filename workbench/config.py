@@ -4,6 +4,13 @@ Environment overrides use the prefix (``WB_`` by default) and ``__`` for nesting
 ``WB_COSTS__FEE_BPS=5`` sets ``costs.fee_bps``. ``--set costs.fee_bps=5`` does the same from the
 command line. Values from both are read as YAML scalars or lists (``5`` is a number, ``[A, B]`` a
 list). Unknown keys and bad values fail fast, naming the key, the layer that set it, and a fix.
+
+Every layer is read with a bounded YAML loader: nesting deeper than ``MAX_DEPTH``, more than
+``MAX_NODES`` nodes once aliases are expanded (a "billion laughs"), or a recursive alias is a
+config error, not a hang or a RecursionError. Numbers are finite and within sane bounds.
+
+Secrets (see ``workbench.secrets``) are masked in ``to_dict()`` and in every error message;
+``hash()`` covers their real values.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import json
 import os
 import re
 import typing
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,25 +30,65 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
+from workbench import secrets
 from workbench.errors import ConfigError
 
 DEFAULT_ENV_PREFIX = "WB_"
 _GLOBAL_ENV_KEYS = {"WAREHOUSE", "DEBUG", "RUNS_DIR"}
-_TIMEFRAME = re.compile(r"^([1-9][0-9]*)([mhd])$")
+_TIMEFRAME = re.compile(r"([1-9][0-9]*)([mhd])")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_TIMEFRAME_MS = 366 * 86_400_000  # a bar longer than a year is a typo, and would overflow
+
+# Bounds of the config layers and numbers (hostile or mistyped input must end as a ConfigError).
+MAX_DEPTH = 32  # nesting of any config tree (YAML file, --set/env value, key path)
+MAX_NODES = 100_000  # YAML nodes in one document once aliases are expanded
+MAX_MONEY = 1e15  # quote-currency amounts and quantities
+MAX_BPS = 10_000.0  # 100 %
+MAX_SEED = 2**32 - 1  # what random.Random, numpy's seeders and the warehouse all accept
+MAX_NAME = 200
 
 
 def timeframe_ms(timeframe: str) -> int:
     """Milliseconds in a whole-minute timeframe such as ``1m``, ``5m``, ``1h`` or ``1d``."""
-    match = _TIMEFRAME.match(timeframe)
+    match = _TIMEFRAME.fullmatch(timeframe) if isinstance(timeframe, str) else None
     if not match:
         raise ValueError(
-            f"timeframe {timeframe!r} is not a whole number of minutes, hours or days "
-            "(examples: 1m, 5m, 15m, 1h, 4h, 1d)"
+            f"timeframe {secrets.shown((), timeframe, 40)} is not a whole number of minutes, "
+            "hours or days (examples: 1m, 5m, 15m, 1h, 4h, 1d)"
         )
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+    count = match.group(1)  # a few digits at most, so int() stays cheap
+    ms = int(count) * _UNIT_MS[match.group(2)] if len(count) <= 9 else MAX_TIMEFRAME_MS + 1
+    if ms > MAX_TIMEFRAME_MS:
+        raise ValueError(f"timeframe {secrets.shown((), timeframe, 40)} is longer than 366 "
+                         "days (examples: 1m, 5m, 15m, 1h, 4h, 1d)")
+    return ms
+
+
+def _plain_text(value: str) -> str:
+    """Refuse control and line-breaking characters (a run name is printed on the CLI's last
+    line, ``run_id=... dir=...``, which scripts parse)."""
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            raise ValueError(f"contains the control character U+{ord(ch):04X}; use printable "
+                             "characters only (no newline, carriage return, escape, tab)")
+    return value
+
+
+PlainText = Annotated[str, Field(max_length=MAX_NAME), AfterValidator(_plain_text)]
+Money = Annotated[float, Field(gt=0, le=MAX_MONEY, allow_inf_nan=False)]
+Bps = Annotated[float, Field(ge=0, le=MAX_BPS, allow_inf_nan=False)]
 
 
 def parse_when(value: str | date | datetime | None, what: str = "date") -> int | None:
@@ -69,8 +117,8 @@ class _Section(BaseModel):
 
 
 class RunConfig(_Section):
-    name: str = "backtest"
-    seed: int = 0
+    name: Annotated[PlainText, Field(min_length=1)] = "backtest"
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     memory_limit: str | None = None  # DuckDB's cap for the job's own database, e.g. "2GB"
 
     @field_validator("memory_limit")
@@ -136,6 +184,14 @@ class StrategyConfig(_Section):
     class_path: str = Field("workbench.strategies.sma_cross:SmaCross", alias="class")
     params: dict[str, Any] = {}
 
+    @field_serializer("params", mode="wrap")
+    def _params(self, value: dict[str, Any], handler: SerializerFunctionWrapHandler,
+                info: SerializationInfo) -> Any:
+        """A ``SecretStr`` passed in params (from Python) dumps as its value only when revealed
+        (so the hash covers it and a rebuilt config keeps it), else as the mask."""
+        reveal = isinstance(info.context, Mapping) and bool(info.context.get("reveal"))
+        return handler(secrets.unwrap(value, reveal))
+
     @field_validator("class_path")
     @classmethod
     def _class_path(cls, value: str) -> str:
@@ -146,20 +202,20 @@ class StrategyConfig(_Section):
 
 
 class PortfolioConfig(_Section):
-    initial_cash: Annotated[float, Field(gt=0)] = 10_000.0
-    quote: str = "USDT"
+    initial_cash: Money = 10_000.0
+    quote: Annotated[PlainText, Field(min_length=1, max_length=20)] = "USDT"
 
 
 class CostsConfig(_Section):
     enabled: bool = True
-    fee_bps: Annotated[float, Field(ge=0)] = 10.0
-    slippage_bps: Annotated[float, Field(ge=0)] = 5.0
-    spread_bps: Annotated[float, Field(ge=0)] = 0.0
-    min_notional: Annotated[float, Field(ge=0)] = 0.0
+    fee_bps: Bps = 10.0
+    slippage_bps: Bps = 5.0
+    spread_bps: Bps = 0.0
+    min_notional: Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)] = 0.0
     fill_at: Literal["close", "next_open"] = "close"
 
 
-Positive = Annotated[float, Field(gt=0)]
+Positive = Money  # finite, > 0, at most MAX_MONEY (quantities, amounts and percentages)
 
 
 class PositionLimit(_Section):
@@ -179,7 +235,7 @@ class RiskConfig(_Section):
 
     allowed_symbols: list[Annotated[str, AfterValidator(check_symbol)]] | None = None
     max_order_notional: Positive | None = None  # quote currency
-    max_open_positions: Annotated[int, Field(ge=0)] | None = None
+    max_open_positions: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     position_limits: dict[Annotated[str, AfterValidator(check_symbol)], PositionLimit] | None = None
     max_gross_exposure_pct: Positive | None = None
     max_net_exposure_pct: Positive | None = None
@@ -212,11 +268,18 @@ class Config(_Section):
                     "or remove the limit")
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+    def to_dict(self, *, reveal: bool = False) -> dict[str, Any]:
+        """The config as plain JSON data, secrets masked (``***``): what every writer stores.
+
+        ``reveal=True`` keeps the real values, for building another config in this process
+        (never write it anywhere).
+        """
+        plain = self.model_dump(mode="json", by_alias=True, context={"reveal": reveal})
+        return plain if reveal else secrets.redact(plain)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """The JSON the hash is computed over: real values, secrets included (never stored)."""
+        return json.dumps(self.to_dict(reveal=True), sort_keys=True, separators=(",", ":"))
 
     def hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
@@ -267,6 +330,83 @@ class _Layers:
         return deeper[0] if deeper else "defaults"
 
 
+class _Refused(ValueError):
+    """A YAML document the bounded loader will not build (too deep, too big, recursive)."""
+
+    def __init__(self, what: str, fix: str) -> None:
+        super().__init__(what)
+        self.fix = fix
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with bounds on nesting and on the size after alias expansion.
+
+    PyYAML shares an aliased node instead of copying it, so a "billion laughs" parses in
+    microseconds, then every consumer that walks the tree (merging layers, validation, JSON)
+    walks it expanded: 9 levels of 9 aliases are 387 million nodes. Nesting recurses in the
+    composer, so 50,000 levels end in RecursionError. Both are refused while composing.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(f"the YAML nests deeper than {MAX_DEPTH} levels",
+                           "flatten it: no config value nests that deep")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        _expanded_size(node, {})
+        return node
+
+
+def _expanded_size(node: Any, sizes: dict[int, int]) -> int:
+    """Nodes under ``node`` with every alias expanded; _Refused beyond MAX_NODES or on a cycle
+    (depth is already bounded by the composer, so recursion here is shallow)."""
+    key = id(node)
+    if key in sizes:
+        if sizes[key] < 0:
+            raise _Refused("the YAML has an alias that refers to itself (a recursive alias)",
+                           "replace the alias (`*name`) inside its own anchor by a value")
+        return sizes[key]
+    sizes[key] = -1
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes)
+                       for k, v in node.value)
+    else:
+        size = 1
+    if size > MAX_NODES:
+        raise _Refused(f"the YAML expands to more than {MAX_NODES:,} values once its aliases "
+                       "are expanded (an alias bomb?)",
+                       "write the values out, or use each anchor (`&a` ... `*a`) a few times only")
+    sizes[key] = size
+    return size
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    """Parse one YAML document with the bounded loader; ConfigError for anything refused."""
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader subclass: safe
+    except _Refused as exc:
+        raise ConfigError(f"{exc}; refused", where=where, fix=exc.fix) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = f"{where}, line {mark.line + 1}, column {mark.column + 1}" if mark else where
+        raise ConfigError(f"invalid YAML: {exc.problem}", where=at,
+                          fix="fix the YAML syntax at that place") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # e.g. a 5,000-digit integer
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"unreadable YAML: {secrets.scrub(reason)[:200]}", where=where,
+                          fix="fix the value (numbers have at most a few dozen digits)") from None
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(
@@ -274,12 +414,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             fix="check the path; example configs live in configs/ (e.g. configs/sma_demo.yaml)",
         )
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"invalid YAML: {exc.problem}", where=where,
-                          fix="fix the YAML syntax at that place") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the file is not UTF-8 text (byte {exc.start})", where=str(path),
+                          fix="save the config as UTF-8") from None
+    tree = _load_yaml(text, str(path))
     if tree is None:
         return {}
     if not isinstance(tree, dict):
@@ -288,11 +427,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return tree
 
 
-def _scalar(text: str) -> Any:
+def _scalar(text: str, where: str) -> Any:
+    """A ``--set`` or environment value read as YAML; text that is not YAML stays text, but a
+    value the bounded loader refuses (alias bomb, deep nesting) is a ConfigError."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+        return _load_yaml(text, where)
+    except ConfigError as exc:
+        if exc.what.startswith("invalid YAML"):
+            return text
+        raise
 
 
 def _env_path(parts: list[str]) -> tuple[str, ...]:
@@ -316,7 +459,11 @@ def _env_layer(env: Mapping[str, str], prefix: str) -> list[tuple[tuple[str, ...
         rest = name[len(prefix):]
         if rest in _GLOBAL_ENV_KEYS or not rest:
             continue
-        path = _env_path(rest.split("__"))
+        parts = rest.split("__")
+        if len(parts) > MAX_DEPTH:
+            raise ConfigError(f"environment variable {name[:60]}... nests deeper than "
+                              f"{MAX_DEPTH} levels", fix="check the variable's name")
+        path = _env_path(parts)
         if path[0] not in SECTIONS:
             close = difflib.get_close_matches(path[0], SECTIONS, n=1, cutoff=0.75)
             if close:
@@ -325,7 +472,7 @@ def _env_layer(env: Mapping[str, str], prefix: str) -> list[tuple[tuple[str, ...
                     fix=f"did you mean {prefix}{close[0].upper()}__...?",
                 )
             continue  # not ours (secrets and other tools share the prefix)
-        out.append((path, _scalar(env[name]), f"env {name}"))
+        out.append((path, _scalar(env[name], f"env {name}"), f"env {name}"))
     return out
 
 
@@ -335,9 +482,19 @@ def _set_layer(overrides: Iterable[str]) -> list[tuple[tuple[str, ...], Any, str
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
-            raise ConfigError(f"--set expects KEY=VALUE with a dotted key, got {item!r}",
+            shown = repr(f"{key}={secrets.MASK}") if sep and secrets.is_secret_key(key) \
+                else secrets.shown((), item, 100)
+            raise ConfigError(f"--set expects KEY=VALUE with a dotted key, got {shown}",
                               fix="for example: --set costs.fee_bps=5")
-        out.append((tuple(key.split(".")), _scalar(value), f"--set {item}"))
+        path = tuple(key.split("."))
+        if len(path) > MAX_DEPTH:
+            raise ConfigError(f"--set key {key[:60]}... nests deeper than {MAX_DEPTH} levels",
+                              fix="check the key")
+        parsed = _scalar(value, f"--set {key}")
+        # The origin is quoted in error messages: a secret's value never is.
+        hidden = secrets.is_secret_path(path) or secrets.holds_secret(parsed)
+        origin = f"--set {key}={secrets.MASK if hidden else secrets.scrub(value[:200])}"
+        out.append((path, parsed, origin))
     return out
 
 
@@ -352,6 +509,7 @@ def load_config(
     """Build the effective config from defaults, a YAML file, the environment and ``--set``."""
     layers = _Layers()
     if base:
+        _check_depth(base)  # merging recurses into mappings
         layers.merge(base, "config dict")
     if path is not None:
         layers.merge(_read_yaml(Path(path)), str(path))
@@ -359,13 +517,29 @@ def load_config(
         layers.set(key, value, origin)
     for key, value, origin in _set_layer(overrides):
         layers.set(key, value, origin)
+    _check_depth(layers.data)
     return validate(layers.data, layers)
+
+
+def _check_depth(tree: Any) -> None:
+    """Refuse a merged tree nested deeper than MAX_DEPTH (each layer is bounded, but a long
+    dotted key plus a nested value, or a Python dict, may still be deep); iterative."""
+    stack: list[tuple[Any, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"the config nests deeper than {MAX_DEPTH} levels",
+                              fix="flatten it: no config key is that deep")
+        children = node.values() if isinstance(node, Mapping) else node \
+            if isinstance(node, list | tuple) else ()
+        stack.extend((child, depth + 1) for child in children)
 
 
 def validate(tree: Mapping[str, Any], layers: _Layers | None = None) -> Config:
     """Validate a config tree; raise ConfigError naming the first bad key and who set it."""
+    secrets.redact(tree)  # notes secret values first, so no error below can quote one
     try:
-        return Config.model_validate(tree)
+        cfg = Config.model_validate(tree)
     except pydantic.ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(str(p) for p in err["loc"])
@@ -383,8 +557,24 @@ def validate(tree: Mapping[str, Any], layers: _Layers | None = None) -> Config:
             hint = f"did you mean `{close[0]}`? " if close else ""
             raise ConfigError(f"unknown key `{dotted}`", where=origin,
                               fix=f"{hint}known keys here: {', '.join(known)}") from None
-        raise ConfigError(f"`{dotted}`: {msg} (got {err.get('input')!r})", where=origin,
-                          fix=f"set `{dotted}` to a valid value") from None
+        got = secrets.shown(loc, err.get("input"))
+        raise ConfigError(f"`{dotted}`: {msg} (got {got})", where=origin,
+                          fix=f"set `{dotted}` to a valid value{_FIXES.get(err['type'], '')}"
+                          ) from None
+    secrets.redact(cfg.to_dict(reveal=True))  # notes the values as validated, for scrub
+    return cfg
+
+
+_FIXES = {
+    "finite_number": " (a finite number: not .inf or .nan)",
+    "greater_than": " (a larger number)",
+    "greater_than_equal": " (a larger number)",
+    "less_than": " (a smaller number)",
+    "less_than_equal": " (a smaller number)",
+    "string_too_long": " (a shorter one)",
+    "int_parsing": " (a whole number)",
+    "int_from_float": " (a whole number)",
+}
 
 
 def _model_in(annotation: Any) -> Any:

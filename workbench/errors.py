@@ -21,8 +21,11 @@ class WorkbenchError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
+        """The message as printed and stored, with every secret value seen so far masked."""
+        from workbench.secrets import scrub
+
         head = f"{self.where}: {self.what}" if self.where else self.what
-        return f"{head}\n       {self.fix}" if self.fix else head
+        return scrub(f"{head}\n       {self.fix}" if self.fix else head)
 
 
 class ConfigError(WorkbenchError):

@@ -1,8 +1,9 @@
 """Run manifests: what ran, on what data, with which code, config and views.
 
 Every run writes ``run_manifest.json`` in its run directory and the same facts in its ``runs``
-row. Secrets never appear here: the config holds none (credentials for the live modes will be
-read from the environment or a local file, never from the config).
+row. Secrets never appear here: the config comes in masked (``Config.to_dict()``), its hash is
+over the real values, and the text written is scrubbed of every secret value the process has
+seen (an error message quoting one, say); see ``workbench.secrets``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.secrets import clean
 from workbench.warehouse.paths import project_root
 
 PACKAGES = ("workbench", "duckdb", "sqlglot", "pyarrow", "numpy", "pydantic", "pyyaml")
@@ -76,5 +78,5 @@ def utc_now_iso() -> str:
 
 def write(path: Path, manifest: dict[str, Any]) -> None:
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.write_text(json.dumps(clean(manifest), indent=2, sort_keys=True, default=str) + "\n")
     tmp.replace(path)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pydantic
 
+from workbench import secrets
 from workbench.errors import ConfigError
 from workbench.model import Bar, Fill, Order, OrderIntent, ms_to_dt
 
@@ -80,7 +81,9 @@ class Strategy:
         if cls.__dict__.get("_params_model") is None:
             cls._params_model = pydantic.create_model(  # type: ignore[call-overload]
                 f"{cls.__name__}Params",
-                __config__=pydantic.ConfigDict(extra="forbid", strict=False),
+                # inf and nan are refused like in the config: they overflow the books later
+                __config__=pydantic.ConfigDict(extra="forbid", strict=False,
+                                               allow_inf_nan=False),
                 **fields,
             )
         model = cls.__dict__["_params_model"]
@@ -90,7 +93,7 @@ class Strategy:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
             raise ConfigError(
-                f"{err['msg']} (got {err.get('input')!r})",
+                f"{err['msg']} (got {secrets.shown(err['loc'], err.get('input'))})",
                 where=f"{where}.{key}",
                 fix=f"set `{key}` to a valid value for {cls.__name__}",
             ) from None

@@ -161,7 +161,7 @@ def as_config(config: Config | str | Path | Mapping[str, Any] | None, overrides:
               env_prefix: str, env: Mapping[str, str] | None = None) -> Config:
     if isinstance(config, Config):
         if overrides:
-            return load_config(None, overrides, base=config.to_dict(), env={},
+            return load_config(None, overrides, base=config.to_dict(reveal=True), env={},
                                env_prefix=env_prefix)
         return config
     if isinstance(config, Mapping):

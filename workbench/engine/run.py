@@ -39,6 +39,7 @@ from workbench.errors import (
 from workbench.feeds.history import check_series, load_series, merge
 from workbench.feeds.qc import Finding, log_findings, summarize
 from workbench.model import ms_to_iso
+from workbench.secrets import scrub
 from workbench.telemetry.log import JsonlLog
 from workbench.telemetry.metrics import Stopwatch
 from workbench.warehouse import results, stale, views
@@ -174,7 +175,7 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
                     "or cap DuckDB's share with --set run.memory_limit=2GB (it then spills to "
                     "disk)") from None
     except BaseException as exc:
-        message = exc.render() if isinstance(exc, WorkbenchError) else _describe(exc)
+        message = scrub(exc.render() if isinstance(exc, WorkbenchError) else _describe(exc))
         log.error("run", f"backtest {run_id} failed: {message}",
                   traceback="".join(traceback.format_exception(exc)))
         if manifest.get("warehouse_written"):

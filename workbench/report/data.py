@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.secrets import redact
 from workbench.warehouse.connect import reading
 
 MAX_POINTS = 2_000
@@ -111,6 +112,7 @@ def load_run(run_id: str | None = None, *, warehouse: str | Path | None = None,
         for key in ("config_json", "versions", "view_versions"):
             if isinstance(run.get(key), str):
                 run[key] = json.loads(run[key])
+        run["config_json"] = redact(run.get("config_json"))  # rows of older versions too
         perf = _rows(con, "select * from rpt.performance where run_id = ?", [run_id])
         report = RunReport(run_id, run, perf[0] if perf else {})
         try:

@@ -2,7 +2,9 @@
 
 Lines are written as they happen (line-buffered), so a killed process leaves its story.
 ``ts`` is wall-clock time (logs are not part of a run's deterministic outputs). Records at or
-above ``echo_level`` are also written, readably, to ``echo`` (stderr for the CLI).
+above ``echo_level`` are also written, readably, to ``echo`` (stderr for the CLI). Secrets never
+land here: context keys that name a secret are masked and every secret value the process has
+seen (``workbench.secrets.scrub``) is replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from workbench import secrets
 from workbench.model import ms_to_iso
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -31,7 +34,10 @@ class JsonlLog:
 
     def log(self, level: str, component: str, msg: str, **context: Any) -> None:
         self.counts[level] = self.counts.get(level, 0) + 1
+        msg = secrets.scrub(msg)
         if self._fh is not None:
+            if context:  # secret-named keys masked, remembered secret values scrubbed
+                context = secrets.clean(context)
             record = {"ts": ms_to_iso(time.time_ns() // 1_000_000), "level": level,
                       "component": component, "msg": msg, "context": context}
             self._fh.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
