@@ -227,13 +227,18 @@ def test_hostile_strategy_qty_too_big_for_cash_is_rejected_with_reason(
 
 
 def test_hostile_strategy_piling_up_past_int64_units_is_rejected_position_overflow(
-        db: Path, config: Path, env: dict[str, str], tmp_path: Path) -> None:
-    proc = wb(db, "backtest", "--config", str(config), "--out", str(tmp_path / "run"),
+        config: Path, env: dict[str, str], tmp_path: Path) -> None:
+    # cheap bars (100.0): the largest cash the config allows (1e15) buys 9e10 twice
+    cheap = tmp_path / "cheap.duckdb"
+    loaded = wb(cheap, "ingest", str(_bars_csv(tmp_path / "cheap.csv", 0, "volume", "1.0")),
+                "--symbol", "BTCUSDT", cwd=tmp_path)
+    assert loaded.code == 0, loaded.err
+    proc = wb(cheap, "backtest", "--config", str(config), "--out", str(tmp_path / "run"),
               "--set", "strategy.params.act=qty=9e10", "--set", "strategy.params.hook=every_bar",
-              "--set", "portfolio.initial_cash=1e300", cwd=tmp_path, env=env)
+              "--set", "portfolio.initial_cash=1e15", cwd=tmp_path, env=env)
     assert proc.code == 0, proc.err
-    assert query(db, "select status, reason, count(*) from orders group by all order by 1") == [
-        ("FILLED", None, 1), ("REJECTED", "POSITION_OVERFLOW", 299)]
+    assert query(cheap, "select status, reason, count(*) from orders group by all order by 1"
+                 ) == [("FILLED", None, 1), ("REJECTED", "POSITION_OVERFLOW", 9)]
 
 
 # --- absurd bars ----------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from typing import Any
 
 import nbformat
 import pytest
+
+from workbench.warehouse import views
 import report_warehouse as wh
 
 pytestmark = pytest.mark.slow
@@ -162,7 +164,7 @@ def test_report_notebook_shows_trades_fees_qc_risk_and_manifest(report_nb, built
     assert "RISK_SYMBOL_NOT_ALLOWED" in page
     for value in row:
         assert f"<td>{value}</td>" in page
-    assert "rpt.performance v1" in page
+    assert f"rpt.performance v{views.versions(views.check())['rpt.performance']['version']}" in page
 
 
 def test_report_notebook_embeds_plotly_js_once_and_loads_nothing_remote(report_nb):
