@@ -22,7 +22,15 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from workbench.errors import ConfigError
 
@@ -126,13 +134,31 @@ class StrategyConfig(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     class_path: str = Field("workbench.strategies.sma_cross:SmaCross", alias="class")
     params: dict[str, Any] = {}
+    # Directories searched for the strategy's module before the working directory and the
+    # installed packages (relative to the working directory). Hashed only when set.
+    path: list[str] = []
+    # The class itself when one was passed in Python (run_backtest(..., strategy=Cls));
+    # class_path then records its identity, module:qualname.
+    _class: Any = PrivateAttr(default=None)
 
     @field_validator("class_path")
     @classmethod
     def _class_path(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*", value):
             raise ValueError("write the strategy as `module:Class`, e.g. "
                              "workbench.strategies.sma_cross:SmaCross")
+        return value
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Any:
+        """One directory, several separated by os.pathsep, or a list of them."""
+        if value is None:
+            return []
+        if isinstance(value, str | os.PathLike):
+            value = [value]
+        if isinstance(value, list | tuple):
+            return [p for v in value for p in str(v).split(os.pathsep) if p.strip()]
         return value
 
 
@@ -204,7 +230,10 @@ class Config(_Section):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        tree = self.model_dump(mode="json", by_alias=True)
+        if not tree["strategy"]["path"]:
+            del tree["strategy"]["path"]  # configs without it keep their hash
+        return tree
 
     def canonical_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
