@@ -18,6 +18,7 @@ from typing import Any
 from workbench import manifest as mf
 from workbench import rundir
 from workbench.config import Config, parse_when, timeframe_ms
+from workbench.engine import summary
 from workbench.engine.backtest import RunResult, build_step, build_strategy, simulate
 from workbench.engine.journal import MemoryJournal
 from workbench.errors import ConfigError, DataError, WarehouseError, WorkbenchError
@@ -219,6 +220,7 @@ def _run(cfg: Config, con: Any, strategy: Any, run_id: str, run_dir: Path, start
     risk = step.risk
     risk_summary = risk.summary() if risk is not None else None
     manifest["risk"] = risk_summary or {"enabled": False}
+    summary.record(manifest, strategy, reports, journal.orders, start, end)
     metrics: dict[str, Any] = {}
     files: Background | None = None
 
