@@ -59,16 +59,19 @@ def load_series(con: Any, symbol: str, timeframe: str, tf_ms: int, start: int | 
     in SQL (see ``_RESAMPLED``) and the series records it in ``resampled_from``.
     """
     window = [_dt(start, _FAR_PAST), _dt(end, _FAR_FUTURE)]
-    source = finer_source(con, symbol, timeframe, tf_ms)
-    if source is None:
-        cols = con.sql(_BARS, params=[symbol, timeframe, *window]).fetchnumpy()
-    else:
+    cols = con.sql(_BARS, params=[symbol, timeframe, *window]).fetchnumpy()
+    source = finer_source(con, symbol, timeframe, tf_ms) if len(cols["ts"]) == 0 else None
+    if source is not None:
         cols = con.sql(_RESAMPLED, params=[tf_ms, tf_ms, symbol, source[0], *window,
                                            tf_ms // source[1]]).fetchnumpy()
         if len(cols["ts"]) == 0:
+            first, last = con.execute(
+                "select epoch_ms(min(ts)), epoch_ms(max(ts)) from bars "
+                "where symbol = ? and timeframe = ?", [symbol, source[0]]).fetchall()[0]
             raise DataError(
                 f"no complete {symbol} {timeframe} bars in {_window(start, end)} to resample "
-                f"from the stored {source[0]} bars",
+                f"from the stored {source[0]} bars (held from {ms_to_iso(first)} to "
+                f"{ms_to_iso(last)})",
                 fix=f"a {timeframe} bar needs all {tf_ms // source[1]} {source[0]} bars of its "
                     f"{timeframe} (epoch-aligned); widen --from/--to (or data.start/end), or "
                     f"ingest {timeframe} bars")
