@@ -181,3 +181,13 @@ def test_backtest_sma_fast_not_below_slow_config_error(ingested: Path, config: P
     assert proc.err.startswith("error: strategy.params.fast/slow: fast (20) must be shorter "
                                "than slow (20)"), proc.err
     assert "Traceback" not in proc.err
+
+
+def test_backtest_json_carries_the_summary_warnings(ingested: Path, config: Path,
+                                                    tmp_path: Path) -> None:
+    proc = console("--warehouse", str(ingested), "backtest", "--config", str(config),
+                   "--to", "2024-01-02", "--json", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.err
+    doc = json.loads(proc.out)
+    [warning] = doc["warnings"]
+    assert "the requested end 2024-01-02T00:00:00.000Z" in warning

@@ -143,3 +143,22 @@ def test_plot_resampled_run_draws_candles_from_finer_stored_bars(bars, tmp_path)
     [candles] = [t for t in fig.data if t.type == "candlestick"]
     assert len(candles.x) == 40
     assert candles.x[1].isoformat() == "2024-01-01T00:15:00+00:00"
+
+
+def test_run_result_repr_shows_headline_and_warnings(bars, tmp_path):
+    result = workbench.run_backtest(
+        {**DATA, "strategy": {"params": {"fast": 10, "slow": 700}}},
+        warehouse=bars, out=tmp_path / "r", env={})
+    lines = repr(result).splitlines()
+    assert lines[0].startswith(f"RunResult {result.run_id} (")
+    assert "trades 0, total return" in lines[0]
+    assert lines[1].startswith("  warning: BTCUSDT: no orders: SmaCross needs more than 700")
+
+
+def test_run_backtest_resampled_15m_runs_byte_identical_csvs(bars, tmp_path):
+    config = {"data": {"timeframe": "15m"}, "strategy": {"params": {"fast": 2, "slow": 5}}}
+    for name in ("a", "b"):
+        workbench.run_backtest(config, warehouse=bars, out=tmp_path / name, env={})
+    for name in ("trades.csv", "orders.csv", "fills.csv", "equity.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert len((tmp_path / "a" / "fills.csv").read_text().splitlines()) > 1

@@ -211,6 +211,12 @@ class RunResult:
                 f" %, max drawdown {fmt(m.get('max_drawdown_pct'), '.4f')} %, "
                 f"Sharpe {fmt(m.get('sharpe'), '.3f')}")
 
+    def __repr__(self) -> str:
+        """Short enough for a notebook cell: the id, the headline, then any warnings."""
+        lines = [f"RunResult {self.run_id} ({self.run_dir}): {self.headline}"]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
     @property
     def summary(self) -> dict[str, Any]:
         """Warnings, order counts (rejected and risk-blocked by reason), bars per symbol."""
