@@ -162,3 +162,16 @@ def test_run_backtest_resampled_15m_runs_byte_identical_csvs(bars, tmp_path):
     for name in ("trades.csv", "orders.csv", "fills.csv", "equity.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert len((tmp_path / "a" / "fills.csv").read_text().splitlines()) > 1
+
+
+def test_report_of_resampled_run_names_the_stored_timeframe(bars, tmp_path):
+    import workbench.report as wr
+
+    result = workbench.run_backtest(
+        {"data": {"timeframe": "15m"}, "strategy": {"params": {"fast": 2, "slow": 5}}},
+        warehouse=bars, out=tmp_path / "r", env={})
+    report = wr.load_run(result.run_id, warehouse=bars)
+    assert report.resampled_from == {"BTCUSDT": "1m"}
+    rows = dict((k, v) for k, v in wr.manifest_table(report).rows)
+    assert rows["symbols / timeframe"] == (
+        "BTCUSDT / 15m (BTCUSDT resampled from stored 1m bars)")

@@ -47,6 +47,7 @@ class RunReport:
     risk: list[dict[str, Any]] = field(default_factory=list)
     risk_stops: list[dict[str, Any]] = field(default_factory=list)
     views_now: dict[str, Any] = field(default_factory=dict)
+    resampled_from: dict[str, str] = field(default_factory=dict)  # symbol -> stored timeframe
 
     @property
     def symbols(self) -> list[str]:
@@ -158,6 +159,8 @@ def _series(con: Any, r: RunReport, max_points: int, max_candles: int) -> None:
         # a run on bars resampled from finer stored ones (feeds/history.py) draws from those
         source = finer_source(con, symbol, r.run["timeframe"], tf_ms)
         stored, stored_ms = source or (r.run["timeframe"], tf_ms)
+        if source is not None:
+            r.resampled_from[symbol] = stored
         bars = con.execute(
             "select count(*) from bars where symbol = ? and timeframe = ? "
             "and ts >= ? and ts < ?",
