@@ -191,3 +191,25 @@ def test_backtest_json_carries_the_summary_warnings(ingested: Path, config: Path
     doc = json.loads(proc.out)
     [warning] = doc["warnings"]
     assert "the requested end 2024-01-02T00:00:00.000Z" in warning
+
+
+def test_backtest_15m_over_1m_with_missing_minute_gap_policy_applies(
+        cli: Callable[..., Any], synth_csv: Callable[..., Path], warehouse: Path,
+        config: Path, tmp_path: Path) -> None:
+    path = synth_csv(count=120)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:21] + lines[22:]))  # drop 00:20, inside the 00:15 bucket
+    assert cli("ingest", str(path), "--symbol", "BTCUSDT", "--gaps", "none").code == 0
+    base = ("--warehouse", str(warehouse), "backtest", "--config", str(config), "--set",
+            "data.timeframe=15m", "--set", "strategy.params.fast=2", "--set",
+            "strategy.params.slow=3")
+    failed = console(*base, cwd=tmp_path)
+    assert failed.returncode == 1
+    assert "1 missing bar at 2024-01-01T00:15:00.000Z (resampled from stored 1m bars" in (
+        failed.err)
+    out = tmp_path / "run"
+    filled = console(*base, "--gaps", "forward", "--out", str(out), cwd=tmp_path)
+    assert filled.returncode == 0, filled.err
+    manifest = _manifest(out)
+    assert manifest["bars"] == 8
+    assert manifest["qc"] == {"gaps": 1, "filled_bars": 1, "findings": 1}

@@ -71,6 +71,9 @@ def test_load_series_resample_bucket_missing_a_bar_dropped_then_gap_qc_sees_it(m
     assert _rows(series)[1] == (T0 + 10 * M, 11.5, 12.5, 11.0, 12.2, 5.0)
     failed = check_series(series, "fail")
     assert [f.rule for f in failed.errors] == ["gap"]
+    assert failed.errors[0].detail == (
+        "1 missing bar at 2024-01-01T00:05:00.000Z (resampled from stored 1m bars: a bar is "
+        "left out when any 1m bar of it is missing)")
     forward = check_series(series, "forward")
     assert not forward.errors
     assert forward.series.ts.tolist() == [T0, T0 + 5 * M, T0 + 10 * M]

@@ -6,7 +6,7 @@ Several symbols are merged in (ts, symbol) order. The loop iterates over plain P
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,10 +127,16 @@ def finer_source(con: Any, symbol: str, timeframe: str, tf_ms: int) -> tuple[str
 
 
 def check_series(series: BarSeries, policy: GapPolicy) -> QcReport:
-    """Row checks then the gap policy, as on ingest."""
+    """Row checks then the gap policy, as on ingest. On resampled bars a gap finding says
+    so: a coarse bar is missing when any finer bar of it is."""
     errors = check_rows(series)
     report = apply_gap_policy(series, policy) if not errors else QcReport(series, [])
     report.findings[:0] = errors
+    if series.resampled_from:
+        note = (f" (resampled from stored {series.resampled_from} bars: a bar is left out "
+                f"when any {series.resampled_from} bar of it is missing)")
+        report.findings = [replace(f, detail=f.detail + note) if f.rule == "gap" else f
+                           for f in report.findings]
     return report
 
 
