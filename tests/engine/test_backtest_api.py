@@ -175,3 +175,17 @@ def test_report_of_resampled_run_names_the_stored_timeframe(bars, tmp_path):
     rows = dict((k, v) for k, v in wr.manifest_table(report).rows)
     assert rows["symbols / timeframe"] == (
         "BTCUSDT / 15m (BTCUSDT resampled from stored 1m bars)")
+
+
+def test_run_backtest_strategy_argument_wins_over_class_in_config(bars, tmp_path):
+    class Never(Strategy):
+        pass
+
+    config = {**DATA, "strategy": {"class": Never, "params": {}}}
+    result = workbench.run_backtest(config, strategy=EveryN, warehouse=bars,
+                                    out=tmp_path / "a", env={})
+    assert result.manifest["config"]["strategy"]["class"].endswith(":EveryN")
+    assert result.summary["orders"]["total"] == 12
+    named = workbench.run_backtest(config, strategy=f"{EveryN.__module__}:EveryN",
+                                   warehouse=bars, out=tmp_path / "b", env={})
+    assert named.summary["orders"]["total"] == 12

@@ -268,9 +268,11 @@ def run_backtest(
     """
     from workbench.engine.run import execute
 
-    cls = strategy if isinstance(strategy, type) else _strategy_in(config)
+    cls = _strategy_in(config) if strategy is None else (
+        strategy if isinstance(strategy, type) else None)
     if cls is not None:
         check_strategy_class(cls, "strategy" if strategy is not None else "strategy.class")
+    if cls is not None or strategy is not None:  # the argument wins over the config's class
         config = _without_class(config)
     extra = list(overrides)
     if isinstance(strategy, str):
