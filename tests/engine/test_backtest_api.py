@@ -100,7 +100,8 @@ def test_run_backtest_strategy_string_and_strategy_path_import_user_module(bars,
     assert strategy["class"] == "wbnew_api_mod:Idle"
     assert strategy["path"] == [str(mods)]
     assert result.summary["orders"]["total"] == 0
-    assert result.warnings == []
+    assert result.warnings == ["no orders: Idle placed none in 600 bars; check its parameters "
+                               "(strategy.params) and the date range"]
 
 
 def test_run_backtest_not_a_strategy_class_config_error(bars, tmp_path):

@@ -89,3 +89,15 @@ def test_summarize_refused_orders_warn_with_counts_and_clipping_per_symbol():
 
 def test_strategy_warmup_bars_default_zero():
     assert Strategy().warmup_bars == 0
+
+
+def test_summarize_no_orders_without_warmup_reason_warns_generally():
+    out = summarize(Strategy(), [_report("A", 60)], [], None, None)
+    assert out["warnings"] == ["no orders: Strategy placed none in 60 bars; check its "
+                               "parameters (strategy.params) and the date range"]
+
+
+def test_summarize_no_orders_in_warmup_warns_once():
+    out = summarize(SmaCross(fast=2, slow=60), [_report("A", 60)], [], None, None)
+    assert len(out["warnings"]) == 1
+    assert "needs more than 60 bars to warm up" in out["warnings"][0]

@@ -2,10 +2,11 @@
 
 It warns when the requested date range reached beyond the stored bars (the run was clipped to
 the data), when nothing traded because the strategy never finished its warm-up (a symbol had
-no more bars than ``Strategy.warmup_bars``), and counts the orders the broker rejected and the
-risk rails blocked, by reason code. It also records which series were resampled from finer
-stored bars (``feeds/history.py``). Everything lands in the manifest (``summary``,
-``resampled_from``); ``RunResult.warnings`` and ``workbench backtest`` show it.
+no more bars than ``Strategy.warmup_bars``) or for a reason it cannot tell, and counts the
+orders the broker rejected and the risk rails blocked, by reason code. It also records which
+series were resampled from finer stored bars (``feeds/history.py``). Everything lands in the
+manifest (``summary``, ``resampled_from``); ``RunResult.warnings`` and ``workbench backtest``
+show it.
 """
 
 from __future__ import annotations
@@ -66,8 +67,12 @@ def summarize(strategy: Strategy, reports: Sequence[QcReport], orders: Sequence[
         if len(s):
             warnings += clipping_warnings(s.symbol, int(s.ts[0]), int(s.ts[-1]),
                                           s.timeframe_ms, start, end)
-    warnings += warmup_warnings(bars, orders, int(strategy.warmup_bars),
-                                type(strategy).__name__)
+    name = type(strategy).__name__
+    warmup = warmup_warnings(bars, orders, int(strategy.warmup_bars), name)
+    warnings += warmup
+    if not orders and not warmup:
+        warnings.append(f"no orders: {name} placed none in {sum(bars.values())} bars; check "
+                        "its parameters (strategy.params) and the date range")
     counts = order_counts(orders)
     for kind, what in (("rejected", "rejected by the broker"), ("blocked", "blocked by risk")):
         if counts[kind]:
