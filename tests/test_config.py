@@ -299,3 +299,23 @@ def test_timeframe_ms_whole_units(tf: str, ms: int) -> None:
 def test_timeframe_ms_invalid_raises_value_error_with_examples(tf: str) -> None:
     with pytest.raises(ValueError, match="examples"):
         timeframe_ms(tf)
+
+
+def test_strategy_path_pathsep_string_from_env_split_and_hashed_only_when_set():
+    import os
+
+    plain = load_config(None, env={})
+    assert "path" not in plain.to_dict()["strategy"]
+    joined = os.pathsep.join(["/a", "/b"])
+    cfg = load_config(None, env={"WB_STRATEGY__PATH": joined})
+    assert cfg.strategy.path == ["/a", "/b"]
+    assert cfg.to_dict()["strategy"]["path"] == ["/a", "/b"]
+    assert cfg.hash() != plain.hash()
+    assert load_config(None, ["strategy.path=[/a, /b]"], env={}).hash() == cfg.hash()
+
+
+def test_strategy_class_qualified_name_accepted_bad_form_refused():
+    assert load_config(None, ["strategy.class=__main__:Outer.Inner"],
+                       env={}).strategy.class_path == "__main__:Outer.Inner"
+    with pytest.raises(ConfigError, match="module:Class"):
+        load_config(None, ["strategy.class=no_colon"], env={})
