@@ -480,3 +480,23 @@ def test_strategy_params_non_finite_float_refused_as_config_error(value: str) ->
         build_strategy(cfg)
     assert "strategy.params.qty" in info.value.render()
     assert "finite" in info.value.what
+
+
+def test_strategy_path_pathsep_string_from_env_split_and_hashed_only_when_set():
+    import os
+
+    plain = load_config(None, env={})
+    assert "path" not in plain.to_dict()["strategy"]
+    joined = os.pathsep.join(["/a", "/b"])
+    cfg = load_config(None, env={"WB_STRATEGY__PATH": joined})
+    assert cfg.strategy.path == ["/a", "/b"]
+    assert cfg.to_dict()["strategy"]["path"] == ["/a", "/b"]
+    assert cfg.hash() != plain.hash()
+    assert load_config(None, ["strategy.path=[/a, /b]"], env={}).hash() == cfg.hash()
+
+
+def test_strategy_class_qualified_name_accepted_bad_form_refused():
+    assert load_config(None, ["strategy.class=__main__:Outer.Inner"],
+                       env={}).strategy.class_path == "__main__:Outer.Inner"
+    with pytest.raises(ConfigError, match="module:Class"):
+        load_config(None, ["strategy.class=no_colon"], env={})

@@ -42,3 +42,24 @@ def test_readme_strategy_example_runs_in_a_backtest(tmp_path, warehouse, synth_c
 def test_bundled_config_is_valid_and_names_a_real_strategy(config):
     cfg = load_config(config, env={})
     build_strategy(cfg)  # imports the class and validates its params
+
+
+def test_readme_notebook_example_runs_class_from_main_resampled_and_plots(
+        tmp_path, warehouse, synth_csv, monkeypatch):
+    blocks = _python_blocks((ROOT / "README.md").read_text())
+    (strategy,) = [b for b in blocks if "class Breakout" in b]
+    (notebook,) = [b for b in blocks if "strategy=Breakout" in b]
+    con = open_rw(warehouse)
+    ingest(con, [synth_csv(count=8 * 1_440)], "BTCUSDT")  # eight days of 1m bars
+    con.close()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WB_WAREHOUSE", str(warehouse))
+    cell: dict[str, object] = {"__name__": "__main__"}  # a notebook's namespace
+    exec(compile(strategy, "README.md", "exec"), cell)
+    exec(compile(notebook, "README.md", "exec"), cell)
+    result = cell["result"]
+    manifest = result.manifest  # type: ignore[attr-defined]
+    assert manifest["config"]["strategy"]["class"] == "__main__:Breakout"
+    assert manifest["resampled_from"] == {"BTCUSDT": "1m"}
+    assert manifest["bars"] == 4 * 96  # 2024-01-05 to the end of the eighth day
+    assert result.metrics["fills"] > 0  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 Most of what a user needs::
 
-    from workbench import Strategy, Bar, OrderIntent, Side, run_backtest, connect
+    from workbench import Strategy, Bar, OrderIntent, Side, run_backtest, plot, connect
 """
 
 from __future__ import annotations
@@ -14,6 +14,15 @@ from workbench.model import Bar, Fill, Order, OrderIntent, OrderStatus, OrderTyp
 from workbench.strategy import Context, Strategy
 
 __version__ = "0.1.0"
+
+
+def plot(run_id: str | None = None, *, warehouse: Any = None, symbol: str | None = None
+         ) -> Any:
+    """A plotly figure of a run's equity, drawdown and trades on the price (the latest
+    completed run when ``run_id`` is None); ``run_backtest(...).plot()`` does the same."""
+    from workbench.report.figures import plot as _plot
+
+    return _plot(run_id, warehouse=warehouse, symbol=symbol)
 
 
 def connect(path: Any = None, *, read_only: bool = True) -> Any:
@@ -35,5 +44,6 @@ __all__ = [
     "Side",
     "Strategy",
     "connect",
+    "plot",
     "run_backtest",
 ]

@@ -106,7 +106,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             parse_when(value, flag)
     result = run_backtest(args.config, overrides=args.set or (), warehouse=_warehouse(args),
                           start=args.start, end=args.end, gaps=args.gaps, out=args.out,
-                          env_prefix=args.env_prefix)
+                          env_prefix=args.env_prefix, strategy_path=args.strategy_path)
     report = None
     if args.report:
         from workbench.report.notebooks import run_report
@@ -116,10 +116,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.json:
         extra = {"report": str(report)} if report else {}
         print(json.dumps({"run_id": result.run_id, "dir": str(result.run_dir),
-                          **extra, **_jsonable(result.metrics)}, sort_keys=True))
+                          "warnings": result.warnings, **extra, **_jsonable(result.metrics)},
+                         sort_keys=True))
         return 0
     m = result.metrics
     print(f"{result.manifest['name']}: {m.get('bars')} bars, {result.headline}")
+    for symbol, source in (result.manifest.get("resampled_from") or {}).items():
+        print(f"note: {symbol} {result.manifest['timeframe']} bars resampled from the stored "
+              f"{source} bars")
+    for line in result.warnings:
+        print(f"warning: {line}")
     if report:
         print(f"report: {report}")
     print(f"run_id={result.run_id} dir={result.run_dir}")
@@ -358,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", metavar="DATE", help="first bar time (inclusive)")
     p.add_argument("--to", dest="end", metavar="DATE", help="end time (exclusive)")
     p.add_argument("--gaps", choices=("fail", "forward", "none"))
+    p.add_argument("--strategy-path", action="append", metavar="DIR",
+                   help="a directory to import the strategy's module from, before the working "
+                        f"directory (repeatable, or several separated by {os.pathsep!r})")
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<run_id>)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", action="store_true",

@@ -35,6 +35,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     field_serializer,
@@ -183,6 +184,12 @@ class StrategyConfig(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     class_path: str = Field("workbench.strategies.sma_cross:SmaCross", alias="class")
     params: dict[str, Any] = {}
+    # Directories searched for the strategy's module before the working directory and the
+    # installed packages (relative to the working directory). Hashed only when set.
+    path: list[str] = []
+    # The class itself when one was passed in Python (run_backtest(..., strategy=Cls));
+    # class_path then records its identity, module:qualname.
+    _class: Any = PrivateAttr(default=None)
 
     @field_serializer("params", mode="wrap")
     def _params(self, value: dict[str, Any], handler: SerializerFunctionWrapHandler,
@@ -195,9 +202,21 @@ class StrategyConfig(_Section):
     @field_validator("class_path")
     @classmethod
     def _class_path(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*", value):
             raise ValueError("write the strategy as `module:Class`, e.g. "
                              "workbench.strategies.sma_cross:SmaCross")
+        return value
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Any:
+        """One directory, several separated by os.pathsep, or a list of them."""
+        if value is None:
+            return []
+        if isinstance(value, str | os.PathLike):
+            value = [value]
+        if isinstance(value, list | tuple):
+            return [p for v in value for p in str(v).split(os.pathsep) if p.strip()]
         return value
 
 
@@ -275,6 +294,8 @@ class Config(_Section):
         (never write it anywhere).
         """
         plain = self.model_dump(mode="json", by_alias=True, context={"reveal": reveal})
+        if not plain["strategy"]["path"]:
+            del plain["strategy"]["path"]  # configs without it keep their hash
         return plain if reveal else secrets.redact(plain)
 
     def canonical_json(self) -> str:

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import random
+import sys
 import typing
+from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pydantic
@@ -97,7 +101,26 @@ class Strategy:
                 where=f"{where}.{key}",
                 fix=f"set `{key}` to a valid value for {cls.__name__}",
             ) from None
-        return dict(validated)
+        values = dict(validated)
+        cls.check_params(values, where)
+        return values
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], where: str = "strategy.params") -> None:
+        """Checks across parameters (each one is already typed and valid on its own).
+
+        Override to refuse combinations that cannot work, raising ``ConfigError`` with
+        ``where`` naming the keys (``f"{where}.fast/slow"``) and a fix.
+        """
+
+    @property
+    def warmup_bars(self) -> int:
+        """Bars of a symbol the strategy reads before it can act on that symbol (default 0).
+
+        The end-of-run summary warns when a run placed no orders and a symbol had no more bars
+        than this: the strategy never left its warm-up. Override it (SmaCross: ``slow``).
+        """
+        return 0
 
     # --- hooks ------------------------------------------------------------------------------
     def on_start(self, ctx: Context) -> None:
@@ -166,18 +189,66 @@ class Context:
         return self._step.open_orders(symbol)
 
 
-def load_strategy_class(class_path: str, where: str = "strategy.class") -> type[Strategy]:
-    """Import ``module:Class`` and check it is a Strategy, with a fix for each failure."""
+def search_dirs(paths: Iterable[str | Path] = ()) -> list[Path]:
+    """Where user strategies are imported from: each of ``paths`` (an entry may hold several
+    directories separated by ``os.pathsep``), then the working directory, as ``python -m``
+    puts it on ``sys.path``. A directory that does not exist is a ConfigError."""
+    dirs: list[Path] = []
+    for entry in paths:
+        for part in str(entry).split(os.pathsep):
+            if not part.strip():
+                continue
+            d = Path(part).expanduser().resolve()
+            if not d.is_dir():
+                raise ConfigError(
+                    f"strategy path {part!r} is not a directory ({d})",
+                    where="--strategy-path / strategy.path",
+                    fix="name a directory that holds your strategy modules (relative paths "
+                        "start at the working directory)")
+            if d not in dirs:
+                dirs.append(d)
+    cwd = Path.cwd().resolve()
+    if cwd not in dirs:
+        dirs.append(cwd)
+    return dirs
+
+
+def strategy_identity(cls: type) -> str:
+    """``module:qualname``: how a run's config and manifest name a strategy class."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_strategy_module(module_name: str, dirs: list[Path], where: str) -> Any:
     import importlib
 
-    module_name, _, class_name = class_path.partition(":")
+    # As `python -m` does for the working directory: the search directories come first on
+    # sys.path and stay there (the strategy's own later imports of sibling modules need them).
+    for d in reversed(dirs):
+        if str(d) not in sys.path:
+            sys.path.insert(0, str(d))
+    importlib.invalidate_caches()  # a module file written since the last import
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and not (module_name == missing or module_name.startswith(missing + ".")):
+            raise ConfigError(
+                f"strategy module {module_name!r} was found, but its own import of "
+                f"{missing!r} failed: {exc}", where=where,
+                fix=f"install {missing.split('.')[0]!r} into this environment, or fix that "
+                    "import in the strategy module") from None
+        file = module_name.replace(".", "/")
+        searched = "\n         ".join(str(d) for d in dirs)
         raise ConfigError(
-            f"cannot import strategy module {module_name!r}: {exc}", where=where,
-            fix="check the module path (examples: workbench.strategies.sma_cross:SmaCross, "
-                "workbench.strategies.pullback_limit:PullbackLimit) and that it is importable",
+            f"cannot import strategy module {module_name!r}: no {file}.py (or package "
+            f"{file}/) in the searched directories:\n         {searched}\n       nor among "
+            "the installed packages", where=where,
+            fix=f"run from the directory that holds {file}.py, or pass --strategy-path DIR "
+                "(strategy.path in the config; repeatable, or separated by "
+                f"{os.pathsep!r}), or in Python pass the class itself: "
+                "run_backtest(config, strategy=MyStrategy). Built-in examples: "
+                "workbench.strategies.sma_cross:SmaCross, "
+                "workbench.strategies.pullback_limit:PullbackLimit",
         ) from None
     except KeyboardInterrupt:
         raise
@@ -186,17 +257,46 @@ def load_strategy_class(class_path: str, where: str = "strategy.class") -> type[
             f"importing strategy module {module_name!r} raised {type(exc).__name__}: {exc}",
             where=where, fix="fix the module so that it imports cleanly",
         ) from None
-    cls = getattr(module, class_name, None)
+
+
+def load_strategy_class(class_path: str, where: str = "strategy.class",
+                        paths: Iterable[str | Path] = ()) -> type[Strategy]:
+    """Import ``module:Class`` and check it is a Strategy, with a fix for each failure.
+
+    The module is searched in ``paths``, then the working directory, then the installed
+    packages (``search_dirs``). ``Class`` may be a dotted qualified name (``Outer.Inner``).
+    """
+    module_name, _, qualname = class_path.partition(":")
+    module = _import_strategy_module(module_name, search_dirs(paths), where)
+    if "<locals>" in qualname:
+        raise ConfigError(
+            f"{class_path} is defined inside a function and cannot be imported by name",
+            where=where, fix="pass the class itself: run_backtest(config, strategy=TheClass)")
+    cls: Any = module
+    for part in qualname.split("."):
+        cls = getattr(cls, part, None)
+        if cls is None:
+            break
     if cls is None:
         found = [n for n, v in inspect.getmembers(module, inspect.isclass)
                  if issubclass(v, Strategy) and v is not Strategy]
-        close = difflib.get_close_matches(class_name, found, n=1)
+        close = difflib.get_close_matches(qualname, found, n=1)
         hint = f"did you mean `{close[0]}`? " if close else ""
+        if module_name == "__main__":
+            hint += ("a class defined in a notebook or script (__main__) is known only in "
+                     "that session: pass it as run_backtest(config, strategy=MyStrategy), or "
+                     "move it into a module file; ")
         raise ConfigError(
-            f"module {module_name!r} has no class {class_name!r}", where=where,
+            f"module {module_name!r} has no class {qualname!r}", where=where,
             fix=f"{hint}strategies in it: {', '.join(found) or '(none)'}",
         )
+    return check_strategy_class(cls, where, class_path)
+
+
+def check_strategy_class(cls: Any, where: str = "strategy.class",
+                         name: str | None = None) -> type[Strategy]:
+    """``cls`` if it is a Strategy subclass; a ConfigError otherwise."""
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise ConfigError(f"{class_path} is not a workbench Strategy subclass", where=where,
+        raise ConfigError(f"{name or cls!r} is not a workbench Strategy subclass", where=where,
                           fix="derive it from workbench.Strategy")
     return cls

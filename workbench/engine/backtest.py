@@ -22,14 +22,19 @@ import numpy as np
 from workbench.book import Book
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
-from workbench.config import Config, load_config, timeframe_ms
+from workbench.config import Config, StrategyConfig, load_config, timeframe_ms
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.errors import StrategyError, WorkbenchError
 from workbench.feeds.history import LoopData
 from workbench.model import QTY_SCALE, Bar, Mode
 from workbench.risk.engine import RiskEngine
-from workbench.strategy import Strategy, load_strategy_class
+from workbench.strategy import (
+    Strategy,
+    check_strategy_class,
+    load_strategy_class,
+    strategy_identity,
+)
 from workbench.telemetry.log import JsonlLog
 
 CHUNK = 1 << 15
@@ -135,8 +140,17 @@ def cost_model(cfg: Config) -> CostModel:
                      costs.fill_at)
 
 
+def strategy_class(cfg: Config) -> type[Strategy]:
+    """The class passed in Python (``with_strategy``), else ``strategy.class`` imported from
+    ``strategy.path``, the working directory or the installed packages."""
+    given = cfg.strategy._class
+    if given is not None:
+        return check_strategy_class(given)
+    return load_strategy_class(cfg.strategy.class_path, paths=cfg.strategy.path)
+
+
 def build_strategy(cfg: Config) -> Strategy:
-    cls = load_strategy_class(cfg.strategy.class_path)
+    cls = strategy_class(cfg)
     try:
         return cls(**cfg.strategy.params)  # validated by the constructor
     except (WorkbenchError, KeyboardInterrupt):
@@ -146,6 +160,32 @@ def build_strategy(cfg: Config) -> Strategy:
             f"strategy {cls.__name__} raised {type(exc).__name__} in __init__: {exc}",
             where="strategy.class", fix="fix the strategy's constructor and run again",
         ) from exc
+
+
+def with_strategy(cfg: Config, cls: type[Strategy]) -> Config:
+    """``cfg`` running the class ``cls`` itself: ``strategy.class`` must already name it
+    (``module:qualname``, as ``run_backtest`` sets it), so the hash records its identity."""
+    check_strategy_class(cls)
+    cfg.strategy._class = cls
+    return cfg
+
+
+def _strategy_in(config: Any) -> Any:
+    """A class object given as ``strategy.class`` in a config mapping, else None."""
+    if isinstance(config, Config):
+        return config.strategy._class
+    if isinstance(config, Mapping):
+        section = config.get("strategy")
+        if isinstance(section, Mapping) and isinstance(section.get("class"), type):
+            return section["class"]
+    return None
+
+
+def _without_class(config: Any) -> Any:
+    if isinstance(config, Mapping) and isinstance(config.get("strategy"), Mapping):
+        section = {k: v for k, v in config["strategy"].items() if k != "class"}
+        return {**config, "strategy": section}
+    return config
 
 
 def build_step(cfg: Config, strategy: Strategy, run_id: str, log: JsonlLog | None = None
@@ -184,6 +224,30 @@ class RunResult:
                 f" %, max drawdown {fmt(m.get('max_drawdown_pct'), '.4f')} %, "
                 f"Sharpe {fmt(m.get('sharpe'), '.3f')}")
 
+    def __repr__(self) -> str:
+        """Short enough for a notebook cell: the id, the headline, then any warnings."""
+        lines = [f"RunResult {self.run_id} ({self.run_dir}): {self.headline}"]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Warnings, order counts (rejected and risk-blocked by reason), bars per symbol."""
+        return dict(self.manifest.get("summary") or {})
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the run should tell you: the range clipped to the data, a strategy that never
+        finished its warm-up, rejected and risk-blocked orders (see engine/summary.py)."""
+        return list(self.summary.get("warnings") or [])
+
+    def plot(self, symbol: str | None = None) -> Any:
+        """Equity, drawdown and the trades on the price, as one plotly figure
+        (``workbench.plot(run_id)``); it reads the warehouse read-only."""
+        from workbench.report.figures import plot
+
+        return plot(self.run_id, warehouse=self.manifest.get("warehouse"), symbol=symbol)
+
 
 def run_backtest(
     config: Config | str | Path | Mapping[str, Any] | None = None,
@@ -198,8 +262,17 @@ def run_backtest(
     env: Mapping[str, str] | None = None,
     progress: bool | None = None,
     runs_dir: str | Path | None = None,
+    strategy: type[Strategy] | str | None = None,
+    strategy_path: str | Path | Iterable[str | Path] | None = None,
 ) -> RunResult:
     """Run one backtest end to end and return its id, directory, headline metrics and manifest.
+
+    ``config`` is a YAML path, a dict of sections (``{"data": {...}, "strategy": {"params":
+    {...}}}``), a ``Config``, or None (the defaults). ``strategy`` is the strategy: a Strategy
+    subclass (defined anywhere, a notebook included) or a ``"module:Class"`` string; a class
+    may also be given as ``strategy.class`` in a dict. The config records a class as
+    ``module:qualname``. ``strategy_path`` adds directories to search for ``module``
+    (``--strategy-path``; the working directory is always searched).
 
     ``start`` (inclusive), ``end`` (exclusive) and ``gaps`` override the config's ``data``
     section, as ``--from``, ``--to`` and ``--gaps`` do on the command line. The run directory
@@ -208,11 +281,29 @@ def run_backtest(
     """
     from workbench.engine.run import execute
 
+    cls = _strategy_in(config) if strategy is None else (
+        strategy if isinstance(strategy, type) else None)
+    if cls is not None:
+        check_strategy_class(cls, "strategy" if strategy is not None else "strategy.class")
+    if cls is not None or strategy is not None:  # the argument wins over the config's class
+        config = _without_class(config)
     extra = list(overrides)
+    if isinstance(strategy, str):
+        extra.append(f"strategy.class={strategy}")
+    elif cls is not None:
+        extra.append(f"strategy.class={strategy_identity(cls)}")
     for key, value in (("data.start", start), ("data.end", end), ("data.gaps", gaps)):
         if value is not None:
             extra.append(f"{key}={value}")
     cfg = as_config(config, extra, env_prefix, env)
+    if strategy_path is not None:
+        dirs = ([strategy_path] if isinstance(strategy_path, str | Path)
+                else list(strategy_path))
+        paths = [str(p) for p in dirs] + list(cfg.strategy.path)
+        cfg = cfg.model_copy(update={"strategy": StrategyConfig.model_validate(
+            {**cfg.strategy.model_dump(by_alias=True), "path": paths})})
+    if cls is not None:
+        cfg = with_strategy(cfg, cls)
     show = sys.stderr.isatty() if progress is None else progress
     if runs_dir is None:
         runs_dir = os.environ.get(f"{env_prefix}RUNS_DIR") or "runs"

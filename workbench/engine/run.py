@@ -27,6 +27,7 @@ from typing import Any
 from workbench import manifest as mf
 from workbench import rundir
 from workbench.config import Config, parse_when, timeframe_ms
+from workbench.engine import summary
 from workbench.engine.backtest import RunResult, build_step, build_strategy, simulate
 from workbench.engine.journal import MemoryJournal
 from workbench.errors import (
@@ -273,7 +274,7 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
         "filled_bars": sum(r.filled_bars for r in reports),
         "findings": len(findings),
     }
-    del seen, reports  # the loop reads the merged arrays only
+    del seen
     watch.lap("merge")
     with stages("loop"):
         step = build_step(cfg, strategy, manifest["run_id"], log)
@@ -289,6 +290,7 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
     risk = step.risk
     risk_summary = risk.summary() if risk is not None else None
     manifest["risk"] = risk_summary or {"enabled": False}
+    summary.record(manifest, strategy, reports, journal.orders, start, end)
     run_id = manifest["run_id"]
     tables = results.run_tables(
         data, journal, findings, tf, cfg.data.gaps, run_id,

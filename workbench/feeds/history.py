@@ -7,12 +7,13 @@ int milliseconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from workbench.config import timeframe_ms
 from workbench.errors import DataError
 from workbench.feeds.qc import BarSeries, GapPolicy, QcReport, apply_gap_policy, check_rows
 from workbench.model import ms_to_iso
@@ -22,6 +23,24 @@ select epoch_ms(ts) as ts, open, high, low, close, volume, source = 'fill' as fi
 from bars
 where symbol = ? and timeframe = ? and ts >= ? and ts < ?
 order by ts
+"""
+
+# Coarser bars from finer stored ones, in epoch-aligned buckets of the run's timeframe: the
+# first open, the highest high, the lowest low, the last close, the summed volume (summed in
+# time order, so the float sum is the same every run). Only complete buckets are kept: a bucket
+# missing any finer bar (the still-forming last one, one cut by --from/--to, one with a hole
+# inside) is left out, and the gap QC then sees it as a gap under the run's gap policy. A
+# bucket counts as filled (source 'fill') only when every bar in it was filled on ingest.
+_RESAMPLED = """
+select ts // ? * ? as ts, arg_min(open, ts) as open, max(high) as high, min(low) as low,
+       arg_max(close, ts) as close, sum(volume order by ts) as volume,
+       bool_and(filled) as filled
+from (select epoch_ms(ts) as ts, open, high, low, close, volume, source = 'fill' as filled
+      from bars
+      where symbol = ? and timeframe = ? and ts >= ? and ts < ?)
+group by 1
+having count(*) = ?
+order by 1
 """
 
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,9 +53,29 @@ def _dt(ms: int | None, default: datetime) -> datetime:
 
 def load_series(con: Any, symbol: str, timeframe: str, tf_ms: int, start: int | None,
                 end: int | None) -> BarSeries:
-    """One symbol's stored bars in [start, end); DataError naming what exists when empty."""
-    cols = con.sql(_BARS, params=[symbol, timeframe, _dt(start, _FAR_PAST),
-                                  _dt(end, _FAR_FUTURE)]).fetchnumpy()
+    """One symbol's bars in [start, end); DataError naming what exists when empty.
+
+    When the warehouse holds no ``timeframe`` bars of the symbol at all but finer bars whose
+    size divides it (1m under 15m), the bars are resampled from the coarsest such timeframe
+    in SQL (see ``_RESAMPLED``) and the series records it in ``resampled_from``.
+    """
+    window = [_dt(start, _FAR_PAST), _dt(end, _FAR_FUTURE)]
+    cols = con.sql(_BARS, params=[symbol, timeframe, *window]).fetchnumpy()
+    source = finer_source(con, symbol, timeframe, tf_ms) if len(cols["ts"]) == 0 else None
+    if source is not None:
+        cols = con.sql(_RESAMPLED, params=[tf_ms, tf_ms, symbol, source[0], *window,
+                                           tf_ms // source[1]]).fetchnumpy()
+        if len(cols["ts"]) == 0:
+            first, last = con.execute(
+                "select epoch_ms(min(ts)), epoch_ms(max(ts)) from bars "
+                "where symbol = ? and timeframe = ?", [symbol, source[0]]).fetchall()[0]
+            raise DataError(
+                f"no complete {symbol} {timeframe} bars in {_window(start, end)} to resample "
+                f"from the stored {source[0]} bars (held from {ms_to_iso(first)} to "
+                f"{ms_to_iso(last)})",
+                fix=f"a {timeframe} bar needs all {tf_ms // source[1]} {source[0]} bars of its "
+                    f"{timeframe} (epoch-aligned); widen --from/--to (or data.start/end), or "
+                    f"ingest {timeframe} bars")
     if len(cols["ts"]) == 0:
         span = con.execute(
             "select epoch_ms(min(ts)), epoch_ms(max(ts)), count(*) from bars "
@@ -50,22 +89,55 @@ def load_series(con: Any, symbol: str, timeframe: str, tf_ms: int, start: int | 
                     f"{timeframe}`" + (f" (the warehouse has: {', '.join(others)})"
                                        if others else ""),
             )
-        window = (f"[{ms_to_iso(start) if start is not None else '-inf'}, "
-                  f"{ms_to_iso(end) if end is not None else '+inf'})")
         raise DataError(
-            f"no {symbol} {timeframe} bars in {window}",
+            f"no {symbol} {timeframe} bars in {_window(start, end)}",
             fix=f"the warehouse holds {symbol} {timeframe} from {ms_to_iso(span[0])} to "
                 f"{ms_to_iso(span[1])}; choose --from/--to (or data.start/end) inside that span",
         )
     return BarSeries(symbol, tf_ms, cols["ts"].astype(np.int64), cols["open"], cols["high"],
-                     cols["low"], cols["close"], cols["volume"], None, cols["filled"])
+                     cols["low"], cols["close"], cols["volume"], None,
+                     cols["filled"],
+                     resampled_from=None if source is None else source[0])
+
+
+def _window(start: int | None, end: int | None) -> str:
+    return (f"[{ms_to_iso(start) if start is not None else '-inf'}, "
+            f"{ms_to_iso(end) if end is not None else '+inf'})")
+
+
+def finer_source(con: Any, symbol: str, timeframe: str, tf_ms: int) -> tuple[str, int] | None:
+    """The stored timeframe to resample ``timeframe`` bars from, and its size in ms: None when
+    the symbol has bars of ``timeframe`` itself or no finer bars whose size divides it; else the
+    coarsest such timeframe (fewest rows to read)."""
+    stored = [r[0] for r in con.execute(
+        "select distinct timeframe from bars where symbol = ?", [symbol]).fetchall()]
+    if timeframe in stored:
+        return None
+    found = []
+    for name in stored:
+        try:
+            ms = timeframe_ms(name)
+        except ValueError:
+            continue
+        if ms < tf_ms and tf_ms % ms == 0:
+            found.append((ms, name))
+    if not found:
+        return None
+    ms, name = max(found)
+    return name, ms
 
 
 def check_series(series: BarSeries, policy: GapPolicy) -> QcReport:
-    """Row checks then the gap policy, as on ingest."""
+    """Row checks then the gap policy, as on ingest. On resampled bars a gap finding says
+    so: a coarse bar is missing when any finer bar of it is."""
     errors = check_rows(series)
     report = apply_gap_policy(series, policy) if not errors else QcReport(series, [])
     report.findings[:0] = errors
+    if series.resampled_from:
+        note = (f" (resampled from stored {series.resampled_from} bars: a bar is left out "
+                f"when any {series.resampled_from} bar of it is missing)")
+        report.findings = [replace(f, detail=f.detail + note) if f.rule == "gap" else f
+                           for f in report.findings]
     return report
 
 

@@ -40,6 +40,7 @@ class BarSeries:
     filled: np.ndarray | None = None
     source: np.ndarray | None = None  # per-bar source name (object array); 'fill' when filled
     rows: np.ndarray | None = None  # 1-based row of each bar in its file, for error messages
+    resampled_from: str | None = None  # the stored timeframe these bars were built from
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -53,7 +54,7 @@ class BarSeries:
         return BarSeries(self.symbol, self.timeframe_ms, self.ts[index], self.open[index],
                          self.high[index], self.low[index], self.close[index],
                          self.volume[index], pick(self.trades), pick(self.filled),
-                         pick(self.source), pick(self.rows))
+                         pick(self.source), pick(self.rows), self.resampled_from)
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,8 @@ def _forward_fill(s: BarSeries, idx: np.ndarray, missing: np.ndarray) -> BarSeri
     source = None if s.source is None else np.where(fill, "fill", s.source[src])
     return BarSeries(s.symbol, s.timeframe_ms, ts, col(s.open), col(s.high), col(s.low), close,
                      np.where(fill, 0.0, s.volume[src]), trades, was_filled | fill, source,
-                     None if s.rows is None else np.where(fill, 0, s.rows[src]))
+                     None if s.rows is None else np.where(fill, 0, s.rows[src]),
+                     s.resampled_from)
 
 
 def findings_table(findings: list[Finding], *, stage: str, timeframe: str, policy: str | None,

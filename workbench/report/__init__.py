@@ -16,7 +16,9 @@ from workbench.report.figures import (
     compare_equity_figure,
     equity_figure,
     heatmap_figure,
+    plot,
     returns_figure,
+    run_figure,
 )
 from workbench.report.offline import setup
 from workbench.report.tables import (
@@ -43,10 +45,12 @@ __all__ = [
     "load_run",
     "load_runs",
     "manifest_table",
+    "plot",
     "qc_table",
     "resolve_run_id",
     "returns_figure",
     "risk_table",
+    "run_figure",
     "setup",
     "sql",
     "trades_table",

@@ -13,11 +13,13 @@ import difflib
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.secrets import redact
+from workbench.feeds.history import finer_source
 from workbench.warehouse.connect import reading
 
 MAX_POINTS = 2_000
@@ -46,6 +48,7 @@ class RunReport:
     risk: list[dict[str, Any]] = field(default_factory=list)
     risk_stops: list[dict[str, Any]] = field(default_factory=list)
     views_now: dict[str, Any] = field(default_factory=dict)
+    resampled_from: dict[str, str] = field(default_factory=dict)  # symbol -> stored timeframe
 
     @property
     def symbols(self) -> list[str]:
@@ -153,19 +156,27 @@ def _series(con: Any, r: RunReport, max_points: int, max_candles: int) -> None:
         select strftime(ts, '%Y-%m-%d') as day, arg_max(equity, ts) as equity
         from report_curve group by day order by day""", [])
     tf_ms = int(r.run.get("timeframe_ms") or 60_000)
+    last = r.run["end_ts"] + timedelta(milliseconds=tf_ms)  # the end of the last bar
     for symbol in r.symbols:
+        # a run on bars resampled from finer stored ones (feeds/history.py) draws from those
+        source = finer_source(con, symbol, r.run["timeframe"], tf_ms)
+        stored, stored_ms = source or (r.run["timeframe"], tf_ms)
+        if source is not None:
+            r.resampled_from[symbol] = stored
         bars = con.execute(
             "select count(*) from bars where symbol = ? and timeframe = ? "
-            "and ts >= ? and ts <= ?",
-            [symbol, r.run["timeframe"], r.run["start_ts"], r.run["end_ts"]]).fetchall()[0][0]
-        bucket_ms = tf_ms * max(1, math.ceil(bars / max_candles))
+            "and ts >= ? and ts < ?",
+            [symbol, stored, r.run["start_ts"], last]).fetchall()[0][0]
+        bucket_ms = stored_ms * max(1, math.ceil(bars / max_candles))
+        if source is not None:  # whole run bars per candle
+            bucket_ms = tf_ms * max(1, math.ceil(bucket_ms / tf_ms))
         r.candles[symbol] = _columns(con, """
             select epoch_ms(min(ts)) as ts, arg_min(open, ts) as open, max(high) as high,
                    min(low) as low, arg_max(close, ts) as close
             from bars
-            where symbol = ? and timeframe = ? and ts >= ? and ts <= ?
+            where symbol = ? and timeframe = ? and ts >= ? and ts < ?
             group by (epoch_ms(ts) - ?) // ? order by 1""",
-            [symbol, r.run["timeframe"], r.run["start_ts"], r.run["end_ts"],
+            [symbol, stored, r.run["start_ts"], last,
              int(r.run["start_ts"].timestamp() * 1000), bucket_ms])
         fills = _columns(con, "select epoch_ms(ts) as ts, price, side, qty from fills "
                               "where run_id = ? and symbol = ? order by fill_seq",

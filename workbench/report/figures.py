@@ -165,3 +165,63 @@ def compare_equity_figure(reports: Sequence[RunReport]) -> Any:
     return fig
 
 
+def run_figure(r: RunReport, symbol: str | None = None) -> Any:
+    """One run at a glance, as backtesting.py's ``bt.plot()``: equity (top), drawdown from the
+    running peak (middle), and the price of ``symbol`` (default: the first) with its buys,
+    sells and round trips (bottom), on one shared time axis."""
+    from plotly.subplots import make_subplots
+
+    name = f"{r.run.get('name') or 'run'} {r.run_id}"
+    if not r.curve.get("ts"):
+        return _empty(f"{name}: nothing to plot (run status {r.run.get('status')})")
+    go = _go()
+    symbol = symbol or (r.symbols[0] if r.symbols else None)
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.4, 0.2, 0.4],
+                        vertical_spacing=0.03)
+    x = _t(r.curve["ts"])
+    fig.add_trace(go.Scatter(x=x, y=r.curve["equity"], name="equity", mode="lines",
+                             line={"color": "#2c3e50"}), 1, 1)
+    fig.add_trace(go.Scatter(x=x, y=r.curve["drawdown_pct"], name="drawdown %", mode="lines",
+                             fill="tozeroy", line={"color": "#c0392b"}), 2, 1)
+    c = r.candles.get(symbol or "", {})
+    if c.get("ts"):
+        fig.add_trace(go.Candlestick(x=_t(c["ts"]), open=c["open"], high=c["high"],
+                                     low=c["low"], close=c["close"], name=symbol,
+                                     showlegend=False), 3, 1)
+    fills = r.fills.get(symbol or "", {})
+    for side, color, marker in (("BUY", "#27ae60", "triangle-up"),
+                                ("SELL", "#c0392b", "triangle-down")):
+        idx = [i for i, s in enumerate(fills.get("side", [])) if s == side]
+        if idx:
+            fig.add_trace(go.Scattergl(
+                x=_t([fills["ts"][i] for i in idx]), y=[fills["price"][i] for i in idx],
+                mode="markers", name=side.lower(),
+                marker={"symbol": marker, "size": 9, "color": color}), 3, 1)
+    xs: list[Any] = []
+    ys: list[Any] = []
+    for t in r.trips:
+        if t["symbol"] == symbol:
+            xs += [*_t([t["entry_ts"], t["exit_ts"]]), None]
+            ys += [t["entry_price"], t["exit_price"], None]
+    if xs:
+        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", name="round trips",
+                                   line={"color": "#7f8c8d", "width": 1, "dash": "dot"}), 3, 1)
+    h = r.headline
+    fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
+    numbers = (f"trades {h.get('trades', 0)}, return {fmt(h.get('total_return_pct'), '.2f')} %, "
+               f"max drawdown {fmt(h.get('max_drawdown_pct'), '.2f')} %")
+    fig.update_layout(title=f"{name}: {numbers}", height=HEIGHT + 300, margin={"t": 60},
+                      legend={"orientation": "h", "y": -0.08},
+                      xaxis3_rangeslider_visible=False)
+    fig.update_yaxes(title_text=r.run.get("quote") or "equity", row=1, col=1)
+    fig.update_yaxes(title_text="drawdown %", row=2, col=1)
+    fig.update_yaxes(title_text=f"{symbol} {r.run.get('timeframe', '')}", row=3, col=1)
+    return fig
+
+
+def plot(run_id: str | None = None, *, warehouse: Any = None, symbol: str | None = None) -> Any:
+    """``run_figure`` of a run (the latest completed one when ``run_id`` is None), read from
+    the warehouse read-only; the figure shows itself as a notebook cell's last value."""
+    from workbench.report.data import load_run
+
+    return run_figure(load_run(run_id, warehouse=warehouse), symbol)

@@ -140,7 +140,9 @@ def manifest_table(r: RunReport) -> Table:
     rows: list[list[Any]] = [
         ["run id", r.run_id], ["mode", run.get("mode")], ["status", run.get("status")],
         ["strategy", f"{strategy.get('class')} {json.dumps(strategy.get('params', {}))}"],
-        ["symbols / timeframe", f"{', '.join(r.symbols)} / {run.get('timeframe')}"],
+        ["symbols / timeframe", f"{', '.join(r.symbols)} / {run.get('timeframe')}"
+                                + "".join(f" ({s} resampled from stored {tf} bars)"
+                                          for s, tf in sorted(r.resampled_from.items()))],
         ["config hash", run.get("config_hash")], ["data hash", run.get("data_hash")],
         ["git SHA", run.get("git_sha")], ["gap policy", run.get("gap_policy")],
         ["started", run.get("started_at")], ["ended", run.get("ended_at")],

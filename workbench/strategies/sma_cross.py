@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections import deque
 from math import fsum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
+from workbench.errors import ConfigError
 from workbench.model import Bar, OrderIntent, Side
 from workbench.strategy import Context, Strategy
 
@@ -38,6 +39,21 @@ class SmaCross(Strategy):
     fast: Annotated[int, Field(ge=1)] = 10
     slow: Annotated[int, Field(ge=1)] = 30
     qty: Annotated[float, Field(gt=0)] = 0.01
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], where: str = "strategy.params") -> None:
+        if params["fast"] >= params["slow"]:
+            raise ConfigError(
+                f"fast ({params['fast']}) must be shorter than slow ({params['slow']}): the "
+                "rule buys when the short average crosses above the long one; with fast >= "
+                "slow it would trade the inverse signal (or never, when equal)",
+                where=f"{where}.fast/slow",
+                fix=f"set {where}.fast below {where}.slow (e.g. fast=10, slow=30)")
+
+    @property
+    def warmup_bars(self) -> int:
+        """The slow SMA needs ``slow`` closes; the first cross can come on the bar after."""
+        return self.slow
 
     def on_start(self, ctx: Context) -> None:
         self._state: dict[str, _Sma] = {}
