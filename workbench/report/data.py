@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.secrets import redact
 from workbench.feeds.history import finer_source
+from workbench.secrets import redact
 from workbench.warehouse.connect import reading
 
 MAX_POINTS = 2_000
