@@ -48,6 +48,7 @@ from workbench.engine.step import Step  # noqa: E402
 from workbench.feeds.history import LoopData, merge  # noqa: E402
 from workbench.feeds.qc import BarSeries  # noqa: E402
 from workbench.feeds.synthetic import bars  # noqa: E402
+from workbench.model import ms_to_iso  # noqa: E402
 from workbench.strategies.sma_cross import SmaCross  # noqa: E402
 
 YEAR_BARS = 525_600
@@ -110,7 +111,7 @@ def backtest(case: str, symbols: list[str], years: int, warehouse: Path, work: P
     config.write_text(
         f"run: {{name: bench-{case}}}\n"
         f"data: {{symbols: [{', '.join(symbols)}], timeframe: 1m, gaps: fail, "
-        f"start: {START_MS}, end: {end_ms}}}\n"
+        f"start: '{ms_to_iso(START_MS)}', end: '{ms_to_iso(end_ms)}'}}\n"
         "strategy: {class: 'workbench.strategies.sma_cross:SmaCross', "
         f"params: {{fast: {FAST}, slow: {SLOW}, qty: {QTY}}}}}\n"
         f"portfolio: {{initial_cash: {CASH}, quote: USDT}}\n"

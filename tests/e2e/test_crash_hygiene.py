@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from paused_run import cli, gate_config, start_paused
+from paused_run import cli, gate_config, ingested, start_paused
 
 from workbench.warehouse.connect import open_rw, reading
 from workbench.warehouse.stale import HOST
@@ -22,10 +22,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def loaded(tmp_path: Path, synth_csv: Any) -> Path:
-    warehouse = tmp_path / "wh.duckdb"
-    done = cli(tmp_path, warehouse, "ingest", str(synth_csv(count=2000)), "--symbol", "BTCUSDT")
-    assert done.returncode == 0, done.stderr
-    return warehouse
+    return ingested(tmp_path, synth_csv(count=2000))
 
 
 def rows(warehouse: Path, query: str) -> list[tuple[Any, ...]]:

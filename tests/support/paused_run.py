@@ -62,3 +62,11 @@ def cli(tmp: Path, warehouse: Path, *args: str) -> subprocess.CompletedProcess[s
     return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=tmp,
                           env=env_for(warehouse), capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
+
+
+def ingested(tmp: Path, csv: Path) -> Path:
+    """A new warehouse in ``tmp`` holding the bars of ``csv`` as BTCUSDT, ingested by the CLI."""
+    warehouse = tmp / "wh.duckdb"
+    done = cli(tmp, warehouse, "ingest", str(csv), "--symbol", "BTCUSDT")
+    assert done.returncode == 0, done.stderr
+    return warehouse

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,23 +153,11 @@ def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Tab
     row and every table by Arrow, commit, close. Returns the seconds the file was held and
     the seconds spent waiting for it."""
     from workbench.warehouse import views
-    from workbench.warehouse.connect import open_rw
 
     asked = time.perf_counter()
-    connected: list[float] = []
-    con = open_rw(warehouse, wait_s=wait_s, connected=connected)
-    opened = connected[0]
-    try:
-        views.deploy(con, view_list)
-        con.execute("begin transaction")
-        try:
-            insert_results(con, run_row, tables)
-            con.execute("commit")
-        except BaseException:
-            _rollback(con)
-            raise
-    finally:
-        con.close()
+    with _transaction(warehouse, wait_s, before=lambda con: views.deploy(con, view_list)) as (
+            con, opened):
+        insert_results(con, run_row, tables)
     return time.perf_counter() - opened, opened - asked
 
 
@@ -176,16 +165,28 @@ def record_failure(warehouse: Path, run_row: dict[str, Any], findings: list[Find
                    timeframe: str, policy: str, *, wait_s: float) -> None:
     """A failed run's ``runs`` row (status ``failed``, with its error) and its QC findings
     (they often say why), in one short transaction."""
+    with _transaction(warehouse, wait_s) as (con, _):
+        insert_results(con, run_row, {"qc_events": findings_table(
+            findings, stage="backtest", timeframe=timeframe, policy=policy,
+            run_id=run_row["run_id"])})
+
+
+@contextlib.contextmanager
+def _transaction(warehouse: Path, wait_s: float,
+                 before: Callable[[Any], object] | None = None) -> Iterator[tuple[Any, float]]:
+    """Open read-write, run ``before`` (outside the transaction), then one transaction that
+    commits when the block ends and rolls back when it raises; closed either way. Yields the
+    connection and the moment the file became ours (``time.perf_counter()``)."""
     from workbench.warehouse.connect import open_rw
 
-    con = open_rw(warehouse, wait_s=wait_s)
+    connected: list[float] = []
+    con = open_rw(warehouse, wait_s=wait_s, connected=connected)
     try:
+        if before is not None:
+            before(con)
         con.execute("begin transaction")
         try:
-            insert_run(con, run_row)
-            insert_arrow(con, "qc_events", findings_table(
-                findings, stage="backtest", timeframe=timeframe, policy=policy,
-                run_id=run_row["run_id"]))
+            yield con, connected[0]
             con.execute("commit")
         except BaseException:
             _rollback(con)
