@@ -53,6 +53,7 @@ class EquityRows:
     cash: np.ndarray
     position_value: np.ndarray
     equity: np.ndarray
+    in_market: np.ndarray  # any position held
 
 
 _new_bar = tuple.__new__
@@ -116,6 +117,7 @@ def equity_rows(book: Book, data: LoopData) -> EquityRows:
     cash_after = np.fromiter((h[1] for h in history), np.float64, len(history))
     cash = np.concatenate(([book.initial_cash], cash_after))[after]
     value = np.zeros(len(grid))
+    held = np.zeros(len(grid), dtype=bool)
     closes = data.close_array
     fill_symbol = np.array([h[2] for h in history], dtype=object)
     fill_units = np.fromiter((h[3] for h in history), np.int64, len(history))
@@ -129,7 +131,8 @@ def equity_rows(book: Book, data: LoopData) -> EquityRows:
         seen = np.searchsorted(ts[rows], grid, side="right") - 1  # this symbol's last bar
         mark = closes[rows[np.maximum(seen, 0)]]
         value = value + np.where(units != 0, units / QTY_SCALE * mark, 0.0)
-    return EquityRows(grid, cash, value, cash + value)
+        held |= units != 0
+    return EquityRows(grid, cash, value, cash + value, held)
 
 
 def cost_model(cfg: Config) -> CostModel:

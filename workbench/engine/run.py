@@ -24,11 +24,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from workbench import manifest as mf
 from workbench import rundir
 from workbench.config import Config, parse_when, timeframe_ms
 from workbench.engine import summary
-from workbench.engine.backtest import RunResult, build_step, build_strategy, simulate
+from workbench.engine.backtest import (
+    EquityRows,
+    RunResult,
+    build_step,
+    build_strategy,
+    simulate,
+)
 from workbench.engine.journal import MemoryJournal
 from workbench.errors import (
     ConfigError,
@@ -304,7 +312,8 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
         files = Background(rundir.write_all, staging, step.book.round_trips, journal.orders,
                            journal.fills, equity)
         try:
-            metrics = headline_in_memory(run_row, tables, view_list, cfg.run.memory_limit)
+            metrics = headline_in_memory(run_row, tables, equity, view_list,
+                                         cfg.run.memory_limit)
         finally:
             files.wait()
         watch.lap("metrics")
@@ -354,17 +363,30 @@ class Background:
             raise self.error
 
 
-def headline_in_memory(run_row: dict[str, Any], tables: dict[str, Any], view_list: list[Any],
-                       memory_limit: str | None = None) -> dict[str, Any]:
-    """The run's ``rpt.performance`` row, computed by the versioned views in a private
-    in-memory DuckDB that holds this run only (the warehouse is not touched)."""
+_PRIVATE_ID = "run"
+
+
+def headline_in_memory(run_row: dict[str, Any], tables: dict[str, Any], equity: EquityRows,
+                       view_list: list[Any], memory_limit: str | None = None
+                       ) -> dict[str, Any]:
+    """The run's ``rpt.performance`` row, computed in a private in-memory DuckDB that holds
+    this run only (the warehouse is not touched): the versioned views over the run's fills and
+    orders, with the equity curve the loop already holds standing in for ``acct.equity_curve``
+    (the two agree bar by bar; tests/sql/test_accounting_property.py)."""
     from workbench.warehouse.connect import open_memory
 
-    con = open_memory(view_list, memory_limit=memory_limit)
+    curve = pa.table({
+        "run_id": pa.array([_PRIVATE_ID] * len(equity.ts), pa.string()),
+        "ts": pa.array(equity.ts, pa.timestamp("ms", tz="UTC")),
+        "cash": equity.cash, "position_value": equity.position_value,
+        "equity": equity.equity, "in_market": equity.in_market})
+    con = open_memory(view_list, memory_limit=memory_limit,
+                      stand_ins={"acct.equity_curve": curve})
     try:
-        results.insert_results(con, run_row, {name: tables[name] for name in (
-            "run_bars", "orders", "fills")})
-        return headline(con, run_row["run_id"])
+        # A short id (DuckDB keeps strings of up to 12 bytes inline) keeps sorts lean.
+        results.insert_results(con, {**run_row, "run_id": _PRIVATE_ID}, {
+            name: tables[name] for name in ("orders", "fills")})
+        return headline(con, _PRIVATE_ID)
     finally:
         con.close()
 

@@ -109,16 +109,26 @@ def reading(path: str | Path | None = None, *, wait_s: float = 10.0, sealed: boo
         con.close()
 
 
-def open_memory(view_list: list[Any] | None = None, *, memory_limit: str | None = None
-                ) -> Any:
+def open_memory(view_list: list[Any] | None = None, *, memory_limit: str | None = None,
+                stand_ins: dict[str, Any] | None = None) -> Any:
     """An in-memory warehouse with the schema and views deployed: a job's private database
     for computing through the views, tests, scratch work. ``memory_limit`` (DuckDB's syntax,
-    e.g. ``2GB``) caps it; past the cap it spills to a temporary directory."""
+    e.g. ``2GB``) caps it. ``stand_ins`` maps view names to Arrow tables that take those views'
+    place (as tables; the views that read them are created as usual)."""
     from workbench.warehouse import migrations, views
 
     config: dict[str, Any] = {"memory_limit": memory_limit} if memory_limit else {}
     con = duckdb.connect(":memory:", config=config)
     con.execute("set TimeZone = 'UTC'")
     migrations.apply(con)
-    views.deploy(con, view_list)
+    if not stand_ins:
+        views.deploy(con, view_list)
+        return con
+    for schema in views.LAYERS:
+        con.execute(f"create schema if not exists {schema}")
+    for name, table in stand_ins.items():
+        con.register("__wb_stand_in", table)
+        con.execute(f"create table {name} as select * from __wb_stand_in")
+        con.unregister("__wb_stand_in")
+    views.create(con, views.check(view_list), skip=set(stand_ins))
     return con
