@@ -145,6 +145,13 @@ def test_explorer_selecting_two_runs_overlays_both_equity_curves(built, ex):
     assert "<th>fast</th>" in ex.params.value and "<th>total_return_pct</th>" in ex.params.value
 
 
+def test_explorer_price_panel_covers_the_longest_selected_run(built, ex):
+    ex.runs.value = (built.single, built.multi)  # single starts a day later
+
+    multi = load_run(built.multi, warehouse=built.db).candles["BTCUSDT"]
+    assert list(_trace(ex, "BTCUSDT close").y) == multi["close"]
+
+
 def test_explorer_changing_symbol_shows_that_symbols_close_and_fills(built, ex):
     ex.runs.value = (built.multi,)
     btc_close = list(_trace(ex, "BTCUSDT close").y)

@@ -188,7 +188,9 @@ class Explorer:
                                      yaxis="y"))
         symbol = self.symbol.value
         if symbol:
-            shown = next((r for r in self.selected if symbol in r.candles), None)
+            # the price of the selected run that covers the most time
+            shown = max((r for r in self.selected if symbol in r.candles), default=None,
+                        key=lambda r: _span(r.candles[symbol]["ts"]))
             if shown is not None:
                 c = shown.candles[symbol]
                 pts = [(t, v) for t, v in zip(c["ts"], c["close"], strict=True) if inside(t)]
@@ -257,6 +259,10 @@ class Explorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+def _span(ts: list[int]) -> int:
+    return ts[-1] - ts[0] if ts else -1
 
 
 def _dt(ms: int) -> datetime:
