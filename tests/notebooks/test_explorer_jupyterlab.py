@@ -262,3 +262,32 @@ def test_explorer_in_jupyterlab_selecting_a_second_run_updates_the_chart(explore
     shot = page.call("Page.captureScreenshot", format="png")
     SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
     assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explorer_in_jupyterlab_sql_box_runs_a_query_and_frees_its_button(explorer, page):
+    page.js("""(() => {
+        const box = document.querySelector('.jp-OutputArea .widget-textarea textarea');
+        box.value = "select count(*) as completed_runs from runs where status = 'completed'";
+        box.dispatchEvent(new Event('input', {bubbles: true}));
+        box.dispatchEvent(new Event('change', {bubbles: true}));
+        return true;
+    })()""")
+    page.js("""(() => {
+        const button = [...document.querySelectorAll('.jp-OutputArea button')]
+            .find(b => b.textContent.trim() === 'run query');
+        button.click();
+        return true;
+    })()""")
+
+    table = _poll("the query's table", lambda: page.js("""(() => {
+        const t = [...document.querySelectorAll('.jp-OutputArea .wb-table')]
+            .find(t => t.textContent.includes('completed_runs'));
+        return t && t.textContent;
+    })()"""))
+    assert "completed_runs" in table and "1 rows" in table
+    enabled = _poll("the button enabled again", lambda: page.js("""(() => {
+        const button = [...document.querySelectorAll('.jp-OutputArea button')]
+            .find(b => b.textContent.trim() === 'run query');
+        return !button.disabled;
+    })()"""))
+    assert enabled
