@@ -15,13 +15,19 @@ $(VENV)/.base: pyproject.toml constraints.txt
 	$(PIP) -e .
 	touch $@
 
+# The notebooks name the kernel `workbench` (this venv's Python): papermill, nbval and JupyterLab
+# find it in $(VENV)/share/jupyter/kernels.
+KERNEL := $(BIN)/python -m ipykernel install --sys-prefix --name workbench \
+            --display-name "workbench (.venv)" >/dev/null
+
 $(VENV)/.dev: pyproject.toml constraints.txt $(VENV)/.base
 	$(PIP) -e '.[dev]'
+	$(KERNEL)
 	touch $@
 
 $(VENV)/.lab: pyproject.toml constraints.txt $(VENV)/.base
 	$(PIP) -e '.[lab]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name workbench --display-name "workbench (.venv)"
+	$(KERNEL)
 	touch $@
 
 # Headless Chromium for the report test (Debian's package; installed as root, e.g. in CI).
@@ -48,7 +54,8 @@ demo: $(VENV)/.base
 	 echo "  $(WB) sql \"select trades, total_return_pct, max_drawdown_pct, sharpe, fees_quote from rpt.performance where run_id = '$$run_id'\""; \
 	 echo "  $(WB) sql \"select symbol, entry_ts, exit_ts, qty, pnl from rpt.round_trips where run_id = '$$run_id' order by pnl desc limit 5\""
 
-test: $(VENV)/.dev chromium
+# .lab too: the explorer's browser test drives JupyterLab
+test: $(VENV)/.dev $(VENV)/.lab chromium
 	$(BIN)/ruff check workbench tests bench sample_data notebooks/conftest.py
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -64,9 +71,14 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
 
 # JupyterLab on 127.0.0.1 with the project's kernel; notebooks read warehouse/workbench.duckdb.
+# It serves working copies in lab/ (git-ignored; a missing one is copied from notebooks/), so
+# running and saving notebooks never dirties the tracked ones (nor a run manifest's git SHA).
+# Delete lab/NAME.ipynb to get the committed version back.
 lab: $(VENV)/.lab
+	@mkdir -p lab && for nb in notebooks/*.ipynb; do \
+	  [ -e "lab/$${nb##*/}" ] || cp "$$nb" "lab/$${nb##*/}"; done
 	WB_WAREHOUSE=$(CURDIR)/warehouse/workbench.duckdb WB_RUNS_DIR=$(CURDIR)/runs \
-	  $(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks \
+	  $(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir lab \
 	  $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # A deliberate upgrade: resolve the newest allowed versions in a scratch venv, write them to

@@ -37,11 +37,25 @@ def test_notebooks_folder_holds_exactly_the_four_notebooks():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_is_valid_nbformat_with_python3_kernel(name):
+def test_notebook_is_valid_nbformat_with_the_projects_kernel(name):
+    """The kernel ``make lab`` (and the dev setup) installs: ``workbench``."""
     nb = _read(name)
 
     nbformat.validate(nb)
-    assert nb.metadata.kernelspec.name == "python3"
+    assert nb.metadata.kernelspec == {"display_name": "workbench (.venv)", "language": "python",
+                                      "name": "workbench"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_committed_in_the_form_jupyter_saves(name):
+    """Byte for byte what Jupyter's contents manager writes (nbformat 4.5, indent 1, sorted keys,
+    a trailing newline), so opening and saving one unchanged leaves git clean."""
+    text = (NOTEBOOKS / name).read_text(encoding="utf-8")
+    nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+
+    assert (nb.nbformat, nb.nbformat_minor) == (4, nbformat.current_nbformat_minor)
+    assert text == nbformat.writes(nb) + "\n"
+    assert all(cell.get("id") for cell in nb.cells)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -127,5 +141,32 @@ def test_report_notebook_shows_every_section_of_the_report():
 def test_backtest_notebook_runs_through_package_api_with_its_parameters():
     source = "\n".join(c.source for c in _code(_read("backtest.ipynb")))
 
-    assert "workbench.run_backtest(config, overrides=overrides, start=start, end=end," in source
-    assert "warehouse=warehouse, runs_dir=runs_dir" in source
+    assert "workbench.run_backtest(wr.project_path(config), overrides=overrides, start=start,\n" \
+           "                                end=end, warehouse=wr.warehouse_path(warehouse),\n" \
+           "                                runs_dir=wr.runs_dir_path(runs_dir)" in source
+
+
+def _make_target(name: str) -> str:
+    """The recipe of one Makefile target (its lines up to the next blank line)."""
+    text = (NOTEBOOKS.parent / "Makefile").read_text(encoding="utf-8")
+    start = text.index(f"\n{name}:") + 1
+    end = text.find("\n\n", start)
+    return text[start:end if end != -1 else None]
+
+
+def test_dev_and_lab_setups_install_the_workbench_kernel_the_notebooks_name():
+    makefile = (NOTEBOOKS.parent / "Makefile").read_text(encoding="utf-8")
+
+    assert "ipykernel install --sys-prefix --name workbench" in makefile
+    for target in ("$(VENV)/.dev", "$(VENV)/.lab"):
+        assert "$(KERNEL)" in _make_target(target), target
+    assert "$(VENV)/.lab" in _make_target("test").splitlines()[0]  # the browser test
+
+
+def test_make_lab_serves_ignored_copies_so_tracked_notebooks_stay_clean():
+    recipe = _make_target("lab")
+
+    assert "--notebook-dir lab" in recipe and "--notebook-dir notebooks" not in recipe
+    assert 'cp "$$nb" "lab/' in recipe and '[ -e "lab/' in recipe  # never overwrites a copy
+    ignored = (NOTEBOOKS.parent / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "/lab/" in ignored and ".ipynb_checkpoints/" in ignored

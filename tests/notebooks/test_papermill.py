@@ -1,4 +1,4 @@
-"""Each notebook executed with papermill and real parameters (kernel ``python3``, cwd the
+"""Each notebook executed with papermill and real parameters (its own kernel ``workbench``, cwd the
 notebooks folder, output in tmp_path), then its outputs checked.
 
 * report.ipynb: the run's headline, figures and tables; it only reads (it runs while another
@@ -44,7 +44,7 @@ def execute(name: str, out_dir: Path, parameters: dict[str, Any]) -> Any:
 
     out = out_dir / name
     pm.execute_notebook(str(wh.NOTEBOOKS / name), str(out), parameters=parameters,
-                        kernel_name="python3", cwd=str(wh.NOTEBOOKS), execution_timeout=300,
+                        cwd=str(wh.NOTEBOOKS), execution_timeout=300,
                         progress_bar=False, log_output=False)
     return nbformat.read(out, as_version=4)
 
@@ -102,7 +102,7 @@ def backtest_nb(built: Any, out_dir: Path) -> tuple[Any, list[str]]:
     """The executed notebook and the run ids the warehouse held before it ran."""
     before = [r for (r,) in wh.query(built.db, "select run_id from runs")]
     nb = execute("backtest.ipynb", out_dir, {
-        "config": "../configs/sma_demo.yaml",  # relative to the notebooks folder (the cwd)
+        "config": "configs/sma_demo.yaml",  # relative to the project, whatever the cwd
         "overrides": ["run.name=from-notebook", "strategy.params.fast=15",
                       "strategy.params.slow=45"],
         "start": "2024-01-02", "end": "2024-01-03",

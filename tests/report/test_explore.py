@@ -62,7 +62,65 @@ def test_explorer_widget_holds_controls_figure_table_and_sql_box(ex):
     box = ex.widget
 
     assert isinstance(box, w.VBox)
-    assert ex.figure in box.children and ex.params in box.children
+    assert ex.chart in box.children and ex.params in box.children
+    assert ex.message in box.children
+
+
+def test_explorer_figure_fills_the_cell_width(ex):
+    """No fixed 700 px: a plain autosized figure (JupyterLab's plotly renderer sizes it to
+    the cell) in a full-width Output, not a FigureWidget drawn at plotly's default width."""
+    import plotly.graph_objects as go
+
+    assert type(ex.figure) is go.Figure
+    assert ex.figure.layout.autosize is True and ex.figure.layout.width is None
+    assert ex.chart.layout.width == "100%"
+    assert ex.widget.layout.width == "100%"
+
+
+# --- the run picker ------------------------------------------------------------------------------
+def test_explorer_picker_is_a_multi_row_full_width_select(ex):
+    assert ex.runs.rows >= 4  # not one row behind a scrollbar
+    assert ex.runs.layout.width == "auto"  # as wide as the explorer
+
+
+def test_explorer_picker_labels_carry_name_whole_id_and_differing_parameters(built, ex):
+    labels = dict((value, label) for label, value in ex.runs.options)
+
+    assert labels[built.single] == f"single · {built.single} · fast=20 qty=0.1 slow=80"
+    assert labels[built.multi] == f"multi · {built.multi} · fast=10 qty=0.01 slow=40"
+
+
+def test_run_labels_leave_out_parameters_equal_in_every_run():
+    from workbench.report.explore import run_labels
+
+    rows = [("r1", "a", '{"strategy": {"params": {"fast": 10, "slow": 40}}}'),
+            ("r2", "b", {"strategy": {"params": {"fast": 20, "slow": 40}}}),
+            ("r3", None, {"strategy": {"params": {"slow": 40}}})]
+
+    assert run_labels(rows) == [("a · r1 · fast=10", "r1"), ("b · r2 · fast=20", "r2"),
+                                ("r3 · fast=None", "r3")]
+    assert run_labels(rows[:1]) == [("a · r1", "r1")]
+
+
+def test_explorer_reload_lists_new_runs_and_keeps_the_selection(built, tmp_path):
+    import shutil
+
+    from workbench.engine.backtest import run_backtest
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(built.db, db)
+    ex = Explorer(warehouse=db)
+    ex.runs.value = (built.multi,)
+    ex.symbol.value = "ETHUSDT"
+    new = run_backtest(wh.SMA_DEMO, overrides=["run.name=newer"], warehouse=db,
+                       out=tmp_path / "run", env={}).run_id
+    assert new not in [v for _, v in ex.runs.options]  # not until reloaded
+
+    ex.reload_button.click()
+
+    assert ex.runs.options[0][1] == new
+    assert ex.runs.value == (built.multi,) and ex.symbol.value == "ETHUSDT"
+    assert _names(ex)[0] == f"multi {built.multi}"
 
 
 # --- callbacks -----------------------------------------------------------------------------------
@@ -85,6 +143,13 @@ def test_explorer_selecting_two_runs_overlays_both_equity_curves(built, ex):
     for run_id in (built.multi, built.single):
         assert f"<td>{run_id}</td>" in ex.params.value
     assert "<th>fast</th>" in ex.params.value and "<th>total_return_pct</th>" in ex.params.value
+
+
+def test_explorer_price_panel_covers_the_longest_selected_run(built, ex):
+    ex.runs.value = (built.single, built.multi)  # single starts a day later
+
+    multi = load_run(built.multi, warehouse=built.db).candles["BTCUSDT"]
+    assert list(_trace(ex, "BTCUSDT close").y) == multi["close"]
 
 
 def test_explorer_changing_symbol_shows_that_symbols_close_and_fills(built, ex):
@@ -132,6 +197,22 @@ def test_explorer_end_date_is_inclusive_and_drops_later_points(built, ex):
     assert all(_day(date(2024, 1, 2)) <= x < _day(date(2024, 1, 3)) for x in fills.x)
 
 
+def test_explorer_from_after_to_says_so_instead_of_drawing_an_empty_axis(built, ex):
+    ex.runs.value = (built.multi,)
+    ex.end.value = date(2024, 1, 2)
+
+    ex.start.value = date(2024, 1, 3)
+
+    assert "from (2024-01-03) is after to (2024-01-02)" in ex.message.value
+    assert ex.figure.data == () and ex.chart.layout.display == "none"
+    assert ex.params.value == ""
+
+    ex.start.value = date(2024, 1, 1)
+
+    assert ex.message.value == "" and ex.chart.layout.display is None
+    assert len(_trace(ex, f"multi {built.multi}").x) > 0
+
+
 def test_explorer_no_run_selected_leaves_empty_figure_and_table(ex):
     ex.runs.value = ()
 
@@ -144,6 +225,33 @@ def test_explorer_failed_run_is_not_offered(built, ex):
     assert built.failed not in [value for _, value in ex.runs.options]
 
 
+def test_explorer_sql_box_shows_running_state_while_the_query_runs(built, ex, monkeypatch):
+    import workbench.report.explore as explore
+
+    seen = []
+
+    def slow_sql(query: str, **kwargs: Any) -> Any:
+        seen.append((ex.sql_button.disabled, ex.sql_status.value))
+        return sql(query, **kwargs)
+
+    monkeypatch.setattr(explore, "sql", slow_sql)
+    ex.sql_box.value = "select count(*) as n from runs"
+
+    ex.sql_button.click()
+
+    assert seen == [(True, "running...")]
+    assert ex.sql_button.disabled is False and ex.sql_status.value == ""
+
+
+def test_explorer_sql_box_error_also_ends_the_running_state(ex, capsys):
+    ex.sql_box.value = "delete from runs"
+
+    ex.sql_button.click()
+
+    assert ex.sql_button.disabled is False and ex.sql_status.value == ""
+    assert "error: refused: DELETE is not a read" in capsys.readouterr().out
+
+
 # --- sql() ---------------------------------------------------------------------------------------
 def test_sql_read_query_returns_table_of_rows(built):
     t = sql("select run_id, status from runs order by started_at", warehouse=built.db)
@@ -152,7 +260,7 @@ def test_sql_read_query_returns_table_of_rows(built):
     assert [tuple(r) for r in t.rows] == [(built.multi, "completed"),
                                           (built.single, "completed"),
                                           (built.failed, "failed")]
-    assert t.note == "3 rows"
+    assert t.note == "3 rows" and t.exact  # the SQL box shows stored values unrounded
 
 
 def test_sql_more_rows_than_limit_keeps_limit_and_says_so(built):

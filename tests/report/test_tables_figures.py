@@ -1,6 +1,7 @@
 """Report tables (small HTML objects) and plotly figures, built from RunReport objects.
 
-Tables hold exact numbers (ten significant digits shown, the stored value on hover); figures show
+Tables round numbers for display (two decimals from 1 up, four significant digits below; the
+stored value on hover), page long tables and show CAGR as n/a for runs under 90 days; figures show
 equity and drawdown, candles with fills and round trips, return distributions and a heatmap
 (monthly for runs of two months or more, else by week and weekday). ``setup()`` makes figures
 render offline.
@@ -60,11 +61,52 @@ def test_table_html_escapes_titles_headers_and_cells():
     assert '<p class="wb-note">&lt;i&gt;n&lt;/i&gt;</p>' in html
 
 
-def test_table_float_cell_shows_ten_digits_and_exact_value_on_hover():
-    html = Table("t", ["x", "y"], [[0.1 + 0.2, 2.5]])._repr_html_()
+def test_table_float_cell_rounded_for_display_with_exact_value_on_hover():
+    html = Table("t", ["x", "y", "n"], [[0.1 + 0.2, 2.5, 3]])._repr_html_()
 
     assert '<td title="0.30000000000000004">0.3</td>' in html
-    assert "<td>2.5</td>" in html  # shown exactly: no hover title
+    assert '<td title="2.5">2.50</td>' in html
+    assert "<td>3</td>" in html  # integers as they are
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (42_123.456789, "42,123.46"), (-3.14159, "-3.14"), (1.0, "1.00"), (0.0, "0.00"),
+    (0.123456, "0.1235"), (0.01, "0.01"), (0.000012345678, "0.00001235"), (-0.5, "-0.5"),
+    (1e-15, "1e-15"), (float("nan"), "nan"), (float("inf"), "inf"), (1e20, "1e+20")])
+def test_round_for_display(value, shown):
+    from workbench.report.tables import round_for_display
+
+    assert round_for_display(value) == shown
+
+
+def test_table_exact_shows_floats_as_stored():
+    t = Table("t", ["x"], [[0.1 + 0.2]], exact=True)
+
+    assert "<td>0.30000000000000004</td>" in t._repr_html_()
+
+
+def test_table_paged_shows_first_page_and_the_rest_behind_one_click_each():
+    rows = [[i, float(i)] for i in range(1, 121)]
+    t = Table("t", ["i", "v"], rows, page_rows=50)
+
+    html = t._repr_html_()
+
+    assert t.pages == [(1, 50), (51, 100), (101, 120)]
+    assert '<p class="wb-pages">showing rows 1-50 of 120; open the pages below' in html
+    assert html.count("<details") == 2
+    assert "<summary>rows 51-100 of 120</summary>" in html
+    assert "<summary>rows 101-120 of 120</summary>" in html
+    first = html[:html.index("<details")]
+    assert "<td>50</td>" in first and "<td>51</td>" not in first
+    assert all(f"<td>{i}</td>" in html for i in range(1, 121))  # every row, once
+    assert "<script" not in html  # no script: works in JupyterLab and offline HTML alike
+    assert repr(t).splitlines()[-1] == "showing rows 1-50 of 120"
+
+
+def test_table_one_page_has_no_pager():
+    html = Table("t", ["i"], [[1], [2]], page_rows=50)._repr_html_()
+
+    assert "<details" not in html and "wb-pages" not in html
 
 
 def test_table_time_column_ms_shown_as_iso_utc_and_none_as_empty():
@@ -85,13 +127,39 @@ def test_headline_table_lists_rpt_performance_values_of_the_run(multi):
     t = wr.headline_table(multi)
     cells = _cells(t)
 
-    assert multi.run_id in t.title and t.note == "from rpt.performance"
+    assert multi.run_id in t.title and t.note.startswith("from rpt.performance; rounded")
     assert cells["period"] == "2024-01-01T00:00:00.000Z .. 2024-01-03T23:59:00.000Z"
     assert cells["total return %"] == multi.headline["total_return_pct"]
     assert cells["final equity (USDT)"] == multi.headline["final_equity"]
     assert cells["trades"] == multi.headline["trades"]
     assert cells["blocked by risk"] == multi.headline["blocked_orders"] > 0
     assert '<div class="wb-table"><h4>Headline: multi' in t._repr_html_()
+
+
+def test_headline_table_cagr_is_na_for_a_run_under_90_days(multi):
+    cells = _cells(wr.headline_table(multi))  # three days
+
+    assert multi.headline["cagr_pct"] is not None  # the view keeps it
+    assert cells["CAGR %"] == "n/a (run of 3 days; CAGR needs 90+)"
+
+
+def test_headline_table_cagr_shown_for_a_run_of_90_days_or_more(multi):
+    first = multi.headline["first_ts"]
+    long = dataclasses.replace(multi, headline={
+        **multi.headline, "last_ts": first + timedelta(days=90, minutes=-1)})
+
+    assert wr.tables.run_days(long) == pytest.approx(90)
+    assert _cells(wr.headline_table(long))["CAGR %"] == multi.headline["cagr_pct"]
+
+
+def test_trades_table_pages_fifty_rows_at_a_time(multi):
+    trip = multi.trips[0]
+    many = dataclasses.replace(multi, trips=[trip] * 137, trips_total=137)
+
+    t = wr.trades_table(many)
+
+    assert t.page_rows == 50 and t.pages == [(1, 50), (51, 100), (101, 137)]
+    assert "showing rows 1-50 of 137" in t._repr_html_()
 
 
 def test_headline_table_failed_run_shows_status_and_error(failed):

@@ -6,7 +6,8 @@
     wr.headline_table(r); wr.equity_figure(r); ...
 
 ``workbench report RUN_ID`` executes ``notebooks/report.ipynb`` with papermill and exports a
-self-contained HTML file (``notebooks.py``).
+self-contained HTML file (``notebooks.py``). Relative paths in notebooks resolve against the
+project directory, not the kernel's cwd (``project.py``).
 """
 
 from workbench.report.data import RunReport, latest_run_id, load_run, load_runs, resolve_run_id
@@ -21,6 +22,7 @@ from workbench.report.figures import (
     run_figure,
 )
 from workbench.report.offline import setup
+from workbench.report.project import project_dir, project_path, runs_dir_path, warehouse_path
 from workbench.report.tables import (
     compare_table,
     fees_table,
@@ -46,12 +48,16 @@ __all__ = [
     "load_runs",
     "manifest_table",
     "plot",
+    "project_dir",
+    "project_path",
     "qc_table",
     "resolve_run_id",
     "returns_figure",
     "risk_table",
     "run_figure",
+    "runs_dir_path",
     "setup",
     "sql",
     "trades_table",
+    "warehouse_path",
 ]

@@ -19,6 +19,7 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.feeds.history import finer_source
+from workbench.report.project import warehouse_path
 from workbench.secrets import redact
 from workbench.warehouse.connect import reading
 
@@ -100,16 +101,17 @@ def resolve_run_id(con: Any, run_id: str | None) -> str:
 
 
 def latest_run_id(warehouse: str | Path | None = None) -> str:
-    with reading(warehouse) as con:
+    with reading(warehouse_path(warehouse)) as con:
         return resolve_run_id(con, None)
 
 
 def load_run(run_id: str | None = None, *, warehouse: str | Path | None = None,
              max_points: int = MAX_POINTS, max_candles: int = MAX_CANDLES) -> RunReport:
-    """Read one run's report data (the latest completed run when ``run_id`` is None)."""
+    """Read one run's report data (the latest completed run when ``run_id`` is None).
+    ``warehouse=None``: ``$WB_WAREHOUSE``, else the project's (``report/project.py``)."""
     from workbench.warehouse import views
 
-    with reading(warehouse) as con:
+    with reading(warehouse_path(warehouse)) as con:
         run_id = resolve_run_id(con, run_id)
         run = _rows(con, "select * from runs where run_id = ?", [run_id])[0]
         for key in ("config_json", "versions", "view_versions"):
@@ -202,7 +204,7 @@ def load_runs(run_ids: list[str] | None = None, *, warehouse: str | Path | None 
               latest: int = 2) -> list[RunReport]:
     """Several runs' report data; the ``latest`` completed runs when ``run_ids`` is None."""
     if run_ids is None:
-        with reading(warehouse) as con:
+        with reading(warehouse_path(warehouse)) as con:
             run_ids = [r[0] for r in con.execute(
                 "select run_id from runs where status = 'completed' "
                 "order by started_at desc limit ?", [latest]).fetchall()]

@@ -1,10 +1,15 @@
 """Report tables as small HTML objects (no pandas): they render in notebooks and in exported
-HTML. Floats show ten significant digits; hovering a cell shows the exact stored value."""
+HTML. Numbers are rounded for display (two decimals from 1 up, four significant digits below 1);
+hovering a rounded cell shows the exact stored value, and the SQL views keep every digit.
+``exact=True`` (the free SQL box) shows floats as stored. Long tables are paged: the first page
+shows, each further page is one click away (``<details>``, no script: it works in JupyterLab and
+in the exported HTML alike)."""
 
 from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,8 +18,26 @@ from typing import Any
 from workbench.model import ms_to_iso
 from workbench.report.data import RunReport
 
+PAGE_ROWS = 50
+SHORT_RUN_DAYS = 90  # CAGR of a shorter run is an extrapolation: shown as n/a
+DAY_MS = 86_400_000
 
-def _text(value: Any, *, ts: bool = False) -> tuple[str, str | None]:
+
+def round_for_display(value: float) -> str:
+    """Two decimals for |value| >= 1 (thousands separated), four significant digits below."""
+    # e.g. 42,123.46 | -3.14 | 0.1235 | 0.00001235 | 1e-15
+    if not math.isfinite(value) or abs(value) >= 1e16:
+        return repr(value)
+    if value == 0 or abs(value) >= 1:
+        return f"{value:,.2f}"
+    if abs(value) < 1e-8:  # below the quantity unit (adr/0001): scientific
+        return f"{value:.4g}"
+    decimals = 3 - math.floor(math.log10(abs(value)))
+    shown = f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+    return "0" if shown in ("0", "-0") else shown
+
+
+def _text(value: Any, *, ts: bool = False, exact: bool = False) -> tuple[str, str | None]:
     """(shown, exact) for a cell."""
     if value is None:
         return "", None
@@ -23,8 +46,9 @@ def _text(value: Any, *, ts: bool = False) -> tuple[str, str | None]:
     if isinstance(value, datetime):
         return value.isoformat(timespec="milliseconds").replace("+00:00", "Z"), None
     if isinstance(value, float):
-        shown = f"{value:,.10g}" if abs(value) < 1e16 else repr(value)
-        return shown, repr(value)
+        if exact:
+            return repr(value), None
+        return round_for_display(value), repr(value)
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, default=str), None
     return str(value), None
@@ -32,34 +56,62 @@ def _text(value: Any, *, ts: bool = False) -> tuple[str, str | None]:
 
 @dataclass
 class Table:
-    """A titled table; ``note`` says what is left out or where the rest lives."""
+    """A titled table; ``note`` says what is left out or where the rest lives. ``page_rows``
+    pages a long table (the first page shown, the rest behind "rows 51-100" and so on);
+    ``exact`` shows floats unrounded."""
 
     title: str
     columns: Sequence[str]
     rows: Sequence[Sequence[Any]]
     note: str = ""
     time_columns: frozenset[str] = frozenset()
+    page_rows: int | None = None
+    exact: bool = False
 
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+    def _cells(self, row: Sequence[Any]) -> list[tuple[str, str | None]]:
+        return [_text(value, ts=name in self.time_columns, exact=self.exact)
+                for name, value in zip(self.columns, row, strict=True)]
+
+    def _tbody(self, rows: Sequence[Sequence[Any]]) -> str:
         body = []
-        for row in self.rows:
+        for row in rows:
             cells = []
-            for name, value in zip(self.columns, row, strict=True):
-                shown, exact = _text(value, ts=name in self.time_columns)
+            for shown, exact in self._cells(row):
                 title = f' title="{html.escape(exact)}"' if exact and exact != shown else ""
                 cells.append(f"<td{title}>{html.escape(shown)}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
+        return f"<tbody>{''.join(body)}</tbody>"
+
+    @property
+    def pages(self) -> list[tuple[int, int]]:
+        """(first, last) row numbers, 1-based, of each page."""
+        n = len(self.rows)
+        size = self.page_rows or max(n, 1)
+        return [(i + 1, min(i + size, n)) for i in range(0, n, size)]
+
+    def _repr_html_(self) -> str:
+        cols = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        head = f"<thead><tr>{cols}</tr></thead>"
+        pages = self.pages
+        first = pages[0] if pages else (0, 0)
+        parts = [f"<table>{head}{self._tbody(self.rows[:first[1]])}</table>"]
+        if len(pages) > 1:
+            parts.insert(0, f'<p class="wb-pages">showing rows {first[0]}-{first[1]} of '
+                            f"{len(self.rows)}; open the pages below for the rest</p>")
+            for lo, hi in pages[1:]:
+                parts.append(f'<details class="wb-page"><summary>rows {lo}-{hi} of '
+                             f"{len(self.rows)}</summary><table>{head}"
+                             f"{self._tbody(self.rows[lo - 1:hi])}</table></details>")
         note = f'<p class="wb-note">{html.escape(self.note)}</p>' if self.note else ""
         return (f'<div class="wb-table"><h4>{html.escape(self.title)}</h4>'
-                f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-                f"{note}</div>")
+                f"{''.join(parts)}{note}</div>")
 
     def __repr__(self) -> str:
         lines = [self.title, " | ".join(self.columns)]
-        lines += [" | ".join(_text(v, ts=c in self.time_columns)[0]
-                             for c, v in zip(self.columns, row, strict=True))
-                  for row in self.rows]
+        shown = self.rows[:self.pages[0][1]] if self.pages else []
+        lines += [" | ".join(text for text, _ in self._cells(row)) for row in shown]
+        if len(self.rows) > len(shown):
+            lines.append(f"showing rows 1-{len(shown)} of {len(self.rows)}")
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
@@ -85,10 +137,33 @@ def headline_table(r: RunReport) -> Table:
     h = r.headline
     rows: list[list[Any]] = [
         ["period", f"{_text(h.get('first_ts'))[0]} .. {_text(h.get('last_ts'))[0]}"]]
-    rows += [[label + (f" ({quote})" if key in ("initial_cash", "final_equity", "fees_quote")
-                       else ""), h.get(key)] for key, label in HEADLINE]
+    days = run_days(r)
+    short = days is not None and days < SHORT_RUN_DAYS
+    for key, label in HEADLINE:
+        value = h.get(key)
+        if key == "cagr_pct" and short:
+            value = f"n/a (run of {days:.4g} days; CAGR needs {SHORT_RUN_DAYS}+)"
+        rows.append([label + (f" ({quote})" if key in ("initial_cash", "final_equity",
+                                                       "fees_quote") else ""), value])
     return Table(f"Headline: {r.run.get('name')} ({r.run_id})", ["metric", "value"], rows,
-                 note="from rpt.performance")
+                 note="from rpt.performance; rounded for display (hover a number for its "
+                      "exact value)")
+
+
+def run_days(r: RunReport) -> float | None:
+    """The length of the run's data in days: first bar to last bar, plus one bar."""
+    first, last = r.headline.get("first_ts"), r.headline.get("last_ts")
+    if first is None or last is None:
+        return None
+    bar_ms = int(r.run.get("timeframe_ms") or 60_000)
+    span_ms = (_ms(last) - _ms(first)) + bar_ms
+    return span_ms / DAY_MS
+
+
+def _ms(value: Any) -> int:
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)
 
 
 def trades_table(r: RunReport) -> Table:
@@ -100,7 +175,7 @@ def trades_table(r: RunReport) -> Table:
     if not r.trips_total:
         note = "no round trip closed in this run"
     return Table("Trades (FIFO round trips)", cols, rows, note,
-                 frozenset({"entry_ts", "exit_ts"}))
+                 frozenset({"entry_ts", "exit_ts"}), page_rows=PAGE_ROWS)
 
 
 def fees_table(r: RunReport) -> Table:
