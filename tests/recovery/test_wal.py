@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from workbench.errors import WorkbenchError
 from workbench.model import OrderStatus, Side
 from workbench.recovery.wal import (
+    FILE_HEADER_SIZE,
     HEADER_SIZE,
     KINDS,
     SCHEMA_VERSION,
@@ -65,7 +66,8 @@ MIDDLE_OF_5 = len(encode(3, "order", _payload(2)))
 def _frames(directory: Path) -> list[tuple[int, int]]:
     """(start, end) byte offsets of each frame."""
     data = (directory / WAL_FILE).read_bytes()
-    out, off = [], 0
+    assert data[:FILE_HEADER_SIZE] == b"WBWAL\n\x01\x00"
+    out, off = [], FILE_HEADER_SIZE
     while off < len(data):
         (length,) = struct.unpack_from("<I", data, off)
         out.append((off, off + HEADER_SIZE + length))
@@ -109,8 +111,49 @@ def test_the_journal_directory_is_created_and_an_empty_log_reads_empty(tmp_path)
     directory = tmp_path / "warehouse" / "live" / "run-1"
     with Wal.open(directory) as wal:
         assert wal.last_seq == 0
-    assert (directory / WAL_FILE).exists()
+    assert (directory / WAL_FILE).read_bytes() == b"WBWAL\n\x01\x00"
     assert read(directory) == []
+
+
+@pytest.mark.parametrize("cut", range(FILE_HEADER_SIZE))
+def test_a_file_header_cut_short_by_a_crash_is_rewritten(tmp_path, cut):
+    (tmp_path / WAL_FILE).write_bytes(b"WBWAL\n\x01\x00"[:cut])
+    reader = WalReader(tmp_path)
+    assert list(reader) == []
+    assert reader.result is not None and (reader.result.torn is not None) == (cut > 0)
+    with Wal.open(tmp_path) as wal:
+        assert wal.append("control", {"action": "start", "initial_cash": 1.0}) == 1
+    assert [r.seq for r in read(tmp_path)] == [1]
+
+
+def test_a_file_that_is_not_a_wal_or_of_another_format_version_is_refused(tmp_path):
+    path = tmp_path / WAL_FILE
+    path.write_bytes(b"hello, world\n")
+    with pytest.raises(WalCorruption, match="not a workbench write-ahead log"):
+        Wal.open(tmp_path)
+    path.write_bytes(b"WBWAL\n\x02\x00")
+    with pytest.raises(WalCorruption, match="format version 2; this workbench reads version 1"):
+        read(tmp_path)
+    assert path.read_bytes() == b"WBWAL\n\x02\x00"  # left as found
+
+
+def test_a_follower_reads_only_what_was_appended_since_its_last_read(tmp_path):
+    wal = Wal.open(tmp_path)
+    wal.append("control", {"action": "start", "initial_cash": 1.0})
+    first = WalReader(tmp_path)
+    assert [r.seq for r in first] == [1]
+    assert first.result is not None
+    nothing = WalReader(tmp_path, after=first.result)
+    assert list(nothing) == [] and nothing.result == first.result
+    wal.append("bar", {"symbol": "X", "ts": 1}, sync=False)
+    wal.append("order", {"client_order_id": "a"})
+    # a record being written shows as a torn tail to a follower, and is read the next time
+    with (tmp_path / WAL_FILE).open("ab") as f:
+        f.write(encode(4, "fill", {"client_order_id": "a"})[:-3])
+    second = WalReader(tmp_path, after=first.result, warn=False)
+    assert [r.seq for r in second] == [2, 3]
+    assert second.result is not None and second.result.torn is not None
+    wal.close()
 
 
 @pytest.mark.parametrize("cut", range(1, LAST_OF_3))

@@ -1,7 +1,8 @@
 """The write-ahead log of a live run: one checksummed, schema-versioned frame per event.
 
 The log is one append-only file, ``wal.log``, in the run's journal directory
-(``warehouse/live/<run_id>/``). Each record is one frame, little-endian::
+(``warehouse/live/<run_id>/``). It starts with an 8-byte header, ``b"WBWAL\\n"`` and the format
+version (u16 little-endian), then holds one frame per record, little-endian::
 
     offset  size  field
     0       4     length    payload length in bytes (u32, at most MAX_PAYLOAD)
@@ -71,10 +72,14 @@ CRITICAL_KINDS = frozenset({"order", "order_event", "fill", "risk_event", "contr
 """Kinds that must be synced: ``Wal.append`` refuses ``sync=False`` for them."""
 _KIND_CODE = {kind: code for code, kind in enumerate(KINDS)}
 
+MAGIC = b"WBWAL\n"
+FILE_HEADER = MAGIC + struct.pack("<H", SCHEMA_VERSION)
+FILE_HEADER_SIZE = len(FILE_HEADER)  # 8
 _HEADER = struct.Struct("<IIHBBQ")  # length, crc, version, kind, reserved, seq
 HEADER_SIZE = _HEADER.size  # 20
 MAX_PAYLOAD = 16 * 1024 * 1024
 _DUMP_OPTIONS = orjson.OPT_SORT_KEYS
+_NO_PAYLOADS = 2**64  # a start_seq past every record: scan without decoding payloads
 
 
 class WalError(WorkbenchError):
@@ -134,6 +139,19 @@ class WalScan(NamedTuple):
 
 
 # --- encoding ------------------------------------------------------------------------------------
+_KEY_VERDICTS: dict[str, bool] = {}
+
+
+def _secret_key(key: str) -> bool:
+    """``is_secret_key``, remembered per key (records repeat the same few keys)."""
+    verdict = _KEY_VERDICTS.get(key)
+    if verdict is None:
+        verdict = is_secret_key(key)
+        if len(_KEY_VERDICTS) < 10_000:
+            _KEY_VERDICTS[key] = verdict
+    return verdict
+
+
 def check_payload(payload: object, path: str = "payload") -> None:
     """Refuse what must not (or cannot exactly) go into a record: secret-named keys,
     ``SecretStr`` values, non-string keys, NaN and infinities. Raises WalError."""
@@ -142,7 +160,7 @@ def check_payload(payload: object, path: str = "payload") -> None:
             if not isinstance(key, str):
                 raise WalError(f"{path} has a non-string key {key!r}",
                                fix="use string keys in journal payloads")
-            if is_secret_key(key):
+            if _secret_key(key):
                 raise WalError(
                     f"{path} has the key {key!r}, which names a secret (value not shown)",
                     fix="journal records never hold credentials: leave the key out, or rename "
@@ -214,27 +232,61 @@ def _valid_frame_after(data: bytes, start: int, last_seq: int) -> int | None:
     return None
 
 
-def scan(path: Path, start_seq: int = 1) -> Iterator[Record | WalScan]:
-    """Read ``path`` frame by frame: yield each good Record with ``seq >= start_seq``, then one
-    WalScan at the end. Raises WalCorruption as the module docstring says."""
+def _read_from(path: Path, offset: int) -> bytes | None:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read()
     except FileNotFoundError:
+        return None
+
+
+def scan(path: Path, start_seq: int = 1, *, after: WalScan | None = None,
+         ) -> Iterator[Record | WalScan]:
+    """Read ``path`` frame by frame: yield each good Record with ``seq >= start_seq``, then one
+    WalScan at the end. ``after`` (the WalScan of an earlier read of the same log) resumes
+    where that read ended instead of reading from the start: how a follower (the warehouse
+    flusher) reads only what is new. Raises WalCorruption as the module docstring says."""
+    base = after.end if after is not None and after.end else 0
+    last_seq = after.last_seq if after is not None and after.end else 0
+    data = _read_from(path, base)
+    if data is None:
+        if base:
+            raise WalCorruption("the log is gone", path=path, offset=base,
+                                last_good_seq=last_seq)
         yield WalScan(0, 0, None)
         return
-    off = 0
-    last_seq = 0
+    if not base:
+        if len(data) < FILE_HEADER_SIZE and FILE_HEADER.startswith(data):
+            torn = TornTail(path, 0, len(data), "a short file header", 0) if data else None
+            yield WalScan(0, 0, torn)  # a crash while the file was being created
+            return
+        if data[:len(MAGIC)] != MAGIC:
+            raise WalCorruption("not a workbench write-ahead log (no WBWAL header)", path=path,
+                                offset=0, last_good_seq=0,
+                                fix=f"a journal directory's {WAL_FILE} is written by workbench "
+                                    "only; move the file aside")
+        (version,) = struct.unpack_from("<H", data, len(MAGIC))
+        if version != SCHEMA_VERSION:
+            raise WalCorruption(
+                f"a log of format version {version}; this workbench reads version "
+                f"{SCHEMA_VERSION} only", path=path, offset=len(MAGIC), last_good_seq=0,
+                fix="read this journal with the workbench version that wrote it")
+        rel = FILE_HEADER_SIZE
+    else:
+        rel = 0
     size = len(data)
-    while off < size:
-        got = _decode_at(data, off)
+    while rel < size:
+        off = base + rel
+        got = _decode_at(data, rel)
         if isinstance(got, _Bad):
-            later = _valid_frame_after(data, off + 1, last_seq)
+            later = _valid_frame_after(data, rel + 1, last_seq)
             if later is not None:
                 raise WalCorruption(
                     f"a damaged record ({got.reason}) with a valid record after it at byte "
-                    f"offset {later}: the middle of the log is corrupt, not a torn last write",
-                    path=path, offset=off, last_good_seq=last_seq)
-            torn = TornTail(path, off, size - off, got.reason, last_seq)
+                    f"offset {base + later}: the middle of the log is corrupt, not a torn last "
+                    "write", path=path, offset=off, last_good_seq=last_seq)
+            torn = TornTail(path, off, size - rel, got.reason, last_seq)
             yield WalScan(last_seq, off, torn)
             return
         version, code, seq, start, end = got
@@ -259,27 +311,33 @@ def scan(path: Path, start_seq: int = 1) -> Iterator[Record | WalScan]:
                                     last_good_seq=last_seq) from None
             yield Record(seq, KINDS[code], payload, version, off)
         last_seq = seq
-        off = end
-    yield WalScan(last_seq, off, None)
+        rel = end
+    yield WalScan(last_seq, base + rel, None)
 
 
 class WalReader:
     """Iterate the records of a journal directory's log from ``start_seq`` (read-only, no lock).
 
-    After iteration, ``result`` holds the WalScan (last good seq, a dropped torn tail or None).
-    A torn tail is logged as a warning and never yielded.
+    After iteration, ``result`` holds the WalScan (last good seq, where good data ends, a
+    dropped torn tail or None); pass it as ``after`` to a new reader to read only what was
+    appended since. A torn tail is never yielded; it is logged as a warning when ``warn`` (a
+    follower reading a log that is being written sees the record being appended as torn, and
+    reads it next time).
     """
 
-    def __init__(self, journal_dir: str | Path, start_seq: int = 1) -> None:
+    def __init__(self, journal_dir: str | Path, start_seq: int = 1, *,
+                 after: WalScan | None = None, warn: bool = True) -> None:
         self.path = Path(journal_dir) / WAL_FILE
         self.start_seq = start_seq
+        self.after = after
+        self.warn = warn
         self.result: WalScan | None = None
 
     def __iter__(self) -> Iterator[Record]:
-        for item in scan(self.path, self.start_seq):
+        for item in scan(self.path, self.start_seq, after=self.after):
             if isinstance(item, WalScan):
                 self.result = item
-                if item.torn is not None:
+                if item.torn is not None and self.warn:
                     log.warning("%s", item.torn)
             else:
                 yield item
@@ -288,6 +346,17 @@ class WalReader:
 def read(journal_dir: str | Path, start_seq: int = 1) -> list[Record]:
     """Every good record with ``seq >= start_seq`` (a torn tail is dropped and logged)."""
     return list(WalReader(journal_dir, start_seq))
+
+
+def _make_dirs(directory: Path) -> None:
+    """mkdir -p, fsync'ing the parent of each directory made so that it survives a crash."""
+    missing = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for made in reversed(missing):
+        made.mkdir(exist_ok=True)
+        fsync_dir(made.parent)
 
 
 def fsync_dir(path: Path) -> None:
@@ -317,9 +386,7 @@ class Wal:
     @classmethod
     def open(cls, journal_dir: str | Path) -> Wal:
         directory = Path(journal_dir)
-        if not directory.is_dir():
-            directory.mkdir(parents=True, exist_ok=True)
-            fsync_dir(directory.parent)
+        _make_dirs(directory)
         path = directory / WAL_FILE
         created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -330,19 +397,27 @@ class Wal:
                 raise WalError("another process is writing this journal", where=str(path),
                                fix="a run has one live process: stop the other one (or wait "
                                    "for it to exit) before resuming this run") from None
-            if created:
-                os.fsync(fd)
-                fsync_dir(directory)
-            *_, result = scan(path)
-            assert isinstance(result, WalScan)
+            result = WalScan(0, 0, None)
+            for item in scan(path, start_seq=_NO_PAYLOADS):
+                assert isinstance(item, WalScan)
+                result = item
             if result.torn is not None:
                 log.warning("%s", result.torn)
-                os.ftruncate(fd, result.end)
+            end = result.end
+            if end == 0:  # a new file, or one whose header a crash cut short
+                os.ftruncate(fd, 0)
+                os.write(fd, FILE_HEADER)
                 os.fsync(fd)
+                end = FILE_HEADER_SIZE
+            elif result.torn is not None:
+                os.ftruncate(fd, end)
+                os.fsync(fd)
+            if created:
+                fsync_dir(directory)
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd, result.last_seq, result.end, result.torn)
+        return cls(path, fd, result.last_seq, end, result.torn)
 
     @property
     def last_seq(self) -> int:
