@@ -221,7 +221,8 @@ def test_property_snapshot_plus_tail_equals_replay_from_scratch(stream, data):
     # through the files: a WAL, snapshots (the newest possibly corrupt), rebuild
     later = data.draw(st.integers(cut, len(stream)), label="second snapshot after")
     corrupt = data.draw(st.booleans(), label="corrupt the newest snapshot")
-    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(os, "fsync"):
+    with (tempfile.TemporaryDirectory() as tmp, mock.patch.object(os, "fsync"),
+          mock.patch.object(os, "fdatasync")):
         directory = Path(tmp)
         _write(directory, stream, {cut, later} - {0})
         if corrupt and (directory / SNAPSHOT_FILE).exists():

@@ -316,8 +316,8 @@ def test_unsynced_records_are_synced_by_the_next_synced_append_and_by_close(tmp_
     import os
 
     calls: list[int] = []
-    real = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (calls.append(fd), real(fd))[1])
     wal = Wal.open(tmp_path)
     calls.clear()
     wal.append("bar", {"symbol": "X", "ts": 1}, sync=False)

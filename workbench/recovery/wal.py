@@ -15,8 +15,9 @@ version (u16 little-endian), then holds one frame per record, little-endian::
 
 Guarantees:
 
-* ``Wal.append(kind, payload)`` returns only after the frame is written and ``os.fsync``'d (and
-  the directory fsync'd when the file was created): a record whose ``append`` returned survives
+* ``Wal.append(kind, payload)`` returns only after the frame is written and synced to disk
+  (``os.fdatasync`` on Linux, ``os.fsync`` elsewhere; see :func:`datasync`), and the directory
+  fsync'd when the file was created: a record whose ``append`` returned survives
   kill -9 and power loss as far as the OS and disk honour fsync. Write the order record before
   the order leaves the process.
 * ``append(..., sync=False)`` (bars, decisions, anything re-derivable) writes the frame with
@@ -359,6 +360,13 @@ def _make_dirs(directory: Path) -> None:
         fsync_dir(made.parent)
 
 
+def datasync(fd: int) -> None:
+    """Make a file's written data durable: ``os.fdatasync`` where the OS has it (Linux; it
+    flushes the data and the size an append changed, not the mtime), else ``os.fsync``."""
+    sync = getattr(os, "fdatasync", None) or os.fsync
+    sync(fd)
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -441,7 +449,7 @@ class Wal:
                     written = os.write(fd, view)
                     view = view[written:]
                 if sync:
-                    os.fsync(fd)
+                    datasync(fd)
             except OSError as exc:
                 self._fail(fd, exc)
             self._end += len(frame)
@@ -467,7 +475,7 @@ class Wal:
         with self._lock:
             if self._fd is not None and self._unsynced:
                 try:
-                    os.fsync(self._fd)
+                    datasync(self._fd)
                 except OSError as exc:
                     self._fail(self._fd, exc)
                 self._unsynced = False
