@@ -143,3 +143,13 @@ def test_take_snapshot_syncs_saves_and_journals_a_reference(tmp_path):
     (tmp_path / SNAPSHOT_FILE).unlink()
     assert compare(rebuild(tmp_path), got.state) is None
     assert compare(rebuild(tmp_path), State()) is not None
+
+
+def test_take_snapshot_refuses_a_state_behind_the_log(tmp_path):
+    with Wal.open(tmp_path) as wal:
+        wal.append("control", {"action": "start", "initial_cash": 1.0})
+        state = fold(read(tmp_path))
+        wal.append("control", {"action": "halt"})
+        with pytest.raises(WalError, match="covers WAL seq 1 but the log is at seq 2"):
+            take_snapshot(wal, state.to_dict())
+    assert load_snapshot(tmp_path).snapshot is None

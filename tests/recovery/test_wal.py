@@ -354,3 +354,18 @@ def test_a_failed_write_leaves_no_partial_frame_and_closes_the_log(tmp_path, mon
     with Wal.open(tmp_path) as again:
         assert again.torn is None
         assert again.append("order", {"client_order_id": "a"}) == 2
+
+
+def test_a_long_torn_payload_is_told_from_corruption_quickly(tmp_path):
+    import time
+
+    with Wal.open(tmp_path) as wal:
+        wal.append("control", {"action": "start", "initial_cash": 1.0})
+    frame = encode(2, "decision", {"blob": "x" * 8_000_000})
+    path = tmp_path / WAL_FILE
+    with path.open("ab") as f:
+        f.write(frame[:-1])
+    t0 = time.perf_counter()
+    with Wal.open(tmp_path) as wal:
+        assert wal.torn is not None and wal.torn.dropped_bytes == len(frame) - 1
+    assert time.perf_counter() - t0 < 2.0

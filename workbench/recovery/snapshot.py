@@ -142,6 +142,11 @@ def take_snapshot(wal: Wal, state: Mapping[str, Any]) -> int:
     ``snapshot_ref`` record naming it. Returns the snapshot's ``wal_seq``."""
     wal.sync()
     wal_seq = wal.last_seq
+    if state.get("seq", wal_seq) != wal_seq:
+        raise WalError(f"the state covers WAL seq {state.get('seq')!r} but the log is at seq "
+                       f"{wal_seq}", where=str(wal.path),
+                       fix="fold every record appended so far into the state before taking a "
+                           "snapshot")
     snap = save_snapshot(wal.path.parent, state, wal_seq)
     wal.append("snapshot_ref", {"file": SNAPSHOT_FILE, "wal_seq": wal_seq,
                                 "sha256": snap.sha256})

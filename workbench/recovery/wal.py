@@ -219,17 +219,25 @@ def _decode_at(data: bytes | memoryview, off: int) -> tuple[int, int, int, int, 
     return version, code, seq, off + HEADER_SIZE, end
 
 
+_VERSION_BYTES = struct.pack("<H", SCHEMA_VERSION)
+
+
 def _valid_frame_after(data: bytes, start: int, last_seq: int) -> int | None:
     """Offset of a checksum-valid frame with a later seq somewhere after ``start``, if any:
-    what tells a corrupt middle from a torn tail."""
+    what tells a corrupt middle from a torn tail. Candidates are found by their version bytes
+    (JSON text never holds those bytes raw), so a long torn payload is passed over quickly."""
     size = len(data)
-    for off in range(start, size - HEADER_SIZE + 1):
-        length, _crc, version, code, reserved, seq = _HEADER.unpack_from(data, off)
-        if (version != SCHEMA_VERSION or code >= len(KINDS) or reserved or seq <= last_seq
-                or off + HEADER_SIZE + length > size):
-            continue
-        if not isinstance(_decode_at(data, off), _Bad):
+    found = data.find(_VERSION_BYTES, start + 8)
+    while found != -1:
+        off = found - 8
+        if off + HEADER_SIZE > size:
+            return None
+        length, _crc, _version, code, reserved, seq = _HEADER.unpack_from(data, off)
+        if (code < len(KINDS) and not reserved and seq > last_seq
+                and off + HEADER_SIZE + length <= size
+                and not isinstance(_decode_at(data, off), _Bad)):
             return off
+        found = data.find(_VERSION_BYTES, found + 1)
     return None
 
 
