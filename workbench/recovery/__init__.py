@@ -3,6 +3,7 @@
 * :mod:`workbench.recovery.wal`: the append-only, fsync'd, checksummed log (``wal.log``).
 * :mod:`workbench.recovery.snapshot`: atomic ``snapshot.json`` (and ``snapshot.prev.json``).
 * :mod:`workbench.recovery.replay`: ``rebuild(journal_dir) -> State``, the fold, ``compare``.
+* :mod:`workbench.recovery.records`: record payloads from model objects; the books of a State.
 
 A run's journal directory is ``warehouse/live/<run_id>/``. See adr/0012-write-ahead-log-format.md
 and "The journal" in docs/architecture.md.
