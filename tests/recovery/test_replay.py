@@ -9,7 +9,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from journal_records import T0, bar, fill, order, small_run
 
@@ -229,6 +229,7 @@ def test_property_snapshot_plus_tail_equals_replay_from_scratch(stream, data):
             text = (directory / SNAPSHOT_FILE).read_text()
             (directory / SNAPSHOT_FILE).write_text(text.replace('"seq"', '"seq_"', 1))
         got = recover(directory)
+        event(f"rebuilt from {got.snapshot.source.name if got.snapshot.source else 'scratch'}")
         assert compare(got.state, fold(read(directory))) is None
         if corrupt and later and got.snapshot.problems:
             assert "checksum mismatch" in got.snapshot.problems[0]
