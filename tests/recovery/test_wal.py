@@ -369,3 +369,30 @@ def test_a_long_torn_payload_is_told_from_corruption_quickly(tmp_path):
     with Wal.open(tmp_path) as wal:
         assert wal.torn is not None and wal.torn.dropped_bytes == len(frame) - 1
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_threads_appending_at_once_get_distinct_contiguous_seqs(tmp_path):
+    import threading
+
+    got: list[int] = []
+    with Wal.open(tmp_path) as wal:
+        def work(t: int) -> None:
+            for i in range(50):
+                got.append(wal.append("bar", {"symbol": f"T{t}", "ts": i}, sync=False))
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(got) == list(range(1, 201))
+    assert [r.seq for r in read(tmp_path)] == list(range(1, 201))
+
+
+def test_a_payload_read_back_is_a_fresh_copy(tmp_path):
+    with Wal.open(tmp_path) as wal:
+        wal.append("decision", {"intents": ({"qty": 1.0},), "z": 1, "a": {"y": 2, "b": 3}})
+    (record,) = read(tmp_path)
+    assert record.payload == {"a": {"b": 3, "y": 2}, "intents": [{"qty": 1.0}], "z": 1}
+    record.payload["z"] = 99
+    assert read(tmp_path)[0].payload["z"] == 1
