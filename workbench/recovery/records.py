@@ -1,0 +1,75 @@
+"""Payloads for WAL records, built from the model's objects, and the books rebuilt from a State.
+
+These are the shapes ``replay.apply_record`` reads; a runtime that journals through these
+functions and rebuilds through :func:`book_from_state` cannot disagree with the fold. Payloads
+hold immutable facts only: an ``order`` record is the order as taken on (its status lives in
+``order_event`` records), never the live mutable ``Order``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.book import Book
+from workbench.model import Bar, Fill, Order, Side
+from workbench.recovery.replay import State
+
+
+def start_record(initial_cash: float, *, run_id: str, mode: str, **extra: Any) -> dict[str, Any]:
+    """The first ``control`` record of a run."""
+    return {"action": "start", "initial_cash": float(initial_cash), "run_id": run_id,
+            "mode": mode, **extra}
+
+
+def control_record(action: str, *, ts: int, reason: str | None = None,
+                   **extra: Any) -> dict[str, Any]:
+    """``halt``, ``resume``, ``flatten`` (or another operator action) at ``ts``."""
+    return {"action": action, "ts": ts, "reason": reason, **extra}
+
+
+def bar_record(bar: Bar) -> dict[str, Any]:
+    return {"symbol": bar.symbol, "ts": bar.ts, "open": bar.open, "high": bar.high,
+            "low": bar.low, "close": bar.close, "volume": bar.volume}
+
+
+def order_record(order: Order) -> dict[str, Any]:
+    """The order as taken on: everything but its changing state (status, fills, bars seen)."""
+    return {"client_order_id": order.client_order_id, "order_seq": order.order_seq,
+            "symbol": order.symbol, "side": order.side.value, "type": order.type.value,
+            "qty": order.qty, "qty_units": order.qty_units, "limit_price": order.limit_price,
+            "ts": order.ts, "bar_ts": order.bar_ts,
+            "expire_after_bars": order.expire_after_bars, "reduce_only": order.reduce_only,
+            "tag": order.tag}
+
+
+def order_event_record(client_order_id: str, status: str, reason: str | None,
+                       ts: int, **extra: Any) -> dict[str, Any]:
+    """A status change (``extra``: e.g. the venue's order id or error code)."""
+    return {"client_order_id": client_order_id, "status": str(status), "reason": reason,
+            "ts": ts, **extra}
+
+
+def fill_record(fill: Fill, **extra: Any) -> dict[str, Any]:
+    """One fill (``extra``: e.g. ``venue_trade_id``, ``wall_ts``)."""
+    return {"fill_seq": fill.fill_seq, "order_seq": fill.order_seq,
+            "client_order_id": fill.client_order_id, "symbol": fill.symbol,
+            "side": fill.side.value, "qty": fill.qty, "qty_units": fill.qty_units,
+            "price": fill.price, "fee": fill.fee, "ts": fill.ts, "bar_ts": fill.bar_ts, **extra}
+
+
+def fill_from_record(payload: dict[str, Any]) -> Fill:
+    return Fill(payload["fill_seq"], payload["order_seq"], payload["client_order_id"],
+                payload["symbol"], Side(payload["side"]), payload["qty"], payload["qty_units"],
+                payload["price"], payload["fee"], payload["ts"], payload["bar_ts"])
+
+
+def book_from_state(state: State) -> Book:
+    """The in-loop books of a rebuilt state: its fills applied to a fresh ``Book`` in order
+    (so FIFO lots and round trips come back too), marked at the last closes. Cash and positions
+    equal the state's exactly (the fold does the same arithmetic); ``Book.check`` holds them."""
+    book = Book(state.initial_cash)
+    for payload in state.fills:
+        book.apply_fill(fill_from_record(payload))
+    for symbol, close in state.last_close.items():
+        book.mark(symbol, close)
+    return book
