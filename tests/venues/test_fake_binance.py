@@ -6,6 +6,7 @@ nothing here sleeps for the clock or asserts on wall-clock durations.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import signal
@@ -454,6 +455,45 @@ def test_cli_serves_klines_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             proc.communicate()
     assert proc.returncode == 0, err
     assert "stopped" in out
+
+
+@pytest.mark.e2e
+def test_cli_refuses_a_missing_data_file(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench", "fake-exchange", "--data",
+         str(tmp_path / "none.csv"), "--symbol", "BTCUSDT"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 1
+    assert "file not found" in proc.stderr and "listening" not in proc.stdout
+
+
+def _workbench_imports(module: str) -> set[str]:
+    """The workbench modules ``module``'s source imports (anywhere in it), by name."""
+    rel = module.replace(".", "/")
+    path = ROOT / f"{rel}.py"
+    if not path.exists():
+        path = ROOT / rel / "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        found |= {n for n in names if n.startswith("workbench.")}
+    return found
+
+
+def test_the_venue_imports_nothing_of_the_engine() -> None:
+    """Every module the venue reaches, transitively (the ``workbench`` package's own
+    ``__init__``, which re-exports the public API, aside)."""
+    todo = [f"workbench.venues.{p.stem}" for p in (ROOT / "workbench/venues").glob("*.py")]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(_workbench_imports(name))
+    assert "workbench.feeds.files" in seen  # the bar reader is shared with ingest
+    banned = ("workbench.engine", "workbench.brokers", "workbench.strategy", "workbench.risk")
+    assert sorted(m for m in seen if m.startswith(banned)) == []
 
 
 @pytest.mark.e2e

@@ -321,13 +321,13 @@ class FakeBinance:
         timestamp = _long(params, "timestamp")
         if timestamp is None:
             raise _mandatory("timestamp")
+        signature = params.get("signature")
+        if not signature:
+            raise _mandatory("signature")
         window = _long(params, "recvWindow")
         window = DEFAULT_RECV_WINDOW if window is None else window
         if window > MAX_RECV_WINDOW:
             raise VenueError(400, -1131, f"recvWindow must be less than {MAX_RECV_WINDOW}.")
-        signature = params.get("signature")
-        if not signature:
-            raise _mandatory("signature")
         unsigned = lambda text: "&".join(  # noqa: E731
             p for p in text.split("&") if p and not p.startswith("signature="))
         total = unsigned(query) + unsigned(body)
