@@ -216,8 +216,9 @@ def cmd_fake_exchange(args: argparse.Namespace) -> int:
                      start_ms=parse_when(args.start, "--start"), faults=args.faults,
                      api_key=args.api_key, api_secret=args.api_secret,
                      weight_limit=args.weight_limit, verbose=args.verbose)
-    except OSError as exc:
-        raise WorkbenchError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}",
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise WorkbenchError(f"cannot listen on 127.0.0.1:{args.port}: {reason}",
                              fix="pick another --port, or --port 0 for a free one") from None
 
 

@@ -195,6 +195,18 @@ def test_exchange_info_has_the_real_filter_shapes(client: Client) -> None:
     assert err.code == -1121
 
 
+def test_filters_fit_the_file_and_the_quote_asset() -> None:
+    btc_quoted = BarBook.from_file(ROOT / "sample_data/UNITTEST_BTC-1m.json", "UNITTESTBTC")
+    rules = btc_quoted.rules()
+    assert (rules.base_asset, rules.quote_asset) == ("UNITTEST", "BTC")
+    assert (rules.tick_size, rules.step_size, rules.min_notional) == (
+        "0.00000001", "1.00000000", "0.00010000")
+    usdt = BarBook.from_file(ROOT / "sample_data/btcusdt_1m_2024-01_synthetic.csv", "BTCUSDT")
+    rules = usdt.rules(min_notional="10.00000000")
+    assert (rules.tick_size, rules.step_size, rules.max_qty, rules.min_notional) == (
+        "0.01000000", "0.00001000", "9000.00000000", "10.00000000")
+
+
 def test_ping_and_time(client: Client, clock: ManualClock) -> None:
     assert client.ping() == {}
     clock.set(T0 + 12_345)

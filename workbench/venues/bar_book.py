@@ -7,6 +7,7 @@ is served only once its close time has passed on the venue clock.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from workbench.errors import DataError
 MINUTE_MS = 60_000
 KLINES_DEFAULT_LIMIT = 500
 KLINES_MAX_LIMIT = 1000
+MIN_NOTIONAL = {"BTC": "0.00010000", "ETH": "0.00100000", "BNB": "0.01000000"}
 QUOTES = ("USDT", "FDUSD", "USDC", "BUSD", "TUSD", "DAI", "EUR", "TRY", "BTC", "ETH", "BNB")
 
 
@@ -127,10 +129,17 @@ class BarBook:
         return 8
 
     def rules(self, **overrides: str) -> SymbolRules:
-        """Filters that fit the data: the tick is the prices' own grid (at most 8 decimals)."""
+        """Filters that fit the data: the tick is the prices' own grid (at most 8 decimals);
+        a lot step worth about one unit of quote (BTC at 42000: 0.00001; never above 1); the
+        minimum notional Binance uses for the quote asset (5 USDT, 0.0001 BTC, ...)."""
         base, quote = split_symbol(self.symbol)
         tick = _f8(10.0 ** -self.price_decimals())
-        fields: dict[str, str] = {"tick_size": tick, "min_price": tick}
+        price = self.close[-1]
+        step_decimals = min(8, max(0, round(math.log10(price))))
+        step = 10.0 ** -step_decimals
+        fields: dict[str, str] = {
+            "tick_size": tick, "min_price": tick, "step_size": _f8(step), "min_qty": _f8(step),
+            "max_qty": _f8(9e8 * step), "min_notional": MIN_NOTIONAL.get(quote, "5.00000000")}
         fields.update(overrides)
         return SymbolRules(self.symbol, base, quote, **fields)
 
