@@ -7,6 +7,8 @@ nothing here sleeps for the clock or asserts on wall-clock durations.
 from __future__ import annotations
 
 import ast
+import http.client
+import json
 import os
 import re
 import signal
@@ -154,6 +156,10 @@ def test_klines_limit_default_500_max_1000_and_windows(tmp_path: Path) -> None:
         assert [r[0] for r in upto] == [T0 + 9 * MIN, T0 + 10 * MIN]
         err = _api_error(lambda: c.get_klines(symbol="BTCUSDT", interval="1m", limit=0))
         assert (err.status_code, err.code) == (400, -1130)
+        # python-binance's own pagination walks the venue by startTime, 1000 bars a page
+        rows = c.get_historical_klines("BTCUSDT", "1m", start_str=T0,
+                                       end_str=T0 + 1234 * MIN)
+        assert [r[0] for r in rows] == [T0 + i * MIN for i in range(1235)]
         c.session.close()
 
 
@@ -424,6 +430,24 @@ def test_accelerated_clock_runs_speed_times_faster() -> None:
     assert clock.now_ms() == T0
     now[0] += 1.0
     assert clock.now_ms() == T0 + 10 * MIN
+
+
+def test_http_1_1_keep_alive_on_one_connection_with_nagle_off(venue: FakeBinance) -> None:
+    from workbench.venues.fake_binance import _Handler
+
+    assert _Handler.disable_nagle_algorithm is True  # DESIGN 10: else ~44 ms per call
+    conn = http.client.HTTPConnection("127.0.0.1", venue.port, timeout=10)
+    try:
+        for path in ("/api/v3/ping", "/api/v3/time", "/api/v3/nope"):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = json.loads(resp.read())
+            assert resp.version == 11 and resp.getheader("Connection") != "close"
+            assert resp.getheader("Content-Type").startswith("application/json")
+        assert resp.status == 404 and body["code"] == -1000  # an unknown endpoint
+        assert venue.faults.calls("any") == 2  # the unknown path reached no endpoint
+    finally:
+        conn.close()
 
 
 def test_stop_ends_open_keep_alive_connections(bars: BarBook) -> None:

@@ -147,7 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         venue = self.server.venue
-        length = int(self.headers.get("Content-Length") or 0)
+        length_text = self.headers.get("Content-Length") or "0"
+        length = int(length_text) if length_text.isdigit() else 0
         body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
         parts = urlsplit(self.path)
         endpoint = parts.path[len("/api/v3/"):] if parts.path.startswith("/api/v3/") else ""
@@ -175,6 +176,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, payload, used)
         except VenueError as exc:
             self._send(exc.status, {"code": exc.code, "msg": exc.msg}, used, exc.retry_after_s)
+        except Exception as exc:  # a bug in the fake: answer as Binance would, and say so
+            sys.stderr.write(f"fake-binance: {type(exc).__name__}: {exc} on {self.path}\n")
+            self._send(500, {"code": -1000, "msg": "An unknown error occurred while "
+                             "processing the request."}, used)
 
     def _drop(self) -> None:
         """Close the connection without an answer (a timeout as the client sees it)."""
