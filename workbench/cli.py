@@ -200,6 +200,28 @@ def cmd_views(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fake_exchange(args: argparse.Namespace) -> int:
+    from workbench.config import parse_when
+    from workbench.venues.fake_binance import serve
+    from workbench.venues.faults import FaultSpecError, parse_spec
+
+    if args.faults:
+        try:
+            parse_spec(args.faults)
+        except FaultSpecError as exc:
+            raise ConfigError(str(exc), where="--faults",
+                              fix="see docs/operations.md for the fault grammar") from None
+    try:
+        return serve(Path(args.data), args.symbol, port=args.port, speed=args.speed,
+                     start_ms=parse_when(args.start, "--start"), faults=args.faults,
+                     api_key=args.api_key, api_secret=args.api_secret,
+                     weight_limit=args.weight_limit, verbose=args.verbose)
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise WorkbenchError(f"cannot listen on 127.0.0.1:{args.port}: {reason}",
+                             fix="pick another --port, or --port 0 for a free one") from None
+
+
 _RUNS = """
 select r.run_id, r.mode, r.name, r.status, r.started_at, r.bar_count as bars,
        p.trades, round(p.total_return_pct, 4) as total_return_pct,
@@ -305,7 +327,7 @@ def _views_deployed(con: Any) -> bool:
 # arguments echoed back (paths, ids): a control character in one could forge output lines
 _ECHOED = (("out", "--out"), ("config", "--config"), ("warehouse", "--warehouse"),
            ("paths", "PATH"), ("source", "--source"), ("run_id", "RUN_ID"),
-           ("run_ids", "RUN_ID"))
+           ("run_ids", "RUN_ID"), ("data", "--data"))
 _INVISIBLE = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068"
                        "\u2069\u200e\u200f")
 
@@ -400,6 +422,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("views", parents=[common], help="list, check, deploy or lock SQL views")
     p.add_argument("action", choices=("list", "check", "deploy", "lock"))
     p.set_defaults(func=cmd_views)
+
+    p = sub.add_parser("fake-exchange", parents=[common],
+                       help="serve bars from a file as a local Binance Spot REST exchange")
+    p.add_argument("--data", required=True, metavar="FILE", help="bars: CSV, Parquet or JSON")
+    p.add_argument("--symbol", required=True)
+    p.add_argument("--port", type=int, default=0, help="0 (default): a free port")
+    p.add_argument("--speed", type=_positive_float, default=1.0,
+                   help="venue seconds per wall second (600: ten minutes per second)")
+    p.add_argument("--start", metavar="TS", help="venue clock start (default: first bar)")
+    p.add_argument("--faults", metavar="SPEC", help="e.g. klines:429@3,time:skew=+2000")
+    p.add_argument("--api-key", default="fake-api-key")
+    p.add_argument("--api-secret", default="fake-api-secret")
+    p.add_argument("--weight-limit", type=_positive_int, default=6000,
+                   help="request weight per minute (default 6000)")
+    p.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    p.set_defaults(func=cmd_fake_exchange)
 
     p = sub.add_parser("runs", parents=[common], help="list runs or show one")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
