@@ -664,6 +664,39 @@ def test_runs_list_shows_both_runs_with_status_and_headline(
                               "total_return_pct", "max_drawdown_pct", "sharpe"]
 
 
+def test_runs_on_a_warehouse_before_migration_002_show_a_pidless_running_row_abandoned(
+        cli: Cli, tmp_path: Path, warehouse: Path) -> None:
+    """A `running` row without pid/host was left by a job that held the file read-write for
+    its whole length; a reader could not open the file while that job lived, so it is a
+    ghost: shown as abandoned, and the old warehouse is not touched by reading it."""
+    import duckdb
+
+    from workbench.warehouse import migrations
+
+    old_schema = tmp_path / "schema-001"
+    old_schema.mkdir()
+    for path in migrations.discover():
+        if path.version == 1:
+            shutil.copy(path.path, old_schema)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(warehouse))
+    try:
+        migrations.apply(con, old_schema)
+        con.execute("insert into runs (run_id, mode, name, status, started_at) values "
+                    "('old-run', 'backtest', 'old', 'running', now())")
+    finally:
+        con.close()
+    listed = cli("runs", "list", "--format", "json")
+    assert listed.code == 0, listed.err
+    assert [(r["run_id"], r["status"]) for r in json.loads(listed.out)] == [
+        ("old-run", "abandoned")]
+    shown = cli("runs", "show", "old-run")
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out)["status"] == "abandoned"
+    assert query(warehouse, "select version from schema_migrations") == [(1,)]
+    assert query(warehouse, "select status from runs") == [("running",)]  # read, not written
+
+
 def test_runs_list_limit_keeps_the_newest(cli: Cli, two_runs: tuple[str, str]) -> None:
     result = cli("runs", "list", "--limit", "1", "--format", "json")
     assert [r["run_id"] for r in json.loads(result.out)] == [two_runs[1]]
@@ -737,6 +770,49 @@ def test_backtest_out_under_a_file_refused_exit_2(
     assert result.code == 2
     assert "cannot create the run directory" in result.err
     assert query(warehouse, "select count(*) from runs") == [(0,)]
+
+
+@pytest.mark.parametrize("out", [".", "sub/..", "deeper/.."])
+def test_backtest_out_naming_the_working_directory_refused_exit_2_not_internal(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path,
+        monkeypatch: pytest.MonkeyPatch, out: str) -> None:
+    empty = tmp_path / "empty"  # an empty working directory: `--out .` was an internal error
+    (empty / "sub").mkdir(parents=True)
+    (empty / "deeper").mkdir()
+    monkeypatch.chdir(empty / ("sub" if out == "deeper/.." else "."))
+    if out == "deeper/..":
+        (empty / "sub" / "deeper").mkdir()
+    result = cli("backtest", "--config", str(config), "--out", out)
+    assert result.code == 2, result.err
+    assert "--out names the working directory" in result.err
+    assert not list(tmp_path.glob("*.partial")) and not list(empty.rglob("*.partial"))
+    assert query(warehouse, "select count(*) from runs") == [(0,)]
+
+
+def test_backtest_out_being_built_by_another_run_refused_and_left_alone(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path) -> None:
+    import fcntl
+    import os
+
+    out = tmp_path / "same"
+    partial = tmp_path / "same.partial"  # what a run building `same` right now holds
+    partial.mkdir()
+    (partial / "logs.jsonl").write_text("the other run's story\n")
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = backtest(cli, config, out)
+    finally:
+        os.close(fd)
+    assert result.code == 2, result.err
+    assert "another run is writing to this run directory" in result.err
+    assert (partial / "logs.jsonl").read_text() == "the other run's story\n"
+    assert not out.exists()
+    assert query(warehouse, "select count(*) from runs") == [(0,)]
+    again = backtest(cli, config, out)  # once that run is gone, its leftovers are taken over
+    assert again.code == 0, again.err
+    assert not partial.exists()
+    assert "the other run's story" not in (out / "logs.jsonl").read_text()
 
 
 def test_ingest_path_with_control_character_refused_exit_2_nothing_loaded(

@@ -53,6 +53,13 @@ WRITE_WAIT_S = 120.0
 
 def _final_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs") -> Path:
     run_dir = Path(out) if out else Path(runs_dir) / run_id
+    if run_dir.name in ("", ".", ".."):  # `--out .`, `--out ..`, `--out /`: name it
+        run_dir = Path(os.path.abspath(run_dir))
+        if run_dir == Path(os.path.abspath(Path.cwd())) or not run_dir.name:
+            raise ConfigError(
+                "--out names the working directory (or the root), which a run cannot be "
+                "built beside and renamed into", where=str(out),
+                fix="pass a new directory, e.g. --out runs/my-run")
     if (run_dir.exists() or run_dir.is_symlink()) and not run_dir.is_dir():
         raise ConfigError("--out names a file, not a directory", where=str(run_dir),
                           fix="pass an empty or new --out DIR (each run writes its own directory)")
@@ -64,16 +71,52 @@ def _final_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs
     return run_dir
 
 
-def _staging_dir(final: Path) -> Path:
+def _staging_dir(final: Path) -> tuple[Path, int]:
+    """``<final>.partial``, empty, and a descriptor holding an exclusive lock on it: two runs
+    given the same --out at once must not build in (or empty) each other's directory. The
+    lock goes with the process, so a directory left by a killed run is taken over."""
     staging = final.with_name(final.name + ".partial")
     try:
-        if staging.exists():  # left by a killed run that wrote to the same --out
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            staging.mkdir()
+        fd = os.open(staging, os.O_RDONLY)
     except OSError as exc:  # a parent is a file, no permission, ...
         raise ConfigError(f"cannot create the run directory: {exc.strerror or exc}",
                           where=str(final), fix="pass an --out DIR that can be created") from None
-    return staging
+    try:
+        _lock(fd)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(
+            "another run is writing to this run directory right now", where=str(final),
+            fix="give each run its own --out DIR (or none: runs/<run_id>)") from None
+    try:
+        for entry in staging.iterdir():  # left by a killed run that wrote to the same --out
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        if _final_dir_taken(final):  # published while we waited for the lock
+            raise ConfigError("the run directory already holds files", where=str(final),
+                              fix="pass an empty or new --out DIR (each run writes its own "
+                                  "directory)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return staging, fd
+
+
+def _final_dir_taken(final: Path) -> bool:
+    return final.is_dir() and any(final.iterdir())
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (one run per --out is then the user's care)
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _publish(staging: Path, final: Path) -> None:
@@ -123,7 +166,17 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
     run_id = mf.new_id()
     warehouse = resolve_path(warehouse, env_prefix)
     final_dir = _final_dir(out, run_id, runs_dir)
-    staging = _staging_dir(final_dir)
+    staging, lock_fd = _staging_dir(final_dir)
+    try:
+        return _execute_in(cfg, warehouse, strategy, view_list, run_id, final_dir, staging,
+                           watch, start, end, progress)
+    finally:
+        os.close(lock_fd)
+
+
+def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any], run_id: str,
+                final_dir: Path, staging: Path, watch: Stopwatch, start: int | None,
+                end: int | None, progress: bool) -> RunResult:
     log = JsonlLog(staging / "logs.jsonl")
     manifest: dict[str, Any] = {
         "run_id": run_id,
