@@ -209,3 +209,49 @@ def test_export_html_refuses_any_remote_script_or_stylesheet(tag: str) -> None:
 
     assert _REMOTE.search(f"<html><head>{tag}</head></html>")
     assert not _REMOTE.search('<script src="data:text/javascript,1"></script>')
+
+
+def test_run_terminated_just_after_its_commit_stays_completed_with_its_directory(
+        loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM landing after the final transaction committed (while the connection closes,
+    say): the run is complete in the warehouse, so its directory is completed too (manifest
+    and CSVs), no second (failed) row is attempted, and the signal still ends the process."""
+    from workbench.errors import Terminated
+
+    real = results.write_run
+
+    def then_sigterm(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        raise Terminated("SIGTERM")
+
+    monkeypatch.setattr(results, "write_run", then_sigterm)
+    with pytest.raises(Terminated):
+        run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
+    assert rows(loaded, "select status from runs") == [("completed",)]
+    manifest = json.loads((tmp_path / "run" / "run_manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["warehouse_written"] is True
+    assert all((tmp_path / "run" / name).is_file()
+               for name in ("trades.csv", "orders.csv", "fills.csv", "equity.csv"))
+    log = (tmp_path / "run" / "logs.jsonl").read_text()
+    assert "could not record the failure" not in log
+    assert "completed (committed), then terminated by SIGTERM" in log
+    assert not (tmp_path / "run.partial").exists()
+
+
+def test_signals_held_delays_sigterm_until_the_commit_block_ends() -> None:
+    import os
+    import signal
+
+    seen: list[str] = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: seen.append("term"))
+    try:
+        with results.signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # room for a handler to run, were the signal not held
+                pass
+            assert seen == []
+        for _ in range(1000):
+            pass
+        assert seen == ["term"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)

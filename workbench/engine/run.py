@@ -230,6 +230,17 @@ def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any
                     "disk)") from None
     except BaseException as exc:
         message = scrub(exc.render() if isinstance(exc, WorkbenchError) else _describe(exc))
+        if manifest.get("warehouse_written") and isinstance(exc, KeyboardInterrupt):
+            # Stopped after the commit: the run is complete; finish its directory (a few
+            # small writes), then let the signal end the process.
+            log.info("run", f"backtest {run_id} completed (committed), then {message}")
+            manifest.setdefault("timings_s", watch.laps)
+            with contextlib.suppress(OSError):
+                mf.write(staging / "run_manifest.json", manifest)
+            log.close()
+            with contextlib.suppress(OSError):
+                _publish(staging, final_dir)
+            raise
         log.error("run", f"backtest {run_id} failed: {message}",
                   traceback="".join(traceback.format_exception(exc)))
         if manifest.get("warehouse_written"):
@@ -367,9 +378,9 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
     manifest.update(status="completed", ended_at=mf.utc_now_iso(), metrics=metrics)
     run_row["ended_at"] = manifest["ended_at"]
     with stages("write_warehouse"):
-        held, waited = results.write_run(warehouse, run_row, tables, view_list,
-                                          wait_s=WRITE_WAIT_S)
-    manifest["warehouse_written"] = True
+        held, waited = results.write_run(
+            warehouse, run_row, tables, view_list, wait_s=WRITE_WAIT_S,
+            on_commit=lambda: manifest.__setitem__("warehouse_written", True))
     watch.lap("write_warehouse")
     manifest["warehouse_hold_s"] = round(held, 4)
     manifest["warehouse_wait_s"] = round(waited, 4)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,11 +147,14 @@ def insert_results(con: Any, run_row: dict[str, Any], tables: dict[str, pa.Table
 
 
 def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Table],
-              view_list: list[Any], *, wait_s: float) -> tuple[float, float]:
+              view_list: list[Any], *, wait_s: float,
+              on_commit: Callable[[], None] | None = None) -> tuple[float, float]:
     """Write one finished run in one short transaction: open read-write (waiting up to
     ``wait_s`` while another process holds the file), deploy the views, insert the ``runs``
-    row and every table by Arrow, commit, close. Returns the seconds the file was held and
-    the seconds spent waiting for it."""
+    row and every table by Arrow, commit, close. ``on_commit`` is called right after the
+    commit, with Ctrl-C and SIGTERM held back until it returns, so the caller knows the run
+    is in the warehouse even when a signal lands while the file is closed. Returns the
+    seconds the file was held and the seconds spent waiting for it."""
     from workbench.warehouse import views
     from workbench.warehouse.connect import open_rw
 
@@ -163,13 +167,33 @@ def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Tab
         con.execute("begin transaction")
         try:
             insert_results(con, run_row, tables)
-            con.execute("commit")
+            with signals_held():
+                con.execute("commit")
+                if on_commit is not None:
+                    on_commit()
         except BaseException:
             _rollback(con)
             raise
     finally:
         con.close()
     return time.perf_counter() - opened, opened - asked
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends (main thread, POSIX), then arrive."""
+    import signal
+    import threading
+
+    if (threading.current_thread() is not threading.main_thread()
+            or not hasattr(signal, "pthread_sigmask")):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def record_failure(warehouse: Path, run_row: dict[str, Any], findings: list[Finding],
