@@ -139,6 +139,22 @@ def test_backtest_without_out_writes_runs_slash_run_id(
     assert (tmp_path / "runs" / run_id / "run_manifest.json").is_file()
 
 
+def test_backtest_relative_out_is_stored_absolute_in_runs(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path) -> None:
+    """runs.run_dir is read from anywhere (notebooks, another shell): a path relative to the
+    directory the backtest ran in would point nowhere."""
+    result = cli("backtest", "--config", str(config), "--out", "./rel/../mine")
+    assert result.code == 0, result.err
+    run_id, run_dir = last_line(result.out).groups()
+    assert run_dir == "rel/../mine"  # printed as the user wrote it
+    assert query(warehouse, "select run_dir from runs where run_id = ?", [run_id]) == [
+        (str(tmp_path / "mine"),)]
+    default = cli("backtest", "--config", str(config))
+    default_id = last_line(default.out).groups()[0]
+    assert query(warehouse, "select run_dir from runs where run_id = ?", [default_id]) == [
+        (str(tmp_path / "runs" / default_id),)]
+
+
 def test_backtest_json_prints_one_object_with_run_id_dir_and_headline_metrics(
         cli: Cli, bars: Path, config: Path, tmp_path: Path) -> None:
     out = tmp_path / "run1"

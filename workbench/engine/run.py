@@ -208,7 +208,7 @@ def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any
         "gap_policy": cfg.data.gaps, "symbols": list(cfg.data.symbols),
         "timeframe": cfg.data.timeframe, "timeframe_ms": timeframe_ms(cfg.data.timeframe),
         "initial_cash": cfg.portfolio.initial_cash, "quote": cfg.portfolio.quote,
-        "seed": cfg.run.seed, "run_dir": str(final_dir), "pid": os.getpid(),
+        "seed": cfg.run.seed, "run_dir": os.path.abspath(final_dir), "pid": os.getpid(),
         "host": stale.HOST,
     }
     findings: list[Finding] = []
