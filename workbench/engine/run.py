@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import shutil
 import threading
 import traceback
@@ -220,14 +221,19 @@ def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any
         try:
             result = _run(cfg, warehouse, strategy, view_list, run_row, staging, final_dir,
                           start, end, findings, manifest, log, progress, watch, stages)
-        except (MemoryError, _duckdb_resource_errors()) as exc:
+        except Exception as exc:
+            if not _out_of_memory(exc):
+                raise
             raise ResourceError(
                 f"out of memory while {_STAGE_WORDS.get(stages.name, stages.name)} "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})",
                 where=f"stage {stages.name}",
-                fix="run a shorter range (--from/--to) or fewer symbols, close other programs, "
-                    "or cap DuckDB's share with --set run.memory_limit=2GB (it then spills to "
-                    "disk)") from None
+                fix=(f"run.memory_limit is {cfg.run.memory_limit}: raise it (e.g. --set "
+                     "run.memory_limit=2GB) or unset it" if cfg.run.memory_limit and
+                     stages.name == "metrics" else
+                     "run a shorter range (--from/--to) or fewer symbols, close other programs, "
+                     "or cap DuckDB's share with --set run.memory_limit=2GB (it then spills to "
+                     "disk)")) from None
     except BaseException as exc:
         message = scrub(exc.render() if isinstance(exc, WorkbenchError) else _describe(exc))
         if manifest.get("warehouse_written") and isinstance(exc, KeyboardInterrupt):
@@ -277,10 +283,17 @@ _STAGE_WORDS = {
 }
 
 
-def _duckdb_resource_errors() -> type[BaseException]:
+_NO_MEMORY = re.compile(r"out of memory|could not allocate", re.IGNORECASE)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, DuckDB's OutOfMemoryException, or another DuckDB error that says it ran
+    out (under a low memory_limit a failed allocation at commit is a TransactionException)."""
     import duckdb
 
-    return duckdb.OutOfMemoryException
+    if isinstance(exc, MemoryError | duckdb.OutOfMemoryException):
+        return True
+    return isinstance(exc, duckdb.Error) and bool(_NO_MEMORY.search(str(exc)))
 
 
 def _describe(exc: BaseException) -> str:

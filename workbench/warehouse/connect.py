@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,14 @@ def open_ro(path: str | Path | None = None, *, wait_s: float = 10.0, sealed: boo
         con.execute("set enable_external_access = false")
         con.execute("set lock_configuration = true")
     return con
+
+
+def rollback_quietly(con: Any) -> None:
+    """Roll back after a failure in a transaction; a failed commit (out of memory, a
+    constraint) has already ended it, and "no transaction is active" must not hide the real
+    error."""
+    with suppress(duckdb.Error):
+        con.execute("rollback")
 
 
 @contextmanager

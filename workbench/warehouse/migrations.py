@@ -88,7 +88,9 @@ def apply(con: Any, schema_dir: Path | None = None) -> list[Migration]:
             )
             con.execute("commit")
         except Exception:
-            con.execute("rollback")
+            from workbench.warehouse.connect import rollback_quietly
+
+            rollback_quietly(con)
             raise
         done.append(migration)
     return done

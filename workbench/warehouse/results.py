@@ -219,7 +219,6 @@ def record_failure(warehouse: Path, run_row: dict[str, Any], findings: list[Find
 
 
 def _rollback(con: Any) -> None:
-    import duckdb
+    from workbench.warehouse.connect import rollback_quietly
 
-    with contextlib.suppress(duckdb.Error):  # the failure may have ended the transaction
-        con.execute("rollback")
+    rollback_quietly(con)  # the failure may have ended the transaction
