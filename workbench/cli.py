@@ -200,19 +200,36 @@ def cmd_views(args: argparse.Namespace) -> int:
     return 0
 
 
-_RUNS = """
-select r.run_id, r.mode, r.name, r.status, r.started_at, r.bar_count as bars,
-       p.trades, round(p.total_return_pct, 4) as total_return_pct,
-       round(p.max_drawdown_pct, 4) as max_drawdown_pct, round(p.sharpe, 3) as sharpe,
-       {owner}
-from (select * from runs order by started_at desc limit ?) as r
-left join rpt.performance as p on p.run_id = r.run_id
-order by r.started_at desc
+# The headline of one listed run: rpt.performance filtered by `run_id = ?` reaches every scan
+# of the views; joined to the latest runs (or filtered by `in (...)`) it computed every run in
+# the warehouse (seconds per large run), holding the file all along.
+_PERFORMANCE = """
+select run_id, trades, round(total_return_pct, 4) as total_return_pct,
+       round(max_drawdown_pct, 4) as max_drawdown_pct, round(sharpe, 3) as sharpe
+from rpt.performance where run_id = ?
 """
 _RUNS_BARE = """
 select run_id, mode, name, status, started_at, bar_count as bars, {owner}
 from runs as r order by started_at desc limit ?
 """
+
+
+def _with_headline(con: Any, columns: list[str], rows: list[tuple[Any, ...]]
+                   ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The rows with the headline columns of rpt.performance after ``bars``."""
+    found: dict[str, tuple[Any, ...]] = {}
+    extra: list[str] = []
+    for row in rows:  # one run at a time: see _PERFORMANCE
+        rel = con.sql(_PERFORMANCE, params=[row[0]])
+        extra = list(rel.columns[1:])
+        for perf in rel.fetchall():
+            found[perf[0]] = perf[1:]
+    if not rows:
+        extra = list(con.sql(_PERFORMANCE, params=[None]).columns[1:])
+    at = columns.index("bars") + 1
+    blank = (None,) * len(extra)
+    return (columns[:at] + extra + columns[at:],
+            [row[:at] + tuple(found.get(row[0], blank)) + row[at:] for row in rows])
 
 
 def _owner_columns(con: Any) -> str:
@@ -246,9 +263,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         deployed = _views_deployed(con)  # before the first backtest there are no views yet
         owner = _owner_columns(con)
         if args.action == "list":
-            rel = con.sql((_RUNS if deployed else _RUNS_BARE).format(owner=owner),
-                          params=[args.limit])
-            print_rows(*_shown(rel.columns, rel.fetchall()), args.format)
+            rel = con.sql(_RUNS_BARE.format(owner=owner), params=[args.limit])
+            columns, rows = list(rel.columns), rel.fetchall()
+            if deployed:
+                columns, rows = _with_headline(con, columns, rows)
+            print_rows(*_shown(columns, rows), args.format)
             return 0
         run_id = args.run_id
         rel = con.sql(f"select *, {owner} from runs as r where run_id = ?", params=[run_id])
