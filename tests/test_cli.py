@@ -805,6 +805,19 @@ def test_backtest_out_naming_the_working_directory_refused_exit_2_not_internal(
     assert query(warehouse, "select count(*) from runs") == [(0,)]
 
 
+def test_backtest_out_naming_a_link_to_an_empty_directory_fills_that_directory(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path) -> None:
+    """The run used to commit, then fail to rename its .partial over the link, leaving its
+    files in `link.partial` and an error saying the run directory could not be written."""
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    result = backtest(cli, config, tmp_path / "link")
+    assert result.code == 0, result.err
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "link" / "run_manifest.json").is_file()
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_backtest_out_being_built_by_another_run_refused_and_left_alone(
         cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path) -> None:
     import fcntl

@@ -64,6 +64,8 @@ def _final_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs
     if (run_dir.exists() or run_dir.is_symlink()) and not run_dir.is_dir():
         raise ConfigError("--out names a file, not a directory", where=str(run_dir),
                           fix="pass an empty or new --out DIR (each run writes its own directory)")
+    if run_dir.is_symlink():  # a link to an empty directory: build beside the target, so the
+        run_dir = Path(os.path.realpath(run_dir))  # rename lands in it and the link still works
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(
             "the run directory already holds files", where=str(run_dir),
