@@ -818,6 +818,19 @@ def test_backtest_out_naming_a_link_to_an_empty_directory_fills_that_directory(
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_backtest_on_a_missing_warehouse_fails_without_creating_one(
+        cli: Cli, config: Path, tmp_path: Path) -> None:
+    """Recording the failure created the mistyped file (then `no bars` on the next run)."""
+    missing = tmp_path / "typo" / "wh.duckb"
+    result = cli("--warehouse", str(missing), "backtest", "--config", str(config),
+                 "--out", str(tmp_path / "run"))
+    assert result.code == 1, result.err
+    assert "no warehouse here yet" in result.err
+    assert not missing.exists()
+    manifest = json.loads((tmp_path / "run" / "run_manifest.json").read_text())
+    assert manifest["status"] == "failed" and "no warehouse here yet" in manifest["error"]
+
+
 def test_backtest_out_being_built_by_another_run_refused_and_left_alone(
         cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path) -> None:
     import fcntl

@@ -312,6 +312,9 @@ def _record_failure(warehouse: Path, run_row: dict[str, Any], manifest: dict[str
                     findings: list[Finding], cfg: Config, log: JsonlLog) -> None:
     row = {**run_row, "status": "failed", "error": manifest["error"],
            "ended_at": manifest["ended_at"], "data_hash": manifest.get("data_hash")}
+    if not Path(warehouse).is_file():  # a mistyped --warehouse: do not create one to say so
+        log.error("run", f"no warehouse at {warehouse} to record the failure in")
+        return
     try:
         results.record_failure(warehouse, row, findings, cfg.data.timeframe, cfg.data.gaps,
                                wait_s=5.0)
