@@ -831,6 +831,15 @@ def test_backtest_on_a_missing_warehouse_fails_without_creating_one(
     assert manifest["status"] == "failed" and "no warehouse here yet" in manifest["error"]
 
 
+def test_backtest_staging_name_taken_by_a_file_refused_exit_2(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path) -> None:
+    (tmp_path / "run.partial").write_text("mine")
+    result = backtest(cli, config, tmp_path / "run")
+    assert result.code == 2, result.err
+    assert "cannot create the run directory" in result.err
+    assert (tmp_path / "run.partial").read_text() == "mine"
+
+
 def test_backtest_out_being_built_by_another_run_refused_and_left_alone(
         cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path) -> None:
     import fcntl

@@ -83,7 +83,7 @@ def _staging_dir(final: Path) -> tuple[Path, int]:
         staging.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
             staging.mkdir()
-        fd = os.open(staging, os.O_RDONLY)
+        fd = os.open(staging, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as exc:  # a parent is a file, no permission, ...
         raise ConfigError(f"cannot create the run directory: {exc.strerror or exc}",
                           where=str(final), fix="pass an --out DIR that can be created") from None
