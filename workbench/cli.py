@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import DEFAULT_ENV_PREFIX
-from workbench.errors import ConfigError, Terminated, WorkbenchError
+from workbench.errors import (
+    ConfigError,
+    Terminated,
+    WorkbenchError,
+    as_interruption,
+    raise_if_signalled,
+)
 from workbench.secrets import scrub
 
 EXIT_INTERNAL = 70
@@ -440,7 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _terminate_on_sigterm()
     try:
         _check_echoed(args)
-        return int(args.func(args))
+        code = int(args.func(args))
+        raise_if_signalled()  # a signal whose exception was lost on the way
+        return code
     except BrokenPipeError:
         _quiet_stdout()  # the reader went away (`| head`): stop quietly
         return EXIT_PIPE
@@ -454,6 +462,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        stop = as_interruption(exc)  # Ctrl-C or SIGTERM inside DuckDB: "Query interrupted"
+        if isinstance(stop, Terminated):
+            print(f"error: terminated by {stop.signal_name}", file=sys.stderr)
+            return 128 + signal.SIGTERM
+        if isinstance(stop, KeyboardInterrupt):
+            print("error: interrupted", file=sys.stderr)
+            return 130
         if debug:
             print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
         where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -463,19 +478,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
 
 
 def _terminate_on_sigterm() -> Any:
     """SIGTERM (`timeout`, systemd, docker) ends a command as Ctrl-C does: the run is marked
-    failed with the signal named, and the exit status is 143. Returns the previous handler."""
+    failed with the signal named, and the exit status is 143. Both signals are also noted
+    (``errors.note_signal``), so one whose exception was lost still ends the command. Returns
+    the previous handlers."""
+    from workbench.errors import clear_signals, note_signal
+
+    clear_signals()
     if threading.current_thread() is not threading.main_thread():
         return None
 
     def handler(signum: int, frame: Any) -> None:
-        raise Terminated(signal.Signals(signum).name)
+        if not note_signal(signal.Signals(signum).name):
+            raise Terminated(signal.Signals(signum).name)
 
-    return signal.signal(signal.SIGTERM, handler)
+    def interrupt(signum: int, frame: Any) -> None:
+        if not note_signal("SIGINT"):
+            raise KeyboardInterrupt
+
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:  # leave a caller's own handler alone
+        signal.signal(signal.SIGINT, interrupt)
+    return signal.signal(signal.SIGTERM, handler), previous_int
 
 
 def _quiet_stdout() -> None:

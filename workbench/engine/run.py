@@ -37,6 +37,8 @@ from workbench.errors import (
     ResourceError,
     WarehouseError,
     WorkbenchError,
+    as_interruption,
+    raise_if_signalled,
 )
 from workbench.feeds.history import check_series, load_series, merge
 from workbench.feeds.qc import Finding, log_findings, summarize
@@ -236,9 +238,10 @@ def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any
                      "run a shorter range (--from/--to) or fewer symbols, close other programs, "
                      "or cap DuckDB's share with --set run.memory_limit=2GB (it then spills to "
                      "disk)")) from None
-    except BaseException as exc:
-        message = scrub(exc.render() if isinstance(exc, WorkbenchError) else _describe(exc))
-        if manifest.get("warehouse_written") and isinstance(exc, KeyboardInterrupt):
+    except BaseException as raised:
+        stop = as_interruption(raised)  # a signal that DuckDB reported as "Query interrupted"
+        message = scrub(stop.render() if isinstance(stop, WorkbenchError) else _describe(stop))
+        if manifest.get("warehouse_written") and isinstance(stop, KeyboardInterrupt):
             # Stopped after the commit: the run is complete; finish its directory (a few
             # small writes), then let the signal end the process.
             log.info("run", f"backtest {run_id} completed (committed), then {message}")
@@ -248,9 +251,11 @@ def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any
             log.close()
             with contextlib.suppress(OSError):
                 _publish(staging, final_dir)
-            raise
+            if stop is raised:
+                raise
+            raise stop from None
         log.error("run", f"backtest {run_id} failed: {message}",
-                  traceback="".join(traceback.format_exception(exc)))
+                  traceback="".join(traceback.format_exception(raised)))
         if manifest.get("warehouse_written"):
             # The run is complete in the warehouse; only its directory failed afterwards.
             # Say so; do not turn a completed run into a failed one.
@@ -261,7 +266,7 @@ def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any
                 f"run {run_id} completed (its rows are committed), but writing its run "
                 f"directory {final_dir} failed: {message}",
                 fix="free disk space or fix permissions; `workbench runs show RUN_ID` has the "
-                    "run's record") from exc
+                    "run's record") from stop
         manifest.update(status="failed", error=message, ended_at=mf.utc_now_iso())
         _record_failure(warehouse, run_row, manifest, findings, cfg, log)
         for name in RUN_FILES:
@@ -271,9 +276,11 @@ def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any
         log.close()
         with contextlib.suppress(OSError):
             _publish(staging, final_dir)
-        if isinstance(exc, WorkbenchError):
-            exc.what = f"run {run_id} failed: {exc.what}"
-        raise
+        if isinstance(stop, WorkbenchError):
+            stop.what = f"run {run_id} failed: {stop.what}"
+        if stop is raised:
+            raise
+        raise stop from None
     log.close()
     return result
 
@@ -335,6 +342,7 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
             report = check_series(series, cfg.data.gaps)
             reports.append(report)
             findings += report.findings
+    raise_if_signalled()  # one whose exception a finaliser or DuckDB swallowed
     log_findings(log, findings)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
@@ -365,6 +373,7 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
         if bar is not None:
             bar.close()
     watch.lap("loop")
+    raise_if_signalled()
     journal = step.journal
     assert isinstance(journal, MemoryJournal)
     first_ts, last_ts = ms_to_iso(int(data.ts[0])), ms_to_iso(int(data.ts[-1]))
@@ -393,6 +402,7 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
     with stages("write_files"):
         files.result()
     watch.lap("write_csv_wait")
+    raise_if_signalled()
     manifest.update(status="completed", ended_at=mf.utc_now_iso(), metrics=metrics)
     run_row["ended_at"] = manifest["ended_at"]
     with stages("write_warehouse"):

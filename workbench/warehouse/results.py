@@ -168,7 +168,14 @@ def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Tab
         try:
             insert_results(con, run_row, tables)
             with signals_held():
-                con.execute("commit")
+                try:
+                    con.execute("commit")
+                except BaseException:
+                    # A signal taken inside DuckDB can surface from a commit that went
+                    # through ("Query interrupted"): tell the caller what really happened.
+                    if _committed(con, run_row["run_id"]) and on_commit is not None:
+                        on_commit()
+                    raise
                 if on_commit is not None:
                     on_commit()
         except BaseException:
@@ -181,19 +188,13 @@ def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Tab
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the block ends (main thread, POSIX), then arrive."""
-    import signal
-    import threading
+    """SIGINT and SIGTERM (through the command line's handlers) wait until the block ends,
+    then arrive. (A signal mask would not do: DuckDB's threads take the signal instead.)"""
+    from workbench.errors import raise_if_signalled, signals_deferred
 
-    if (threading.current_thread() is not threading.main_thread()
-            or not hasattr(signal, "pthread_sigmask")):
+    with signals_deferred():
         yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    raise_if_signalled()
 
 
 def record_failure(warehouse: Path, run_row: dict[str, Any], findings: list[Finding],
@@ -216,6 +217,23 @@ def record_failure(warehouse: Path, run_row: dict[str, Any], findings: list[Find
             raise
     finally:
         con.close()
+
+
+def _committed(con: Any, run_id: str) -> bool:
+    """After a commit raised: whether the run's row is in the warehouse. A transaction still
+    open is rolled back first (its rows were not committed)."""
+    import duckdb
+
+    try:
+        con.execute("rollback")  # fails when the commit ended the transaction
+        return False
+    except duckdb.Error:
+        pass
+    try:
+        return bool(con.execute("select count(*) from runs where run_id = ?",
+                                [run_id]).fetchall()[0][0])
+    except Exception:  # cannot tell: say not committed, as before
+        return False
 
 
 def _rollback(con: Any) -> None:
