@@ -155,6 +155,18 @@ def test_backtest_relative_out_is_stored_absolute_in_runs(
         (str(tmp_path / "runs" / default_id),)]
 
 
+def test_backtest_summary_line_counts_every_symbols_bars(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path, synth_csv: Any) -> None:
+    """Two symbols of 600 bars said "600 bars" (the distinct bar times of the equity curve)
+    while the run read 1,200 (runs.bar_count, the manifest)."""
+    eth = synth_csv(count=600, seed=3, name="eth.csv", price=3_000.0)
+    assert cli("ingest", str(eth), "--symbol", "ETHUSDT").code == 0
+    result = cli("backtest", "--config", str(config), "--out", str(tmp_path / "two"),
+                 "--set", "data.symbols=[BTCUSDT, ETHUSDT]")
+    assert result.code == 0, result.err
+    assert ": 1200 bars (2 symbols), trades" in result.out
+
+
 def test_backtest_json_prints_one_object_with_run_id_dir_and_headline_metrics(
         cli: Cli, bars: Path, config: Path, tmp_path: Path) -> None:
     out = tmp_path / "run1"

@@ -126,7 +126,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                          sort_keys=True))
         return 0
     m = result.metrics
-    print(f"{result.manifest['name']}: {m.get('bars')} bars, {result.headline}")
+    symbols = result.manifest.get("symbols") or []
+    bars = result.manifest.get("bars", m.get("bars"))  # every symbol's; m: distinct bar times
+    per = f" ({len(symbols)} symbols)" if len(symbols) > 1 else ""
+    print(f"{result.manifest['name']}: {bars} bars{per}, {result.headline}")
     for symbol, source in (result.manifest.get("resampled_from") or {}).items():
         print(f"note: {symbol} {result.manifest['timeframe']} bars resampled from the stored "
               f"{source} bars")
