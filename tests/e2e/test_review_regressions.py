@@ -369,3 +369,24 @@ def test_run_commit_that_went_through_but_raised_keeps_the_run_completed(
     assert manifest["status"] == "completed"
     assert (tmp_path / "run" / "fills.csv").is_file()
     assert "Duplicate key" not in (tmp_path / "run" / "logs.jsonl").read_text()
+
+
+def test_run_on_a_warehouse_of_a_newer_version_fails_at_the_read_not_after_the_loop(
+        loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final write refused it (unknown migration) after the whole run was computed."""
+    from workbench.engine import run as run_module
+
+    con = open_rw(loaded)
+    try:
+        con.execute("insert into schema_migrations values (999, 'from_the_future', 'x', now())")
+    finally:
+        con.close()
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the loop ran")
+
+    monkeypatch.setattr(run_module, "simulate", never)
+    with pytest.raises(WarehouseError, match="migration 999, which this code does not know"):
+        run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
+    manifest = json.loads((tmp_path / "run" / "run_manifest.json").read_text())
+    assert manifest["status"] == "failed" and "migration 999" in manifest["error"]

@@ -46,7 +46,7 @@ from workbench.model import ms_to_iso
 from workbench.secrets import scrub
 from workbench.telemetry.log import JsonlLog
 from workbench.telemetry.metrics import Stopwatch
-from workbench.warehouse import results, stale, views
+from workbench.warehouse import migrations, results, stale, views
 from workbench.warehouse.connect import reading, resolve_path
 
 RUN_FILES = ("trades.csv", "orders.csv", "fills.csv", "equity.csv")
@@ -337,6 +337,7 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
     tf_ms = timeframe_ms(tf)
     reports = []
     with stages("read"), reading(warehouse, wait_s=READ_WAIT_S) as con:
+        migrations.check_known(con)  # the write at the end would refuse it, hours later
         for symbol in cfg.data.symbols:
             series = load_series(con, symbol, tf, tf_ms, start, end)
             report = check_series(series, cfg.data.gaps)
