@@ -139,6 +139,34 @@ def test_backtest_without_out_writes_runs_slash_run_id(
     assert (tmp_path / "runs" / run_id / "run_manifest.json").is_file()
 
 
+def test_backtest_relative_out_is_stored_absolute_in_runs(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path) -> None:
+    """runs.run_dir is read from anywhere (notebooks, another shell): a path relative to the
+    directory the backtest ran in would point nowhere."""
+    result = cli("backtest", "--config", str(config), "--out", "./rel/../mine")
+    assert result.code == 0, result.err
+    run_id, run_dir = last_line(result.out).groups()
+    assert run_dir == "rel/../mine"  # printed as the user wrote it
+    assert query(warehouse, "select run_dir from runs where run_id = ?", [run_id]) == [
+        (str(tmp_path / "mine"),)]
+    default = cli("backtest", "--config", str(config))
+    default_id = last_line(default.out).groups()[0]
+    assert query(warehouse, "select run_dir from runs where run_id = ?", [default_id]) == [
+        (str(tmp_path / "runs" / default_id),)]
+
+
+def test_backtest_summary_line_counts_every_symbols_bars(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path, synth_csv: Any) -> None:
+    """Two symbols of 600 bars said "600 bars" (the distinct bar times of the equity curve)
+    while the run read 1,200 (runs.bar_count, the manifest)."""
+    eth = synth_csv(count=600, seed=3, name="eth.csv", price=3_000.0)
+    assert cli("ingest", str(eth), "--symbol", "ETHUSDT").code == 0
+    result = cli("backtest", "--config", str(config), "--out", str(tmp_path / "two"),
+                 "--set", "data.symbols=[BTCUSDT, ETHUSDT]")
+    assert result.code == 0, result.err
+    assert ": 1200 bars (2 symbols), trades" in result.out
+
+
 def test_backtest_json_prints_one_object_with_run_id_dir_and_headline_metrics(
         cli: Cli, bars: Path, config: Path, tmp_path: Path) -> None:
     out = tmp_path / "run1"
@@ -664,6 +692,39 @@ def test_runs_list_shows_both_runs_with_status_and_headline(
                               "total_return_pct", "max_drawdown_pct", "sharpe"]
 
 
+def test_runs_on_a_warehouse_before_migration_002_show_a_pidless_running_row_abandoned(
+        cli: Cli, tmp_path: Path, warehouse: Path) -> None:
+    """A `running` row without pid/host was left by a job that held the file read-write for
+    its whole length; a reader could not open the file while that job lived, so it is a
+    ghost: shown as abandoned, and the old warehouse is not touched by reading it."""
+    import duckdb
+
+    from workbench.warehouse import migrations
+
+    old_schema = tmp_path / "schema-001"
+    old_schema.mkdir()
+    for path in migrations.discover():
+        if path.version == 1:
+            shutil.copy(path.path, old_schema)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(warehouse))
+    try:
+        migrations.apply(con, old_schema)
+        con.execute("insert into runs (run_id, mode, name, status, started_at) values "
+                    "('old-run', 'backtest', 'old', 'running', now())")
+    finally:
+        con.close()
+    listed = cli("runs", "list", "--format", "json")
+    assert listed.code == 0, listed.err
+    assert [(r["run_id"], r["status"]) for r in json.loads(listed.out)] == [
+        ("old-run", "abandoned")]
+    shown = cli("runs", "show", "old-run")
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out)["status"] == "abandoned"
+    assert query(warehouse, "select version from schema_migrations") == [(1,)]
+    assert query(warehouse, "select status from runs") == [("running",)]  # read, not written
+
+
 def test_runs_list_limit_keeps_the_newest(cli: Cli, two_runs: tuple[str, str]) -> None:
     result = cli("runs", "list", "--limit", "1", "--format", "json")
     assert [r["run_id"] for r in json.loads(result.out)] == [two_runs[1]]
@@ -737,6 +798,84 @@ def test_backtest_out_under_a_file_refused_exit_2(
     assert result.code == 2
     assert "cannot create the run directory" in result.err
     assert query(warehouse, "select count(*) from runs") == [(0,)]
+
+
+@pytest.mark.parametrize("out", [".", "sub/..", "deeper/.."])
+def test_backtest_out_naming_the_working_directory_refused_exit_2_not_internal(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path,
+        monkeypatch: pytest.MonkeyPatch, out: str) -> None:
+    empty = tmp_path / "empty"  # an empty working directory: `--out .` was an internal error
+    (empty / "sub").mkdir(parents=True)
+    (empty / "deeper").mkdir()
+    monkeypatch.chdir(empty / ("sub" if out == "deeper/.." else "."))
+    if out == "deeper/..":
+        (empty / "sub" / "deeper").mkdir()
+    result = cli("backtest", "--config", str(config), "--out", out)
+    assert result.code == 2, result.err
+    assert "--out names the working directory" in result.err
+    assert not list(tmp_path.glob("*.partial")) and not list(empty.rglob("*.partial"))
+    assert query(warehouse, "select count(*) from runs") == [(0,)]
+
+
+def test_backtest_out_naming_a_link_to_an_empty_directory_fills_that_directory(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path) -> None:
+    """The run used to commit, then fail to rename its .partial over the link, leaving its
+    files in `link.partial` and an error saying the run directory could not be written."""
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    result = backtest(cli, config, tmp_path / "link")
+    assert result.code == 0, result.err
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "link" / "run_manifest.json").is_file()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_backtest_on_a_missing_warehouse_fails_without_creating_one(
+        cli: Cli, config: Path, tmp_path: Path) -> None:
+    """Recording the failure created the mistyped file (then `no bars` on the next run)."""
+    missing = tmp_path / "typo" / "wh.duckb"
+    result = cli("--warehouse", str(missing), "backtest", "--config", str(config),
+                 "--out", str(tmp_path / "run"))
+    assert result.code == 1, result.err
+    assert "no warehouse here yet" in result.err
+    assert not missing.exists()
+    manifest = json.loads((tmp_path / "run" / "run_manifest.json").read_text())
+    assert manifest["status"] == "failed" and "no warehouse here yet" in manifest["error"]
+
+
+def test_backtest_staging_name_taken_by_a_file_refused_exit_2(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path) -> None:
+    (tmp_path / "run.partial").write_text("mine")
+    result = backtest(cli, config, tmp_path / "run")
+    assert result.code == 2, result.err
+    assert "cannot create the run directory" in result.err
+    assert (tmp_path / "run.partial").read_text() == "mine"
+
+
+def test_backtest_out_being_built_by_another_run_refused_and_left_alone(
+        cli: Cli, bars: Path, config: Path, tmp_path: Path, warehouse: Path) -> None:
+    import fcntl
+    import os
+
+    out = tmp_path / "same"
+    partial = tmp_path / "same.partial"  # what a run building `same` right now holds
+    partial.mkdir()
+    (partial / "logs.jsonl").write_text("the other run's story\n")
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = backtest(cli, config, out)
+    finally:
+        os.close(fd)
+    assert result.code == 2, result.err
+    assert "another run is writing to this run directory" in result.err
+    assert (partial / "logs.jsonl").read_text() == "the other run's story\n"
+    assert not out.exists()
+    assert query(warehouse, "select count(*) from runs") == [(0,)]
+    again = backtest(cli, config, out)  # once that run is gone, its leftovers are taken over
+    assert again.code == 0, again.err
+    assert not partial.exists()
+    assert "the other run's story" not in (out / "logs.jsonl").read_text()
 
 
 def test_ingest_path_with_control_character_refused_exit_2_nothing_loaded(

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import DEFAULT_ENV_PREFIX
-from workbench.errors import ConfigError, Terminated, WorkbenchError
+from workbench.errors import (
+    ConfigError,
+    Terminated,
+    WorkbenchError,
+    as_interruption,
+    raise_if_signalled,
+)
 from workbench.secrets import scrub
 
 EXIT_INTERNAL = 70
@@ -120,7 +126,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                          sort_keys=True))
         return 0
     m = result.metrics
-    print(f"{result.manifest['name']}: {m.get('bars')} bars, {result.headline}")
+    symbols = result.manifest.get("symbols") or []
+    bars = result.manifest.get("bars", m.get("bars"))  # every symbol's; m: distinct bar times
+    per = f" ({len(symbols)} symbols)" if len(symbols) > 1 else ""
+    print(f"{result.manifest['name']}: {bars} bars{per}, {result.headline}")
     for symbol, source in (result.manifest.get("resampled_from") or {}).items():
         print(f"note: {symbol} {result.manifest['timeframe']} bars resampled from the stored "
               f"{source} bars")
@@ -222,19 +231,36 @@ def cmd_fake_exchange(args: argparse.Namespace) -> int:
                              fix="pick another --port, or --port 0 for a free one") from None
 
 
-_RUNS = """
-select r.run_id, r.mode, r.name, r.status, r.started_at, r.bar_count as bars,
-       p.trades, round(p.total_return_pct, 4) as total_return_pct,
-       round(p.max_drawdown_pct, 4) as max_drawdown_pct, round(p.sharpe, 3) as sharpe,
-       {owner}
-from (select * from runs order by started_at desc limit ?) as r
-left join rpt.performance as p on p.run_id = r.run_id
-order by r.started_at desc
+# The headline of one listed run: rpt.performance filtered by `run_id = ?` reaches every scan
+# of the views; joined to the latest runs (or filtered by `in (...)`) it computed every run in
+# the warehouse (seconds per large run), holding the file all along.
+_PERFORMANCE = """
+select run_id, trades, round(total_return_pct, 4) as total_return_pct,
+       round(max_drawdown_pct, 4) as max_drawdown_pct, round(sharpe, 3) as sharpe
+from rpt.performance where run_id = ?
 """
 _RUNS_BARE = """
 select run_id, mode, name, status, started_at, bar_count as bars, {owner}
 from runs as r order by started_at desc limit ?
 """
+
+
+def _with_headline(con: Any, columns: list[str], rows: list[tuple[Any, ...]]
+                   ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The rows with the headline columns of rpt.performance after ``bars``."""
+    found: dict[str, tuple[Any, ...]] = {}
+    extra: list[str] = []
+    for row in rows:  # one run at a time: see _PERFORMANCE
+        rel = con.sql(_PERFORMANCE, params=[row[0]])
+        extra = list(rel.columns[1:])
+        for perf in rel.fetchall():
+            found[perf[0]] = perf[1:]
+    if not rows:
+        extra = list(con.sql(_PERFORMANCE, params=[None]).columns[1:])
+    at = columns.index("bars") + 1
+    blank = (None,) * len(extra)
+    return (columns[:at] + extra + columns[at:],
+            [row[:at] + tuple(found.get(row[0], blank)) + row[at:] for row in rows])
 
 
 def _owner_columns(con: Any) -> str:
@@ -268,9 +294,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         deployed = _views_deployed(con)  # before the first backtest there are no views yet
         owner = _owner_columns(con)
         if args.action == "list":
-            rel = con.sql((_RUNS if deployed else _RUNS_BARE).format(owner=owner),
-                          params=[args.limit])
-            print_rows(*_shown(rel.columns, rel.fetchall()), args.format)
+            rel = con.sql(_RUNS_BARE.format(owner=owner), params=[args.limit])
+            columns, rows = list(rel.columns), rel.fetchall()
+            if deployed:
+                columns, rows = _with_headline(con, columns, rows)
+            print_rows(*_shown(columns, rows), args.format)
             return 0
         run_id = args.run_id
         rel = con.sql(f"select *, {owner} from runs as r where run_id = ?", params=[run_id])
@@ -459,7 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _terminate_on_sigterm()
     try:
         _check_echoed(args)
-        return int(args.func(args))
+        code = int(args.func(args))
+        raise_if_signalled()  # a signal whose exception was lost on the way
+        return code
     except BrokenPipeError:
         _quiet_stdout()  # the reader went away (`| head`): stop quietly
         return EXIT_PIPE
@@ -473,6 +503,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        stop = as_interruption(exc)  # Ctrl-C or SIGTERM inside DuckDB: "Query interrupted"
+        if isinstance(stop, Terminated):
+            print(f"error: terminated by {stop.signal_name}", file=sys.stderr)
+            return 128 + signal.SIGTERM
+        if isinstance(stop, KeyboardInterrupt):
+            print("error: interrupted", file=sys.stderr)
+            return 130
         if debug:
             print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
         where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -482,19 +519,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
 
 
 def _terminate_on_sigterm() -> Any:
     """SIGTERM (`timeout`, systemd, docker) ends a command as Ctrl-C does: the run is marked
-    failed with the signal named, and the exit status is 143. Returns the previous handler."""
+    failed with the signal named, and the exit status is 143. Both signals are also noted
+    (``errors.note_signal``), so one whose exception was lost still ends the command. Returns
+    the previous handlers."""
+    from workbench.errors import clear_signals, note_signal
+
+    clear_signals()
     if threading.current_thread() is not threading.main_thread():
         return None
 
     def handler(signum: int, frame: Any) -> None:
-        raise Terminated(signal.Signals(signum).name)
+        if not note_signal(signal.Signals(signum).name):
+            raise Terminated(signal.Signals(signum).name)
 
-    return signal.signal(signal.SIGTERM, handler)
+    def interrupt(signum: int, frame: Any) -> None:
+        if not note_signal("SIGINT"):
+            raise KeyboardInterrupt
+
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:  # leave a caller's own handler alone
+        signal.signal(signal.SIGINT, interrupt)
+    return signal.signal(signal.SIGTERM, handler), previous_int
 
 
 def _quiet_stdout() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import traceback
+from collections.abc import Iterator
 
 
 class WorkbenchError(Exception):
@@ -57,6 +59,64 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signal_name: str = "SIGTERM") -> None:
         super().__init__(signal_name)
         self.signal_name = signal_name
+
+
+# Signals the command line's handlers received, in order. Raising from a signal handler is
+# not enough on its own: the exception can land in a weakref callback or finaliser (where
+# Python prints and drops it) or inside DuckDB (which turns it into "Query interrupted").
+_RECEIVED: list[str] = []
+
+
+_DEFERRING: list[bool] = []
+
+
+def note_signal(name: str) -> bool:
+    """Note a stop signal; True when its exception must wait (``signals_deferred``)."""
+    _RECEIVED.append(name)
+    return bool(_DEFERRING)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """The command line's handlers only note a signal inside this block (a commit and the
+    note that it happened); ``raise_if_signalled`` afterwards raises it."""
+    _DEFERRING.append(True)
+    try:
+        yield
+    finally:
+        _DEFERRING.pop()
+
+
+def clear_signals() -> None:
+    _RECEIVED.clear()
+
+
+def signal_received() -> str | None:
+    """The first stop signal received (``SIGTERM``, ``SIGINT``), if any."""
+    return _RECEIVED[0] if _RECEIVED else None
+
+
+def as_interruption(exc: BaseException) -> BaseException:
+    """``exc``, or the interruption it stands for: a signal was received (whatever it turned
+    into on the way), or DuckDB reports the query interrupted (Ctrl-C in a notebook)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return exc
+    name = signal_received()
+    if name is None and "interrupted" not in str(exc).lower():
+        return exc
+    if name is None:
+        import duckdb
+
+        if not isinstance(exc, RuntimeError | duckdb.InterruptException):
+            return exc
+    return KeyboardInterrupt() if name in (None, "SIGINT") else Terminated(name)
+
+
+def raise_if_signalled() -> None:
+    """Raise the interruption of a signal received earlier whose exception was lost."""
+    name = signal_received()
+    if name is not None:
+        raise KeyboardInterrupt() if name == "SIGINT" else Terminated(name)
 
 
 class EngineFault(Exception):

@@ -21,6 +21,7 @@ from workbench.warehouse.connect import open_ro, open_rw
 from workbench.warehouse.ingest import ingest
 
 SMALL = {"strategy": {"params": {"fast": 5, "slow": 20, "qty": 0.01}}}
+CONFIG_SMA = Path(__file__).resolve().parents[2] / "configs" / "sma_demo.yaml"
 
 
 @pytest.fixture
@@ -209,3 +210,183 @@ def test_export_html_refuses_any_remote_script_or_stylesheet(tag: str) -> None:
 
     assert _REMOTE.search(f"<html><head>{tag}</head></html>")
     assert not _REMOTE.search('<script src="data:text/javascript,1"></script>')
+
+
+def test_run_terminated_just_after_its_commit_stays_completed_with_its_directory(
+        loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM landing after the final transaction committed (while the connection closes,
+    say): the run is complete in the warehouse, so its directory is completed too (manifest
+    and CSVs), no second (failed) row is attempted, and the signal still ends the process."""
+    from workbench.errors import Terminated
+
+    real = results.write_run
+
+    def then_sigterm(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        raise Terminated("SIGTERM")
+
+    monkeypatch.setattr(results, "write_run", then_sigterm)
+    with pytest.raises(Terminated):
+        run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
+    assert rows(loaded, "select status from runs") == [("completed",)]
+    manifest = json.loads((tmp_path / "run" / "run_manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["warehouse_written"] is True
+    assert all((tmp_path / "run" / name).is_file()
+               for name in ("trades.csv", "orders.csv", "fills.csv", "equity.csv"))
+    log = (tmp_path / "run" / "logs.jsonl").read_text()
+    assert "could not record the failure" not in log
+    assert "completed (committed), then terminated by SIGTERM" in log
+    assert not (tmp_path / "run.partial").exists()
+
+
+def test_signals_held_delays_sigterm_until_the_commit_block_ends() -> None:
+    """With DuckDB's threads running (a signal mask on the main thread would let one of them
+    take the signal), SIGTERM inside the block is noted only, and raised when it ends."""
+    import os
+    import signal
+
+    from workbench import errors
+    from workbench.cli import _terminate_on_sigterm
+
+    con = open_rw_memory()  # starts DuckDB's thread pool
+    previous = _terminate_on_sigterm()
+    try:
+        with pytest.raises(errors.Terminated), results.signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            con.execute("select sum(range) from range(3000000)").fetchall()
+            for _ in range(1000):  # room for a handler to raise, were the signal not held
+                pass
+            assert errors.signal_received() == "SIGTERM"
+            held_through = True
+        assert held_through
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+        errors.clear_signals()
+        con.close()
+
+
+def open_rw_memory() -> Any:
+    import duckdb
+
+    return duckdb.connect(":memory:")
+
+
+# --- signals that DuckDB or a finaliser swallowed -------------------------------------------------
+@pytest.fixture
+def signals() -> Any:
+    from workbench import errors
+
+    errors.clear_signals()
+    yield errors
+    errors.clear_signals()
+
+
+def test_as_interruption_names_what_a_swallowed_signal_became(signals: Any) -> None:
+    from workbench.errors import Terminated, as_interruption
+
+    assert isinstance(as_interruption(RuntimeError("Query interrupted")), KeyboardInterrupt)
+    plain = ValueError("bad value")
+    assert as_interruption(plain) is plain
+    signals.note_signal("SIGTERM")
+    stop = as_interruption(RuntimeError("Query interrupted"))
+    assert isinstance(stop, Terminated) and stop.signal_name == "SIGTERM"
+
+
+def test_cli_sigterm_taken_inside_duckdb_fails_the_run_named_exit_143_not_internal(
+        cli: Any, loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        signals: Any) -> None:
+    """DuckDB runs the signal handler inside a query and reports "Query interrupted" (a
+    RuntimeError): it was exit 70, the run failed as "RuntimeError: Query interrupted"."""
+    from workbench.engine import run as run_module
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        signals.note_signal("SIGTERM")  # what the command line's handler does first
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(run_module, "headline_in_memory", interrupted)
+    out = tmp_path / "run"
+    result = cli("backtest", "--config", str(CONFIG_SMA), "--set", "strategy.params.fast=5",
+                 "--set", "strategy.params.slow=20", "--out", str(out))
+    assert result.code == 143, result.err
+    assert "terminated by SIGTERM" in result.err and "internal error" not in result.err
+    assert rows(loaded, "select status, error from runs") == [("failed", "terminated by SIGTERM")]
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["error"] == "terminated by SIGTERM"
+
+
+def test_cli_sigterm_whose_exception_was_lost_still_ends_the_run_at_the_next_stage(
+        cli: Any, loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        signals: Any) -> None:
+    """The handler's exception raised inside a weakref callback is printed and dropped by
+    Python ("Exception ignored in ..."): the run went on and exited 0."""
+    from workbench.engine import run as run_module
+
+    real = run_module.simulate
+
+    def swallowed(*args: Any, **kwargs: Any) -> Any:
+        signals.note_signal("SIGTERM")  # noted; its exception went nowhere
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "simulate", swallowed)
+    result = cli("backtest", "--config", str(CONFIG_SMA), "--set", "strategy.params.fast=5",
+                 "--set", "strategy.params.slow=20", "--out", str(tmp_path / "run"))
+    assert result.code == 143, result.err
+    assert rows(loaded, "select status, error from runs") == [("failed", "terminated by SIGTERM")]
+
+
+def test_run_commit_that_went_through_but_raised_keeps_the_run_completed(
+        loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signals: Any) -> None:
+    """A signal taken inside DuckDB surfaced from a commit that had gone through: the run was
+    completed in the warehouse, then a second (failed) row was tried: duplicate key."""
+    from workbench.warehouse import connect
+
+    real_open = connect.open_rw
+
+    class CommitThenInterrupted:
+        def __init__(self, con: Any) -> None:
+            self._con = con
+            self._run_inserted = False
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            result = self._con.execute(sql, *args)
+            self._run_inserted |= sql.startswith("insert into runs")
+            if sql == "commit" and self._run_inserted:  # the run's own transaction
+                raise RuntimeError("Query interrupted")
+            return result
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._con, name)
+
+    def open_rw(*args: Any, **kwargs: Any) -> Any:
+        return CommitThenInterrupted(real_open(*args, **kwargs))
+
+    monkeypatch.setattr(connect, "open_rw", open_rw)
+    with pytest.raises(KeyboardInterrupt):
+        run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
+    assert rows(loaded, "select status from runs") == [("completed",)]
+    manifest = json.loads((tmp_path / "run" / "run_manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    assert (tmp_path / "run" / "fills.csv").is_file()
+    assert "Duplicate key" not in (tmp_path / "run" / "logs.jsonl").read_text()
+
+
+def test_run_on_a_warehouse_of_a_newer_version_fails_at_the_read_not_after_the_loop(
+        loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final write refused it (unknown migration) after the whole run was computed."""
+    from workbench.engine import run as run_module
+
+    con = open_rw(loaded)
+    try:
+        con.execute("insert into schema_migrations values (999, 'from_the_future', 'x', now())")
+    finally:
+        con.close()
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the loop ran")
+
+    monkeypatch.setattr(run_module, "simulate", never)
+    with pytest.raises(WarehouseError, match="migration 999, which this code does not know"):
+        run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
+    manifest = json.loads((tmp_path / "run" / "run_manifest.json").read_text())
+    assert manifest["status"] == "failed" and "migration 999" in manifest["error"]

@@ -69,3 +69,31 @@ def test_run_memory_limit_caps_the_runs_own_database(loaded: Path, tmp_path: Pat
 def test_config_memory_limit_not_a_size_is_a_config_error(value: str) -> None:
     with pytest.raises(ConfigError, match=r"run\.memory_limit"):
         load_config(None, [f"run.memory_limit={value}"], env={})
+
+
+def test_cli_real_out_of_memory_under_a_tiny_memory_limit_names_the_stage_exit_1(
+        cli: Any, loaded: Path, tmp_path: Path) -> None:
+    """DuckDB itself, not a mock: under 1MB its failed allocation at commit is a
+    TransactionException, and the rollback after it found no transaction, which hid the error
+    as an internal one (exit 70)."""
+    result = cli("backtest", "--config", str(CONFIG), "--set", "strategy.params.fast=5",
+                 "--set", "strategy.params.slow=20", "--set", "run.memory_limit=1MB",
+                 "--out", str(tmp_path / "run"))
+    assert result.code == 1, result.err
+    assert "out of memory while computing the headline numbers" in result.err
+    assert "run.memory_limit is 1MB: raise it" in result.err
+    assert "internal error" not in result.err
+    with open_ro(loaded) as con:
+        assert con.execute("select status from runs").fetchall() == [("failed",)]
+
+
+def test_failed_commit_in_a_migration_reports_its_own_error_not_the_rollback() -> None:
+    from workbench.warehouse import migrations
+
+    con = duckdb.connect(":memory:", config={"memory_limit": "1MB"})
+    try:
+        with pytest.raises(duckdb.Error) as raised:
+            migrations.apply(con)
+    finally:
+        con.close()
+    assert "no transaction is active" not in str(raised.value)

@@ -57,6 +57,30 @@ def test_load_run_without_run_id_reads_latest_completed_run_not_newer_failed_one
     assert r.completed
 
 
+def test_load_run_of_a_dead_process_running_row_shows_abandoned(tmp_path):
+    """Also: no view is deployed yet (a failed first backtest or a live run's row reaches a
+    warehouse before any view does); the report loads without a headline, as `runs show`."""
+    import subprocess
+    import sys
+
+    from workbench.warehouse.stale import HOST
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    db = tmp_path / "ghost.duckdb"
+    con = open_rw(db)
+    try:
+        con.execute("insert into runs (run_id, mode, name, status, started_at, pid, host) "
+                    "values ('ghost', 'paper', 'ghost', 'running', now(), ?, ?)",
+                    [dead.pid, HOST])
+    finally:
+        con.close()
+
+    r = load_run("ghost", warehouse=db)
+
+    assert r.run["status"] == "abandoned" and not r.completed
+
+
 def test_latest_run_id_names_latest_completed_run(built):
     assert latest_run_id(built.db) == built.single
 

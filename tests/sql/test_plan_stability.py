@@ -101,3 +101,23 @@ def test_views_any_plan_operator_rows_linear_in_input(view: str, in_transaction:
             f"{view}: operator {operator} produced {worst:,} rows from {rows:,} input rows")
     finally:
         con.close()
+
+
+def test_runs_list_headline_reads_only_the_listed_runs(tmp_path: Path) -> None:
+    """`runs list` joined the latest runs to rpt.performance, which computed every run in the
+    warehouse (7 s for `--limit 1` on 23 runs, holding the file); filtered by the listed ids,
+    the work follows the runs shown."""
+    from workbench.cli import _PERFORMANCE
+
+    con = open_memory()
+    try:
+        listed = _load(con, "one", ["AAA"])
+        others = sum(_load(con, f"other{i}", ["AAA", "BBB", "CCC"]) for i in range(3))
+        worst, operator = _max_operator_rows(con, _PERFORMANCE.replace("?", "'one'"),
+                                             tmp_path)
+        assert worst <= 2 * listed < others, (operator, worst, listed)
+        joined = ("select p.* from (select * from runs order by run_id limit 1) as r "
+                  "left join rpt.performance as p on p.run_id = r.run_id")  # the latest runs
+        assert _max_operator_rows(con, joined, tmp_path)[0] > 2 * listed  # the old way
+    finally:
+        con.close()

@@ -94,6 +94,26 @@ def test_reading_file_held_briefly_waits_and_succeeds_after_holder_lets_go(built
     assert holder.returncode == 0 and out == "released\n"  # it let go; nothing was killed
 
 
+def test_a_wait_past_a_second_is_said_once_on_stderr_naming_the_holder(built, hold, capsys):
+    holder = hold(2.5)  # a backtest's final write waits up to 120 s: silence looks like a hang
+
+    with reading(built.db, wait_s=30):
+        pass
+
+    err = capsys.readouterr().err
+    assert err.count("waiting for the warehouse") == 1, err
+    assert f"process {holder.pid} " in err and "up to 30 s" in err
+
+
+def test_a_short_wait_says_nothing(built, hold, capsys):
+    hold(0.3)
+
+    with reading(built.db, wait_s=30):
+        pass
+
+    assert capsys.readouterr().err == ""
+
+
 def test_load_run_while_file_held_briefly_builds_report_data(built, hold):
     hold(1.5)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import shutil
 import threading
 import traceback
@@ -44,6 +45,8 @@ from workbench.errors import (
     ResourceError,
     WarehouseError,
     WorkbenchError,
+    as_interruption,
+    raise_if_signalled,
 )
 from workbench.feeds.history import check_series, load_series, merge
 from workbench.feeds.qc import Finding, log_findings, summarize
@@ -51,7 +54,7 @@ from workbench.model import ms_to_iso
 from workbench.secrets import scrub
 from workbench.telemetry.log import JsonlLog
 from workbench.telemetry.metrics import Stopwatch
-from workbench.warehouse import results, stale, views
+from workbench.warehouse import migrations, results, stale, views
 from workbench.warehouse.connect import reading, resolve_path
 
 RUN_FILES = ("trades.csv", "orders.csv", "fills.csv", "equity.csv")
@@ -61,9 +64,18 @@ WRITE_WAIT_S = 120.0
 
 def _final_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs") -> Path:
     run_dir = Path(out) if out else Path(runs_dir) / run_id
+    if run_dir.name in ("", ".", ".."):  # `--out .`, `--out ..`, `--out /`: name it
+        run_dir = Path(os.path.abspath(run_dir))
+        if run_dir == Path(os.path.abspath(Path.cwd())) or not run_dir.name:
+            raise ConfigError(
+                "--out names the working directory (or the root), which a run cannot be "
+                "built beside and renamed into", where=str(out),
+                fix="pass a new directory, e.g. --out runs/my-run")
     if (run_dir.exists() or run_dir.is_symlink()) and not run_dir.is_dir():
         raise ConfigError("--out names a file, not a directory", where=str(run_dir),
                           fix="pass an empty or new --out DIR (each run writes its own directory)")
+    if run_dir.is_symlink():  # a link to an empty directory: build beside the target, so the
+        run_dir = Path(os.path.realpath(run_dir))  # rename lands in it and the link still works
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(
             "the run directory already holds files", where=str(run_dir),
@@ -72,16 +84,52 @@ def _final_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs
     return run_dir
 
 
-def _staging_dir(final: Path) -> Path:
+def _staging_dir(final: Path) -> tuple[Path, int]:
+    """``<final>.partial``, empty, and a descriptor holding an exclusive lock on it: two runs
+    given the same --out at once must not build in (or empty) each other's directory. The
+    lock goes with the process, so a directory left by a killed run is taken over."""
     staging = final.with_name(final.name + ".partial")
     try:
-        if staging.exists():  # left by a killed run that wrote to the same --out
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            staging.mkdir()
+        fd = os.open(staging, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as exc:  # a parent is a file, no permission, ...
         raise ConfigError(f"cannot create the run directory: {exc.strerror or exc}",
                           where=str(final), fix="pass an --out DIR that can be created") from None
-    return staging
+    try:
+        _lock(fd)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(
+            "another run is writing to this run directory right now", where=str(final),
+            fix="give each run its own --out DIR (or none: runs/<run_id>)") from None
+    try:
+        for entry in staging.iterdir():  # left by a killed run that wrote to the same --out
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        if _final_dir_taken(final):  # published while we waited for the lock
+            raise ConfigError("the run directory already holds files", where=str(final),
+                              fix="pass an empty or new --out DIR (each run writes its own "
+                                  "directory)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return staging, fd
+
+
+def _final_dir_taken(final: Path) -> bool:
+    return final.is_dir() and any(final.iterdir())
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (one run per --out is then the user's care)
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _publish(staging: Path, final: Path) -> None:
@@ -131,7 +179,17 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
     run_id = mf.new_id()
     warehouse = resolve_path(warehouse, env_prefix)
     final_dir = _final_dir(out, run_id, runs_dir)
-    staging = _staging_dir(final_dir)
+    staging, lock_fd = _staging_dir(final_dir)
+    try:
+        return _execute_in(cfg, warehouse, strategy, view_list, run_id, final_dir, staging,
+                           watch, start, end, progress)
+    finally:
+        os.close(lock_fd)
+
+
+def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any], run_id: str,
+                final_dir: Path, staging: Path, watch: Stopwatch, start: int | None,
+                end: int | None, progress: bool) -> RunResult:
     log = JsonlLog(staging / "logs.jsonl")
     manifest: dict[str, Any] = {
         "run_id": run_id,
@@ -163,7 +221,7 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
         "gap_policy": cfg.data.gaps, "symbols": list(cfg.data.symbols),
         "timeframe": cfg.data.timeframe, "timeframe_ms": timeframe_ms(cfg.data.timeframe),
         "initial_cash": cfg.portfolio.initial_cash, "quote": cfg.portfolio.quote,
-        "seed": cfg.run.seed, "run_dir": str(final_dir), "pid": os.getpid(),
+        "seed": cfg.run.seed, "run_dir": os.path.abspath(final_dir), "pid": os.getpid(),
         "host": stale.HOST,
     }
     findings: list[Finding] = []
@@ -175,18 +233,37 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
         try:
             result = _run(cfg, warehouse, strategy, view_list, run_row, staging, final_dir,
                           start, end, findings, manifest, log, progress, watch, stages)
-        except (MemoryError, _duckdb_resource_errors()) as exc:
+        except Exception as exc:
+            if not _out_of_memory(exc):
+                raise
             raise ResourceError(
                 f"out of memory while {_STAGE_WORDS.get(stages.name, stages.name)} "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})",
                 where=f"stage {stages.name}",
-                fix="run a shorter range (--from/--to) or fewer symbols, close other programs, "
-                    "or cap DuckDB's share with --set run.memory_limit=2GB (it then spills to "
-                    "disk)") from None
-    except BaseException as exc:
-        message = scrub(exc.render() if isinstance(exc, WorkbenchError) else _describe(exc))
+                fix=(f"run.memory_limit is {cfg.run.memory_limit}: raise it (e.g. --set "
+                     "run.memory_limit=2GB) or unset it" if cfg.run.memory_limit and
+                     stages.name == "metrics" else
+                     "run a shorter range (--from/--to) or fewer symbols, close other programs, "
+                     "or cap DuckDB's share with --set run.memory_limit=2GB (it then spills to "
+                     "disk)")) from None
+    except BaseException as raised:
+        stop = as_interruption(raised)  # a signal that DuckDB reported as "Query interrupted"
+        message = scrub(stop.render() if isinstance(stop, WorkbenchError) else _describe(stop))
+        if manifest.get("warehouse_written") and isinstance(stop, KeyboardInterrupt):
+            # Stopped after the commit: the run is complete; finish its directory (a few
+            # small writes), then let the signal end the process.
+            log.info("run", f"backtest {run_id} completed (committed), then {message}")
+            manifest.setdefault("timings_s", watch.laps)
+            with contextlib.suppress(OSError):
+                mf.write(staging / "run_manifest.json", manifest)
+            log.close()
+            with contextlib.suppress(OSError):
+                _publish(staging, final_dir)
+            if stop is raised:
+                raise
+            raise stop from None
         log.error("run", f"backtest {run_id} failed: {message}",
-                  traceback="".join(traceback.format_exception(exc)))
+                  traceback="".join(traceback.format_exception(raised)))
         if manifest.get("warehouse_written"):
             # The run is complete in the warehouse; only its directory failed afterwards.
             # Say so; do not turn a completed run into a failed one.
@@ -197,7 +274,7 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
                 f"run {run_id} completed (its rows are committed), but writing its run "
                 f"directory {final_dir} failed: {message}",
                 fix="free disk space or fix permissions; `workbench runs show RUN_ID` has the "
-                    "run's record") from exc
+                    "run's record") from stop
         manifest.update(status="failed", error=message, ended_at=mf.utc_now_iso())
         _record_failure(warehouse, run_row, manifest, findings, cfg, log)
         for name in RUN_FILES:
@@ -207,9 +284,11 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
         log.close()
         with contextlib.suppress(OSError):
             _publish(staging, final_dir)
-        if isinstance(exc, WorkbenchError):
-            exc.what = f"run {run_id} failed: {exc.what}"
-        raise
+        if isinstance(stop, WorkbenchError):
+            stop.what = f"run {run_id} failed: {stop.what}"
+        if stop is raised:
+            raise
+        raise stop from None
     log.close()
     return result
 
@@ -221,10 +300,17 @@ _STAGE_WORDS = {
 }
 
 
-def _duckdb_resource_errors() -> type[BaseException]:
+_NO_MEMORY = re.compile(r"out of memory|could not allocate", re.IGNORECASE)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, DuckDB's OutOfMemoryException, or another DuckDB error that says it ran
+    out (under a low memory_limit a failed allocation at commit is a TransactionException)."""
     import duckdb
 
-    return duckdb.OutOfMemoryException
+    if isinstance(exc, MemoryError | duckdb.OutOfMemoryException):
+        return True
+    return isinstance(exc, duckdb.Error) and bool(_NO_MEMORY.search(str(exc)))
 
 
 def _describe(exc: BaseException) -> str:
@@ -241,6 +327,9 @@ def _record_failure(warehouse: Path, run_row: dict[str, Any], manifest: dict[str
                     findings: list[Finding], cfg: Config, log: JsonlLog) -> None:
     row = {**run_row, "status": "failed", "error": manifest["error"],
            "ended_at": manifest["ended_at"], "data_hash": manifest.get("data_hash")}
+    if not Path(warehouse).is_file():  # a mistyped --warehouse: do not create one to say so
+        log.error("run", f"no warehouse at {warehouse} to record the failure in")
+        return
     try:
         results.record_failure(warehouse, row, findings, cfg.data.timeframe, cfg.data.gaps,
                                wait_s=5.0)
@@ -256,11 +345,13 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
     tf_ms = timeframe_ms(tf)
     reports = []
     with stages("read"), reading(warehouse, wait_s=READ_WAIT_S) as con:
+        migrations.check_known(con)  # the write at the end would refuse it, hours later
         for symbol in cfg.data.symbols:
             series = load_series(con, symbol, tf, tf_ms, start, end)
             report = check_series(series, cfg.data.gaps)
             reports.append(report)
             findings += report.findings
+    raise_if_signalled()  # one whose exception a finaliser or DuckDB swallowed
     log_findings(log, findings)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
@@ -291,6 +382,7 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
         if bar is not None:
             bar.close()
     watch.lap("loop")
+    raise_if_signalled()
     journal = step.journal
     assert isinstance(journal, MemoryJournal)
     first_ts, last_ts = ms_to_iso(int(data.ts[0])), ms_to_iso(int(data.ts[-1]))
@@ -320,12 +412,13 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
     with stages("write_files"):
         files.result()
     watch.lap("write_csv_wait")
+    raise_if_signalled()
     manifest.update(status="completed", ended_at=mf.utc_now_iso(), metrics=metrics)
     run_row["ended_at"] = manifest["ended_at"]
     with stages("write_warehouse"):
-        held, waited = results.write_run(warehouse, run_row, tables, view_list,
-                                          wait_s=WRITE_WAIT_S)
-    manifest["warehouse_written"] = True
+        held, waited = results.write_run(
+            warehouse, run_row, tables, view_list, wait_s=WRITE_WAIT_S,
+            on_commit=lambda: manifest.__setitem__("warehouse_written", True))
     watch.lap("write_warehouse")
     manifest["warehouse_hold_s"] = round(held, 4)
     manifest["warehouse_wait_s"] = round(waited, 4)

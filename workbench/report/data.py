@@ -110,15 +110,23 @@ def load_run(run_id: str | None = None, *, warehouse: str | Path | None = None,
     """Read one run's report data (the latest completed run when ``run_id`` is None).
     ``warehouse=None``: ``$WB_WAREHOUSE``, else the project's (``report/project.py``)."""
     from workbench.warehouse import views
+    from workbench.warehouse.stale import effective_status
 
     with reading(warehouse_path(warehouse)) as con:
         run_id = resolve_run_id(con, run_id)
         run = _rows(con, "select * from runs where run_id = ?", [run_id])[0]
+        run["status"] = effective_status(  # a running row of a dead process is abandoned
+            run.get("status"), run.get("pid"), run.get("host"))
         for key in ("config_json", "versions", "view_versions"):
             if isinstance(run.get(key), str):
                 run[key] = json.loads(run[key])
         run["config_json"] = redact(run.get("config_json"))  # rows of older versions too
-        perf = _rows(con, "select * from rpt.performance where run_id = ?", [run_id])
+        # a failed first run, or a live run's row, reaches a warehouse before any view does
+        deployed = bool(con.execute(
+            "select count(*) from duckdb_views() where schema_name = 'rpt' "
+            "and view_name = 'performance'").fetchall()[0][0])
+        perf = (_rows(con, "select * from rpt.performance where run_id = ?", [run_id])
+                if deployed else [])
         report = RunReport(run_id, run, perf[0] if perf else {})
         try:
             report.views_now = views.versions(views.check())
@@ -135,7 +143,7 @@ def load_run(run_id: str | None = None, *, warehouse: str | Path | None = None,
         report.risk = _rows(con, "select rule, reason_code, blocks, share_of_orders_pct, "
                                  "epoch_ms(first_ts) as first_ts, epoch_ms(last_ts) as last_ts "
                                  "from rpt.risk_blocks where run_id = ? order by blocks desc",
-                            [run_id])
+                            [run_id]) if deployed else []
         report.risk_stops = _rows(con, "select epoch_ms(ts) as ts, symbol, detail "
                                        "from risk_events where run_id = ? "
                                        "and client_order_id is null order by ts", [run_id])

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,13 @@ def resolve_path(path: str | Path | None = None, env_prefix: str = "WB_") -> Pat
     return Path(env) if env else DEFAULT_PATH
 
 
+NOTICE_AFTER_S = 1.0  # a wait longer than this is said on stderr, once
+
+
 def _connect(path: Path, read_only: bool, wait_s: float,
              config: dict[str, Any] | None = None) -> Any:
-    delay, deadline = 0.05, time.monotonic() + wait_s
+    began = time.monotonic()
+    delay, deadline, told = 0.05, began + wait_s, False
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only, config=config or {})
@@ -54,6 +59,12 @@ def _connect(path: Path, read_only: bool, wait_s: float,
                     fix="wait for that job to finish (DuckDB allows one writer, and a reader "
                         "blocks it), or point --warehouse at another file",
                 ) from None
+            if not told and time.monotonic() - began >= NOTICE_AFTER_S:
+                told = True  # a silent wait of minutes looks like a hang
+                who = (f"process {holder.group(2)} ({holder.group(1)})" if holder
+                       else "another process")
+                print(f"waiting for the warehouse {path}: {who} holds it; trying for up to "
+                      f"{wait_s:g} s", file=sys.stderr, flush=True)
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
@@ -96,6 +107,14 @@ def open_ro(path: str | Path | None = None, *, wait_s: float = 10.0, sealed: boo
         con.execute("set enable_external_access = false")
         con.execute("set lock_configuration = true")
     return con
+
+
+def rollback_quietly(con: Any) -> None:
+    """Roll back after a failure in a transaction; a failed commit (out of memory, a
+    constraint) has already ended it, and "no transaction is active" must not hide the real
+    error."""
+    with suppress(duckdb.Error):
+        con.execute("rollback")
 
 
 @contextmanager

@@ -275,7 +275,9 @@ def _write(con: Any, result: IngestResult, series: BarSeries, findings: list[Fin
         con.execute("drop table __wb_cmp")
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        from workbench.warehouse.connect import rollback_quietly
+
+        rollback_quietly(con)
         raise
     return []
 

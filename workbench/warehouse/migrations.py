@@ -56,18 +56,30 @@ def discover(schema_dir: Path | None = None) -> list[Migration]:
     return found
 
 
+def check_known(con: Any, migrations: list[Migration] | None = None) -> None:
+    """Refuse a warehouse with a migration this code does not know (a newer version made
+    it). Works read-only: a job checks this when it reads, not after hours of computing."""
+    has_ledger = con.execute("select count(*) from duckdb_tables() where schema_name = 'main' "
+                             "and table_name = 'schema_migrations'").fetchall()[0][0]
+    if not has_ledger:
+        return
+    applied = {v for (v,) in con.execute("select version from schema_migrations").fetchall()}
+    known = discover() if migrations is None else migrations
+    unknown = sorted(applied - {m.version for m in known})
+    if unknown:
+        raise WarehouseError(
+            f"this warehouse has migration {unknown[-1]:03d}, which this code does not know",
+            fix="upgrade workbench, or point --warehouse at a file made by this version",
+        )
+
+
 def apply(con: Any, schema_dir: Path | None = None) -> list[Migration]:
     """Apply pending migrations, each in its own transaction; return the ones applied."""
     con.execute(LEDGER)
     applied = {v: c for v, c in con.execute(
         "select version, checksum from schema_migrations").fetchall()}
     migrations = discover(schema_dir)
-    unknown = sorted(set(applied) - {m.version for m in migrations})
-    if unknown:
-        raise WarehouseError(
-            f"this warehouse has migration {unknown[-1]:03d}, which this code does not know",
-            fix="upgrade workbench, or point --warehouse at a file made by this version",
-        )
+    check_known(con, migrations)
     done = []
     for migration in migrations:
         recorded = applied.get(migration.version)
@@ -88,7 +100,9 @@ def apply(con: Any, schema_dir: Path | None = None) -> list[Migration]:
             )
             con.execute("commit")
         except Exception:
-            con.execute("rollback")
+            from workbench.warehouse.connect import rollback_quietly
+
+            rollback_quietly(con)
             raise
         done.append(migration)
     return done

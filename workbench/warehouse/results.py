@@ -147,18 +147,32 @@ def insert_results(con: Any, run_row: dict[str, Any], tables: dict[str, pa.Table
 
 
 def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Table],
-              view_list: list[Any], *, wait_s: float) -> tuple[float, float]:
+              view_list: list[Any], *, wait_s: float,
+              on_commit: Callable[[], None] | None = None) -> tuple[float, float]:
     """Write one finished run in one short transaction: open read-write (waiting up to
     ``wait_s`` while another process holds the file), deploy the views, insert the ``runs``
-    row and every table by Arrow, commit, close. Returns the seconds the file was held and
-    the seconds spent waiting for it."""
+    row and every table by Arrow, commit, close. ``on_commit`` is called right after the
+    commit, with Ctrl-C and SIGTERM held back until it returns, so the caller knows the run
+    is in the warehouse even when a signal lands while the file is closed. Returns the
+    seconds the file was held and the seconds spent waiting for it."""
     from workbench.warehouse import views
 
     asked = time.perf_counter()
-    with _transaction(warehouse, wait_s, before=lambda con: views.deploy(con, view_list)) as (
-            con, opened):
+    with _transaction(warehouse, wait_s, before=lambda con: views.deploy(con, view_list),
+                      on_commit=on_commit, run_id=run_row["run_id"]) as (con, opened):
         insert_results(con, run_row, tables)
     return time.perf_counter() - opened, opened - asked
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM (through the command line's handlers) wait until the block ends,
+    then arrive. (A signal mask would not do: DuckDB's threads take the signal instead.)"""
+    from workbench.errors import raise_if_signalled, signals_deferred
+
+    with signals_deferred():
+        yield
+    raise_if_signalled()
 
 
 def record_failure(warehouse: Path, run_row: dict[str, Any], findings: list[Finding],
@@ -173,10 +187,14 @@ def record_failure(warehouse: Path, run_row: dict[str, Any], findings: list[Find
 
 @contextlib.contextmanager
 def _transaction(warehouse: Path, wait_s: float,
-                 before: Callable[[Any], object] | None = None) -> Iterator[tuple[Any, float]]:
+                 before: Callable[[Any], object] | None = None,
+                 on_commit: Callable[[], None] | None = None, run_id: str | None = None
+                 ) -> Iterator[tuple[Any, float]]:
     """Open read-write, run ``before`` (outside the transaction), then one transaction that
     commits when the block ends and rolls back when it raises; closed either way. Yields the
-    connection and the moment the file became ours (``time.perf_counter()``)."""
+    connection and the moment the file became ours (``time.perf_counter()``). ``on_commit``
+    runs right after the commit with Ctrl-C and SIGTERM held back, also when a signal taken
+    inside DuckDB surfaces from a commit that went through (the run ``run_id`` is there)."""
     from workbench.warehouse.connect import open_rw
 
     connected: list[float] = []
@@ -187,7 +205,16 @@ def _transaction(warehouse: Path, wait_s: float,
         con.execute("begin transaction")
         try:
             yield con, connected[0]
-            con.execute("commit")
+            with signals_held():
+                try:
+                    con.execute("commit")
+                except BaseException:
+                    if (run_id is not None and _committed(con, run_id)
+                            and on_commit is not None):
+                        on_commit()
+                    raise
+                if on_commit is not None:
+                    on_commit()
         except BaseException:
             _rollback(con)
             raise
@@ -195,8 +222,24 @@ def _transaction(warehouse: Path, wait_s: float,
         con.close()
 
 
-def _rollback(con: Any) -> None:
+def _committed(con: Any, run_id: str) -> bool:
+    """After a commit raised: whether the run's row is in the warehouse. A transaction still
+    open is rolled back first (its rows were not committed)."""
     import duckdb
 
-    with contextlib.suppress(duckdb.Error):  # the failure may have ended the transaction
-        con.execute("rollback")
+    try:
+        con.execute("rollback")  # fails when the commit ended the transaction
+        return False
+    except duckdb.Error:
+        pass
+    try:
+        return bool(con.execute("select count(*) from runs where run_id = ?",
+                                [run_id]).fetchall()[0][0])
+    except Exception:  # cannot tell: say not committed, as before
+        return False
+
+
+def _rollback(con: Any) -> None:
+    from workbench.warehouse.connect import rollback_quietly
+
+    rollback_quietly(con)  # the failure may have ended the transaction

@@ -40,8 +40,11 @@ def is_stale(status: str | None, pid: int | None, host: str | None, *,
 
 
 def effective_status(status: str | None, pid: int | None, host: str | None) -> str | None:
-    """The status to show: ``abandoned`` for a running row whose process is gone."""
-    return "abandoned" if is_stale(status, pid, host) else status
+    """The status to show: ``abandoned`` for a running row whose process is gone. Whoever
+    reads the row has the file open, read-only at least, which DuckDB refuses while another
+    process holds it read-write: so the job of a row without a pid (it held the file for its
+    whole length) is gone too."""
+    return "abandoned" if is_stale(status, pid, host, holding_file=True) else status
 
 
 def abandon_stale(con: Any) -> list[str]:

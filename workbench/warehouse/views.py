@@ -319,6 +319,8 @@ def deploy(con: Any, views: list[View] | None = None) -> list[View]:
             )
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        from workbench.warehouse.connect import rollback_quietly
+
+        rollback_quietly(con)
         raise
     return views
