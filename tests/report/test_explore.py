@@ -287,3 +287,22 @@ def test_sql_cannot_read_files_outside_the_warehouse(built, tmp_path):
     with pytest.raises(WorkbenchError, match=r"(?i)disabled|permission") as refused:
         sql(f"select * from read_csv('{outside}')", warehouse=built.db)
     assert "reads the warehouse only" in (refused.value.fix or "")
+
+
+def test_explorer_in_a_kernel_sets_the_chart_as_plotly_data_without_capturing_display(
+        ex, monkeypatch):
+    """In a kernel the chart is the figure's mime bundle set on the Output widget: displaying
+    the figure inside `with chart:` kept a headless kernel's cell from ending (papermill waited
+    its whole timeout) and drew the figure in the cell instead of the widget."""
+    import IPython
+    from IPython.display import display
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    shown: list[Any] = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: shown.append(a))
+    ex._show_figure()
+    assert shown == [] and display is not None
+    (output,) = ex.chart.outputs
+    assert output["output_type"] == "display_data"
+    data = output["data"]["application/vnd.plotly.v1+json"]
+    assert [t.get("name") for t in data["data"]] == [t.name for t in ex.figure.data]

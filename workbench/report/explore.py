@@ -215,13 +215,19 @@ class Explorer:
 
     def _show_figure(self) -> None:
         from IPython import get_ipython
-        from IPython.display import display
 
         if get_ipython() is None:  # headless (tests): the figure's data is the state
             return
-        self.chart.clear_output(wait=True)
-        with self.chart:
-            display(self.figure)
+        # The output is set as plotly's mime bundle, not captured through `with self.chart:
+        # display(...)`: a figure displayed inside the capture kept a headless kernel's cell
+        # from ending (papermill waited for its timeout), and the figure's own display hook
+        # would draw it in the cell instead of the widget.
+        from plotly.io import to_json
+
+        bundle = {"application/vnd.plotly.v1+json": json.loads(to_json(
+            self.figure, validate=False, remove_uids=False))}
+        self.chart.outputs = ({"output_type": "display_data", "data": bundle,
+                               "metadata": {}},)
 
     def _run_sql(self) -> None:
         from IPython.display import display
