@@ -931,3 +931,33 @@ def test_sql_bad_timeout_is_a_usage_error(cli: Cli, bars: Path, value: str) -> N
     with pytest.raises(SystemExit) as raised:
         cli("sql", "select 1", "--timeout", value)
     assert raised.value.code == 2
+
+
+def test_runs_list_reads_the_headline_each_run_stored_not_the_views(
+        cli: Cli, bars: Path, config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = cli("backtest", "--config", str(config), "--json")
+    assert done.code == 0, done.err
+    metrics = json.loads(done.out)
+    from workbench import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "_PERFORMANCE", "select 1 / 0")  # must not be needed
+    result = cli("runs", "list", "--format", "json")
+    assert result.code == 0, result.err
+    (row,) = json.loads(result.out)
+    assert row["trades"] == metrics["trades"]
+    assert row["total_return_pct"] == round(metrics["total_return_pct"], 4)
+    assert row["sharpe"] == (None if metrics["sharpe"] is None else round(metrics["sharpe"], 3))
+
+
+def test_runs_list_computes_the_headline_of_runs_stored_without_one(
+        cli: Cli, bars: Path, config: Path) -> None:
+    done = cli("backtest", "--config", str(config), "--json")
+    assert done.code == 0, done.err
+    from workbench.warehouse.connect import open_rw
+
+    con = open_rw(bars)
+    con.execute("delete from metrics where name like 'headline.%'")  # as older versions wrote
+    con.close()
+    result = cli("runs", "list", "--format", "json")
+    (row,) = json.loads(result.out)
+    assert row["trades"] == json.loads(done.out)["trades"]

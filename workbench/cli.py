@@ -231,9 +231,22 @@ def cmd_fake_exchange(args: argparse.Namespace) -> int:
                              fix="pick another --port, or --port 0 for a free one") from None
 
 
-# The headline of one listed run: rpt.performance filtered by `run_id = ?` reaches every scan
-# of the views; joined to the latest runs (or filtered by `in (...)`) it computed every run in
-# the warehouse (seconds per large run), holding the file all along.
+# The headline of the listed runs, as each run stored it (metrics `headline.*`); runs written
+# before that are computed from rpt.performance one at a time: filtered by `run_id = ?` it
+# reaches every scan of the views, while joined to the latest runs (or filtered by `in (...)`)
+# it computed every run in the warehouse (seconds per large run), holding the file all along.
+_STORED = """
+select run_id,
+       cast(max(value) filter (where name = 'headline.trades') as bigint) as trades,
+       round(max(value) filter (where name = 'headline.total_return_pct'), 4)
+           as total_return_pct,
+       round(max(value) filter (where name = 'headline.max_drawdown_pct'), 4)
+           as max_drawdown_pct,
+       round(max(value) filter (where name = 'headline.sharpe'), 3) as sharpe
+from metrics
+where run_id in (select unnest(?::varchar[])) and name like 'headline.%'
+group by run_id
+"""
 _PERFORMANCE = """
 select run_id, trades, round(total_return_pct, 4) as total_return_pct,
        round(max_drawdown_pct, 4) as max_drawdown_pct, round(sharpe, 3) as sharpe
@@ -248,9 +261,12 @@ from runs as r order by started_at desc limit ?
 def _with_headline(con: Any, columns: list[str], rows: list[tuple[Any, ...]]
                    ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """The rows with the headline columns of rpt.performance after ``bars``."""
-    found: dict[str, tuple[Any, ...]] = {}
-    extra: list[str] = []
+    stored = con.sql(_STORED, params=[[row[0] for row in rows]])
+    extra: list[str] = list(stored.columns[1:])
+    found: dict[str, tuple[Any, ...]] = {r[0]: r[1:] for r in stored.fetchall()}
     for row in rows:  # one run at a time: see _PERFORMANCE
+        if row[0] in found:
+            continue
         rel = con.sql(_PERFORMANCE, params=[row[0]])
         extra = list(rel.columns[1:])
         for perf in rel.fetchall():

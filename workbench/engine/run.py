@@ -415,6 +415,9 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
     raise_if_signalled()
     manifest.update(status="completed", ended_at=mf.utc_now_iso(), metrics=metrics)
     run_row["ended_at"] = manifest["ended_at"]
+    stored = results.headline_metrics(metrics, step.now)
+    tables["metrics"] = (pa.concat_tables([tables["metrics"], stored]) if "metrics" in tables
+                         else stored)
     with stages("write_warehouse"):
         held, waited = results.write_run(
             warehouse, run_row, tables, view_list, wait_s=WRITE_WAIT_S,

@@ -130,6 +130,22 @@ def risk_metrics(summary: dict[str, Any], ts: int) -> pa.Table:
              for rule, n in summary["blocks_by_rule"].items()]
     rows += [("risk.daily_realized_pnl", pnl, {"day": day})
              for day, pnl in summary["daily_realized_pnl"].items()]
+    return metrics_table(rows, ts)
+
+
+HEADLINE = "headline."  # the prefix of the headline numbers' metrics rows
+
+
+def headline_metrics(headline: dict[str, Any], ts: int) -> pa.Table:
+    """The run's headline numbers (``rpt.performance``, as the run computed them) as
+    ``metrics`` rows named ``headline.<column>``, so listing runs never recomputes them."""
+    rows: list[tuple[str, float, dict[str, str]]] = [
+        (HEADLINE + key, float(value), {}) for key, value in headline.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)]
+    return metrics_table(rows, ts)
+
+
+def metrics_table(rows: list[tuple[str, float, dict[str, str]]], ts: int) -> pa.Table:
     return pa.table({
         "ts": pa.array([ts] * len(rows), _TS),
         "name": pa.array([r[0] for r in rows], pa.string()),
