@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -91,17 +92,37 @@ def engine_loop(data: LoopData) -> tuple[int, float]:
 
 
 def workbench(*args: str, env: dict[str, str], stderr: Path) -> tuple[float, int, str]:
-    """Run ``workbench ARGS`` as a process: (seconds, peak RSS bytes, stdout)."""
+    """Run ``workbench ARGS`` as a process: (seconds, peak RSS bytes, stdout).
+
+    The peak is the process's own high-water mark (``VmHWM``), read until it exits: the
+    ``ru_maxrss`` of ``wait4`` also counts this (large) parent's memory, which a forked child
+    holds until it runs its program."""
     with stderr.open("wb") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "workbench", *args], env=env,
                                 stdout=subprocess.PIPE, stderr=err)
+        peak = [0]
+        watcher = threading.Thread(target=_watch_peak, args=(proc, peak), daemon=True)
+        watcher.start()
         out = proc.stdout.read().decode() if proc.stdout else ""  # type: ignore[union-attr]
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory
+        proc.wait()
         took = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
+        watcher.join()
+    if proc.returncode != 0:
         raise SystemExit(f"workbench {' '.join(args)} failed:\n{stderr.read_text()}")
-    return took, usage.ru_maxrss * 1024, out
+    return took, peak[0], out
+
+
+def _watch_peak(proc: subprocess.Popen[bytes], peak: list[int]) -> None:
+    status = Path(f"/proc/{proc.pid}/status")
+    while proc.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak[0] = max(peak[0], int(line.split()[1]) * 1024)
+        except (OSError, ValueError):  # gone meanwhile
+            return
+        time.sleep(0.01)
 
 
 def backtest(case: str, symbols: list[str], years: int, warehouse: Path, work: Path,
