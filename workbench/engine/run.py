@@ -399,26 +399,29 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
     run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,
                    end_ts=last_ts, bar_count=len(data))
     with stages("metrics"):
-        metrics = headline_in_memory(run_row, tables, equity, view_list, cfg.run.memory_limit)
-    watch.lap("metrics")
+        # The CSVs are formatted on a thread while DuckDB (which releases the GIL) computes
+        # the headline in a private in-memory database; both must succeed.
+        files = Background(rundir.write_all, staging, step.book.round_trips, journal.orders,
+                           journal.fills, equity)
+        try:
+            metrics = headline_in_memory(run_row, tables, equity, view_list,
+                                         cfg.run.memory_limit)
+        finally:
+            files.wait()
+        watch.lap("metrics")
+    with stages("write_files"):
+        files.result()
+    watch.lap("write_csv_wait")
     raise_if_signalled()
     manifest.update(status="completed", ended_at=mf.utc_now_iso(), metrics=metrics)
     run_row["ended_at"] = manifest["ended_at"]
     stored = results.headline_metrics(metrics, step.now)
     tables["metrics"] = (pa.concat_tables([tables["metrics"], stored]) if "metrics" in tables
                          else stored)
-    # The CSVs are formatted on a thread while DuckDB (which releases the GIL) inserts the
-    # run's rows; the run commits only once they are written too.
-    files = Background(rundir.write_all, staging, step.book.round_trips, journal.orders,
-                       journal.fills, equity)
-    try:
-        with stages("write_warehouse"):
-            held, waited = results.write_run(
-                warehouse, run_row, tables, view_list, wait_s=WRITE_WAIT_S,
-                before_commit=files.result,
-                on_commit=lambda: manifest.__setitem__("warehouse_written", True))
-    finally:
-        files.wait()
+    with stages("write_warehouse"):
+        held, waited = results.write_run(
+            warehouse, run_row, tables, view_list, wait_s=WRITE_WAIT_S,
+            on_commit=lambda: manifest.__setitem__("warehouse_written", True))
     watch.lap("write_warehouse")
     manifest["warehouse_hold_s"] = round(held, 4)
     manifest["warehouse_wait_s"] = round(waited, 4)

@@ -164,12 +164,10 @@ def insert_results(con: Any, run_row: dict[str, Any], tables: dict[str, pa.Table
 
 def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Table],
               view_list: list[Any], *, wait_s: float,
-              before_commit: Callable[[], None] | None = None,
               on_commit: Callable[[], None] | None = None) -> tuple[float, float]:
     """Write one finished run in one short transaction: open read-write (waiting up to
     ``wait_s`` while another process holds the file), deploy the views, insert the ``runs``
-    row and every table by Arrow, then ``before_commit`` (whatever must also have succeeded
-    for the run to count, e.g. its files), commit, close. ``on_commit`` is called right after the
+    row and every table by Arrow, commit, close. ``on_commit`` is called right after the
     commit, with Ctrl-C and SIGTERM held back until it returns, so the caller knows the run
     is in the warehouse even when a signal lands while the file is closed. Returns the
     seconds the file was held and the seconds spent waiting for it."""
@@ -179,8 +177,6 @@ def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Tab
     with _transaction(warehouse, wait_s, before=lambda con: views.deploy(con, view_list),
                       on_commit=on_commit, run_id=run_row["run_id"]) as (con, opened):
         insert_results(con, run_row, tables)
-        if before_commit is not None:
-            before_commit()
     return time.perf_counter() - opened, opened - asked
 
 
