@@ -12,7 +12,7 @@ import pytest
 
 from workbench import manifest as mf
 from workbench.config import load_config
-from workbench.engine.backtest import run_backtest
+from workbench.engine.run import run_backtest
 from workbench.errors import EngineFault, StrategyError, WarehouseError, WorkbenchError
 from workbench.model import Bar, OrderIntent, Side
 from workbench.strategy import Strategy

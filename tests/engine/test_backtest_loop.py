@@ -16,9 +16,8 @@ import pytest
 from workbench.book import Book
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
-from workbench.config import Config
 from workbench.engine import backtest
-from workbench.engine.backtest import build_step, simulate
+from workbench.engine.backtest import simulate
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData, merge
@@ -284,29 +283,3 @@ def test_simulate_ctx_random_seeded_per_step() -> None:
     assert draws(42) != draws(43)
     rng = random.Random(42)
     assert draws(42) == [rng.random() for _ in range(4)]
-
-
-# --- wiring from a config -------------------------------------------------------------------
-def test_build_step_wires_costs_cash_timeframe_seed_from_config() -> None:
-    cfg = Config.model_validate({
-        "run": {"seed": 5},
-        "data": {"timeframe": "5m"},
-        "portfolio": {"initial_cash": 1234.5},
-        "costs": {"fee_bps": 3, "slippage_bps": 4, "spread_bps": 2, "min_notional": 10,
-                  "fill_at": "next_open"},
-    })
-    step = build_step(cfg, SmaCross(), "run-1")
-    assert isinstance(step.broker, SimBroker)
-    assert step.broker.costs == CostModel(3.0, 2.0, 4.0, 10.0, "next_open")
-    assert step.book.cash == step.book.initial_cash == 1234.5
-    assert step.timeframe_ms == 300_000
-    assert step.run_id == "run-1"
-    assert step.ctx.random.random() == random.Random(5).random()
-
-
-def test_build_step_costs_disabled_free_but_keeps_fill_at() -> None:
-    cfg = Config.model_validate({"costs": {"enabled": False, "fee_bps": 30,
-                                           "fill_at": "next_open"}})
-    step = build_step(cfg, SmaCross(), "r")
-    assert isinstance(step.broker, SimBroker)
-    assert step.broker.costs == CostModel.free("next_open")

@@ -306,7 +306,7 @@ def test_load_strategy_class_module_calling_sys_exit_at_import_config_error(
 def test_build_strategy_constructor_calling_sys_exit_strategy_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from workbench.config import load_config
-    from workbench.engine.backtest import build_strategy
+    from workbench.engine.kernel import build_strategy
     from workbench.errors import StrategyError
 
     (tmp_path / "wbtest_exits_in_init.py").write_text(

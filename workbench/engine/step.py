@@ -3,8 +3,11 @@
 Each order is journaled (status NEW, the write-ahead record) before risk sees it, so a blocked
 order is on record too.
 
-The backtest loop and the live loop differ only in their clock, feed and broker; both hand each
-closed bar to ``Step.on_bar``. Nothing here knows the mode.
+The backtest loop and the live loop differ only in their clock, feed, broker and journal
+(chosen by ``engine/kernel.py``); both hand each closed bar to ``Step.on_bar``. Nothing here
+knows the mode. Time comes from the injected ``Clock``: in a backtest a ``BarClock`` (the
+current bar's close time, computed inline so the loop pays nothing for it), live the venue's
+clock, so an acknowledgement or a fill between bars carries its own time.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from workbench.book import Book
 from workbench.brokers.base import Broker
+from workbench.engine.clock import BarClock, Clock
 from workbench.engine.journal import Journal
 from workbench.errors import EngineFault, StrategyError
 from workbench.model import (
@@ -44,6 +48,7 @@ class Step:
 
     ``risk`` is a ``workbench.risk.RiskEngine`` (or None: no pre-trade checks). A block turns
     the order BLOCKED before any broker sees it, and the strategy hears of it in on_reject.
+    ``clock`` stamps orders, events and fills (default: a ``BarClock`` of ``timeframe_ms``).
     """
 
     def __init__(
@@ -57,6 +62,7 @@ class Step:
         timeframe_ms: int,
         seed: int = 0,
         risk: RiskEngine | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.strategy = strategy
         self.broker = broker
@@ -76,6 +82,13 @@ class Step:
         self._on_reject = strategy.on_reject if kind.on_reject is not Strategy.on_reject else None
         self._bar: Bar | None = None
         self._start_now = 0
+        if clock is None:
+            clock = BarClock(timeframe_ms)
+        self.clock = clock
+        # a BarClock of this timeframe says what ``now`` computes inline: the fast path
+        self._bar_clock = type(clock) is BarClock and clock.timeframe_ms == timeframe_ms
+        if isinstance(clock, BarClock):
+            clock.follow(self)
         self._last = book.last
         broker.bind(self, book)
         self._pending = broker.pending  # the broker's own dict: truthy while orders rest
@@ -87,6 +100,16 @@ class Step:
 
     # --- the loop calls these ---------------------------------------------------------------
     @property
+    def bar(self) -> Bar | None:
+        """The bar being processed (the last one handed to ``on_bar``), None before the first."""
+        return self._bar
+
+    @property
+    def start_ts(self) -> int:
+        """The time the run started at (``start``): ``now`` before the first bar."""
+        return self._start_now
+
+    @property
     def bar_ts(self) -> int:
         """Open time of the bar being processed (orders and fills decided now carry it)."""
         bar = self._bar
@@ -94,11 +117,15 @@ class Step:
 
     @property
     def now(self) -> int:
-        """The current bar's close time: when what is decided now is known (ms UTC)."""
-        bar = self._bar
-        return bar.ts + self.timeframe_ms if bar is not None else self._start_now
+        """The clock's time (ms UTC); with a ``BarClock`` the current bar's close time, when
+        what is decided now is known."""
+        if self._bar_clock:
+            bar = self._bar
+            return bar.ts + self.timeframe_ms if bar is not None else self._start_now
+        return self.clock.now()
 
     def start(self, now: int) -> None:
+        """Start the strategy; ``now`` is the run's start (a BarClock's time before any bar)."""
         self._start_now = now
         self._call("on_start", self.strategy.on_start, self.ctx)
 
