@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.book import Book
-from workbench.brokers.base import Broker
+from workbench.brokers.base import Broker, OutcomeUnknown
 from workbench.engine.clock import BarClock, Clock
 from workbench.engine.journal import Journal
 from workbench.errors import EngineFault, StrategyError
@@ -39,6 +39,7 @@ from workbench.strategy import Context, Strategy
 
 _SUBMITTED = OrderStatus.SUBMITTED
 _PARTIAL = OrderStatus.PARTIALLY_FILLED
+_UNKNOWN = OrderStatus.UNKNOWN
 _MIN_QTY = QTY_QUANTUM / 2
 _BUY, _SELL, _MARKET = Side.BUY, Side.SELL, OrderType.MARKET
 
@@ -91,7 +92,7 @@ class Step:
             clock.follow(self)
         self._last = book.last
         broker.bind(self, book)
-        self._pending = broker.pending  # the broker's own dict: truthy while orders rest
+        self._resting = broker.resting  # the port's live mapping: truthy while orders rest
         self._observe = None
         if risk is not None:
             risk.bind(book, self.open_orders, lambda: self.now, lambda: self.bar_ts)
@@ -135,7 +136,7 @@ class Step:
             self._observe(bar)  # before the mark: the equity the previous bar left
         self._bar = bar
         self._last[bar.symbol] = bar.close
-        if self._pending:
+        if self._resting:
             self.broker.on_bar(bar)
         try:
             intents = self._on_bar(self.ctx, bar)
@@ -145,6 +146,16 @@ class Step:
             raise self._strategy_error("on_bar", exc) from exc
         if intents is not None:
             self._submit_all(intents)
+
+    def poll(self) -> None:
+        """Between bars (a live loop): let the broker report what the venue did meanwhile and
+        resolve UNKNOWN orders; what it reports is stamped with the clock's time."""
+        try:
+            self.broker.poll(self.now)
+        except (StrategyError, EngineFault, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise EngineFault(exc, "broker poll") from exc
 
     def stop(self) -> None:
         """Call on_stop, then hold the books to the journal's fills (``Book.check``)."""
@@ -196,7 +207,10 @@ class Step:
                 self.risk.record(order, block, now)
                 self.order_status(order, OrderStatus.BLOCKED, block.reason_code)
                 return order
-        self.broker.submit(order)
+        try:
+            self.broker.submit(order)
+        except OutcomeUnknown as unknown:  # sent, outcome not known: a state, not a fault
+            self.order_status(order, _UNKNOWN, unknown.reason)
         return order
 
     def cancel(self, order: Order) -> bool:
@@ -204,6 +218,9 @@ class Step:
             return False
         try:
             return self.broker.cancel(order)
+        except OutcomeUnknown as unknown:  # the cancel left; whether it took, the venue says
+            self.order_status(order, _UNKNOWN, unknown.reason)
+            return False
         except (StrategyError, EngineFault):
             raise
         except Exception as exc:
@@ -219,17 +236,21 @@ class Step:
         order.reason = reason
         order.updated_ts = now
         self.journal.event(order, status, reason, now)
-        if status is _SUBMITTED or status is _PARTIAL:
-            return
+        if status is _SUBMITTED or status is _PARTIAL or status is _UNKNOWN:
+            return  # still open
         self._open.pop(order.order_seq, None)
         if (status is OrderStatus.REJECTED or status is OrderStatus.BLOCKED) \
                 and self._on_reject is not None:
             self._call("on_reject", self._on_reject, self.ctx, order)
 
-    def order_fill(self, order: Order, units: int, price: float, fee: float) -> None:
+    def order_fill(self, order: Order, units: int, price: float, fee: float,
+                   trade_id: str | None = None, venue_ts: int | None = None) -> None:
+        """Apply an execution to the books (the only writer of cash, positions and lots),
+        tell risk, journal it, move the order on, tell the strategy."""
         self.fill_seq += 1
         fill = Fill(self.fill_seq, order.order_seq, order.client_order_id, order.symbol,
-                    order.side, units / QTY_SCALE, units, price, fee, self.now, self.bar_ts)
+                    order.side, units / QTY_SCALE, units, price, fee, self.now, self.bar_ts,
+                    trade_id, venue_ts)
         trips = self.book.apply_fill(fill)
         if self.risk is not None:
             self.risk.on_fill(fill, trips)
