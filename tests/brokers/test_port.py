@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from step_harness import T0, TF, make_step
 
 from workbench.book import Book
 from workbench.brokers.base import OrderSink, OutcomeUnknown, UnknownReason
@@ -23,8 +24,6 @@ from workbench.model import (
 from workbench.strategy import Strategy
 
 S = OrderStatus
-T0 = 1_704_067_200_000
-TF = 60_000
 
 
 class TimeoutVenue:
@@ -72,7 +71,7 @@ class Buy(Strategy):
 
 def make() -> tuple[Step, Buy, TimeoutVenue, FixedClock, MemoryJournal]:
     strategy, venue, clock, journal = Buy(), TimeoutVenue(), FixedClock(T0), MemoryJournal()
-    step = Step(strategy, venue, Book(100.0), journal, run_id="r", timeframe_ms=TF, clock=clock)
+    step = make_step(strategy, cash=100.0, broker=venue, journal=journal, clock=clock)
     step.start(T0)
     return step, strategy, venue, clock, journal
 

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.book import Book
-from workbench.brokers.fills import CostModel
-from workbench.brokers.sim import SimBroker
+from step_harness import T0, TF, make_step
+
 from workbench.engine.clock import BarClock, FixedClock
 from workbench.engine.journal import MemoryJournal
-from workbench.engine.step import Step
 from workbench.model import Bar, OrderIntent, Side
 from workbench.strategy import Strategy
-
-T0 = 1_704_067_200_000
-TF = 60_000
 
 
 class BuyOnce(Strategy):
@@ -30,8 +25,7 @@ def bar(ts: int, close: float = 10.0) -> Bar:
 def test_bar_clock_follows_the_step_start_then_each_bar_close_time() -> None:
     clock = BarClock(TF)
     assert clock.now() == 0  # following nothing yet
-    step = Step(BuyOnce(), SimBroker(CostModel()), Book(100.0), MemoryJournal(), run_id="r",
-                timeframe_ms=TF, clock=clock)
+    step = make_step(BuyOnce(), cash=100.0, clock=clock)
     step.start(T0 - 5)
     assert clock.now() == step.now == T0 - 5
     step.on_bar(bar(T0))
@@ -41,8 +35,7 @@ def test_bar_clock_follows_the_step_start_then_each_bar_close_time() -> None:
 
 
 def test_step_default_clock_is_a_bar_clock_of_its_timeframe() -> None:
-    step = Step(BuyOnce(), SimBroker(CostModel()), Book(100.0), MemoryJournal(), run_id="r",
-                timeframe_ms=TF)
+    step = make_step(BuyOnce(), cash=100.0)
     assert isinstance(step.clock, BarClock) and step.clock.timeframe_ms == TF
 
 
@@ -51,8 +44,7 @@ def test_step_with_another_clock_stamps_orders_events_fills_with_its_time_bar_ts
     clock = FixedClock(T0 + 12_345)
     journal = MemoryJournal()
     strategy = BuyOnce()
-    step = Step(strategy, SimBroker(CostModel()), Book(100.0), journal, run_id="r",
-                timeframe_ms=TF, clock=clock)
+    step = make_step(strategy, cash=100.0, journal=journal, clock=clock)
     step.start(T0)
     step.on_bar(bar(T0))
     assert strategy.seen == T0 + 12_345

@@ -18,13 +18,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import step_harness as harness
 
 from workbench.book import Book, RoundTrip
 from workbench.brokers.fills import CostModel
-from workbench.brokers.sim import SimBroker
 from workbench.config import PositionLimit, RiskConfig
-from workbench.engine.backtest import simulate
-from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.feeds.history import merge
 from workbench.feeds.qc import BarSeries
@@ -714,10 +712,7 @@ def run_bars(strategy: Strategy, closes: list[float], risk: RiskEngine, tf: int 
     c = np.array(closes, dtype=float)
     ts = T0 + np.arange(len(c), dtype=np.int64) * tf
     data = merge([BarSeries(symbol, tf, ts, c, c, c, c, np.ones(len(c)))])
-    step = Step(strategy, SimBroker(CostModel()), Book(cash), MemoryJournal(), run_id="t",
-                timeframe_ms=tf, risk=risk)
-    simulate(step, data, start=T0)
-    return step
+    return harness.run(strategy, data, cash=cash, risk=risk, timeframe_ms=tf)
 
 
 BUY1 = OrderIntent("X", BUY, 1.0)
@@ -757,7 +752,7 @@ def test_step_daily_loss_stop_exit_of_remaining_position_fills() -> None:
     strat = Script({0: submit(OrderIntent("X", BUY, 2.0)), 1: submit(SELL1),
                     2: submit(BUY1, SELL1)})
     step = run_bars(strat, [1000.0, 800.0, 800.0], risk)
-    blocked_buy, sell = step.journal.orders[2:]  # type: ignore[attr-defined]
+    blocked_buy, sell = harness.orders(step)[2:]
     assert (blocked_buy.status, blocked_buy.reason) == (OrderStatus.BLOCKED, "RISK_DAILY_LOSS")
     assert sell.status is OrderStatus.FILLED
     assert step.book.position("X") == 0.0
@@ -800,7 +795,7 @@ def test_step_halt_blocks_new_orders_flatten_reduce_only_sell_fills() -> None:
     strat = Script({0: submit(OrderIntent("X", BUY, 2.0)),
                     1: submit(BUY1, SELL1, flatten, before=lambda: risk.halt("kill"))})
     step = run_bars(strat, [64.0, 64.0], risk)
-    orders = step.journal.orders  # type: ignore[attr-defined]
+    orders = harness.orders(step)
     assert [(o.status, o.reason) for o in orders[1:]] == [
         (OrderStatus.BLOCKED, "RISK_HALTED"), (OrderStatus.BLOCKED, "RISK_HALTED"),
         (OrderStatus.FILLED, None)]

@@ -35,7 +35,7 @@ from workbench import rundir
 from workbench.config import Config, StrategyConfig, load_config, parse_when, timeframe_ms
 from workbench.engine import kernel, summary
 from workbench.engine.backtest import EquityRows
-from workbench.engine.journal import MemoryJournal
+from workbench.engine.journal import contents, order_states
 from workbench.engine.kernel import build_strategy, with_strategy
 from workbench.errors import (
     ConfigError,
@@ -420,17 +420,19 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
         if bar is not None:
             bar.close()
     watch.lap("loop")
-    journal = step.journal
-    assert isinstance(journal, MemoryJournal)
+    journal = wired.journal
+    journal.close()
+    records = contents(journal)  # read back through the port, whatever the journal
+    orders = order_states(records)
     first_ts, last_ts = ms_to_iso(int(data.ts[0])), ms_to_iso(int(data.ts[-1]))
     manifest.update(bars=len(data), first_bar_ts=first_ts, last_bar_ts=last_ts)
     risk = step.risk
     risk_summary = risk.summary() if risk is not None else None
     manifest["risk"] = risk_summary or {"enabled": False}
-    summary.record(manifest, strategy, reports, journal.orders, start, end)
+    summary.record(manifest, strategy, reports, orders, start, end)
     run_id = manifest["run_id"]
     tables = results.run_tables(
-        data, journal, findings, tf, cfg.data.gaps, run_id,
+        data, records, findings, tf, cfg.data.gaps, run_id,
         risk.events_table() if risk is not None else None,
         results.risk_metrics(risk_summary, step.now) if risk_summary else None)
     run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,
@@ -438,8 +440,8 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
     with stages("metrics"):
         # The CSVs are formatted on a thread while DuckDB (which releases the GIL) computes
         # the headline in a private in-memory database; both must succeed.
-        files = Background(rundir.write_all, staging, step.book.round_trips, journal.orders,
-                           journal.fills, equity)
+        files = Background(rundir.write_all, staging, step.book.round_trips, orders,
+                           records.fills, equity)
         try:
             metrics = headline_in_memory(run_row, tables, equity, view_list,
                                          cfg.run.memory_limit)
@@ -462,7 +464,7 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
     with stages("write_files"):
         mf.write(staging / "run_manifest.json", manifest)
         log.info("run", f"{mode.value} {run_id} completed", bars=len(data),
-                 orders=len(journal.orders), fills=len(journal.fills), metrics=metrics,
+                 orders=len(orders), fills=len(records.fills), metrics=metrics,
                  warehouse_hold_s=manifest["warehouse_hold_s"])
         log.close()
         _publish(staging, final_dir)

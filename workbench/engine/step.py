@@ -19,7 +19,7 @@ from typing import Any
 from workbench.book import Book
 from workbench.brokers.base import Broker, OutcomeUnknown
 from workbench.engine.clock import BarClock, Clock
-from workbench.engine.journal import Journal
+from workbench.engine.journal import Journal, contents
 from workbench.errors import EngineFault, StrategyError
 from workbench.model import (
     MAX_QTY,
@@ -160,9 +160,7 @@ class Step:
     def stop(self) -> None:
         """Call on_stop, then hold the books to the journal's fills (``Book.check``)."""
         self._call("on_stop", self.strategy.on_stop, self.ctx)
-        fills = getattr(self.journal, "fills", None)
-        if fills is not None:
-            self.book.check(fills)
+        self.book.check(contents(self.journal).fills)
 
     # --- the strategy calls these through its Context ---------------------------------------
     def submit(self, intent: OrderIntent) -> Order:
