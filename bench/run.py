@@ -89,7 +89,7 @@ def engine_loop(data: LoopData) -> tuple[int, float]:
     k = kernel.build(LOOP_CONFIG, Mode.BACKTEST, strategy=SmaCross(fast=FAST, slow=SLOW, qty=QTY),
                      run_id="bench")
     rows = k.run(data)
-    return len(k.journal.fills), rows.equity[-1]  # type: ignore[attr-defined]
+    return len(k.journal.contents().fills), rows.equity[-1]
 
 
 def workbench(*args: str, env: dict[str, str], stderr: Path) -> tuple[float, int, str]:

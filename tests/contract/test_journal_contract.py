@@ -9,6 +9,7 @@ from workbench.engine.journal import (
     OrderEvent,
     OrderRecord,
     contents,
+    order_record,
     order_states,
 )
 from workbench.model import Fill, Order, OrderStatus, OrderType, Side
@@ -34,7 +35,7 @@ def fill(o: Order, seq: int, units: int, **kw: Any) -> Fill:
 def journal_one_order(j: Any) -> Order:
     """An order through NEW -> SUBMITTED -> PARTIALLY_FILLED -> FILLED, as the step journals."""
     o = order()
-    j.order(o)
+    j.order(order_record(o))
     j.event(o, S.NEW, None, o.ts)
     o.status = S.SUBMITTED
     j.event(o, S.SUBMITTED, None, o.ts)
@@ -59,7 +60,7 @@ def test_order_record_is_the_order_as_journalled_not_its_later_state(
         make_journal: Callable[[], Any]) -> None:
     j = make_journal()
     o = order()
-    j.order(o)
+    j.order(order_record(o))
     o.status, o.reason, o.filled_units, o.qty = S.CANCELED, "USER", 7, 99.0  # later changes
     (record,) = contents(j).orders
     assert isinstance(record, OrderRecord)

@@ -508,3 +508,19 @@ def test_step_tagged_reduce_only_intent_still_accepted() -> None:
     step = run(Scripted({0: submit(intent)}), flat(10.0, 10.0))
     (order,) = orders(step)
     assert (order.status, order.tag) == (S.FILLED, "entry")
+
+
+def test_step_journal_keeps_the_order_as_submitted_not_later_changes_to_the_handle() -> None:
+    handles: list[Order] = []
+
+    def place_and_tamper(ctx: Context, bar: Bar) -> None:
+        order = ctx.submit(OrderIntent.limit("X", Side.BUY, 1.0, 5.0, tag="bid"))
+        order.qty, order.tag = 7.0, "changed"  # a strategy scribbling on its handle
+        handles.append(order)
+
+    step = run(Scripted({0: place_and_tamper}), flat(10.0))
+    (record,) = harness.records(step).orders
+    assert (record.qty, record.tag, record.limit_price) == (1.0, "bid", 5.0)
+    assert not hasattr(record, "status")
+    (state,) = orders(step)
+    assert (state.status, state.qty) == (S.SUBMITTED, 1.0)

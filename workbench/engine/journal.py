@@ -7,8 +7,9 @@ write-ahead record), ``event`` (each status change) and ``fill``. Every record i
 ``flush`` makes what was written durable, ``close`` ends the journal.
 
 Read side (the warehouse writer, replay, checks): ``replay()`` yields every record in the
-order it was written; ``contents(journal)`` splits them by kind, and ``order_states`` folds
-events and fills into each order's latest state (what the ``orders`` table and CSV hold).
+order it was written; ``contents()`` gives them by kind (``split`` does it from any replay),
+and ``order_states`` folds events and fills into each order's latest state (what the
+``orders`` table and CSV hold).
 
 Implementations: ``MemoryJournal`` (a backtest: one in-memory list, written to the warehouse in
 bulk at the end, no fsync in the loop). Live modes journal to the fsync'd write-ahead log
@@ -59,8 +60,9 @@ Record = OrderRecord | OrderEvent | Fill
 
 class Journal(Protocol):
     # --- write side: the step ---------------------------------------------------------------
-    def order(self, order: Order) -> None:
-        """Record a new order (intent plus client_order_id) before any broker sees it."""
+    def order(self, record: OrderRecord) -> None:
+        """Record a new order (intent plus client_order_id) before any broker sees it; the
+        step builds the record with the order, so it is the order as taken on."""
 
     def event(self, order: Order, status: OrderStatus, reason: str | None, ts: int) -> None:
         """Record a status change of ``order``."""
@@ -77,6 +79,10 @@ class Journal(Protocol):
     # --- read side ----------------------------------------------------------------------------
     def replay(self) -> Iterator[Record]:
         """Every record written so far, in the order it was written."""
+        ...
+
+    def contents(self) -> JournalContents:
+        """Every record written so far by kind (``split(self.replay())`` will do)."""
         ...
 
 
@@ -118,9 +124,13 @@ class OrderState(NamedTuple):
         return not self.status.terminal
 
 
-def contents(journal: Journal | Iterable[Record]) -> JournalContents:
-    """The records of ``journal`` (or of an iterable of records) split by kind."""
-    source = journal.replay() if hasattr(journal, "replay") else journal
+def contents(journal: Journal) -> JournalContents:
+    """The records of any journal, by kind."""
+    return journal.contents()
+
+
+def split(source: Iterable[Record]) -> JournalContents:
+    """Records (a journal's ``replay()``) split by kind, each kind in journal order."""
     orders: list[OrderRecord] = []
     events: list[OrderEvent] = []
     fills: list[Fill] = []
@@ -150,26 +160,41 @@ def order_states(records: JournalContents) -> list[OrderState]:
 
 
 _new = tuple.__new__
-_taken = attrgetter(*OrderRecord._fields)  # the Order's fields, as one tuple, at C speed
+_ORDER, _EVENT, _FILL = 0, 1, 2
+
+
+def order_record(order: Order) -> OrderRecord:
+    """The record of ``order`` as it is now (its intent and identity fields)."""
+    return _new(OrderRecord, _taken(order))
+
+
+_taken = attrgetter(*OrderRecord._fields)
 
 
 class MemoryJournal:
-    """Keeps every record in one list; the backtest writes them out in bulk at the end."""
+    """Keeps the records in memory, a list per kind plus one byte per record for the order
+    they came in (for ``replay``); the backtest writes them out in bulk at the end. Reading
+    them by kind costs a copy of each list, whatever the length of the run."""
 
     def __init__(self) -> None:
-        self.log: list[Record] = []
-        self._append = self.log.append
+        self._orders: list[OrderRecord] = []
+        self._events: list[OrderEvent] = []
+        self._fills: list[Fill] = []
+        self._kinds = bytearray()
         self.closed = False
 
-    def order(self, order: Order) -> None:
-        self._append(_new(OrderRecord, _taken(order)))
+    def order(self, record: OrderRecord) -> None:
+        self._orders.append(record)
+        self._kinds.append(_ORDER)
 
     def event(self, order: Order, status: OrderStatus, reason: str | None, ts: int) -> None:
-        self._append(_new(OrderEvent, (order.order_seq, order.client_order_id, ts, status,
-                                       reason)))
+        self._events.append(_new(OrderEvent, (order.order_seq, order.client_order_id, ts,
+                                              status, reason)))
+        self._kinds.append(_EVENT)
 
     def fill(self, fill: Fill) -> None:
-        self._append(fill)
+        self._fills.append(fill)
+        self._kinds.append(_FILL)
 
     def flush(self) -> None:
         """In memory: nothing to make durable."""
@@ -178,17 +203,23 @@ class MemoryJournal:
         self.closed = True
 
     def replay(self) -> Iterator[Record]:
-        return iter(self.log)
+        sources: tuple[Iterator[Record], ...] = (
+            iter(self._orders), iter(self._events), iter(self._fills))
+        for kind in self._kinds:
+            yield next(sources[kind])
 
-    # conveniences over the log, by kind (each call walks it)
+    def contents(self) -> JournalContents:
+        return JournalContents(list(self._orders), list(self._events), list(self._fills))
+
+    # conveniences, by kind (copies)
     @property
     def orders(self) -> list[OrderRecord]:
-        return [r for r in self.log if r.__class__ is OrderRecord]
+        return list(self._orders)
 
     @property
     def events(self) -> list[OrderEvent]:
-        return [r for r in self.log if r.__class__ is OrderEvent]
+        return list(self._events)
 
     @property
     def fills(self) -> list[Fill]:
-        return [r for r in self.log if r.__class__ is Fill]
+        return list(self._fills)

@@ -19,7 +19,7 @@ from typing import Any
 from workbench.book import Book
 from workbench.brokers.base import Broker, OutcomeUnknown
 from workbench.engine.clock import BarClock, Clock
-from workbench.engine.journal import Journal, contents
+from workbench.engine.journal import Journal, OrderRecord, contents
 from workbench.errors import EngineFault, StrategyError
 from workbench.model import (
     MAX_QTY,
@@ -42,6 +42,7 @@ _PARTIAL = OrderStatus.PARTIALLY_FILLED
 _UNKNOWN = OrderStatus.UNKNOWN
 _MIN_QTY = QTY_QUANTUM / 2
 _BUY, _SELL, _MARKET = Side.BUY, Side.SELL, OrderType.MARKET
+_new = tuple.__new__
 
 
 class Step:
@@ -191,12 +192,14 @@ class Step:
         seq = self.order_seq
         now = self.now
         units = round(intent.qty * QTY_SCALE)  # the books' quantum (adr/0001)
-        order = Order(seq, f"{self.run_id}-{seq}", intent.symbol, intent.side, intent.type,
-                      units / QTY_SCALE, units, intent.limit_price, now, self.bar_ts,
-                      intent.expire_after_bars, intent.reduce_only, intent.tag,
-                      OrderStatus.NEW, None, 0, 0, now)
+        # the journal's immutable record (the order as taken on), then the live order from it
+        record = _new(OrderRecord, (seq, f"{self.run_id}-{seq}", intent.symbol, intent.side,
+                                    intent.type, units / QTY_SCALE, units, intent.limit_price,
+                                    now, self.bar_ts, intent.expire_after_bars,
+                                    intent.reduce_only, intent.tag))
+        order = Order(*record, OrderStatus.NEW, None, 0, 0, now)
         journal = self.journal
-        journal.order(order)
+        journal.order(record)
         journal.event(order, OrderStatus.NEW, None, now)
         self._open[seq] = order
         if self.risk is not None:
@@ -246,9 +249,9 @@ class Step:
         """Apply an execution to the books (the only writer of cash, positions and lots),
         tell risk, journal it, move the order on, tell the strategy."""
         self.fill_seq += 1
-        fill = Fill(self.fill_seq, order.order_seq, order.client_order_id, order.symbol,
-                    order.side, units / QTY_SCALE, units, price, fee, self.now, self.bar_ts,
-                    trade_id, venue_ts)
+        fill = _new(Fill, (self.fill_seq, order.order_seq, order.client_order_id, order.symbol,
+                           order.side, units / QTY_SCALE, units, price, fee, self.now,
+                           self.bar_ts, trade_id, venue_ts))  # tuple.__new__: at C speed
         trips = self.book.apply_fill(fill)
         if self.risk is not None:
             self.risk.on_fill(fill, trips)
