@@ -40,16 +40,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.reference import sma_cross  # noqa: E402
-from workbench.book import Book  # noqa: E402
-from workbench.brokers.fills import CostModel  # noqa: E402
-from workbench.brokers.sim import SimBroker  # noqa: E402
-from workbench.engine.backtest import simulate  # noqa: E402
-from workbench.engine.journal import MemoryJournal  # noqa: E402
-from workbench.engine.step import Step  # noqa: E402
+from workbench.config import Config  # noqa: E402
+from workbench.engine import kernel  # noqa: E402
 from workbench.feeds.history import LoopData, merge  # noqa: E402
 from workbench.feeds.qc import BarSeries  # noqa: E402
 from workbench.feeds.synthetic import bars  # noqa: E402
-from workbench.model import ms_to_iso  # noqa: E402
+from workbench.model import Mode, ms_to_iso  # noqa: E402
 from workbench.strategies.sma_cross import SmaCross  # noqa: E402
 
 YEAR_BARS = 525_600
@@ -58,6 +54,11 @@ MINUTE_MS = 60_000
 FAST, SLOW, QTY, CASH, FEE_BPS, SLIP_BPS = 10, 30, 0.01, 1e9, 10.0, 5.0
 OUT = ROOT / "bench" / "out"
 MB = 2**20
+LOOP_CONFIG = Config.model_validate({
+    "data": {"timeframe": "1m"}, "portfolio": {"initial_cash": CASH},
+    "costs": {"fee_bps": FEE_BPS, "slippage_bps": SLIP_BPS, "spread_bps": 0.0,
+              "min_notional": 0.0, "fill_at": "close"},
+    "risk": {"modes": {"backtest": False}}})
 
 
 def series(n: int, seed: int = 11, symbol: str = "BTCUSDT") -> BarSeries:
@@ -83,12 +84,13 @@ def best(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-de
 
 
 def engine_loop(data: LoopData) -> tuple[int, float]:
-    """The engine's loop: a fresh step, every bar through it, the equity marked per bar."""
-    strategy = SmaCross(fast=FAST, slow=SLOW, qty=QTY)
-    step = Step(strategy, SimBroker(CostModel(FEE_BPS, 0.0, SLIP_BPS)), Book(CASH),
-                MemoryJournal(), run_id="bench", timeframe_ms=MINUTE_MS)
-    rows = simulate(step, data, start=int(data.ts[0]))
-    return len(step.journal.fills), rows.equity[-1]  # type: ignore[attr-defined]
+    """The engine's loop as a backtest wires it (``kernel.build``: a fresh step, SimBroker,
+    MemoryJournal, the garbage collector paused), every bar through it, the equity marked per
+    bar. No risk engine, like the reference loop."""
+    k = kernel.build(LOOP_CONFIG, Mode.BACKTEST, strategy=SmaCross(fast=FAST, slow=SLOW, qty=QTY),
+                     run_id="bench")
+    rows = k.run(data)
+    return len(k.journal.contents().fills), rows.equity[-1]
 
 
 def workbench(*args: str, env: dict[str, str], stderr: Path) -> tuple[float, int, str]:

@@ -20,7 +20,7 @@ _made: list[Path] = []
 
 def build_warehouse(folder: Path) -> Path:
     """Sample bars and two completed runs (one with limit orders and risk blocks)."""
-    from workbench.engine.backtest import run_backtest
+    from workbench.engine.run import run_backtest
     from workbench.warehouse.connect import open_rw
     from workbench.warehouse.ingest import ingest
 

@@ -473,7 +473,7 @@ def test_load_config_deep_python_dict_base_refused_not_recursion_error() -> None
 
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
 def test_strategy_params_non_finite_float_refused_as_config_error(value: str) -> None:
-    from workbench.engine.backtest import build_strategy
+    from workbench.engine.kernel import build_strategy
 
     cfg = load_config(None, [f"strategy.params.qty={value}"], env={})
     with pytest.raises(ConfigError) as info:

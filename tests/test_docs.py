@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from workbench.config import load_config
-from workbench.engine.backtest import build_strategy, run_backtest
+from workbench.engine.kernel import build_strategy
+from workbench.engine.run import run_backtest
 from workbench.warehouse.connect import open_rw
 from workbench.warehouse.ingest import ingest
 

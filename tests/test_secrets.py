@@ -94,7 +94,7 @@ def test_config_env_secret_param_masked_in_to_dict() -> None:
 
 
 def test_as_config_with_overrides_keeps_real_secret_values() -> None:
-    from workbench.engine.backtest import as_config
+    from workbench.engine.run import as_config
 
     value = unique()
     cfg = load_config(None, [f"strategy.params.password={value}"], env={})
@@ -235,7 +235,7 @@ def test_validate_error_message_quoting_a_secret_value_is_scrubbed() -> None:
 
 
 def test_config_secretstr_in_strategy_params_masked_hashed_and_kept_on_rebuild() -> None:
-    from workbench.engine.backtest import as_config
+    from workbench.engine.run import as_config
 
     one, two = unique(), unique()
     a = validate({"strategy": {"params": {"venue": SecretStr(one)}}})

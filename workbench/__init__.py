@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.engine.backtest import RunResult, run_backtest
+from workbench.engine.run import RunResult, run_backtest
 from workbench.model import Bar, Fill, Order, OrderIntent, OrderStatus, OrderType, Side
 from workbench.strategy import Context, Strategy
 

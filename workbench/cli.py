@@ -105,7 +105,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from workbench.config import parse_when
-    from workbench.engine.backtest import run_backtest
+    from workbench.engine.run import run_backtest
 
     for flag, value in (("--from", args.start), ("--to", args.end)):
         if value is not None:

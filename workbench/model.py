@@ -55,6 +55,12 @@ class OrderType(StrEnum):
 
 
 class OrderStatus(StrEnum):
+    """An order's state; ``TRANSITIONS`` lists the moves every broker keeps (brokers/base.py).
+
+    ``UNKNOWN``: sent, outcome not known (a timeout, a 5xx, a dropped response). The order is
+    still open; only a query of the venue resolves it, never a resubmit.
+    """
+
     NEW = "NEW"
     SUBMITTED = "SUBMITTED"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
@@ -62,6 +68,7 @@ class OrderStatus(StrEnum):
     CANCELED = "CANCELED"
     REJECTED = "REJECTED"
     BLOCKED = "BLOCKED"
+    UNKNOWN = "UNKNOWN"
 
     @property
     def terminal(self) -> bool:
@@ -71,6 +78,25 @@ class OrderStatus(StrEnum):
 _TERMINAL = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.BLOCKED}
 )
+
+_S = OrderStatus
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    _S.NEW: frozenset({_S.SUBMITTED, _S.REJECTED, _S.BLOCKED, _S.UNKNOWN}),
+    _S.SUBMITTED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.REJECTED,
+                             _S.UNKNOWN}),
+    _S.PARTIALLY_FILLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.UNKNOWN}),
+    # only a venue query resolves an unknown outcome: to whatever the venue says
+    _S.UNKNOWN: frozenset({_S.SUBMITTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED,
+                           _S.REJECTED}),
+    _S.FILLED: frozenset(), _S.CANCELED: frozenset(), _S.REJECTED: frozenset(),
+    _S.BLOCKED: frozenset(),
+}
+"""The order state machine, the same for every broker: each status and where it may go next."""
+
+
+def can_move(old: OrderStatus, new: OrderStatus) -> bool:
+    """Whether the state machine allows ``old -> new``."""
+    return new in TRANSITIONS[old]
 
 
 class Mode(StrEnum):
@@ -212,8 +238,10 @@ class Order:
 class Fill(NamedTuple):
     """One execution. ``fee`` is in the quote currency, on the fill's notional.
 
-    ``ts`` is when the engine learned of the fill (the bar's close time in a backtest);
-    ``bar_ts`` is the open time of the bar it executed on.
+    ``ts`` is when the engine learned of the fill (the step's clock: the bar's close time in a
+    backtest); ``bar_ts`` is the open time of the bar it executed on. ``venue_trade_id`` and
+    ``venue_ts`` are the venue's own trade id and execution time (ms UTC), None in backtests;
+    they are kept in memory and the journal, not yet in the warehouse or the CSVs.
     """
 
     fill_seq: int
@@ -227,6 +255,8 @@ class Fill(NamedTuple):
     fee: float
     ts: int
     bar_ts: int
+    venue_trade_id: str | None = None
+    venue_ts: int | None = None
 
     @property
     def notional(self) -> float:

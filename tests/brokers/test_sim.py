@@ -195,7 +195,7 @@ def test_limit_buy_rests_and_reserves_notional_plus_fee() -> None:
     assert v.fills == []
     assert v.book.cash == 10_000.0
     assert v.book.reserved_cash == pytest.approx(190.0 + 0.19, rel=1e-12)
-    assert v.broker.pending == {"X": [order]}
+    assert v.broker.resting == {"X": [order]}
 
 
 def test_limit_buy_reservation_makes_market_buy_over_free_cash_rejected() -> None:
@@ -255,7 +255,7 @@ def test_limit_buy_fills_next_bar_on_touch_at_limit_without_spread_or_slippage()
     assert fill.bar_ts == T0 + TF
     assert v.book.reserved_cash == 0.0
     assert v.book.cash == pytest.approx(10_000.0 - 195.0 - fill.fee, rel=1e-15)
-    assert v.broker.pending == {}
+    assert v.broker.resting == {}
 
 
 def test_limit_buy_untouched_bar_keeps_resting() -> None:
@@ -346,7 +346,7 @@ def test_cancel_resting_limit_canceled_user_releases_reservation() -> None:
     assert v.broker.cancel(order) is True
     assert v.status_of(order)[-1] == (S.CANCELED, CancelReason.USER)
     assert v.book.reserved_cash == 0.0
-    assert v.broker.pending == {}
+    assert v.broker.resting == {}
     v.bar(90.0, 90.0, 90.0, 90.0)
     assert v.fills == []
 
@@ -389,7 +389,7 @@ def test_limit_expire_after_n_untouched_bars_canceled_expired(n: int) -> None:
     v.flat(100.0)
     assert v.status_of(order)[-1] == (S.CANCELED, CancelReason.EXPIRED)
     assert v.book.reserved_cash == 0.0
-    assert v.broker.pending == {}
+    assert v.broker.resting == {}
 
 
 def test_limit_with_expiry_touched_on_last_bar_fills() -> None:

@@ -324,7 +324,7 @@ def test_hostile_ingest_path_with_escape_refused(db: Path, tmp_path: Path) -> No
 
 def test_hostile_report_over_existing_report_refused_without_force(
         db: Path, env: dict[str, str], tmp_path: Path) -> None:
-    from workbench.engine.backtest import run_backtest
+    from workbench.engine.run import run_backtest
 
     result = run_backtest({"strategy": {"class": "workbench.strategies.sma_cross:SmaCross",
                                         "params": {"fast": 5, "slow": 20, "qty": 0.01}}},

@@ -12,7 +12,7 @@ import pytest
 
 from workbench import manifest as mf
 from workbench.config import load_config
-from workbench.engine.backtest import run_backtest
+from workbench.engine.run import run_backtest
 from workbench.errors import EngineFault, StrategyError, WarehouseError, WorkbenchError
 from workbench.model import Bar, OrderIntent, Side
 from workbench.strategy import Strategy
@@ -177,11 +177,10 @@ def test_cli_ingest_bad_timeframe_and_lowercase_symbol_are_usage_errors(
 
 
 def test_step_engine_defect_during_submit_is_an_engine_fault_not_a_strategy_error() -> None:
-    from workbench.book import Book
+    from step_harness import make_step
+
     from workbench.brokers.fills import CostModel
     from workbench.brokers.sim import SimBroker
-    from workbench.engine.journal import MemoryJournal
-    from workbench.engine.step import Step
 
     class Buy(Strategy):
         def on_bar(self, ctx: Any, bar: Bar) -> list[OrderIntent]:
@@ -193,7 +192,7 @@ def test_step_engine_defect_during_submit_is_an_engine_fault_not_a_strategy_erro
         raise KeyError("inside the broker")
 
     broker.submit = defect  # type: ignore[method-assign]
-    step = Step(Buy(), broker, Book(100.0), MemoryJournal(), run_id="r", timeframe_ms=60_000)
+    step = make_step(Buy(), cash=100.0, broker=broker)
     step.start(0)
     with pytest.raises(EngineFault, match="KeyError in the engine") as raised:
         step.on_bar(Bar("X", 0, 1.0, 1.0, 1.0, 1.0, 1.0))

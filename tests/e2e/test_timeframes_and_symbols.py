@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from workbench.engine.backtest import run_backtest
+from workbench.engine.run import run_backtest
 from workbench.feeds.synthetic import bars
 from workbench.model import ms_to_iso
 from workbench.warehouse.connect import open_ro, open_rw

@@ -12,14 +12,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import step_harness as harness
+from step_harness import make_step
 
-from workbench.book import Book
 from workbench.brokers.fills import CostModel
-from workbench.brokers.sim import SimBroker
-from workbench.config import Config
 from workbench.engine import backtest
-from workbench.engine.backtest import build_step, simulate
-from workbench.engine.journal import MemoryJournal
+from workbench.engine.backtest import simulate
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData, merge
 from workbench.feeds.qc import BarSeries
@@ -61,16 +59,8 @@ def sample(n: int) -> LoopData:
     return merge([BarSeries("BTCUSDT", TF, ts, a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4])])
 
 
-def make_step(strategy: Strategy, costs: CostModel | None = None, cash: float = 10_000.0
-              ) -> Step:
-    return Step(strategy, SimBroker(costs or CostModel()), Book(cash), MemoryJournal(),
-                run_id="t", timeframe_ms=TF)
-
-
 def run(strategy: Strategy, data: LoopData, **kw: Any) -> tuple[Step, backtest.EquityRows]:
-    step = make_step(strategy, **kw)
-    rows = simulate(step, data, start=data.ts[0] if len(data) else T0)
-    return step, rows
+    return harness.run_with_equity(strategy, data, start=data.ts[0] if len(data) else T0, **kw)
 
 
 def as_lists(rows: backtest.EquityRows) -> tuple[list, list, list, list]:
@@ -79,10 +69,9 @@ def as_lists(rows: backtest.EquityRows) -> tuple[list, list, list, list]:
 
 
 def snapshot(step: Step, rows: backtest.EquityRows) -> tuple[Any, ...]:
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
-    return ([dataclasses.astuple(o) for o in j.orders], list(j.events),
-            [tuple(f) for f in j.fills], [tuple(t) for t in step.book.round_trips],
+    j = harness.records(step)
+    return (list(harness.orders(step)), list(j.events), list(j.fills),
+            [tuple(t) for t in step.book.round_trips],
             as_lists(rows))
 
 
@@ -148,9 +137,7 @@ def reference_equity(data: LoopData, step: Step, initial_cash: float
                      ) -> list[tuple[int, float, float]]:
     """(ts, cash, position value) after each distinct bar time, replaying the journal's fills
     onto plain dicts and marking at each symbol's last close so far."""
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
-    fills = sorted(j.fills, key=lambda f: f.fill_seq)
+    fills = sorted(harness.fills(step), key=lambda f: f.fill_seq)
     cash, units, last, k, out = initial_cash, {}, {}, 0, []
     names = data.symbols or [data.symbol_names[0]] * len(data)
     for i, ts in enumerate(data.ts):
@@ -206,9 +193,7 @@ def test_simulate_equity_several_symbols_staggered_matches_replayed_fills() -> N
         ("Y", 6): do(OrderIntent("Y", Side.SELL, 0.25)),
     })
     step, rows = run(strat, data, costs=CostModel(fee_bps=7.5, slippage_bps=3.0), cash=500.0)
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
-    assert [(f.symbol, (f.bar_ts - T0) // TF) for f in j.fills] == [
+    assert [(f.symbol, (f.bar_ts - T0) // TF) for f in harness.fills(step)] == [
         ("X", 1), ("X", 5), ("Y", 5), ("Y", 6)]
     check_equity(data, step, rows, 500.0)
 
@@ -217,8 +202,7 @@ def test_simulate_equity_on_sample_with_pullback_matches_replayed_fills() -> Non
     data = sample(3000)
     step, rows = run(PullbackLimit(qty=0.05), data,
                      costs=CostModel(fee_bps=2.0, slippage_bps=5.0, min_notional=5.0))
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
+    j = harness.records(step)
     assert len(j.fills) > 20
     check_equity(data, step, rows, 10_000.0)
 
@@ -275,8 +259,7 @@ def test_simulate_ctx_random_seeded_per_step() -> None:
                 self.seen.append(ctx.random.random())
 
         strat = Draw()
-        step = Step(strat, SimBroker(CostModel()), Book(1.0), MemoryJournal(), run_id="r",
-                    timeframe_ms=TF, seed=seed)
+        step = make_step(strat, cash=1.0, run_id="r", seed=seed)
         simulate(step, merge([closes_series("X", [1.0] * 4)]), start=T0)
         return strat.seen
 
@@ -284,29 +267,3 @@ def test_simulate_ctx_random_seeded_per_step() -> None:
     assert draws(42) != draws(43)
     rng = random.Random(42)
     assert draws(42) == [rng.random() for _ in range(4)]
-
-
-# --- wiring from a config -------------------------------------------------------------------
-def test_build_step_wires_costs_cash_timeframe_seed_from_config() -> None:
-    cfg = Config.model_validate({
-        "run": {"seed": 5},
-        "data": {"timeframe": "5m"},
-        "portfolio": {"initial_cash": 1234.5},
-        "costs": {"fee_bps": 3, "slippage_bps": 4, "spread_bps": 2, "min_notional": 10,
-                  "fill_at": "next_open"},
-    })
-    step = build_step(cfg, SmaCross(), "run-1")
-    assert isinstance(step.broker, SimBroker)
-    assert step.broker.costs == CostModel(3.0, 2.0, 4.0, 10.0, "next_open")
-    assert step.book.cash == step.book.initial_cash == 1234.5
-    assert step.timeframe_ms == 300_000
-    assert step.run_id == "run-1"
-    assert step.ctx.random.random() == random.Random(5).random()
-
-
-def test_build_step_costs_disabled_free_but_keeps_fill_at() -> None:
-    cfg = Config.model_validate({"costs": {"enabled": False, "fee_bps": 30,
-                                           "fill_at": "next_open"}})
-    step = build_step(cfg, SmaCross(), "r")
-    assert isinstance(step.broker, SimBroker)
-    assert step.broker.costs == CostModel.free("next_open")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from workbench.engine.backtest import run_backtest
+from workbench.engine.run import run_backtest
 from workbench.warehouse.connect import open_ro, open_rw
 from workbench.warehouse.ingest import ingest
 

@@ -11,7 +11,7 @@ import pytest
 
 from workbench.config import load_config
 from workbench.engine import run as run_module
-from workbench.engine.backtest import run_backtest
+from workbench.engine.run import run_backtest
 from workbench.errors import ConfigError, ResourceError
 from workbench.warehouse.connect import open_ro, open_rw
 from workbench.warehouse.ingest import ingest

@@ -5,59 +5,32 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import pytest
+import step_harness as harness
+from step_harness import T0, TF, Row, fills, orders
 
-from workbench.book import Book
 from workbench.brokers.base import CancelReason, RejectReason
 from workbench.brokers.fills import CostModel
-from workbench.brokers.sim import SimBroker
-from workbench.engine.backtest import simulate
-from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.errors import StrategyError
-from workbench.feeds.history import merge
-from workbench.feeds.qc import BarSeries
 from workbench.model import Bar, Fill, Order, OrderIntent, OrderStatus, Side, ms_to_iso
 from workbench.strategy import Context, Strategy
 
-T0 = 1_704_067_200_000
-TF = 60_000
 S = OrderStatus
-Row = tuple[float, float, float, float]
 
 
 def flat(*closes: float) -> list[Row]:
     return [(c, c, c, c) for c in closes]
 
 
-def make_step(strategy: Strategy, costs: CostModel | None = None, cash: float = 10_000.0,
-              risk: Any = None) -> Step:
-    return Step(strategy, SimBroker(costs or CostModel()), Book(cash), MemoryJournal(),
-                run_id="t", timeframe_ms=TF, risk=risk)
-
-
-def run(strategy: Strategy, rows: list[Row], symbol: str = "X", **kw: Any) -> Step:
-    """Start, feed ``rows`` (open, high, low, close) of one symbol from T0, stop."""
-    a = np.array(rows, dtype=float)
-    ts = T0 + np.arange(len(rows), dtype=np.int64) * TF
-    data = merge([BarSeries(symbol, TF, ts, a[:, 0], a[:, 1], a[:, 2], a[:, 3],
-                            np.ones(len(rows)))])
-    step = make_step(strategy, **kw)
-    simulate(step, data, start=T0)
-    return step
-
-
-def journal(step: Step) -> MemoryJournal:
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
-    return j
+def run(strategy: Strategy, ohlc: list[Row], symbol: str = "X", **kw: Any) -> Step:
+    """Start, feed ``ohlc`` (open, high, low, close) of one symbol from T0, stop."""
+    return harness.run(strategy, harness.rows(ohlc, symbol), **kw)
 
 
 def events(step: Step, seq: int = 1) -> list[tuple[int, str, str | None]]:
     """(ts, status, reason) of one order's journal events."""
-    return [(ts, status, reason) for s, _, ts, status, reason in journal(step).events
-            if s == seq]
+    return [(e.ts, e.status, e.reason) for e in harness.events(step, seq)]
 
 
 class Scripted(Strategy):
@@ -119,8 +92,8 @@ def test_step_hooks_start_bars_stop_each_called_in_order() -> None:
 def test_step_market_order_and_fill_carry_signal_bar_close_time() -> None:
     strat = Scripted({1: submit(BUY1)})
     step = run(strat, flat(10.0, 11.0, 12.0))
-    (order,) = journal(step).orders
-    (fill,) = journal(step).fills
+    (order,) = orders(step)
+    (fill,) = fills(step)
     assert (order.ts, order.bar_ts) == (T0 + 2 * TF, T0 + TF)
     assert (fill.ts, fill.bar_ts, fill.price) == (T0 + 2 * TF, T0 + TF, 11.0)
     assert events(step) == [(T0 + 2 * TF, "NEW", None), (T0 + 2 * TF, "SUBMITTED", None),
@@ -138,20 +111,20 @@ def test_step_ctx_submit_returns_order_handle_numbered_per_run() -> None:
     assert [o.client_order_id for o in handles] == ["t-1", "t-2"]
     assert first.status is S.FILLED
     assert second.status is S.SUBMITTED and second.is_open and second.tag == "bid"
-    assert journal(step).orders == handles
+    assert [o.order_seq for o in orders(step)] == [h.order_seq for h in handles]
 
 
 def test_step_intents_returned_from_on_bar_submitted_in_list_order() -> None:
     strat = Scripted({0: lambda ctx, bar: [BUY1, OrderIntent("X", Side.BUY, 2.0)]})
     step = run(strat, flat(10.0))
-    assert [(o.order_seq, o.qty) for o in journal(step).orders] == [(1, 1.0), (2, 2.0)]
+    assert [(o.order_seq, o.qty) for o in orders(step)] == [(1, 1.0), (2, 2.0)]
 
 
 @pytest.mark.parametrize("nothing", [None, []])
 def test_step_on_bar_returning_none_or_empty_list_submits_nothing(nothing: Any) -> None:
     strat = Scripted({0: lambda ctx, bar: nothing})
     step = run(strat, flat(10.0))
-    assert journal(step).orders == []
+    assert orders(step) == []
 
 
 def test_step_on_fill_sees_books_already_updated() -> None:
@@ -201,7 +174,7 @@ def test_step_limit_placed_on_bar_fills_from_next_bar_on_touch() -> None:
     rows: list[Row] = [(10.0, 10.0, 8.0, 10.0), (10.0, 10.0, 9.5, 10.0), (10.0, 10.0, 8.5, 9.0)]
     strat = Scripted({0: submit(bid)})
     step = run(strat, rows, costs=CostModel(spread_bps=50.0, slippage_bps=50.0))
-    (fill,) = journal(step).fills
+    (fill,) = fills(step)
     assert (fill.bar_ts, fill.ts, fill.price) == (T0 + 2 * TF, T0 + 3 * TF, 9.0)
     assert events(step)[-1] == (T0 + 3 * TF, "FILLED", None)
 
@@ -217,7 +190,7 @@ def test_step_ctx_cancel_open_limit_true_then_false() -> None:
     step = run(strat, flat(10.0, 10.0, 4.0))
     assert results == [True, False]
     assert events(step)[-1] == (T0 + 2 * TF, "CANCELED", CancelReason.USER)
-    assert journal(step).fills == []
+    assert fills(step) == []
     assert step.book.reserved_cash == 0.0
 
 
@@ -249,7 +222,7 @@ def test_step_expired_limit_ends_canceled_expired_at_expiry_bar_time() -> None:
                                                   expire_after_bars=2))})
     step = run(strat, flat(10.0, 10.0, 10.0, 4.0))
     assert events(step)[-1] == (T0 + 3 * TF, "CANCELED", CancelReason.EXPIRED)
-    assert journal(step).fills == []
+    assert fills(step) == []
 
 
 def test_step_round_trip_recorded_when_sell_closes_buy() -> None:
@@ -278,7 +251,7 @@ def test_step_risk_block_never_reaches_broker_and_on_reject_told() -> None:
     assert events(step, 1) == [(T0 + TF, "NEW", None), (T0 + TF, "BLOCKED", code)]
     assert [(e[0], e[2], e[5]) for e in risk.events] == [(T0 + TF, 1, code)]
     assert strat.heard("reject") == [(1, S.BLOCKED, code)]
-    assert [f.order_seq for f in journal(step).fills] == [2]
+    assert [f.order_seq for f in fills(step)] == [2]
 
 
 # --- strategy errors ------------------------------------------------------------------------
@@ -406,14 +379,14 @@ class OneCancelsOther(Strategy):
 
 def test_step_cancel_from_on_fill_of_untouched_sibling_canceled_user() -> None:
     step = run(OneCancelsOther(), [(10.0, 10.0, 10.0, 10.0), (10.0, 10.0, 9.2, 9.6)])
-    assert [f.order_seq for f in journal(step).fills] == [1]
+    assert [f.order_seq for f in fills(step)] == [1]
     assert events(step, 2)[-1] == (T0 + 2 * TF, "CANCELED", CancelReason.USER)
     assert step.book.reserved_cash == 0.0
 
 
 def test_step_cancel_from_on_fill_of_touched_sibling_canceled_not_filled() -> None:
     step = run(OneCancelsOther(), [(10.0, 10.0, 10.0, 10.0), (10.0, 10.0, 8.0, 9.0)])
-    assert [f.order_seq for f in journal(step).fills] == [1]
+    assert [f.order_seq for f in fills(step)] == [1]
     assert events(step, 2)[-1] == (T0 + 2 * TF, "CANCELED", CancelReason.USER)
     assert step.book.position_units("X") == 100_000_000
 
@@ -508,7 +481,7 @@ def test_step_intent_qty_changed_after_creation_raises_strategy_error_naming_int
 
 def test_step_huge_but_valid_qty_rejected_insufficient_funds() -> None:
     step = run(Scripted({0: submit(OrderIntent("X", Side.BUY, 9e10))}), flat(10.0, 10.0))
-    (order,) = journal(step).orders
+    (order,) = orders(step)
     assert (order.status, order.reason) == (S.REJECTED, RejectReason.INSUFFICIENT_FUNDS)
 
 
@@ -533,5 +506,21 @@ def test_step_intent_field_changed_after_creation_raises_strategy_error(
 def test_step_tagged_reduce_only_intent_still_accepted() -> None:
     intent = OrderIntent("X", Side.BUY, 1.0, tag="entry")
     step = run(Scripted({0: submit(intent)}), flat(10.0, 10.0))
-    (order,) = journal(step).orders
+    (order,) = orders(step)
     assert (order.status, order.tag) == (S.FILLED, "entry")
+
+
+def test_step_journal_keeps_the_order_as_submitted_not_later_changes_to_the_handle() -> None:
+    handles: list[Order] = []
+
+    def place_and_tamper(ctx: Context, bar: Bar) -> None:
+        order = ctx.submit(OrderIntent.limit("X", Side.BUY, 1.0, 5.0, tag="bid"))
+        order.qty, order.tag = 7.0, "changed"  # a strategy scribbling on its handle
+        handles.append(order)
+
+    step = run(Scripted({0: place_and_tamper}), flat(10.0))
+    (record,) = harness.records(step).orders
+    assert (record.qty, record.tag, record.limit_price) == (1.0, "bid", 5.0)
+    assert not hasattr(record, "status")
+    (state,) = orders(step)
+    assert (state.status, state.qty) == (S.SUBMITTED, 1.0)

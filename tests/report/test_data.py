@@ -31,7 +31,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="module")
 def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A warehouse with the sample month (44,640 bars) and one completed SMA run over it."""
-    from workbench.engine.backtest import run_backtest
+    from workbench.engine.run import run_backtest
     from workbench.warehouse.ingest import ingest
 
     folder = tmp_path_factory.mktemp("report-month")

@@ -105,7 +105,7 @@ def test_run_labels_leave_out_parameters_equal_in_every_run():
 def test_explorer_reload_lists_new_runs_and_keeps_the_selection(built, tmp_path):
     import shutil
 
-    from workbench.engine.backtest import run_backtest
+    from workbench.engine.run import run_backtest
 
     db = tmp_path / "copy.duckdb"
     shutil.copy(built.db, db)

@@ -18,13 +18,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import step_harness as harness
 
 from workbench.book import Book, RoundTrip
 from workbench.brokers.fills import CostModel
-from workbench.brokers.sim import SimBroker
-from workbench.config import PositionLimit, RiskConfig, RiskModes
-from workbench.engine.backtest import simulate
-from workbench.engine.journal import MemoryJournal
+from workbench.config import PositionLimit, RiskConfig
 from workbench.engine.step import Step
 from workbench.feeds.history import merge
 from workbench.feeds.qc import BarSeries
@@ -32,7 +30,6 @@ from workbench.model import (
     QTY_SCALE,
     Bar,
     Fill,
-    Mode,
     Order,
     OrderIntent,
     OrderStatus,
@@ -60,7 +57,7 @@ class Account:
 
     def __init__(self, cfg: RiskConfig | None = None, *, cash: float = 1024.0,
                  held: dict[str, float] | None = None, last: dict[str, float] | None = None,
-                 costs: CostModel | None = None, mode: Mode = Mode.BACKTEST,
+                 costs: CostModel | None = None, resume_next_day: bool = True,
                  log: JsonlLog | None = None) -> None:
         self.book = Book(cash)
         self.book.units = {s: round(q * Q) for s, q in (held or {}).items()}
@@ -68,7 +65,8 @@ class Account:
         self.resting: list[Order] = []
         self.bar_ts = T0
         self.seq = 0
-        self.risk = RiskEngine(cfg or RiskConfig(), costs or CostModel(), mode=mode, log=log)
+        self.risk = RiskEngine(cfg or RiskConfig(), costs or CostModel(),
+                               resume_next_day=resume_next_day, log=log)
         self.risk.bind(self.book, lambda: list(self.resting), lambda: self.bar_ts + TF,
                        lambda: self.bar_ts)
 
@@ -528,9 +526,8 @@ def test_daily_loss_realized_pnl_per_utc_day_in_summary() -> None:
     assert a.risk.summary()["daily_realized_pnl"] == {"2024-01-01": 4.5, "2024-01-02": -8.0}
 
 
-@pytest.mark.parametrize("mode", [Mode.LIVE, Mode.PAPER, Mode.SHADOW])
-def test_daily_loss_live_modes_stop_persists_into_next_day_until_resume(mode: Mode) -> None:
-    a = Account(RiskConfig(daily_loss_limit=100.0), last={"X": 64.0}, mode=mode)
+def test_daily_loss_live_modes_stop_persists_into_next_day_until_resume() -> None:
+    a = Account(RiskConfig(daily_loss_limit=100.0), last={"X": 64.0}, resume_next_day=False)
     a.realize(-128.0)
     assert "explicit resume" in json.loads(a.risk.events[0][6])["until"]
     a.risk.resume()  # the same day: the stop holds
@@ -544,7 +541,7 @@ def test_daily_loss_live_modes_stop_persists_into_next_day_until_resume(mode: Mo
 
 
 def test_daily_loss_live_resume_on_next_day_before_any_order_lifts_stop() -> None:
-    a = Account(RiskConfig(daily_loss_limit=100.0), last={"X": 64.0}, mode=Mode.LIVE)
+    a = Account(RiskConfig(daily_loss_limit=100.0), last={"X": 64.0}, resume_next_day=False)
     a.realize(-128.0)
     a.bar_ts = T0 + DAY  # the clock is on the next UTC day; no order checked yet
     a.risk.resume()
@@ -552,7 +549,7 @@ def test_daily_loss_live_resume_on_next_day_before_any_order_lifts_stop() -> Non
 
 
 def test_daily_loss_live_new_breach_under_older_stop_recorded_and_needs_own_resume() -> None:
-    a = Account(RiskConfig(daily_loss_limit=100.0), last={"X": 64.0}, mode=Mode.LIVE)
+    a = Account(RiskConfig(daily_loss_limit=100.0), last={"X": 64.0}, resume_next_day=False)
     a.realize(-128.0)                       # day D: the stop
     a.bar_ts = T0 + DAY
     assert a.code(a.order("X", BUY, 1.0)) == "RISK_DAILY_LOSS"
@@ -613,17 +610,6 @@ def test_needs_bars_only_when_a_drawdown_rule_is_set() -> None:
                           costs).needs_bars
     assert RiskEngine(RiskConfig(max_drawdown_pct=1.0), costs).needs_bars
     assert RiskEngine(RiskConfig(max_daily_drawdown_pct=1.0), costs).needs_bars
-
-
-# --- modes ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("mode", list(Mode))
-def test_for_mode_switched_off_mode_no_engine_others_engine_in_that_mode(mode: Mode) -> None:
-    off = RiskConfig(max_order_notional=1.0, modes=RiskModes(**{mode.value: False}))
-    assert RiskEngine.for_mode(off, CostModel(), mode) is None
-    others = [m for m in Mode if m is not mode]
-    for other in others:
-        engine = RiskEngine.for_mode(off, CostModel(), other)
-        assert engine is not None and engine.mode is other
 
 
 # --- what a block leaves behind -------------------------------------------------------------
@@ -726,10 +712,7 @@ def run_bars(strategy: Strategy, closes: list[float], risk: RiskEngine, tf: int 
     c = np.array(closes, dtype=float)
     ts = T0 + np.arange(len(c), dtype=np.int64) * tf
     data = merge([BarSeries(symbol, tf, ts, c, c, c, c, np.ones(len(c)))])
-    step = Step(strategy, SimBroker(CostModel()), Book(cash), MemoryJournal(), run_id="t",
-                timeframe_ms=tf, risk=risk)
-    simulate(step, data, start=T0)
-    return step
+    return harness.run(strategy, data, cash=cash, risk=risk, timeframe_ms=tf)
 
 
 BUY1 = OrderIntent("X", BUY, 1.0)
@@ -769,14 +752,14 @@ def test_step_daily_loss_stop_exit_of_remaining_position_fills() -> None:
     strat = Script({0: submit(OrderIntent("X", BUY, 2.0)), 1: submit(SELL1),
                     2: submit(BUY1, SELL1)})
     step = run_bars(strat, [1000.0, 800.0, 800.0], risk)
-    blocked_buy, sell = step.journal.orders[2:]  # type: ignore[attr-defined]
+    blocked_buy, sell = harness.orders(step)[2:]
     assert (blocked_buy.status, blocked_buy.reason) == (OrderStatus.BLOCKED, "RISK_DAILY_LOSS")
     assert sell.status is OrderStatus.FILLED
     assert step.book.position("X") == 0.0
 
 
 def test_step_live_engine_keeps_stop_across_day_until_resume() -> None:
-    risk = RiskEngine(RiskConfig(daily_loss_limit=100.0), CostModel(), mode=Mode.LIVE)
+    risk = RiskEngine(RiskConfig(daily_loss_limit=100.0), CostModel(), resume_next_day=False)
     strat = Script({0: submit(BUY1), 1: submit(SELL1), 4: submit(BUY1, then=risk.resume),
                     5: submit(BUY1)})
     run_bars(strat, [1000.0, 800.0, 800.0, 800.0, 800.0, 800.0], risk)
@@ -786,14 +769,14 @@ def test_step_live_engine_keeps_stop_across_day_until_resume() -> None:
 
 
 def test_step_live_engine_resume_at_start_of_next_day_lets_next_order_fill() -> None:
-    risk = RiskEngine(RiskConfig(daily_loss_limit=100.0), CostModel(), mode=Mode.LIVE)
+    risk = RiskEngine(RiskConfig(daily_loss_limit=100.0), CostModel(), resume_next_day=False)
     strat = Script({0: submit(BUY1), 1: submit(SELL1), 4: submit(BUY1, before=risk.resume)})
     run_bars(strat, [1000.0, 800.0, 800.0, 800.0, 800.0], risk)
     assert strat.orders[4].status is OrderStatus.FILLED
 
 
 def test_step_drawdown_blocks_buy_after_equity_falls_and_exit_fills() -> None:
-    risk = RiskEngine(RiskConfig(max_drawdown_pct=10.0), CostModel(), mode=Mode.BACKTEST)
+    risk = RiskEngine(RiskConfig(max_drawdown_pct=10.0), CostModel(), resume_next_day=True)
     strat = Script({0: submit(OrderIntent("X", BUY, 64.0)), 2: submit(BUY1),
                     3: submit(OrderIntent("X", SELL, 64.0))})
     # cash 8192, 64 X bought at 128; at 96 the account is 8192 - 2048 = 6144: 25 % down
@@ -812,7 +795,7 @@ def test_step_halt_blocks_new_orders_flatten_reduce_only_sell_fills() -> None:
     strat = Script({0: submit(OrderIntent("X", BUY, 2.0)),
                     1: submit(BUY1, SELL1, flatten, before=lambda: risk.halt("kill"))})
     step = run_bars(strat, [64.0, 64.0], risk)
-    orders = step.journal.orders  # type: ignore[attr-defined]
+    orders = harness.orders(step)
     assert [(o.status, o.reason) for o in orders[1:]] == [
         (OrderStatus.BLOCKED, "RISK_HALTED"), (OrderStatus.BLOCKED, "RISK_HALTED"),
         (OrderStatus.FILLED, None)]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from workbench.config import load_config
-from workbench.engine.backtest import RunResult, run_backtest
+from workbench.engine.run import RunResult, run_backtest
 from workbench.errors import ConfigError
 from workbench.feeds.synthetic import write_csv
 from workbench.warehouse.connect import open_ro, open_rw

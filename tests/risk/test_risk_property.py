@@ -18,16 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import step_harness as harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.book import Book
 from workbench.brokers.fills import CostModel
-from workbench.brokers.sim import SimBroker
 from workbench.config import PositionLimit, RiskConfig
-from workbench.engine.backtest import simulate
-from workbench.engine.journal import MemoryJournal
-from workbench.engine.step import Step
 from workbench.feeds.history import LoopData, merge
 from workbench.feeds.qc import BarSeries
 from workbench.model import QTY_SCALE, Bar, Order, OrderIntent, OrderStatus, OrderType, Side
@@ -248,11 +244,9 @@ def test_risk_engine_random_streams_blocks_exactly_when_a_limit_would_be_exceede
     data, script, cfg, costs = run
     risk = SpyRisk(cfg, costs)
     risk.seen = []
-    step = Step(Replay(script), SimBroker(costs), Book(1_000.0), MemoryJournal(), run_id="p",
-                timeframe_ms=TF, risk=risk)
-    simulate(step, data, start=T0)
+    step = harness.run(Replay(script), data, costs=costs, cash=1_000.0, risk=risk, run_id="p")
 
-    assert len(risk.seen) == len(step.journal.orders)  # type: ignore[attr-defined]
+    assert len(risk.seen) == len(harness.orders(step))
     for s in risk.seen:
         order, x, block = s.order, s.x, s.block
         price = expected_price(order, s.snap, costs)

@@ -12,15 +12,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import step_harness as harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.book import Book
 from workbench.brokers.base import RejectReason
 from workbench.brokers.fills import CostModel
-from workbench.brokers.sim import SimBroker
-from workbench.engine.backtest import simulate
-from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData, merge
 from workbench.feeds.qc import BarSeries
@@ -153,11 +150,8 @@ def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: Co
     """One run through the real engine, written to the warehouse as engine/run.py writes it."""
     run_id = f"prop-{next(RUN_IDS)}"
     strategy = Scripted(script)
-    step = Step(strategy, SimBroker(costs), Book(initial_cash), MemoryJournal(), run_id=run_id,
-                timeframe_ms=TF, seed=0)
-    equity = simulate(step, data, start=data.ts[0])
-    journal = step.journal
-    assert isinstance(journal, MemoryJournal)
+    step, equity = harness.run_with_equity(strategy, data, start=data.ts[0], costs=costs,
+                                           cash=initial_cash, run_id=run_id)
     results.insert_results(con, {
         "run_id": run_id, "mode": "backtest", "name": "property", "status": "completed",
         "config_json": {"strategy": "Scripted"}, "started_at": "2024-01-01T00:00:00Z",
@@ -166,7 +160,7 @@ def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: Co
         "initial_cash": initial_cash, "quote": "USDT", "seed": 0,
         "start_ts": ms_to_iso(int(data.ts[0])), "end_ts": ms_to_iso(int(data.ts[-1])),
         "bar_count": len(data),
-    }, results.run_tables(data, journal, [], "1m", "none", run_id))
+    }, results.run_tables(data, step.journal, [], "1m", "none", run_id))
     return run_id, step, equity, strategy
 
 
@@ -205,7 +199,7 @@ def test_books_and_views_random_order_streams_agree_on_equity_and_round_trips(
     trades, fills, fees = con.execute(
         "select trades, fills, fees_quote from rpt.performance where run_id = ?",
         [run_id]).fetchone()
-    assert (trades, fills) == (len(book.round_trips), len(step.journal.fills))
+    assert (trades, fills) == (len(book.round_trips), len(harness.fills(step)))
     assert math.isclose(fees, book.fees_paid, rel_tol=1e-9, abs_tol=1e-12)
 
     # a sell beyond the position never reaches the books

@@ -5,20 +5,15 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
+import step_harness as harness
 
-from workbench.book import Book
 from workbench.brokers.base import CancelReason
 from workbench.brokers.fills import CostModel
-from workbench.brokers.sim import SimBroker
-from workbench.engine.backtest import simulate
-from workbench.engine.journal import MemoryJournal
+from workbench.engine.journal import OrderState
 from workbench.engine.step import Step
 from workbench.errors import ConfigError
-from workbench.feeds.history import merge
-from workbench.feeds.qc import BarSeries
-from workbench.model import Order, OrderStatus, OrderType, Side
+from workbench.model import OrderStatus, OrderType, Side
 from workbench.strategies.pullback_limit import PullbackLimit
 
 T0 = 1_704_067_200_000
@@ -39,19 +34,12 @@ def quiet(c: float) -> Row:
 
 def run(rows: list[Row], costs: CostModel | None = None, cash: float = 10_000.0,
         **params: float) -> Step:
-    a = np.array(rows, dtype=float)
-    data = merge([BarSeries("X", TF, T0 + np.arange(len(rows), dtype=np.int64) * TF, a[:, 0],
-                            a[:, 1], a[:, 2], a[:, 3], np.ones(len(rows)))])
-    step = Step(PullbackLimit(**{**PARAMS, **params}), SimBroker(costs or CostModel()),
-                Book(cash), MemoryJournal(), run_id="t", timeframe_ms=TF)
-    simulate(step, data, start=T0)
-    return step
+    return harness.run(PullbackLimit(**{**PARAMS, **params}), harness.rows(rows), costs=costs,
+                       cash=cash)
 
 
-def orders(step: Step) -> list[Order]:
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
-    return j.orders
+def orders(step: Step) -> list[OrderState]:
+    return harness.orders(step)
 
 
 def bar_of(ts: int) -> int:
@@ -97,8 +85,7 @@ def test_pullback_bid_fill_places_take_profit_for_whole_position() -> None:
 def test_pullback_bid_filled_at_open_when_bar_gaps_below_sets_entry_there() -> None:
     step = run([quiet(100.0), (97.0, 98.0, 96.5, 97.5)])
     _, tp = orders(step)
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
+    j = harness.journalled(step)
     assert j.fills[0].price == 97.0
     assert tp.limit_price == pytest.approx(97.0 * 1.02, rel=1e-15)
 
@@ -108,8 +95,7 @@ def test_pullback_take_profit_fill_goes_flat_and_bids_again() -> None:
     step = run(rows, costs=CostModel(fee_bps=10.0))
     bid, tp, bid2 = orders(step)
     assert (bid.status, tp.status) == (S.FILLED, S.FILLED)
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
+    j = harness.journalled(step)
     assert [f.price for f in j.fills] == pytest.approx([99.0, 100.98], rel=1e-15)
     assert step.book.position_units("X") == 0
     (trip,) = step.book.round_trips
@@ -128,8 +114,7 @@ def test_pullback_close_below_stop_cancels_take_profit_and_sells_at_market() -> 
     assert (stop.side, stop.type, stop.tag, stop.status) == (Side.SELL, OrderType.MARKET, "stop",
                                                               S.FILLED)
     assert stop.qty == 1.0
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
+    j = harness.journalled(step)
     assert j.fills[-1].price == pytest.approx(95.0 * (1 - 10 / 1e4), rel=1e-15)
     assert step.book.position_units("X") == 0
     assert step.book.reserved_units == {}
@@ -149,8 +134,7 @@ def test_pullback_stop_with_next_open_sells_at_next_open_then_bids() -> None:
     step = run(rows, costs=CostModel(fill_at="next_open"))
     tags = [o.tag for o in orders(step)]
     assert tags == ["entry", "take_profit", "stop", "entry"]
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
+    j = harness.journalled(step)
     assert (j.fills[-1].price, bar_of(j.fills[-1].bar_ts)) == (94.0, 3)
     assert step.book.position_units("X") == 0
 
@@ -163,8 +147,7 @@ def test_pullback_on_sample_keeps_its_invariants() -> None:
                          float(rec["close"])))
     step = run(rows, costs=CostModel(fee_bps=2.0, slippage_bps=5.0, min_notional=5.0),
                qty=0.05, dip_bps=15.0, take_profit_bps=25.0, stop_bps=60.0, expire_bars=5)
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
+    j = harness.journalled(step)
     by_seq = {o.order_seq: o for o in j.orders}
     assert {o.tag for o in j.orders} == {"entry", "take_profit", "stop"}
     assert all(o.status is not S.REJECTED for o in j.orders)

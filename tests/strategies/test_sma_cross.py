@@ -15,12 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+import step_harness as harness
 
-from workbench.book import Book
 from workbench.brokers.fills import CostModel
-from workbench.brokers.sim import SimBroker
-from workbench.engine.backtest import simulate
-from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.errors import ConfigError
 from workbench.feeds.history import merge
@@ -92,15 +89,11 @@ def bars(symbol: str, closes: list[float]) -> BarSeries:
 
 def run(strategy: SmaCross, *series: BarSeries, costs: CostModel | None = None,
         cash: float = 1e9) -> Step:
-    step = Step(strategy, SimBroker(costs or CostModel()), Book(cash), MemoryJournal(),
-                run_id="t", timeframe_ms=TF)
-    simulate(step, merge(list(series)), start=T0)
-    return step
+    return harness.run(strategy, merge(list(series)), costs=costs, cash=cash)
 
 
 def signals(step: Step, symbol: str = "X") -> list[Signal]:
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
+    j = harness.journalled(step)
     return [(o.side.value, (o.bar_ts - T0) // TF) for o in j.orders if o.symbol == symbol]
 
 
@@ -118,8 +111,7 @@ def test_sma_cross_sample_5000_bars_signals_match_reference(fast: int, slow: int
     step = run(strat, bars("X", closes), costs=CostModel(fee_bps=10.0, slippage_bps=5.0),
                cash=10_000.0)
     assert signals(step) == expected
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
+    j = harness.journalled(step)
     assert all(o.status is OrderStatus.FILLED and o.type is OrderType.MARKET for o in j.orders)
 
 
@@ -184,8 +176,7 @@ def test_sma_cross_buys_qty_at_market_and_sells_whole_position() -> None:
     closes = [10.0, 10.0, 10.0, 11.0, 11.0, 11.0, 11.0, 10.0]
     costs = CostModel(fee_bps=10.0, spread_bps=2.0, slippage_bps=5.0)
     step = run(SmaCross(fast=2, slow=3, qty=0.37), bars("X", closes), costs=costs)
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
+    j = harness.journalled(step)
     buy, sell = j.fills
     assert (buy.side, buy.qty, buy.price) == (Side.BUY, 0.37, costs.market_price(Side.BUY, 11.0))
     assert (sell.side, sell.qty_units) == (Side.SELL, buy.qty_units)
@@ -196,8 +187,7 @@ def test_sma_cross_buys_qty_at_market_and_sells_whole_position() -> None:
 
 def test_sma_cross_position_open_at_end_stays_open() -> None:
     step = run(SmaCross(fast=2, slow=3, qty=0.5), bars("X", [10.0, 10.0, 10.0, 11.0, 12.0]))
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
+    j = harness.journalled(step)
     assert [(o.side, o.status) for o in j.orders] == [(Side.BUY, OrderStatus.FILLED)]
     assert step.book.position("X") == 0.5
     assert step.book.round_trips == []
@@ -215,8 +205,7 @@ def test_sma_cross_several_symbols_each_own_smas_and_position() -> None:
 def test_sma_cross_rejected_buy_stays_flat_and_retries_next_cross() -> None:
     # cash for nothing: every buy is rejected, and no sell follows a rejected buy
     step = run(SmaCross(fast=5, slow=20, qty=1.0), bars("X", sample_closes(2000)), cash=1.0)
-    j = step.journal
-    assert isinstance(j, MemoryJournal)
+    j = harness.journalled(step)
     assert j.orders
     assert all(o.side is Side.BUY and o.status is OrderStatus.REJECTED for o in j.orders)
     assert j.fills == []
@@ -306,7 +295,7 @@ def test_load_strategy_class_module_calling_sys_exit_at_import_config_error(
 def test_build_strategy_constructor_calling_sys_exit_strategy_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from workbench.config import load_config
-    from workbench.engine.backtest import build_strategy
+    from workbench.engine.kernel import build_strategy
     from workbench.errors import StrategyError
 
     (tmp_path / "wbtest_exits_in_init.py").write_text(

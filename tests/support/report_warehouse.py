@@ -48,7 +48,7 @@ class Warehouse:
 
 def build(folder: Path) -> Warehouse:
     """Ingest the bars and run the three backtests into ``folder/wb.duckdb``."""
-    from workbench.engine.backtest import run_backtest
+    from workbench.engine.run import run_backtest
     from workbench.errors import DataError
     from workbench.feeds.synthetic import write_csv
     from workbench.warehouse.connect import open_rw

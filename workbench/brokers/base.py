@@ -1,24 +1,44 @@
 """The Broker port: the contract every broker (sim, paper, null, Binance) keeps.
 
-State machine, the same for every broker::
+State machine, the same for every broker (``model.TRANSITIONS``)::
 
     NEW -> SUBMITTED -> PARTIALLY_FILLED -> FILLED | CANCELED | REJECTED
     NEW -> REJECTED            (refused at submit: funds, position, minimum notional)
     NEW -> BLOCKED             (risk; set by the step, never reaches a broker)
+    NEW | SUBMITTED | PARTIALLY_FILLED -> UNKNOWN
+                               (sent, outcome not known: a timeout, a 5xx, a dropped response)
+    UNKNOWN -> SUBMITTED | PARTIALLY_FILLED | FILLED | CANCELED | REJECTED
+                               (only what a query of the venue answers, from ``poll``)
 
 The step creates each order (status NEW) and journals it before calling ``submit``. The broker
 reports every later transition and every execution back through the ``OrderSink`` it was bound
-to; it never writes the books itself, it only reads them (free cash, free position, marks).
+to (``bind``). A call whose outcome the broker cannot know raises ``OutcomeUnknown``: the step
+marks the order UNKNOWN (the run goes on) and the broker resolves it later by asking the venue
+in ``poll``, never by sending the order again.
+
+The books. Cash, positions, lots and round trips move only through the step: the broker reports
+an execution (``OrderSink.order_fill``) and the step applies it to the ``Book``. The broker
+reads the books (free cash, free position, marks) and owns one thing in them: the reservations
+of the orders it holds open (``Book.reserve`` when an order starts resting, ``Book.release``
+when it stops), as a venue holds the funds of an open order. A broker that holds nothing open
+(a market order filled at once, a null broker) writes nothing. See adr/0011.
+
+Time. ``on_bar`` lets resting orders work against a closed bar (a simulated venue); ``poll``
+is the hook between bars for a venue that speaks by itself (acknowledgements, fills,
+reconciliation of UNKNOWN orders); the sim broker's is a no-op. A fill reported from ``poll``
+passes the venue's ``trade_id`` and execution time to ``order_fill``; the step stamps it with
+its clock.
 
 Reject reasons are stable codes: ``INSUFFICIENT_FUNDS``, ``INSUFFICIENT_POSITION``,
 ``MIN_NOTIONAL``, ``NO_PRICE``, ``POSITION_OVERFLOW`` (a buy that would take the position past
 ``model.MAX_QTY``, the most the books hold as 64-bit integer units); cancel reasons: ``USER``,
-``EXPIRED``. Orders still resting when a backtest ends stay SUBMITTED: they were working when
-the data ran out.
+``EXPIRED``; unknown-outcome reasons: ``TIMEOUT``, ``VENUE_ERROR``, ``NO_RESPONSE``. Orders
+still resting when a backtest ends stay SUBMITTED: they were working when the data ran out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Protocol
 
@@ -39,23 +59,43 @@ class CancelReason(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+class UnknownReason(StrEnum):
+    TIMEOUT = "TIMEOUT"
+    VENUE_ERROR = "VENUE_ERROR"  # a 5xx, or an answer that says nothing of the order
+    NO_RESPONSE = "NO_RESPONSE"  # the connection dropped after the request left
+
+
+class OutcomeUnknown(Exception):
+    """Raised by a broker when a request left but its outcome is not known: the order becomes
+    UNKNOWN (the run goes on) until a venue query resolves it."""
+
+    def __init__(self, reason: str = UnknownReason.TIMEOUT, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else str(reason))
+        self.reason = str(reason)
+
+
 class OrderSink(Protocol):
     """Receives what a broker reports; the step implements it."""
 
     def order_status(self, order: Order, status: OrderStatus, reason: str | None = None) -> None:
         ...
 
-    def order_fill(self, order: Order, units: int, price: float, fee: float) -> None:
-        ...
+    def order_fill(self, order: Order, units: int, price: float, fee: float,
+                   trade_id: str | None = None, venue_ts: int | None = None) -> None:
+        """An execution of ``units`` at ``price`` (``fee`` in the quote currency); a venue
+        passes its trade id and execution time (ms UTC)."""
 
 
 class Broker(Protocol):
     """Takes orders from the step and reports their fate through the sink."""
 
-    pending: dict[str, list[Order]]
+    @property
+    def resting(self) -> Mapping[str, Sequence[Order]]:
+        """The orders working at the broker by symbol, live (read-only to others; empty when
+        none). The step tests its truth once per bar, calling ``on_bar`` only while any rest."""
 
     def bind(self, sink: OrderSink, book: Book) -> None:
-        ...
+        """Report to ``sink``; read (and reserve in) ``book``. Called once, before ``submit``."""
 
     def submit(self, order: Order) -> None:
         """Accept (SUBMITTED, maybe filled at once) or reject the order, through the sink."""
@@ -64,4 +104,8 @@ class Broker(Protocol):
         """Cancel an open order; False if it was not open here."""
 
     def on_bar(self, bar: Bar) -> None:
-        """Let resting orders of ``bar.symbol`` work against this bar."""
+        """Let resting orders of ``bar.symbol`` work against this closed bar."""
+
+    def poll(self, now: int) -> None:
+        """Between bars: report what the venue says happened since the last call
+        (acknowledgements, fills, cancels) and resolve UNKNOWN orders by asking the venue."""

@@ -14,12 +14,13 @@ class SimBroker:
     Spot rules as a venue applies them: a buy whose cost (notional plus fee) exceeds free cash
     is rejected ``INSUFFICIENT_FUNDS``; a sell beyond the free position ``INSUFFICIENT_POSITION``;
     a buy that would hold more than ``model.MAX_QTY`` ``POSITION_OVERFLOW``.
-    A resting limit reserves its cash (buy) or quantity (sell), so free means not reserved.
+    A resting limit reserves its cash (buy) or quantity (sell), so free means not reserved;
+    the reservations are the only thing it writes in the books (brokers/base.py).
     """
 
     def __init__(self, costs: CostModel) -> None:
         self.costs = costs
-        self.pending: dict[str, list[Order]] = {}
+        self.resting: dict[str, list[Order]] = {}
         self._reserved: dict[int, tuple[float, int]] = {}
         self._sink: OrderSink | None = None
         self._book: Book | None = None
@@ -85,16 +86,16 @@ class SimBroker:
         assert self._book is not None
         self._book.reserve(order.symbol, cash, units)
         self._reserved[order.order_seq] = (cash, units)
-        self.pending.setdefault(order.symbol, []).append(order)
+        self.resting.setdefault(order.symbol, []).append(order)
 
     def _unrest(self, order: Order) -> None:
         assert self._book is not None
         cash, units = self._reserved.pop(order.order_seq)
         self._book.release(order.symbol, cash, units)
-        resting = self.pending[order.symbol]
+        resting = self.resting[order.symbol]
         resting.remove(order)
         if not resting:
-            del self.pending[order.symbol]
+            del self.resting[order.symbol]
 
     # --- cancel and bars ---------------------------------------------------------------------
     def cancel(self, order: Order, reason: str = CancelReason.USER) -> bool:
@@ -106,7 +107,7 @@ class SimBroker:
         return True
 
     def on_bar(self, bar: Bar) -> None:
-        resting = self.pending.get(bar.symbol)
+        resting = self.resting.get(bar.symbol)
         if not resting:
             return
         sink, book, costs = self._sink, self._book, self.costs
@@ -136,6 +137,9 @@ class SimBroker:
                 sink.order_status(order, OrderStatus.REJECTED, reason)
                 continue
             self._fill(order, price)
+
+    def poll(self, now: int) -> None:
+        """Nothing happens between bars in a simulation."""
 
     def _fill(self, order: Order, price: float) -> None:
         """The whole order at ``price``; the fee on the filled quantity's notional."""

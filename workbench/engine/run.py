@@ -1,5 +1,8 @@
 """One backtest job, end to end: config -> bars -> QC -> loop -> run directory -> warehouse.
 
+``run_backtest`` is the public entry; ``execute`` runs a validated config. The loop's parts
+(clock, feed, broker, journal) come from ``engine/kernel.py`` for the run's mode.
+
 Nobody holds the warehouse across computation (adr/0008). The job opens it read-only to read
 its bars and closes it; runs the loop and computes its headline numbers in memory (a private
 in-memory DuckDB with the same versioned views); then writes the whole run, with status
@@ -15,13 +18,14 @@ directory keeps its story.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import re
 import shutil
+import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +33,11 @@ import pyarrow as pa
 
 from workbench import manifest as mf
 from workbench import rundir
-from workbench.config import Config, parse_when, timeframe_ms
-from workbench.engine import summary
-from workbench.engine.backtest import (
-    EquityRows,
-    RunResult,
-    build_step,
-    build_strategy,
-    simulate,
-)
-from workbench.engine.journal import MemoryJournal
+from workbench.config import Config, StrategyConfig, load_config, parse_when, timeframe_ms
+from workbench.engine import kernel, summary
+from workbench.engine.backtest import EquityRows
+from workbench.engine.journal import contents, order_states
+from workbench.engine.kernel import build_strategy, with_strategy
 from workbench.errors import (
     ConfigError,
     DataError,
@@ -50,8 +49,9 @@ from workbench.errors import (
 )
 from workbench.feeds.history import check_series, load_series, merge
 from workbench.feeds.qc import Finding, log_findings, summarize
-from workbench.model import ms_to_iso
+from workbench.model import Mode, ms_to_iso
 from workbench.secrets import scrub
+from workbench.strategy import Strategy, check_strategy_class, strategy_identity
 from workbench.telemetry.log import JsonlLog
 from workbench.telemetry.metrics import Stopwatch
 from workbench.warehouse import migrations, results, stale, views
@@ -60,6 +60,136 @@ from workbench.warehouse.connect import reading, resolve_path
 RUN_FILES = ("trades.csv", "orders.csv", "fills.csv", "equity.csv")
 READ_WAIT_S = 30.0  # how long a job waits for another process to release the file
 WRITE_WAIT_S = 120.0
+
+
+def _strategy_in(config: Any) -> Any:
+    """A class object given as ``strategy.class`` in a config mapping, else None."""
+    if isinstance(config, Config):
+        return config.strategy._class
+    if isinstance(config, Mapping):
+        section = config.get("strategy")
+        if isinstance(section, Mapping) and isinstance(section.get("class"), type):
+            return section["class"]
+    return None
+
+
+def _without_class(config: Any) -> Any:
+    if isinstance(config, Mapping) and isinstance(config.get("strategy"), Mapping):
+        section = {k: v for k, v in config["strategy"].items() if k != "class"}
+        return {**config, "strategy": section}
+    return config
+
+
+def as_config(config: Config | str | Path | Mapping[str, Any] | None, overrides: Iterable[str],
+              env_prefix: str, env: Mapping[str, str] | None = None) -> Config:
+    if isinstance(config, Config):
+        if overrides:
+            return load_config(None, overrides, base=config.to_dict(reveal=True), env={},
+                               env_prefix=env_prefix)
+        return config
+    if isinstance(config, Mapping):
+        return load_config(None, overrides, base=config, env=env, env_prefix=env_prefix)
+    return load_config(config, overrides, env=env, env_prefix=env_prefix)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    metrics: dict[str, Any]
+    manifest: dict[str, Any]
+
+    @property
+    def headline(self) -> str:
+        m = self.metrics
+        fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
+        return (f"trades {m.get('trades', 0)}, total return {fmt(m.get('total_return_pct'), '.4f')}"
+                f" %, max drawdown {fmt(m.get('max_drawdown_pct'), '.4f')} %, "
+                f"Sharpe {fmt(m.get('sharpe'), '.3f')}")
+
+    def __repr__(self) -> str:
+        """Short enough for a notebook cell: the id, the headline, then any warnings."""
+        lines = [f"RunResult {self.run_id} ({self.run_dir}): {self.headline}"]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Warnings, order counts (rejected and risk-blocked by reason), bars per symbol."""
+        return dict(self.manifest.get("summary") or {})
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the run should tell you: the range clipped to the data, a strategy that never
+        finished its warm-up, rejected and risk-blocked orders (see engine/summary.py)."""
+        return list(self.summary.get("warnings") or [])
+
+    def plot(self, symbol: str | None = None) -> Any:
+        """Equity, drawdown and the trades on the price, as one plotly figure
+        (``workbench.plot(run_id)``); it reads the warehouse read-only."""
+        from workbench.report.figures import plot
+
+        return plot(self.run_id, warehouse=self.manifest.get("warehouse"), symbol=symbol)
+
+
+def run_backtest(
+    config: Config | str | Path | Mapping[str, Any] | None = None,
+    *,
+    overrides: Iterable[str] = (),
+    warehouse: str | Path | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    gaps: str | None = None,
+    out: str | Path | None = None,
+    env_prefix: str = "WB_",
+    env: Mapping[str, str] | None = None,
+    progress: bool | None = None,
+    runs_dir: str | Path | None = None,
+    strategy: type[Strategy] | str | None = None,
+    strategy_path: str | Path | Iterable[str | Path] | None = None,
+) -> RunResult:
+    """Run one backtest end to end and return its id, directory, headline metrics and manifest.
+
+    ``config`` is a YAML path, a dict of sections (``{"data": {...}, "strategy": {"params":
+    {...}}}``), a ``Config``, or None (the defaults). ``strategy`` is the strategy: a Strategy
+    subclass (defined anywhere, a notebook included) or a ``"module:Class"`` string; a class
+    may also be given as ``strategy.class`` in a dict. The config records a class as
+    ``module:qualname``. ``strategy_path`` adds directories to search for ``module``
+    (``--strategy-path``; the working directory is always searched).
+
+    ``start`` (inclusive), ``end`` (exclusive) and ``gaps`` override the config's ``data``
+    section, as ``--from``, ``--to`` and ``--gaps`` do on the command line. The run directory
+    is ``out``, or ``runs_dir/<run_id>`` (``runs_dir`` defaults to ``$WB_RUNS_DIR``, else
+    ``runs``). ``progress`` shows a bar (default: on a terminal).
+    """
+    cls = _strategy_in(config) if strategy is None else (
+        strategy if isinstance(strategy, type) else None)
+    if cls is not None:
+        check_strategy_class(cls, "strategy" if strategy is not None else "strategy.class")
+    if cls is not None or strategy is not None:  # the argument wins over the config's class
+        config = _without_class(config)
+    extra = list(overrides)
+    if isinstance(strategy, str):
+        extra.append(f"strategy.class={strategy}")
+    elif cls is not None:
+        extra.append(f"strategy.class={strategy_identity(cls)}")
+    for key, value in (("data.start", start), ("data.end", end), ("data.gaps", gaps)):
+        if value is not None:
+            extra.append(f"{key}={value}")
+    cfg = as_config(config, extra, env_prefix, env)
+    if strategy_path is not None:
+        dirs = ([strategy_path] if isinstance(strategy_path, str | Path)
+                else list(strategy_path))
+        paths = [str(p) for p in dirs] + list(cfg.strategy.path)
+        cfg = cfg.model_copy(update={"strategy": StrategyConfig.model_validate(
+            {**cfg.strategy.model_dump(by_alias=True), "path": paths})})
+    if cls is not None:
+        cfg = with_strategy(cfg, cls)
+    show = sys.stderr.isatty() if progress is None else progress
+    if runs_dir is None:
+        runs_dir = os.environ.get(f"{env_prefix}RUNS_DIR") or "runs"
+    return execute(cfg, warehouse=warehouse, out=out, progress=show, env_prefix=env_prefix,
+                   runs_dir=runs_dir)
 
 
 def _final_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs") -> Path:
@@ -151,21 +281,18 @@ class _Stages:
 
 
 def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path | None = None,
-            progress: bool = False, env_prefix: str = "WB_",
-            runs_dir: str | Path = "runs") -> RunResult:
-    """Run a validated config; see ``workbench.run_backtest``."""
-    collecting = gc.isenabled()
-    gc.disable()  # the job holds millions of small objects; see feed
-    try:
+            progress: bool = False, env_prefix: str = "WB_", runs_dir: str | Path = "runs",
+            mode: Mode = Mode.BACKTEST) -> RunResult:
+    """Run a validated config in ``mode``; see ``workbench.run_backtest``. The mode's wiring
+    (``kernel.wiring``) says whether the job pauses the garbage collector for its length."""
+    wired = kernel.wiring(mode)
+    with kernel.paused_gc(wired.pause_gc):
         return _execute(cfg, warehouse=warehouse, out=out, progress=progress,
-                        env_prefix=env_prefix, runs_dir=runs_dir)
-    finally:
-        if collecting:
-            gc.enable()
+                        env_prefix=env_prefix, runs_dir=runs_dir, mode=wired.mode)
 
 
 def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | None,
-             progress: bool, env_prefix: str, runs_dir: str | Path) -> RunResult:
+             progress: bool, env_prefix: str, runs_dir: str | Path, mode: Mode) -> RunResult:
     watch = Stopwatch()
     start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
     if start is not None and end is not None and start >= end:
@@ -181,19 +308,19 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
     final_dir = _final_dir(out, run_id, runs_dir)
     staging, lock_fd = _staging_dir(final_dir)
     try:
-        return _execute_in(cfg, warehouse, strategy, view_list, run_id, final_dir, staging,
-                           watch, start, end, progress)
+        return _execute_in(cfg, mode, warehouse, strategy, view_list, run_id, final_dir,
+                           staging, watch, start, end, progress)
     finally:
         os.close(lock_fd)
 
 
-def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any], run_id: str,
-                final_dir: Path, staging: Path, watch: Stopwatch, start: int | None,
-                end: int | None, progress: bool) -> RunResult:
+def _execute_in(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: list[Any],
+                run_id: str, final_dir: Path, staging: Path, watch: Stopwatch,
+                start: int | None, end: int | None, progress: bool) -> RunResult:
     log = JsonlLog(staging / "logs.jsonl")
     manifest: dict[str, Any] = {
         "run_id": run_id,
-        "mode": "backtest",
+        "mode": mode.value,
         "name": cfg.run.name,
         "status": "running",
         "config": cfg.to_dict(),
@@ -214,7 +341,7 @@ def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any
         "ended_at": None,
     }
     run_row: dict[str, Any] = {
-        "run_id": run_id, "mode": "backtest", "name": cfg.run.name,
+        "run_id": run_id, "mode": mode.value, "name": cfg.run.name,
         "config_json": manifest["config"], "config_hash": manifest["config_hash"],
         "git_sha": manifest["git_sha"], "started_at": manifest["started_at"],
         "versions": manifest["versions"], "view_versions": manifest["view_versions"],
@@ -228,11 +355,12 @@ def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any
     stages = _Stages()
     watch.lap("prepare")
     try:
-        log.info("run", f"backtest {run_id} started", config_hash=manifest["config_hash"],
+        log.info("run", f"{mode.value} {run_id} started", config_hash=manifest["config_hash"],
                  strategy=cfg.strategy.class_path)
         try:
-            result = _run(cfg, warehouse, strategy, view_list, run_row, staging, final_dir,
-                          start, end, findings, manifest, log, progress, watch, stages)
+            result = _run(cfg, mode, warehouse, strategy, view_list, run_row, staging,
+                          final_dir, start, end, findings, manifest, log, progress, watch,
+                          stages)
         except Exception as exc:
             if not _out_of_memory(exc):
                 raise
@@ -252,7 +380,7 @@ def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any
         if manifest.get("warehouse_written") and isinstance(stop, KeyboardInterrupt):
             # Stopped after the commit: the run is complete; finish its directory (a few
             # small writes), then let the signal end the process.
-            log.info("run", f"backtest {run_id} completed (committed), then {message}")
+            log.info("run", f"{mode.value} {run_id} completed (committed), then {message}")
             manifest.setdefault("timings_s", watch.laps)
             with contextlib.suppress(OSError):
                 mf.write(staging / "run_manifest.json", manifest)
@@ -262,7 +390,7 @@ def _execute_in(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any
             if stop is raised:
                 raise
             raise stop from None
-        log.error("run", f"backtest {run_id} failed: {message}",
+        log.error("run", f"{mode.value} {run_id} failed: {message}",
                   traceback="".join(traceback.format_exception(raised)))
         if manifest.get("warehouse_written"):
             # The run is complete in the warehouse; only its directory failed afterwards.
@@ -337,7 +465,7 @@ def _record_failure(warehouse: Path, run_row: dict[str, Any], manifest: dict[str
         log.error("run", f"could not record the failure in the warehouse: {inner}")
 
 
-def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
+def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: list[Any],
          run_row: dict[str, Any], staging: Path, final_dir: Path, start: int | None,
          end: int | None, findings: list[Finding], manifest: dict[str, Any], log: JsonlLog,
          progress: bool, watch: Stopwatch, stages: _Stages) -> RunResult:
@@ -376,24 +504,27 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
     del seen
     watch.lap("merge")
     with stages("loop"):
-        step = build_step(cfg, strategy, manifest["run_id"], log)
+        wired = kernel.build(cfg, mode, strategy=strategy, run_id=manifest["run_id"], log=log)
+        step = wired.step
         bar = _progress_bar(len(data), progress)
-        equity = simulate(step, data, bar.update if bar is not None else None)
+        equity = wired.run(data, bar.update if bar is not None else None)
         if bar is not None:
             bar.close()
     watch.lap("loop")
     raise_if_signalled()
-    journal = step.journal
-    assert isinstance(journal, MemoryJournal)
+    journal = wired.journal
+    journal.close()
+    records = contents(journal)  # read back through the port, whatever the journal
+    orders = order_states(records)
     first_ts, last_ts = ms_to_iso(int(data.ts[0])), ms_to_iso(int(data.ts[-1]))
     manifest.update(bars=len(data), first_bar_ts=first_ts, last_bar_ts=last_ts)
     risk = step.risk
     risk_summary = risk.summary() if risk is not None else None
     manifest["risk"] = risk_summary or {"enabled": False}
-    summary.record(manifest, strategy, reports, journal.orders, start, end)
+    summary.record(manifest, strategy, reports, orders, start, end)
     run_id = manifest["run_id"]
     tables = results.run_tables(
-        data, journal, findings, tf, cfg.data.gaps, run_id,
+        data, records, findings, tf, cfg.data.gaps, run_id,
         risk.events_table() if risk is not None else None,
         results.risk_metrics(risk_summary, step.now) if risk_summary else None)
     run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,
@@ -401,8 +532,8 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
     with stages("metrics"):
         # The CSVs are formatted on a thread while DuckDB (which releases the GIL) computes
         # the headline in a private in-memory database; both must succeed.
-        files = Background(rundir.write_all, staging, step.book.round_trips, journal.orders,
-                           journal.fills, equity)
+        files = Background(rundir.write_all, staging, step.book.round_trips, orders,
+                           records.fills, equity)
         try:
             metrics = headline_in_memory(run_row, tables, equity, view_list,
                                          cfg.run.memory_limit)
@@ -428,8 +559,8 @@ def _run(cfg: Config, warehouse: Path, strategy: Any, view_list: list[Any],
     manifest["timings_s"] = watch.laps
     with stages("write_files"):
         mf.write(staging / "run_manifest.json", manifest)
-        log.info("run", f"backtest {run_id} completed", bars=len(data),
-                 orders=len(journal.orders), fills=len(journal.fills), metrics=metrics,
+        log.info("run", f"{mode.value} {run_id} completed", bars=len(data),
+                 orders=len(orders), fills=len(records.fills), metrics=metrics,
                  warehouse_hold_s=manifest["warehouse_hold_s"])
         log.close()
         _publish(staging, final_dir)

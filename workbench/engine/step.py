@@ -3,8 +3,11 @@
 Each order is journaled (status NEW, the write-ahead record) before risk sees it, so a blocked
 order is on record too.
 
-The backtest loop and the live loop differ only in their clock, feed and broker; both hand each
-closed bar to ``Step.on_bar``. Nothing here knows the mode.
+The backtest loop and the live loop differ only in their clock, feed, broker and journal
+(chosen by ``engine/kernel.py``); both hand each closed bar to ``Step.on_bar``. Nothing here
+knows the mode. Time comes from the injected ``Clock``: in a backtest a ``BarClock`` (the
+current bar's close time, computed inline so the loop pays nothing for it), live the venue's
+clock, so an acknowledgement or a fill between bars carries its own time.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.book import Book
-from workbench.brokers.base import Broker
-from workbench.engine.journal import Journal
+from workbench.brokers.base import Broker, OutcomeUnknown
+from workbench.engine.clock import BarClock, Clock
+from workbench.engine.journal import Journal, OrderRecord, contents
 from workbench.errors import EngineFault, StrategyError
 from workbench.model import (
     MAX_QTY,
@@ -35,8 +39,10 @@ from workbench.strategy import Context, Strategy
 
 _SUBMITTED = OrderStatus.SUBMITTED
 _PARTIAL = OrderStatus.PARTIALLY_FILLED
+_UNKNOWN = OrderStatus.UNKNOWN
 _MIN_QTY = QTY_QUANTUM / 2
 _BUY, _SELL, _MARKET = Side.BUY, Side.SELL, OrderType.MARKET
+_new = tuple.__new__
 
 
 class Step:
@@ -44,6 +50,7 @@ class Step:
 
     ``risk`` is a ``workbench.risk.RiskEngine`` (or None: no pre-trade checks). A block turns
     the order BLOCKED before any broker sees it, and the strategy hears of it in on_reject.
+    ``clock`` stamps orders, events and fills (default: a ``BarClock`` of ``timeframe_ms``).
     """
 
     def __init__(
@@ -57,6 +64,7 @@ class Step:
         timeframe_ms: int,
         seed: int = 0,
         risk: RiskEngine | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.strategy = strategy
         self.broker = broker
@@ -76,9 +84,16 @@ class Step:
         self._on_reject = strategy.on_reject if kind.on_reject is not Strategy.on_reject else None
         self._bar: Bar | None = None
         self._start_now = 0
+        if clock is None:
+            clock = BarClock(timeframe_ms)
+        self.clock = clock
+        # a BarClock of this timeframe says what ``now`` computes inline: the fast path
+        self._bar_clock = type(clock) is BarClock and clock.timeframe_ms == timeframe_ms
+        if isinstance(clock, BarClock):
+            clock.follow(self)
         self._last = book.last
         broker.bind(self, book)
-        self._pending = broker.pending  # the broker's own dict: truthy while orders rest
+        self._resting = broker.resting  # the port's live mapping: truthy while orders rest
         self._observe = None
         if risk is not None:
             risk.bind(book, self.open_orders, lambda: self.now, lambda: self.bar_ts)
@@ -87,6 +102,16 @@ class Step:
 
     # --- the loop calls these ---------------------------------------------------------------
     @property
+    def bar(self) -> Bar | None:
+        """The bar being processed (the last one handed to ``on_bar``), None before the first."""
+        return self._bar
+
+    @property
+    def start_ts(self) -> int:
+        """The time the run started at (``start``): ``now`` before the first bar."""
+        return self._start_now
+
+    @property
     def bar_ts(self) -> int:
         """Open time of the bar being processed (orders and fills decided now carry it)."""
         bar = self._bar
@@ -94,11 +119,15 @@ class Step:
 
     @property
     def now(self) -> int:
-        """The current bar's close time: when what is decided now is known (ms UTC)."""
-        bar = self._bar
-        return bar.ts + self.timeframe_ms if bar is not None else self._start_now
+        """The clock's time (ms UTC); with a ``BarClock`` the current bar's close time, when
+        what is decided now is known."""
+        if self._bar_clock:
+            bar = self._bar
+            return bar.ts + self.timeframe_ms if bar is not None else self._start_now
+        return self.clock.now()
 
     def start(self, now: int) -> None:
+        """Start the strategy; ``now`` is the run's start (a BarClock's time before any bar)."""
         self._start_now = now
         self._call("on_start", self.strategy.on_start, self.ctx)
 
@@ -108,7 +137,7 @@ class Step:
             self._observe(bar)  # before the mark: the equity the previous bar left
         self._bar = bar
         self._last[bar.symbol] = bar.close
-        if self._pending:
+        if self._resting:
             self.broker.on_bar(bar)
         try:
             intents = self._on_bar(self.ctx, bar)
@@ -119,12 +148,20 @@ class Step:
         if intents is not None:
             self._submit_all(intents)
 
+    def poll(self) -> None:
+        """Between bars (a live loop): let the broker report what the venue did meanwhile and
+        resolve UNKNOWN orders; what it reports is stamped with the clock's time."""
+        try:
+            self.broker.poll(self.now)
+        except (StrategyError, EngineFault, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise EngineFault(exc, "broker poll") from exc
+
     def stop(self) -> None:
         """Call on_stop, then hold the books to the journal's fills (``Book.check``)."""
         self._call("on_stop", self.strategy.on_stop, self.ctx)
-        fills = getattr(self.journal, "fills", None)
-        if fills is not None:
-            self.book.check(fills)
+        self.book.check(contents(self.journal).fills)
 
     # --- the strategy calls these through its Context ---------------------------------------
     def submit(self, intent: OrderIntent) -> Order:
@@ -155,12 +192,14 @@ class Step:
         seq = self.order_seq
         now = self.now
         units = round(intent.qty * QTY_SCALE)  # the books' quantum (adr/0001)
-        order = Order(seq, f"{self.run_id}-{seq}", intent.symbol, intent.side, intent.type,
-                      units / QTY_SCALE, units, intent.limit_price, now, self.bar_ts,
-                      intent.expire_after_bars, intent.reduce_only, intent.tag,
-                      OrderStatus.NEW, None, 0, 0, now)
+        # the journal's immutable record (the order as taken on), then the live order from it
+        record = _new(OrderRecord, (seq, f"{self.run_id}-{seq}", intent.symbol, intent.side,
+                                    intent.type, units / QTY_SCALE, units, intent.limit_price,
+                                    now, self.bar_ts, intent.expire_after_bars,
+                                    intent.reduce_only, intent.tag))
+        order = Order(*record, OrderStatus.NEW, None, 0, 0, now)
         journal = self.journal
-        journal.order(order)
+        journal.order(record)
         journal.event(order, OrderStatus.NEW, None, now)
         self._open[seq] = order
         if self.risk is not None:
@@ -169,7 +208,10 @@ class Step:
                 self.risk.record(order, block, now)
                 self.order_status(order, OrderStatus.BLOCKED, block.reason_code)
                 return order
-        self.broker.submit(order)
+        try:
+            self.broker.submit(order)
+        except OutcomeUnknown as unknown:  # sent, outcome not known: a state, not a fault
+            self.order_status(order, _UNKNOWN, unknown.reason)
         return order
 
     def cancel(self, order: Order) -> bool:
@@ -177,6 +219,9 @@ class Step:
             return False
         try:
             return self.broker.cancel(order)
+        except OutcomeUnknown as unknown:  # the cancel left; whether it took, the venue says
+            self.order_status(order, _UNKNOWN, unknown.reason)
+            return False
         except (StrategyError, EngineFault):
             raise
         except Exception as exc:
@@ -192,17 +237,21 @@ class Step:
         order.reason = reason
         order.updated_ts = now
         self.journal.event(order, status, reason, now)
-        if status is _SUBMITTED or status is _PARTIAL:
-            return
+        if status is _SUBMITTED or status is _PARTIAL or status is _UNKNOWN:
+            return  # still open
         self._open.pop(order.order_seq, None)
         if (status is OrderStatus.REJECTED or status is OrderStatus.BLOCKED) \
                 and self._on_reject is not None:
             self._call("on_reject", self._on_reject, self.ctx, order)
 
-    def order_fill(self, order: Order, units: int, price: float, fee: float) -> None:
+    def order_fill(self, order: Order, units: int, price: float, fee: float,
+                   trade_id: str | None = None, venue_ts: int | None = None) -> None:
+        """Apply an execution to the books (the only writer of cash, positions and lots),
+        tell risk, journal it, move the order on, tell the strategy."""
         self.fill_seq += 1
-        fill = Fill(self.fill_seq, order.order_seq, order.client_order_id, order.symbol,
-                    order.side, units / QTY_SCALE, units, price, fee, self.now, self.bar_ts)
+        fill = _new(Fill, (self.fill_seq, order.order_seq, order.client_order_id, order.symbol,
+                           order.side, units / QTY_SCALE, units, price, fee, self.now,
+                           self.bar_ts, trade_id, venue_ts))  # tuple.__new__: at C speed
         trips = self.book.apply_fill(fill)
         if self.risk is not None:
             self.risk.on_fill(fill, trips)

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from workbench.engine.journal import OrderState
 from workbench.feeds.qc import QcReport
 from workbench.model import Order, OrderStatus, ms_to_iso
 from workbench.strategy import Strategy
@@ -35,7 +36,7 @@ def clipping_warnings(symbol: str, first_ts: int, last_ts: int, tf_ms: int,
     return out
 
 
-def warmup_warnings(bars: dict[str, int], orders: Sequence[Order], warmup: int,
+def warmup_warnings(bars: dict[str, int], orders: Sequence[Order | OrderState], warmup: int,
                     strategy_name: str) -> list[str]:
     """A warning for each symbol with no orders and no more bars than the warm-up."""
     if warmup <= 0:
@@ -47,7 +48,7 @@ def warmup_warnings(bars: dict[str, int], orders: Sequence[Order], warmup: int,
             for symbol, n in sorted(bars.items()) if n <= warmup and symbol not in traded]
 
 
-def order_counts(orders: Sequence[Order]) -> dict[str, Any]:
+def order_counts(orders: Sequence[Order | OrderState]) -> dict[str, Any]:
     """Orders in all, and those REJECTED (broker) and BLOCKED (risk) by reason code."""
     rejected = Counter(o.reason or "UNKNOWN" for o in orders
                        if o.status is OrderStatus.REJECTED)
@@ -56,7 +57,7 @@ def order_counts(orders: Sequence[Order]) -> dict[str, Any]:
             "blocked": dict(sorted(blocked.items()))}
 
 
-def summarize(strategy: Strategy, reports: Sequence[QcReport], orders: Sequence[Order],
+def summarize(strategy: Strategy, reports: Sequence[QcReport], orders: Sequence[Order | OrderState],
               start: int | None, end: int | None) -> dict[str, Any]:
     """The summary of a finished loop (see the module docstring)."""
     warnings: list[str] = []
@@ -84,7 +85,7 @@ def summarize(strategy: Strategy, reports: Sequence[QcReport], orders: Sequence[
 
 
 def record(manifest: dict[str, Any], strategy: Strategy, reports: Sequence[QcReport],
-           orders: Sequence[Order], start: int | None, end: int | None) -> None:
+           orders: Sequence[Order | OrderState], start: int | None, end: int | None) -> None:
     """Put the summary (and which series were resampled, from what) into the manifest."""
     manifest["summary"] = summarize(strategy, reports, orders, start, end)
     resampled = {r.series.symbol: r.series.resampled_from for r in reports

@@ -23,7 +23,7 @@ import pyarrow as pa
 from workbench.book import Book, RoundTrip
 from workbench.brokers.fills import CostModel
 from workbench.config import RiskConfig
-from workbench.model import QTY_SCALE, Bar, Fill, Mode, Order, OrderType, Side, ms_to_iso
+from workbench.model import QTY_SCALE, Bar, Fill, Order, OrderType, Side, ms_to_iso
 from workbench.risk import rules
 from workbench.risk.rules import Block, Exposure, ReasonCode
 from workbench.telemetry.log import JsonlLog
@@ -35,11 +35,13 @@ FLATTEN_TAG = "flatten"
 class RiskEngine:
     """Pre-trade checks with stable reason codes; the same engine in every mode."""
 
-    def __init__(self, cfg: RiskConfig, costs: CostModel, *, mode: Mode = Mode.BACKTEST,
+    def __init__(self, cfg: RiskConfig, costs: CostModel, *, resume_next_day: bool = True,
                  log: JsonlLog | None = None) -> None:
+        """``resume_next_day``: a daily-loss stop lifts by itself on the next UTC day (the
+        backtest's wiring); when False (live modes) it also needs an explicit ``resume``."""
         self.cfg = cfg
         self.costs = costs
-        self.mode = mode
+        self.resume_next_day = resume_next_day
         self.log = log or JsonlLog()
         self.needs_bars = cfg.max_daily_drawdown_pct is not None or cfg.max_drawdown_pct is not None
         limits = cfg.model_dump(exclude={"modes"})
@@ -71,12 +73,6 @@ class RiskEngine:
         self.daily_stop = False
         self.day_start_equity = math.nan
         self.peak_equity = math.nan
-
-    @classmethod
-    def for_mode(cls, cfg: RiskConfig, costs: CostModel, mode: Mode,
-                 log: JsonlLog | None = None) -> RiskEngine | None:
-        """The engine, or None when ``risk.modes`` switches risk off for this mode."""
-        return cls(cfg, costs, mode=mode, log=log) if getattr(cfg.modes, mode.value) else None
 
     def bind(self, book: Book, open_orders: Callable[[], list[Order]],
              now: Callable[[], int], bar_ts: Callable[[], int]) -> None:
@@ -132,7 +128,7 @@ class RiskEngine:
             self.daily_stop = True
             self._stop_day = self._day
             detail = {"event": "stop", "realized_today": self.realized_today, "limit": limit,
-                      "until": "next UTC day" if self.mode is Mode.BACKTEST
+                      "until": "next UTC day" if self.resume_next_day
                       else "next UTC day and an explicit resume"}
             self.events.append((fill.ts, None, None, fill.symbol, "daily_loss",
                                 ReasonCode.DAILY_LOSS.value, json.dumps(detail)))
@@ -239,7 +235,7 @@ class RiskEngine:
             self.day_start_equity = equity
         elif self._book is not None:
             self.day_start_equity = self._book.equity()
-        if self.daily_stop and self.mode is Mode.BACKTEST:
+        if self.daily_stop and self.resume_next_day:
             self.daily_stop = False
 
     # --- reporting --------------------------------------------------------------------------

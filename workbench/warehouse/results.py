@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from workbench.engine.journal import MemoryJournal
+from workbench.engine.journal import Journal, JournalContents, contents, order_states
 from workbench.feeds.history import LoopData
 from workbench.feeds.qc import Finding, findings_table
 from workbench.warehouse.io import insert_arrow
@@ -40,8 +40,9 @@ def update_run(con: Any, run_id: str, values: dict[str, Any]) -> None:
                 [_param(v) for v in values.values()] + [run_id])
 
 
-def orders_table(journal: MemoryJournal) -> pa.Table:
-    o = journal.orders
+def orders_table(records: JournalContents) -> pa.Table:
+    """Each order's latest state (``journal.order_states``)."""
+    o = order_states(records)
     return pa.table({
         "order_seq": pa.array([x.order_seq for x in o], pa.int64()),
         "client_order_id": pa.array([x.client_order_id for x in o], pa.string()),
@@ -62,20 +63,20 @@ def orders_table(journal: MemoryJournal) -> pa.Table:
     })
 
 
-def events_table(journal: MemoryJournal) -> pa.Table:
-    e = journal.events
+def events_table(records: JournalContents) -> pa.Table:
+    e = records.events
     return pa.table({
         "event_seq": pa.array(range(1, len(e) + 1), pa.int64()),
-        "order_seq": pa.array([x[0] for x in e], pa.int64()),
-        "client_order_id": pa.array([x[1] for x in e], pa.string()),
-        "ts": pa.array([x[2] for x in e], _TS),
-        "status": pa.array([str(x[3]) for x in e], pa.string()),
-        "reason": pa.array([x[4] for x in e], pa.string()),
+        "order_seq": pa.array([x.order_seq for x in e], pa.int64()),
+        "client_order_id": pa.array([x.client_order_id for x in e], pa.string()),
+        "ts": pa.array([x.ts for x in e], _TS),
+        "status": pa.array([str(x.status) for x in e], pa.string()),
+        "reason": pa.array([x.reason for x in e], pa.string()),
     })
 
 
-def fills_table(journal: MemoryJournal) -> pa.Table:
-    f = journal.fills
+def fills_table(records: JournalContents) -> pa.Table:
+    f = records.fills
     return pa.table({
         "fill_seq": pa.array([x.fill_seq for x in f], pa.int64()),
         "order_seq": pa.array([x.order_seq for x in f], pa.int64()),
@@ -102,17 +103,19 @@ def run_bars_table(data: LoopData) -> pa.Table:
     })
 
 
-def run_tables(data: LoopData, journal: MemoryJournal, findings: list[Finding], timeframe: str,
-               policy: str, run_id: str, risk_events: pa.Table | None = None,
+def run_tables(data: LoopData, journal: Journal | JournalContents, findings: list[Finding],
+               timeframe: str, policy: str, run_id: str, risk_events: pa.Table | None = None,
                metrics: pa.Table | None = None) -> dict[str, pa.Table]:
-    """Every row a completed run adds besides its ``runs`` row, by table name."""
+    """Every row a completed run adds besides its ``runs`` row, by table name. The orders,
+    events and fills come from any journal, read through the port (``journal.contents``)."""
+    records = journal if isinstance(journal, JournalContents) else contents(journal)
     tables = {
         "run_bars": run_bars_table(data),
         "qc_events": findings_table(findings, stage="backtest", timeframe=timeframe,
                                     policy=policy, run_id=run_id),
-        "orders": orders_table(journal),
-        "order_events": events_table(journal),
-        "fills": fills_table(journal),
+        "orders": orders_table(records),
+        "order_events": events_table(records),
+        "fills": fills_table(records),
     }
     if risk_events is not None:
         tables["risk_events"] = risk_events

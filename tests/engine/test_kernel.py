@@ -1,0 +1,94 @@
+"""The kernel: one place wires clock, feed, broker and journal for a mode."""
+
+from __future__ import annotations
+
+import gc
+import random
+
+import numpy as np
+import pytest
+
+from workbench.brokers.fills import CostModel
+from workbench.brokers.sim import SimBroker
+from workbench.config import Config, RiskConfig, RiskModes
+from workbench.engine import kernel
+from workbench.engine.journal import MemoryJournal
+from workbench.errors import ConfigError
+from workbench.feeds.history import merge
+from workbench.feeds.qc import BarSeries
+from workbench.model import Mode
+from workbench.strategies.sma_cross import SmaCross
+from workbench.strategy import Strategy
+
+
+def test_build_backtest_wires_costs_cash_timeframe_seed_from_config() -> None:
+    cfg = Config.model_validate({
+        "run": {"seed": 5},
+        "data": {"timeframe": "5m"},
+        "portfolio": {"initial_cash": 1234.5},
+        "costs": {"fee_bps": 3, "slippage_bps": 4, "spread_bps": 2, "min_notional": 10,
+                  "fill_at": "next_open"},
+    })
+    k = kernel.build(cfg, Mode.BACKTEST, strategy=SmaCross(), run_id="run-1")
+    step = k.step
+    assert isinstance(step.broker, SimBroker) and k.broker is step.broker
+    assert isinstance(k.journal, MemoryJournal) and k.journal is step.journal
+    assert step.broker.costs == CostModel(3.0, 2.0, 4.0, 10.0, "next_open")
+    assert step.book.cash == step.book.initial_cash == 1234.5
+    assert step.timeframe_ms == 300_000
+    assert step.run_id == "run-1"
+    assert step.ctx.random.random() == random.Random(5).random()
+
+
+def test_build_backtest_costs_disabled_free_but_keeps_fill_at() -> None:
+    cfg = Config.model_validate({"costs": {"enabled": False, "fee_bps": 30,
+                                           "fill_at": "next_open"}})
+    step = kernel.build(cfg, "backtest", strategy=SmaCross(), run_id="r").step
+    assert isinstance(step.broker, SimBroker)
+    assert step.broker.costs == CostModel.free("next_open")
+
+
+def test_build_backtest_risk_engine_resumes_next_day_or_none_when_mode_switched_off() -> None:
+    on = kernel.build(Config.model_validate({"risk": {"daily_loss_limit": 5}}), Mode.BACKTEST,
+                      strategy=SmaCross(), run_id="r").step.risk
+    assert on is not None and on.resume_next_day is True
+    off = Config.model_validate({"risk": RiskConfig(
+        daily_loss_limit=5, modes=RiskModes(backtest=False)).model_dump()})
+    assert kernel.build(off, Mode.BACKTEST, strategy=SmaCross(), run_id="r").step.risk is None
+
+
+@pytest.mark.parametrize("mode", [Mode.SHADOW, Mode.PAPER, Mode.LIVE])
+def test_build_unwired_mode_refused_with_a_fix(mode: Mode) -> None:
+    with pytest.raises(ConfigError, match="not wired yet"):
+        kernel.build(Config(), mode, strategy=SmaCross(), run_id="r")
+
+
+def test_only_the_backtest_wiring_pauses_the_garbage_collector() -> None:
+    assert kernel.wiring(Mode.BACKTEST).pause_gc is True
+    assert all(not w.pause_gc for m, w in kernel.WIRINGS.items() if m is not Mode.BACKTEST)
+
+
+class GcProbe(Strategy):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enabled: list[bool] = []
+
+    def on_bar(self, ctx, bar):  # type: ignore[no-untyped-def]
+        self.enabled.append(gc.isenabled())
+
+
+def test_kernel_run_pauses_gc_for_the_loop_and_restores_it() -> None:
+    probe = GcProbe()
+    k = kernel.build(Config(), Mode.BACKTEST, strategy=probe, run_id="r")
+    ts = 1_704_067_200_000 + np.arange(3, dtype=np.int64) * 60_000
+    one = np.ones(3)
+    data = merge([BarSeries("X", 60_000, ts, one, one, one, one, one)])
+    assert gc.isenabled()
+    k.run(data)
+    assert probe.enabled == [False, False, False]
+    assert gc.isenabled()
+
+
+def test_paused_gc_off_leaves_the_collector_running() -> None:
+    with kernel.paused_gc(False):
+        assert gc.isenabled()

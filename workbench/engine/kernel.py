@@ -1,0 +1,161 @@
+"""The kernel: the one place that wires a run for its mode (DESIGN 3, STYLE "one step, two loops").
+
+``build(cfg, mode, strategy=..., run_id=...)`` chooses the clock, the feed (the loop that hands
+bars to the step), the broker and the journal for ``mode``, builds the books and the risk engine
+from the config, and returns them around one ``Step``. Nothing else in the engine asks which
+mode it runs in: what differs between modes is data in a ``Wiring`` (``WIRINGS``), read here.
+
+Only the backtest is wired today; shadow, paper and live plug in here (issue 8) with their own
+clock, feed, broker and journal, and the same step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from workbench.book import Book
+from workbench.brokers.base import Broker
+from workbench.brokers.fills import CostModel
+from workbench.brokers.sim import SimBroker
+from workbench.config import Config, timeframe_ms
+from workbench.engine import backtest
+from workbench.engine.clock import BarClock, Clock
+from workbench.engine.journal import Journal, MemoryJournal
+from workbench.engine.step import Step
+from workbench.errors import ConfigError, StrategyError, WorkbenchError
+from workbench.feeds.history import LoopData
+from workbench.model import Mode
+from workbench.risk.engine import RiskEngine
+from workbench.strategy import Strategy, check_strategy_class, load_strategy_class
+from workbench.telemetry.log import JsonlLog
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What differs between modes, as data.
+
+    ``pause_gc``: the job pauses Python's cyclic garbage collector for its whole length. A
+    backtest holds millions of small objects that the collector would traverse again and again
+    (~15 % of the loop, DESIGN 10) and ends within minutes; a long-running live process must
+    keep collecting, so only the backtest wiring sets it.
+    ``resume_next_day``: a daily-loss stop lifts by itself on the next UTC day (the backtest
+    has no operator); in live modes it also needs an explicit resume.
+    """
+
+    mode: Mode
+    pause_gc: bool
+    resume_next_day: bool
+
+
+WIRINGS: dict[Mode, Wiring] = {
+    Mode.BACKTEST: Wiring(Mode.BACKTEST, pause_gc=True, resume_next_day=True),
+}
+
+
+def wiring(mode: Mode | str) -> Wiring:
+    """The wiring of ``mode``; a mode without one is refused with what to run instead."""
+    found = WIRINGS.get(Mode(mode))
+    if found is None:
+        raise ConfigError(f"mode {Mode(mode).value!r} is not wired yet",
+                          fix="run a backtest (`workbench backtest`); shadow, paper and live "
+                              "come with the live runtime")
+    return found
+
+
+@contextlib.contextmanager
+def paused_gc(pause: bool = True) -> Iterator[None]:
+    """Pause the cyclic garbage collector while the block runs (when ``pause``), then restore
+    it as it was. Nothing in the step makes reference cycles, so nothing is leaked."""
+    collecting = pause and gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+@dataclass
+class Kernel:
+    """One wired run: the step and the parts chosen for its mode."""
+
+    wiring: Wiring
+    step: Step
+    clock: Clock
+    broker: Broker
+    journal: Journal
+    feed: Callable[..., backtest.EquityRows]
+
+    def run(self, data: LoopData, progress: Callable[[int], None] | None = None
+            ) -> backtest.EquityRows:
+        """Start the strategy, hand it every bar through the mode's feed, stop it, and return
+        the account per bar time; the garbage collector pauses as the wiring says."""
+        with paused_gc(self.wiring.pause_gc):
+            return self.feed(self.step, data, progress)
+
+
+def cost_model(cfg: Config) -> CostModel:
+    costs = cfg.costs
+    if not costs.enabled:
+        return CostModel.free(costs.fill_at)
+    return CostModel(costs.fee_bps, costs.spread_bps, costs.slippage_bps, costs.min_notional,
+                     costs.fill_at)
+
+
+def strategy_class(cfg: Config) -> type[Strategy]:
+    """The class passed in Python (``with_strategy``), else ``strategy.class`` imported from
+    ``strategy.path``, the working directory or the installed packages."""
+    given = cfg.strategy._class
+    if given is not None:
+        return check_strategy_class(given)
+    return load_strategy_class(cfg.strategy.class_path, paths=cfg.strategy.path)
+
+
+def build_strategy(cfg: Config) -> Strategy:
+    cls = strategy_class(cfg)
+    try:
+        return cls(**cfg.strategy.params)  # validated by the constructor
+    except (WorkbenchError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # the strategy's own __init__ raised (or called sys.exit)
+        raise StrategyError(
+            f"strategy {cls.__name__} raised {type(exc).__name__} in __init__: {exc}",
+            where="strategy.class", fix="fix the strategy's constructor and run again",
+        ) from exc
+
+
+def with_strategy(cfg: Config, cls: type[Strategy]) -> Config:
+    """``cfg`` running the class ``cls`` itself: ``strategy.class`` must already name it
+    (``module:qualname``, as ``run_backtest`` sets it), so the hash records its identity."""
+    check_strategy_class(cls)
+    cfg.strategy._class = cls
+    return cfg
+
+
+def risk_engine(cfg: Config, costs: CostModel, wired: Wiring, log: JsonlLog | None = None
+                ) -> RiskEngine | None:
+    """The risk engine for the wiring's mode, or None when ``risk.modes`` switches it off."""
+    if not getattr(cfg.risk.modes, wired.mode.value):
+        return None
+    return RiskEngine(cfg.risk, costs, resume_next_day=wired.resume_next_day, log=log)
+
+
+def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
+          log: JsonlLog | None = None) -> Kernel:
+    """Wire ``strategy`` for ``mode``: books from ``portfolio``, costs, the risk engine, and
+    the mode's clock, broker, journal and feed (backtest: BarClock, SimBroker, MemoryJournal,
+    the bar loop)."""
+    wired = wiring(mode)
+    costs = cost_model(cfg)
+    tf_ms = timeframe_ms(cfg.data.timeframe)
+    clock = BarClock(tf_ms)
+    broker = SimBroker(costs)
+    journal = MemoryJournal()
+    step = Step(strategy, broker, Book(cfg.portfolio.initial_cash), journal, run_id=run_id,
+                timeframe_ms=tf_ms, seed=cfg.run.seed, risk=risk_engine(cfg, costs, wired, log),
+                clock=clock)
+    return Kernel(wired, step, clock, broker, journal, backtest.simulate)
