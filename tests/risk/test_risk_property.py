@@ -35,7 +35,11 @@ T0 = 1_704_067_200_000
 TF = 60_000
 Q = QTY_SCALE
 NAMES = ("AAA", "BBB", "CCC")
-REL = 1e-9  # values this close to a limit are too close to call between two summation orders
+# Values this close to a limit are too close to call: the oracle sums float quantities where the
+# engine sums whole units of 1e-8 (adr/0001) in another order. A gross exposure of
+# 50.00000007 against a limit of 50 (1.4e-9 relative), accepted by the engine, failed a 1e-9
+# oracle; at that distance the two computations may disagree, so it is left uncalled.
+REL = 1e-8
 
 
 # --- the spy --------------------------------------------------------------------------------
