@@ -319,15 +319,15 @@ def test_cli_sigterm_whose_exception_was_lost_still_ends_the_run_at_the_next_sta
         signals: Any) -> None:
     """The handler's exception raised inside a weakref callback is printed and dropped by
     Python ("Exception ignored in ..."): the run went on and exited 0."""
-    from workbench.engine import run as run_module
+    from workbench.engine import backtest as loop
 
-    real = run_module.simulate
+    real = loop.simulate
 
     def swallowed(*args: Any, **kwargs: Any) -> Any:
         signals.note_signal("SIGTERM")  # noted; its exception went nowhere
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "simulate", swallowed)
+    monkeypatch.setattr(loop, "simulate", swallowed)  # the kernel wires it at build
     result = cli("backtest", "--config", str(CONFIG_SMA), "--set", "strategy.params.fast=5",
                  "--set", "strategy.params.slow=20", "--out", str(tmp_path / "run"))
     assert result.code == 143, result.err
@@ -373,7 +373,7 @@ def test_run_commit_that_went_through_but_raised_keeps_the_run_completed(
 def test_run_on_a_warehouse_of_a_newer_version_fails_at_the_read_not_after_the_loop(
         loaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The final write refused it (unknown migration) after the whole run was computed."""
-    from workbench.engine import run as run_module
+    from workbench.engine import backtest as loop
 
     con = open_rw(loaded)
     try:
@@ -384,7 +384,7 @@ def test_run_on_a_warehouse_of_a_newer_version_fails_at_the_read_not_after_the_l
     def never(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the loop ran")
 
-    monkeypatch.setattr(run_module, "simulate", never)
+    monkeypatch.setattr(loop, "simulate", never)
     with pytest.raises(WarehouseError, match="migration 999, which this code does not know"):
         run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
     manifest = json.loads((tmp_path / "run" / "run_manifest.json").read_text())
