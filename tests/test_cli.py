@@ -17,21 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from small_config import sma_config
 
 from workbench.warehouse.connect import reading
 
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 LAST_LINE = re.compile(r"^run_id=(\S+) dir=(.+)$")
 
-CONFIG = """\
-run: {name: cli-test, seed: 1}
-data: {symbols: [BTCUSDT], timeframe: 1m, gaps: fail}
-strategy:
-  class: "workbench.strategies.sma_cross:SmaCross"
-  params: {fast: 5, slow: 20, qty: 0.1}
-portfolio: {initial_cash: 10000, quote: USDT}
-costs: {fee_bps: 10, slippage_bps: 4, spread_bps: 1, min_notional: 0, fill_at: close}
-"""
+CONFIG = sma_config('cli-test', seed=1, costs='fee_bps: 10, slippage_bps: 4, spread_bps: 1')
 
 BUY_FIRST = """\
 from workbench.model import OrderIntent, Side

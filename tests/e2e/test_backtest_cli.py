@@ -17,20 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from small_config import sma_config
 
 from workbench.warehouse.connect import reading
 
 pytestmark = pytest.mark.e2e
 
-CONFIG = """\
-run: {name: e2e, seed: 0}
-data: {symbols: [BTCUSDT], timeframe: 1m, gaps: fail}
-strategy:
-  class: "workbench.strategies.sma_cross:SmaCross"
-  params: {fast: 5, slow: 20, qty: 0.1}
-portfolio: {initial_cash: 10000, quote: USDT}
-costs: {fee_bps: 10, slippage_bps: 5, spread_bps: 0, min_notional: 0, fill_at: close}
-"""
+CONFIG = sma_config('e2e')
 
 BOOM = """\
 from workbench.model import OrderIntent, Side

@@ -15,18 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from small_config import sma_config
 
 pytestmark = pytest.mark.e2e
 
-CONFIG = """\
-run: {name: newcomer, seed: 0}
-data: {symbols: [BTCUSDT], timeframe: 1m, gaps: fail}
-strategy:
-  class: "workbench.strategies.sma_cross:SmaCross"
-  params: {fast: 5, slow: 20, qty: 0.1}
-portfolio: {initial_cash: 10000, quote: USDT}
-costs: {fee_bps: 10, slippage_bps: 5, spread_bps: 0, min_notional: 0, fill_at: close}
-"""
+CONFIG = sma_config('newcomer')
 
 MINE = """\
 from workbench import OrderIntent, Side, Strategy

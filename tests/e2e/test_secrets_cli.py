@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from small_config import sma_config
 
 from workbench.warehouse.connect import reading
 
@@ -26,15 +27,7 @@ pytestmark = pytest.mark.e2e
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 
-CONFIG = """\
-run: {name: secrets-e2e, seed: 0}
-data: {symbols: [BTCUSDT], timeframe: 1m, gaps: fail}
-strategy:
-  class: "keyed_strategies:KeyedSma"
-  params: {fast: 5, slow: 20, qty: 0.1}
-portfolio: {initial_cash: 10000, quote: USDT}
-costs: {fee_bps: 10, slippage_bps: 5, spread_bps: 0, min_notional: 0, fill_at: close}
-"""
+CONFIG = sma_config('secrets-e2e', strategy='keyed_strategies:KeyedSma')
 
 
 def wb(*args: str, cwd: Path, env: dict[str, str] | None = None,
