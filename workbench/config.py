@@ -264,6 +264,48 @@ class RiskConfig(_Section):
     modes: RiskModes = RiskModes()
 
 
+class VenueConfig(_Section):
+    """Where live modes get bars (and, live, send orders). The API key and secret come from
+    ``WB_VENUE__API_KEY`` / ``WB_VENUE__API_SECRET`` or the 0600 secrets file
+    (``SecretsProvider``); they are secrets: masked wherever the config is written."""
+
+    name: Literal["binance"] = "binance"
+    base_url: str = "https://api.binance.com"
+    recv_window_ms: Annotated[int, Field(ge=1, le=60_000)] = 5000
+    timeout_s: Annotated[float, Field(gt=0, le=120, allow_inf_nan=False)] = 10.0
+    api_key: secrets.Secret | None = None
+    api_secret: secrets.Secret | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[!-~]*)?", value):
+            raise ValueError('write an http(s) URL such as "https://api.binance.com" or '
+                             '"http://127.0.0.1:8765"')
+        return value.rstrip("/")
+
+
+def with_venue_credentials(cfg: Config, provider: secrets.SecretsProvider) -> Config:
+    """``cfg`` with the venue's API key and secret filled in from ``provider`` (the
+    environment's ``WB_VENUE__API_KEY``/``WB_VENUE__API_SECRET``, then the 0600 secrets file's
+    ``VENUE__API_KEY=``/``VENUE__API_SECRET=`` lines) where the config leaves them unset."""
+    found = {key: provider.get(f"VENUE__{key.upper()}") for key in ("api_key", "api_secret")
+             if getattr(cfg.venue, key) is None}
+    found = {k: v for k, v in found.items() if v is not None}
+    if not found:
+        return cfg
+    return cfg.model_copy(update={"venue": cfg.venue.model_copy(update=found)})
+
+
+class LiveConfig(_Section):
+    """How the live loop runs: warm-up bars before the first decision, how often the state is
+    snapshotted, how many missing bars in a row are tolerated before an alert."""
+
+    warmup_bars: Annotated[int, Field(ge=0, le=100_000)] = 100
+    snapshot_every_bars: Annotated[int, Field(ge=1, le=1_000_000)] = 60
+    gap_tolerance_bars: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+
+
 class Config(_Section):
     """The whole effective configuration of a run; frozen, hashed into the manifest."""
 
@@ -273,6 +315,8 @@ class Config(_Section):
     portfolio: PortfolioConfig = PortfolioConfig()
     costs: CostsConfig = CostsConfig()
     risk: RiskConfig = RiskConfig()
+    venue: VenueConfig = VenueConfig()
+    live: LiveConfig = LiveConfig()
 
     @model_validator(mode="after")
     def _limits_name_traded_symbols(self) -> Config:
