@@ -50,10 +50,11 @@ class Venue:
         order.status, order.reason = status, reason
         self.events.append((order.order_seq, status, reason))
 
-    def order_fill(self, order: Order, units: int, price: float, fee: float) -> None:
+    def order_fill(self, order: Order, units: int, price: float, fee: float,
+                   trade_id: str | None = None, venue_ts: int | None = None) -> None:
         fill = Fill(len(self.fills) + 1, order.order_seq, order.client_order_id, order.symbol,
                     order.side, units / QTY_SCALE, units, price, fee, self.now_bar_ts + TF,
-                    self.now_bar_ts)
+                    self.now_bar_ts, trade_id, venue_ts)
         self.book.apply_fill(fill)
         self.fills.append(fill)
         order.filled_units += units

@@ -15,14 +15,17 @@ from typing import Any
 import pytest
 
 from workbench.brokers.fills import CostModel
+from workbench.brokers.null import NullBroker
+from workbench.brokers.paper import PaperBroker
 from workbench.brokers.sim import SimBroker
 from workbench.engine.journal import MemoryJournal
 
 BROKERS: dict[str, Callable[[], Any]] = {
     "sim": lambda: SimBroker(CostModel(fee_bps=10.0, slippage_bps=5.0, min_notional=1.0)),
     "sim_next_open": lambda: SimBroker(CostModel(fee_bps=10.0, fill_at="next_open")),
-    # "paper": lambda: PaperBroker(CostModel(fee_bps=10.0, slippage_bps=5.0, min_notional=1.0)),
-    # "null": NullBroker,
+    "paper": lambda: PaperBroker(CostModel(fee_bps=10.0, slippage_bps=5.0, min_notional=1.0),
+                                 timeframe_ms=60_000),
+    "null": NullBroker,
 }
 
 JOURNALS: dict[str, Callable[[Path], Any]] = {

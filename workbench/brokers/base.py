@@ -32,8 +32,10 @@ its clock.
 Reject reasons are stable codes: ``INSUFFICIENT_FUNDS``, ``INSUFFICIENT_POSITION``,
 ``MIN_NOTIONAL``, ``NO_PRICE``, ``POSITION_OVERFLOW`` (a buy that would take the position past
 ``model.MAX_QTY``, the most the books hold as 64-bit integer units); cancel reasons: ``USER``,
-``EXPIRED``; unknown-outcome reasons: ``TIMEOUT``, ``VENUE_ERROR``, ``NO_RESPONSE``. Orders
-still resting when a backtest ends stay SUBMITTED: they were working when the data ran out.
+``EXPIRED``, ``SHADOW`` (shadow mode: ``NullBroker`` accepts, records and withdraws every
+order at once, sending nothing); unknown-outcome reasons: ``TIMEOUT``, ``VENUE_ERROR``,
+``NO_RESPONSE``. Orders still resting when a backtest ends stay SUBMITTED: they were working
+when the data ran out.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class RejectReason(StrEnum):
 class CancelReason(StrEnum):
     USER = "USER"
     EXPIRED = "EXPIRED"
+    SHADOW = "SHADOW"  # shadow mode: accepted and recorded by NullBroker, never sent
 
 
 class UnknownReason(StrEnum):

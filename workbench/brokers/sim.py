@@ -45,7 +45,7 @@ class SimBroker:
                     sink.order_status(order, OrderStatus.REJECTED, reason)
                     return
                 sink.order_status(order, OrderStatus.SUBMITTED)
-                self._fill(order, price)
+                self._fill(order, price, order.bar_ts)
                 return
             # next_open: funds are checked at the fill price; a sell holds its quantity now.
             if order.side is Side.SELL and order.qty_units > book.free_units(order.symbol):
@@ -136,13 +136,21 @@ class SimBroker:
             if reason:
                 sink.order_status(order, OrderStatus.REJECTED, reason)
                 continue
-            self._fill(order, price)
+            self._fill(order, price, bar.ts)
 
     def poll(self, now: int) -> None:
         """Nothing happens between bars in a simulation."""
 
-    def _fill(self, order: Order, price: float) -> None:
-        """The whole order at ``price``; the fee on the filled quantity's notional."""
+    def _fill(self, order: Order, price: float, bar_ts: int) -> None:
+        """The whole order at ``price`` on the bar opened at ``bar_ts``; the fee on the filled
+        quantity's notional."""
         assert self._sink is not None
         units = order.qty_units
-        self._sink.order_fill(order, units, price, self.costs.fee(units / QTY_SCALE * price))
+        trade_id, venue_ts = self._venue_fields(order, bar_ts)
+        self._sink.order_fill(order, units, price, self.costs.fee(units / QTY_SCALE * price),
+                              trade_id, venue_ts)
+
+    def _venue_fields(self, order: Order, bar_ts: int) -> tuple[str | None, int | None]:
+        """The venue trade id and execution time a fill carries: none in a backtest
+        (``PaperBroker`` gives its own)."""
+        return None, None
