@@ -8,7 +8,7 @@ journal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from workbench.brokers.null import NullBroker
 from workbench.brokers.paper import PaperBroker
 from workbench.brokers.sim import SimBroker
 from workbench.engine.journal import MemoryJournal
+from workbench.recovery.journal import WalJournal
 
 BROKERS: dict[str, Callable[[], Any]] = {
     "sim": lambda: SimBroker(CostModel(fee_bps=10.0, slippage_bps=5.0, min_notional=1.0)),
@@ -30,7 +31,7 @@ BROKERS: dict[str, Callable[[], Any]] = {
 
 JOURNALS: dict[str, Callable[[Path], Any]] = {
     "memory": lambda tmp_path: MemoryJournal(),
-    # "wal": lambda tmp_path: WalJournal(tmp_path / "journal"),
+    "wal": lambda tmp_path: WalJournal(tmp_path / "journal"),
 }
 
 
@@ -40,6 +41,14 @@ def make_broker(request: pytest.FixtureRequest) -> Callable[[], Any]:
 
 
 @pytest.fixture(params=sorted(JOURNALS))
-def make_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
+def make_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
     factory = JOURNALS[request.param]
-    return lambda: factory(tmp_path)
+    made: list[Any] = []
+
+    def make() -> Any:
+        made.append(factory(tmp_path))
+        return made[-1]
+
+    yield make
+    for journal in made:  # a WAL journal holds a file and its lock until closed
+        journal.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from journal_records import small_run
 
+from workbench.engine.journal import OrderEvent
+from workbench.engine.journal import order_record as order_record_of
 from workbench.model import Bar, Fill, Order, OrderStatus, OrderType, Side
 from workbench.recovery.records import (
     bar_record,
@@ -11,7 +13,9 @@ from workbench.recovery.records import (
     control_record,
     fill_from_record,
     fill_record,
+    order_event_from_record,
     order_event_record,
+    order_from_record,
     order_record,
     start_record,
 )
@@ -24,20 +28,25 @@ def test_model_objects_journal_and_fold_into_the_books(tmp_path):
                   1_000, 900, expire_after_bars=3, tag="dip")
     order.status = OrderStatus.SUBMITTED  # mutable state never goes into the order record
     order.bars_seen = 2
-    fill = Fill(1, 1, "run-1", "BTCUSDT", Side.BUY, 0.5, 50_000_000, 41_000.0, 20.5, 1_060, 1_000)
+    fill = Fill(1, 1, "run-1", "BTCUSDT", Side.BUY, 0.5, 50_000_000, 41_000.0, 20.5, 1_060, 1_000,
+                "T-9", 1_059)
     with Wal.open(tmp_path) as wal:
         wal.append("control", start_record(100_000.0, run_id="run", mode="paper"))
         wal.append("bar", bar_record(Bar("BTCUSDT", 1_000, 1.0, 2.0, 0.5, 41_500.0, 3.0)),
                    sync=False)
         wal.append("order", order_record(order))
-        wal.append("order_event", order_event_record("run-1", OrderStatus.SUBMITTED, None, 1_001,
-                                                     venue_order_id=77))
-        wal.append("fill", fill_record(fill, venue_trade_id=9))
-        wal.append("order_event", order_event_record("run-1", OrderStatus.FILLED, None, 1_060))
+        wal.append("order_event", order_event_record(
+            OrderEvent(1, "run-1", 1_001, OrderStatus.SUBMITTED, None), venue_order_id=77))
+        wal.append("fill", fill_record(fill, wall_ts=1_061))
+        wal.append("order_event", order_event_record(
+            OrderEvent(1, "run-1", 1_060, OrderStatus.FILLED, None)))
         wal.append("control", control_record("halt", ts=1_070, reason="operator"))
     records = read(tmp_path)
     assert "status" not in records[2].payload and "bars_seen" not in records[2].payload
     assert fill_from_record(records[4].payload) == fill
+    assert order_from_record(records[2].payload) == order_record_of(order)
+    assert order_event_from_record(records[3].payload) == OrderEvent(
+        1, "run-1", 1_001, OrderStatus.SUBMITTED, None)
     state = fold(records)
     assert state.orders["run-1"]["status"] == "FILLED"
     assert state.orders["run-1"]["filled_units"] == 50_000_000

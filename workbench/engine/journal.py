@@ -13,9 +13,10 @@ and ``order_states`` folds events and fills into each order's latest state (what
 
 Implementations: ``MemoryJournal`` (a backtest: one in-memory list, written to the warehouse in
 bulk at the end, no fsync in the loop). Live modes journal to the fsync'd write-ahead log
-(``recovery/wal.py``, payloads from ``recovery/records.py``): a ``WalJournal`` appends each record
-as a WAL record (``order``, ``order_event``, ``fill``), syncs before ``submit`` returns to the
-step, and replays by reading the log back into the same records.
+(``recovery/wal.py``, payloads from ``recovery/records.py``): ``recovery.journal.WalJournal``
+appends each record as a WAL record (``order``, ``order_event``, ``fill``), synced before the call
+returns (so the order is on disk before the step hands it to the broker), and replays by reading
+the log back into the same records.
 """
 
 from __future__ import annotations

@@ -3,12 +3,15 @@
 * :mod:`workbench.recovery.wal`: the append-only, fsync'd, checksummed log (``wal.log``).
 * :mod:`workbench.recovery.snapshot`: atomic ``snapshot.json`` (and ``snapshot.prev.json``).
 * :mod:`workbench.recovery.replay`: ``rebuild(journal_dir) -> State``, the fold, ``compare``.
-* :mod:`workbench.recovery.records`: record payloads from model objects; the books of a State.
+* :mod:`workbench.recovery.records`: record payloads to and from the journal's records; the books
+  of a State.
+* :mod:`workbench.recovery.journal`: ``WalJournal``, the Journal port over the log.
 
 A run's journal directory is ``warehouse/live/<run_id>/``. See adr/0012-write-ahead-log-format.md
 and "The journal" in docs/architecture.md.
 """
 
+from workbench.recovery.journal import WalJournal
 from workbench.recovery.replay import (
     Difference,
     ReplayError,
@@ -24,6 +27,7 @@ from workbench.recovery.wal import KINDS, Record, Wal, WalCorruption, WalError, 
 
 __all__ = [
     "KINDS", "Difference", "Record", "ReplayError", "State", "Wal", "WalCorruption", "WalError",
+    "WalJournal",
     "apply_record", "compare", "fold", "load_snapshot", "read", "rebuild", "recover",
     "save_snapshot", "take_snapshot",
 ]
