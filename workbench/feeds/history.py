@@ -1,8 +1,8 @@
 """Historical bars from the warehouse, checked again with the run's gap policy, merged for the loop.
 
-Several symbols are merged in (ts, symbol) order. The loop iterates over plain Python lists
-(converted a chunk at a time from these arrays), never over DataFrame rows, with timestamps as
-int milliseconds.
+Several symbols are merged in (ts, symbol) order into numpy arrays; the loop makes plain Python
+values from them a chunk at a time (never iterating DataFrame rows), with timestamps as int
+milliseconds.
 """
 
 from __future__ import annotations
