@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from workbench.engine.journal import (
     OrderEvent,
     OrderRecord,
+    OrderState,
     contents,
     order_record,
     order_states,
@@ -80,9 +82,23 @@ def test_order_states_fold_last_event_and_fills(make_journal: Callable[[], Any])
     j = make_journal()
     journal_one_order(j)
     (state,) = order_states(contents(j))
+    (record,) = contents(j).orders
+    assert state[:len(record)] == record  # the record, field for field, then the state
+    assert (state.symbol, state.limit_price, state.tag) == ("X", 99.0, "bid")
     assert (state.status, state.reason, state.updated_ts) == (S.FILLED, None, T0 + 120_000)
     assert (state.filled_units, state.filled_qty) == (150_000_000, 1.5)
     assert not state.is_open
+
+
+def test_one_field_list_order_record_then_order_state_then_order() -> None:
+    """OrderState is built as ``OrderState(*record, ...)`` and ``order_record`` reads an Order's
+    fields by name: the three must share the record's fields, in the record's order."""
+    n = len(OrderRecord._fields)
+    assert OrderState._fields[:n] == OrderRecord._fields
+    assert OrderState._fields[n:] == ("status", "reason", "filled_units", "updated_ts")
+    order_fields = tuple(f.name for f in dataclasses.fields(Order))
+    assert order_fields[:n] == OrderRecord._fields
+    assert set(OrderState._fields) <= set(order_fields)
 
 
 def test_events_and_fills_keep_their_fields_venue_ids_included(

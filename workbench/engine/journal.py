@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from typing import NamedTuple, Protocol
 
-from workbench.model import QTY_SCALE, Fill, Order, OrderStatus, OrderType, Side
+from workbench.model import Fill, Order, OrderStatus, OrderType, Side, units_to_qty
 
 
 class OrderRecord(NamedTuple):
@@ -96,7 +96,13 @@ class JournalContents(NamedTuple):
 
 
 class OrderState(NamedTuple):
-    """An order's latest state: its record, folded with its events and fills."""
+    """An order's latest state: its record, folded with its events and fills.
+
+    Its fields are ``OrderRecord``'s, in the same order, then the state's (``order_states``
+    builds it as ``OrderState(*record, ...)``); ``Order`` starts with the same fields
+    (``order_record`` reads them by name). Flat, not a record inside a state, so the
+    ``orders`` writers read an ``Order`` or an ``OrderState`` alike.
+    """
 
     order_seq: int
     client_order_id: str
@@ -118,7 +124,7 @@ class OrderState(NamedTuple):
 
     @property
     def filled_qty(self) -> float:
-        return self.filled_units / QTY_SCALE
+        return units_to_qty(self.filled_units)
 
     @property
     def is_open(self) -> bool:
