@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from workbench.engine.journal import (
     OrderEvent,
     OrderRecord,
@@ -76,6 +78,9 @@ def test_records_are_immutable(make_journal: Callable[[], Any]) -> None:
     journal_one_order(j)
     for record in j.replay():
         assert isinstance(record, tuple)  # NamedTuples: no field can be assigned
+        with pytest.raises(AttributeError):
+            record.order_seq = 99  # type: ignore[misc]
+        assert record.order_seq == 1
 
 
 def test_order_states_fold_last_event_and_fills(make_journal: Callable[[], Any]) -> None:
