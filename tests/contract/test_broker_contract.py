@@ -17,12 +17,12 @@ from workbench.book import Book
 from workbench.brokers.base import CancelReason, RejectReason, UnknownReason
 from workbench.model import (
     QTY_SCALE,
-    TRANSITIONS,
     Bar,
     Order,
     OrderStatus,
     OrderType,
     Side,
+    can_move,
 )
 
 S = OrderStatus
@@ -39,7 +39,7 @@ class RecordingSink:
         self.illegal: list[str] = []
 
     def order_status(self, order: Order, status: OrderStatus, reason: str | None = None) -> None:
-        if status not in TRANSITIONS[order.status]:
+        if not can_move(order.status, status):
             self.illegal.append(f"order {order.order_seq}: {order.status} -> {status}")
         self.moves.append((order.order_seq, order.status, status, reason))
         order.status, order.reason = status, reason
@@ -148,6 +148,11 @@ def test_refusals_carry_stable_reason_codes(make_broker: Callable[[], Any]) -> N
     rig.bar(100.0, 101.0, 99.0, 100.0)
     reasons = {reason for _, _, _, reason in rig.sink.moves if reason is not None}
     assert reasons <= REASONS
+    # neither order can fill: each ends refused (or, in shadow, withdrawn), with its reason
+    last = {seq: (status, reason) for seq, _, status, reason in rig.sink.moves}
+    assert sorted(last) == [1, 2]
+    assert all(status.terminal and reason is not None for status, reason in last.values())
+    assert rig.sink.fills == []
     assert rig.sink.illegal == []
 
 
