@@ -11,6 +11,7 @@ from step_harness import T0, TF, Row, fills, orders
 
 from workbench.brokers.base import CancelReason, RejectReason
 from workbench.brokers.fills import CostModel
+from workbench.engine.journal import order_record
 from workbench.engine.step import Step
 from workbench.errors import StrategyError
 from workbench.model import Bar, Fill, Order, OrderIntent, OrderStatus, Side, ms_to_iso
@@ -112,6 +113,10 @@ def test_step_ctx_submit_returns_order_handle_numbered_per_run() -> None:
     assert first.status is S.FILLED
     assert second.status is S.SUBMITTED and second.is_open and second.tag == "bid"
     assert [o.order_seq for o in orders(step)] == [h.order_seq for h in handles]
+    # the journal holds each handle as taken on, and folds to the handle's state
+    assert harness.records(step).orders == [order_record(h) for h in handles]
+    assert [(o.status, o.reason, o.filled_units, o.updated_ts) for o in orders(step)] == [
+        (h.status, h.reason, h.filled_units, h.updated_ts) for h in handles]
 
 
 def test_step_intents_returned_from_on_bar_submitted_in_list_order() -> None:
