@@ -17,7 +17,7 @@ import orjson
 
 from workbench.book import RoundTrip
 from workbench.engine.journal import OrderState
-from workbench.model import Fill, Order
+from workbench.model import Fill
 
 TRADES = ("symbol", "side", "qty", "entry_ts", "entry_price", "exit_ts", "exit_price", "fees",
           "pnl", "return_pct")
@@ -113,7 +113,7 @@ def write_trades(path: Path, trips: Sequence[RoundTrip]) -> None:
         for t, (entry, exit_) in zip(trips, when, strict=True)))
 
 
-def write_orders(path: Path, orders: Sequence[Order | OrderState]) -> None:
+def write_orders(path: Path, orders: Sequence[OrderState]) -> None:
     _write(path, ORDERS, (
         f"{o.order_seq},{ts},{_cell(o.symbol)},{o.side},{o.type},{o.qty!r},"
         f"{_cell(o.limit_price)},{o.status},{_cell(o.reason)}\n"
@@ -143,7 +143,7 @@ def write_equity(path: Path, ts: Sequence[int] | np.ndarray, cash: Sequence[floa
     _write(path, EQUITY, blocks())
 
 
-def write_all(run_dir: Path, trips: Sequence[RoundTrip], orders: Sequence[Order | OrderState],
+def write_all(run_dir: Path, trips: Sequence[RoundTrip], orders: Sequence[OrderState],
               fills: Sequence[Fill], equity: Any) -> None:
     """The four deterministic files of a run (``equity``: ts, cash, position_value, equity)."""
     write_trades(run_dir / "trades.csv", trips)
