@@ -116,6 +116,12 @@ class Book:
         return self.units.get(symbol, 0)
 
     @property
+    def cash_tolerance(self) -> float:
+        """How far spot cash may dip below zero (float residue): ``CASH_TOLERANCE`` of the
+        initial cash (of 1.0 at the least)."""
+        return CASH_TOLERANCE * max(self.initial_cash, 1.0)
+
+    @property
     def free_cash(self) -> float:
         return self.cash - self.reserved_cash
 
@@ -168,7 +174,7 @@ class Book:
             self.last[symbol] = fill.price
         if fill.side is Side.BUY:
             cash = self.cash - (notional + fill.fee)
-            if cash < -CASH_TOLERANCE * max(self.initial_cash, 1.0):
+            if cash < -self.cash_tolerance:
                 raise BookInvariantError(
                     f"buy fill {fill.fill_seq} of {fill.qty!r} {symbol} at {fill.price!r} would "
                     f"take cash from {self.cash!r} to {cash!r}; spot cash never goes below zero "
@@ -235,7 +241,7 @@ class Book:
                 cash += notional - fill.fee
                 units[fill.symbol] = units.get(fill.symbol, 0) - fill.qty_units
         held = {s: u for s, u in units.items() if u}
-        tolerance = CASH_TOLERANCE * max(self.initial_cash, 1.0)
+        tolerance = self.cash_tolerance
         if not abs(self.cash - cash) <= tolerance:
             raise BookInvariantError(
                 f"the books hold cash {self.cash!r} but the initial cash {self.initial_cash!r} "
