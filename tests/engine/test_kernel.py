@@ -12,6 +12,7 @@ from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
 from workbench.config import Config, RiskConfig, RiskModes
 from workbench.engine import kernel
+from workbench.engine.clock import BarClock
 from workbench.engine.journal import MemoryJournal
 from workbench.errors import ConfigError
 from workbench.feeds.history import merge
@@ -33,6 +34,8 @@ def test_build_backtest_wires_costs_cash_timeframe_seed_from_config() -> None:
     step = k.step
     assert isinstance(step.broker, SimBroker) and k.broker is step.broker
     assert isinstance(k.journal, MemoryJournal) and k.journal is step.journal
+    assert isinstance(k.clock, BarClock) and k.clock is step.clock
+    assert k.clock.timeframe_ms == 300_000
     assert step.broker.costs == CostModel(3.0, 2.0, 4.0, 10.0, "next_open")
     assert step.book.cash == step.book.initial_cash == 1234.5
     assert step.timeframe_ms == 300_000

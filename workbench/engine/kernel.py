@@ -81,14 +81,24 @@ def paused_gc(pause: bool = True) -> Iterator[None]:
 
 @dataclass
 class Kernel:
-    """One wired run: the step and the parts chosen for its mode."""
+    """One wired run: the step (which holds the clock, broker and journal chosen for its mode)
+    and the mode's feed."""
 
     wiring: Wiring
     step: Step
-    clock: Clock
-    broker: Broker
-    journal: Journal
     feed: Callable[..., backtest.EquityRows]
+
+    @property
+    def clock(self) -> Clock:
+        return self.step.clock
+
+    @property
+    def broker(self) -> Broker:
+        return self.step.broker
+
+    @property
+    def journal(self) -> Journal:
+        return self.step.journal
 
     def run(self, data: LoopData, progress: Callable[[int], None] | None = None
             ) -> backtest.EquityRows:
@@ -152,10 +162,7 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
     wired = wiring(mode)
     costs = cost_model(cfg)
     tf_ms = timeframe_ms(cfg.data.timeframe)
-    clock = BarClock(tf_ms)
-    broker = SimBroker(costs)
-    journal = MemoryJournal()
-    step = Step(strategy, broker, Book(cfg.portfolio.initial_cash), journal, run_id=run_id,
-                timeframe_ms=tf_ms, seed=cfg.run.seed, risk=risk_engine(cfg, costs, wired, log),
-                clock=clock)
-    return Kernel(wired, step, clock, broker, journal, backtest.simulate)
+    step = Step(strategy, SimBroker(costs), Book(cfg.portfolio.initial_cash), MemoryJournal(),
+                run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
+                risk=risk_engine(cfg, costs, wired, log), clock=BarClock(tf_ms))
+    return Kernel(wired, step, backtest.simulate)
