@@ -52,6 +52,31 @@ def equity_figure(r: RunReport) -> Any:
     return fig
 
 
+def _add_trades(fig: Any, r: RunReport, symbol: str | None, **where: int) -> None:
+    """Buy and sell markers and a dotted line for each round trip of ``symbol`` on ``fig``
+    (``where``: the subplot's ``row`` and ``col``, when ``fig`` has subplots)."""
+    go = _go()
+    fills = r.fills.get(symbol or "", {})
+    for side, color, marker in (("BUY", "#27ae60", "triangle-up"),
+                                ("SELL", "#c0392b", "triangle-down")):
+        idx = [i for i, s in enumerate(fills.get("side", [])) if s == side]
+        if idx:
+            fig.add_trace(go.Scattergl(
+                x=_t([fills["ts"][i] for i in idx]), y=[fills["price"][i] for i in idx],
+                mode="markers", name=side.lower(),
+                marker={"symbol": marker, "size": 9, "color": color}), **where)
+    xs: list[Any] = []
+    ys: list[Any] = []
+    for t in r.trips:
+        if t["symbol"] == symbol:
+            xs += [*_t([t["entry_ts"], t["exit_ts"]]), None]
+            ys += [t["entry_price"], t["exit_price"], None]
+    if xs:
+        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", name="round trips",
+                                   line={"color": "#7f8c8d", "width": 1, "dash": "dot"}),
+                      **where)
+
+
 def candles_figure(r: RunReport, symbol: str | None = None) -> Any:
     """Price candles with buys, sells and each round trip from entry to exit."""
     symbol = symbol or (r.symbols[0] if r.symbols else None)
@@ -61,24 +86,7 @@ def candles_figure(r: RunReport, symbol: str | None = None) -> Any:
     go = _go()
     fig = go.Figure(go.Candlestick(x=_t(c["ts"]), open=c["open"], high=c["high"], low=c["low"],
                                    close=c["close"], name=symbol))
-    fills = r.fills.get(symbol or "", {})
-    for side, color, marker in (("BUY", "#27ae60", "triangle-up"),
-                                ("SELL", "#c0392b", "triangle-down")):
-        idx = [i for i, s in enumerate(fills.get("side", [])) if s == side]
-        if idx:
-            fig.add_trace(go.Scattergl(
-                x=_t([fills["ts"][i] for i in idx]), y=[fills["price"][i] for i in idx],
-                mode="markers", name=side.lower(),
-                marker={"symbol": marker, "size": 9, "color": color}))
-    xs: list[Any] = []
-    ys: list[Any] = []
-    drawn = [t for t in r.trips if t["symbol"] == symbol]
-    for t in drawn:
-        xs += [*_t([t["entry_ts"], t["exit_ts"]]), None]
-        ys += [t["entry_price"], t["exit_price"], None]
-    if xs:
-        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", name="round trips",
-                                   line={"color": "#7f8c8d", "width": 1, "dash": "dot"}))
+    _add_trades(fig, r, symbol)
     if len(c["ts"]) > 1:
         minutes = (c["ts"][1] - c["ts"][0]) // 60_000
         width = (f"{minutes // 60}-hour" if minutes >= 60 and minutes % 60 == 0
@@ -188,24 +196,7 @@ def run_figure(r: RunReport, symbol: str | None = None) -> Any:
         fig.add_trace(go.Candlestick(x=_t(c["ts"]), open=c["open"], high=c["high"],
                                      low=c["low"], close=c["close"], name=symbol,
                                      showlegend=False), 3, 1)
-    fills = r.fills.get(symbol or "", {})
-    for side, color, marker in (("BUY", "#27ae60", "triangle-up"),
-                                ("SELL", "#c0392b", "triangle-down")):
-        idx = [i for i, s in enumerate(fills.get("side", [])) if s == side]
-        if idx:
-            fig.add_trace(go.Scattergl(
-                x=_t([fills["ts"][i] for i in idx]), y=[fills["price"][i] for i in idx],
-                mode="markers", name=side.lower(),
-                marker={"symbol": marker, "size": 9, "color": color}), 3, 1)
-    xs: list[Any] = []
-    ys: list[Any] = []
-    for t in r.trips:
-        if t["symbol"] == symbol:
-            xs += [*_t([t["entry_ts"], t["exit_ts"]]), None]
-            ys += [t["entry_price"], t["exit_price"], None]
-    if xs:
-        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", name="round trips",
-                                   line={"color": "#7f8c8d", "width": 1, "dash": "dot"}), 3, 1)
+    _add_trades(fig, r, symbol, row=3, col=1)
     h = r.headline
     fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
     numbers = (f"trades {h.get('trades', 0)}, return {fmt(h.get('total_return_pct'), '.2f')} %, "
