@@ -36,20 +36,26 @@ def equity_figure(r: RunReport) -> Any:
 
     if not r.curve.get("ts"):
         return _empty("Equity")
-    go = _go()
     per = r.curve.get("bars_per_point", [1])[0]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
                         vertical_spacing=0.04)
-    x = _t(r.curve["ts"])
-    fig.add_trace(go.Scatter(x=x, y=r.curve["equity"], name="equity", mode="lines"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=r.curve["drawdown_pct"], name="drawdown %", mode="lines",
-                             fill="tozeroy", line={"color": "#c0392b"}), 2, 1)
+    _add_equity_and_drawdown(fig, r)
     note = f" (1 point per {per} bars; worst drawdown kept)" if per > 1 else ""
     fig.update_layout(title=f"Equity and drawdown{note}", height=HEIGHT + 80,
                       showlegend=False, margin={"t": 50})
+    return fig
+
+
+def _add_equity_and_drawdown(fig: Any, r: RunReport, **equity_style: Any) -> None:
+    """Equity in subplot row 1 and drawdown from the running peak in row 2, axes titled."""
+    go = _go()
+    x = _t(r.curve["ts"])
+    fig.add_trace(go.Scatter(x=x, y=r.curve["equity"], name="equity", mode="lines",
+                             **equity_style), 1, 1)
+    fig.add_trace(go.Scatter(x=x, y=r.curve["drawdown_pct"], name="drawdown %", mode="lines",
+                             fill="tozeroy", line={"color": "#c0392b"}), 2, 1)
     fig.update_yaxes(title_text=r.run.get("quote") or "equity", row=1, col=1)
     fig.update_yaxes(title_text="drawdown %", row=2, col=1)
-    return fig
 
 
 def _add_trades(fig: Any, r: RunReport, symbol: str | None, **where: int) -> None:
@@ -186,11 +192,7 @@ def run_figure(r: RunReport, symbol: str | None = None) -> Any:
     symbol = symbol or (r.symbols[0] if r.symbols else None)
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.4, 0.2, 0.4],
                         vertical_spacing=0.03)
-    x = _t(r.curve["ts"])
-    fig.add_trace(go.Scatter(x=x, y=r.curve["equity"], name="equity", mode="lines",
-                             line={"color": "#2c3e50"}), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=r.curve["drawdown_pct"], name="drawdown %", mode="lines",
-                             fill="tozeroy", line={"color": "#c0392b"}), 2, 1)
+    _add_equity_and_drawdown(fig, r, line={"color": "#2c3e50"})
     c = r.candles.get(symbol or "", {})
     if c.get("ts"):
         fig.add_trace(go.Candlestick(x=_t(c["ts"]), open=c["open"], high=c["high"],
@@ -204,8 +206,6 @@ def run_figure(r: RunReport, symbol: str | None = None) -> Any:
     fig.update_layout(title=f"{name}: {numbers}", height=HEIGHT + 300, margin={"t": 60},
                       legend={"orientation": "h", "y": -0.08},
                       xaxis3_rangeslider_visible=False)
-    fig.update_yaxes(title_text=r.run.get("quote") or "equity", row=1, col=1)
-    fig.update_yaxes(title_text="drawdown %", row=2, col=1)
     fig.update_yaxes(title_text=f"{symbol} {r.run.get('timeframe', '')}", row=3, col=1)
     return fig
 
