@@ -22,19 +22,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from workbench.engine.journal import OrderRecord  # noqa: E402
+from workbench.model import Bar, OrderType, Side  # noqa: E402
+from workbench.recovery.records import bar_record, order_record  # noqa: E402
 from workbench.recovery.wal import Wal, read  # noqa: E402
 
 
 def _order(i: int) -> dict[str, object]:
-    return {"client_order_id": f"bench-{i}", "order_seq": i, "symbol": "BTCUSDT", "side": "BUY",
-            "type": "MARKET", "qty": 0.01, "qty_units": 1_000_000, "limit_price": None,
-            "ts": 1_704_067_260_000 + i, "bar_ts": 1_704_067_200_000, "reduce_only": False,
-            "tag": "entry"}
+    """An order record as a live run journals it (``records.order_record``)."""
+    return order_record(OrderRecord(i, f"bench-{i}", "BTCUSDT", Side.BUY, OrderType.MARKET, 0.01,
+                                    1_000_000, None, 1_704_067_260_000 + i, 1_704_067_200_000,
+                                    None, False, "entry"))
 
 
 def _bar(i: int) -> dict[str, object]:
-    return {"symbol": "BTCUSDT", "ts": 1_704_067_200_000 + 60_000 * i, "open": 42_000.5,
-            "high": 42_100.0, "low": 41_900.25, "close": 42_050.1, "volume": 12.345678}
+    return bar_record(Bar("BTCUSDT", 1_704_067_200_000 + 60_000 * i, 42_000.5, 42_100.0,
+                          41_900.25, 42_050.1, 12.345678))
 
 
 def _summary(name: str, samples: list[float]) -> str:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from journal_records import T0, bar, fill, order, small_run
 
 from workbench.book import Book
-from workbench.model import Fill, Side
+from workbench.recovery.records import fill_from_record
 from workbench.recovery.replay import (
     ReplayError,
     State,
@@ -56,9 +56,7 @@ def test_cash_and_positions_are_the_books_to_the_last_bit():
     book = Book(10_000.0)
     for kind, p in small_run():
         if kind == "fill":
-            book.apply_fill(Fill(p["fill_seq"], p["order_seq"], p["client_order_id"],
-                                 p["symbol"], Side(p["side"]), p["qty"], p["qty_units"],
-                                 p["price"], p["fee"], p["ts"], p["bar_ts"]))
+            book.apply_fill(fill_from_record(p))
     assert state.cash == book.cash  # exactly: the same float operations in the same order
     assert state.units == book.units
     assert state.fees_paid == book.fees_paid

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from kill9 import kill_9_after
 from step_harness import T0, closes, records, run
 from wal_churn import COSTS, Churn, prices
 
@@ -98,21 +97,11 @@ def test_kill_9_while_a_step_journals_loses_no_submitted_order(tmp_path: Path) -
     reported: set[str] = set()
     directory = tmp_path / "journal"
     for iteration in range(5):
-        child = subprocess.Popen(
+        head, lines = kill_9_after(
             [sys.executable, str(SUPPORT / "wal_churn.py"), str(directory), f"k{iteration}",
-             "100000"], stdout=subprocess.PIPE, text=True, env=env)
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-        want = rng.randint(1, 150)
-        for got, line in enumerate(child.stdout, 1):
-            reported.add(line.strip())
-            if got >= want:
-                break
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-        reported.update(child.stdout.read().split())  # printed before the kill
-        child.stdout.close()
-        assert child.returncode == -signal.SIGKILL
+             "100000"], rng.randint(1, 150), env=env)
+        assert head == ["ready"]
+        reported.update(lines)
 
         size = (directory / WAL_FILE).stat().st_size
         reopened = WalJournal(directory)  # drops a torn tail, if the kill made one

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
 import sys
+
+from kill9 import kill_9_after
 
 from workbench.recovery.wal import WAL_FILE, Wal, WalReader, read
 
@@ -29,22 +28,10 @@ def test_kill_9_at_random_points_loses_no_returned_record_and_leaves_no_garbage(
     reported: set[int] = set()
     for iteration in range(6):
         pad = rng.choice([0, 10, 3_000, 100_000])  # big frames make a kill mid-write likely
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), str(pad)],
-                                 stdout=subprocess.PIPE, text=True)
-        assert child.stdout is not None
-        head = child.stdout.readline().split()
-        assert head[0] == "ready", head
+        head, lines = kill_9_after([sys.executable, "-c", CHILD, str(tmp_path), str(pad)],
+                                   rng.randint(1, 80))
         assert int(head[1]) >= max(reported, default=0)
-        want = rng.randint(1, 80)
-        for got, line in enumerate(child.stdout, 1):
-            reported.add(int(line))
-            if got >= want:
-                break
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-        reported.update(int(line) for line in child.stdout.read().split())  # printed in time
-        child.stdout.close()
-        assert child.returncode == -signal.SIGKILL
+        reported.update(int(line) for line in lines)
 
         size = (tmp_path / WAL_FILE).stat().st_size
         with Wal.open(tmp_path) as wal:  # drops a torn tail, if the kill made one
@@ -108,21 +95,9 @@ def test_kill_9_while_journaling_and_snapshotting_restarts_to_the_uninterrupted_
     rng = random.Random(12)
     fills: set[int] = set()
     for iteration in range(5):
-        child = subprocess.Popen([sys.executable, "-c", CYCLE_CHILD, str(tmp_path)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert child.stdout is not None and child.stderr is not None
-        head = child.stdout.readline().split()
-        assert head and head[0] == "ready", child.stderr.read()
-        want = rng.randint(1, 40)
-        for got, line in enumerate(child.stdout, 1):
-            fills.add(int(line.split()[1]))
-            if got >= want:
-                break
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-        fills.update(int(line.split()[1]) for line in child.stdout.read().splitlines())
-        child.stdout.close()
-        child.stderr.close()
+        _, lines = kill_9_after([sys.executable, "-c", CYCLE_CHILD, str(tmp_path)],
+                                rng.randint(1, 40))
+        fills.update(int(line.split()[1]) for line in lines)
 
         got = recover(tmp_path)
         scratch = fold(read(tmp_path))
@@ -130,7 +105,8 @@ def test_kill_9_while_journaling_and_snapshotting_restarts_to_the_uninterrupted_
         assert got.snapshot.problems == []  # the kill never leaves a bad snapshot.json
         journaled = {f["fill_seq"] for f in got.state.fills}
         assert fills <= journaled, f"iteration {iteration}: lost fills {fills - journaled}"
-        assert len(got.state.orders) == len(set(got.state.orders))
+        orders = [r.payload["client_order_id"] for r in read(tmp_path) if r.kind == "order"]
+        assert len(orders) == len(set(orders))  # no order journaled twice across restarts
         cash = 1e6
         for f in got.state.fills:
             cash -= 0.5 * f["price"] + 0.05

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench.model import qty_to_units
+
 T0 = 1_704_067_200_000
 MINUTE = 60_000
 
@@ -15,7 +17,7 @@ def bar(symbol: str, i: int, close: float) -> dict[str, Any]:
 
 def order(coid: str, seq: int, symbol: str, side: str, qty: float, ts: int) -> dict[str, Any]:
     return {"client_order_id": coid, "order_seq": seq, "symbol": symbol, "side": side,
-            "type": "MARKET", "qty": qty, "qty_units": round(qty * 100_000_000),
+            "type": "MARKET", "qty": qty, "qty_units": qty_to_units(qty),
             "limit_price": None, "ts": ts, "bar_ts": ts - MINUTE, "reduce_only": False,
             "tag": None}
 
@@ -23,7 +25,7 @@ def order(coid: str, seq: int, symbol: str, side: str, qty: float, ts: int) -> d
 def fill(fill_seq: int, coid: str, order_seq: int, symbol: str, side: str, qty: float,
          price: float, fee: float, ts: int) -> dict[str, Any]:
     return {"fill_seq": fill_seq, "client_order_id": coid, "order_seq": order_seq,
-            "symbol": symbol, "side": side, "qty": qty, "qty_units": round(qty * 100_000_000),
+            "symbol": symbol, "side": side, "qty": qty, "qty_units": qty_to_units(qty),
             "price": price, "fee": fee, "ts": ts, "bar_ts": ts - MINUTE}
 
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import math
 import os
@@ -140,17 +141,8 @@ class WalScan(NamedTuple):
 
 
 # --- encoding ------------------------------------------------------------------------------------
-_KEY_VERDICTS: dict[str, bool] = {}
-
-
-def _secret_key(key: str) -> bool:
-    """``is_secret_key``, remembered per key (records repeat the same few keys)."""
-    verdict = _KEY_VERDICTS.get(key)
-    if verdict is None:
-        verdict = is_secret_key(key)
-        if len(_KEY_VERDICTS) < 10_000:
-            _KEY_VERDICTS[key] = verdict
-    return verdict
+_secret_key = functools.lru_cache(maxsize=10_000)(is_secret_key)
+"""``is_secret_key``, remembered per key (records repeat the same few keys)."""
 
 
 def check_payload(payload: object, path: str = "payload") -> None:

@@ -109,44 +109,48 @@ def load_run(run_id: str | None = None, *, warehouse: str | Path | None = None,
              max_points: int = MAX_POINTS, max_candles: int = MAX_CANDLES) -> RunReport:
     """Read one run's report data (the latest completed run when ``run_id`` is None).
     ``warehouse=None``: ``$WB_WAREHOUSE``, else the project's (``report/project.py``)."""
+    with reading(warehouse_path(warehouse)) as con:
+        return _load(con, resolve_run_id(con, run_id), max_points, max_candles)
+
+
+def _load(con: Any, run_id: str, max_points: int, max_candles: int) -> RunReport:
+    """One run's report data, read through ``con``."""
     from workbench.warehouse import views
     from workbench.warehouse.stale import effective_status
 
-    with reading(warehouse_path(warehouse)) as con:
-        run_id = resolve_run_id(con, run_id)
-        run = _rows(con, "select * from runs where run_id = ?", [run_id])[0]
-        run["status"] = effective_status(  # a running row of a dead process is abandoned
-            run.get("status"), run.get("pid"), run.get("host"))
-        for key in ("config_json", "versions", "view_versions"):
-            if isinstance(run.get(key), str):
-                run[key] = json.loads(run[key])
-        run["config_json"] = redact(run.get("config_json"))  # rows of older versions too
-        # a failed first run, or a live run's row, reaches a warehouse before any view does
-        deployed = bool(con.execute(
-            "select count(*) from duckdb_views() where schema_name = 'rpt' "
-            "and view_name = 'performance'").fetchall()[0][0])
-        perf = (_rows(con, "select * from rpt.performance where run_id = ?", [run_id])
-                if deployed else [])
-        report = RunReport(run_id, run, perf[0] if perf else {})
-        try:
-            report.views_now = views.versions(views.check())
-        except WorkbenchError as exc:  # views being edited: say so in the report, go on
-            report.views_now = {"error": exc.what}
-        if report.completed:
-            _series(con, report, max_points, max_candles)
-        report.qc = _rows(con, "select rule, severity, action, count(*) as findings "
-                               "from qc_events where run_id = ? group by all order by all",
-                          [run_id])
-        report.qc_first = _rows(con, "select rule, severity, action, epoch_ms(ts) as ts, "
-                                     "detail from qc_events where run_id = ? "
-                                     "order by event_seq limit 10", [run_id])
-        report.risk = _rows(con, "select rule, reason_code, blocks, share_of_orders_pct, "
-                                 "epoch_ms(first_ts) as first_ts, epoch_ms(last_ts) as last_ts "
-                                 "from rpt.risk_blocks where run_id = ? order by blocks desc",
-                            [run_id]) if deployed else []
-        report.risk_stops = _rows(con, "select epoch_ms(ts) as ts, symbol, detail "
-                                       "from risk_events where run_id = ? "
-                                       "and client_order_id is null order by ts", [run_id])
+    run = _rows(con, "select * from runs where run_id = ?", [run_id])[0]
+    run["status"] = effective_status(  # a running row of a dead process is abandoned
+        run.get("status"), run.get("pid"), run.get("host"))
+    for key in ("config_json", "versions", "view_versions"):
+        if isinstance(run.get(key), str):
+            run[key] = json.loads(run[key])
+    run["config_json"] = redact(run.get("config_json"))  # rows of older versions too
+    # a failed first run, or a live run's row, reaches a warehouse before any view does
+    deployed = bool(con.execute(
+        "select count(*) from duckdb_views() where schema_name = 'rpt' "
+        "and view_name = 'performance'").fetchall()[0][0])
+    perf = (_rows(con, "select * from rpt.performance where run_id = ?", [run_id])
+            if deployed else [])
+    report = RunReport(run_id, run, perf[0] if perf else {})
+    try:
+        report.views_now = views.versions(views.check())
+    except WorkbenchError as exc:  # views being edited: say so in the report, go on
+        report.views_now = {"error": exc.what}
+    if report.completed:
+        _series(con, report, max_points, max_candles)
+    report.qc = _rows(con, "select rule, severity, action, count(*) as findings "
+                           "from qc_events where run_id = ? group by all order by all",
+                      [run_id])
+    report.qc_first = _rows(con, "select rule, severity, action, epoch_ms(ts) as ts, "
+                                 "detail from qc_events where run_id = ? "
+                                 "order by event_seq limit 10", [run_id])
+    report.risk = _rows(con, "select rule, reason_code, blocks, share_of_orders_pct, "
+                             "epoch_ms(first_ts) as first_ts, epoch_ms(last_ts) as last_ts "
+                             "from rpt.risk_blocks where run_id = ? order by blocks desc",
+                        [run_id]) if deployed else []
+    report.risk_stops = _rows(con, "select epoch_ms(ts) as ts, symbol, detail "
+                                   "from risk_events where run_id = ? "
+                                   "and client_order_id is null order by ts", [run_id])
     return report
 
 
@@ -211,9 +215,10 @@ def _series(con: Any, r: RunReport, max_points: int, max_candles: int) -> None:
 def load_runs(run_ids: list[str] | None = None, *, warehouse: str | Path | None = None,
               latest: int = 2) -> list[RunReport]:
     """Several runs' report data; the ``latest`` completed runs when ``run_ids`` is None."""
-    if run_ids is None:
-        with reading(warehouse_path(warehouse)) as con:
+    with reading(warehouse_path(warehouse)) as con:  # one connection for every run
+        if run_ids is None:
             run_ids = [r[0] for r in con.execute(
                 "select run_id from runs where status = 'completed' "
                 "order by started_at desc limit ?", [latest]).fetchall()]
-    return [load_run(run_id, warehouse=warehouse) for run_id in run_ids]
+        return [_load(con, resolve_run_id(con, run_id), MAX_POINTS, MAX_CANDLES)
+                for run_id in run_ids]

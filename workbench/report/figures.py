@@ -36,20 +36,51 @@ def equity_figure(r: RunReport) -> Any:
 
     if not r.curve.get("ts"):
         return _empty("Equity")
-    go = _go()
     per = r.curve.get("bars_per_point", [1])[0]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
                         vertical_spacing=0.04)
-    x = _t(r.curve["ts"])
-    fig.add_trace(go.Scatter(x=x, y=r.curve["equity"], name="equity", mode="lines"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=r.curve["drawdown_pct"], name="drawdown %", mode="lines",
-                             fill="tozeroy", line={"color": "#c0392b"}), 2, 1)
+    _add_equity_and_drawdown(fig, r)
     note = f" (1 point per {per} bars; worst drawdown kept)" if per > 1 else ""
     fig.update_layout(title=f"Equity and drawdown{note}", height=HEIGHT + 80,
                       showlegend=False, margin={"t": 50})
+    return fig
+
+
+def _add_equity_and_drawdown(fig: Any, r: RunReport, **equity_style: Any) -> None:
+    """Equity in subplot row 1 and drawdown from the running peak in row 2, axes titled."""
+    go = _go()
+    x = _t(r.curve["ts"])
+    fig.add_trace(go.Scatter(x=x, y=r.curve["equity"], name="equity", mode="lines",
+                             **equity_style), 1, 1)
+    fig.add_trace(go.Scatter(x=x, y=r.curve["drawdown_pct"], name="drawdown %", mode="lines",
+                             fill="tozeroy", line={"color": "#c0392b"}), 2, 1)
     fig.update_yaxes(title_text=r.run.get("quote") or "equity", row=1, col=1)
     fig.update_yaxes(title_text="drawdown %", row=2, col=1)
-    return fig
+
+
+def _add_trades(fig: Any, r: RunReport, symbol: str | None, **where: int) -> None:
+    """Buy and sell markers and a dotted line for each round trip of ``symbol`` on ``fig``
+    (``where``: the subplot's ``row`` and ``col``, when ``fig`` has subplots)."""
+    go = _go()
+    fills = r.fills.get(symbol or "", {})
+    for side, color, marker in (("BUY", "#27ae60", "triangle-up"),
+                                ("SELL", "#c0392b", "triangle-down")):
+        idx = [i for i, s in enumerate(fills.get("side", [])) if s == side]
+        if idx:
+            fig.add_trace(go.Scattergl(
+                x=_t([fills["ts"][i] for i in idx]), y=[fills["price"][i] for i in idx],
+                mode="markers", name=side.lower(),
+                marker={"symbol": marker, "size": 9, "color": color}), **where)
+    xs: list[Any] = []
+    ys: list[Any] = []
+    for t in r.trips:
+        if t["symbol"] == symbol:
+            xs += [*_t([t["entry_ts"], t["exit_ts"]]), None]
+            ys += [t["entry_price"], t["exit_price"], None]
+    if xs:
+        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", name="round trips",
+                                   line={"color": "#7f8c8d", "width": 1, "dash": "dot"}),
+                      **where)
 
 
 def candles_figure(r: RunReport, symbol: str | None = None) -> Any:
@@ -61,24 +92,7 @@ def candles_figure(r: RunReport, symbol: str | None = None) -> Any:
     go = _go()
     fig = go.Figure(go.Candlestick(x=_t(c["ts"]), open=c["open"], high=c["high"], low=c["low"],
                                    close=c["close"], name=symbol))
-    fills = r.fills.get(symbol or "", {})
-    for side, color, marker in (("BUY", "#27ae60", "triangle-up"),
-                                ("SELL", "#c0392b", "triangle-down")):
-        idx = [i for i, s in enumerate(fills.get("side", [])) if s == side]
-        if idx:
-            fig.add_trace(go.Scattergl(
-                x=_t([fills["ts"][i] for i in idx]), y=[fills["price"][i] for i in idx],
-                mode="markers", name=side.lower(),
-                marker={"symbol": marker, "size": 9, "color": color}))
-    xs: list[Any] = []
-    ys: list[Any] = []
-    drawn = [t for t in r.trips if t["symbol"] == symbol]
-    for t in drawn:
-        xs += [*_t([t["entry_ts"], t["exit_ts"]]), None]
-        ys += [t["entry_price"], t["exit_price"], None]
-    if xs:
-        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", name="round trips",
-                                   line={"color": "#7f8c8d", "width": 1, "dash": "dot"}))
+    _add_trades(fig, r, symbol)
     if len(c["ts"]) > 1:
         minutes = (c["ts"][1] - c["ts"][0]) // 60_000
         width = (f"{minutes // 60}-hour" if minutes >= 60 and minutes % 60 == 0
@@ -178,34 +192,13 @@ def run_figure(r: RunReport, symbol: str | None = None) -> Any:
     symbol = symbol or (r.symbols[0] if r.symbols else None)
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.4, 0.2, 0.4],
                         vertical_spacing=0.03)
-    x = _t(r.curve["ts"])
-    fig.add_trace(go.Scatter(x=x, y=r.curve["equity"], name="equity", mode="lines",
-                             line={"color": "#2c3e50"}), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=r.curve["drawdown_pct"], name="drawdown %", mode="lines",
-                             fill="tozeroy", line={"color": "#c0392b"}), 2, 1)
+    _add_equity_and_drawdown(fig, r, line={"color": "#2c3e50"})
     c = r.candles.get(symbol or "", {})
     if c.get("ts"):
         fig.add_trace(go.Candlestick(x=_t(c["ts"]), open=c["open"], high=c["high"],
                                      low=c["low"], close=c["close"], name=symbol,
                                      showlegend=False), 3, 1)
-    fills = r.fills.get(symbol or "", {})
-    for side, color, marker in (("BUY", "#27ae60", "triangle-up"),
-                                ("SELL", "#c0392b", "triangle-down")):
-        idx = [i for i, s in enumerate(fills.get("side", [])) if s == side]
-        if idx:
-            fig.add_trace(go.Scattergl(
-                x=_t([fills["ts"][i] for i in idx]), y=[fills["price"][i] for i in idx],
-                mode="markers", name=side.lower(),
-                marker={"symbol": marker, "size": 9, "color": color}), 3, 1)
-    xs: list[Any] = []
-    ys: list[Any] = []
-    for t in r.trips:
-        if t["symbol"] == symbol:
-            xs += [*_t([t["entry_ts"], t["exit_ts"]]), None]
-            ys += [t["entry_price"], t["exit_price"], None]
-    if xs:
-        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", name="round trips",
-                                   line={"color": "#7f8c8d", "width": 1, "dash": "dot"}), 3, 1)
+    _add_trades(fig, r, symbol, row=3, col=1)
     h = r.headline
     fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
     numbers = (f"trades {h.get('trades', 0)}, return {fmt(h.get('total_return_pct'), '.2f')} %, "
@@ -213,8 +206,6 @@ def run_figure(r: RunReport, symbol: str | None = None) -> Any:
     fig.update_layout(title=f"{name}: {numbers}", height=HEIGHT + 300, margin={"t": 60},
                       legend={"orientation": "h", "y": -0.08},
                       xaxis3_rangeslider_visible=False)
-    fig.update_yaxes(title_text=r.run.get("quote") or "equity", row=1, col=1)
-    fig.update_yaxes(title_text="drawdown %", row=2, col=1)
     fig.update_yaxes(title_text=f"{symbol} {r.run.get('timeframe', '')}", row=3, col=1)
     return fig
 
