@@ -34,12 +34,6 @@ def _param(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict) else value
 
 
-def update_run(con: Any, run_id: str, values: dict[str, Any]) -> None:
-    sets = ", ".join(f"{k} = ?" for k in values)
-    con.execute(f"update runs set {sets} where run_id = ?",
-                [_param(v) for v in values.values()] + [run_id])
-
-
 def orders_table(records: JournalContents) -> pa.Table:
     """Each order's latest state (``journal.order_states``)."""
     o = order_states(records)
