@@ -208,7 +208,7 @@ def _transaction(warehouse: Path, wait_s: float,
     connection and the moment the file became ours (``time.perf_counter()``). ``on_commit``
     runs right after the commit with Ctrl-C and SIGTERM held back, also when a signal taken
     inside DuckDB surfaces from a commit that went through (the run ``run_id`` is there)."""
-    from workbench.warehouse.connect import open_rw
+    from workbench.warehouse.connect import open_rw, rollback_quietly
 
     connected: list[float] = []
     con = open_rw(warehouse, wait_s=wait_s, connected=connected)
@@ -229,7 +229,7 @@ def _transaction(warehouse: Path, wait_s: float,
                 if on_commit is not None:
                     on_commit()
         except BaseException:
-            _rollback(con)
+            rollback_quietly(con)  # the failure may have ended the transaction
             raise
     finally:
         con.close()
@@ -250,9 +250,3 @@ def _committed(con: Any, run_id: str) -> bool:
                                 [run_id]).fetchall()[0][0])
     except Exception:  # cannot tell: say not committed, as before
         return False
-
-
-def _rollback(con: Any) -> None:
-    from workbench.warehouse.connect import rollback_quietly
-
-    rollback_quietly(con)  # the failure may have ended the transaction
