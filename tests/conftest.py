@@ -73,6 +73,33 @@ def cli(capsys: pytest.CaptureFixture[str], warehouse: Path) -> Callable[..., Cl
 
 
 @pytest.fixture
+def ingested(cli: Callable[..., CliResult], synth_csv: Callable[..., Path], warehouse: Path
+             ) -> Path:
+    """The test warehouse with 600 BTCUSDT 1m bars from 2024-01-01T00:00Z (ingested by
+    ``workbench ingest``, in-process)."""
+    result = cli("ingest", str(synth_csv(count=600)), "--symbol", "BTCUSDT")
+    assert result.code == 0, result.err
+    return warehouse
+
+
+@pytest.fixture
+def load_bars(warehouse: Path, synth_csv: Callable[..., Path]) -> Callable[[int], Path]:
+    """``load_bars(count)``: the test warehouse with ``count`` BTCUSDT 1m bars from
+    2024-01-01T00:00Z, ingested by ``warehouse.ingest``."""
+    from workbench.warehouse.ingest import ingest
+
+    def load(count: int) -> Path:
+        con = open_rw(warehouse)
+        try:
+            ingest(con, [synth_csv(count=count)], "BTCUSDT")
+        finally:
+            con.close()
+        return warehouse
+
+    return load
+
+
+@pytest.fixture
 def rw_con(warehouse: Path) -> Iterator[Any]:
     """A read-write connection to the test's (file) warehouse, views deployed."""
     from workbench.warehouse import views

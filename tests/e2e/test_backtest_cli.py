@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +48,6 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "cfg.yaml"
     path.write_text(CONFIG, encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def ingested(cli: Callable[..., Any], synth_csv: Callable[..., Path], warehouse: Path) -> Path:
-    """The test warehouse with 600 BTCUSDT 1m bars from 2024-01-01T00:00Z (ingested in-process)."""
-    result = cli("ingest", str(synth_csv(count=600)), "--symbol", "BTCUSDT")
-    assert result.code == 0, result.err
-    return warehouse
 
 
 def wb(warehouse: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:

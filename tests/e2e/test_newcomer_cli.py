@@ -45,14 +45,6 @@ def console(*args: str, cwd: Path) -> CliResult:
 
 
 @pytest.fixture
-def ingested(cli: Callable[..., Any], synth_csv: Callable[..., Path], warehouse: Path) -> Path:
-    """600 BTCUSDT 1m bars from 2024-01-01T00:00Z, ingested in-process."""
-    result = cli("ingest", str(synth_csv(count=600)), "--symbol", "BTCUSDT")
-    assert result.code == 0, result.err
-    return warehouse
-
-
-@pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "cfg.yaml"
     path.write_text(CONFIG, encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,18 +19,14 @@ from workbench.model import Bar, OrderIntent, Side
 from workbench.strategy import Strategy
 from workbench.warehouse import results
 from workbench.warehouse.connect import open_ro, open_rw
-from workbench.warehouse.ingest import ingest
 
 SMALL = {"strategy": {"params": {"fast": 5, "slow": 20, "qty": 0.01}}}
 CONFIG_SMA = Path(__file__).resolve().parents[2] / "configs" / "sma_demo.yaml"
 
 
 @pytest.fixture
-def loaded(warehouse: Path, synth_csv: Any) -> Path:
-    con = open_rw(warehouse)
-    ingest(con, [synth_csv(count=1_500)], "BTCUSDT")
-    con.close()
-    return warehouse
+def loaded(load_bars: Callable[[int], Path]) -> Path:
+    return load_bars(1_500)
 
 
 def rows(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

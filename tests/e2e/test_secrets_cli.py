@@ -14,9 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from small_config import sma_config
@@ -45,13 +43,6 @@ def wb(*args: str, cwd: Path, env: dict[str, str] | None = None,
 
 def secret() -> str:
     return f"wbsecret-{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def ingested(cli: Callable[..., Any], synth_csv: Callable[..., Path], warehouse: Path) -> Path:
-    result = cli("ingest", str(synth_csv(count=600)), "--symbol", "BTCUSDT")
-    assert result.code == 0, result.err
-    return warehouse
 
 
 @pytest.fixture
