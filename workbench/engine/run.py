@@ -526,7 +526,7 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
     tables = results.run_tables(
         data, records, findings, tf, cfg.data.gaps, run_id,
         risk.events_table() if risk is not None else None,
-        results.risk_metrics(risk_summary, step.now) if risk_summary else None)
+        results.risk_metrics(risk_summary, step.now) if risk_summary else None, orders=orders)
     run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,
                    end_ts=last_ts, bar_count=len(data))
     with stages("metrics"):

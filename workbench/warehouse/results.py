@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from workbench.engine.journal import Journal, JournalContents, contents, order_states
+from workbench.engine.journal import (
+    Journal,
+    JournalContents,
+    OrderState,
+    contents,
+    order_states,
+)
 from workbench.feeds.history import LoopData
 from workbench.feeds.qc import Finding, findings_table
 from workbench.warehouse.io import insert_arrow
@@ -34,9 +40,8 @@ def _param(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict) else value
 
 
-def orders_table(records: JournalContents) -> pa.Table:
+def orders_table(o: list[OrderState]) -> pa.Table:
     """Each order's latest state (``journal.order_states``)."""
-    o = order_states(records)
     return pa.table({
         "order_seq": pa.array([x.order_seq for x in o], pa.int64()),
         "client_order_id": pa.array([x.client_order_id for x in o], pa.string()),
@@ -99,15 +104,17 @@ def run_bars_table(data: LoopData) -> pa.Table:
 
 def run_tables(data: LoopData, journal: Journal | JournalContents, findings: list[Finding],
                timeframe: str, policy: str, run_id: str, risk_events: pa.Table | None = None,
-               metrics: pa.Table | None = None) -> dict[str, pa.Table]:
+               metrics: pa.Table | None = None, *, orders: list[OrderState] | None = None
+               ) -> dict[str, pa.Table]:
     """Every row a completed run adds besides its ``runs`` row, by table name. The orders,
-    events and fills come from any journal, read through the port (``journal.contents``)."""
+    events and fills come from any journal, read through the port (``journal.contents``);
+    ``orders``, when the caller has folded them already, are ``order_states`` of it."""
     records = journal if isinstance(journal, JournalContents) else contents(journal)
     tables = {
         "run_bars": run_bars_table(data),
         "qc_events": findings_table(findings, stage="backtest", timeframe=timeframe,
                                     policy=policy, run_id=run_id),
-        "orders": orders_table(records),
+        "orders": orders_table(order_states(records) if orders is None else orders),
         "order_events": events_table(records),
         "fills": fills_table(records),
     }
