@@ -71,20 +71,23 @@ _DEFERRING: list[bool] = []
 
 
 def note_signal(name: str) -> bool:
-    """Note a stop signal; True when its exception must wait (``signals_deferred``)."""
+    """Note a stop signal; True when its exception must wait (``signals_held``)."""
     _RECEIVED.append(name)
     return bool(_DEFERRING)
 
 
 @contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """The command line's handlers only note a signal inside this block (a commit and the
-    note that it happened); ``raise_if_signalled`` afterwards raises it."""
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM (through the command line's handlers) wait until the block ends (a
+    commit and the note that it happened): the handlers only note them inside it, and they
+    arrive when it ends (``raise_if_signalled``). A signal mask would not do: DuckDB's threads
+    take the signal instead."""
     _DEFERRING.append(True)
     try:
         yield
     finally:
         _DEFERRING.pop()
+    raise_if_signalled()
 
 
 def clear_signals() -> None:

@@ -247,7 +247,7 @@ def test_signals_held_delays_sigterm_until_the_commit_block_ends() -> None:
     con = open_rw_memory()  # starts DuckDB's thread pool
     previous = _terminate_on_sigterm()
     try:
-        with pytest.raises(errors.Terminated), results.signals_held():
+        with pytest.raises(errors.Terminated), errors.signals_held():
             os.kill(os.getpid(), signal.SIGTERM)
             con.execute("select sum(range) from range(3000000)").fetchall()
             for _ in range(1000):  # room for a handler to raise, were the signal not held

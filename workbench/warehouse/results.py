@@ -184,17 +184,6 @@ def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Tab
     return time.perf_counter() - opened, opened - asked
 
 
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM (through the command line's handlers) wait until the block ends,
-    then arrive. (A signal mask would not do: DuckDB's threads take the signal instead.)"""
-    from workbench.errors import raise_if_signalled, signals_deferred
-
-    with signals_deferred():
-        yield
-    raise_if_signalled()
-
-
 def record_failure(warehouse: Path, run_row: dict[str, Any], findings: list[Finding],
                    timeframe: str, policy: str, *, wait_s: float) -> None:
     """A failed run's ``runs`` row (status ``failed``, with its error) and its QC findings
@@ -215,6 +204,7 @@ def _transaction(warehouse: Path, wait_s: float,
     connection and the moment the file became ours (``time.perf_counter()``). ``on_commit``
     runs right after the commit with Ctrl-C and SIGTERM held back, also when a signal taken
     inside DuckDB surfaces from a commit that went through (the run ``run_id`` is there)."""
+    from workbench.errors import signals_held
     from workbench.warehouse.connect import open_rw, rollback_quietly
 
     connected: list[float] = []
