@@ -201,7 +201,7 @@ def test_hostile_strategy_fails_run_clearly_and_writes_no_results(
     assert proc.out == ""
     assert_no_completed_run(db)
     if out.exists():
-        assert sorted(p.name for p in out.iterdir()) <= ["logs.jsonl", "run_manifest.json"]
+        assert {p.name for p in out.iterdir()} <= {"logs.jsonl", "run_manifest.json"}
 
 
 def test_hostile_strategy_qty_too_big_for_cash_is_rejected_with_reason(
