@@ -29,7 +29,7 @@ _TS = pa.timestamp("ms", tz="UTC")
 
 
 def insert_run(con: Any, row: dict[str, Any]) -> None:
-    """The ``runs`` row of a run that starts now (status ``running``), committed at once."""
+    """A run's ``runs`` row, as it ends (``completed`` or ``failed``), on an open connection."""
     cols = list(row)
     con.execute(
         f"insert into runs ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
