@@ -105,21 +105,25 @@ def as_interruption(exc: BaseException) -> BaseException:
     if isinstance(exc, KeyboardInterrupt):
         return exc
     name = signal_received()
-    if name is None and "interrupted" not in str(exc).lower():
-        return exc
-    if name is None:
-        import duckdb
+    if name is not None:
+        return _stop(name)
+    import duckdb
 
-        if not isinstance(exc, RuntimeError | duckdb.InterruptException):
-            return exc
-    return KeyboardInterrupt() if name in (None, "SIGINT") else Terminated(name)
+    interrupted = (isinstance(exc, RuntimeError | duckdb.InterruptException)
+                   and "interrupted" in str(exc).lower())
+    return KeyboardInterrupt() if interrupted else exc
 
 
 def raise_if_signalled() -> None:
     """Raise the interruption of a signal received earlier whose exception was lost."""
     name = signal_received()
     if name is not None:
-        raise KeyboardInterrupt() if name == "SIGINT" else Terminated(name)
+        raise _stop(name)
+
+
+def _stop(name: str) -> KeyboardInterrupt:
+    """The exception a stop signal stands for: KeyboardInterrupt for SIGINT, else Terminated."""
+    return KeyboardInterrupt() if name == "SIGINT" else Terminated(name)
 
 
 class EngineFault(Exception):
