@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import CliResult
 
 from workbench.feeds.synthetic import write_csv
 from workbench.warehouse.connect import open_memory, open_rw
@@ -57,13 +55,6 @@ def synth_csv(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], warehouse: Path) -> Callable[..., CliResult]:
     """Run ``workbench ARGS`` in-process against the test's warehouse."""
@@ -81,14 +72,31 @@ def cli(capsys: pytest.CaptureFixture[str], warehouse: Path) -> Callable[..., Cl
     return run
 
 
-def run_subprocess(*args: str, cwd: Path, env: dict[str, str] | None = None,
-                   timeout: float = 300) -> CliResult:
-    """Run ``python -m workbench ARGS`` as a separate process, as a user would."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
-    full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+@pytest.fixture
+def ingested(cli: Callable[..., CliResult], synth_csv: Callable[..., Path], warehouse: Path
+             ) -> Path:
+    """The test warehouse with 600 BTCUSDT 1m bars from 2024-01-01T00:00Z (ingested by
+    ``workbench ingest``, in-process)."""
+    result = cli("ingest", str(synth_csv(count=600)), "--symbol", "BTCUSDT")
+    assert result.code == 0, result.err
+    return warehouse
+
+
+@pytest.fixture
+def load_bars(warehouse: Path, synth_csv: Callable[..., Path]) -> Callable[[int], Path]:
+    """``load_bars(count)``: the test warehouse with ``count`` BTCUSDT 1m bars from
+    2024-01-01T00:00Z, ingested by ``warehouse.ingest``."""
+    from workbench.warehouse.ingest import ingest
+
+    def load(count: int) -> Path:
+        con = open_rw(warehouse)
+        try:
+            ingest(con, [synth_csv(count=count)], "BTCUSDT")
+        finally:
+            con.close()
+        return warehouse
+
+    return load
 
 
 @pytest.fixture

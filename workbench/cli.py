@@ -512,20 +512,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkbenchError as exc:
         print(f"error: {scrub(exc.render())}", file=sys.stderr)
         return exc.exit_code
-    except Terminated as exc:
-        print(f"error: terminated by {exc.signal_name}", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+        return _stopped(exc)
     except Exception as exc:
         stop = as_interruption(exc)  # Ctrl-C or SIGTERM inside DuckDB: "Query interrupted"
-        if isinstance(stop, Terminated):
-            print(f"error: terminated by {stop.signal_name}", file=sys.stderr)
-            return 128 + signal.SIGTERM
         if isinstance(stop, KeyboardInterrupt):
-            print("error: interrupted", file=sys.stderr)
-            return 130
+            return _stopped(stop)
         if debug:
             print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
         where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -537,6 +529,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous[0])
             signal.signal(signal.SIGINT, previous[1])
+
+
+def _stopped(stop: KeyboardInterrupt) -> int:
+    """Say that a signal ended the command; its exit status (143 for SIGTERM, 130 Ctrl-C)."""
+    if isinstance(stop, Terminated):
+        print(f"error: terminated by {stop.signal_name}", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    print("error: interrupted", file=sys.stderr)
+    return 130
 
 
 def _terminate_on_sigterm() -> Any:

@@ -71,20 +71,23 @@ _DEFERRING: list[bool] = []
 
 
 def note_signal(name: str) -> bool:
-    """Note a stop signal; True when its exception must wait (``signals_deferred``)."""
+    """Note a stop signal; True when its exception must wait (``signals_held``)."""
     _RECEIVED.append(name)
     return bool(_DEFERRING)
 
 
 @contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """The command line's handlers only note a signal inside this block (a commit and the
-    note that it happened); ``raise_if_signalled`` afterwards raises it."""
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM (through the command line's handlers) wait until the block ends (a
+    commit and the note that it happened): the handlers only note them inside it, and they
+    arrive when it ends (``raise_if_signalled``). A signal mask would not do: DuckDB's threads
+    take the signal instead."""
     _DEFERRING.append(True)
     try:
         yield
     finally:
         _DEFERRING.pop()
+    raise_if_signalled()
 
 
 def clear_signals() -> None:
@@ -102,21 +105,25 @@ def as_interruption(exc: BaseException) -> BaseException:
     if isinstance(exc, KeyboardInterrupt):
         return exc
     name = signal_received()
-    if name is None and "interrupted" not in str(exc).lower():
-        return exc
-    if name is None:
-        import duckdb
+    if name is not None:
+        return _stop(name)
+    import duckdb
 
-        if not isinstance(exc, RuntimeError | duckdb.InterruptException):
-            return exc
-    return KeyboardInterrupt() if name in (None, "SIGINT") else Terminated(name)
+    interrupted = (isinstance(exc, RuntimeError | duckdb.InterruptException)
+                   and "interrupted" in str(exc).lower())
+    return KeyboardInterrupt() if interrupted else exc
 
 
 def raise_if_signalled() -> None:
     """Raise the interruption of a signal received earlier whose exception was lost."""
     name = signal_received()
     if name is not None:
-        raise KeyboardInterrupt() if name == "SIGINT" else Terminated(name)
+        raise _stop(name)
+
+
+def _stop(name: str) -> KeyboardInterrupt:
+    """The exception a stop signal stands for: KeyboardInterrupt for SIGINT, else Terminated."""
+    return KeyboardInterrupt() if name == "SIGINT" else Terminated(name)
 
 
 class EngineFault(Exception):

@@ -143,6 +143,9 @@ def write_equity(path: Path, ts: Sequence[int] | np.ndarray, cash: Sequence[floa
     _write(path, EQUITY, blocks())
 
 
+FILES = ("trades.csv", "orders.csv", "fills.csv", "equity.csv")  # what write_all writes
+
+
 def write_all(run_dir: Path, trips: Sequence[RoundTrip], orders: Sequence[OrderState],
               fills: Sequence[Fill], equity: Any) -> None:
     """The four deterministic files of a run (``equity``: ts, cash, position_value, equity)."""

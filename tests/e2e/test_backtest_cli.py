@@ -9,14 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import CliResult, run_subprocess
 from small_config import sma_config
 
 from workbench.warehouse.connect import reading
@@ -46,22 +43,6 @@ class Boom(Strategy):
 """
 
 
-@dataclass
-class Proc:
-    code: int
-    out: str
-    err: str
-
-
-def run_subprocess(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Proc:
-    """``python -m workbench ARGS`` in its own process, with no WB_* from the caller's shell."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
-    full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-    return Proc(proc.returncode, proc.stdout, proc.stderr)
-
-
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "cfg.yaml"
@@ -69,15 +50,7 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def ingested(cli: Callable[..., Any], synth_csv: Callable[..., Path], warehouse: Path) -> Path:
-    """The test warehouse with 600 BTCUSDT 1m bars from 2024-01-01T00:00Z (ingested in-process)."""
-    result = cli("ingest", str(synth_csv(count=600)), "--symbol", "BTCUSDT")
-    assert result.code == 0, result.err
-    return warehouse
-
-
-def wb(warehouse: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> Proc:
+def wb(warehouse: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:
     return run_subprocess("--warehouse", str(warehouse), *args, cwd=cwd, env=env)
 
 
@@ -86,7 +59,7 @@ def query(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[tu
         return list(con.sql(sql, params=params).fetchall())
 
 
-def assert_clean_error(proc: Proc, code: int) -> None:
+def assert_clean_error(proc: CliResult, code: int) -> None:
     """One message: ``error: ...`` first, an indented fix line, no traceback, nothing on stdout."""
     assert proc.code == code, proc.err
     assert proc.err.startswith("error: "), proc.err

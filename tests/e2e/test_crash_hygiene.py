@@ -59,7 +59,7 @@ def test_backtest_kill9_mid_loop_leaves_no_rows_no_run_directory_and_its_log(
     first = json.loads((partial / "logs.jsonl").read_text().splitlines()[0])
     assert "started" in first["msg"]  # written as it happened
     listed = cli(tmp_path, loaded, "runs", "list")
-    assert listed.returncode == 0 and "running" not in listed.stdout
+    assert listed.code == 0 and "running" not in listed.out
 
 
 def test_runs_running_row_of_a_dead_process_shows_abandoned_then_is_marked_so(
@@ -76,13 +76,13 @@ def test_runs_running_row_of_a_dead_process_shows_abandoned_then_is_marked_so(
     finally:
         con.close()
     listed = cli(tmp_path, loaded, "runs", "list", "--format", "csv")
-    assert listed.returncode == 0, listed.stderr
-    status = {line.split(",")[0]: line.split(",")[3] for line in listed.stdout.splitlines()[1:]}
+    assert listed.code == 0, listed.err
+    status = {line.split(",")[0]: line.split(",")[3] for line in listed.out.splitlines()[1:]}
     assert status == {"ghost": "abandoned", "alive": "running"}
     # any read-write open (here a backtest's write) records it
     done = cli(tmp_path, loaded, "backtest", "--config", str(gate_config(
         tmp_path, tmp_path, "after")), "--set", "strategy.params.gate_dir=")
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.err
     assert dict(rows(loaded, "select run_id, status from runs where run_id in "
                              "('ghost', 'alive')")) == {"ghost": "abandoned", "alive": "running"}
 

@@ -12,11 +12,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import CliResult, run_subprocess
 
 from workbench.feeds.synthetic import write_csv
 from workbench.warehouse.connect import open_rw, reading
@@ -134,21 +134,9 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-
 def wb(db: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:
     """``python -m workbench --warehouse DB ARGS`` in its own process, no WB_* inherited."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
-    full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "workbench", "--warehouse", str(db), *args],
-                          cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    return run_subprocess("--warehouse", str(db), *args, cwd=cwd, env=env, timeout=120)
 
 
 def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -213,7 +201,7 @@ def test_hostile_strategy_fails_run_clearly_and_writes_no_results(
     assert proc.out == ""
     assert_no_completed_run(db)
     if out.exists():
-        assert sorted(p.name for p in out.iterdir()) <= ["logs.jsonl", "run_manifest.json"]
+        assert {p.name for p in out.iterdir()} <= {"logs.jsonl", "run_manifest.json"}
 
 
 def test_hostile_strategy_qty_too_big_for_cash_is_rejected_with_reason(

@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import CliResult, run_subprocess
 from small_config import sma_config
 
 pytestmark = pytest.mark.e2e
@@ -40,30 +38,10 @@ class Mine(Strategy):
 """
 
 
-@dataclass
-class Proc:
-    returncode: int
-    out: str
-    err: str
-
-
-def console(*args: str, cwd: Path) -> Proc:
+def console(*args: str, cwd: Path) -> CliResult:
     """The ``workbench`` console script (unlike ``python -m``, it does not put the working
     directory on sys.path by itself)."""
-    script = Path(sys.executable).with_name("workbench")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "workbench"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WB_") and k != "PYTHONPATH"}
-    proc = subprocess.run([*cmd, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
-    return Proc(proc.returncode, proc.stdout, proc.stderr)
-
-
-@pytest.fixture
-def ingested(cli: Callable[..., Any], synth_csv: Callable[..., Path], warehouse: Path) -> Path:
-    """600 BTCUSDT 1m bars from 2024-01-01T00:00Z, ingested in-process."""
-    result = cli("ingest", str(synth_csv(count=600)), "--symbol", "BTCUSDT")
-    assert result.code == 0, result.err
-    return warehouse
+    return run_subprocess(*args, cwd=cwd, timeout=120, console=True)
 
 
 @pytest.fixture
@@ -87,7 +65,7 @@ def test_backtest_strategy_module_in_working_directory_imported(ingested: Path, 
                    "--set", "strategy.class=wbnew_mine_cwd:Mine", "--set",
                    "strategy.params={}", "--set", "strategy.params.every=60", "--out", str(out),
                    cwd=work)
-    assert proc.returncode == 0, proc.err
+    assert proc.code == 0, proc.err
     manifest = _manifest(out)
     assert manifest["config"]["strategy"]["class"] == "wbnew_mine_cwd:Mine"
     assert "path" not in manifest["config"]["strategy"]
@@ -105,7 +83,7 @@ def test_backtest_strategy_path_option_repeatable_and_pathsep_separated(
                    "--set", "strategy.class=wbnew_mine_path:Mine", "--set",
                    "strategy.params={}", "--strategy-path", str(a),
                    "--strategy-path", f"{b}{os.pathsep}{c}", "--out", str(out), cwd=tmp_path)
-    assert proc.returncode == 0, proc.err
+    assert proc.code == 0, proc.err
     manifest = _manifest(out)
     assert manifest["config"]["strategy"]["path"] == [str(a), str(b), str(c)]
     assert manifest["summary"]["orders"]["total"] == 12
@@ -118,7 +96,7 @@ def test_backtest_strategy_module_not_found_error_names_module_paths_and_fix(
     proc = console("--warehouse", str(ingested), "backtest", "--config", str(config),
                    "--set", "strategy.class=wbnew_nowhere:Mine", "--strategy-path", str(extra),
                    cwd=tmp_path)
-    assert proc.returncode == 2
+    assert proc.code == 2
     assert proc.err.startswith("error: strategy.class: cannot import strategy module "
                                "'wbnew_nowhere'"), proc.err
     assert str(extra.resolve()) in proc.err
@@ -134,7 +112,7 @@ def test_backtest_timeframe_15m_over_1m_bars_resampled_and_recorded(
     proc = console("--warehouse", str(ingested), "backtest", "--config", str(config),
                    "--set", "data.timeframe=15m", "--set", "strategy.params.fast=2",
                    "--set", "strategy.params.slow=5", "--out", str(out), cwd=tmp_path)
-    assert proc.returncode == 0, proc.err
+    assert proc.code == 0, proc.err
     manifest = _manifest(out)
     assert manifest["resampled_from"] == {"BTCUSDT": "1m"}
     assert manifest["timeframe"] == "15m"
@@ -152,7 +130,7 @@ def test_backtest_summary_warns_clipped_range_and_warmup_longer_than_bars(
     proc = console("--warehouse", str(ingested), "backtest", "--config", str(config),
                    "--from", "2023-12-31", "--to", "2024-01-02", "--set",
                    "strategy.params.slow=900", "--out", str(out), cwd=tmp_path)
-    assert proc.returncode == 0, proc.err
+    assert proc.code == 0, proc.err
     warnings = [ln for ln in proc.out.splitlines() if ln.startswith("warning: ")]
     assert len(warnings) == 3, proc.out
     assert re.search(r"requested start 2023-12-31T00:00:00\.000Z .* first bar there is, "
@@ -170,7 +148,7 @@ def test_backtest_sma_fast_not_below_slow_config_error(ingested: Path, config: P
                                                        tmp_path: Path) -> None:
     proc = console("--warehouse", str(ingested), "backtest", "--config", str(config),
                    "--set", "strategy.params.fast=20", cwd=tmp_path)
-    assert proc.returncode == 2
+    assert proc.code == 2
     assert proc.err.startswith("error: strategy.params.fast/slow: fast (20) must be shorter "
                                "than slow (20)"), proc.err
     assert "Traceback" not in proc.err
@@ -180,7 +158,7 @@ def test_backtest_json_carries_the_summary_warnings(ingested: Path, config: Path
                                                     tmp_path: Path) -> None:
     proc = console("--warehouse", str(ingested), "backtest", "--config", str(config),
                    "--to", "2024-01-02", "--json", "--out", str(tmp_path / "run"), cwd=tmp_path)
-    assert proc.returncode == 0, proc.err
+    assert proc.code == 0, proc.err
     doc = json.loads(proc.out)
     [warning] = doc["warnings"]
     assert "the requested end 2024-01-02T00:00:00.000Z" in warning
@@ -197,12 +175,12 @@ def test_backtest_15m_over_1m_with_missing_minute_gap_policy_applies(
             "data.timeframe=15m", "--set", "strategy.params.fast=2", "--set",
             "strategy.params.slow=3")
     failed = console(*base, cwd=tmp_path)
-    assert failed.returncode == 1
+    assert failed.code == 1
     assert "1 missing bar at 2024-01-01T00:15:00.000Z (resampled from stored 1m bars" in (
         failed.err)
     out = tmp_path / "run"
     filled = console(*base, "--gaps", "forward", "--out", str(out), cwd=tmp_path)
-    assert filled.returncode == 0, filled.err
+    assert filled.code == 0, filled.err
     manifest = _manifest(out)
     assert manifest["bars"] == 8
     assert manifest["qc"] == {"gaps": 1, "filled_bars": 1, "findings": 1}

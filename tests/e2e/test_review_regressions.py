@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,18 +19,14 @@ from workbench.model import Bar, OrderIntent, Side
 from workbench.strategy import Strategy
 from workbench.warehouse import results
 from workbench.warehouse.connect import open_ro, open_rw
-from workbench.warehouse.ingest import ingest
 
 SMALL = {"strategy": {"params": {"fast": 5, "slow": 20, "qty": 0.01}}}
 CONFIG_SMA = Path(__file__).resolve().parents[2] / "configs" / "sma_demo.yaml"
 
 
 @pytest.fixture
-def loaded(warehouse: Path, synth_csv: Any) -> Path:
-    con = open_rw(warehouse)
-    ingest(con, [synth_csv(count=1_500)], "BTCUSDT")
-    con.close()
-    return warehouse
+def loaded(load_bars: Callable[[int], Path]) -> Path:
+    return load_bars(1_500)
 
 
 def rows(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -250,7 +247,7 @@ def test_signals_held_delays_sigterm_until_the_commit_block_ends() -> None:
     con = open_rw_memory()  # starts DuckDB's thread pool
     previous = _terminate_on_sigterm()
     try:
-        with pytest.raises(errors.Terminated), results.signals_held():
+        with pytest.raises(errors.Terminated), errors.signals_held():
             os.kill(os.getpid(), signal.SIGTERM)
             con.execute("select sum(range) from range(3000000)").fetchall()
             for _ in range(1000):  # room for a handler to raise, were the signal not held

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_process import CliResult, run_subprocess
 from small_config import sma_config
 
 from workbench.warehouse.connect import reading
@@ -31,27 +28,16 @@ CONFIG = sma_config('secrets-e2e', strategy='keyed_strategies:KeyedSma')
 
 
 def wb(*args: str, cwd: Path, env: dict[str, str] | None = None,
-       timeout: float = 300) -> subprocess.CompletedProcess[str]:
+       timeout: float = 300) -> CliResult:
     """``python -m workbench ARGS`` in its own process, tests/support importable, no WB_* from
     the caller's shell."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
-    full["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(SUPPORT), os.environ.get("PYTHONPATH")) if p)
-    full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=full,
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)
+    importable = os.pathsep.join(p for p in (str(SUPPORT), os.environ.get("PYTHONPATH")) if p)
+    return run_subprocess(*args, cwd=cwd, env={"PYTHONPATH": importable, **(env or {})},
+                          timeout=timeout)
 
 
 def secret() -> str:
     return f"wbsecret-{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def ingested(cli: Callable[..., Any], synth_csv: Callable[..., Path], warehouse: Path) -> Path:
-    result = cli("ingest", str(synth_csv(count=600)), "--symbol", "BTCUSDT")
-    assert result.code == 0, result.err
-    return warehouse
 
 
 @pytest.fixture
@@ -85,9 +71,9 @@ def table_leaks(warehouse: Path, values: list[str]) -> list[str]:
     return found
 
 
-def run_id_of(proc: subprocess.CompletedProcess[str]) -> str:
-    last = proc.stdout.rstrip("\n").splitlines()[-1]
-    assert last.startswith("run_id="), proc.stdout
+def run_id_of(proc: CliResult) -> str:
+    last = proc.out.rstrip("\n").splitlines()[-1]
+    assert last.startswith("run_id="), proc.out
     return last.split()[0].removeprefix("run_id=")
 
 
@@ -99,9 +85,9 @@ def test_backtest_cli_secret_params_never_written_anywhere_hash_still_covers_the
     proc = wb("--warehouse", str(ingested), "backtest", "--config", str(config), "--set",
               f"strategy.params.password={password}", "--out", str(tmp_path / "run1"),
               cwd=tmp_path, env={"WB_STRATEGY__PARAMS__API_KEY": api_key})
-    assert proc.returncode == 0, proc.stderr
+    assert proc.code == 0, proc.err
     run_id = run_id_of(proc)
-    outputs = [proc.stdout, proc.stderr]
+    outputs = [proc.out, proc.err]
 
     manifest = json.loads((tmp_path / "run1" / "run_manifest.json").read_text())
     assert manifest["config"]["strategy"]["params"]["api_key"] == "***"
@@ -109,23 +95,23 @@ def test_backtest_cli_secret_params_never_written_anywhere_hash_still_covers_the
     assert manifest["metrics"]["trades"] > 0  # the strategy ran with its params
 
     show = wb("--warehouse", str(ingested), "runs", "show", run_id, cwd=tmp_path)
-    assert show.returncode == 0, show.stderr
-    assert json.loads(show.stdout)["config_json"]["strategy"]["params"]["api_key"] == "***"
+    assert show.code == 0, show.err
+    assert json.loads(show.out)["config_json"]["strategy"]["params"]["api_key"] == "***"
     sql = wb("--warehouse", str(ingested), "sql", "select config_json from runs", cwd=tmp_path)
-    assert sql.returncode == 0, sql.stderr
+    assert sql.code == 0, sql.err
     report = wb("--warehouse", str(ingested), "report", run_id, cwd=tmp_path, timeout=600)
-    assert report.returncode == 0, report.stderr
-    html = tmp_path / report.stdout.strip()
+    assert report.code == 0, report.err
+    html = tmp_path / report.out.strip()
     assert html.is_file() and html.with_suffix(".ipynb").is_file()
     assert "***" in html.read_text(encoding="utf-8")  # the manifest table shows the mask
-    outputs += [show.stdout, show.stderr, sql.stdout, sql.stderr, report.stdout, report.stderr]
+    outputs += [show.out, show.err, sql.out, sql.err, report.out, report.err]
 
     # The same config with another key: same stored config, another hash.
     again = wb("--warehouse", str(ingested), "backtest", "--config", str(config), "--set",
                f"strategy.params.password={password}", "--out", str(tmp_path / "run2"),
                cwd=tmp_path, env={"WB_STRATEGY__PARAMS__API_KEY": other_key})
-    assert again.returncode == 0, again.stderr
-    outputs += [again.stdout, again.stderr]
+    assert again.code == 0, again.err
+    outputs += [again.out, again.err]
     values.append(other_key)
     second = json.loads((tmp_path / "run2" / "run_manifest.json").read_text())
     assert second["config"] == manifest["config"]
@@ -146,13 +132,13 @@ def test_backtest_cli_strategy_error_quoting_its_key_is_scrubbed(
     proc = wb("--warehouse", str(ingested), "backtest", "--config", str(config), "--set",
               f"strategy.params.password={password}", "--out", str(tmp_path / "run"),
               cwd=tmp_path, env={"WB_STRATEGY__PARAMS__API_KEY": api_key})
-    assert proc.returncode == 1, proc.stderr
-    assert "venue refused key *** / ***" in proc.stderr
+    assert proc.code == 1, proc.err
+    assert "venue refused key *** / ***" in proc.err
     with reading(ingested) as con:
         [(error,)] = con.sql("select error from runs").fetchall()
     assert "venue refused key ***" in error
     for value in (api_key, password):
-        assert value not in proc.stdout + proc.stderr
+        assert value not in proc.out + proc.err
     assert leaks(tmp_path, [api_key, password]) == []
     assert table_leaks(ingested, [api_key, password]) == []
 
@@ -168,9 +154,9 @@ def test_backtest_cli_badly_typed_secret_param_exits_2_without_echoing_it(
     proc = wb("--warehouse", str(tmp_path / "wh.duckdb"), "backtest", "--config", str(config),
               *[a.format(value=value) for a in args], cwd=tmp_path,
               env={k: v.format(value=value) for k, v in env.items()})
-    assert proc.returncode == 2, proc.stderr
-    assert "strategy.params.api_key" in proc.stderr
-    assert value not in proc.stdout + proc.stderr
+    assert proc.code == 2, proc.err
+    assert "strategy.params.api_key" in proc.err
+    assert value not in proc.out + proc.err
 
 
 @pytest.mark.parametrize("setting", ["costs.api_key={value}", "run.password={value}",
@@ -180,9 +166,9 @@ def test_backtest_cli_unknown_secret_named_key_exits_2_without_echoing_it(
     value = secret()
     proc = wb("--warehouse", str(tmp_path / "wh.duckdb"), "backtest", "--config", str(config),
               "--set", setting.format(value=value), cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert "unknown" in proc.stderr
-    assert value not in proc.stdout + proc.stderr
+    assert proc.code == 2, proc.err
+    assert "unknown" in proc.err
+    assert value not in proc.out + proc.err
 
 
 # --- hostile configs: each a config error (exit 2), never an internal error (70) or a hang ------
@@ -232,11 +218,11 @@ def test_backtest_cli_hostile_config_exits_2_not_70(
     args = [a for item in sets for a in ("--set", item)]
     proc = wb("--warehouse", str(tmp_path / "wh.duckdb"), "backtest", "--config", str(config),
               *args, cwd=tmp_path, env=env, timeout=60)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
-    assert "internal error" not in proc.stderr
-    assert needle in proc.stderr
-    assert len(proc.stderr) < 2000  # the hostile value is not echoed back in full
-    assert proc.stdout == ""
-    assert "run_id=fake" not in proc.stdout
+    assert proc.code == 2, proc.err[-2000:]
+    assert proc.err.startswith("error: ") and "Traceback" not in proc.err
+    assert "internal error" not in proc.err
+    assert needle in proc.err
+    assert len(proc.err) < 2000  # the hostile value is not echoed back in full
+    assert proc.out == ""
+    assert "run_id=fake" not in proc.out
     assert not (tmp_path / "runs").exists()

@@ -35,20 +35,20 @@ def test_backtest_mid_loop_readers_and_a_second_backtest_finish_and_both_commit(
     first, gate, first_out = start_paused(tmp_path, loaded, "first")
     try:
         sql = cli(tmp_path, loaded, "sql", "select count(*) as n from bars")
-        assert sql.returncode == 0, sql.stderr
-        assert "3000" in sql.stdout
+        assert sql.code == 0, sql.err
+        assert "3000" in sql.out
         listed = cli(tmp_path, loaded, "runs", "list")
-        assert listed.returncode == 0, listed.stderr
+        assert listed.code == 0, listed.err
         with reading(loaded, wait_s=5) as con:  # what the notebooks do
             assert con.execute("select count(*) from bars").fetchall() == [(3000,)]
         second = cli(tmp_path, loaded, "backtest", "--config", str(gate_config(
             tmp_path, tmp_path, "second")), "--set", "strategy.params.gate_dir=",
             "--out", str(tmp_path / "run-second"))
-        assert second.returncode == 0, second.stderr
-        second_id = second.stdout.strip().splitlines()[-1].split()[0].split("=")[1]
+        assert second.code == 0, second.err
+        second_id = second.out.strip().splitlines()[-1].split()[0].split("=")[1]
         report = cli(tmp_path, loaded, "report", second_id, "--out",
                      str(tmp_path / "report.html"))
-        assert report.returncode == 0, report.stderr
+        assert report.code == 0, report.err
         assert statuses(loaded) == {"second": "completed"}  # the first wrote nothing yet
     finally:
         code, _out, err = release(first, gate)

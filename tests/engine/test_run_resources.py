@@ -3,6 +3,7 @@ and the run's own DuckDB can be capped (``run.memory_limit``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +14,15 @@ from workbench.config import load_config
 from workbench.engine import run as run_module
 from workbench.engine.run import run_backtest
 from workbench.errors import ConfigError, ResourceError
-from workbench.warehouse.connect import open_ro, open_rw
-from workbench.warehouse.ingest import ingest
+from workbench.warehouse.connect import open_ro
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "sma_demo.yaml"
 SMALL = {"strategy": {"params": {"fast": 5, "slow": 20, "qty": 0.01}}}
 
 
 @pytest.fixture
-def loaded(warehouse: Path, synth_csv: Any) -> Path:
-    con = open_rw(warehouse)
-    ingest(con, [synth_csv(count=600)], "BTCUSDT")
-    con.close()
-    return warehouse
+def loaded(load_bars: Callable[[int], Path]) -> Path:
+    return load_bars(600)
 
 
 @pytest.mark.parametrize("error", [

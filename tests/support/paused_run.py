@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from cli_process import CliResult, run_subprocess
+
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 
 
@@ -58,15 +60,15 @@ def release(proc: subprocess.Popen[str], gate: Path) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
-def cli(tmp: Path, warehouse: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=tmp,
-                          env=env_for(warehouse), capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
+def cli(tmp: Path, warehouse: Path, *args: str) -> CliResult:
+    """``python -m workbench ARGS`` in its own process, on ``warehouse``, the Gate importable."""
+    return run_subprocess(*args, cwd=tmp, env={"WB_WAREHOUSE": str(warehouse),
+                                               "PYTHONPATH": str(SUPPORT)})
 
 
 def ingested(tmp: Path, csv: Path) -> Path:
     """A new warehouse in ``tmp`` holding the bars of ``csv`` as BTCUSDT, ingested by the CLI."""
     warehouse = tmp / "wh.duckdb"
     done = cli(tmp, warehouse, "ingest", str(csv), "--symbol", "BTCUSDT")
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.err
     return warehouse

@@ -57,7 +57,6 @@ from workbench.telemetry.metrics import Stopwatch
 from workbench.warehouse import migrations, results, stale, views
 from workbench.warehouse.connect import reading, resolve_path
 
-RUN_FILES = ("trades.csv", "orders.csv", "fills.csv", "equity.csv")
 READ_WAIT_S = 30.0  # how long a job waits for another process to release the file
 WRITE_WAIT_S = 120.0
 
@@ -405,7 +404,7 @@ def _execute_in(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_li
                     "run's record") from stop
         manifest.update(status="failed", error=message, ended_at=mf.utc_now_iso())
         _record_failure(warehouse, run_row, manifest, findings, cfg, log)
-        for name in RUN_FILES:
+        for name in rundir.FILES:
             (staging / name).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             mf.write(staging / "run_manifest.json", manifest)
@@ -526,7 +525,7 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
     tables = results.run_tables(
         data, records, findings, tf, cfg.data.gaps, run_id,
         risk.events_table() if risk is not None else None,
-        results.risk_metrics(risk_summary, step.now) if risk_summary else None)
+        results.risk_metrics(risk_summary, step.now) if risk_summary else None, orders=orders)
     run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,
                    end_ts=last_ts, bar_count=len(data))
     with stages("metrics"):

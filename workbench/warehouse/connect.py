@@ -50,9 +50,9 @@ def _connect(path: Path, read_only: bool, wait_s: float,
             if holder is None and "lock" not in str(exc).lower():
                 raise WarehouseError(f"cannot open the warehouse: {exc}", where=str(path),
                                      fix="check the file is a DuckDB 2.0 database") from None
+            who = (f"process {holder.group(2)} ({holder.group(1)})" if holder
+                   else "another process")
             if time.monotonic() >= deadline:
-                who = (f"process {holder.group(2)} ({holder.group(1)})" if holder
-                       else "another process")
                 raise WarehouseError(
                     f"the warehouse is held by {who}",
                     where=str(path),
@@ -61,8 +61,6 @@ def _connect(path: Path, read_only: bool, wait_s: float,
                 ) from None
             if not told and time.monotonic() - began >= NOTICE_AFTER_S:
                 told = True  # a silent wait of minutes looks like a hang
-                who = (f"process {holder.group(2)} ({holder.group(1)})" if holder
-                       else "another process")
                 print(f"waiting for the warehouse {path}: {who} holds it; trying for up to "
                       f"{wait_s:g} s", file=sys.stderr, flush=True)
             time.sleep(delay)

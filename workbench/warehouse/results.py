@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from workbench.engine.journal import Journal, JournalContents, contents, order_states
+from workbench.engine.journal import (
+    Journal,
+    JournalContents,
+    OrderState,
+    contents,
+    order_states,
+)
 from workbench.feeds.history import LoopData
 from workbench.feeds.qc import Finding, findings_table
 from workbench.warehouse.io import insert_arrow
@@ -23,7 +29,7 @@ _TS = pa.timestamp("ms", tz="UTC")
 
 
 def insert_run(con: Any, row: dict[str, Any]) -> None:
-    """The ``runs`` row of a run that starts now (status ``running``), committed at once."""
+    """A run's ``runs`` row, as it ends (``completed`` or ``failed``), on an open connection."""
     cols = list(row)
     con.execute(
         f"insert into runs ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
@@ -34,15 +40,8 @@ def _param(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict) else value
 
 
-def update_run(con: Any, run_id: str, values: dict[str, Any]) -> None:
-    sets = ", ".join(f"{k} = ?" for k in values)
-    con.execute(f"update runs set {sets} where run_id = ?",
-                [_param(v) for v in values.values()] + [run_id])
-
-
-def orders_table(records: JournalContents) -> pa.Table:
+def orders_table(o: list[OrderState]) -> pa.Table:
     """Each order's latest state (``journal.order_states``)."""
-    o = order_states(records)
     return pa.table({
         "order_seq": pa.array([x.order_seq for x in o], pa.int64()),
         "client_order_id": pa.array([x.client_order_id for x in o], pa.string()),
@@ -105,15 +104,17 @@ def run_bars_table(data: LoopData) -> pa.Table:
 
 def run_tables(data: LoopData, journal: Journal | JournalContents, findings: list[Finding],
                timeframe: str, policy: str, run_id: str, risk_events: pa.Table | None = None,
-               metrics: pa.Table | None = None) -> dict[str, pa.Table]:
+               metrics: pa.Table | None = None, *, orders: list[OrderState] | None = None
+               ) -> dict[str, pa.Table]:
     """Every row a completed run adds besides its ``runs`` row, by table name. The orders,
-    events and fills come from any journal, read through the port (``journal.contents``)."""
+    events and fills come from any journal, read through the port (``journal.contents``);
+    ``orders``, when the caller has folded them already, are ``order_states`` of it."""
     records = journal if isinstance(journal, JournalContents) else contents(journal)
     tables = {
         "run_bars": run_bars_table(data),
         "qc_events": findings_table(findings, stage="backtest", timeframe=timeframe,
                                     policy=policy, run_id=run_id),
-        "orders": orders_table(records),
+        "orders": orders_table(order_states(records) if orders is None else orders),
         "order_events": events_table(records),
         "fills": fills_table(records),
     }
@@ -183,17 +184,6 @@ def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Tab
     return time.perf_counter() - opened, opened - asked
 
 
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM (through the command line's handlers) wait until the block ends,
-    then arrive. (A signal mask would not do: DuckDB's threads take the signal instead.)"""
-    from workbench.errors import raise_if_signalled, signals_deferred
-
-    with signals_deferred():
-        yield
-    raise_if_signalled()
-
-
 def record_failure(warehouse: Path, run_row: dict[str, Any], findings: list[Finding],
                    timeframe: str, policy: str, *, wait_s: float) -> None:
     """A failed run's ``runs`` row (status ``failed``, with its error) and its QC findings
@@ -214,7 +204,8 @@ def _transaction(warehouse: Path, wait_s: float,
     connection and the moment the file became ours (``time.perf_counter()``). ``on_commit``
     runs right after the commit with Ctrl-C and SIGTERM held back, also when a signal taken
     inside DuckDB surfaces from a commit that went through (the run ``run_id`` is there)."""
-    from workbench.warehouse.connect import open_rw
+    from workbench.errors import signals_held
+    from workbench.warehouse.connect import open_rw, rollback_quietly
 
     connected: list[float] = []
     con = open_rw(warehouse, wait_s=wait_s, connected=connected)
@@ -235,7 +226,7 @@ def _transaction(warehouse: Path, wait_s: float,
                 if on_commit is not None:
                     on_commit()
         except BaseException:
-            _rollback(con)
+            rollback_quietly(con)  # the failure may have ended the transaction
             raise
     finally:
         con.close()
@@ -256,9 +247,3 @@ def _committed(con: Any, run_id: str) -> bool:
                                 [run_id]).fetchall()[0][0])
     except Exception:  # cannot tell: say not committed, as before
         return False
-
-
-def _rollback(con: Any) -> None:
-    from workbench.warehouse.connect import rollback_quietly
-
-    rollback_quietly(con)  # the failure may have ended the transaction

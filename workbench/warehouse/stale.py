@@ -29,22 +29,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def is_stale(status: str | None, pid: int | None, host: str | None, *,
-             holding_file: bool = False) -> bool:
-    """A ``running`` row whose process is known to be gone."""
+def is_stale(status: str | None, pid: int | None, host: str | None) -> bool:
+    """A ``running`` row whose process is known to be gone. Whoever asks has the file open
+    (DuckDB refuses that while another process holds it read-write), so the job of a row
+    without a pid, which held the file for its whole length, is gone too."""
     if status != "running":
         return False
     if pid is None:
-        return holding_file
+        return True
     return host == HOST and not pid_alive(int(pid))
 
 
 def effective_status(status: str | None, pid: int | None, host: str | None) -> str | None:
-    """The status to show: ``abandoned`` for a running row whose process is gone. Whoever
-    reads the row has the file open, read-only at least, which DuckDB refuses while another
-    process holds it read-write: so the job of a row without a pid (it held the file for its
-    whole length) is gone too."""
-    return "abandoned" if is_stale(status, pid, host, holding_file=True) else status
+    """The status to show: ``abandoned`` for a running row whose process is gone
+    (``is_stale``)."""
+    return "abandoned" if is_stale(status, pid, host) else status
 
 
 def abandon_stale(con: Any) -> list[str]:
@@ -52,7 +51,7 @@ def abandon_stale(con: Any) -> list[str]:
     on every read-write open, so the file is ours for the moment."""
     rows = con.execute(
         "select run_id, pid, host from runs where status = 'running'").fetchall()
-    gone = [r[0] for r in rows if is_stale("running", r[1], r[2], holding_file=True)]
+    gone = [r[0] for r in rows if is_stale("running", r[1], r[2])]
     for run_id in gone:
         con.execute(
             "update runs set status = 'abandoned', ended_at = coalesce(ended_at, now()), "
