@@ -46,6 +46,10 @@ PAYLOADS = {
                    "risk_state": {"day_pnl": -1.5e-17}},
     "control": {"action": "halt", "reason": "operator", "ts": 2},
     "snapshot_ref": {"file": "snapshot.json", "wal_seq": 7, "sha256": "ab" * 32},
+    "gap": {"symbol": "BTCUSDT", "first_ts": 1_704_067_260_000, "count": 2,
+            "detected_at": 1_704_067_440_100},
+    "alert": {"ts": 3, "kind": "bar_gap", "severity": "warning", "message": "2 bars missing",
+              "data": {"count": 2}},
 }
 
 

@@ -24,6 +24,7 @@ Payloads the fold reads (extra keys are kept in the WAL and ignored here):
   (``qty * price`` in floats, units in integers of ``model.QTY_SCALE``).
 * ``risk_event``: ``{"reason", ...}``; an optional ``"risk_state"`` is adopted as ``risk``.
 * ``snapshot_ref``: the last snapshot named in the log.
+* ``gap`` (bars the venue does not have) and ``alert``: counted, otherwise for the warehouse.
 """
 
 from __future__ import annotations
@@ -213,6 +214,7 @@ _APPLY = {
     "control": _control, "bar": _bar, "decision": _decision, "order": _order,
     "order_event": _order_event, "fill": _fill, "risk_event": _risk_event,
     "snapshot_ref": _snapshot_ref,
+    "gap": lambda s, r: None, "alert": lambda s, r: None,  # counted only (warehouse, monitor)
 }
 
 
