@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gc
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from workbench.brokers.fills import CostModel
+from workbench.brokers.null import NullBroker
+from workbench.brokers.paper import PaperBroker
 from workbench.brokers.sim import SimBroker
 from workbench.config import Config, RiskConfig, RiskModes
 from workbench.engine import kernel
@@ -18,6 +21,7 @@ from workbench.errors import ConfigError
 from workbench.feeds.history import merge
 from workbench.feeds.qc import BarSeries
 from workbench.model import Mode
+from workbench.recovery.journal import WalJournal
 from workbench.strategies.sma_cross import SmaCross
 from workbench.strategy import Strategy
 
@@ -60,10 +64,22 @@ def test_build_backtest_risk_engine_resumes_next_day_or_none_when_mode_switched_
     assert kernel.build(off, Mode.BACKTEST, strategy=SmaCross(), run_id="r").step.risk is None
 
 
-@pytest.mark.parametrize("mode", [Mode.SHADOW, Mode.PAPER, Mode.LIVE])
-def test_build_unwired_mode_refused_with_a_fix(mode: Mode) -> None:
+def test_build_unwired_mode_refused_with_a_fix() -> None:
     with pytest.raises(ConfigError, match="not wired yet"):
+        kernel.build(Config(), Mode.LIVE, strategy=SmaCross(), run_id="r")
+
+
+@pytest.mark.parametrize(("mode", "broker"), [(Mode.SHADOW, NullBroker),
+                                              (Mode.PAPER, PaperBroker)])
+def test_build_live_modes_wire_their_broker_and_the_journal_handed_in(
+        mode: Mode, broker: type, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="journal="):
         kernel.build(Config(), mode, strategy=SmaCross(), run_id="r")
+    with WalJournal(tmp_path) as journal:
+        wired = kernel.build(Config(), mode, strategy=SmaCross(), run_id="r", journal=journal)
+        assert type(wired.broker) is broker and wired.journal is journal
+        assert isinstance(wired.clock, BarClock) and wired.wiring.live
+        assert not wired.wiring.pause_gc and not wired.wiring.resume_next_day
 
 
 def test_only_the_backtest_wiring_pauses_the_garbage_collector() -> None:

@@ -5,8 +5,12 @@ bars to the step), the broker and the journal for ``mode``, builds the books and
 from the config, and returns them around one ``Step``. Nothing else in the engine asks which
 mode it runs in: what differs between modes is data in a ``Wiring`` (``WIRINGS``), read here.
 
-Only the backtest is wired today; shadow, paper and live plug in here (issue 8) with their own
-clock, feed, broker and journal, and the same step.
+Backtest: ``BarClock``, ``SimBroker``, ``MemoryJournal``, the bar loop (``backtest.simulate``).
+Shadow and paper: ``BarClock`` (model time: a decision and its paper fill carry the signal bar's
+close time, so a paper run and a backtest of the same bars write the same files; the wall time
+is journaled beside it), ``NullBroker`` or ``PaperBroker``, the journal the live runtime hands
+in (its write-ahead log), and the live loop (``engine/live.py``) as the feed. Live trading
+plugs in here with the venue's clock and broker (issue 9).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 from workbench.book import Book
 from workbench.brokers.base import Broker
 from workbench.brokers.fills import CostModel
+from workbench.brokers.null import NullBroker
+from workbench.brokers.paper import PaperBroker
 from workbench.brokers.sim import SimBroker
 from workbench.config import Config, timeframe_ms
 from workbench.engine import backtest
@@ -43,15 +49,25 @@ class Wiring:
     keep collecting, so only the backtest wiring sets it.
     ``resume_next_day``: a daily-loss stop lifts by itself on the next UTC day (the backtest
     has no operator); in live modes it also needs an explicit resume.
+    ``broker``: makes the mode's broker from the costs and the timeframe (ms).
+    ``live``: the run is fed by the live loop (``engine/live.py``: venue bars, a write-ahead
+    journal, restart) rather than by stored bars.
     """
 
     mode: Mode
     pause_gc: bool
     resume_next_day: bool
+    broker: Callable[[CostModel, int], Broker]
+    live: bool = False
 
 
 WIRINGS: dict[Mode, Wiring] = {
-    Mode.BACKTEST: Wiring(Mode.BACKTEST, pause_gc=True, resume_next_day=True),
+    Mode.BACKTEST: Wiring(Mode.BACKTEST, pause_gc=True, resume_next_day=True,
+                          broker=lambda costs, tf_ms: SimBroker(costs)),
+    Mode.SHADOW: Wiring(Mode.SHADOW, pause_gc=False, resume_next_day=False,
+                        broker=lambda costs, tf_ms: NullBroker(), live=True),
+    Mode.PAPER: Wiring(Mode.PAPER, pause_gc=False, resume_next_day=False,
+                       broker=PaperBroker, live=True),
 }
 
 
@@ -60,8 +76,8 @@ def wiring(mode: Mode | str) -> Wiring:
     found = WIRINGS.get(Mode(mode))
     if found is None:
         raise ConfigError(f"mode {Mode(mode).value!r} is not wired yet",
-                          fix="run a backtest (`workbench backtest`); shadow, paper and live "
-                              "come with the live runtime")
+                          fix="run a backtest, or shadow or paper (`workbench shadow|paper`); "
+                              "live trading with real orders is not built yet")
     return found
 
 
@@ -155,14 +171,20 @@ def risk_engine(cfg: Config, costs: CostModel, wired: Wiring, log: JsonlLog | No
 
 
 def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
-          log: JsonlLog | None = None) -> Kernel:
+          log: JsonlLog | None = None, journal: Journal | None = None) -> Kernel:
     """Wire ``strategy`` for ``mode``: books from ``portfolio``, costs, the risk engine, and
     the mode's clock, broker, journal and feed (backtest: BarClock, SimBroker, MemoryJournal,
-    the bar loop)."""
+    the bar loop; shadow and paper: BarClock, NullBroker or PaperBroker, ``journal``, which
+    the live runtime must pass: its write-ahead log)."""
     wired = wiring(mode)
+    if journal is None:
+        if wired.live:
+            raise ValueError(f"a {wired.mode.value} run journals to its write-ahead log: "
+                             "pass journal=")
+        journal = MemoryJournal()
     costs = cost_model(cfg)
     tf_ms = timeframe_ms(cfg.data.timeframe)
-    step = Step(strategy, SimBroker(costs), Book(cfg.portfolio.initial_cash), MemoryJournal(),
-                run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
+    step = Step(strategy, wired.broker(costs, tf_ms), Book(cfg.portfolio.initial_cash),
+                journal, run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
                 risk=risk_engine(cfg, costs, wired, log), clock=BarClock(tf_ms))
     return Kernel(wired, step, backtest.simulate)

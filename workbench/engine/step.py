@@ -84,6 +84,7 @@ class Step:
         self._on_reject = strategy.on_reject if kind.on_reject is not Strategy.on_reject else None
         self._bar: Bar | None = None
         self._start_now = 0
+        self._warming = False
         if clock is None:
             clock = BarClock(timeframe_ms)
         self.clock = clock
@@ -148,6 +149,20 @@ class Step:
         if intents is not None:
             self._submit_all(intents)
 
+    def warm(self, bar: Bar) -> None:
+        """A warm-up bar (live modes, before the first decision): the books mark it and the
+        strategy sees it, but nothing it proposes is taken on: returned intents are dropped, and
+        an order it submits comes back REJECTED (reason ``WARMUP``), neither journaled nor
+        sent. A backtest of the same bars decides on them; strategies that warm up for
+        ``warmup_bars`` (as the examples do) decide nothing there, so both agree."""
+        self._bar = bar
+        self._last[bar.symbol] = bar.close
+        self._warming = True
+        try:
+            self._call("on_bar", self._on_bar, self.ctx, bar)
+        finally:
+            self._warming = False
+
     def poll(self) -> None:
         """Between bars (a live loop): let the broker report what the venue did meanwhile and
         resolve UNKNOWN orders; what it reports is stamped with the clock's time."""
@@ -169,6 +184,11 @@ class Step:
             raise self._strategy_error(
                 "submit", TypeError(f"expected an OrderIntent, got {type(intent).__name__}")
             )
+        if self._warming:
+            now = self.now
+            return Order(0, "", intent.symbol, intent.side, intent.type, intent.qty,
+                         round(intent.qty * QTY_SCALE), intent.limit_price, now, self.bar_ts,
+                         status=OrderStatus.REJECTED, reason="WARMUP", updated_ts=now)
         try:
             return self._submit(intent)
         except (StrategyError, EngineFault):

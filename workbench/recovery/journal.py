@@ -15,6 +15,10 @@ and ``fill`` (``CRITICAL_KINDS``). A runtime appends those re-derivable kinds it
 through :attr:`WalJournal.wal` (the same log: one writer per directory), and ``replay`` passes
 over them. ``flush`` syncs whatever such unsynced records are pending.
 
+``wall_ms`` (optional): a wall clock; each record then carries ``wall_ts``, the wall time it was
+journaled at, beside the model time the step stamps (a paper fill's ``ts`` is its signal bar's
+close; ``wall_ts`` says when the process took it). Readers ignore it.
+
 Read side: ``replay`` reads the log back (records of other kinds skipped) into the same
 ``OrderRecord``, ``OrderEvent`` and ``Fill`` tuples, exactly: JSON (orjson) carries floats bit
 for bit, enums by value and None as null. Reopening a directory (a restart) drops a torn last
@@ -51,23 +55,28 @@ class WalJournal:
     """The journal of a live run in ``directory`` (its ``wal.log``), opened for writing (one
     writer per directory: ``Wal.open`` takes an exclusive lock)."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, *, wall_ms: Callable[[], int] | None = None
+                 ) -> None:
         self.directory = Path(directory)
         self.wal = Wal.open(self.directory)
         """The log itself, for the runtime's other records (bars, decisions, controls)."""
         self.closed = False
+        self._wall_ms = wall_ms
+
+    def _extra(self) -> dict[str, Any]:
+        return {} if self._wall_ms is None else {"wall_ts": self._wall_ms()}
 
     # --- write side ------------------------------------------------------------------------
     def order(self, record: OrderRecord) -> None:
         """Append and fsync the order record before returning: the write-ahead record."""
-        self.wal.append("order", order_record(record))
+        self.wal.append("order", order_record(record, **self._extra()))
 
     def event(self, order: Order, status: OrderStatus, reason: str | None, ts: int) -> None:
         event = _new(OrderEvent, (order.order_seq, order.client_order_id, ts, status, reason))
-        self.wal.append("order_event", order_event_record(event))
+        self.wal.append("order_event", order_event_record(event, **self._extra()))
 
     def fill(self, fill: Fill) -> None:
-        self.wal.append("fill", fill_record(fill))
+        self.wal.append("fill", fill_record(fill, **self._extra()))
 
     def flush(self) -> None:
         """fsync any record appended unsynced through :attr:`wal` (the port's own are synced)."""

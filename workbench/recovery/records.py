@@ -35,15 +35,16 @@ def bar_record(bar: Bar) -> dict[str, Any]:
             "low": bar.low, "close": bar.close, "volume": bar.volume}
 
 
-def order_record(order: Order | OrderRecord) -> dict[str, Any]:
+def order_record(order: Order | OrderRecord, **extra: Any) -> dict[str, Any]:
     """The order as taken on: everything but its changing state (status, fills, bars seen).
-    ``order`` is the journal's ``OrderRecord`` or a live ``Order`` (the same leading fields)."""
+    ``order`` is the journal's ``OrderRecord`` or a live ``Order`` (the same leading fields);
+    ``extra``: e.g. ``wall_ts``."""
     return {"client_order_id": order.client_order_id, "order_seq": order.order_seq,
             "symbol": order.symbol, "side": order.side.value, "type": order.type.value,
             "qty": order.qty, "qty_units": order.qty_units, "limit_price": order.limit_price,
             "ts": order.ts, "bar_ts": order.bar_ts,
             "expire_after_bars": order.expire_after_bars, "reduce_only": order.reduce_only,
-            "tag": order.tag}
+            "tag": order.tag, **extra}
 
 
 def order_from_record(payload: dict[str, Any]) -> OrderRecord:

@@ -1,0 +1,855 @@
+"""The live loop: venue bars through the shared step, journaled ahead, restartable by replay.
+
+``LiveRun(...).run()`` runs a shadow or paper strategy on the venue's closed bars:
+
+* Time: the loop schedules by the venue's clock (``VenueTime``: ``/api/v3/time``, read once a
+  bar and extrapolated at the rate the venue's clock is seen to run), so the same code runs
+  against Binance and against ``workbench fake-exchange --speed 600``. A bar is asked for just
+  after its close (``poll_after_ms``) and counts once closed.
+* Feed: ``RestKlineFeed`` per symbol. Warm-up bars (``max(live.warmup_bars,
+  strategy.warmup_bars)``) are handed to ``Step.warm`` before the first decision; bars missed
+  (a restart, an outage) are back-filled from klines (phase ``backfill``); bars the venue does
+  not have are ``gap`` records (and an alert beyond ``live.gap_tolerance_bars``).
+* Journal: every bar (``bar``), every decision (``decision``: latency, lag, orders), every order,
+  order event and fill (through the kernel's step, synced before the broker sees the order),
+  every risk block (``risk_event``), operator control (``control``), gap and alert go to the run's
+  write-ahead log in ``warehouse/live/<run_id>/`` (``recovery/wal.py``).
+* Restart (the same command, ``--run-id``): the log is the truth. The journaled bars are handed
+  again to a fresh step in the order they were journaled, with the operator controls at the
+  points they were taken; each order, event and fill the step makes is checked against the one
+  journaled (``ResumingJournal``) instead of written, and the first one past the end of the log
+  is written (a kill between the order record and the broker call is finished, never sent
+  twice). The strategy, the books, the risk engine and the sequences come back exactly as an
+  uninterrupted run had them; then the bars missed while down are back-filled. The books are
+  checked against ``recovery.rebuild`` (snapshot + WAL tail). See adr/0014.
+* Snapshots (``recovery.take_snapshot``) on every position change and every
+  ``live.snapshot_every_bars``; the run directory (manifest, CSVs, ``status.json``) is refreshed
+  with them; operator controls arrive through ``<run_dir>/control/`` (``workbench halt`` ...).
+
+``--max-bars N`` (live and back-filled bars, counted across restarts) and ``--until TS`` (the last
+bar processed closes at or before TS) end a run cleanly; a restart may continue it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench import manifest as mf
+from workbench import rundir
+from workbench.config import Config, timeframe_ms
+from workbench.engine import kernel
+from workbench.engine.backtest import equity_rows
+from workbench.engine.journal import (
+    JournalContents,
+    OrderEvent,
+    OrderRecord,
+    contents,
+    order_states,
+)
+from workbench.errors import ConfigError, DataError, WorkbenchError
+from workbench.feeds.binance_rest import Gap, RestKlineFeed
+from workbench.feeds.history import LoopData
+from workbench.model import Bar, Fill, Mode, Order, OrderIntent, OrderStatus, Side, ms_to_iso
+from workbench.recovery.journal import WalJournal
+from workbench.recovery.records import (
+    bar_record,
+    book_from_state,
+    control_record,
+    fill_from_record,
+    order_event_from_record,
+    order_from_record,
+    start_record,
+)
+from workbench.recovery.replay import ReplayError, State, apply_record, recover
+from workbench.recovery.snapshot import take_snapshot
+from workbench.recovery.wal import Record, WalReader
+from workbench.risk.engine import FLATTEN_TAG
+from workbench.telemetry.log import JsonlLog
+from workbench.venue_client import VenueClient, VenueUnavailable
+
+CONTROL_DIR = "control"
+DONE_DIR = "done"
+STATUS_FILE = "status.json"
+ACTIONS = ("halt", "flatten", "resume")
+_PORT_KINDS: dict[str, Callable[[dict[str, Any]], OrderRecord | OrderEvent | Fill]] = {
+    "order": order_from_record, "order_event": order_event_from_record,
+               "fill": fill_from_record}
+
+
+def decision_hash(cfg: Config) -> str:
+    """The hash of what decides a run's orders: every section but ``venue`` (a restart may
+    point at another endpoint or rotate the key) and ``live`` (how the loop runs)."""
+    plain = {k: v for k, v in cfg.to_dict().items() if k not in ("venue", "live")}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def journal_dir(warehouse: Path, run_id: str) -> Path:
+    """``warehouse/live/<run_id>/``: beside the DuckDB file, never inside it."""
+    return Path(warehouse).parent / "live" / run_id
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    max_bars: int | None = None
+    """End cleanly once this many live and back-filled bars are processed (across restarts)."""
+    until: int | None = None
+    """End cleanly once every bar closing at or before this time (ms UTC) is processed."""
+    poll_after_ms: int = 250
+    """Venue milliseconds after a bar's close before it is asked for."""
+    idle_s: float = 0.2
+    """The longest wall-clock sleep: operator controls are taken within it."""
+    error_burst: int = 3
+    """Venue errors within one poll that raise an ``error_rate`` alert."""
+
+
+class VenueTime:
+    """The venue's clock as this process sees it: read (``sync``) from ``/api/v3/time``,
+    extrapolated in between at the rate it is seen to run since the first read (1 for a real
+    venue, whatever the network jitter; the speed of an accelerated fake exchange). ``now``
+    never goes backwards; ``stale`` says a re-read is due."""
+
+    def __init__(self, read: Callable[[], int], monotonic: Callable[[], float] = time.monotonic,
+                 resync_s: float = 1.0) -> None:
+        self._read, self._monotonic, self.resync_s = read, monotonic, resync_s
+        self.rate = 1.0  # venue ms per wall ms
+        self._first: tuple[float, int] | None = None
+        self._at: tuple[float, int] | None = None
+        self._last = 0
+
+    def sync(self) -> int:
+        t = self._monotonic()
+        venue = int(self._read())
+        if self._first is None:
+            self._first = (t, venue)
+        else:
+            dt_ms = (t - self._first[0]) * 1000.0
+            dv = venue - self._first[1]
+            if dt_ms > 100 and dv > 0:
+                rate = dv / dt_ms
+                self.rate = 1.0 if 0.8 < rate < 1.25 else rate  # jitter is not speed
+        self._at = (t, venue)
+        self._last = max(self._last, venue)
+        return self._last
+
+    def calibrate(self, sleep: Callable[[float], None], wall_s: float = 0.25) -> int:
+        """Two reads ``wall_s`` apart, so the rate is known before the first wait."""
+        self.sync()
+        sleep(wall_s)
+        return self.sync()
+
+    def now(self) -> int:
+        if self._at is None:
+            return self.sync()
+        t, venue = self._at
+        self._last = max(self._last, venue + int((self._monotonic() - t) * 1000.0 * self.rate))
+        return self._last
+
+    @property
+    def stale(self) -> bool:
+        return self._at is None or self._monotonic() - self._at[0] >= self.resync_s
+
+    @property
+    def synced(self) -> bool:
+        return self._at is not None
+
+    def wall_s(self, venue_ms: float) -> float:
+        """Wall seconds that ``venue_ms`` of venue time take."""
+        return max(0.0, venue_ms / self.rate / 1000.0)
+
+
+class ResumingJournal:
+    """The Journal port of a live run: a ``WalJournal`` that, while a restart hands the
+    journaled bars to the step again, checks each record the step makes against the next one
+    journaled (``expected``) instead of appending it; past the end of those, it appends."""
+
+    def __init__(self, inner: WalJournal, expected: Iterable[OrderRecord | OrderEvent | Fill]
+                 ) -> None:
+        self.inner = inner
+        self.wal = inner.wal
+        self.expected: deque[OrderRecord | OrderEvent | Fill] = deque(expected)
+        self.appended = 0
+
+    def _check(self, made: OrderRecord | OrderEvent | Fill) -> bool:
+        if not self.expected:
+            self.appended += 1
+            return False
+        want = self.expected.popleft()
+        if want != made:
+            raise ReplayError(
+                f"the strategy did not repeat itself on restart: it made {made!r} where the "
+                f"journal holds {want!r}",
+                where=str(self.inner.directory),
+                fix="a live strategy must decide from its bars, fills and seed only (no wall "
+                    "clock, no unseeded randomness, no outside state); start a new run")
+        return True
+
+    def order(self, record: OrderRecord) -> None:
+        if not self._check(record):
+            self.inner.order(record)
+
+    def event(self, order: Order, status: OrderStatus, reason: str | None, ts: int) -> None:
+        made = OrderEvent(order.order_seq, order.client_order_id, ts, status, reason)
+        if not self._check(made):
+            self.inner.event(order, status, reason, ts)
+
+    def fill(self, fill: Fill) -> None:
+        if not self._check(fill):
+            self.inner.fill(fill)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def replay(self) -> Iterator[OrderRecord | OrderEvent | Fill]:
+        return self.inner.replay()
+
+    def contents(self) -> JournalContents:
+        return self.inner.contents()
+
+
+@dataclass
+class LiveResult:
+    run_id: str
+    mode: str
+    run_dir: Path
+    journal_dir: Path
+    status: str
+    bars: int
+    """Live and back-filled bars processed, across restarts."""
+    resumed: bool
+    latency_us: list[int] = field(default_factory=list)
+    """Bar arrival to decision, this process's bars."""
+
+    def latency_summary(self) -> dict[str, float | None]:
+        if not self.latency_us:
+            return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
+        a = np.asarray(self.latency_us, dtype=np.float64) / 1000.0
+        p50, p95, p99 = np.percentile(a, [50, 95, 99])
+        return {"p50_ms": round(float(p50), 3), "p95_ms": round(float(p95), 3),
+                "p99_ms": round(float(p99), 3), "max_ms": round(float(a.max()), 3)}
+
+
+class LiveRun:
+    """One shadow or paper run (see the module docstring). ``venue`` is the client pointed at
+    the venue; ``sleep``, ``monotonic`` and ``wall`` are injectable for tests."""
+
+    def __init__(self, cfg: Config, mode: Mode, *, run_id: str, warehouse: Path,
+                 run_dir: Path, venue: VenueClient, options: LiveOptions | None = None,
+                 echo: Any = None, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], int] = wall_ms) -> None:
+        self.cfg, self.run_id = cfg, run_id
+        self.wired = kernel.wiring(mode)
+        if not self.wired.live:
+            raise ConfigError(f"{mode} is not a live mode", fix="use shadow or paper")
+        self.mode = self.wired.mode
+        self.options = options or LiveOptions()
+        self.warehouse = Path(warehouse)
+        self.dir = journal_dir(self.warehouse, run_id)
+        self.run_dir = Path(run_dir)
+        self.venue = venue
+        self.tf = timeframe_ms(cfg.data.timeframe)
+        self.symbols = list(cfg.data.symbols)
+        self._sleep, self._wall = sleep, wall
+        self.vt = VenueTime(self._server_time, monotonic)
+        self.feeds = {s: RestKlineFeed(venue, s, self.tf) for s in self.symbols}
+        self.log = JsonlLog(self.run_dir / "logs.jsonl", echo=echo)
+        self.last_ts: dict[str, int] = {}
+        self.bars: list[tuple[str, int, float, float, float, float, float]] = []
+        self.live_bars = 0
+        self.latency_us: list[int] = []
+        self.state = State()
+        self.resumed = False
+        self.halted_no_risk: str | None = None
+        self.last_error: str | None = None
+        self.alerts = 0
+        self.status = "running"
+        self.started_at = mf.utc_now_iso()
+        self._errors_seen = 0
+        self._late_alerted: int | None = None
+        self._control_mtime = -1
+        self._daily_stop_seen = False
+        self._risk_events_written = 0
+        self._retry_at = 0  # venue time before which an empty poll is not repeated
+        self._empty_polls = 0
+
+    # --- the run ----------------------------------------------------------------------------
+    def run(self) -> LiveResult:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / CONTROL_DIR / DONE_DIR).mkdir(parents=True, exist_ok=True)
+        inner = WalJournal(self.dir, wall_ms=self._wall)  # one process per run: locked
+        try:
+            return self._run(inner)
+        finally:
+            with contextlib.suppress(Exception):
+                inner.close()
+            self.log.close()
+
+    def _run(self, inner: WalJournal) -> LiveResult:
+        journaled = list(WalReader(self.dir))
+        expected = [_PORT_KINDS[r.kind](r.payload) for r in journaled if r.kind in _PORT_KINDS]
+        self.journal = ResumingJournal(inner, expected)
+        self.wal = inner.wal
+        strategy = kernel.build_strategy(self.cfg)
+        self.kernel = kernel.build(self.cfg, self.mode, strategy=strategy, run_id=self.run_id,
+                                   log=self.log, journal=self.journal)
+        self.step = self.kernel.step
+        self.risk = self.step.risk
+        self.strategy = strategy
+        self._check_venue()
+        try:
+            if journaled:
+                self._resume(journaled)
+            else:
+                self._start()
+            self._write_manifest()
+            self._refresh()
+            while self._cycle():
+                pass
+            self._finish("completed", "the run reached --max-bars or --until")
+        except KeyboardInterrupt as stop:
+            self._finish("stopped", f"stopped by {getattr(stop, 'signal_name', 'Ctrl-C')}")
+            raise
+        except VenueUnavailable as exc:
+            self._alert("venue_unavailable", "error", exc.what)
+            self._control("halt", reason="venue unavailable", source="runtime")
+            self._finish("halted", exc.what)
+            raise
+        except WorkbenchError as exc:
+            self._finish("failed", exc.what)
+            raise
+        except Exception as exc:
+            self._finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        return LiveResult(self.run_id, self.mode.value, self.run_dir, self.dir, self.status,
+                          self.live_bars, self.resumed, self.latency_us)
+
+    # --- start, resume ----------------------------------------------------------------------
+    def _server_time(self) -> int:
+        return int(self.venue.call("time", self.venue.client.get_server_time)["serverTime"])
+
+    def _check_venue(self) -> None:
+        """The venue answers, knows every symbol, and takes the key when one is given."""
+        info = self.venue.call("exchangeInfo", self.venue.client.get_exchange_info)
+        try:
+            known = {s["symbol"] for s in info["symbols"]}
+        except (TypeError, KeyError):
+            raise DataError("the venue answered exchangeInfo without a symbol list",
+                            where=self.venue.base_url,
+                            fix="check venue.base_url points at a Binance-compatible venue"
+                            ) from None
+        missing = [s for s in self.symbols if s not in known]
+        if missing:
+            raise ConfigError(f"the venue does not trade {', '.join(missing)}",
+                              where="data.symbols",
+                              fix=f"use symbols the venue lists (it has {len(known)}, e.g. "
+                                  f"{', '.join(sorted(known)[:5])})")
+        venue = self.cfg.venue
+        if (venue.api_key is None) != (venue.api_secret is None):
+            raise ConfigError("the venue API key is set but not its secret (or the other way)",
+                              where="venue.api_key / venue.api_secret",
+                              fix="set both WB_VENUE__API_KEY and WB_VENUE__API_SECRET (or "
+                                  "both lines of the secrets file), or neither for market data "
+                                  "only")
+        if venue.api_key is not None:
+            self.venue.sync_time()
+            self.venue.call("account", self.venue.client.get_account)
+
+    def _start(self) -> None:
+        venue_now = self.vt.calibrate(self._sleep)
+        want = max(self.cfg.live.warmup_bars, int(getattr(self.strategy, "warmup_bars", 0) or 0))
+        warm: list[Bar] = []
+        for symbol, feed in self.feeds.items():
+            bars = feed.warmup(want, venue_now)
+            warm += bars
+            last_closed = (venue_now // self.tf) * self.tf - self.tf
+            self.last_ts[symbol] = bars[-1].ts if bars else last_closed
+        warm.sort(key=lambda b: (b.ts, b.symbol))
+        start_ts = warm[0].ts if warm else min(self.last_ts.values()) + self.tf
+        self.wal.append("control", start_record(
+            self.cfg.portfolio.initial_cash, run_id=self.run_id, mode=self.mode.value,
+            config_hash=decision_hash(self.cfg), symbols=self.symbols,
+            timeframe=self.cfg.data.timeframe, ts=venue_now, start_ts=start_ts, warmup_bars=want))
+        self.step.start(start_ts)
+        for bar in warm:
+            self.wal.append("bar", bar_record(bar) | {"phase": "warmup", "lag_ms": None},
+                            sync=False)
+            self._remember(bar)
+            self.step.warm(bar)
+        self.log.info("live", f"{self.mode.value} run {self.run_id} started: {len(warm)} "
+                      f"warm-up bars, venue time {ms_to_iso(venue_now)}",
+                      symbols=self.symbols, venue=self.venue.base_url)
+
+    def _resume(self, journaled: list[Record]) -> None:
+        first = journaled[0]
+        if first.kind != "control" or first.payload.get("action") != "start":
+            raise ReplayError("the journal does not begin with the run's start record",
+                              where=f"{self.dir} (WAL seq {first.seq})",
+                              fix="this directory is not a live run's journal; start a new run")
+        begun = first.payload
+        if begun.get("mode") != self.mode.value:
+            raise ConfigError(f"run {self.run_id} is a {begun.get('mode')} run",
+                              where="--mode", fix=f"resume it with `workbench {begun.get('mode')}"
+                                                  f" --run-id {self.run_id}`")
+        if begun.get("config_hash") != decision_hash(self.cfg):
+            raise ConfigError(f"run {self.run_id} was started with another configuration",
+                              where="--config / --set",
+                              fix="resume with the same data, strategy, portfolio, costs and "
+                                  "risk settings (venue and live may change), or start a new "
+                                  "run (without --run-id)")
+        self.resumed = True
+        self.step.start(int(begun["start_ts"]))
+        bar_positions = [i for i, r in enumerate(journaled) if r.kind == "bar"]
+        last_bar = bar_positions[-1] if bar_positions else -1
+        for i, record in enumerate(journaled):
+            if record.kind == "bar":
+                p = record.payload
+                bar = Bar(p["symbol"], p["ts"], p["open"], p["high"], p["low"], p["close"],
+                          p["volume"])
+                self._remember(bar)
+                if p.get("phase") == "warmup":
+                    self.step.warm(bar)
+                else:
+                    self.live_bars += 1
+                    self._decide(bar)
+                    if self.journal.appended and i != last_bar:
+                        raise ReplayError(
+                            f"on restart the strategy made {self.journal.appended} record(s) at "
+                            f"{bar.symbol} {ms_to_iso(bar.ts)} that the journal does not hold "
+                            "although later bars are journaled", where=str(self.dir),
+                            fix="a live strategy must decide from its bars, fills and seed "
+                                "only; start a new run")
+            elif record.kind == "control":
+                self._apply_control(record.payload)
+        if self.journal.expected:
+            raise ReplayError(
+                f"on restart the strategy did not make {len(self.journal.expected)} journaled "
+                f"record(s), the first {self.journal.expected[0]!r}", where=str(self.dir),
+                fix="a live strategy must decide from its bars, fills and seed only; start a "
+                    "new run")
+        # the books the bars rebuilt must be the books the journal folds to
+        recovered = recover(self.dir)
+        self.state = recovered.state
+        if recovered.torn is not None:
+            self.log.warning("live", f"dropped a torn last journal record: {recovered.torn}")
+        books = book_from_state(self.state)
+        if books.cash != self.step.book.cash or books.units != self.step.book.units:
+            raise ReplayError(
+                f"the journal folds to cash {books.cash!r} and positions {books.units!r}, but "
+                f"the bars replayed give {self.step.book.cash!r} and {self.step.book.units!r}",
+                where=str(self.dir), fix="the journal was changed by hand, or the strategy "
+                                         "does not repeat itself; start a new run")
+        self._risk_events_written = len(self.risk.events) if self.risk is not None else 0
+        self.vt.calibrate(self._sleep)
+        self._daily_stop_seen = bool(self.risk is not None and self.risk.daily_stop)
+        self.log.info("live", f"{self.mode.value} run {self.run_id} resumed from its journal: "
+                      f"{len(journaled)} records, {self.live_bars} bars decided, last bar "
+                      + ", ".join(f"{s} {ms_to_iso(t)}" for s, t in sorted(self.last_ts.items())))
+
+    def _remember(self, bar: Bar) -> None:
+        self.bars.append(tuple(bar))  # type: ignore[arg-type]
+        self.last_ts[bar.symbol] = bar.ts
+
+    # --- the cycle --------------------------------------------------------------------------
+    def _cycle(self) -> bool:
+        """One turn: controls, the stop conditions, then wait for or fetch the next bars.
+        False once the run should end."""
+        self._take_controls()
+        if self._finished():
+            return False
+        due = max(self._next_close() + self.options.poll_after_ms, self._retry_at)
+        estimate = self.vt.sync() if self.vt.stale else self.vt.now()
+        if estimate < due:
+            self._sleep(min(self.vt.wall_s(due - estimate), self.options.idle_s))
+            return True
+        venue_now = self.vt.sync()
+        if venue_now < due:
+            return True
+        errors_before = self.venue.errors
+        fetched, gaps = self._fetch(venue_now)
+        arrived = time.perf_counter_ns()
+        if self.venue.errors - errors_before >= self.options.error_burst:
+            self._alert("error_rate", "warning",
+                        f"{self.venue.errors - errors_before} venue errors in one poll",
+                        errors=self.venue.errors)
+        for gap in gaps:
+            self._gap(gap, venue_now)
+        if not fetched:  # not published yet: ask again after a growing pause (at most tf / 4)
+            self._late(venue_now)
+            self._retry_at = venue_now + min(self.tf // 4, 500 << min(self._empty_polls, 10))
+            self._empty_polls += 1
+            return True
+        self._empty_polls = 0
+        for bar in fetched:
+            if self._finished(bar):
+                break
+            self._process(bar, venue_now, arrived)
+            if self._controls_changed():
+                self._take_controls()
+        self._late_alerted = None
+        return True
+
+    def _next_close(self) -> int:
+        return min(self.last_ts.values()) + 2 * self.tf
+
+    def _finished(self, bar: Bar | None = None) -> bool:
+        o = self.options
+        if o.max_bars is not None and self.live_bars >= o.max_bars:
+            return True
+        if o.until is not None:
+            close = (bar.ts if bar is not None else min(self.last_ts.values()) + self.tf) \
+                + self.tf
+            return close > o.until
+        return False
+
+    def _fetch(self, venue_now: int) -> tuple[list[Bar], list[Gap]]:
+        bars: list[Bar] = []
+        gaps: list[Gap] = []
+        for symbol, feed in self.feeds.items():
+            got, missing = feed.closed_bars(self.last_ts[symbol], venue_now)
+            bars += got
+            gaps += missing
+        bars.sort(key=lambda b: (b.ts, b.symbol))
+        return bars, gaps
+
+    def _process(self, bar: Bar, venue_now: int, arrived_ns: int) -> None:
+        lag_ms = venue_now - (bar.ts + self.tf)
+        phase = "live" if lag_ms < self.tf else "backfill"
+        self.wal.append("bar", bar_record(bar) | {"phase": phase, "lag_ms": lag_ms}, sync=False)
+        self._remember(bar)
+        fills_before = self.step.fill_seq
+        orders_before = self.step.order_seq
+        self._decide(bar)
+        latency_us = (time.perf_counter_ns() - arrived_ns) // 1000
+        self.live_bars += 1
+        self.latency_us.append(latency_us)
+        blocked = self._write_risk_events()
+        decision: dict[str, Any] = {
+            "symbol": bar.symbol, "ts": bar.ts, "decided_at": self.vt.now(),
+            "latency_us": latency_us, "lag_ms": lag_ms, "bars_lag": lag_ms // self.tf,
+            "orders": [f"{self.run_id}-{k}" for k in range(orders_before + 1,
+                                                          self.step.order_seq + 1)],
+            "blocked": blocked, "venue_errors": self.venue.errors, "phase": phase}
+        get_state = getattr(self.strategy, "get_state", None)
+        if callable(get_state):
+            decision["strategy_state"] = get_state()
+        self.wal.append("decision", decision, sync=False)
+        self._watch_risk(bar)
+        if self.step.fill_seq != fills_before or \
+                self.live_bars % self.cfg.live.snapshot_every_bars == 0:
+            self._snapshot()
+        else:
+            self._write_status()
+
+    def _decide(self, bar: Bar) -> None:
+        if self.halted_no_risk is not None:
+            self.step.warm(bar)  # halted without a risk engine: the strategy sees, nothing acts
+        else:
+            self.step.on_bar(bar)
+
+    def _write_risk_events(self) -> int:
+        risk = self.risk
+        if risk is None:
+            return 0
+        new = risk.events[self._risk_events_written:]
+        for ts, coid, seq, symbol, rule, code, detail in new:
+            self.wal.append("risk_event", {"ts": ts, "client_order_id": coid, "order_seq": seq,
+                                           "symbol": symbol, "rule": rule, "reason_code": code,
+                                           "detail": detail, "reason": code})
+        self._risk_events_written = len(risk.events)
+        return sum(1 for e in new if e[1] is not None)
+
+    def _watch_risk(self, bar: Bar) -> None:
+        risk = self.risk
+        if risk is not None and risk.daily_stop and not self._daily_stop_seen:
+            self._alert("daily_loss_halt", "error",
+                        f"daily loss stop: realized {risk.realized_today!r} today; orders that "
+                        "add risk are blocked until the next UTC day and `workbench resume`",
+                        symbol=bar.symbol)
+        self._daily_stop_seen = bool(risk is not None and risk.daily_stop)
+
+    def _gap(self, gap: Gap, venue_now: int) -> None:
+        self.wal.append("gap", {"symbol": gap.symbol, "first_ts": gap.first_ts,
+                                "count": gap.count, "detected_at": venue_now}, sync=False)
+        self.log.warning("live", f"venue gap: {gap}", symbol=gap.symbol)
+        if gap.count > self.cfg.live.gap_tolerance_bars:
+            self._alert("bar_gap", "warning",
+                        f"{gap} (beyond live.gap_tolerance_bars="
+                        f"{self.cfg.live.gap_tolerance_bars})",
+                        symbol=gap.symbol, first_ts=gap.first_ts, count=gap.count)
+
+    def _late(self, venue_now: int) -> None:
+        """No new bar although one is due: alert once the wait passes the gap tolerance."""
+        due_close = self._next_close()
+        late = (venue_now - due_close) // self.tf
+        if late > self.cfg.live.gap_tolerance_bars and self._late_alerted != due_close:
+            self._late_alerted = due_close
+            self._alert("bar_late", "warning",
+                        f"no bar from the venue since {ms_to_iso(due_close - self.tf)} "
+                        f"({late} bar times late)", due_close=due_close)
+
+    def _alert(self, kind: str, severity: str, message: str, **data: Any) -> None:
+        self.alerts += 1
+        self.wal.append("alert", {"ts": self.vt.now() if self.vt.synced else self._wall(),
+                                  "kind": kind, "severity": severity, "message": message,
+                                  "data": data}, sync=False)
+        self.log.log(severity, "alert", message, kind=kind, **data)
+        if severity == "error":
+            self.last_error = message
+
+    # --- operator controls ------------------------------------------------------------------
+    def _controls_changed(self) -> bool:
+        try:
+            mtime = os.stat(self.run_dir / CONTROL_DIR).st_mtime_ns
+        except OSError:
+            return False
+        return mtime != self._control_mtime
+
+    def _take_controls(self) -> None:
+        folder = self.run_dir / CONTROL_DIR
+        with contextlib.suppress(OSError):
+            self._control_mtime = os.stat(folder).st_mtime_ns
+        try:
+            requests = sorted(p for p in folder.iterdir() if p.suffix == ".json")
+        except OSError:
+            return
+        for path in requests:
+            try:
+                request = json.loads(path.read_text(encoding="utf-8"))
+                action = request["action"]
+            except (OSError, ValueError, KeyError, TypeError):
+                self._answer(path, {"ok": False, "error": "not a control request"})
+                continue
+            if action not in ACTIONS:
+                self._answer(path, {"ok": False, "error": f"unknown action {action!r}"})
+                continue
+            if action == "resume" and not request.get("confirm"):
+                self._answer(path, {"ok": False, "error": "resume needs --confirm"})
+                continue
+            dry = bool(request.get("dry_run"))
+            reason = str(request.get("reason") or "operator")[:200]
+            if dry:
+                would = self._would(action)
+                self._control("dry_run", reason=f"{action} would {would}", source="operator",
+                              of=action)
+                self._answer(path, {"ok": True, "dry_run": True, "would": would})
+                continue
+            payload = self._control(action, reason=reason, source="operator")
+            self._apply_control(payload)
+            self._snapshot()
+            self._answer(path, {"ok": True, "action": action, "halted": self._halted()})
+
+    def _would(self, action: str) -> str:
+        if action == "halt":
+            return "block every new order"
+        if action == "resume":
+            return "lift the halt"
+        closes = [f"{'SELL' if u > 0 else 'BUY'} {abs(u) / 1e8!r} {s}"
+                  for s, u in sorted(self.step.book.units.items()) if u]
+        return "halt and " + ("; ".join(closes) if closes else "close nothing (flat)")
+
+    def _control(self, action: str, *, reason: str | None, source: str, **extra: Any
+                 ) -> dict[str, Any]:
+        payload = control_record(action, ts=self.step.now, reason=reason, source=source,
+                                 wall_ts=self._wall(), **extra)
+        self.wal.append("control", payload)
+        self.log.warning("control", f"{action}: {reason}", source=source)
+        return payload
+
+    def _apply_control(self, payload: dict[str, Any]) -> None:
+        action = payload.get("action")
+        reason = payload.get("reason") or "operator"
+        if action == "halt":
+            self._halt(reason)
+        elif action == "resume":
+            self.halted_no_risk = None
+            if self.risk is not None:
+                self.risk.resume()
+        elif action == "flatten":
+            self._halt("flatten")
+            for order in list(self.step.open_orders()):
+                self.step.cancel(order)
+            for symbol, units in sorted(self.step.book.units.items()):
+                if units:
+                    side = Side.SELL if units > 0 else Side.BUY
+                    self.step.submit(OrderIntent(symbol, side, abs(units) / 1e8,
+                                                 reduce_only=True, tag=FLATTEN_TAG))
+
+    def _halt(self, reason: str) -> None:
+        if self.risk is not None:
+            self.risk.halt(reason)
+        else:
+            self.halted_no_risk = reason
+
+    def _halted(self) -> str | None:
+        if self.risk is not None:
+            return self.risk.halted_since
+        return self.halted_no_risk
+
+    def _answer(self, path: Path, answer: dict[str, Any]) -> None:
+        answer["answered_at"] = ms_to_iso(self._wall())
+        done = path.parent / DONE_DIR / path.name
+        _write_atomic(done, json.dumps(answer, sort_keys=True))
+        path.unlink(missing_ok=True)
+
+    # --- snapshots, run directory, status ---------------------------------------------------
+    def _snapshot(self) -> None:
+        self.wal.sync()
+        for record in WalReader(self.dir, self.state.seq + 1):
+            apply_record(self.state, record)
+        take_snapshot(self.wal, self.state.to_dict())
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """The run directory's CSVs (as a backtest writes them), manifest and status."""
+        records = contents(self.journal)
+        data = loop_data(self.bars, self.symbols)
+        equity = equity_rows(self.step.book, data)
+        tmp = self.run_dir / ".refresh"
+        tmp.mkdir(exist_ok=True)
+        rundir.write_all(tmp, self.step.book.round_trips, order_states(records), records.fills,
+                         equity)
+        for name in rundir.FILES:
+            os.replace(tmp / name, self.run_dir / name)
+        self._write_status()
+
+    def _write_status(self) -> None:
+        book = self.step.book
+        last = max(self.last_ts.values()) if self.last_ts else None
+        risk = self.risk
+        status = {
+            "run_id": self.run_id, "mode": self.mode.value, "status": self.status,
+            "pid": os.getpid(), "host": socket.gethostname(),
+            "updated_at": ms_to_iso(self._wall()),
+            "last_bar_ts": ms_to_iso(last) if last is not None else None,
+            "bars": self.live_bars,
+            "lag_ms": (self.vt.now() - (last + self.tf)) if last is not None and self.vt.synced
+            else None,
+            "positions": {s: u / 1e8 for s, u in sorted(book.units.items()) if u},
+            "cash": book.cash, "equity": book.equity(),
+            "pnl_today": risk.realized_today if risk is not None else None,
+            "halted": self._halted(), "last_error": self.last_error, "alerts": self.alerts,
+            "orders": self.step.order_seq, "fills": self.step.fill_seq,
+            "latency": LiveResult(self.run_id, "", self.run_dir, self.dir, "", 0, False,
+                                  self.latency_us[-1000:]).latency_summary(),
+        }
+        _write_atomic(self.run_dir / STATUS_FILE, json.dumps(status, sort_keys=True, indent=1))
+
+    def _write_manifest(self) -> None:
+        manifest = {
+            "run_id": self.run_id, "mode": self.mode.value, "name": self.cfg.run.name,
+            "status": self.status, "config": self.cfg.to_dict(), "config_hash": self.cfg.hash(),
+            "git_sha": mf.git_sha(), "versions": mf.versions(), "seed": self.cfg.run.seed,
+            "symbols": self.symbols, "timeframe": self.cfg.data.timeframe,
+            "venue": self.venue.base_url, "journal": str(self.dir),
+            "warehouse": str(self.warehouse), "pid": os.getpid(),
+            "host": socket.gethostname(), "started_at": self.started_at,
+            "resumed": self.resumed, "bars": self.live_bars, "ended_at": None,
+        }
+        if self.status != "running":
+            manifest.update(ended_at=mf.utc_now_iso(), error=self.last_error,
+                            latency=LiveResult(self.run_id, "", self.run_dir, self.dir, "", 0,
+                                               False, self.latency_us).latency_summary())
+        mf.write(self.run_dir / "run_manifest.json", manifest)
+
+    def _finish(self, status: str, why: str) -> None:
+        self.status = status
+        if status in ("failed", "halted"):
+            self.last_error = why
+        with contextlib.suppress(Exception):
+            self.wal.append("control", control_record(
+                "stop", ts=self.step.now, reason=why, source="runtime", status=status,
+                wall_ts=self._wall()))
+        with contextlib.suppress(Exception):
+            self.step.book.check(contents(self.journal).fills)
+        with contextlib.suppress(Exception):
+            self._snapshot()
+        with contextlib.suppress(Exception):
+            self._write_manifest()
+            self._write_status()
+        self.log.info("live", f"{self.mode.value} run {self.run_id} {status}: {why}",
+                      bars=self.live_bars)
+
+
+def loop_data(bars: list[tuple[str, int, float, float, float, float, float]],
+              symbols: list[str]) -> LoopData:
+    """The bars a live run saw, in the order it saw them, as the backtest loop's columns."""
+    names = sorted(set(symbols) | {b[0] for b in bars})
+    index = {name: i for i, name in enumerate(names)}
+    cols: list[tuple[Any, ...]] = list(zip(*bars, strict=True)) if bars else [()] * 7
+    f8 = [np.asarray(c, dtype=np.float64) for c in cols[2:7]]
+    return LoopData(names, np.fromiter((index[s] for s in cols[0]), np.int32, len(bars)),
+                    np.asarray(cols[1], dtype=np.int64), f8[0], f8[1], f8[2], f8[3], f8[4],
+                    np.zeros(len(bars), dtype=bool))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+__all__ = ["LiveOptions", "LiveResult", "LiveRun", "ResumingJournal", "VenueTime",
+           "journal_dir", "loop_data"]
+
+
+def run_live(config: str | Path | Config | None, mode: Mode | str, *,
+             overrides: Iterable[str] = (), run_id: str | None = None,
+             warehouse: str | Path | None = None, runs_dir: str | Path = "runs",
+             options: LiveOptions | None = None, env_prefix: str = "WB_",
+             echo: Any = None) -> LiveResult:
+    """``workbench shadow|paper`` and ``python -m workbench.live``: load the config (the venue
+    key and secret from the environment or the 0600 secrets file), point python-binance at
+    ``venue.base_url``, and run (a new run, or the journaled run ``run_id`` resumed)."""
+    from workbench import secrets
+    from workbench.config import with_venue_credentials
+    from workbench.engine.run import as_config
+    from workbench.warehouse.connect import resolve_path
+
+    wired = kernel.wiring(mode)
+    if not wired.live:
+        raise ConfigError(f"{wired.mode.value} is not a live mode", where="--mode",
+                          fix="use shadow or paper (a backtest: `workbench backtest`)")
+    cfg = as_config(config, overrides, env_prefix)
+    cfg = with_venue_credentials(cfg, secrets.SecretsProvider(prefix=env_prefix))
+    kernel.build_strategy(cfg)  # a bad class or params fail before the venue is asked
+    path = resolve_path(warehouse, env_prefix)
+    if run_id is None:
+        run_id = mf.new_id(wired.mode.value)
+    elif not _RUN_ID.fullmatch(run_id):
+        raise ConfigError(f"--run-id {run_id!r} is not a run id", where="--run-id",
+                          fix="use the id a run printed when it started (letters, digits, "
+                              "'-', '_', '.')")
+    v = cfg.venue
+    venue = VenueClient(v.base_url, api_key=_reveal(v.api_key), api_secret=_reveal(v.api_secret),
+                        recv_window_ms=v.recv_window_ms, timeout_s=v.timeout_s)
+    run = LiveRun(cfg, wired.mode, run_id=run_id, warehouse=path,
+                  run_dir=Path(runs_dir) / run_id, venue=venue, options=options, echo=echo)
+    return run.run()
+
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _reveal(secret: Any) -> str | None:
+    return None if secret is None else secret.get_secret_value()
