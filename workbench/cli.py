@@ -231,6 +231,109 @@ def cmd_fake_exchange(args: argparse.Namespace) -> int:
                              fix="pick another --port, or --port 0 for a free one") from None
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    """``workbench shadow|paper`` (and ``python -m workbench.live --mode ...``)."""
+    from workbench.config import parse_when
+    from workbench.engine.live import LiveOptions, run_live
+
+    until = parse_when(args.until, "--until") if args.until else None
+    options = LiveOptions(max_bars=args.max_bars, until=until)
+
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    result = run_live(args.config, args.command, overrides=args.set or (), run_id=args.run_id,
+                      warehouse=_warehouse(args), runs_dir=args.runs_dir, options=options,
+                      env_prefix=args.env_prefix, echo=sys.stderr, announce=announce)
+    lat = result.latency_summary()
+    print(f"{result.mode} run {result.run_id} {result.status}: {result.bars} bars decided "
+          f"(across restarts), bar arrival to decision p50 {lat['p50_ms']} ms, p95 "
+          f"{lat['p95_ms']} ms, p99 {lat['p99_ms']} ms")
+    print(f"run_id={result.run_id} dir={result.run_dir} journal={result.journal_dir}")
+    return 0
+
+
+def _live_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    from workbench.engine.live import journal_dir
+    from workbench.engine.operator import run_dir_of
+
+    return run_dir_of(args.runs_dir, args.run), journal_dir(_warehouse(args), args.run)
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    """``workbench halt|flatten|resume --run ID``."""
+    from workbench.engine.operator import request
+
+    run_dir, journal = _live_paths(args)
+    answer = request(run_dir, journal, args.command, reason=args.reason, dry_run=args.dry_run,
+                     confirm=getattr(args, "confirm", False), wait_s=args.wait)
+    if not answer.get("ok"):
+        print(f"error: {args.command} of run {args.run}: {answer.get('error')}", file=sys.stderr)
+        return 3 if answer.get("pending") else 1
+    if answer.get("dry_run"):
+        print(f"dry run: {args.command} would {answer.get('would')}")
+    elif answer.get("queued"):
+        print(f"{args.command}: {answer.get('note')}")
+    else:
+        print(f"{args.command}: done; halted: {answer.get('halted') or 'no'}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from workbench.engine.operator import live_runs, status
+
+    if args.run is None:
+        rows = live_runs(args.runs_dir)
+        print_rows(("run_id", "mode", "status", "last_bar_ts", "bars", "halted", "updated_at"),
+                   [(r.get("run_id"), r.get("mode"), r.get("status"), r.get("last_bar_ts"),
+                     r.get("bars"), r.get("halted"), r.get("updated_at")) for r in rows],
+                   args.format)
+        return 0
+    run_dir, journal = _live_paths(args)
+    found = status(run_dir, journal)
+    if args.format == "json":
+        print(json.dumps(found, sort_keys=True, default=str))
+        return 0
+    lat = found.get("latency") or {}
+    positions = ", ".join(f"{s} {q!r}" for s, q in (found.get("positions") or {}).items())
+    lines = [
+        ("run", f"{found.get('run_id')} ({found.get('mode')})"),
+        ("status", f"{found.get('status')}, " + (
+            "process running" if found["running"] else
+            "no process (resume: the same command with --run-id)"
+            if found.get("status") == "running" else "no process")),
+        ("last bar", f"{found.get('last_bar_ts')} (lag {found.get('lag_ms')} ms)"),
+        ("bars", found.get("bars")),
+        ("positions", positions or "flat"),
+        ("equity", f"{found.get('equity')!r} (cash {found.get('cash')!r})"),
+        ("P&L today", found.get("pnl_today")),
+        ("halted", found.get("halted") or "no"),
+        ("last error", found.get("last_error") or "none"),
+        ("alerts", found.get("alerts")),
+        ("latency", f"p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
+                    f"p99 {lat.get('p99_ms')} ms"),
+        ("updated", found.get("updated_at")),
+    ]
+    for name, value in lines:
+        print(f"{name:>10}: {value}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from workbench.engine.live import journal_dir
+    from workbench.engine.operator import replay_check
+
+    journal = journal_dir(_warehouse(args), args.run)
+    report = replay_check(journal, _warehouse(args), args.run)
+    for line in report.lines:
+        print(line)
+    if report.difference is not None:
+        print(f"DIFFERENT: {report.difference}")
+        return 1
+    print("equal")
+    return 0
+
+
 # The headline of the listed runs, as each run stored it (metrics `headline.*`); runs written
 # before that are computed from rpt.performance one at a time: filtered by `run_id = ?` it
 # reaches every scan of the views, while joined to the latest runs (or filtered by `in (...)`)
@@ -483,6 +586,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")
     p.set_defaults(func=cmd_fake_exchange)
 
+    for mode, text in (("shadow", "run a strategy on live venue bars; record orders, send none"),
+                       ("paper", "run a strategy on live venue bars with simulated fills")):
+        p = sub.add_parser(mode, parents=[common], help=text)
+        _live_arguments(p)
+
+    for action, text in (("halt", "stop a live run's new orders (within a second)"),
+                         ("flatten", "close every position of a live run, then halt it"),
+                         ("resume", "lift a live run's halt (needs --confirm)")):
+        p = sub.add_parser(action, parents=[common], help=text)
+        p.add_argument("--run", required=True, metavar="RUN_ID")
+        p.add_argument("--runs-dir", default="runs", metavar="DIR")
+        p.add_argument("--reason", help="said in the journal and the log")
+        p.add_argument("--dry-run", action="store_true", help="log what it would do, do nothing")
+        p.add_argument("--wait", type=_positive_float, default=5.0, metavar="SECONDS",
+                       help="how long to wait for the run's answer (default 5)")
+        if action == "resume":
+            p.add_argument("--confirm", action="store_true", help="required: trading resumes")
+        p.set_defaults(func=cmd_control)
+
+    p = sub.add_parser("status", parents=[common], help="live runs, or one run's state")
+    p.add_argument("--run", metavar="RUN_ID")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("replay", parents=[common],
+                       help="rebuild a live run's state from its journal and check it")
+    p.add_argument("--run", required=True, metavar="RUN_ID")
+    p.set_defaults(func=cmd_replay)
+
     p = sub.add_parser("runs", parents=[common], help="list runs or show one")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     rl = rsub.add_parser("list", parents=[common], help="recent runs with headline numbers")
@@ -492,6 +625,20 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("run_id", metavar="RUN_ID")
     p.set_defaults(func=cmd_runs)
     return parser
+
+
+def _live_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, metavar="FILE")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set venue.base_url=http://127.0.0.1:8765")
+    p.add_argument("--run-id", metavar="RUN_ID",
+                   help="resume this run from its journal (or start a new run with this id)")
+    p.add_argument("--max-bars", type=_positive_int, metavar="N",
+                   help="end cleanly after N decided bars, counted across restarts")
+    p.add_argument("--until", metavar="TS", help="end cleanly after the bar closing at TS")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR",
+                   help="where run directories go (default: runs/)")
+    p.set_defaults(func=cmd_live)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -589,6 +736,34 @@ def entry() -> None:
         _quiet_stdout()
         code = code or EXIT_PIPE
     with contextlib.suppress(BrokenPipeError):
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def entry_live(argv: Sequence[str]) -> None:
+    """``python -m workbench.live --mode shadow|paper ...``: ``workbench MODE ...``."""
+    args = list(argv)
+    mode = None
+    for i, arg in enumerate(args):
+        if arg == "--mode" and i + 1 < len(args):
+            mode = args[i + 1]
+            del args[i:i + 2]
+            break
+        if arg.startswith("--mode="):
+            mode = arg.split("=", 1)[1]
+            del args[i]
+            break
+    if mode not in ("shadow", "paper"):
+        print("usage: python -m workbench.live --mode shadow|paper --config FILE [--run-id ID] "
+              "[--max-bars N] [--until TS] [--set KEY=VALUE]...\n"
+              f"error: --mode must be shadow or paper{'' if mode is None else f', not {mode!r}'}"
+              " (live trading with real orders is not built yet)", file=sys.stderr)
+        sys.stdout.flush()
+        os._exit(2)
+    sys.argv[0] = "python -m workbench.live"
+    code = main([mode, *args])
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)
 

@@ -238,7 +238,9 @@ class LiveResult:
     """Live and back-filled bars processed, across restarts."""
     resumed: bool
     latency_us: list[int] = field(default_factory=list)
-    """Bar arrival to decision, this process's bars."""
+    """Bar arrival to decision, this process's bars decided as they closed (not back-filled)."""
+    backfill_bars: int = 0
+    """Of ``bars``, those this process back-filled (a restart, an outage)."""
 
     def latency_summary(self) -> dict[str, float | None]:
         if not self.latency_us:
@@ -257,8 +259,10 @@ class LiveRun:
                  run_dir: Path, venue: VenueClient, options: LiveOptions | None = None,
                  echo: Any = None, sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], int] = wall_ms) -> None:
+                 wall: Callable[[], int] = wall_ms,
+                 announce: Callable[[str], None] | None = None) -> None:
         self.cfg, self.run_id = cfg, run_id
+        self._announce = announce
         self.wired = kernel.wiring(mode)
         if not self.wired.live:
             raise ConfigError(f"{mode} is not a live mode", fix="use shadow or paper")
@@ -278,6 +282,7 @@ class LiveRun:
         self.bars: list[tuple[str, int, float, float, float, float, float]] = []
         self.live_bars = 0
         self.latency_us: list[int] = []
+        self.backfill_latency_us: list[int] = []
         self.state = State()
         self.resumed = False
         self.halted_no_risk: str | None = None
@@ -297,7 +302,8 @@ class LiveRun:
     def run(self) -> LiveResult:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / CONTROL_DIR / DONE_DIR).mkdir(parents=True, exist_ok=True)
-        inner = WalJournal(self.dir, wall_ms=self._wall)  # one process per run: locked
+        # one process per run (the journal's lock); an operator's look at it lasts a moment
+        inner = WalJournal(self.dir, wall_ms=self._wall, wait_s=2.0)
         try:
             return self._run(inner)
         finally:
@@ -324,6 +330,11 @@ class LiveRun:
                 self._start()
             self._write_manifest()
             self._refresh()
+            if self._announce is not None:
+                self._announce(
+                    f"{self.mode.value} run {self.run_id} "
+                    f"{'resumed' if self.resumed else 'started'} on {self.venue.base_url}; "
+                    f"dir={self.run_dir}; halt with `workbench halt --run {self.run_id}`")
             while self._cycle():
                 pass
             self._finish("completed", "the run reached --max-bars or --until")
@@ -342,7 +353,8 @@ class LiveRun:
             self._finish("failed", f"{type(exc).__name__}: {exc}")
             raise
         return LiveResult(self.run_id, self.mode.value, self.run_dir, self.dir, self.status,
-                          self.live_bars, self.resumed, self.latency_us)
+                          self.live_bars, self.resumed, self.latency_us,
+                          len(self.backfill_latency_us))
 
     # --- start, resume ----------------------------------------------------------------------
     def _server_time(self) -> int:
@@ -542,7 +554,9 @@ class LiveRun:
         self._decide(bar)
         latency_us = (time.perf_counter_ns() - arrived_ns) // 1000
         self.live_bars += 1
-        self.latency_us.append(latency_us)
+        # bar arrival to decision of bars decided as they closed; a back-filled batch waits
+        # for the bars before it, so its latency says how long catching up took instead
+        (self.latency_us if phase == "live" else self.backfill_latency_us).append(latency_us)
         blocked = self._write_risk_events()
         decision: dict[str, Any] = {
             "symbol": bar.symbol, "ts": bar.ts, "decided_at": self.vt.now(),
@@ -817,7 +831,7 @@ def run_live(config: str | Path | Config | None, mode: Mode | str, *,
              overrides: Iterable[str] = (), run_id: str | None = None,
              warehouse: str | Path | None = None, runs_dir: str | Path = "runs",
              options: LiveOptions | None = None, env_prefix: str = "WB_",
-             echo: Any = None) -> LiveResult:
+             echo: Any = None, announce: Callable[[str], None] | None = None) -> LiveResult:
     """``workbench shadow|paper`` and ``python -m workbench.live``: load the config (the venue
     key and secret from the environment or the 0600 secrets file), point python-binance at
     ``venue.base_url``, and run (a new run, or the journaled run ``run_id`` resumed)."""
@@ -844,7 +858,8 @@ def run_live(config: str | Path | Config | None, mode: Mode | str, *,
     venue = VenueClient(v.base_url, api_key=_reveal(v.api_key), api_secret=_reveal(v.api_secret),
                         recv_window_ms=v.recv_window_ms, timeout_s=v.timeout_s)
     run = LiveRun(cfg, wired.mode, run_id=run_id, warehouse=path,
-                  run_dir=Path(runs_dir) / run_id, venue=venue, options=options, echo=echo)
+                  run_dir=Path(runs_dir) / run_id, venue=venue, options=options, echo=echo,
+                  announce=announce)
     return run.run()
 
 

@@ -55,10 +55,10 @@ class WalJournal:
     """The journal of a live run in ``directory`` (its ``wal.log``), opened for writing (one
     writer per directory: ``Wal.open`` takes an exclusive lock)."""
 
-    def __init__(self, directory: str | Path, *, wall_ms: Callable[[], int] | None = None
-                 ) -> None:
+    def __init__(self, directory: str | Path, *, wall_ms: Callable[[], int] | None = None,
+                 wait_s: float = 0.0) -> None:
         self.directory = Path(directory)
-        self.wal = Wal.open(self.directory)
+        self.wal = Wal.open(self.directory, wait_s=wait_s)
         """The log itself, for the runtime's other records (bars, decisions, controls)."""
         self.closed = False
         self._wall_ms = wall_ms

@@ -50,6 +50,7 @@ import math
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -377,6 +378,12 @@ def fsync_dir(path: Path) -> None:
 
 
 # --- writing -------------------------------------------------------------------------------------
+def _locked(path: Path) -> WalError:
+    return WalError("another process is writing this journal", where=str(path),
+                    fix="a run has one live process: stop the other one (or wait for it to "
+                        "exit) before resuming this run")
+
+
 class Wal:
     """The appending side. ``Wal.open(journal_dir)`` creates or reopens the log (dropping a torn
     tail), then ``append`` records; ``close`` syncs and releases the lock. Thread-safe."""
@@ -393,19 +400,24 @@ class Wal:
         """The torn tail dropped when this log was opened, or None."""
 
     @classmethod
-    def open(cls, journal_dir: str | Path) -> Wal:
+    def open(cls, journal_dir: str | Path, *, wait_s: float = 0.0) -> Wal:
+        """``wait_s``: how long to wait for another holder of the lock to let go (an operator
+        command that looks whether the run is running holds it for a moment)."""
         directory = Path(journal_dir)
         _make_dirs(directory)
         path = directory / WAL_FILE
         created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise WalError("another process is writing this journal", where=str(path),
-                               fix="a run has one live process: stop the other one (or wait "
-                                   "for it to exit) before resuming this run") from None
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise _locked(path) from None
+                    time.sleep(0.01)
             result = WalScan(0, 0, None)
             for item in scan(path, start_seq=_NO_PAYLOADS):
                 assert isinstance(item, WalScan)
