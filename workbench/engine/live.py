@@ -277,7 +277,8 @@ class LiveRun:
         self._sleep, self._wall = sleep, wall
         self.vt = VenueTime(self._server_time, monotonic)
         self.feeds = {s: RestKlineFeed(venue, s, self.tf) for s in self.symbols}
-        self.log = JsonlLog(self.run_dir / "logs.jsonl", echo=echo)
+        self._echo = echo
+        self.log = JsonlLog(echo=echo)  # the run directory's logs.jsonl once the run starts
         self.last_ts: dict[str, int] = {}
         self.bars: list[tuple[str, int, float, float, float, float, float]] = []
         self.live_bars = 0
@@ -300,6 +301,8 @@ class LiveRun:
 
     # --- the run ----------------------------------------------------------------------------
     def run(self) -> LiveResult:
+        self._preflight()  # a refusal here leaves no file behind
+        self.log = JsonlLog(self.run_dir / "logs.jsonl", echo=self._echo)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / CONTROL_DIR / DONE_DIR).mkdir(parents=True, exist_ok=True)
         # one process per run (the journal's lock); an operator's look at it lasts a moment
@@ -322,7 +325,6 @@ class LiveRun:
         self.step = self.kernel.step
         self.risk = self.step.risk
         self.strategy = strategy
-        self._check_venue()
         try:
             if journaled:
                 self._resume(journaled)
@@ -358,10 +360,27 @@ class LiveRun:
 
     # --- start, resume ----------------------------------------------------------------------
     def _server_time(self) -> int:
-        return int(self.venue.call("time", self.venue.client.get_server_time)["serverTime"])
+        answer = self.venue.call("time", self.venue.client.get_server_time)
+        try:
+            return int(answer["serverTime"])
+        except (TypeError, KeyError, ValueError):
+            raise DataError("the venue answered /api/v3/time without a serverTime",
+                            where=self.venue.base_url,
+                            fix="check venue.base_url points at a Binance-compatible venue"
+                            ) from None
+
+    def _preflight(self) -> None:
+        """What can refuse the run, checked before anything is written (no run directory, no
+        journal): the venue answers, lists every symbol, takes the key and tells its time; a
+        journaled run to resume is of this mode and configuration."""
+        self._check_venue()
+        first = next(iter(WalReader(self.dir, warn=False)), None)
+        if first is not None:
+            self._check_resumable(first)
 
     def _check_venue(self) -> None:
-        """The venue answers, knows every symbol, and takes the key when one is given."""
+        """The venue answers, knows every symbol, tells its time, and takes the key when one
+        is given."""
         info = self.venue.call("exchangeInfo", self.venue.client.get_exchange_info)
         try:
             known = {s["symbol"] for s in info["symbols"]}
@@ -383,6 +402,7 @@ class LiveRun:
                               fix="set both WB_VENUE__API_KEY and WB_VENUE__API_SECRET (or "
                                   "both lines of the secrets file), or neither for market data "
                                   "only")
+        self.vt.sync()  # the venue's clock answers (a garbage answer is refused here)
         if venue.api_key is not None:
             self.venue.sync_time()
             self.venue.call("account", self.venue.client.get_account)
@@ -391,9 +411,11 @@ class LiveRun:
         venue_now = self.vt.calibrate(self._sleep)
         want = max(self.cfg.live.warmup_bars, int(getattr(self.strategy, "warmup_bars", 0) or 0))
         warm: list[Bar] = []
+        gaps: list[Gap] = []
         for symbol, feed in self.feeds.items():
             bars = feed.warmup(want, venue_now)
             warm += bars
+            gaps += feed.gaps(bars)  # minutes the venue lacks inside the warm-up window
             last_closed = (venue_now // self.tf) * self.tf - self.tf
             self.last_ts[symbol] = bars[-1].ts if bars else last_closed
         warm.sort(key=lambda b: (b.ts, b.symbol))
@@ -402,6 +424,8 @@ class LiveRun:
             self.cfg.portfolio.initial_cash, run_id=self.run_id, mode=self.mode.value,
             config_hash=decision_hash(self.cfg), symbols=self.symbols,
             timeframe=self.cfg.data.timeframe, ts=venue_now, start_ts=start_ts, warmup_bars=want))
+        for gap in gaps:
+            self._gap(gap, venue_now)
         self.step.start(start_ts)
         for bar in warm:
             self.wal.append("bar", bar_record(bar) | {"phase": "warmup", "lag_ms": None},
@@ -412,8 +436,7 @@ class LiveRun:
                       f"warm-up bars, venue time {ms_to_iso(venue_now)}",
                       symbols=self.symbols, venue=self.venue.base_url)
 
-    def _resume(self, journaled: list[Record]) -> None:
-        first = journaled[0]
+    def _check_resumable(self, first: Record) -> None:
         if first.kind != "control" or first.payload.get("action") != "start":
             raise ReplayError("the journal does not begin with the run's start record",
                               where=f"{self.dir} (WAL seq {first.seq})",
@@ -429,6 +452,10 @@ class LiveRun:
                               fix="resume with the same data, strategy, portfolio, costs and "
                                   "risk settings (venue and live may change), or start a new "
                                   "run (without --run-id)")
+
+    def _resume(self, journaled: list[Record]) -> None:
+        self._check_resumable(journaled[0])  # again, now that the journal's lock is held
+        begun = journaled[0].payload
         self.resumed = True
         self.step.start(int(begun["start_ts"]))
         bar_positions = [i for i, r in enumerate(journaled) if r.kind == "bar"]

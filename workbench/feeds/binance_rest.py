@@ -70,6 +70,11 @@ class RestKlineFeed:
         bars, _ = self.closed_bars(after, now_ms)
         return bars[-count:]
 
+    def gaps(self, bars: list[Bar], after_ts: int | None = None) -> list[Gap]:
+        """The bars missing between ``bars`` (in order), and between ``after_ts`` and the
+        first of them when given."""
+        return self._gaps(after_ts, bars)
+
     def _klines(self, start: int | None, limit: int) -> list[Bar]:
         params: dict[str, Any] = {"symbol": self.symbol, "interval": self.interval,
                                   "limit": limit}
