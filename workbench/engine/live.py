@@ -59,7 +59,7 @@ from workbench.engine.journal import (
     contents,
     order_states,
 )
-from workbench.errors import ConfigError, DataError, WorkbenchError
+from workbench.errors import ConfigError, DataError, EngineFault, WorkbenchError
 from workbench.feeds.binance_rest import Gap, RestKlineFeed
 from workbench.feeds.history import LoopData
 from workbench.model import Bar, Fill, Mode, Order, OrderIntent, OrderStatus, Side, ms_to_iso
@@ -460,26 +460,34 @@ class LiveRun:
         self.step.start(int(begun["start_ts"]))
         bar_positions = [i for i, r in enumerate(journaled) if r.kind == "bar"]
         last_bar = bar_positions[-1] if bar_positions else -1
-        for i, record in enumerate(journaled):
-            if record.kind == "bar":
-                p = record.payload
-                bar = Bar(p["symbol"], p["ts"], p["open"], p["high"], p["low"], p["close"],
-                          p["volume"])
-                self._remember(bar)
-                if p.get("phase") == "warmup":
-                    self.step.warm(bar)
-                else:
-                    self.live_bars += 1
-                    self._decide(bar)
-                    if self.journal.appended and i != last_bar:
-                        raise ReplayError(
-                            f"on restart the strategy made {self.journal.appended} record(s) at "
-                            f"{bar.symbol} {ms_to_iso(bar.ts)} that the journal does not hold "
-                            "although later bars are journaled", where=str(self.dir),
-                            fix="a live strategy must decide from its bars, fills and seed "
-                                "only; start a new run")
-            elif record.kind == "control":
-                self._apply_control(record.payload)
+        try:
+            for i, record in enumerate(journaled):
+                if record.kind == "bar":
+                    p = record.payload
+                    bar = Bar(p["symbol"], p["ts"], p["open"], p["high"], p["low"], p["close"],
+                              p["volume"])
+                    self._remember(bar)
+                    if p.get("phase") == "warmup":
+                        self.step.warm(bar)
+                    else:
+                        self.live_bars += 1
+                        self._decide(bar)
+                        if self.journal.appended and i != last_bar:
+                            raise ReplayError(
+                                f"on restart the strategy made {self.journal.appended} "
+                                f"record(s) at {bar.symbol} {ms_to_iso(bar.ts)} that the journal "
+                                "does not hold although later bars are journaled",
+                                where=str(self.dir),
+                                fix="a live strategy must decide from its bars, fills and seed "
+                                    "only; start a new run")
+                elif record.kind == "control":
+                    self._apply_control(record.payload)
+        except EngineFault as fault:
+            # the journal's check refused a record the strategy's submit made: say so as
+            # the ReplayError it is, not as a defect of the engine
+            if isinstance(fault.__cause__, ReplayError):
+                raise fault.__cause__ from None
+            raise
         if self.journal.expected:
             raise ReplayError(
                 f"on restart the strategy did not make {len(self.journal.expected)} journaled "
