@@ -500,12 +500,18 @@ class LiveRun:
         if recovered.torn is not None:
             self.log.warning("live", f"dropped a torn last journal record: {recovered.torn}")
         books = book_from_state(self.state)
-        if books.cash != self.step.book.cash or books.units != self.step.book.units:
-            raise ReplayError(
-                f"the journal folds to cash {books.cash!r} and positions {books.units!r}, but "
-                f"the bars replayed give {self.step.book.cash!r} and {self.step.book.units!r}",
-                where=str(self.dir), fix="the journal was changed by hand, or the strategy "
-                                         "does not repeat itself; start a new run")
+        replayed = (self.step.book.cash, self.step.book.units)
+        # the state's own cash and positions too: a snapshot carries them beside its fills
+        for cash, units in ((books.cash, books.units), (self.state.cash, self.state.units)):
+            if (cash, units) != replayed:
+                raise ReplayError(
+                    f"the journal folds to cash {cash!r} and positions {units!r}, but the bars "
+                    f"replayed give {replayed[0]!r} and {replayed[1]!r}",
+                    where=str(recovered.snapshot.source or self.dir),
+                    fix="the journal or its snapshot was changed by hand (`workbench replay "
+                        "--run ID` names the difference; without snapshot files the state is "
+                        "folded from the first record), or the strategy does not repeat "
+                        "itself; start a new run")
         self._risk_events_written = len(self.risk.events) if self.risk is not None else 0
         self.vt.calibrate(self._sleep)
         self._daily_stop_seen = bool(self.risk is not None and self.risk.daily_stop)

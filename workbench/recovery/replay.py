@@ -9,8 +9,9 @@ tail and a replay from the first record give the same state (a property test hol
 Payloads the fold reads (extra keys are kept in the WAL and ignored here):
 
 * ``control``: ``{"action": "start", "initial_cash": float}`` first; later ``"halt"`` (with
-  ``"reason"``), ``"resume"``, ``"flatten"`` (sets ``flatten_requested``; the runtime writes a
-  ``halt`` once flat). Other actions are counted and otherwise ignored.
+  ``"reason"``), ``"resume"``, ``"flatten"`` (sets ``flatten_requested`` and halts, reason
+  ``"flatten"``, as the live loop does: only the flatten's own closing orders pass the halt).
+  Other actions are counted and otherwise ignored.
 * ``bar``: ``{"symbol", "ts", "close", ...}``: the last bar ts and close per symbol.
 * ``decision``: anything; an optional ``"strategy_state"`` (the strategy's ``get_state()``) is
   adopted as the state's ``strategy``.
@@ -132,6 +133,8 @@ def _control(state: State, record: Record) -> None:
         state.flatten_requested = False
     elif action == "flatten":
         state.flatten_requested = True
+        state.halted = True  # the loop halts, then closes every position (engine/live.py)
+        state.halt_reason = "flatten"
 
 
 def _bar(state: State, record: Record) -> None:
