@@ -84,6 +84,23 @@ def test_shadow_blocking_risk_config_journals_blocked_orders_and_risk_events(
     assert records(journal, "fill") == []
 
 
+def test_shadow_restarted_blocks_and_proposals_journaled_once(tmp_path: Path, bars: Path
+                                                               ) -> None:
+    with venue(bars, START) as (fx, clock):
+        cfg = config(fx.url, risk={"max_order_notional": 1.0})
+        make_run(fx.url, clock, tmp_path, cfg, mode=Mode.SHADOW,
+                 options=LiveOptions(max_bars=10)).run()
+        clock.advance(7 * MIN)
+        result = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.SHADOW,
+                          options=LiveOptions(max_bars=25)).run()
+    journal = result.journal_dir
+    coids = [o["client_order_id"] for o in payloads(journal, "order")]
+    assert len(coids) >= 4 and len(coids) == len(set(coids))
+    assert [r["client_order_id"] for r in payloads(journal, "risk_event")] == coids
+    decided = [(b["symbol"], b["ts"]) for b in _decided(journal)]
+    assert len(decided) == len(set(decided)) == 25
+
+
 # --- warm-up --------------------------------------------------------------------------------
 @pytest.mark.parametrize(("live_warm", "strategy_warm"), [(4, 11), (9, 3)])
 def test_warmup_longest_of_live_and_strategy_bars_journaled_before_first_decision(
@@ -186,6 +203,19 @@ def test_backfill_bars_missed_while_stopped_decided_as_backfill_max_bars_across_
                                                        MIN))[:len(backfilled)]
     assert all(b["lag_ms"] >= MIN for b in backfilled)
     assert all(b["phase"] == "live" and b["lag_ms"] < MIN for b in after[len(backfilled):])
+
+
+def test_max_bars_already_reached_resume_completes_without_a_new_bar(
+        tmp_path: Path, bars: Path) -> None:
+    with venue(bars, START) as (fx, clock):
+        first = make_run(fx.url, clock, tmp_path, config(fx.url),
+                         options=LiveOptions(max_bars=8)).run()
+        before = payloads(first.journal_dir, "bar")
+        clock.advance(5 * MIN)
+        again = make_run(fx.url, clock, tmp_path, config(fx.url),
+                         options=LiveOptions(max_bars=8)).run()
+    assert again.resumed and again.status == "completed" and again.bars == 8
+    assert payloads(first.journal_dir, "bar") == before
 
 
 # --- --until --------------------------------------------------------------------------------

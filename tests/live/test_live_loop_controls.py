@@ -89,6 +89,33 @@ def test_controls_halt_request_journaled_answered_later_orders_blocked(
     assert operator.status(second.run_dir, journal)["halted"] == "test"
 
 
+def test_controls_halt_placed_while_the_loop_runs_taken_before_the_next_bar(
+        tmp_path: Path, bars: Path) -> None:
+    placed: list[tuple[int, Path]] = []
+    at = START + 20 * MIN  # venue time: some ten bars into the run
+
+    def halt_once(venue_ms: int) -> None:
+        if venue_ms >= at and not placed:
+            placed.append((venue_ms, _place(tmp_path / "runs" / "run-1", "halt")))
+
+    with venue(bars, START) as (fx, clock):
+        result = make_run(fx.url, clock, tmp_path, config(fx.url), on_sleep=halt_once,
+                          options=LiveOptions(max_bars=40)).run()
+    (placed_at, request), = placed
+    assert _answer(request)["ok"] is True
+    recs = records(result.journal_dir)
+    halt = next(r for r in recs if r.kind == "control" and r.payload["action"] == "halt")
+    bar_before = [r for r in recs if r.kind == "bar" and r.seq < halt.seq][-1]
+    # taken on the loop's next turn: no bar is decided between the request and the halt
+    # (a bar record's venue time: its close plus its lag)
+    processed = lambda r: r.payload["ts"] + MIN + r.payload["lag_ms"]  # noqa: E731
+    assert processed(bar_before) <= placed_at
+    later = [r for r in recs if r.kind == "bar" and r.seq > halt.seq]
+    assert later and processed(later[0]) >= placed_at
+    outcomes = _order_outcomes(result.journal_dir, bar_before.payload["ts"])
+    assert outcomes and all(o[1:] == ("BLOCKED", "RISK_HALTED") for o in outcomes)
+
+
 def test_controls_flatten_closes_the_position_and_leaves_the_run_halted(
         tmp_path: Path, bars: Path) -> None:
     with venue(bars, START) as (fx, clock):

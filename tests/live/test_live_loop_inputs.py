@@ -97,6 +97,8 @@ def test_bad_input_venue_answering_non_json_gives_up_naming_the_url_nothing_writ
     ({"exchangeInfo": exchange_info(), "time": '{"time": 1}'}, "without a serverTime"),
     ({"exchangeInfo": exchange_info(), "time": '{"serverTime": "soon"}'},
      "without a serverTime"),
+    ({"exchangeInfo": exchange_info(), "time": f'{{"serverTime": {START}}}',
+      "klines": '[["x", "1", "2"]]'}, "klines that are not klines"),  # the warm-up's
 ])
 def test_bad_input_venue_answering_wrong_json_refused_naming_the_url_nothing_written(
         tmp_path: Path, answers: dict[str, str], says: str) -> None:
@@ -106,6 +108,18 @@ def test_bad_input_venue_answering_wrong_json_refused_naming_the_url_nothing_wri
             run.run()
     assert raised.value.where == url and says in raised.value.what
     _nothing_written(tmp_path)
+
+
+def test_bad_input_venue_failing_the_warmup_gives_up_nothing_written_same_id_starts_later(
+        tmp_path: Path, bars: Path) -> None:
+    with venue(bars, START) as (fx, clock):
+        fx.inject("klines:500x6")  # every try of the first klines call: the warm-up's
+        with pytest.raises(VenueUnavailable, match="klines failed 6 times in a row"):
+            make_run(fx.url, clock, tmp_path, config(fx.url)).run()
+        _nothing_written(tmp_path)  # no journal without its start record
+        again = make_run(fx.url, clock, tmp_path, config(fx.url),
+                         options=LiveOptions(max_bars=3)).run()
+    assert again.status == "completed" and not again.resumed and again.bars == 3
 
 
 @pytest.mark.parametrize("only", ["api_key", "api_secret"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,11 +46,19 @@ def config(url: str, *, strategy: str = "live_loop_strategies:Ticker",
 def make_run(url: str, clock: ManualClock, tmp: Path, cfg: Config, *,
              mode: Mode = Mode.PAPER, run_id: str = "run-1",
              options: LiveOptions | None = None, timeout_s: float = 10.0,
-             attempts: int = 6, speed: float = 600.0) -> LiveRun:
+             attempts: int = 6, speed: float = 600.0,
+             on_sleep: Callable[[int], None] | None = None) -> LiveRun:
     """A ``LiveRun`` (not started) on simulated time; the venue client takes the key and
     secret from ``cfg.venue`` as ``run_live`` does. Warehouse ``tmp/wh/w.duckdb``, run
-    directory ``tmp/runs/<run_id>``."""
+    directory ``tmp/runs/<run_id>``. ``on_sleep(venue_ms)`` is called at each of the loop's
+    sleeps with the venue time (to act on a run while it runs)."""
     sim = SimTime(clock, speed)
+    sleep = sim.sleep
+    if on_sleep is not None:
+        def sleep(seconds: float) -> None:
+            sim.sleep(seconds)
+            on_sleep(clock.now_ms())
+
     v = cfg.venue
     client = VenueClient(
         url, api_key=None if v.api_key is None else v.api_key.get_secret_value(),
@@ -61,7 +69,7 @@ def make_run(url: str, clock: ManualClock, tmp: Path, cfg: Config, *,
     return LiveRun(cfg, mode, run_id=run_id, warehouse=tmp / "wh" / "w.duckdb",
                    run_dir=tmp / "runs" / run_id, venue=client,
                    options=options or LiveOptions(max_bars=30),
-                   sleep=sim.sleep, monotonic=sim.monotonic)
+                   sleep=sleep, monotonic=sim.monotonic)
 
 
 def records(journal: Path, *kinds: str) -> list[Record]:

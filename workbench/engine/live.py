@@ -298,6 +298,7 @@ class LiveRun:
         self._risk_events_written = 0
         self._retry_at = 0  # venue time before which an empty poll is not repeated
         self._empty_polls = 0
+        self._warmup: tuple[int, int, list[Bar], list[Gap]] | None = None
 
     # --- the run ----------------------------------------------------------------------------
     def run(self) -> LiveResult:
@@ -372,11 +373,14 @@ class LiveRun:
     def _preflight(self) -> None:
         """What can refuse the run, checked before anything is written (no run directory, no
         journal): the venue answers, lists every symbol, takes the key and tells its time; a
-        journaled run to resume is of this mode and configuration."""
+        journaled run to resume is of this mode and configuration; a new run's warm-up bars
+        come."""
         self._check_venue()
         first = next(iter(WalReader(self.dir, warn=False)), None)
         if first is not None:
             self._check_resumable(first)
+        else:
+            self._warmup = self._fetch_warmup()
 
     def _check_venue(self) -> None:
         """The venue answers, knows every symbol, tells its time, and takes the key when one
@@ -407,9 +411,13 @@ class LiveRun:
             self.venue.sync_time()
             self.venue.call("account", self.venue.client.get_account)
 
-    def _start(self) -> None:
+    def _fetch_warmup(self) -> tuple[int, int, list[Bar], list[Gap]]:
+        """A new run's warm-up bars (and the gaps among them), read before its journal is
+        written: a venue that fails them leaves no run behind, never a journal without its
+        start record. Returns the venue time, the bars wanted, the bars, the gaps."""
         venue_now = self.vt.calibrate(self._sleep)
-        want = max(self.cfg.live.warmup_bars, int(getattr(self.strategy, "warmup_bars", 0) or 0))
+        strategy = kernel.build_strategy(self.cfg)
+        want = max(self.cfg.live.warmup_bars, int(getattr(strategy, "warmup_bars", 0) or 0))
         warm: list[Bar] = []
         gaps: list[Gap] = []
         for symbol, feed in self.feeds.items():
@@ -419,6 +427,11 @@ class LiveRun:
             last_closed = (venue_now // self.tf) * self.tf - self.tf
             self.last_ts[symbol] = bars[-1].ts if bars else last_closed
         warm.sort(key=lambda b: (b.ts, b.symbol))
+        return venue_now, want, warm, gaps
+
+    def _start(self) -> None:
+        fetched, self._warmup = self._warmup, None
+        venue_now, want, warm, gaps = fetched or self._fetch_warmup()
         start_ts = warm[0].ts if warm else min(self.last_ts.values()) + self.tf
         self.wal.append("control", start_record(
             self.cfg.portfolio.initial_cash, run_id=self.run_id, mode=self.mode.value,
