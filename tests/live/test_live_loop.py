@@ -153,7 +153,9 @@ def test_gaps_missing_minutes_recorded_alerted_and_every_venue_bar_decided_once(
     journal = result.journal_dir
     gaps = [(g["first_ts"], g["count"]) for g in payloads(journal, "gap")]
     assert gaps == [(T0 + 40 * MIN, 3), (T0 + 55 * MIN, 1)]
-    bar_gaps = [a for a in payloads(journal, "alert") if a["kind"] == "bar_gap"]
+    alerts = payloads(journal, "alert")
+    assert any(a["kind"] == "bar_late" for a in alerts)  # while the 3 bars did not come
+    bar_gaps = [a for a in alerts if a["kind"] == "bar_gap"]
     assert [(a["data"]["first_ts"], a["data"]["count"]) for a in bar_gaps] == [
         (T0 + 40 * MIN, 3)]  # 1 missing bar is within live.gap_tolerance_bars=1
     decided = [(b["symbol"], b["ts"]) for b in _decided(journal)]
@@ -218,6 +220,27 @@ def test_max_bars_already_reached_resume_completes_without_a_new_bar(
     assert payloads(first.journal_dir, "bar") == before
 
 
+def test_backfill_minutes_missing_while_stopped_recorded_as_gaps_not_invented(
+        tmp_path: Path) -> None:
+    data = write_bars(tmp_path / "gappy.csv", 200, missing=(47, 48, 49))
+    with venue(data, START) as (fx, clock):
+        cfg = config(fx.url)
+        first = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=10)).run()
+        stopped = _decided(first.journal_dir)[-1]["ts"]
+        assert stopped < T0 + 47 * MIN
+        clock.advance(15 * MIN)
+        second = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=30)).run()
+    journal = second.journal_dir
+    assert [(g["first_ts"], g["count"]) for g in payloads(journal, "gap")] == [
+        (T0 + 47 * MIN, 3)]
+    decided = [b["ts"] for b in _decided(journal)]
+    assert len(decided) == len(set(decided)) == 30
+    assert [ts for ts in decided if ts > stopped] == [
+        T0 + i * MIN for i in range(200) if i not in (47, 48, 49)
+        and stopped < T0 + i * MIN <= decided[-1]]
+    assert second.backfill_bars > 0
+
+
 # --- --until --------------------------------------------------------------------------------
 def test_until_run_ends_after_the_bar_closing_at_or_before_it_completed(
         tmp_path: Path, bars: Path) -> None:
@@ -278,6 +301,7 @@ def test_faults_persistent_klines_5xx_halt_run_then_resume_continues_without_dup
         assert halts and halts[-1]["reason"] == "venue unavailable"
         status = _status(run_dir)
         assert status["status"] == "halted" and "klines failed" in status["last_error"]
+        assert status["halted"].startswith("venue unavailable at ")
         done_before = len(_decided(journal))
         assert 0 < done_before < 40
         fx.clear_faults()

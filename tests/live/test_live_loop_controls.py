@@ -216,6 +216,31 @@ def test_controls_journaled_while_stopped_take_effect_on_resume(tmp_path: Path, 
     assert _status(again.run_dir)["halted"] is None
 
 
+def test_controls_flatten_journaled_while_stopped_closes_the_position_on_resume(
+        tmp_path: Path, bars: Path) -> None:
+    with venue(bars, START) as (fx, clock):
+        cfg = config(fx.url)
+        first = make_run(fx.url, clock, tmp_path, cfg,
+                         options=LiveOptions(max_bars=LONG_AFTER)).run()
+        stopped = _last_bar(first)
+        queued = operator.request(first.run_dir, first.journal_dir, "flatten")
+        assert queued["queued"]
+        second = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=20)).run()
+        # the flatten's order was made on the replay, at the flatten's place: a second
+        # restart replays it as journaled
+        third = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=30)).run()
+    assert third.resumed and third.bars == 30
+    journal = first.journal_dir
+    closing = [o for o in payloads(journal, "order") if o["tag"] == "flatten"]
+    assert len(closing) == 1 and closing[0]["bar_ts"] == stopped
+    assert [f["client_order_id"] for f in payloads(journal, "fill")].count(
+        closing[0]["client_order_id"]) == 1
+    assert _status(second.run_dir)["positions"] == {}
+    assert _status(third.run_dir)["halted"].startswith("flatten at ")
+    coids = [o["client_order_id"] for o in payloads(journal, "order")]
+    assert len(coids) == len(set(coids))
+
+
 # --- status, manifest, replay ---------------------------------------------------------------
 def test_status_and_manifest_have_the_documented_fields(tmp_path: Path, bars: Path) -> None:
     with venue(bars, START) as (fx, clock):

@@ -346,7 +346,8 @@ class LiveRun:
             raise
         except VenueUnavailable as exc:
             self._alert("venue_unavailable", "error", exc.what)
-            self._control("halt", reason="venue unavailable", source="runtime")
+            self._apply_control(self._control("halt", reason="venue unavailable",
+                                              source="runtime"))
             self._finish("halted", exc.what)
             raise
         except WorkbenchError as exc:
