@@ -28,12 +28,14 @@ from venue_bars import T0, write_bars
 
 from workbench import secrets
 from workbench.config import Config, with_venue_credentials
-from workbench.engine.live import LiveOptions
+from workbench.engine.live import LiveOptions, run_live
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.model import Mode
 from workbench.recovery.replay import ReplayError
 from workbench.venue_client import VenueRejected, VenueUnavailable
-from workbench.venues.venue_clock import ManualClock
+from workbench.venues.bar_book import BarBook
+from workbench.venues.fake_binance import FakeBinance
+from workbench.venues.venue_clock import AcceleratedClock, ManualClock
 
 START = T0 + 30 * MIN + 7_000
 KEY, SECRET = "live-test-key-5d1f0a", "live-test-secret-9c2e7b"
@@ -230,6 +232,27 @@ def test_secrets_venue_key_and_secret_appear_in_no_file_of_the_run(
         assert KEY.encode() not in data and SECRET.encode() not in data, name
     manifest = json.loads((first.run_dir / "run_manifest.json").read_text())
     assert manifest["config"]["venue"]["api_secret"] != SECRET
+
+
+def test_secrets_run_live_key_from_the_environment_used_and_written_nowhere(
+        tmp_path: Path, bars: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run_live`` itself (real time, so the venue runs x600 on its own clock): the key and
+    secret come from WB_VENUE__API_KEY / WB_VENUE__API_SECRET."""
+    monkeypatch.setenv("WB_VENUE__API_KEY", KEY)
+    monkeypatch.setenv("WB_VENUE__API_SECRET", SECRET)
+    monkeypatch.setenv("WB_SECRETS_FILE", str(tmp_path / "no-secrets.env"))
+    book = BarBook.from_file(bars, "BTCUSDT")
+    with FakeBinance(book, clock=AcceleratedClock(START, 600.0), api_key=KEY,
+                     api_secret=SECRET) as fx:
+        result = run_live(config(fx.url), "paper", run_id="env-run",
+                          warehouse=tmp_path / "wh" / "w.duckdb", runs_dir=tmp_path / "runs",
+                          options=LiveOptions(max_bars=4))
+        assert fx.faults.calls("account") == 1
+    assert result.status == "completed" and result.bars == 4
+    files = tree(tmp_path / "runs") | tree(tmp_path / "wh")
+    assert any(f.endswith("wal.log") for f in files)
+    for name, data in files.items():
+        assert KEY.encode() not in data and SECRET.encode() not in data, name
 
 
 def test_bad_input_every_refusal_is_a_workbench_error() -> None:
