@@ -241,6 +241,29 @@ def test_backfill_minutes_missing_while_stopped_recorded_as_gaps_not_invented(
     assert second.backfill_bars > 0
 
 
+# --- snapshots ------------------------------------------------------------------------------
+def test_snapshots_on_every_position_change_and_every_snapshot_every_bars(
+        tmp_path: Path, bars: Path) -> None:
+    with venue(bars, START) as (fx, clock):
+        cfg = config(fx.url, live={"warmup_bars": 5, "snapshot_every_bars": 7})
+        result = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=20)).run()
+    recs = records(result.journal_dir)
+    snapped_after: list[int] = []  # the decided bar (1-based) each snapshot follows
+    filled: list[int] = []
+    decided = 0
+    for r in recs:
+        if r.kind == "bar" and r.payload["phase"] != "warmup":
+            decided += 1
+        elif r.kind == "fill":
+            filled.append(decided)
+        elif r.kind == "snapshot_ref" and decided not in snapped_after:
+            snapped_after.append(decided)
+    assert len(filled) >= 4
+    want = sorted(set(filled) | {7, 14, 20})  # the last: the run's end
+    assert snapped_after == want
+    assert recs[-1].kind == "snapshot_ref"  # the end's snapshot covers the whole journal
+
+
 # --- --until --------------------------------------------------------------------------------
 def test_until_run_ends_after_the_bar_closing_at_or_before_it_completed(
         tmp_path: Path, bars: Path) -> None:

@@ -145,6 +145,27 @@ def test_controls_flatten_closes_the_position_and_leaves_the_run_halted(
     assert operator.status(second.run_dir, journal)["halted"] == "flatten"
 
 
+def test_controls_flatten_without_risk_engine_fills_on_the_next_bar_then_nothing_acts(
+        tmp_path: Path, bars: Path) -> None:
+    with venue(bars, START) as (fx, clock):
+        cfg = config(fx.url, costs={"fill_at": "next_open"}, risk={"modes": {"paper": False}})
+        first = make_run(fx.url, clock, tmp_path, cfg,
+                         options=LiveOptions(max_bars=LONG_AFTER + 1)).run()
+        assert _status(first.run_dir)["positions"] == {"BTCUSDT": 0.01}
+        stopped = _last_bar(first)
+        _place(first.run_dir, "flatten")
+        second = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=30)).run()
+    journal = second.journal_dir
+    outcomes = _order_outcomes(journal, stopped - MIN)
+    assert outcomes == [("SELL", "FILLED", None)]  # the flatten's; the strategy's are dropped
+    closing = [o for o in payloads(journal, "order") if o["tag"] == "flatten"]
+    fill = [f for f in payloads(journal, "fill")
+            if f["client_order_id"] == closing[0]["client_order_id"]]
+    assert len(fill) == 1 and fill[0]["bar_ts"] == stopped + MIN  # the next bar's open
+    status = _status(second.run_dir)
+    assert status["positions"] == {} and status["halted"] == "flatten"
+
+
 def test_controls_resume_without_confirm_refused_nothing_journaled(
         tmp_path: Path, bars: Path) -> None:
     with venue(bars, START) as (fx, clock):

@@ -154,9 +154,15 @@ class Step:
         strategy sees it, but nothing it proposes is taken on: returned intents are dropped, and
         an order it submits comes back REJECTED (reason ``WARMUP``), neither journaled nor
         sent. A backtest of the same bars decides on them; strategies that warm up for
-        ``warmup_bars`` (as the examples do) decide nothing there, so both agree."""
+        ``warmup_bars`` (as the examples do) decide nothing there, so both agree.
+
+        Orders already working keep working (none do before the first decision): a live run
+        halted without a risk engine hands its bars here, and a flatten's closing order that
+        rests until the next bar must still fill."""
         self._bar = bar
         self._last[bar.symbol] = bar.close
+        if self._resting:
+            self.broker.on_bar(bar)
         self._warming = True
         try:
             self._call("on_bar", self._on_bar, self.ctx, bar)
