@@ -101,6 +101,25 @@ def test_shadow_restarted_blocks_and_proposals_journaled_once(tmp_path: Path, ba
     assert len(decided) == len(set(decided)) == 25
 
 
+def test_daily_loss_stop_alerted_once_across_a_restart_later_buys_blocked(
+        tmp_path: Path, bars: Path) -> None:
+    with venue(bars, START) as (fx, clock):
+        cfg = config(fx.url, risk={"daily_loss_limit": 0.5})  # one round trip's costs
+        make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=15)).run()
+        result = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=30)).run()
+    journal = result.journal_dir
+    alerts = [a for a in payloads(journal, "alert") if a["kind"] == "daily_loss_halt"]
+    assert len(alerts) == 1 and alerts[0]["severity"] == "error"
+    stop = [r for r in payloads(journal, "risk_event") if r["client_order_id"] is None]
+    assert [r["reason"] for r in stop] == ["RISK_DAILY_LOSS"]
+    blocked = [r["client_order_id"] for r in payloads(journal, "risk_event")
+               if r["client_order_id"] is not None]
+    buys = [o["client_order_id"] for o in payloads(journal, "order")
+            if o["side"] == "BUY" and o["bar_ts"] > stop[0]["ts"]]
+    assert buys and blocked == buys
+    assert _status(result.run_dir)["pnl_today"] < -0.5
+
+
 # --- warm-up --------------------------------------------------------------------------------
 @pytest.mark.parametrize(("live_warm", "strategy_warm"), [(4, 11), (9, 3)])
 def test_warmup_longest_of_live_and_strategy_bars_journaled_before_first_decision(

@@ -175,11 +175,17 @@ def test_controls_resume_without_confirm_refused_nothing_journaled(
             operator.request(first.run_dir, first.journal_dir, "resume")
         before = records(first.journal_dir)
         request = _place(first.run_dir, "resume")  # a hand-written request, no confirm
+        unknown = _place(first.run_dir, "explode")
+        garbled = first.run_dir / "control" / "0-garbled.json"
+        garbled.write_text("{not json")
         second = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=12)).run()
     assert _answer(request) | {"answered_at": None} == {
         "ok": False, "error": "resume needs --confirm", "answered_at": None}
+    assert _answer(unknown)["error"] == "unknown action 'explode'"
+    assert _answer(garbled)["error"] == "not a control request"
     new = records(second.journal_dir)[len(before):]
-    assert not [r for r in new if r.kind == "control" and r.payload["action"] == "resume"]
+    assert not [r for r in new if r.kind == "control"
+                and r.payload["action"] not in ("start", "stop")]
 
 
 def test_controls_dry_run_journals_dry_run_and_changes_nothing(tmp_path: Path, bars: Path
