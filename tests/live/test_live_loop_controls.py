@@ -268,6 +268,19 @@ def test_controls_flatten_journaled_while_stopped_closes_the_position_on_resume(
     assert len(coids) == len(set(coids))
 
 
+def test_controls_request_with_another_warehouse_refused_nothing_created(
+        tmp_path: Path, bars: Path) -> None:
+    with venue(bars, START) as (fx, clock):
+        first = make_run(fx.url, clock, tmp_path, config(fx.url),
+                         options=LiveOptions(max_bars=5)).run()
+    elsewhere = tmp_path / "other" / "live" / "run-1"  # the journal of another --warehouse
+    with pytest.raises(ConfigError) as raised:
+        operator.request(first.run_dir, elsewhere, "halt")
+    assert raised.value.where == "--warehouse" and str(elsewhere) in raised.value.what
+    assert not (tmp_path / "other").exists()
+    assert not list((first.run_dir / "control").glob("*.json"))  # no request left behind
+
+
 # --- status, manifest, replay ---------------------------------------------------------------
 def test_status_and_manifest_have_the_documented_fields(tmp_path: Path, bars: Path) -> None:
     with venue(bars, START) as (fx, clock):

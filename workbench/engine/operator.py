@@ -46,6 +46,11 @@ def request(run_dir: Path, journal: Path, action: str, *, reason: str | None = N
                           "--confirm", where="workbench resume",
                           fix="check `workbench status --run ID` first, then run it again with "
                               "--confirm")
+    if not (journal / "wal.log").is_file():  # else a halt would go to a journal no run reads
+        raise ConfigError(f"no journal for run {run_dir.name!r} at {journal}",
+                          where="--warehouse",
+                          fix="pass the --warehouse (or WB_WAREHOUSE) the run was started with: "
+                              "its journal is beside it, in live/<run_id>/")
     body = {"action": action, "reason": reason or "operator", "dry_run": dry_run,
             "confirm": confirm, "requested_at": ms_to_iso(time.time_ns() // 1_000_000)}
     folder = run_dir / CONTROL_DIR
