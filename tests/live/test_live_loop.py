@@ -320,12 +320,29 @@ def test_faults_transient_klines_errors_retried_no_missed_bar_error_rate_alerted
 
 def test_faults_klines_timeout_retried_run_completes(tmp_path: Path, bars: Path) -> None:
     with venue(bars, START) as (fx, clock):
-        fx.inject("klines:timeout=400ms@3")
-        run = make_run(fx.url, clock, tmp_path, config(fx.url), timeout_s=0.1,
+        fx.inject("klines:timeout=3s@3")  # held without an answer; the client gives up first
+        run = make_run(fx.url, clock, tmp_path, config(fx.url), timeout_s=0.5,
                        options=LiveOptions(max_bars=8))
         result = run.run()
     assert result.status == "completed" and result.bars == 8
-    assert [e.kind for e in run.venue.events] == ["timeout"]
+    kinds = [e.kind for e in run.venue.events]
+    assert kinds and set(kinds) == {"timeout"}
+    decided = _decided(result.journal_dir)
+    assert [b["ts"] for b in decided] == [decided[0]["ts"] + i * MIN for i in range(8)]
+
+
+@pytest.mark.parametrize("skew", ["+120000", "-120000"])
+def test_faults_venue_clock_skewed_every_bar_still_decided_once(
+        tmp_path: Path, bars: Path, skew: str) -> None:
+    """/api/v3/time two minutes off (klines keep the true clock): the loop polls early or
+    late, never decides a bar twice or skips one."""
+    with venue(bars, START) as (fx, clock):
+        fx.inject(f"time:skew={skew}")
+        result = make_run(fx.url, clock, tmp_path, config(fx.url),
+                          options=LiveOptions(max_bars=10)).run()
+    assert result.status == "completed"
+    decided = _decided(result.journal_dir)
+    assert [b["ts"] for b in decided] == [decided[0]["ts"] + i * MIN for i in range(10)]
 
 
 def test_faults_persistent_klines_5xx_halt_run_then_resume_continues_without_duplicates(
