@@ -33,6 +33,7 @@ bar processed closes at or before TS) end a run cleanly; a restart may continue 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -76,7 +77,7 @@ from workbench.recovery.records import (
 from workbench.recovery.replay import ReplayError, State, apply_record, recover
 from workbench.recovery.snapshot import take_snapshot
 from workbench.recovery.wal import Record, WalReader
-from workbench.risk.engine import FLATTEN_TAG
+from workbench.risk.engine import DAY_MS, FLATTEN_TAG
 from workbench.telemetry.log import JsonlLog
 from workbench.venue_client import VenueClient, VenueUnavailable
 
@@ -295,6 +296,7 @@ class LiveRun:
         self._control_mtime = -1
         self._daily_stop_seen = False
         self._risk_events_written = 0
+        self._day: int | None = None  # UTC day of the last bar decided
         self._retry_at = 0  # venue time before which an empty poll is not repeated
         self._empty_polls = 0
 
@@ -472,6 +474,9 @@ class LiveRun:
                 where=str(self.dir), fix="the journal was changed by hand, or the strategy "
                                          "does not repeat itself; start a new run")
         self._risk_events_written = len(self.risk.events) if self.risk is not None else 0
+        decided = [r.payload["ts"] for r in journaled
+                   if r.kind == "bar" and r.payload.get("phase") != "warmup"]
+        self._day = decided[-1] // DAY_MS if decided else None
         self.vt.calibrate(self._sleep)
         self._daily_stop_seen = bool(self.risk is not None and self.risk.daily_stop)
         self.log.info("live", f"{self.mode.value} run {self.run_id} resumed from its journal: "
@@ -547,6 +552,10 @@ class LiveRun:
     def _process(self, bar: Bar, venue_now: int, arrived_ns: int) -> None:
         lag_ms = venue_now - (bar.ts + self.tf)
         phase = "live" if lag_ms < self.tf else "backfill"
+        day = bar.ts // DAY_MS
+        if self._day is not None and day > self._day:
+            self._roll_up(self._day)
+        self._day = day
         self.wal.append("bar", bar_record(bar) | {"phase": phase, "lag_ms": lag_ms}, sync=False)
         self._remember(bar)
         fills_before = self.step.fill_seq
@@ -725,6 +734,47 @@ class LiveRun:
         done = path.parent / DONE_DIR / path.name
         _write_atomic(done, json.dumps(answer, sort_keys=True))
         path.unlink(missing_ok=True)
+
+    # --- daily rollups -----------------------------------------------------------------------
+    def _roll_up(self, day: int) -> None:
+        """``days/<YYYY-MM-DD>.json`` (a manifest of the UTC day: its records' seq range,
+        bars, orders, fills, blocks, alerts) and ``days/<YYYY-MM-DD>.jsonl.gz`` (every journal
+        record of the day, one JSON object a line), written once the next day's first bar has
+        come. A day is the records from its first bar to the next day's first bar."""
+        name = ms_to_iso(day * DAY_MS)[:10]
+        folder = self.run_dir / "days"
+        folder.mkdir(exist_ok=True)
+        if (folder / f"{name}.json").exists():
+            return  # rolled up before a restart
+        counts: dict[str, int] = {}
+        first = last = None
+        inside = False
+        tmp = folder / f"{name}.jsonl.gz.tmp"
+        with gzip.open(tmp, "wt", encoding="utf-8") as out:
+            for record in WalReader(self.dir):
+                if record.kind == "bar":
+                    bar_day = record.payload["ts"] // DAY_MS
+                    if bar_day > day:
+                        break
+                    inside = bar_day == day
+                if not inside:
+                    continue
+                first = record.seq if first is None else first
+                last = record.seq
+                counts[record.kind] = counts.get(record.kind, 0) + 1
+                if record.kind == "bar" and record.payload.get("phase") == "warmup":
+                    counts["warmup"] = counts.get("warmup", 0) + 1
+                out.write(json.dumps({"seq": record.seq, "kind": record.kind,
+                                      "payload": record.payload}, sort_keys=True) + "\n")
+        os.replace(tmp, folder / f"{name}.jsonl.gz")
+        _write_atomic(folder / f"{name}.json", json.dumps({
+            "run_id": self.run_id, "mode": self.mode.value, "day": name,
+            "first_seq": first, "last_seq": last, "records": counts,
+            "bars": counts.get("bar", 0) - counts.get("warmup", 0),
+            "warmup_bars": counts.get("warmup", 0), "orders": counts.get("order", 0),
+            "fills": counts.get("fill", 0), "risk_events": counts.get("risk_event", 0),
+            "alerts": counts.get("alert", 0), "gaps": counts.get("gap", 0),
+            "log": f"{name}.jsonl.gz"}, sort_keys=True, indent=1))
 
     # --- snapshots, run directory, status ---------------------------------------------------
     def _snapshot(self) -> None:
