@@ -84,6 +84,7 @@ from workbench.venue_client import VenueClient, VenueUnavailable
 CONTROL_DIR = "control"
 DONE_DIR = "done"
 STATUS_FILE = "status.json"
+STATUS_EVERY_S = 0.25  # status.json is rewritten at most this often between snapshots
 ACTIONS = ("halt", "flatten", "resume")
 _PORT_KINDS: dict[str, Callable[[dict[str, Any]], OrderRecord | OrderEvent | Fill]] = {
     "order": order_from_record, "order_event": order_event_from_record,
@@ -275,7 +276,8 @@ class LiveRun:
         self.venue = venue
         self.tf = timeframe_ms(cfg.data.timeframe)
         self.symbols = list(cfg.data.symbols)
-        self._sleep, self._wall = sleep, wall
+        self._sleep, self._wall, self._monotonic = sleep, wall, monotonic
+        self._status_at = -1e9
         self.vt = VenueTime(self._server_time, monotonic)
         self.feeds = {s: RestKlineFeed(venue, s, self.tf) for s in self.symbols}
         self.log = JsonlLog(self.run_dir / "logs.jsonl", echo=echo)
@@ -497,6 +499,8 @@ class LiveRun:
         due = max(self._next_close() + self.options.poll_after_ms, self._retry_at)
         estimate = self.vt.sync() if self.vt.stale else self.vt.now()
         if estimate < due:
+            if self._monotonic() - self._status_at >= 1.0:
+                self._write_status()  # the lag and the heartbeat stay fresh while waiting
             self._sleep(min(self.vt.wall_s(due - estimate), self.options.idle_s))
             return True
         venue_now = self.vt.sync()
@@ -581,8 +585,8 @@ class LiveRun:
         if self.step.fill_seq != fills_before or \
                 self.live_bars % self.cfg.live.snapshot_every_bars == 0:
             self._snapshot()
-        else:
-            self._write_status()
+        elif self._monotonic() - self._status_at >= STATUS_EVERY_S:
+            self._write_status()  # a catching-up batch does not rewrite it every bar
 
     def _decide(self, bar: Bar) -> None:
         if self.halted_no_risk is not None:
@@ -798,6 +802,7 @@ class LiveRun:
         self._write_status()
 
     def _write_status(self) -> None:
+        self._status_at = self._monotonic()
         book = self.step.book
         last = max(self.last_ts.values()) if self.last_ts else None
         risk = self.risk
