@@ -589,10 +589,12 @@ class LiveRun:
             self._write_status()  # a catching-up batch does not rewrite it every bar
 
     def _decide(self, bar: Bar) -> None:
-        if self.halted_no_risk is not None:
-            self.step.warm(bar)  # halted without a risk engine: the strategy sees, nothing acts
-        else:
-            self.step.on_bar(bar)
+        batch = self.wal.batch() if self.wired.group_commit else contextlib.nullcontext()
+        with batch:
+            if self.halted_no_risk is not None:
+                self.step.warm(bar)  # halted without risk: the strategy sees, nothing acts
+            else:
+                self.step.on_bar(bar)
 
     def _write_risk_events(self) -> int:
         risk = self.risk
