@@ -280,7 +280,8 @@ class LiveRun:
         self._status_at = -1e9
         self.vt = VenueTime(self._server_time, monotonic)
         self.feeds = {s: RestKlineFeed(venue, s, self.tf) for s in self.symbols}
-        self.log = JsonlLog(self.run_dir / "logs.jsonl", echo=echo)
+        self._echo = echo
+        self.log = JsonlLog(echo=echo)  # the run directory's log once the venue checks out
         self.last_ts: dict[str, int] = {}
         self.bars: list[tuple[str, int, float, float, float, float, float]] = []
         self.live_bars = 0
@@ -304,6 +305,11 @@ class LiveRun:
 
     # --- the run ----------------------------------------------------------------------------
     def run(self) -> LiveResult:
+        """Check the strategy and the venue (nothing is written before they check out), then
+        start or resume the run and loop until it ends."""
+        self.strategy = kernel.build_strategy(self.cfg)
+        self._check_venue()
+        self.log = JsonlLog(self.run_dir / "logs.jsonl", echo=self._echo)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / CONTROL_DIR / DONE_DIR).mkdir(parents=True, exist_ok=True)
         # one process per run (the journal's lock); an operator's look at it lasts a moment
@@ -320,13 +326,10 @@ class LiveRun:
         expected = [_PORT_KINDS[r.kind](r.payload) for r in journaled if r.kind in _PORT_KINDS]
         self.journal = ResumingJournal(inner, expected)
         self.wal = inner.wal
-        strategy = kernel.build_strategy(self.cfg)
-        self.kernel = kernel.build(self.cfg, self.mode, strategy=strategy, run_id=self.run_id,
-                                   log=self.log, journal=self.journal)
+        self.kernel = kernel.build(self.cfg, self.mode, strategy=self.strategy,
+                                   run_id=self.run_id, log=self.log, journal=self.journal)
         self.step = self.kernel.step
         self.risk = self.step.risk
-        self.strategy = strategy
-        self._check_venue()
         try:
             if journaled:
                 self._resume(journaled)
