@@ -787,6 +787,9 @@ class LiveRun:
 
     # --- snapshots, run directory, status ---------------------------------------------------
     def _snapshot(self) -> None:
+        if self.risk is not None:  # the risk engine's state rides in the snapshot (replay.State)
+            self.wal.append("risk_event", {"reason": "state", "ts": self.step.now,
+                                           "risk_state": _jsonable(self.risk.summary())})
         self.wal.sync()
         for record in WalReader(self.dir, self.state.seq + 1):
             apply_record(self.state, record)
@@ -875,6 +878,10 @@ def loop_data(bars: list[tuple[str, int, float, float, float, float, float]],
     return LoopData(names, np.fromiter((index[s] for s in cols[0]), np.int32, len(bars)),
                     np.asarray(cols[1], dtype=np.int64), f8[0], f8[1], f8[2], f8[3], f8[4],
                     np.zeros(len(bars), dtype=bool))
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
 
 
 def _write_atomic(path: Path, text: str) -> None:
