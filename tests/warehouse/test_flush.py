@@ -36,6 +36,7 @@ from workbench.warehouse.flush import (
     replace_run,
     tables_from_wal,
 )
+from workbench.warehouse.stale import HOST
 
 MIN = 60_000
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z: the run starts the evening before
@@ -428,3 +429,33 @@ def test_flusher_failing_run_row_fn_is_a_failure_not_an_exception(journal: Path,
         assert not f.stop(final=True, timeout_s=0.2)
     assert f.last_error == "RuntimeError: no row yet"
     assert not warehouse.exists()
+
+
+def test_flusher_following_a_growing_wal_writes_what_one_fresh_read_writes(
+        journal: Path, warehouse: Path, tmp_path: Path) -> None:
+    f = flusher(warehouse, journal, run_row())
+    f.start()
+    try:
+        wait_for(lambda: f.flushes == 1, "the first flush")
+        sell = Fill(2, 3, "o-3", SYM, Side.SELL, 1.0, qty_to_units(1.0), 104.0, 0.1,
+                    T0 + 4 * MIN, T0 + 3 * MIN, "t-10", None)
+        seq = write(journal, [
+            ("bar", bar(T0 + 3 * MIN, 106.0)),
+            ("order", {**order("o-3", 3, 1.0, T0 + 4 * MIN), "side": "SELL"}),
+            ("order_event", event("o-3", 3, OrderStatus.SUBMITTED, T0 + 4 * MIN)),
+            ("fill", fill_record(sell, wall_ts=T0 + 4 * MIN + 30)),
+            ("order_event", event("o-3", 3, OrderStatus.FILLED, T0 + 4 * MIN)),
+            ("decision", decision(T0 + 3 * MIN, T0 + 4 * MIN + 90, ["o-3"], bars_lag=0,
+                                  blocked=0, venue_errors=1))])
+        f.request()
+        wait_for(lambda: f.last_flushed_seq == seq, "the second flush")
+    finally:
+        assert f.stop(final=False)
+    fresh = tmp_path / "fresh.duckdb"
+    live = tables_from_wal(journal, RUN)
+    replace_run(fresh, {**live.run_fields(), **run_row(), "pid": os.getpid(), "host": HOST},
+                live.tables, wait_s=5)
+    followed, once = everything(warehouse), everything(fresh)
+    assert followed == once
+    [pnl] = [r[3] for r in followed["metrics"] if r[2] == "pnl_intraday"]
+    assert pnl == pytest.approx(10_000 - 101.1 + 104 - 0.1 - 10_000.9)  # flat after the sell

@@ -2,11 +2,12 @@
 the background thread that writes them (DESIGN 5.3, "Who opens the DuckDB file").
 
 A live process never holds the warehouse. :class:`Flusher` is a daemon thread beside the
-decision loop: every few seconds, when the WAL has records it has not written yet, it reads the
-whole log (read-only, no lock: a record being appended reads as a torn tail and waits for the
-next cycle), folds it into Arrow tables (:func:`tables_from_wal`, through the same
-``journal.split`` and ``order_states`` as a backtest, so the rows have the same shape) and
-replaces the run's rows in one short transaction (:func:`replace_run`). While another process
+decision loop: every few seconds it reads what was appended to the WAL since its last look
+(read-only, no lock: a record being appended reads as a torn tail and waits for the next
+cycle) and folds it into what it read before; when there is something new it builds the run's
+Arrow tables from the fold (as :func:`tables_from_wal` does, through the same ``journal.split``
+and ``order_states`` as a backtest, so the rows have the same shape) and replaces the run's
+rows in one short transaction (:func:`replace_run`). While another process
 holds the file it backs off (exponentially, with jitter) and tries again; it never raises into
 the live process, which never waits on it. Between cycles the file is closed.
 
@@ -38,7 +39,7 @@ from workbench.recovery.records import (
     order_event_from_record,
     order_from_record,
 )
-from workbench.recovery.wal import WAL_FILE, WalReader, WalScan, scan
+from workbench.recovery.wal import WAL_FILE, WalReader, WalScan
 from workbench.warehouse.results import (
     _transaction,
     events_table,
@@ -46,6 +47,7 @@ from workbench.warehouse.results import (
     insert_results,
     orders_table,
 )
+from workbench.warehouse.stale import HOST
 
 TABLES = ("run_bars", "orders", "order_events", "fills", "risk_events", "qc_events", "metrics",
           "alerts")
@@ -55,7 +57,6 @@ LIVE_PHASES = frozenset({"live", "backfill"})
 
 _TS = pa.timestamp("ms", tz="UTC")
 _DAY_MS = 86_400_000
-_NO_PAYLOADS = 1 << 64  # a start_seq past every record: scan the log without decoding payloads
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
@@ -100,23 +101,52 @@ def tables_from_wal(journal_dir: str | Path, run_id: str) -> LiveTables:
     ``metrics`` (per decision and run-level), with the columns ``results.py`` gives a
     backtest's. Raises WalCorruption for a damaged log and FlushError for a record that lacks
     what its kind must carry."""
-    fold = _Fold(run_id)
-    reader = WalReader(journal_dir, warn=False)  # a follower sees the record being appended
-    for record in reader:
-        handle = _HANDLERS.get(record.kind)
-        if handle is None:
-            continue
-        try:
-            handle(fold, record.payload)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FlushError(f"a {record.kind} record the warehouse cannot take "
-                             f"({type(exc).__name__}: {exc})",
-                             where=f"{Path(journal_dir) / WAL_FILE}, WAL seq {record.seq}",
-                             fix="the record breaks the WAL payload contract "
-                                 "(warehouse/flush.py); fix the writer") from None
-    last_seq = reader.result.last_seq if reader.result is not None else 0
-    return LiveTables(fold.tables(), last_seq, fold.bar_count, fold.first_bar_ts,
-                      fold.last_bar_ts, fold.start)
+    follower = _Follower(Path(journal_dir), run_id)
+    follower.advance()
+    return follower.live()
+
+
+class _Follower:
+    """A fold kept between reads: each :meth:`read` folds only the records appended since the
+    last one (``WalReader(after=...)``), then builds the tables from everything folded, so a
+    long run costs the live process's flusher thread a read of what is new, not of the whole
+    log. After an error it must be dropped (a record may be half folded)."""
+
+    def __init__(self, journal_dir: Path, run_id: str) -> None:
+        self.journal_dir = journal_dir
+        self.run_id = run_id
+        self.fold = _Fold(run_id)
+        self.after: WalScan | None = None
+
+    @property
+    def last_seq(self) -> int:
+        return 0 if self.after is None else self.after.last_seq
+
+    def advance(self) -> int:
+        """Fold the records appended since the last call; the last seq folded."""
+        # a follower reads the record being appended as torn: not a warning, read it next time
+        reader = WalReader(self.journal_dir, after=self.after, warn=False)
+        for record in reader:
+            handle = _HANDLERS.get(record.kind)
+            if handle is None:
+                continue
+            try:
+                handle(self.fold, record.payload)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise FlushError(f"a {record.kind} record the warehouse cannot take "
+                                 f"({type(exc).__name__}: {exc})",
+                                 where=f"{self.journal_dir / WAL_FILE}, WAL seq {record.seq}",
+                                 fix="the record breaks the WAL payload contract "
+                                     "(warehouse/flush.py); fix the writer") from None
+        if reader.result is not None:
+            self.after = reader.result
+        return self.last_seq
+
+    def live(self) -> LiveTables:
+        """The tables of everything folded so far."""
+        fold = self.fold
+        return LiveTables(fold.tables(), self.last_seq, fold.bar_count, fold.first_bar_ts,
+                          fold.last_bar_ts, dict(fold.start))
 
 
 class _Fold:
@@ -344,8 +374,9 @@ def replace_run(warehouse: str | Path, run_row: dict[str, Any], tables: dict[str
 class Flusher:
     """Writes a live run's WAL into the warehouse from a daemon thread.
 
-    ``run_row_fn`` gives the ``runs`` row as the live process sees it now (``run_id``,
-    ``status``, ``name``, ``config_json``, ``ended_at``, ...); the WAL's start record fills in
+    ``run_row_fn`` (called on the flusher's thread) gives the ``runs`` row as the live process
+    sees it now (``run_id``, ``status``, ``name``, ``config_json``, ``ended_at``, ...); the
+    WAL's start record fills in
     what it leaves out (:meth:`LiveTables.run_fields`), ``bar_count``, ``start_ts`` and
     ``end_ts`` always come from the WAL (they describe the rows written with them), and
     ``pid``/``host`` default to this process (a ``running`` row needs them, or the next
@@ -379,7 +410,7 @@ class Flusher:
         self.last_hold_s: float | None = None
         """Seconds the last flush held the warehouse file."""
         self._streak = 0  # failures in a row
-        self._seen: WalScan | None = None
+        self._follower: _Follower | None = None
         self._requested = False
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -411,8 +442,8 @@ class Flusher:
         if not final:
             return True
         while True:
-            remaining = deadline - time.monotonic()
-            if self._flush(force=True, wait_s=max(0.0, min(self.wait_s, remaining))):
+            remaining = max(0.0, deadline - time.monotonic())
+            if self._flush(force=True, wait_s=min(self.wait_s, remaining), lock_s=remaining):
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -435,18 +466,29 @@ class Flusher:
         base = min(self.max_retry_s, self.retry_s * 2 ** max(0, self._streak - 1))
         return base * random.uniform(0.5, 1.0)
 
-    def _flush(self, *, force: bool, wait_s: float) -> bool:
-        """One attempt; True when the warehouse is up to date (or there was nothing to do)."""
-        with self._one_at_a_time:
+    def _flush(self, *, force: bool, wait_s: float, lock_s: float = -1) -> bool:
+        """One attempt; True when the warehouse is up to date (or there was nothing to do).
+        False, without counting a failure, when the thread's cycle still runs after
+        ``lock_s`` seconds."""
+        if not self._one_at_a_time.acquire(timeout=lock_s):
+            return False
+        try:
             run_id = "?"
             try:
-                if not force and self._wal_last_seq() <= self.last_flushed_seq:
-                    return True
                 row = self.run_row_fn()
                 run_id = str(row.get("run_id", run_id))
-                live = tables_from_wal(self.journal_dir, run_id)
+                if self._follower is None or self._follower.run_id != run_id:
+                    self._follower = _Follower(self.journal_dir, run_id)
+                try:
+                    seq = self._follower.advance()
+                except BaseException:
+                    self._follower = None  # a record may be half folded: read afresh
+                    raise
+                if not force and seq <= self.last_flushed_seq:
+                    return True
+                live = self._follower.live()
                 wal = live.run_fields()
-                full = {**wal, "pid": os.getpid(), "host": _host(), **row}
+                full = {**wal, "pid": os.getpid(), "host": HOST, **row}
                 full.update({k: wal[k] for k in ("bar_count", "start_ts", "end_ts")})
                 held, _waited = replace_run(self.warehouse, full, live.tables, wait_s=wait_s)
             except Exception as exc:  # a flusher never raises into the live process
@@ -466,21 +508,8 @@ class Flusher:
             self._streak = 0
             self.last_error = None
             return True
-
-    def _wal_last_seq(self) -> int:
-        """The last good seq of the log, reading only what was appended since the last look."""
-        result = self._seen
-        for item in scan(self.journal_dir / WAL_FILE, _NO_PAYLOADS, after=self._seen):
-            if isinstance(item, WalScan):
-                result = item
-        self._seen = result
-        return 0 if result is None else result.last_seq
-
-
-def _host() -> str:
-    from workbench.warehouse.stale import HOST
-
-    return HOST
+        finally:
+            self._one_at_a_time.release()
 
 
 def _describe(exc: Exception) -> str:
