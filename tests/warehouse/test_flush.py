@@ -459,3 +459,18 @@ def test_flusher_following_a_growing_wal_writes_what_one_fresh_read_writes(
     assert followed == once
     [pnl] = [r[3] for r in followed["metrics"] if r[2] == "pnl_intraday"]
     assert pnl == pytest.approx(10_000 - 101.1 + 104 - 0.1 - 10_000.9)  # flat after the sell
+
+
+def test_replace_run_signal_noted_for_the_main_thread_is_not_raised_here(
+        journal: Path, warehouse: Path) -> None:
+    """A Ctrl-C the command line's handler noted is the main thread's to raise: a flush on
+    the flusher's thread neither raises it nor holds it back."""
+    from workbench import errors
+
+    errors.note_signal("SIGINT")
+    try:
+        flush_once(warehouse, journal)
+        assert errors.signal_received() == "SIGINT"
+    finally:
+        errors.clear_signals()
+    assert rows(warehouse, "select count(*) from runs") == [(1,)]

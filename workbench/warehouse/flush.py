@@ -13,6 +13,30 @@ the live process, which never waits on it. Between cycles the file is closed.
 
 Each flush rewrites all of the run's rows, so a flush is idempotent and a crash between
 flushes loses nothing: the WAL is the source of truth and the warehouse a copy of it.
+
+The payloads read (extra keys are ignored; times are ms UTC):
+
+* ``control``: the ``start`` record (``initial_cash``, ``run_id``, ``mode``, ``config_hash``,
+  ``symbols``, ``timeframe``, ``ts``) gives the ``runs`` row's defaults; other actions are
+  not the warehouse's.
+* ``bar``: ``symbol``, ``ts`` (open time), ``close``, ``phase`` (``warmup``, ``live`` or
+  ``backfill``): every one is a ``run_bars`` row; ``live`` and ``backfill`` count as bars.
+* ``decision``: ``symbol``, ``decided_at``, ``latency_us``, ``lag_ms``, ``bars_lag`` (each
+  may be None: no row), ``venue_errors`` (cumulative): ``metrics`` rows.
+* ``order``, ``order_event``, ``fill``: the payloads of ``recovery/records.py`` plus
+  ``wall_ts``; ``orders``, ``order_events``, ``fills``.
+* ``risk_event``: ``ts``, ``client_order_id``, ``order_seq``, ``symbol``, ``rule``,
+  ``reason_code``, ``detail`` (JSON text); one without ``rule`` carries the risk state only.
+* ``gap``: ``symbol``, ``first_ts``, ``count``, ``detected_at`` (its ``recorded_at``; the
+  first missing bar's time when absent): a ``qc_events`` row.
+* ``alert``: ``ts``, ``kind``, ``severity``, ``message``, ``data``: an ``alerts`` row.
+
+``metrics``: per decision ``bars_lag``, ``lag_ms`` and ``strategy_tick_latency`` (ms) labelled
+with the symbol, at ``decided_at``; at the last decision, the run's ``orders_submitted`` (orders
+that reached a broker), ``orders_blocked_risk``, ``order_proposed_rate`` (orders per live or
+backfill bar), ``risk_block_rate`` (blocked per order), ``error_rate`` (venue errors per
+decision) and ``pnl_intraday`` (equity now, every fill folded and marked at the last closes,
+less the equity at the last bar of the previous UTC day, or the initial cash on the first day).
 """
 
 from __future__ import annotations
@@ -40,8 +64,8 @@ from workbench.recovery.records import (
     order_from_record,
 )
 from workbench.recovery.wal import WAL_FILE, WalReader, WalScan
+from workbench.warehouse.connect import open_rw, rollback_quietly
 from workbench.warehouse.results import (
-    _transaction,
     events_table,
     fills_table,
     insert_results,
@@ -107,9 +131,9 @@ def tables_from_wal(journal_dir: str | Path, run_id: str) -> LiveTables:
 
 
 class _Follower:
-    """A fold kept between reads: each :meth:`read` folds only the records appended since the
-    last one (``WalReader(after=...)``), then builds the tables from everything folded, so a
-    long run costs the live process's flusher thread a read of what is new, not of the whole
+    """A fold kept between reads: :meth:`advance` folds only the records appended since the
+    last call (``WalReader(after=...)``) and :meth:`live` builds the tables from everything
+    folded, so a long run costs the flusher thread a read of what is new, not of the whole
     log. After an error it must be dropped (a record may be half folded)."""
 
     def __init__(self, journal_dir: Path, run_id: str) -> None:
@@ -136,8 +160,9 @@ class _Follower:
                 raise FlushError(f"a {record.kind} record the warehouse cannot take "
                                  f"({type(exc).__name__}: {exc})",
                                  where=f"{self.journal_dir / WAL_FILE}, WAL seq {record.seq}",
-                                 fix="the record breaks the WAL payload contract "
-                                     "(warehouse/flush.py); fix the writer") from None
+                                 fix="the record breaks the payload contract in the "
+                                     "docstring of warehouse/flush.py; fix its writer"
+                                 ) from None
         if reader.result is not None:
             self.after = reader.result
         return self.last_seq
@@ -165,7 +190,7 @@ class _Fold:
         self.last_bar_ts: int | None = None
         self.risk: list[tuple[Any, ...]] = []
         self.gaps: list[Finding] = []
-        self.gaps_detected: list[int | None] = []
+        self.gaps_detected: list[int] = []
         self.alerts: list[tuple[Any, ...]] = []
         self.metrics: list[tuple[int, str, float, dict[str, Any]]] = []
         self.decisions = 0
@@ -248,12 +273,13 @@ class _Fold:
 
     def gap(self, p: dict[str, Any]) -> None:
         count, first = int(p["count"]), int(p["first_ts"])
+        detected = int(p.get("detected_at") or first)  # recorded_at may not be NULL
         self.gaps.append(Finding(
             rule="gap", severity="warning", symbol=p["symbol"], ts=first, action="kept",
             detail=f"{count} bar{'s' if count != 1 else ''} the venue does not have, from "
                    f"{ms_to_iso(first)}",
-            data={"count": count, "first_ts": first, "detected_at": p.get("detected_at")}))
-        self.gaps_detected.append(p.get("detected_at"))
+            data={"count": count, "first_ts": first, "detected_at": detected}))
+        self.gaps_detected.append(detected)
 
     def alert(self, p: dict[str, Any]) -> None:
         data = p.get("data")
@@ -291,8 +317,7 @@ class _Fold:
                             policy=None, run_id=self.run_id)
         qc = qc.set_column(  # when the gap was seen, so a second flush writes the same rows
             qc.schema.get_field_index("recorded_at"), "recorded_at",
-            pa.array([None if d is None else d * 1000 for d in self.gaps_detected],
-                     pa.timestamp("us", tz="UTC")))
+            pa.array([d * 1000 for d in self.gaps_detected], pa.timestamp("us", tz="UTC")))
         symbols, ts, closes = self.bars
         return {
             "run_bars": pa.table({
@@ -364,11 +389,24 @@ def replace_run(warehouse: str | Path, run_row: dict[str, Any], tables: dict[str
         if not _NAME.fullmatch(name):
             raise ValueError(f"bad table name {name!r}")
     asked = time.perf_counter()
-    with _transaction(Path(warehouse), wait_s) as (con, opened):
-        for name in ["runs", *names]:
-            con.execute(f"delete from {name} where run_id = ?", [run_id])
-        insert_results(con, run_row, tables)
-    return time.perf_counter() - opened, opened - asked
+    connected: list[float] = []
+    # Not results._transaction: its signals_held makes the main thread's Ctrl-C handler defer
+    # the interruption while any commit runs and then raises it on the committing thread,
+    # which here is the flusher's. A flush needs no on_commit note either: it is idempotent.
+    con = open_rw(warehouse, wait_s=wait_s, connected=connected)
+    try:
+        con.execute("begin transaction")
+        try:
+            for name in ["runs", *names]:
+                con.execute(f"delete from {name} where run_id = ?", [run_id])
+            insert_results(con, run_row, tables)
+            con.execute("commit")
+        except BaseException:
+            rollback_quietly(con)
+            raise
+    finally:
+        con.close()
+    return time.perf_counter() - connected[0], connected[0] - asked
 
 
 class Flusher:
