@@ -414,17 +414,18 @@ class Flusher:
 
     ``run_row_fn`` (called on the flusher's thread) gives the ``runs`` row as the live process
     sees it now (``run_id``, ``status``, ``name``, ``config_json``, ``ended_at``, ...); the
-    WAL's start record fills in
-    what it leaves out (:meth:`LiveTables.run_fields`), ``bar_count``, ``start_ts`` and
-    ``end_ts`` always come from the WAL (they describe the rows written with them), and
-    ``pid``/``host`` default to this process (a ``running`` row needs them, or the next
-    read-write open marks it abandoned). A cycle runs every ``every_s`` seconds, or soon after
-    :meth:`request`; it flushes when the WAL has records past :attr:`last_flushed_seq` (or on
-    request), waiting at most ``wait_s`` for the file. A failure (another process holds the
-    file, a damaged log) is counted, kept in :attr:`last_error`, logged as a warning on
-    ``log`` (a ``JsonlLog``; never with the row's values) and retried after an exponential
-    backoff with jitter (``retry_s`` doubling up to ``max_retry_s``); nothing is raised into
-    the caller. :meth:`stop` ends the thread and, with ``final``, flushes the tail.
+    WAL's start record fills in what it leaves out (:meth:`LiveTables.run_fields`);
+    ``bar_count``, ``start_ts`` and ``end_ts`` always come from the WAL (they describe the rows
+    written with them); ``pid`` and ``host`` default to this process (a ``running`` row needs
+    them, or the next read-write open marks it abandoned).
+
+    A cycle runs every ``every_s`` seconds, or soon after :meth:`request`; it flushes when the
+    WAL has records past :attr:`last_flushed_seq` (or on request), waiting at most ``wait_s``
+    for the file. A failure (another process holds the file, a damaged log) is counted, kept
+    in :attr:`last_error`, logged as a warning on ``log`` (a ``JsonlLog``; never with the row's
+    values) and retried after an exponential backoff with jitter (``retry_s`` doubling up to
+    ``max_retry_s``); nothing is raised into the caller. :meth:`stop` ends the thread and,
+    with ``final``, flushes the tail.
     """
 
     def __init__(self, warehouse: str | Path, journal_dir: str | Path,
@@ -471,7 +472,8 @@ class Flusher:
     def stop(self, final: bool = True, timeout_s: float = 30.0) -> bool:
         """End the thread; with ``final``, flush once more (retrying with backoff for up to
         ``timeout_s`` in all while another process holds the file). Returns whether the
-        final flush went in (True without ``final``). Never raises."""
+        final flush went in (True without ``final``). Raises nothing of its own (a Ctrl-C
+        meanwhile is still the caller's)."""
         deadline = time.monotonic() + timeout_s
         self._stopping.set()
         self._wake.set()
