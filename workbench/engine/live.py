@@ -63,7 +63,17 @@ from workbench.engine.journal import (
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.feeds.binance_rest import Gap, RestKlineFeed
 from workbench.feeds.history import LoopData
-from workbench.model import Bar, Fill, Mode, Order, OrderIntent, OrderStatus, Side, ms_to_iso
+from workbench.model import (
+    Bar,
+    Fill,
+    Mode,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Side,
+    ms_to_dt,
+    ms_to_iso,
+)
 from workbench.recovery.journal import WalJournal
 from workbench.recovery.records import (
     bar_record,
@@ -80,10 +90,13 @@ from workbench.recovery.wal import Record, WalReader
 from workbench.risk.engine import DAY_MS, FLATTEN_TAG
 from workbench.telemetry.log import JsonlLog
 from workbench.venue_client import VenueClient, VenueUnavailable
+from workbench.warehouse import results, views
+from workbench.warehouse.flush import Flusher
 
 CONTROL_DIR = "control"
 DONE_DIR = "done"
 STATUS_FILE = "status.json"
+FINAL_FLUSH_S = 10.0  # how long a run that ends waits for the warehouse to take its last rows
 STATUS_EVERY_S = 0.25  # status.json is rewritten at most this often between snapshots
 ACTIONS = ("halt", "flatten", "resume")
 _PORT_KINDS: dict[str, Callable[[dict[str, Any]], OrderRecord | OrderEvent | Fill]] = {
@@ -278,6 +291,8 @@ class LiveRun:
         self.symbols = list(cfg.data.symbols)
         self._sleep, self._wall, self._monotonic = sleep, wall, monotonic
         self._status_at = -1e9
+        self._twin_rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.git_sha = mf.git_sha()
         self.vt = VenueTime(self._server_time, monotonic)
         self.feeds = {s: RestKlineFeed(venue, s, self.tf) for s in self.symbols}
         self._echo = echo
@@ -308,6 +323,7 @@ class LiveRun:
         """Check the strategy and the venue (nothing is written before they check out), then
         start or resume the run and loop until it ends."""
         self.strategy = kernel.build_strategy(self.cfg)
+        self.view_list = views.check()
         self._check_venue()
         self.log = JsonlLog(self.run_dir / "logs.jsonl", echo=self._echo)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -330,6 +346,12 @@ class LiveRun:
                                    run_id=self.run_id, log=self.log, journal=self.journal)
         self.step = self.kernel.step
         self.risk = self.step.risk
+        # the backtest twin: the same config on the same bars, for rpt.live_vs_backtest
+        self.twin: kernel.Kernel | None = kernel.build(
+            self.cfg, Mode.BACKTEST, strategy=kernel.build_strategy(self.cfg),
+            run_id=f"{self.run_id}.backtest")
+        self.flusher = Flusher(self.warehouse, self.dir, self._run_row, log=self.log,
+                               also_fn=lambda: self._twin_rows, views=self.view_list)
         try:
             if journaled:
                 self._resume(journaled)
@@ -337,6 +359,7 @@ class LiveRun:
                 self._start()
             self._write_manifest()
             self._refresh()
+            self.flusher.start()
             if self._announce is not None:
                 self._announce(
                     f"{self.mode.value} run {self.run_id} "
@@ -410,11 +433,13 @@ class LiveRun:
             config_hash=decision_hash(self.cfg), symbols=self.symbols,
             timeframe=self.cfg.data.timeframe, ts=venue_now, start_ts=start_ts, warmup_bars=want))
         self.step.start(start_ts)
+        self._twin_start(start_ts)
         for bar in warm:
             self.wal.append("bar", bar_record(bar) | {"phase": "warmup", "lag_ms": None},
                             sync=False)
             self._remember(bar)
             self.step.warm(bar)
+            self._twin_bar(bar)
         self.log.info("live", f"{self.mode.value} run {self.run_id} started: {len(warm)} "
                       f"warm-up bars, venue time {ms_to_iso(venue_now)}",
                       symbols=self.symbols, venue=self.venue.base_url)
@@ -438,6 +463,7 @@ class LiveRun:
                                   "run (without --run-id)")
         self.resumed = True
         self.step.start(int(begun["start_ts"]))
+        self._twin_start(int(begun["start_ts"]))
         bar_positions = [i for i, r in enumerate(journaled) if r.kind == "bar"]
         last_bar = bar_positions[-1] if bar_positions else -1
         for i, record in enumerate(journaled):
@@ -446,6 +472,7 @@ class LiveRun:
                 bar = Bar(p["symbol"], p["ts"], p["open"], p["high"], p["low"], p["close"],
                           p["volume"])
                 self._remember(bar)
+                self._twin_bar(bar)
                 if p.get("phase") == "warmup":
                     self.step.warm(bar)
                 else:
@@ -584,6 +611,7 @@ class LiveRun:
         if callable(get_state):
             decision["strategy_state"] = get_state()
         self.wal.append("decision", decision, sync=False)
+        self._twin_bar(bar)
         self._watch_risk(bar)
         if self.step.fill_seq != fills_before or \
                 self.live_bars % self.cfg.live.snapshot_every_bars == 0:
@@ -744,6 +772,56 @@ class LiveRun:
         _write_atomic(done, json.dumps(answer, sort_keys=True))
         path.unlink(missing_ok=True)
 
+    # --- the backtest twin, the warehouse ------------------------------------------------------
+    def _twin_start(self, start_ts: int) -> None:
+        if self.twin is not None:
+            self.twin.step.start(start_ts)
+
+    def _twin_bar(self, bar: Bar) -> None:
+        """The twin decides on every bar, warm-up bars included, as a backtest does. A twin
+        that fails stops (an alert says so); the run goes on."""
+        twin = self.twin
+        if twin is None:
+            return
+        try:
+            twin.step.on_bar(bar)
+        except Exception as exc:
+            self.twin = None
+            self._twin_rows = []
+            self._alert("twin_failed", "warning",
+                        f"the backtest twin stopped at {bar.symbol} {ms_to_iso(bar.ts)}: "
+                        f"{exc}; rpt.live_vs_backtest has no rows for this run from here")
+
+    def _twin_tables(self, data: LoopData) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        twin = self.twin
+        if twin is None or not len(data):
+            return []
+        records = contents(twin.journal)
+        row = {**self._run_row(), "run_id": f"{self.run_id}.backtest", "mode": "backtest",
+               "name": f"backtest twin of {self.run_id}", "status": "completed",
+               "error": None, "run_dir": None, "pid": None, "host": None,
+               "bar_count": len(data), "start_ts": ms_to_dt(int(data.ts[0])),
+               "end_ts": ms_to_dt(int(data.ts[-1])), "ended_at": mf.utc_now_iso()}
+        return [(row, {"run_bars": results.run_bars_table(data),
+                       "orders": results.orders_table(order_states(records)),
+                       "order_events": results.events_table(records),
+                       "fills": results.fills_table(records)})]
+
+    def _run_row(self) -> dict[str, Any]:
+        """The ``runs`` row as this process sees the run now (the flusher adds the bars)."""
+        cfg = self.cfg
+        return {
+            "run_id": self.run_id, "mode": self.mode.value, "name": cfg.run.name,
+            "status": self.status, "error": self.last_error if self.status != "running"
+            else None, "config_json": cfg.to_dict(), "config_hash": cfg.hash(),
+            "git_sha": self.git_sha, "started_at": self.started_at,
+            "ended_at": None if self.status == "running" else mf.utc_now_iso(),
+            "versions": mf.versions(), "view_versions": views.versions(self.view_list),
+            "gap_policy": None, "symbols": self.symbols, "timeframe": cfg.data.timeframe,
+            "timeframe_ms": self.tf, "initial_cash": cfg.portfolio.initial_cash,
+            "quote": cfg.portfolio.quote, "seed": cfg.run.seed,
+            "run_dir": os.path.abspath(self.run_dir)}
+
     # --- daily rollups -----------------------------------------------------------------------
     def _roll_up(self, day: int) -> None:
         """``days/<YYYY-MM-DD>.json`` (a manifest of the UTC day: its records' seq range,
@@ -797,9 +875,13 @@ class LiveRun:
         self._refresh()
 
     def _refresh(self) -> None:
-        """The run directory's CSVs (as a backtest writes them), manifest and status."""
+        """The run directory's CSVs (as a backtest writes them), manifest and status; the
+        twin's rows for the flusher."""
         records = contents(self.journal)
         data = loop_data(self.bars, self.symbols)
+        self._twin_rows = self._twin_tables(data)
+        if getattr(self, "flusher", None) is not None:
+            self.flusher.request()
         equity = equity_rows(self.step.book, data)
         tmp = self.run_dir / ".refresh"
         tmp.mkdir(exist_ok=True)
@@ -861,6 +943,11 @@ class LiveRun:
             self.step.book.check(contents(self.journal).fills)
         with contextlib.suppress(Exception):
             self._snapshot()
+        flusher = getattr(self, "flusher", None)
+        if flusher is not None and not flusher.stop(final=True, timeout_s=FINAL_FLUSH_S):
+            self.log.warning("warehouse", "the final flush did not go in "
+                             f"({flusher.last_error}); the journal holds everything and the "
+                             "next run of this id flushes it", run_id=self.run_id)
         with contextlib.suppress(Exception):
             self._write_manifest()
             self._write_status()

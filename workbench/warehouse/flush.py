@@ -47,7 +47,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -377,17 +377,20 @@ def _columns(rows: list[tuple[Any, ...]], schema: tuple[tuple[str, pa.DataType],
 
 
 def replace_run(warehouse: str | Path, run_row: dict[str, Any], tables: dict[str, pa.Table],
-                *, wait_s: float) -> tuple[float, float]:
+                *, wait_s: float, also: Sequence[tuple[dict[str, Any], dict[str, pa.Table]]] = (),
+                views: list[Any] | None = None) -> tuple[float, float]:
     """Replace one run's rows in one short transaction: open read-write (waiting up to
     ``wait_s`` while another process holds the file), delete the run's ``runs`` row and its
     rows in every table of :data:`TABLES` and of ``tables``, insert ``run_row`` and
-    ``tables`` by Arrow (columns a table lacks are NULL), commit, close. Idempotent. Returns the
-    seconds the file was held and the seconds spent waiting for it."""
-    run_id = run_row["run_id"]
-    names = list(dict.fromkeys([*TABLES, *tables]))
-    for name in names:
-        if not _NAME.fullmatch(name):
-            raise ValueError(f"bad table name {name!r}")
+    ``tables`` by Arrow (columns a table lacks are NULL), commit, close. Idempotent. ``also``:
+    more runs (a row and its tables each, e.g. the live run's backtest twin) replaced in the
+    same transaction; ``views``: deployed first (``views.deploy``, its own transaction).
+    Returns the seconds the file was held and the seconds spent waiting for it."""
+    runs = [(run_row, tables), *also]
+    for _row, more in runs:
+        for name in more:
+            if not _NAME.fullmatch(name):
+                raise ValueError(f"bad table name {name!r}")
     asked = time.perf_counter()
     connected: list[float] = []
     # Not results._transaction: its signals_held makes the main thread's Ctrl-C handler defer
@@ -395,11 +398,16 @@ def replace_run(warehouse: str | Path, run_row: dict[str, Any], tables: dict[str
     # which here is the flusher's. A flush needs no on_commit note either: it is idempotent.
     con = open_rw(warehouse, wait_s=wait_s, connected=connected)
     try:
+        if views is not None:
+            from workbench.warehouse import views as view_sql
+
+            view_sql.deploy(con, views)
         con.execute("begin transaction")
         try:
-            for name in ["runs", *names]:
-                con.execute(f"delete from {name} where run_id = ?", [run_id])
-            insert_results(con, run_row, tables)
+            for row, more in runs:
+                for name in ["runs", *dict.fromkeys([*TABLES, *more])]:
+                    con.execute(f"delete from {name} where run_id = ?", [row["run_id"]])
+                insert_results(con, row, more)
             con.execute("commit")
         except BaseException:
             rollback_quietly(con)
@@ -425,16 +433,21 @@ class Flusher:
     in :attr:`last_error`, logged as a warning on ``log`` (a ``JsonlLog``; never with the row's
     values) and retried after an exponential backoff with jitter (``retry_s`` doubling up to
     ``max_retry_s``); nothing is raised into the caller. :meth:`stop` ends the thread and,
-    with ``final``, flushes the tail.
+    with ``final``, flushes the tail. ``also_fn`` gives more runs to replace in the same
+    transaction (the live run's backtest twin); ``views`` are deployed with the first flush.
     """
 
     def __init__(self, warehouse: str | Path, journal_dir: str | Path,
                  run_row_fn: Callable[[], dict[str, Any]], *, every_s: float = 5.0,
                  wait_s: float = 0.5, log: Any = None, retry_s: float = 1.0,
-                 max_retry_s: float = 30.0) -> None:
+                 max_retry_s: float = 30.0,
+                 also_fn: Callable[[], Sequence[tuple[dict[str, Any], dict[str, pa.Table]]]]
+                 | None = None, views: list[Any] | None = None) -> None:
         self.warehouse = Path(warehouse)
         self.journal_dir = Path(journal_dir)
         self.run_row_fn = run_row_fn
+        self.also_fn = also_fn
+        self._views = views  # deployed with the first flush that goes in
         self.every_s = every_s
         self.wait_s = wait_s
         self.log = log
@@ -530,7 +543,10 @@ class Flusher:
                 wal = live.run_fields()
                 full = {**wal, "pid": os.getpid(), "host": HOST, **row}
                 full.update({k: wal[k] for k in ("bar_count", "start_ts", "end_ts")})
-                held, _waited = replace_run(self.warehouse, full, live.tables, wait_s=wait_s)
+                also = self.also_fn() if self.also_fn is not None else ()
+                held, _waited = replace_run(self.warehouse, full, live.tables, wait_s=wait_s,
+                                            also=also, views=self._views)
+                self._views = None
             except Exception as exc:  # a flusher never raises into the live process
                 self.failures += 1
                 self._streak += 1
