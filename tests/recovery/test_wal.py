@@ -418,3 +418,28 @@ def test_wal_batch_syncs_critical_records_once_when_the_block_ends(
         assert len(synced) == 1
         wal.append("fill", PAYLOADS["fill"])  # outside a batch: synced on its own
         assert len(synced) == 2
+
+
+def test_wal_append_signal_during_the_write_waits_until_the_record_is_counted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os as real_os
+
+    import workbench.recovery.wal as wal_module
+    from workbench import errors
+
+    def write_then_signal(fd: int, data: object) -> int:
+        written = real_os.write(fd, data)  # type: ignore[arg-type]
+        if not errors.note_signal("SIGTERM"):  # what the CLI's handler does
+            raise errors.Terminated("SIGTERM")
+        return written
+
+    errors.clear_signals()
+    with Wal.open(tmp_path / "run") as wal:
+        monkeypatch.setattr(wal_module.os, "write", write_then_signal)
+        with pytest.raises(errors.Terminated):
+            wal.append("order", PAYLOADS["order"])
+        monkeypatch.undo()
+        errors.clear_signals()
+        assert wal.last_seq == 1  # written and counted before the signal's exception
+        assert wal.append("fill", PAYLOADS["fill"]) == 2
+    assert [r.seq for r in read(tmp_path / "run")] == [1, 2]

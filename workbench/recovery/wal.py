@@ -59,7 +59,7 @@ from typing import Any, NamedTuple, NoReturn
 import orjson
 from pydantic import SecretStr
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, signals_deferred
 from workbench.secrets import is_secret_key
 
 log = logging.getLogger(__name__)
@@ -453,7 +453,9 @@ class Wal:
             raise WalError(f"a {kind} record must be synced", fix="append it with sync=True")
         if self._batching:
             sync = False  # group commit: synced when the batch ends (see ``batch``)
-        with self._lock:
+        # a stop signal's exception must not land between the write and the bookkeeping (the
+        # next record would reuse the seq, or follow a half-written frame): it waits
+        with signals_deferred(), self._lock:
             fd = self._fd
             if fd is None:
                 raise WalError("the journal is closed", where=str(self.path))
