@@ -422,13 +422,15 @@ def test_wal_batch_syncs_critical_records_once_when_the_block_ends(
 
 def test_wal_append_signal_during_the_write_waits_until_the_record_is_counted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import os as real_os
+    import os
 
     import workbench.recovery.wal as wal_module
     from workbench import errors
 
+    real_write = os.write
+
     def write_then_signal(fd: int, data: object) -> int:
-        written = real_os.write(fd, data)  # type: ignore[arg-type]
+        written = real_write(fd, data)  # type: ignore[arg-type]
         if not errors.note_signal("SIGTERM"):  # what the CLI's handler does
             raise errors.Terminated("SIGTERM")
         return written
