@@ -439,7 +439,7 @@ class LiveRun:
                             sync=False)
             self._remember(bar)
             self.step.warm(bar)
-            self._twin_bar(bar)
+            self._twin_bar(bar, warm=True)
         self.log.info("live", f"{self.mode.value} run {self.run_id} started: {len(warm)} "
                       f"warm-up bars, venue time {ms_to_iso(venue_now)}",
                       symbols=self.symbols, venue=self.venue.base_url)
@@ -472,7 +472,7 @@ class LiveRun:
                 bar = Bar(p["symbol"], p["ts"], p["open"], p["high"], p["low"], p["close"],
                           p["volume"])
                 self._remember(bar)
-                self._twin_bar(bar)
+                self._twin_bar(bar, warm=p.get("phase") == "warmup")
                 if p.get("phase") == "warmup":
                     self.step.warm(bar)
                 else:
@@ -777,14 +777,18 @@ class LiveRun:
         if self.twin is not None:
             self.twin.step.start(start_ts)
 
-    def _twin_bar(self, bar: Bar) -> None:
-        """The twin decides on every bar, warm-up bars included, as a backtest does. A twin
-        that fails stops (an alert says so); the run goes on."""
+    def _twin_bar(self, bar: Bar, *, warm: bool = False) -> None:
+        """The twin sees every bar the run sees, warm-up bars as warm-up (the comparison is of
+        decisions made on the same information). A twin that fails stops (an alert says so);
+        the run goes on."""
         twin = self.twin
         if twin is None:
             return
         try:
-            twin.step.on_bar(bar)
+            if warm:
+                twin.step.warm(bar)
+            else:
+                twin.step.on_bar(bar)
         except Exception as exc:
             self.twin = None
             self._twin_rows = []
