@@ -90,6 +90,21 @@ def signals_held() -> Iterator[None]:
     raise_if_signalled()
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends, as in ``signals_held``, and only one
+    received inside the block is raised then: for a few statements that must not be cut in
+    two (a journal record written and counted), also while a stop is already being handled."""
+    before = len(_RECEIVED)
+    _DEFERRING.append(True)
+    try:
+        yield
+    finally:
+        _DEFERRING.pop()
+    if len(_RECEIVED) > before:
+        raise _stop(_RECEIVED[before])
+
+
 def clear_signals() -> None:
     _RECEIVED.clear()
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from live_loop_support import MIN, config, make_run, payloads, records, venue
+from live_loop_support import MIN, blocks, config, make_run, payloads, records, venue
 from venue_bars import T0, write_bars
 
 from workbench.engine.live import LiveOptions
@@ -77,7 +77,7 @@ def test_shadow_blocking_risk_config_journals_blocked_orders_and_risk_events(
     for seen in events.values():
         assert [s for s, _ in seen] == ["NEW", "BLOCKED"]
         assert seen[-1][1] is not None and "NOTIONAL" in seen[-1][1]
-    risk = payloads(journal, "risk_event")
+    risk = blocks(journal)
     assert [r["client_order_id"] for r in risk] == [o["client_order_id"] for o in orders]
     assert {r["rule"] for r in risk} == {"order_notional"}
     assert sum(d["blocked"] for d in payloads(journal, "decision")) == len(orders)
@@ -96,7 +96,7 @@ def test_shadow_restarted_blocks_and_proposals_journaled_once(tmp_path: Path, ba
     journal = result.journal_dir
     coids = [o["client_order_id"] for o in payloads(journal, "order")]
     assert len(coids) >= 4 and len(coids) == len(set(coids))
-    assert [r["client_order_id"] for r in payloads(journal, "risk_event")] == coids
+    assert [r["client_order_id"] for r in blocks(journal)] == coids
     decided = [(b["symbol"], b["ts"]) for b in _decided(journal)]
     assert len(decided) == len(set(decided)) == 25
 
@@ -110,9 +110,9 @@ def test_daily_loss_stop_alerted_once_across_a_restart_later_buys_blocked(
     journal = result.journal_dir
     alerts = [a for a in payloads(journal, "alert") if a["kind"] == "daily_loss_halt"]
     assert len(alerts) == 1 and alerts[0]["severity"] == "error"
-    stop = [r for r in payloads(journal, "risk_event") if r["client_order_id"] is None]
+    stop = [r for r in blocks(journal) if r["client_order_id"] is None]
     assert [r["reason"] for r in stop] == ["RISK_DAILY_LOSS"]
-    blocked = [r["client_order_id"] for r in payloads(journal, "risk_event")
+    blocked = [r["client_order_id"] for r in blocks(journal)
                if r["client_order_id"] is not None]
     buys = [o["client_order_id"] for o in payloads(journal, "order")
             if o["side"] == "BUY" and o["bar_ts"] > stop[0]["ts"]]

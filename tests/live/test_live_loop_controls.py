@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_loop_support import MIN, config, make_run, payloads, records, venue
+from live_loop_support import MIN, blocks, config, make_run, payloads, records, venue
 from venue_bars import T0, write_bars
 
 from workbench.engine import operator
@@ -83,7 +83,7 @@ def test_controls_halt_request_journaled_answered_later_orders_blocked(
     after = _order_outcomes(journal, stopped)
     assert after and all(o[1:] == ("BLOCKED", "RISK_HALTED") for o in after)
     assert not [f for f in payloads(journal, "fill") if f["bar_ts"] > stopped]
-    assert len([r for r in payloads(journal, "risk_event") if r["rule"] == "halted"]) == len(
+    assert len([r for r in blocks(journal) if r["rule"] == "halted"]) == len(
         after)
     assert _status(second.run_dir)["halted"].startswith("test at ")
     assert operator.status(second.run_dir, journal)["halted"] == "test"

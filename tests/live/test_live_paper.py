@@ -4,6 +4,8 @@ uninterrupted run: the same orders, fills, trades and equity, byte for byte."""
 from __future__ import annotations
 
 import filecmp
+import gzip
+import json
 from pathlib import Path
 
 from live_harness import MIN, SAMPLE, fake_venue, live_run, paper_config
@@ -57,3 +59,22 @@ def test_paper_run_restarted_twice_equals_the_uninterrupted_run(tmp_path: Path) 
     coids = [r.payload["client_order_id"] for r in WalReader(again.journal_dir)
              if r.kind == "order"]
     assert coids and len(coids) == len(set(coids))
+
+
+def test_paper_run_across_midnight_rolls_up_the_finished_day(tmp_path: Path) -> None:
+    first = BarBook.from_file(SAMPLE, "BTCUSDT").first_open_ms
+    with fake_venue(first + 1_380 * MIN + 5_000) as (fx, clock):  # 23:00 on the first day
+        live_run(fx, clock, tmp_path, options=LiveOptions(max_bars=40))
+        result = live_run(fx, clock, tmp_path, options=LiveOptions(max_bars=120))
+    days = result.run_dir / "days"
+    manifest = json.loads((days / "2024-01-01.json").read_text())
+    with gzip.open(days / "2024-01-01.jsonl.gz", "rt") as fh:
+        lines = [json.loads(line) for line in fh]
+    decided = [x for x in lines if x["kind"] == "bar" and x["payload"]["phase"] != "warmup"]
+    assert manifest["bars"] == len(decided) > 40 and manifest["log"] == "2024-01-01.jsonl.gz"
+    assert decided[-1]["payload"]["ts"] == first + 1_439 * MIN  # 23:59, the day's last bar
+    assert [x["seq"] for x in lines] == list(range(manifest["first_seq"],
+                                                   manifest["last_seq"] + 1))
+    assert {x["payload"]["ts"] // 86_400_000 for x in lines if x["kind"] == "bar"} == {
+        first // 86_400_000}
+    assert not (days / "2024-01-02.json").exists()  # the second day is not over

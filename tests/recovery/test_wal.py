@@ -400,3 +400,48 @@ def test_a_payload_read_back_is_a_fresh_copy(tmp_path):
     assert record.payload == {"a": {"b": 3, "y": 2}, "intents": [{"qty": 1.0}], "z": 1}
     record.payload["z"] = 99
     assert read(tmp_path)[0].payload["z"] == 1
+
+
+def test_wal_batch_syncs_critical_records_once_when_the_block_ends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import workbench.recovery.wal as wal_module
+
+    synced: list[int] = []
+    real = wal_module.datasync
+    monkeypatch.setattr(wal_module, "datasync", lambda fd: (synced.append(fd), real(fd)))
+    with Wal.open(tmp_path / "run") as wal:
+        with wal.batch():
+            wal.append("order", PAYLOADS["order"])
+            wal.append("order_event", PAYLOADS["order_event"])
+            assert synced == []  # written, not yet synced
+            assert [r.seq for r in read(tmp_path / "run")] == [1, 2]  # visible at once
+        assert len(synced) == 1
+        wal.append("fill", PAYLOADS["fill"])  # outside a batch: synced on its own
+        assert len(synced) == 2
+
+
+def test_wal_append_signal_during_the_write_waits_until_the_record_is_counted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import workbench.recovery.wal as wal_module
+    from workbench import errors
+
+    real_write = os.write
+
+    def write_then_signal(fd: int, data: object) -> int:
+        written = real_write(fd, data)  # type: ignore[arg-type]
+        if not errors.note_signal("SIGTERM"):  # what the CLI's handler does
+            raise errors.Terminated("SIGTERM")
+        return written
+
+    errors.clear_signals()
+    with Wal.open(tmp_path / "run") as wal:
+        monkeypatch.setattr(wal_module.os, "write", write_then_signal)
+        with pytest.raises(errors.Terminated):
+            wal.append("order", PAYLOADS["order"])
+        monkeypatch.undo()
+        errors.clear_signals()
+        assert wal.last_seq == 1  # written and counted before the signal's exception
+        assert wal.append("fill", PAYLOADS["fill"]) == 2
+    assert [r.seq for r in read(tmp_path / "run")] == [1, 2]

@@ -64,9 +64,14 @@ def paper_config(url: str, **sections: Any) -> Config:
 
 @contextmanager
 def fake_venue(start_ms: int, data: Path = SAMPLE, symbol: str = "BTCUSDT",
-               faults: str | None = None) -> Iterator[tuple[FakeBinance, ManualClock]]:
+               faults: str | None = None, weight_limit: int = 10**9
+               ) -> Iterator[tuple[FakeBinance, ManualClock]]:
+    """The fake exchange on a ManualClock. Its request weight is counted per wall-clock minute,
+    and simulated time packs hours of venue traffic into seconds: the limit is lifted unless
+    a test sets one."""
     clock = ManualClock(start_ms)
-    with FakeBinance(BarBook.from_file(data, symbol), clock=clock, faults=faults) as fx:
+    with FakeBinance(BarBook.from_file(data, symbol), clock=clock, faults=faults,
+                     weight_limit=weight_limit) as fx:
         yield fx, clock
 
 

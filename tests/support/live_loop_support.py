@@ -31,6 +31,7 @@ MIN = 60_000
 def venue(data: Path, start_ms: int, symbol: str = "BTCUSDT", **kwargs: Any
           ) -> Iterator[tuple[FakeBinance, ManualClock]]:
     clock = ManualClock(start_ms)
+    kwargs.setdefault("weight_limit", 10**9)  # counted per wall minute: see live_harness
     with FakeBinance(BarBook.from_file(data, symbol), clock=clock, **kwargs) as fx:
         yield fx, clock
 
@@ -78,6 +79,11 @@ def records(journal: Path, *kinds: str) -> list[Record]:
 
 def payloads(journal: Path, kind: str) -> list[dict[str, Any]]:
     return [r.payload for r in records(journal, kind)]
+
+
+def blocks(journal: Path) -> list[dict[str, Any]]:
+    """The ``risk_event`` records of risk blocks and stops (not the snapshots' risk state)."""
+    return [p for p in payloads(journal, "risk_event") if p.get("reason") != "state"]
 
 
 def closed_port() -> int:

@@ -339,6 +339,7 @@ def test_deploy_unbumped_change_is_refused_before_touching_the_warehouse(
         views.deploy(memory_con, views.discover(root))
     assert deployed(memory_con) == before
     # the deployed view still computes the committed definition
-    memory_con.execute("insert into fills values ('r', 1, 1, 'r-1', 'BTC', 'BUY', 1.0, 10.0, 0.0, "
-                       "'2024-01-01T00:01:00Z', '2024-01-01T00:00:00Z', null)")
+    memory_con.execute("insert into fills (run_id, fill_seq, order_seq, client_order_id, symbol, "
+                       "side, qty, price, fee, ts, bar_ts) values ('r', 1, 1, 'r-1', 'BTC', "
+                       "'BUY', 1.0, 10.0, 0.0, '2024-01-01T00:01:00Z', '2024-01-01T00:00:00Z')")
     assert memory_con.execute("select qty from acct.fifo_lots").fetchall() == [(1.0,)]

@@ -52,6 +52,10 @@ class Wiring:
     ``broker``: makes the mode's broker from the costs and the timeframe (ms).
     ``live``: the run is fed by the live loop (``engine/live.py``: venue bars, a write-ahead
     journal, restart) rather than by stored bars.
+    ``group_commit``: the journal's records of one decision are synced together when it ends
+    (``Wal.batch``), not one by one: no order of the mode leaves the process, and a restart
+    re-derives a decision a power loss took. A mode whose broker sends orders syncs each order
+    record before the broker sees it.
     """
 
     mode: Mode
@@ -59,15 +63,16 @@ class Wiring:
     resume_next_day: bool
     broker: Callable[[CostModel, int], Broker]
     live: bool = False
+    group_commit: bool = False
 
 
 WIRINGS: dict[Mode, Wiring] = {
     Mode.BACKTEST: Wiring(Mode.BACKTEST, pause_gc=True, resume_next_day=True,
                           broker=lambda costs, tf_ms: SimBroker(costs)),
     Mode.SHADOW: Wiring(Mode.SHADOW, pause_gc=False, resume_next_day=False,
-                        broker=lambda costs, tf_ms: NullBroker(), live=True),
+                        broker=lambda costs, tf_ms: NullBroker(), live=True, group_commit=True),
     Mode.PAPER: Wiring(Mode.PAPER, pause_gc=False, resume_next_day=False,
-                       broker=PaperBroker, live=True),
+                       broker=PaperBroker, live=True, group_commit=True),
 }
 
 

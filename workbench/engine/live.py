@@ -33,6 +33,7 @@ bar processed closes at or before TS) end a run cleanly; a restart may continue 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -62,7 +63,17 @@ from workbench.engine.journal import (
 from workbench.errors import ConfigError, DataError, EngineFault, WorkbenchError
 from workbench.feeds.binance_rest import Gap, RestKlineFeed
 from workbench.feeds.history import LoopData
-from workbench.model import Bar, Fill, Mode, Order, OrderIntent, OrderStatus, Side, ms_to_iso
+from workbench.model import (
+    Bar,
+    Fill,
+    Mode,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Side,
+    ms_to_dt,
+    ms_to_iso,
+)
 from workbench.recovery.journal import WalJournal
 from workbench.recovery.records import (
     bar_record,
@@ -76,13 +87,17 @@ from workbench.recovery.records import (
 from workbench.recovery.replay import ReplayError, State, apply_record, recover
 from workbench.recovery.snapshot import take_snapshot
 from workbench.recovery.wal import Record, WalReader
-from workbench.risk.engine import FLATTEN_TAG
+from workbench.risk.engine import DAY_MS, FLATTEN_TAG
 from workbench.telemetry.log import JsonlLog
 from workbench.venue_client import VenueClient, VenueUnavailable
+from workbench.warehouse import results, views
+from workbench.warehouse.flush import Flusher
 
 CONTROL_DIR = "control"
 DONE_DIR = "done"
 STATUS_FILE = "status.json"
+FINAL_FLUSH_S = 10.0  # how long a run that ends waits for the warehouse to take its last rows
+STATUS_EVERY_S = 0.25  # status.json is rewritten at most this often between snapshots
 ACTIONS = ("halt", "flatten", "resume")
 _PORT_KINDS: dict[str, Callable[[dict[str, Any]], OrderRecord | OrderEvent | Fill]] = {
     "order": order_from_record, "order_event": order_event_from_record,
@@ -274,11 +289,14 @@ class LiveRun:
         self.venue = venue
         self.tf = timeframe_ms(cfg.data.timeframe)
         self.symbols = list(cfg.data.symbols)
-        self._sleep, self._wall = sleep, wall
+        self._sleep, self._wall, self._monotonic = sleep, wall, monotonic
+        self._status_at = -1e9
+        self._twin_rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.git_sha = mf.git_sha()
         self.vt = VenueTime(self._server_time, monotonic)
         self.feeds = {s: RestKlineFeed(venue, s, self.tf) for s in self.symbols}
         self._echo = echo
-        self.log = JsonlLog(echo=echo)  # the run directory's logs.jsonl once the run starts
+        self.log = JsonlLog(echo=echo)  # the run directory's log once the venue checks out
         self.last_ts: dict[str, int] = {}
         self.bars: list[tuple[str, int, float, float, float, float, float]] = []
         self.live_bars = 0
@@ -296,13 +314,18 @@ class LiveRun:
         self._control_mtime = -1
         self._daily_stop_seen = False
         self._risk_events_written = 0
+        self._day: int | None = None  # UTC day of the last bar decided
         self._retry_at = 0  # venue time before which an empty poll is not repeated
         self._empty_polls = 0
         self._warmup: tuple[int, int, list[Bar], list[Gap]] | None = None
 
     # --- the run ----------------------------------------------------------------------------
     def run(self) -> LiveResult:
-        self._preflight()  # a refusal here leaves no file behind
+        """Check the strategy and the venue (nothing is written before they check out), then
+        start or resume the run and loop until it ends."""
+        self.strategy = kernel.build_strategy(self.cfg)
+        self.view_list = views.check()
+        self._preflight()  # the venue, a run to resume, a new run's warm-up bars
         self.log = JsonlLog(self.run_dir / "logs.jsonl", echo=self._echo)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / CONTROL_DIR / DONE_DIR).mkdir(parents=True, exist_ok=True)
@@ -320,12 +343,16 @@ class LiveRun:
         expected = [_PORT_KINDS[r.kind](r.payload) for r in journaled if r.kind in _PORT_KINDS]
         self.journal = ResumingJournal(inner, expected)
         self.wal = inner.wal
-        strategy = kernel.build_strategy(self.cfg)
-        self.kernel = kernel.build(self.cfg, self.mode, strategy=strategy, run_id=self.run_id,
-                                   log=self.log, journal=self.journal)
+        self.kernel = kernel.build(self.cfg, self.mode, strategy=self.strategy,
+                                   run_id=self.run_id, log=self.log, journal=self.journal)
         self.step = self.kernel.step
         self.risk = self.step.risk
-        self.strategy = strategy
+        # the backtest twin: the same config on the same bars, for rpt.live_vs_backtest
+        self.twin: kernel.Kernel | None = kernel.build(
+            self.cfg, Mode.BACKTEST, strategy=kernel.build_strategy(self.cfg),
+            run_id=f"{self.run_id}.backtest")
+        self.flusher = Flusher(self.warehouse, self.dir, self._run_row, log=self.log,
+                               also_fn=lambda: self._twin_rows, views=self.view_list)
         try:
             if journaled:
                 self._resume(journaled)
@@ -333,6 +360,7 @@ class LiveRun:
                 self._start()
             self._write_manifest()
             self._refresh()
+            self.flusher.start()
             if self._announce is not None:
                 self._announce(
                     f"{self.mode.value} run {self.run_id} "
@@ -417,8 +445,7 @@ class LiveRun:
         written: a venue that fails them leaves no run behind, never a journal without its
         start record. Returns the venue time, the bars wanted, the bars, the gaps."""
         venue_now = self.vt.calibrate(self._sleep)
-        strategy = kernel.build_strategy(self.cfg)
-        want = max(self.cfg.live.warmup_bars, int(getattr(strategy, "warmup_bars", 0) or 0))
+        want = max(self.cfg.live.warmup_bars, int(getattr(self.strategy, "warmup_bars", 0) or 0))
         warm: list[Bar] = []
         gaps: list[Gap] = []
         for symbol, feed in self.feeds.items():
@@ -441,11 +468,13 @@ class LiveRun:
         for gap in gaps:
             self._gap(gap, venue_now)
         self.step.start(start_ts)
+        self._twin_start(start_ts)
         for bar in warm:
             self.wal.append("bar", bar_record(bar) | {"phase": "warmup", "lag_ms": None},
                             sync=False)
             self._remember(bar)
             self.step.warm(bar)
+            self._twin_bar(bar, warm=True)
         self.log.info("live", f"{self.mode.value} run {self.run_id} started: {len(warm)} "
                       f"warm-up bars, venue time {ms_to_iso(venue_now)}",
                       symbols=self.symbols, venue=self.venue.base_url)
@@ -472,6 +501,7 @@ class LiveRun:
         begun = journaled[0].payload
         self.resumed = True
         self.step.start(int(begun["start_ts"]))
+        self._twin_start(int(begun["start_ts"]))
         bar_positions = [i for i, r in enumerate(journaled) if r.kind == "bar"]
         last_bar = bar_positions[-1] if bar_positions else -1
         try:
@@ -481,6 +511,7 @@ class LiveRun:
                     bar = Bar(p["symbol"], p["ts"], p["open"], p["high"], p["low"], p["close"],
                               p["volume"])
                     self._remember(bar)
+                    self._twin_bar(bar, warm=p.get("phase") == "warmup")
                     if p.get("phase") == "warmup":
                         self.step.warm(bar)
                     else:
@@ -527,6 +558,9 @@ class LiveRun:
                         "folded from the first record), or the strategy does not repeat "
                         "itself; start a new run")
         self._risk_events_written = len(self.risk.events) if self.risk is not None else 0
+        decided = [r.payload["ts"] for r in journaled
+                   if r.kind == "bar" and r.payload.get("phase") != "warmup"]
+        self._day = decided[-1] // DAY_MS if decided else None
         self.vt.calibrate(self._sleep)
         self._daily_stop_seen = bool(self.risk is not None and self.risk.daily_stop)
         self.log.info("live", f"{self.mode.value} run {self.run_id} resumed from its journal: "
@@ -547,6 +581,8 @@ class LiveRun:
         due = max(self._next_close() + self.options.poll_after_ms, self._retry_at)
         estimate = self.vt.sync() if self.vt.stale else self.vt.now()
         if estimate < due:
+            if self._monotonic() - self._status_at >= 1.0:
+                self._write_status()  # the lag and the heartbeat stay fresh while waiting
             self._sleep(min(self.vt.wall_s(due - estimate), self.options.idle_s))
             return True
         venue_now = self.vt.sync()
@@ -602,6 +638,10 @@ class LiveRun:
     def _process(self, bar: Bar, venue_now: int, arrived_ns: int) -> None:
         lag_ms = venue_now - (bar.ts + self.tf)
         phase = "live" if lag_ms < self.tf else "backfill"
+        day = bar.ts // DAY_MS
+        if self._day is not None and day > self._day:
+            self._roll_up(self._day)
+        self._day = day
         self.wal.append("bar", bar_record(bar) | {"phase": phase, "lag_ms": lag_ms}, sync=False)
         self._remember(bar)
         fills_before = self.step.fill_seq
@@ -623,18 +663,21 @@ class LiveRun:
         if callable(get_state):
             decision["strategy_state"] = get_state()
         self.wal.append("decision", decision, sync=False)
+        self._twin_bar(bar)
         self._watch_risk(bar)
         if self.step.fill_seq != fills_before or \
                 self.live_bars % self.cfg.live.snapshot_every_bars == 0:
             self._snapshot()
-        else:
-            self._write_status()
+        elif self._monotonic() - self._status_at >= STATUS_EVERY_S:
+            self._write_status()  # a catching-up batch does not rewrite it every bar
 
     def _decide(self, bar: Bar) -> None:
-        if self.halted_no_risk is not None:
-            self.step.warm(bar)  # halted without a risk engine: the strategy sees, nothing acts
-        else:
-            self.step.on_bar(bar)
+        batch = self.wal.batch() if self.wired.group_commit else contextlib.nullcontext()
+        with batch:
+            if self.halted_no_risk is not None:
+                self.step.warm(bar)  # halted without risk: the strategy sees, nothing acts
+            else:
+                self.step.on_bar(bar)
 
     def _write_risk_events(self) -> int:
         risk = self.risk
@@ -781,8 +824,106 @@ class LiveRun:
         _write_atomic(done, json.dumps(answer, sort_keys=True))
         path.unlink(missing_ok=True)
 
+    # --- the backtest twin, the warehouse ------------------------------------------------------
+    def _twin_start(self, start_ts: int) -> None:
+        if self.twin is not None:
+            self.twin.step.start(start_ts)
+
+    def _twin_bar(self, bar: Bar, *, warm: bool = False) -> None:
+        """The twin sees every bar the run sees, warm-up bars as warm-up (the comparison is of
+        decisions made on the same information). A twin that fails stops (an alert says so);
+        the run goes on."""
+        twin = self.twin
+        if twin is None:
+            return
+        try:
+            if warm:
+                twin.step.warm(bar)
+            else:
+                twin.step.on_bar(bar)
+        except Exception as exc:
+            self.twin = None
+            self._twin_rows = []
+            self._alert("twin_failed", "warning",
+                        f"the backtest twin stopped at {bar.symbol} {ms_to_iso(bar.ts)}: "
+                        f"{exc}; rpt.live_vs_backtest has no rows for this run from here")
+
+    def _twin_tables(self, data: LoopData) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        twin = self.twin
+        if twin is None or not len(data):
+            return []
+        records = contents(twin.journal)
+        row = {**self._run_row(), "run_id": f"{self.run_id}.backtest", "mode": "backtest",
+               "name": f"backtest twin of {self.run_id}", "status": "completed",
+               "error": None, "run_dir": None, "pid": None, "host": None,
+               "bar_count": len(data), "start_ts": ms_to_dt(int(data.ts[0])),
+               "end_ts": ms_to_dt(int(data.ts[-1])), "ended_at": mf.utc_now_iso()}
+        return [(row, {"run_bars": results.run_bars_table(data),
+                       "orders": results.orders_table(order_states(records)),
+                       "order_events": results.events_table(records),
+                       "fills": results.fills_table(records)})]
+
+    def _run_row(self) -> dict[str, Any]:
+        """The ``runs`` row as this process sees the run now (the flusher adds the bars)."""
+        cfg = self.cfg
+        return {
+            "run_id": self.run_id, "mode": self.mode.value, "name": cfg.run.name,
+            "status": self.status, "error": self.last_error if self.status != "running"
+            else None, "config_json": cfg.to_dict(), "config_hash": cfg.hash(),
+            "git_sha": self.git_sha, "started_at": self.started_at,
+            "ended_at": None if self.status == "running" else mf.utc_now_iso(),
+            "versions": mf.versions(), "view_versions": views.versions(self.view_list),
+            "gap_policy": None, "symbols": self.symbols, "timeframe": cfg.data.timeframe,
+            "timeframe_ms": self.tf, "initial_cash": cfg.portfolio.initial_cash,
+            "quote": cfg.portfolio.quote, "seed": cfg.run.seed,
+            "run_dir": os.path.abspath(self.run_dir)}
+
+    # --- daily rollups -----------------------------------------------------------------------
+    def _roll_up(self, day: int) -> None:
+        """``days/<YYYY-MM-DD>.json`` (a manifest of the UTC day: its records' seq range,
+        bars, orders, fills, blocks, alerts) and ``days/<YYYY-MM-DD>.jsonl.gz`` (every journal
+        record of the day, one JSON object a line), written once the next day's first bar has
+        come. A day is the records from its first bar to the next day's first bar."""
+        name = ms_to_iso(day * DAY_MS)[:10]
+        folder = self.run_dir / "days"
+        folder.mkdir(exist_ok=True)
+        if (folder / f"{name}.json").exists():
+            return  # rolled up before a restart
+        counts: dict[str, int] = {}
+        first = last = None
+        inside = False
+        tmp = folder / f"{name}.jsonl.gz.tmp"
+        with gzip.open(tmp, "wt", encoding="utf-8") as out:
+            for record in WalReader(self.dir):
+                if record.kind == "bar":
+                    bar_day = record.payload["ts"] // DAY_MS
+                    if bar_day > day:
+                        break
+                    inside = bar_day == day
+                if not inside:
+                    continue
+                first = record.seq if first is None else first
+                last = record.seq
+                counts[record.kind] = counts.get(record.kind, 0) + 1
+                if record.kind == "bar" and record.payload.get("phase") == "warmup":
+                    counts["warmup"] = counts.get("warmup", 0) + 1
+                out.write(json.dumps({"seq": record.seq, "kind": record.kind,
+                                      "payload": record.payload}, sort_keys=True) + "\n")
+        os.replace(tmp, folder / f"{name}.jsonl.gz")
+        _write_atomic(folder / f"{name}.json", json.dumps({
+            "run_id": self.run_id, "mode": self.mode.value, "day": name,
+            "first_seq": first, "last_seq": last, "records": counts,
+            "bars": counts.get("bar", 0) - counts.get("warmup", 0),
+            "warmup_bars": counts.get("warmup", 0), "orders": counts.get("order", 0),
+            "fills": counts.get("fill", 0), "risk_events": counts.get("risk_event", 0),
+            "alerts": counts.get("alert", 0), "gaps": counts.get("gap", 0),
+            "log": f"{name}.jsonl.gz"}, sort_keys=True, indent=1))
+
     # --- snapshots, run directory, status ---------------------------------------------------
     def _snapshot(self) -> None:
+        if self.risk is not None:  # the risk engine's state rides in the snapshot (replay.State)
+            self.wal.append("risk_event", {"reason": "state", "ts": self.step.now,
+                                           "risk_state": _jsonable(self.risk.summary())})
         self.wal.sync()
         for record in WalReader(self.dir, self.state.seq + 1):
             apply_record(self.state, record)
@@ -790,9 +931,13 @@ class LiveRun:
         self._refresh()
 
     def _refresh(self) -> None:
-        """The run directory's CSVs (as a backtest writes them), manifest and status."""
+        """The run directory's CSVs (as a backtest writes them), manifest and status; the
+        twin's rows for the flusher."""
         records = contents(self.journal)
         data = loop_data(self.bars, self.symbols)
+        self._twin_rows = self._twin_tables(data)
+        if getattr(self, "flusher", None) is not None:
+            self.flusher.request()
         equity = equity_rows(self.step.book, data)
         tmp = self.run_dir / ".refresh"
         tmp.mkdir(exist_ok=True)
@@ -803,6 +948,7 @@ class LiveRun:
         self._write_status()
 
     def _write_status(self) -> None:
+        self._status_at = self._monotonic()
         book = self.step.book
         last = max(self.last_ts.values()) if self.last_ts else None
         risk = self.risk
@@ -853,6 +999,11 @@ class LiveRun:
             self.step.book.check(contents(self.journal).fills)
         with contextlib.suppress(Exception):
             self._snapshot()
+        flusher = getattr(self, "flusher", None)
+        if flusher is not None and not flusher.stop(final=True, timeout_s=FINAL_FLUSH_S):
+            self.log.warning("warehouse", "the final flush did not go in "
+                             f"({flusher.last_error}); the journal holds everything and the "
+                             "next run of this id flushes it", run_id=self.run_id)
         with contextlib.suppress(Exception):
             self._write_manifest()
             self._write_status()
@@ -870,6 +1021,10 @@ def loop_data(bars: list[tuple[str, int, float, float, float, float, float]],
     return LoopData(names, np.fromiter((index[s] for s in cols[0]), np.int32, len(bars)),
                     np.asarray(cols[1], dtype=np.int64), f8[0], f8[1], f8[2], f8[3], f8[4],
                     np.zeros(len(bars), dtype=bool))
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -234,8 +234,9 @@ def _forward_fill(s: BarSeries, idx: np.ndarray, missing: np.ndarray) -> BarSeri
                      s.resampled_from)
 
 
-def findings_table(findings: list[Finding], *, stage: str, timeframe: str, policy: str | None,
-                   ingest_id: str | None = None, run_id: str | None = None) -> pa.Table:
+def findings_table(findings: list[Finding], *, stage: str, timeframe: str | None,
+                   policy: str | None, ingest_id: str | None = None, run_id: str | None = None
+                   ) -> pa.Table:
     """The findings as rows of ``qc_events``."""
     n = len(findings)
     now = time.time_ns() // 1000
