@@ -321,6 +321,8 @@ def test_replay_check_finished_run_equal(tmp_path: Path, bars: Path) -> None:
     assert "snapshot + tail == the whole journal" in report.lines
     assert any(line.startswith(f"snapshot: {first.journal_dir / SNAPSHOT_FILE}")
                for line in report.lines)
+    fills = len(payloads(first.journal_dir, "fill"))
+    assert report.lines[-1].startswith(f"warehouse: {fills} fills and ")  # flushed at the end
 
 
 def test_replay_check_corrupt_snapshot_falls_back_to_the_previous_one_equal(
