@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.report.project import runs_dir_path, warehouse_path
+from workbench.report.project import project_path, runs_dir_path, warehouse_path
 from workbench.report.tables import Table
 from workbench.warehouse.connect import reading
 
@@ -233,7 +233,7 @@ def _read_status(m: LiveMonitor, runs_dir: str | Path | None) -> None:
     if runs_dir is not None:
         candidates.append(runs_dir_path(runs_dir) / m.run_id)
     if m.run.get("run_dir"):
-        candidates.append(Path(str(m.run["run_dir"])))
+        candidates.append(project_path(str(m.run["run_dir"])))  # relative: the project's
     candidates.append(runs_dir_path(None) / m.run_id)
     from workbench.warehouse.stale import effective_status
 
