@@ -3,12 +3,17 @@
 nbval starts each notebook's kernel before any fixture runs, so the warehouse is built when the
 session starts and reaches the kernels through the environment (WB_WAREHOUSE, WB_RUNS_DIR).
 Papermill outputs are written elsewhere; only the committed notebooks are collected.
+
+The warehouse holds a short paper run first (live_monitor.ipynb's: recorded on simulated time
+against the fake exchange, tests/support/paper_recording.py), then the sample bars and two
+backtests, which are therefore the latest completed runs report.ipynb and compare.ipynb pick.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,12 +24,19 @@ _made: list[Path] = []
 
 
 def build_warehouse(folder: Path) -> Path:
-    """Sample bars and two completed runs (one with limit orders and risk blocks)."""
+    """A 200-bar paper run with its backtest twin, a bar gap and its alert; then sample bars and
+    two completed backtests (one with limit orders and risk blocks)."""
     from workbench.engine.run import run_backtest
     from workbench.warehouse.connect import open_rw
     from workbench.warehouse.ingest import ingest
 
     db = folder / "notebooks.duckdb"
+    support = str(ROOT / "tests" / "support")
+    if support not in sys.path:
+        sys.path.insert(0, support)
+    from paper_recording import record_paper_run
+
+    record_paper_run(folder / "paper", db, runs_dir=folder / "runs")
     con = open_rw(db)
     try:
         ingest(con, [ROOT / "sample_data" / "btcusdt_1m_2024-01_synthetic.csv"], "BTCUSDT")

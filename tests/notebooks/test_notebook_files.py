@@ -16,6 +16,7 @@ PARAMETERS = {
     "report.ipynb": ["run_id", "warehouse"],
     "explore.ipynb": ["warehouse"],
     "compare.ipynb": ["run_ids", "warehouse"],
+    "live_monitor.ipynb": ["run_id", "warehouse"],
 }
 NAMES = sorted(PARAMETERS)
 
@@ -32,7 +33,7 @@ def _parameters(nb: Any) -> list[Any]:
     return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
 
 
-def test_notebooks_folder_holds_exactly_the_four_notebooks():
+def test_notebooks_folder_holds_exactly_the_five_notebooks():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
 
 
@@ -135,6 +136,16 @@ def test_report_notebook_shows_every_section_of_the_report():
                  "wr.equity_figure(r)", "wr.candles_figure(r, symbol)", "wr.returns_figure(r)",
                  "wr.heatmap_figure(r)", "wr.trades_table(r)", "wr.fees_table(r)",
                  "wr.qc_table(r)", "wr.risk_table(r)", "wr.manifest_table(r)"):
+        assert call in source, call
+
+
+def test_live_monitor_notebook_shows_every_part_of_the_monitor():
+    source = "\n".join(c.source for c in _code(_read("live_monitor.ipynb")))
+
+    for call in ("wr.load_live(run_id, warehouse=warehouse)", "wr.live_headline_table(m)",
+                 "wr.live_lag_figure(m)", "wr.live_book_table(m)", "wr.live_orders_table(m)",
+                 "wr.live_fills_table(m)", "wr.live_alerts_table(m)",
+                 "wr.live_divergence_table(m)"):
         assert call in source, call
 
 

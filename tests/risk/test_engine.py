@@ -297,6 +297,35 @@ def test_net_exposure_at_limit_passes_one_quantum_more_blocked() -> None:
     assert block is not None and (block.rule, block.reason_code) == ("net_exposure", C.EXPOSURE)
 
 
+def net_account_with_resting_buy() -> Account:
+    # cash 512 + X 2 x 256 = equity 1024; a buy of X 2 rests at 128, placed when X was near it:
+    # at X's last close of 256 the worst case (both filled) is 4 x 256 = 1024 = 100 % net
+    a = Account(RiskConfig(max_net_exposure_pct=90.0), cash=512.0, held={"X": 2.0},
+                last={"X": 256.0})
+    a.rest("X", BUY, 2.0, 128.0)
+    return a
+
+
+def test_net_exposure_sell_counts_open_buys_it_does_not_offset() -> None:
+    # regression (the property test's example): a sell's exposure dropped the open buys
+    a = net_account_with_resting_buy()
+    x = a.risk.exposure(a.order("X", SELL, 3.0))  # not reducing: only 2 held
+    assert x.reduces is False and x.units_after == -1 * Q
+    assert x.net_after == x.gross_after == 4.0 * 256.0  # the open buy fills, the sell does not
+    block = a.check(a.order("X", SELL, 3.0))
+    assert block is not None and (block.rule, block.reason_code) == ("net_exposure", C.EXPOSURE)
+    assert a.check(a.order("X", SELL, 2.0)) is None  # reducing: exits pass
+
+
+def test_net_exposure_sell_counts_its_short_end_when_larger() -> None:
+    a = Account(RiskConfig(max_net_exposure_pct=50.0), cash=896.0, held={"X": 0.5},
+                last={"X": 256.0})
+    x = a.risk.exposure(a.order("X", SELL, 3.0))  # short 2.5 x 256 = 640 against 0.5 x 256
+    assert x.net_after == -640.0 and x.gross_after == 640.0
+    assert a.code(a.order("X", SELL, 3.0)) == "RISK_EXPOSURE"
+    assert a.check(a.order("X", SELL, 2.25)) is None  # short 1.75 x 256 = 448, 43.75 %
+
+
 # --- what counts as reducing ----------------------------------------------------------------
 @pytest.mark.parametrize(("held", "resting_sell", "sell", "reduces"), [
     (2.0, 0.0, 2.0, True),           # the whole position

@@ -7,7 +7,8 @@ rest, sells, reduce-only sells, oversells, cancels) run through the real Step an
 A subclass of RiskEngine records, for every check, the order, a snapshot of the books and the
 open orders, the Exposure the engine saw and its verdict. An independent oracle recomputes, from
 the snapshot alone and the documented semantics (expected fill price; open buys count as filled,
-open sells do not offset; the order's symbol marked at its expected price, others at their last
+open sells do not offset; a sell's exposure is the worse of the open buys filling and it with the
+other sells filling; the order's symbol marked at its expected price, others at their last
 close), which limit rules the order breaks and compares with the engine.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import step_harness as harness
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from workbench.brokers.fills import CostModel
@@ -121,13 +122,17 @@ def verdicts(s: Seen, cfg: RiskConfig, costs: CostModel) -> tuple[bool, list[tup
     if cfg.max_open_positions is not None and new_symbol:
         count = sum(1 for u in worst.values() if u)
         checks.append(("max_open_positions", float(count), float(cfg.max_open_positions)))
-    values = [u / Q * (price if s == sym else snap.last[s]) for s, u in worst.items()]
+    # a sell is measured at both ends of its worst case: the open buys fill and no sell does
+    # (``worst``), or it and the other sells fill and no buy does (``short``)
+    short = {**worst, sym: after} if order.side is Side.SELL else worst
+    ends = [[u / Q * (price if s == sym else snap.last[s]) for s, u in end.items()]
+            for end in (worst, short)]
     if cfg.max_gross_exposure_pct is not None:
-        checks.append(("gross_exposure", math.fsum(abs(v) for v in values) / snap.equity * 100,
-                       cfg.max_gross_exposure_pct))
+        gross = max(math.fsum(abs(v) for v in values) for values in ends)
+        checks.append(("gross_exposure", gross / snap.equity * 100, cfg.max_gross_exposure_pct))
     if cfg.max_net_exposure_pct is not None:
-        checks.append(("net_exposure", abs(math.fsum(values)) / snap.equity * 100,
-                       cfg.max_net_exposure_pct))
+        net = max(abs(math.fsum(values)) for values in ends)
+        checks.append(("net_exposure", net / snap.equity * 100, cfg.max_net_exposure_pct))
     return reduces, checks
 
 
@@ -240,9 +245,28 @@ def runs(draw: st.DrawFn) -> tuple[LoopData, dict[int, list[tuple]], RiskConfig,
     return data, script, draw(risk_configs()), costs
 
 
+def drifted_resting_buy_then_oversell() -> tuple[LoopData, dict[int, list[tuple]], RiskConfig,
+                                                  CostModel]:
+    """Found by the test: a resting buy (placed at 245) and the position rise from 250 to
+    400.45 until they alone are 5.0000004 % of equity; a 1.5x oversell then passed the 5 % net
+    limit because the engine measured a sell's short end only, dropping the open buys."""
+    close = 250.0 * np.cumprod([1.0] * 4 + [1.125] * 4 + [1.0] * 31)
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    data = merge([BarSeries("AAA", TF, T0 + np.arange(len(close), dtype=np.int64) * TF, open_,
+                            np.maximum(open_, close) * 1.01, np.minimum(open_, close) * 0.99,
+                            close, np.ones(len(close)))])
+    ones = [("buy", "AAA", 1)] * 8
+    script: dict[int, list[tuple]] = {
+        0: [*ones, ("buy", "AAA", 5859818), ("cancel", "AAA"), *ones,
+            ("buy_limit", "AAA", 6735964, -0.02)],
+        7: [("sell", "AAA", 1.5, False)]}
+    return data, script, RiskConfig(max_net_exposure_pct=5.0), CostModel(fee_bps=10.0)
+
+
 @settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(run=runs())
+@example(run=drifted_resting_buy_then_oversell())
 def test_risk_engine_random_streams_blocks_exactly_when_a_limit_would_be_exceeded(
         run: tuple[LoopData, dict[int, list[tuple]], RiskConfig, CostModel]) -> None:
     data, script, cfg, costs = run

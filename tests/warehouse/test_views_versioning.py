@@ -22,7 +22,8 @@ from workbench.warehouse import views
 
 REPO_VIEWS = views.views_dir()
 ALL = {"acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
-       "rpt.drawdown", "rpt.performance", "rpt.risk_blocks", "rpt.round_trips"}
+       "rpt.drawdown", "rpt.live_vs_backtest", "rpt.performance", "rpt.risk_blocks",
+       "rpt.round_trips"}
 
 
 @pytest.fixture
@@ -101,6 +102,7 @@ def test_discover_parents_are_resolved_and_come_first() -> None:
         "rpt.drawdown": ["acct.equity_curve"],
         "rpt.performance": ["acct.equity_curve", "rpt.round_trips"],
         "rpt.risk_blocks": [],
+        "rpt.live_vs_backtest": [],
     }
     order = [v.name for v in found]
     assert all(order.index(p) < order.index(n) for n, ps in parents.items() for p in ps)

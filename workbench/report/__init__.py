@@ -4,6 +4,7 @@
     wr.setup()                      # plotly renders offline, tables as HTML
     r = wr.load_run(run_id)         # one read-only pass over the warehouse
     wr.headline_table(r); wr.equity_figure(r); ...
+    m = wr.load_live(run_id)        # the live monitor (live.py): lag, latency, book, alerts
 
 ``workbench report RUN_ID`` executes ``notebooks/report.ipynb`` with papermill and exports a
 self-contained HTML file (``notebooks.py``). Relative paths in notebooks resolve against the
@@ -21,6 +22,17 @@ from workbench.report.figures import (
     returns_figure,
     run_figure,
 )
+from workbench.report.live import (
+    LiveMonitor,
+    live_alerts_table,
+    live_book_table,
+    live_divergence_table,
+    live_fills_table,
+    live_headline_table,
+    live_lag_figure,
+    live_orders_table,
+    load_live,
+)
 from workbench.report.offline import setup
 from workbench.report.project import project_dir, project_path, runs_dir_path, warehouse_path
 from workbench.report.tables import (
@@ -35,6 +47,7 @@ from workbench.report.tables import (
 
 __all__ = [
     "Explorer",
+    "LiveMonitor",
     "RunReport",
     "candles_figure",
     "compare_equity_figure",
@@ -44,6 +57,14 @@ __all__ = [
     "headline_table",
     "heatmap_figure",
     "latest_run_id",
+    "live_alerts_table",
+    "live_book_table",
+    "live_divergence_table",
+    "live_fills_table",
+    "live_headline_table",
+    "live_lag_figure",
+    "live_orders_table",
+    "load_live",
     "load_run",
     "load_runs",
     "manifest_table",

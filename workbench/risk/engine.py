@@ -197,13 +197,18 @@ class RiskEngine:
         exposed = {s: u + resting_buys.get(s, 0) for s, u in held.items()}
         for s, u in resting_buys.items():
             exposed.setdefault(s, u)
+        long_end = exposed.get(sym, 0)
         exposed[sym] = after
-        gross = net = 0.0
-        for s, u in exposed.items():
-            mark = price if s == sym else book.last.get(s, math.nan)
-            value = u / QTY_SCALE * mark
-            gross += abs(value)
-            net += value
+        gross, net = self._exposures(exposed, sym, price)
+        if order.side is Side.SELL:
+            # the worst case of a sell is either end: this sell and the other sells fill while
+            # no buy does (``after``, a short), or the open buys fill while no sell does (sells
+            # never offset them)
+            gross_long, net_long = self._exposures({**exposed, sym: long_end}, sym, price)
+            if gross_long > gross:
+                gross = gross_long
+            if abs(net_long) > abs(net):
+                net = net_long
         open_now = sum(1 for u in held.values() if u)
         open_after = sum(1 for u in exposed.values() if u)
         equity = book.equity()
@@ -224,6 +229,18 @@ class RiskEngine:
             realized_today=self.realized_today,
             daily_stop=self.daily_stop,
         )
+
+    def _exposures(self, exposed: dict[str, int], sym: str, price: float) -> tuple[float, float]:
+        """(gross, net) of ``exposed`` units: ``sym`` at ``price``, others at their last close."""
+        assert self._book is not None
+        last = self._book.last
+        gross = net = 0.0
+        for s, u in exposed.items():
+            mark = price if s == sym else last.get(s, math.nan)
+            value = u / QTY_SCALE * mark
+            gross += abs(value)
+            net += value
+        return gross, net
 
     def _roll_day(self, day: int, equity: float | None) -> None:
         if day == self._day:

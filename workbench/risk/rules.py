@@ -48,7 +48,9 @@ class Exposure:
 
     ``units_after`` is the symbol's position if this order and the symbol's other open orders
     filled; ``open_symbols_after`` the symbols that would then hold a position; gross and net
-    exposure likewise, in the quote currency, marking other positions at their last close.
+    exposure likewise, in the quote currency, marking other positions at their last close. For a
+    sell, gross and net are the worse of its two ends: the open buys filling while no sell does
+    (sells never offset them), and ``units_after`` (the sells filling while no buy does).
     """
 
     price: float
