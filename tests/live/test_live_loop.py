@@ -1,5 +1,7 @@
 """The live loop on simulated time against the fake exchange (real python-binance over
-127.0.0.1): shadow, warm-up, venue gaps, back-fill after a restart, --until, venue faults.
+127.0.0.1): shadow, the daily-loss stop, warm-up, venue gaps, back-fill after a restart,
+--max-bars and --until, snapshot cadence, venue faults (transient, timeouts, clock skew, an
+outage that halts the run).
 
 Bars come from ``venue_bars.write_bars`` (one a minute from ``T0``, minutes left out on request)
 and the strategies of ``live_loop_strategies`` trade on a bar count, so each test knows where
