@@ -64,11 +64,10 @@ def request(run_dir: Path, journal: Path, action: str, *, reason: str | None = N
     while True:
         if done.is_file():
             return dict(json.loads(done.read_text(encoding="utf-8")))
-        if not _running(journal):
-            pending = folder / name
-            if not pending.exists():  # the loop took it as it stopped
-                continue
+        pending = folder / name
+        if not _running(journal) and pending.exists():
             return _journal_directly(journal, pending, body)
+        # running, or the loop took the request as it stopped: its answer is on the way
         if time.monotonic() >= deadline:
             return {"ok": False, "pending": True,
                     "error": f"the run did not answer within {wait_s:g} s; the request stays "
