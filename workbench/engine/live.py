@@ -59,6 +59,7 @@ from workbench.engine.journal import (
     OrderRecord,
     contents,
     order_states,
+    split,
 )
 from workbench.errors import ConfigError, DataError, EngineFault, WorkbenchError
 from workbench.feeds.binance_rest import Gap, RestKlineFeed
@@ -193,7 +194,10 @@ class VenueTime:
 class ResumingJournal:
     """The Journal port of a live run: a ``WalJournal`` that, while a restart hands the
     journaled bars to the step again, checks each record the step makes against the next one
-    journaled (``expected``) instead of appending it; past the end of those, it appends."""
+    journaled (``expected``) instead of appending it; past the end of those, it appends.
+
+    It keeps the records in memory as well (each is the one on disk, checked or written), so
+    ``contents`` costs no read of the log however long the run."""
 
     def __init__(self, inner: WalJournal, expected: Iterable[OrderRecord | OrderEvent | Fill]
                  ) -> None:
@@ -201,6 +205,7 @@ class ResumingJournal:
         self.wal = inner.wal
         self.expected: deque[OrderRecord | OrderEvent | Fill] = deque(expected)
         self.appended = 0
+        self.records: list[OrderRecord | OrderEvent | Fill] = []
 
     def _check(self, made: OrderRecord | OrderEvent | Fill) -> bool:
         if not self.expected:
@@ -214,20 +219,24 @@ class ResumingJournal:
                 where=str(self.inner.directory),
                 fix="a live strategy must decide from its bars, fills and seed only (no wall "
                     "clock, no unseeded randomness, no outside state); start a new run")
+        self.records.append(made)
         return True
 
     def order(self, record: OrderRecord) -> None:
         if not self._check(record):
             self.inner.order(record)
+            self.records.append(record)
 
     def event(self, order: Order, status: OrderStatus, reason: str | None, ts: int) -> None:
         made = OrderEvent(order.order_seq, order.client_order_id, ts, status, reason)
         if not self._check(made):
             self.inner.event(order, status, reason, ts)
+            self.records.append(made)
 
     def fill(self, fill: Fill) -> None:
         if not self._check(fill):
             self.inner.fill(fill)
+            self.records.append(fill)
 
     def flush(self) -> None:
         self.inner.flush()
@@ -236,10 +245,13 @@ class ResumingJournal:
         self.inner.close()
 
     def replay(self) -> Iterator[OrderRecord | OrderEvent | Fill]:
+        """The records as written, read back from the log on disk."""
         return self.inner.replay()
 
     def contents(self) -> JournalContents:
-        return self.inner.contents()
+        """The records checked or written in this process (every one of the run's, once a
+        restart has handed the journaled bars again)."""
+        return split(self.records)
 
 
 @dataclass
