@@ -417,8 +417,9 @@ class LiveRun:
             self.venue.sync_time()
             self.venue.call("account", self.venue.client.get_account)
 
-    def _start(self) -> None:
-        venue_now = self.vt.calibrate(self._sleep)
+    def _warmup(self, venue_now: int) -> tuple[int, list[Bar]]:
+        """The warm-up bars closed by ``venue_now`` (the same whenever asked: the venue's
+        history does not change), and how many were wanted per symbol."""
         want = max(self.cfg.live.warmup_bars, int(getattr(self.strategy, "warmup_bars", 0) or 0))
         warm: list[Bar] = []
         for symbol, feed in self.feeds.items():
@@ -427,22 +428,31 @@ class LiveRun:
             last_closed = (venue_now // self.tf) * self.tf - self.tf
             self.last_ts[symbol] = bars[-1].ts if bars else last_closed
         warm.sort(key=lambda b: (b.ts, b.symbol))
+        return want, warm
+
+    def _start(self) -> None:
+        venue_now = self.vt.calibrate(self._sleep)
+        want, warm = self._warmup(venue_now)
         start_ts = warm[0].ts if warm else min(self.last_ts.values()) + self.tf
         self.wal.append("control", start_record(
             self.cfg.portfolio.initial_cash, run_id=self.run_id, mode=self.mode.value,
             config_hash=decision_hash(self.cfg), symbols=self.symbols,
-            timeframe=self.cfg.data.timeframe, ts=venue_now, start_ts=start_ts, warmup_bars=want))
+            timeframe=self.cfg.data.timeframe, ts=venue_now, start_ts=start_ts, warmup_bars=want,
+            warmup_count=len(warm)))
         self.step.start(start_ts)
         self._twin_start(start_ts)
+        self._warm(warm)
+        self.log.info("live", f"{self.mode.value} run {self.run_id} started: {len(warm)} "
+                      f"warm-up bars, venue time {ms_to_iso(venue_now)}",
+                      symbols=self.symbols, venue=self.venue.base_url)
+
+    def _warm(self, warm: list[Bar]) -> None:
         for bar in warm:
             self.wal.append("bar", bar_record(bar) | {"phase": "warmup", "lag_ms": None},
                             sync=False)
             self._remember(bar)
             self.step.warm(bar)
             self._twin_bar(bar, warm=True)
-        self.log.info("live", f"{self.mode.value} run {self.run_id} started: {len(warm)} "
-                      f"warm-up bars, venue time {ms_to_iso(venue_now)}",
-                      symbols=self.symbols, venue=self.venue.base_url)
 
     def _resume(self, journaled: list[Record]) -> None:
         first = journaled[0]
@@ -487,6 +497,7 @@ class LiveRun:
                                 "only; start a new run")
             elif record.kind == "control":
                 self._apply_control(record.payload)
+        self._finish_warmup(begun, journaled)
         if self.journal.expected:
             raise ReplayError(
                 f"on restart the strategy did not make {len(self.journal.expected)} journaled "
@@ -514,6 +525,23 @@ class LiveRun:
         self.log.info("live", f"{self.mode.value} run {self.run_id} resumed from its journal: "
                       f"{len(journaled)} records, {self.live_bars} bars decided, last bar "
                       + ", ".join(f"{s} {ms_to_iso(t)}" for s, t in sorted(self.last_ts.items())))
+
+    def _finish_warmup(self, begun: dict[str, Any], journaled: list[Record]) -> None:
+        """A kill during the warm-up leaves part of it journaled: ask the venue again for the
+        warm-up bars of the start (closed by the start's venue time) and warm the step with the
+        rest, so the first decided bar is the one an uninterrupted run decides first."""
+        bars = [r.payload for r in journaled if r.kind == "bar"]
+        count = begun.get("warmup_count")
+        if count is None or len(bars) >= count or any(p.get("phase") != "warmup" for p in bars):
+            return
+        _, warm = self._warmup(int(begun["ts"]))
+        if [(b.symbol, b.ts) for b in warm[:len(bars)]] != [(p["symbol"], p["ts"]) for p in bars]:
+            raise ReplayError("the venue's warm-up bars are not the ones the run journaled",
+                              where=str(self.dir), fix="resume against the venue the run was "
+                                                       "started on, or start a new run")
+        self.log.warning("live", f"finishing a warm-up cut short: {len(warm) - len(bars)} "
+                                 "bar(s) left to journal")
+        self._warm(warm[len(bars):])
 
     def _remember(self, bar: Bar) -> None:
         self.bars.append(tuple(bar))  # type: ignore[arg-type]
