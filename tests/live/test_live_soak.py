@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,32 @@ def test_seven_day_soak_bench_on_the_fake_exchange_server_misses_no_bar(tmp_path
     assert "soak checks (no missed bar, every gap recorded, orders and blocks): pass" \
         in proc.stdout
     assert "bar arrival to decision: p50 " in proc.stdout and "SLO (p95 <= 500 ms" in proc.stdout
+
+
+def test_paper_run_snapshots_read_only_the_new_part_of_the_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: every snapshot (each position change, every snapshot_every_bars) read the
+    whole log back twice (the fold since the last snapshot scanned from the first record; the
+    run directory's refresh replayed every record), so a long run fell behind its bars."""
+    from workbench.recovery import journal, wal
+
+    whole_reads: list[int] = []
+    scan = wal.scan
+
+    def counted(path: Path, start_seq: int = 1, *, after: wal.WalScan | None = None
+                ) -> Iterator[wal.Record | wal.WalScan]:
+        if after is None or not after.end:
+            whole_reads.append(start_seq)
+        return scan(path, start_seq, after=after)
+
+    def no_read_back(self: journal.WalJournal) -> None:
+        raise AssertionError("the live loop read its journal back")
+
+    monkeypatch.setattr(wal, "scan", counted)
+    monkeypatch.setattr(journal.WalJournal, "contents", no_read_back)
+    with fake_venue(START) as (fx, clock):
+        result = live_run(fx, clock, tmp_path, options=LiveOptions(max_bars=300))
+    reads = len(whole_reads)
+    snapshots = sum(1 for r in WalReader(result.journal_dir) if r.kind == "snapshot_ref")
+    assert result.status == "completed" and snapshots >= 10
+    assert reads <= 3  # opening the log, the start's look at the journal, the first fold

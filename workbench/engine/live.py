@@ -59,6 +59,7 @@ from workbench.engine.journal import (
     OrderRecord,
     contents,
     order_states,
+    split,
 )
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.feeds.binance_rest import Gap, RestKlineFeed
@@ -86,7 +87,7 @@ from workbench.recovery.records import (
 )
 from workbench.recovery.replay import ReplayError, State, apply_record, recover
 from workbench.recovery.snapshot import take_snapshot
-from workbench.recovery.wal import Record, WalReader
+from workbench.recovery.wal import Record, WalReader, WalScan
 from workbench.risk.engine import DAY_MS, FLATTEN_TAG
 from workbench.telemetry.log import JsonlLog
 from workbench.venue_client import VenueClient, VenueUnavailable
@@ -201,8 +202,12 @@ class ResumingJournal:
         self.wal = inner.wal
         self.expected: deque[OrderRecord | OrderEvent | Fill] = deque(expected)
         self.appended = 0
+        self.made: list[OrderRecord | OrderEvent | Fill] = []
+        """Every record of the port, journaled or checked against the journal, in order: the
+        journal's port records, without reading the log back (``contents``)."""
 
     def _check(self, made: OrderRecord | OrderEvent | Fill) -> bool:
+        self.made.append(made)
         if not self.expected:
             self.appended += 1
             return False
@@ -239,7 +244,7 @@ class ResumingJournal:
         return self.inner.replay()
 
     def contents(self) -> JournalContents:
-        return self.inner.contents()
+        return split(self.made)
 
 
 @dataclass
@@ -316,6 +321,7 @@ class LiveRun:
         self._risk_events_written = 0
         self._day: int | None = None  # UTC day of the last bar decided
         self._retry_at = 0  # venue time before which an empty poll is not repeated
+        self._scanned: WalScan | None = None  # where the last fold of the log stopped
         self._empty_polls = 0
 
     # --- the run ----------------------------------------------------------------------------
@@ -901,8 +907,11 @@ class LiveRun:
             self.wal.append("risk_event", {"reason": "state", "ts": self.step.now,
                                            "risk_state": _jsonable(self.risk.summary())})
         self.wal.sync()
-        for record in WalReader(self.dir, self.state.seq + 1):
+        # fold what was appended since the last look, reading only that part of the log
+        reader = WalReader(self.dir, self.state.seq + 1, after=self._scanned)
+        for record in reader:
             apply_record(self.state, record)
+        self._scanned = reader.result
         take_snapshot(self.wal, self.state.to_dict())
         self._refresh()
 
