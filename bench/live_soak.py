@@ -100,7 +100,7 @@ def soak(bars: int, speed: float, work: Path) -> dict[str, Any]:
             for g in [r.payload] for k in range(g["count"])}
     in_window = {t for t in holes if decided and decided[0] <= t <= decided[-1]}
     kinds = Counter(r.kind for r in records)
-    blocked = sum(1 for r in records if r.kind == "risk_event" and r.payload["client_order_id"])
+    blocked = sum(1 for r in records if r.kind == "risk_event" and r.payload.get("client_order_id"))
     errors = max((r.payload["venue_errors"] for r in records if r.kind == "decision"), default=0)
     lat = result.latency_summary()
     return {

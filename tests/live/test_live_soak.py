@@ -67,7 +67,7 @@ def test_paper_soak_with_gaps_faults_and_risk_blocks_decides_every_venue_bar_onc
     assert recorded  # the window holds holes
 
     kinds = Counter(r.kind for r in records)
-    blocked = [r for r in records if r.kind == "risk_event" and r.payload["client_order_id"]]
+    blocked = [r for r in records if r.kind == "risk_event" and r.payload.get("client_order_id")]
     alerts = Counter(r.payload["kind"] for r in records if r.kind == "alert")
     assert kinds["order"] > len(blocked) > 0
     assert alerts["bar_gap"] >= 1
@@ -123,4 +123,6 @@ def test_paper_run_snapshots_read_only_the_new_part_of_the_log(
     reads = len(whole_reads)
     snapshots = sum(1 for r in WalReader(result.journal_dir) if r.kind == "snapshot_ref")
     assert result.status == "completed" and snapshots >= 10
-    assert reads <= 3  # opening the log, the start's look at the journal, the first fold
+    # opening the log, the start's look at the journal, the first fold, the warehouse
+    # flusher's first read: a few, not one or two per snapshot
+    assert reads <= 5 < snapshots
