@@ -140,7 +140,7 @@ def _kill_by_time(root: Path, rng: random.Random, kills: int) -> list[str]:
                                  stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
         assert child.stdout is not None
         assert child.stdout.readline().split() == ["ready"]
-        time.sleep(rng.uniform(0.05, 0.8))
+        time.sleep(rng.uniform(0.05, 0.45))
         child.send_signal(signal.SIGKILL)
         child.communicate(timeout=60)
         seen.append(f"rc={child.returncode} bars={len(_decided_bars(root))}")
