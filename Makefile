@@ -69,6 +69,7 @@ typecheck: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/live_soak.py
 
 # JupyterLab on 127.0.0.1 with the project's kernel; notebooks read warehouse/workbench.duckdb.
 # It serves working copies in lab/ (git-ignored; a missing one is copied from notebooks/), so

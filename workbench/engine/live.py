@@ -87,7 +87,7 @@ from workbench.recovery.records import (
 )
 from workbench.recovery.replay import ReplayError, State, apply_record, recover
 from workbench.recovery.snapshot import take_snapshot
-from workbench.recovery.wal import Record, WalReader
+from workbench.recovery.wal import Record, WalReader, WalScan
 from workbench.risk.engine import DAY_MS, FLATTEN_TAG
 from workbench.telemetry.log import JsonlLog
 from workbench.venue_client import VenueClient, VenueUnavailable
@@ -328,8 +328,9 @@ class LiveRun:
         self._risk_events_written = 0
         self._day: int | None = None  # UTC day of the last bar decided
         self._retry_at = 0  # venue time before which an empty poll is not repeated
+        self._scanned: WalScan | None = None  # where the last fold of the log stopped
         self._empty_polls = 0
-        self._warmup: tuple[int, int, list[Bar], list[Gap]] | None = None
+        self._prefetched: tuple[int, int, list[Bar], list[Gap]] | None = None
 
     # --- the run ----------------------------------------------------------------------------
     def run(self) -> LiveResult:
@@ -421,7 +422,7 @@ class LiveRun:
         if first is not None:
             self._check_resumable(first)
         else:
-            self._warmup = self._fetch_warmup()
+            self._prefetched = self._fetch_warmup()
 
     def _check_venue(self) -> None:
         """The venue answers, knows every symbol, tells its time, and takes the key when one
@@ -457,6 +458,11 @@ class LiveRun:
         written: a venue that fails them leaves no run behind, never a journal without its
         start record. Returns the venue time, the bars wanted, the bars, the gaps."""
         venue_now = self.vt.calibrate(self._sleep)
+        return (venue_now, *self._warmup_bars(venue_now))
+
+    def _warmup_bars(self, venue_now: int) -> tuple[int, list[Bar], list[Gap]]:
+        """The warm-up bars closed by ``venue_now`` (the same whenever asked: the venue's
+        history does not change), how many were wanted per symbol, the gaps among them."""
         want = max(self.cfg.live.warmup_bars, int(getattr(self.strategy, "warmup_bars", 0) or 0))
         warm: list[Bar] = []
         gaps: list[Gap] = []
@@ -467,29 +473,33 @@ class LiveRun:
             last_closed = (venue_now // self.tf) * self.tf - self.tf
             self.last_ts[symbol] = bars[-1].ts if bars else last_closed
         warm.sort(key=lambda b: (b.ts, b.symbol))
-        return venue_now, want, warm, gaps
+        return want, warm, gaps
 
     def _start(self) -> None:
-        fetched, self._warmup = self._warmup, None
+        fetched, self._prefetched = self._prefetched, None
         venue_now, want, warm, gaps = fetched or self._fetch_warmup()
         start_ts = warm[0].ts if warm else min(self.last_ts.values()) + self.tf
         self.wal.append("control", start_record(
             self.cfg.portfolio.initial_cash, run_id=self.run_id, mode=self.mode.value,
             config_hash=decision_hash(self.cfg), symbols=self.symbols,
-            timeframe=self.cfg.data.timeframe, ts=venue_now, start_ts=start_ts, warmup_bars=want))
+            timeframe=self.cfg.data.timeframe, ts=venue_now, start_ts=start_ts, warmup_bars=want,
+            warmup_count=len(warm)))
         for gap in gaps:
             self._gap(gap, venue_now)
         self.step.start(start_ts)
         self._twin_start(start_ts)
+        self._warm(warm)
+        self.log.info("live", f"{self.mode.value} run {self.run_id} started: {len(warm)} "
+                      f"warm-up bars, venue time {ms_to_iso(venue_now)}",
+                      symbols=self.symbols, venue=self.venue.base_url)
+
+    def _warm(self, warm: list[Bar]) -> None:
         for bar in warm:
             self.wal.append("bar", bar_record(bar) | {"phase": "warmup", "lag_ms": None},
                             sync=False)
             self._remember(bar)
             self.step.warm(bar)
             self._twin_bar(bar, warm=True)
-        self.log.info("live", f"{self.mode.value} run {self.run_id} started: {len(warm)} "
-                      f"warm-up bars, venue time {ms_to_iso(venue_now)}",
-                      symbols=self.symbols, venue=self.venue.base_url)
 
     def _check_resumable(self, first: Record) -> None:
         if first.kind != "control" or first.payload.get("action") != "start":
@@ -545,6 +555,7 @@ class LiveRun:
             if isinstance(fault.__cause__, ReplayError):
                 raise fault.__cause__ from None
             raise
+        self._finish_warmup(begun, journaled)
         if self.journal.expected:
             raise ReplayError(
                 f"on restart the strategy did not make {len(self.journal.expected)} journaled "
@@ -578,6 +589,23 @@ class LiveRun:
         self.log.info("live", f"{self.mode.value} run {self.run_id} resumed from its journal: "
                       f"{len(journaled)} records, {self.live_bars} bars decided, last bar "
                       + ", ".join(f"{s} {ms_to_iso(t)}" for s, t in sorted(self.last_ts.items())))
+
+    def _finish_warmup(self, begun: dict[str, Any], journaled: list[Record]) -> None:
+        """A kill during the warm-up leaves part of it journaled: ask the venue again for the
+        warm-up bars of the start (closed by the start's venue time) and warm the step with the
+        rest, so the first decided bar is the one an uninterrupted run decides first."""
+        bars = [r.payload for r in journaled if r.kind == "bar"]
+        count = begun.get("warmup_count")
+        if count is None or len(bars) >= count or any(p.get("phase") != "warmup" for p in bars):
+            return
+        _, warm, _ = self._warmup_bars(int(begun["ts"]))
+        if [(b.symbol, b.ts) for b in warm[:len(bars)]] != [(p["symbol"], p["ts"]) for p in bars]:
+            raise ReplayError("the venue's warm-up bars are not the ones the run journaled",
+                              where=str(self.dir), fix="resume against the venue the run was "
+                                                       "started on, or start a new run")
+        self.log.warning("live", f"finishing a warm-up cut short: {len(warm) - len(bars)} "
+                                 "bar(s) left to journal")
+        self._warm(warm[len(bars):])
 
     def _remember(self, bar: Bar) -> None:
         self.bars.append(tuple(bar))  # type: ignore[arg-type]
@@ -937,8 +965,11 @@ class LiveRun:
             self.wal.append("risk_event", {"reason": "state", "ts": self.step.now,
                                            "risk_state": _jsonable(self.risk.summary())})
         self.wal.sync()
-        for record in WalReader(self.dir, self.state.seq + 1):
+        # fold what was appended since the last look, reading only that part of the log
+        reader = WalReader(self.dir, self.state.seq + 1, after=self._scanned)
+        for record in reader:
             apply_record(self.state, record)
+        self._scanned = reader.result
         take_snapshot(self.wal, self.state.to_dict())
         self._refresh()
 
