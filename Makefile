@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 WB     := $(BIN)/workbench
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck notebooks-test bench lab clean chromium lock
+.PHONY: demo test lint typecheck notebooks-test bench soak lab clean chromium lock
 
 # Every install takes its exact versions from constraints.txt (see `make lock`).
 PIP    := $(BIN)/pip install --quiet -c constraints.txt
@@ -58,7 +58,7 @@ demo: $(VENV)/.base
 test: $(VENV)/.dev $(VENV)/.lab chromium
 	$(BIN)/ruff check workbench tests bench sample_data notebooks/conftest.py
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not soak"
 	$(BIN)/pytest --nbval-lax notebooks/
 
 lint: $(VENV)/.dev
@@ -70,6 +70,10 @@ typecheck: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/live_soak.py
+
+# the long soaks and crash sweeps `make test` leaves out (marker `soak`)
+soak: $(VENV)/.dev
+	$(BIN)/pytest -m soak
 
 # JupyterLab on 127.0.0.1 with the project's kernel; notebooks read warehouse/workbench.duckdb.
 # It serves working copies in lab/ (git-ignored; a missing one is copied from notebooks/), so

@@ -112,7 +112,7 @@ def test_paper_run_killed_at_chosen_points_resumes_to_the_uninterrupted_run(
     _run_all(tmp_path, whole, CRASHES)
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 def test_paper_run_killed_at_more_points_resumes_to_the_uninterrupted_run(
         tmp_path: Path, whole: Path) -> None:
     _run_all(tmp_path, whole, SLOW_CRASHES)
@@ -155,7 +155,7 @@ def test_paper_run_killed_at_random_times_resumes_to_the_uninterrupted_run(
     _assert_equals_whole(tmp_path, whole)
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.parametrize("seed", [2, 3, 4])
 def test_paper_run_killed_at_random_times_often_resumes_to_the_uninterrupted_run(
         tmp_path: Path, whole: Path, seed: int) -> None:

@@ -84,7 +84,7 @@ def test_paper_soak_with_gaps_faults_and_risk_blocks_decides_every_venue_bar_onc
           f"{lat['p95_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms")
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 def test_seven_day_soak_bench_on_the_fake_exchange_server_misses_no_bar(tmp_path: Path) -> None:
     """``bench/live_soak.py`` as ``make bench`` runs it: 10,080 bars in real time at x2400."""
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "live_soak.py"), "--out",
