@@ -705,9 +705,12 @@ class LiveRun:
         self.wal.append("decision", decision, sync=False)
         self._twin_bar(bar)
         self._watch_risk(bar)
-        if self.step.fill_seq != fills_before or \
-                self.live_bars % self.cfg.live.snapshot_every_bars == 0:
+        if self.live_bars % self.cfg.live.snapshot_every_bars == 0:
             self._snapshot()
+        elif self.step.fill_seq != fills_before:
+            # the position changed: snapshot now; the run directory's CSVs (a pass over every
+            # bar) wait for the next periodic snapshot, a control or the end
+            self._snapshot(refresh=False)
         elif self._monotonic() - self._status_at >= STATUS_EVERY_S:
             self._write_status()  # a catching-up batch does not rewrite it every bar
 
@@ -960,7 +963,7 @@ class LiveRun:
             "log": f"{name}.jsonl.gz"}, sort_keys=True, indent=1))
 
     # --- snapshots, run directory, status ---------------------------------------------------
-    def _snapshot(self) -> None:
+    def _snapshot(self, *, refresh: bool = True) -> None:
         if self.risk is not None:  # the risk engine's state rides in the snapshot (replay.State)
             self.wal.append("risk_event", {"reason": "state", "ts": self.step.now,
                                            "risk_state": _jsonable(self.risk.summary())})
@@ -971,7 +974,10 @@ class LiveRun:
             apply_record(self.state, record)
         self._scanned = reader.result
         take_snapshot(self.wal, self.state.to_dict())
-        self._refresh()
+        if refresh:
+            self._refresh()
+        else:
+            self._write_status()
 
     def _refresh(self) -> None:
         """The run directory's CSVs (as a backtest writes them), manifest and status; the
