@@ -326,6 +326,7 @@ class LiveRun:
         self._control_mtime = -1
         self._daily_stop_seen = False
         self._risk_events_written = 0
+        self._pending_snapshot: str | None = None  # "full" or "books", taken after a fetch
         self._day: int | None = None  # UTC day of the last bar decided
         self._retry_at = 0  # venue time before which an empty poll is not repeated
         self._scanned: WalScan | None = None  # where the last fold of the log stopped
@@ -649,8 +650,14 @@ class LiveRun:
             self._process(bar, venue_now, arrived)
             if self._controls_changed():
                 self._take_controls()
+        self._snapshot_due()  # (a run that stops meanwhile snapshots as it finishes)
         self._late_alerted = None
         return True
+
+    def _snapshot_due(self) -> None:
+        due, self._pending_snapshot = self._pending_snapshot, None
+        if due is not None:
+            self._snapshot(refresh=due == "full")
 
     def _next_close(self) -> int:
         return min(self.last_ts.values()) + 2 * self.tf
@@ -705,12 +712,14 @@ class LiveRun:
         self.wal.append("decision", decision, sync=False)
         self._twin_bar(bar)
         self._watch_risk(bar)
+        # Snapshots wait until the bars of this fetch are decided (``_snapshot_due``), so a
+        # bar never waits behind the snapshot of the bar before it: every position change and
+        # every live.snapshot_every_bars; the run directory's CSVs (a pass over every bar)
+        # only with the periodic ones, a control or the end.
         if self.live_bars % self.cfg.live.snapshot_every_bars == 0:
-            self._snapshot()
-        elif self.step.fill_seq != fills_before:
-            # the position changed: snapshot now; the run directory's CSVs (a pass over every
-            # bar) wait for the next periodic snapshot, a control or the end
-            self._snapshot(refresh=False)
+            self._pending_snapshot = "full"
+        elif self.step.fill_seq != fills_before and self._pending_snapshot is None:
+            self._pending_snapshot = "books"
         elif self._monotonic() - self._status_at >= STATUS_EVERY_S:
             self._write_status()  # a catching-up batch does not rewrite it every bar
 

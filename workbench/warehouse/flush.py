@@ -41,6 +41,7 @@ less the equity at the last bar of the previous UTC day, or the initial cash on 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -359,8 +360,19 @@ class _Fold:
             "ts": pa.array([r[0] for r in rows], _TS),
             "name": pa.array([r[1] for r in rows], pa.string()),
             "value": pa.array([r[2] for r in rows], pa.float64()),
-            "labels": pa.array([json.dumps(r[3], sort_keys=True) for r in rows], pa.string()),
+            "labels": pa.array([_labels(r[3]) for r in rows], pa.string()),
         })
+
+
+@functools.lru_cache(maxsize=256)
+def _labels_text(items: tuple[tuple[str, Any], ...]) -> str:
+    return json.dumps(dict(items), sort_keys=True)
+
+
+def _labels(labels: dict[str, Any]) -> str:
+    """A metric's labels as JSON, each distinct set written once (a run has a few, and a row a
+    decision): the flusher's thread holds the interpreter lock the decision loop needs."""
+    return _labels_text(tuple(sorted(labels.items())))
 
 
 _HANDLERS: dict[str, Callable[[_Fold, dict[str, Any]], None]] = {
