@@ -374,6 +374,7 @@ class LiveRun:
                 self._start()
             self._write_manifest()
             self._refresh()
+            self.flusher.flush_now()  # the schema, views and runs row before bars arrive
             self.flusher.start()
             if self._announce is not None:
                 self._announce(

@@ -515,6 +515,12 @@ class Flusher:
                 return False
             time.sleep(min(self._backoff(), 1.0, remaining))
 
+    def flush_now(self) -> bool:
+        """One flush on the caller's thread, before :meth:`start` (a live run's first: the
+        schema, the views and the runs row go in before bars arrive, so that work never
+        competes with a decision for the interpreter lock). True when it went in."""
+        return self._flush(force=True, wait_s=self.wait_s)
+
     # --- the thread -----------------------------------------------------------------------------
     def _run(self) -> None:
         delay = 0.0
