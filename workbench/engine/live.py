@@ -33,6 +33,7 @@ bar processed closes at or before TS) end a run cleanly; a restart may continue 
 from __future__ import annotations
 
 import contextlib
+import gc
 import gzip
 import hashlib
 import json
@@ -72,7 +73,6 @@ from workbench.model import (
     OrderIntent,
     OrderStatus,
     Side,
-    ms_to_dt,
     ms_to_iso,
 )
 from workbench.recovery.journal import WalJournal
@@ -91,8 +91,8 @@ from workbench.recovery.wal import Record, WalReader, WalScan
 from workbench.risk.engine import DAY_MS, FLATTEN_TAG
 from workbench.telemetry.log import JsonlLog
 from workbench.venue_client import VenueClient, VenueUnavailable
-from workbench.warehouse import results, views
-from workbench.warehouse.flush import Flusher
+from workbench.warehouse import views
+from workbench.warehouse.flush_worker import FlusherProcess
 
 CONTROL_DIR = "control"
 DONE_DIR = "done"
@@ -303,7 +303,6 @@ class LiveRun:
         self.symbols = list(cfg.data.symbols)
         self._sleep, self._wall, self._monotonic = sleep, wall, monotonic
         self._status_at = -1e9
-        self._twin_rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.git_sha = mf.git_sha()
         self.vt = VenueTime(self._server_time, monotonic)
         self.feeds = {s: RestKlineFeed(venue, s, self.tf) for s in self.symbols}
@@ -348,6 +347,7 @@ class LiveRun:
         try:
             return self._run(inner)
         finally:
+            gc.unfreeze()  # the run is over: what it froze may be collected again
             with contextlib.suppress(Exception):
                 inner.close()
             self.log.close()
@@ -361,12 +361,9 @@ class LiveRun:
                                    run_id=self.run_id, log=self.log, journal=self.journal)
         self.step = self.kernel.step
         self.risk = self.step.risk
-        # the backtest twin: the same config on the same bars, for rpt.live_vs_backtest
-        self.twin: kernel.Kernel | None = kernel.build(
-            self.cfg, Mode.BACKTEST, strategy=kernel.build_strategy(self.cfg),
-            run_id=f"{self.run_id}.backtest")
-        self.flusher = Flusher(self.warehouse, self.dir, self._run_row, log=self.log,
-                               also_fn=lambda: self._twin_rows, views=self.view_list)
+        # the warehouse's copy of the journal, and the backtest twin (the same config on the
+        # same bars, for rpt.live_vs_backtest), are kept by a process of their own
+        self.flusher = FlusherProcess(self.warehouse, self.dir, self._run_row, log=self.log)
         try:
             if journaled:
                 self._resume(journaled)
@@ -375,7 +372,10 @@ class LiveRun:
             self._write_manifest()
             self._refresh()
             self.flusher.flush_now()  # the schema, views and runs row before bars arrive
-            self.flusher.start()
+            # what start-up made (modules, the venue's answers, a resumed run's history) stays:
+            # keep it out of the collector's full passes, which would otherwise walk all of
+            # it between two bars (tens of ms)
+            gc.freeze()
             if self._announce is not None:
                 self._announce(
                     f"{self.mode.value} run {self.run_id} "
@@ -489,7 +489,6 @@ class LiveRun:
         for gap in gaps:
             self._gap(gap, venue_now)
         self.step.start(start_ts)
-        self._twin_start(start_ts)
         self._warm(warm)
         self.log.info("live", f"{self.mode.value} run {self.run_id} started: {len(warm)} "
                       f"warm-up bars, venue time {ms_to_iso(venue_now)}",
@@ -501,7 +500,6 @@ class LiveRun:
                             sync=False)
             self._remember(bar)
             self.step.warm(bar)
-            self._twin_bar(bar, warm=True)
 
     def _check_resumable(self, first: Record) -> None:
         if first.kind != "control" or first.payload.get("action") != "start":
@@ -525,7 +523,6 @@ class LiveRun:
         begun = journaled[0].payload
         self.resumed = True
         self.step.start(int(begun["start_ts"]))
-        self._twin_start(int(begun["start_ts"]))
         bar_positions = [i for i, r in enumerate(journaled) if r.kind == "bar"]
         last_bar = bar_positions[-1] if bar_positions else -1
         try:
@@ -535,7 +532,6 @@ class LiveRun:
                     bar = Bar(p["symbol"], p["ts"], p["open"], p["high"], p["low"], p["close"],
                               p["volume"])
                     self._remember(bar)
-                    self._twin_bar(bar, warm=p.get("phase") == "warmup")
                     if p.get("phase") == "warmup":
                         self.step.warm(bar)
                     else:
@@ -711,7 +707,6 @@ class LiveRun:
         if callable(get_state):
             decision["strategy_state"] = get_state()
         self.wal.append("decision", decision, sync=False)
-        self._twin_bar(bar)
         self._watch_risk(bar)
         # Snapshots wait until the bars of this fetch are decided (``_snapshot_due``), so a
         # bar never waits behind the snapshot of the bar before it: every position change and
@@ -877,45 +872,7 @@ class LiveRun:
         _write_atomic(done, json.dumps(answer, sort_keys=True))
         path.unlink(missing_ok=True)
 
-    # --- the backtest twin, the warehouse ------------------------------------------------------
-    def _twin_start(self, start_ts: int) -> None:
-        if self.twin is not None:
-            self.twin.step.start(start_ts)
-
-    def _twin_bar(self, bar: Bar, *, warm: bool = False) -> None:
-        """The twin sees every bar the run sees, warm-up bars as warm-up (the comparison is of
-        decisions made on the same information). A twin that fails stops (an alert says so);
-        the run goes on."""
-        twin = self.twin
-        if twin is None:
-            return
-        try:
-            if warm:
-                twin.step.warm(bar)
-            else:
-                twin.step.on_bar(bar)
-        except Exception as exc:
-            self.twin = None
-            self._twin_rows = []
-            self._alert("twin_failed", "warning",
-                        f"the backtest twin stopped at {bar.symbol} {ms_to_iso(bar.ts)}: "
-                        f"{exc}; rpt.live_vs_backtest has no rows for this run from here")
-
-    def _twin_tables(self, data: LoopData) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        twin = self.twin
-        if twin is None or not len(data):
-            return []
-        records = contents(twin.journal)
-        row = {**self._run_row(), "run_id": f"{self.run_id}.backtest", "mode": "backtest",
-               "name": f"backtest twin of {self.run_id}", "status": "completed",
-               "error": None, "run_dir": None, "pid": None, "host": None,
-               "bar_count": len(data), "start_ts": ms_to_dt(int(data.ts[0])),
-               "end_ts": ms_to_dt(int(data.ts[-1])), "ended_at": mf.utc_now_iso()}
-        return [(row, {"run_bars": results.run_bars_table(data),
-                       "orders": results.orders_table(order_states(records)),
-                       "order_events": results.events_table(records),
-                       "fills": results.fills_table(records)})]
-
+    # --- the warehouse -------------------------------------------------------------------------
     def _run_row(self) -> dict[str, Any]:
         """The ``runs`` row as this process sees the run now (the flusher adds the bars)."""
         cfg = self.cfg
@@ -990,11 +947,10 @@ class LiveRun:
             self._write_status()
 
     def _refresh(self) -> None:
-        """The run directory's CSVs (as a backtest writes them), manifest and status; the
-        twin's rows for the flusher."""
+        """The run directory's CSVs (as a backtest writes them), manifest and status; and a
+        flush of the warehouse soon."""
         records = contents(self.journal)
         data = loop_data(self.bars, self.symbols)
-        self._twin_rows = self._twin_tables(data)
         if getattr(self, "flusher", None) is not None:
             self.flusher.request()
         equity = equity_rows(self.step.book, data)
