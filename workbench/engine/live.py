@@ -817,6 +817,7 @@ class LiveRun:
             payload = self._control(action, reason=reason, source="operator")
             self._apply_control(payload)
             self._snapshot()
+            self.flusher.request()  # the warehouse shows the halt (or its end) soon
             self._answer(path, {"ok": True, "action": action, "halted": self._halted()})
 
     def _would(self, action: str) -> str:
@@ -947,12 +948,10 @@ class LiveRun:
             self._write_status()
 
     def _refresh(self) -> None:
-        """The run directory's CSVs (as a backtest writes them), manifest and status; and a
-        flush of the warehouse soon."""
+        """The run directory's CSVs (as a backtest writes them), manifest and status. (The
+        warehouse follows the journal on its own, every few seconds.)"""
         records = contents(self.journal)
         data = loop_data(self.bars, self.symbols)
-        if getattr(self, "flusher", None) is not None:
-            self.flusher.request()
         equity = equity_rows(self.step.book, data)
         tmp = self.run_dir / ".refresh"
         tmp.mkdir(exist_ok=True)

@@ -410,6 +410,7 @@ def replace_run(warehouse: str | Path, run_row: dict[str, Any], tables: dict[str
     # which here is the flusher's. A flush needs no on_commit note either: it is idempotent.
     con = open_rw(warehouse, wait_s=wait_s, connected=connected)
     try:
+        con.execute("set threads = 1")  # a small write: leave the other cores to the loop
         if views is not None:
             from workbench.warehouse import views as view_sql
 

@@ -266,6 +266,8 @@ def main(argv: list[str]) -> int:
     from workbench.warehouse.flush import Flusher
 
     warehouse, journal, every_s, wait_s, twin_flag = argv
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)  # on a busy machine the decision loop comes first
     row: dict[str, Any] = {}
     twin = _Twin(Path(journal)) if twin_flag == "twin" else None
     try:
