@@ -13,7 +13,8 @@ from live_harness import MIN, SAMPLE, fake_venue, live_run, paper_config
 from workbench import rundir
 from workbench.engine import kernel
 from workbench.engine.journal import contents, order_states
-from workbench.engine.live import LiveOptions, loop_data
+from workbench.engine.live import LiveOptions
+from workbench.feeds.history import loop_data
 from workbench.model import Mode
 from workbench.recovery.wal import WalReader
 from workbench.venues.bar_book import BarBook

@@ -64,7 +64,7 @@ from workbench.engine.journal import (
 )
 from workbench.errors import ConfigError, DataError, EngineFault, WorkbenchError
 from workbench.feeds.binance_rest import Gap, RestKlineFeed
-from workbench.feeds.history import LoopData
+from workbench.feeds.history import loop_data
 from workbench.model import (
     Bar,
     Fill,
@@ -270,12 +270,17 @@ class LiveResult:
     """Of ``bars``, those this process back-filled (a restart, an outage)."""
 
     def latency_summary(self) -> dict[str, float | None]:
-        if not self.latency_us:
-            return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
-        a = np.asarray(self.latency_us, dtype=np.float64) / 1000.0
-        p50, p95, p99 = np.percentile(a, [50, 95, 99])
-        return {"p50_ms": round(float(p50), 3), "p95_ms": round(float(p95), 3),
-                "p99_ms": round(float(p99), 3), "max_ms": round(float(a.max()), 3)}
+        return latency_summary(self.latency_us)
+
+
+def latency_summary(latency_us: list[int]) -> dict[str, float | None]:
+    """p50, p95, p99 and max of bar-arrival-to-decision latencies (µs in, ms out)."""
+    if not latency_us:
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
+    a = np.asarray(latency_us, dtype=np.float64) / 1000.0
+    p50, p95, p99 = np.percentile(a, [50, 95, 99])
+    return {"p50_ms": round(float(p50), 3), "p95_ms": round(float(p95), 3),
+            "p99_ms": round(float(p99), 3), "max_ms": round(float(a.max()), 3)}
 
 
 class LiveRun:
@@ -979,8 +984,7 @@ class LiveRun:
             "pnl_today": risk.realized_today if risk is not None else None,
             "halted": self._halted(), "last_error": self.last_error, "alerts": self.alerts,
             "orders": self.step.order_seq, "fills": self.step.fill_seq,
-            "latency": LiveResult(self.run_id, "", self.run_dir, self.dir, "", 0, False,
-                                  self.latency_us[-1000:]).latency_summary(),
+            "latency": latency_summary(self.latency_us[-1000:]),
         }
         _write_atomic(self.run_dir / STATUS_FILE, json.dumps(status, sort_keys=True, indent=1))
 
@@ -997,8 +1001,7 @@ class LiveRun:
         }
         if self.status != "running":
             manifest.update(ended_at=mf.utc_now_iso(), error=self.last_error,
-                            latency=LiveResult(self.run_id, "", self.run_dir, self.dir, "", 0,
-                                               False, self.latency_us).latency_summary())
+                            latency=latency_summary(self.latency_us))
         mf.write(self.run_dir / "run_manifest.json", manifest)
 
     def _finish(self, status: str, why: str) -> None:
@@ -1025,18 +1028,6 @@ class LiveRun:
                       bars=self.live_bars)
 
 
-def loop_data(bars: list[tuple[str, int, float, float, float, float, float]],
-              symbols: list[str]) -> LoopData:
-    """The bars a live run saw, in the order it saw them, as the backtest loop's columns."""
-    names = sorted(set(symbols) | {b[0] for b in bars})
-    index = {name: i for i, name in enumerate(names)}
-    cols: list[tuple[Any, ...]] = list(zip(*bars, strict=True)) if bars else [()] * 7
-    f8 = [np.asarray(c, dtype=np.float64) for c in cols[2:7]]
-    return LoopData(names, np.fromiter((index[s] for s in cols[0]), np.int32, len(bars)),
-                    np.asarray(cols[1], dtype=np.int64), f8[0], f8[1], f8[2], f8[3], f8[4],
-                    np.zeros(len(bars), dtype=bool))
-
-
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -1048,7 +1039,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 __all__ = ["LiveOptions", "LiveResult", "LiveRun", "ResumingJournal", "VenueTime",
-           "journal_dir", "loop_data"]
+           "journal_dir", "latency_summary"]
 
 
 def run_live(config: str | Path | Config | None, mode: Mode | str, *,

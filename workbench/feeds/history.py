@@ -199,3 +199,16 @@ def merge(series: list[BarSeries]) -> LoopData:
     cols = {k: cat(k)[order] for k in ("open", "high", "low", "close", "volume")}
     return LoopData(names, index[order], ts[order], cols["open"], cols["high"], cols["low"],
                     cols["close"], cols["volume"], filled)
+
+
+def loop_data(bars: list[tuple[str, int, float, float, float, float, float]],
+              symbols: list[str]) -> LoopData:
+    """Bars as tuples (symbol, ts, open, high, low, close, volume), in the order given (a live
+    run's, as it saw them), as the loop's columns; ``symbols`` names symbols with no bar yet."""
+    names = sorted(set(symbols) | {b[0] for b in bars})
+    index = {name: i for i, name in enumerate(names)}
+    cols: list[tuple[Any, ...]] = list(zip(*bars, strict=True)) if bars else [()] * 7
+    f8 = [np.asarray(c, dtype=np.float64) for c in cols[2:7]]
+    return LoopData(names, np.fromiter((index[s] for s in cols[0]), np.int32, len(bars)),
+                    np.asarray(cols[1], dtype=np.int64), f8[0], f8[1], f8[2], f8[3], f8[4],
+                    np.zeros(len(bars), dtype=bool))

@@ -204,7 +204,7 @@ class _Twin:
         from workbench.config import load_config
         from workbench.engine import kernel
         from workbench.engine.journal import contents, order_states
-        from workbench.engine.live import loop_data
+        from workbench.feeds.history import loop_data
         from workbench.model import Bar, Mode, ms_to_dt
         from workbench.recovery.wal import WalReader
         from workbench.warehouse import results

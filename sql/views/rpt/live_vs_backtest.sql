@@ -1,5 +1,5 @@
 -- name: rpt.live_vs_backtest
--- version: 1
+-- version: 2
 -- description: each order a shadow, paper or live run's strategy proposed beside the order its backtest twin (run <run_id>.backtest: the same config on the same bars) proposed, matched by symbol, bar and rank within the bar; agree is false where they differ
 -- Operator flatten orders (tag 'flatten') are not the strategy's and are left out. A bar where
 -- only one side proposed an order has NULLs on the other side.
@@ -8,9 +8,14 @@ with live_runs as (
     from main.runs
     where mode in ('shadow', 'paper', 'live')
 ),
-live as (
+ranked as (
+    -- every strategy order of every run, ranked within its bar; a twin keyed by its live run
     select
-        o.run_id,
+        case when o.run_id like '%.backtest'
+            then left(o.run_id, length(o.run_id) - length('.backtest'))
+            else o.run_id
+        end as run_id,
+        o.run_id like '%.backtest' as is_twin,
         o.symbol,
         o.bar_ts,
         o.order_seq,
@@ -23,25 +28,18 @@ live as (
             partition by o.run_id, o.symbol, o.bar_ts order by o.order_seq
         ) as rank_in_bar
     from main.orders as o
-    inner join live_runs as r on o.run_id = r.run_id
     where coalesce(o.tag, '') <> 'flatten'
 ),
+live as (
+    select k.*
+    from ranked as k
+    inner join live_runs as r on k.run_id = r.run_id
+    where not k.is_twin
+),
 twin as (
-    select
-        left(o.run_id, length(o.run_id) - length('.backtest')) as run_id,
-        o.symbol,
-        o.bar_ts,
-        o.order_seq,
-        o.side,
-        o.type,
-        o.qty,
-        o.limit_price,
-        o.status,
-        row_number() over (
-            partition by o.run_id, o.symbol, o.bar_ts order by o.order_seq
-        ) as rank_in_bar
-    from main.orders as o
-    where o.run_id like '%.backtest'
+    select *
+    from ranked
+    where is_twin
 ),
 paired as (
     select
