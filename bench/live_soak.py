@@ -26,8 +26,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # the live tests' config and bar files
 
-from workbench.config import load_config  # noqa: E402
+from live_harness import paper_config, without_minutes  # noqa: E402
+
 from workbench.engine.live import LiveOptions, run_live  # noqa: E402
 from workbench.model import ms_to_iso  # noqa: E402
 from workbench.recovery.wal import WalReader  # noqa: E402
@@ -42,13 +44,6 @@ SLO_P95_MS, SLO_P99_MS, TARGET_P99_MS = 500.0, 900.0, 10.0
 HOLES = (500, 1_700, 1_701, 3_000, 4_200, 4_201, 4_202, 5_900, 7_300, 8_800, 8_801, 9_950)
 FAULTS = ("time:500@50,klines:503@300x2,klines:429=1@1500,klines:timeout=200ms@3000,"
           "klines:slow=300ms@4500x3,any:502@6000,klines:500@8000")
-
-
-def gapped(path: Path) -> Path:
-    lines = SAMPLE.read_text().splitlines(keepends=True)
-    holes = {h + 1 for h in HOLES}  # + the header line
-    path.write_text("".join(line for i, line in enumerate(lines) if i not in holes))
-    return path
 
 
 def start_venue(data: Path, speed: float, start_ms: int, faults: str
@@ -67,20 +62,13 @@ def start_venue(data: Path, speed: float, start_ms: int, faults: str
 
 
 def soak(bars: int, speed: float, work: Path) -> dict[str, Any]:
-    data = gapped(work / "bars.csv")
+    data = without_minutes(work / "bars.csv", HOLES)
     first = BarBook.from_file(data, "BTCUSDT").first_open_ms
     start = first + 200 * MIN + 7_000
     proc, url = start_venue(data, speed, start, FAULTS)
-    cfg = load_config(None, env={}, base={
-        "run": {"name": "live-soak"},
-        "data": {"symbols": ["BTCUSDT"], "timeframe": "1m"},
-        "strategy": {"class": "workbench.strategies.sma_cross:SmaCross",
-                     "params": {"fast": 5, "slow": 20, "qty": 0.01}},
-        "portfolio": {"initial_cash": 10_000, "quote": "USDT"},
-        "costs": {"fee_bps": 10, "slippage_bps": 5},
-        "risk": {"max_order_notional": 420},  # about half the entries: BTC ~42,000
-        "venue": {"base_url": url},
-        "live": {"warmup_bars": 30, "snapshot_every_bars": 60, "gap_tolerance_bars": 1}})
+    # the tests' paper config (SMA 5/20 on BTCUSDT, 30 warm-up bars) with a risk limit that
+    # blocks about half the entries (BTC ~42,000)
+    cfg = paper_config(url, run={"name": "live-soak"}, risk={"max_order_notional": 420})
     t0 = time.perf_counter()
     try:
         result = run_live(cfg, "paper", run_id="soak", warehouse=work / "wh" / "w.duckdb",

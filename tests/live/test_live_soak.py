@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_harness import MIN, SAMPLE, fake_venue, live_run
+from live_harness import MIN, SAMPLE, fake_venue, live_run, without_minutes
 
 from workbench.engine.live import LiveOptions
 from workbench.model import ms_to_iso
@@ -34,16 +34,9 @@ FAULTS = ("klines:503@40x2,klines:429=1@300,time:500@500,klines:timeout=200ms@80
           "klines:slow=300ms@1000x3,any:502@1500,exchangeInfo:500@1x1")
 
 
-def gapped_bars(path: Path) -> Path:
-    lines = SAMPLE.read_text().splitlines(keepends=True)
-    holes = {h + 1 for h in HOLES}  # + the header line
-    path.write_text("".join(line for i, line in enumerate(lines) if i not in holes))
-    return path
-
-
 def test_paper_soak_with_gaps_faults_and_risk_blocks_decides_every_venue_bar_once(
         tmp_path: Path) -> None:
-    data = gapped_bars(tmp_path / "bars.csv")
+    data = without_minutes(tmp_path / "bars.csv", HOLES)
     with fake_venue(START, data=data, faults=FAULTS) as (fx, clock):
         result = live_run(fx, clock, tmp_path, options=LiveOptions(max_bars=BARS),
                           risk={"max_order_notional": 420},

@@ -62,6 +62,15 @@ def paper_config(url: str, **sections: Any) -> Config:
     return load_config(None, base=tree, env={})
 
 
+def without_minutes(path: Path, holes: tuple[int, ...], data: Path = SAMPLE) -> Path:
+    """``data`` written to ``path`` without the bars of ``holes`` (minutes from its first bar):
+    gaps the venue then does not have."""
+    lines = data.read_text().splitlines(keepends=True)
+    skip = {h + 1 for h in holes}  # + the header line
+    path.write_text("".join(line for i, line in enumerate(lines) if i not in skip))
+    return path
+
+
 @contextmanager
 def fake_venue(start_ms: int, data: Path = SAMPLE, symbol: str = "BTCUSDT",
                faults: str | None = None, weight_limit: int = 10**9

@@ -32,7 +32,6 @@ from workbench.warehouse.flush import (
     TABLES,
     Flusher,
     FlushError,
-    LiveTables,
     replace_run,
     tables_from_wal,
 )
@@ -251,7 +250,6 @@ def test_tables_from_wal_run_started_today_measures_pnl_from_initial_cash(tmp_pa
 def test_tables_from_wal_small_run_gives_runs_fields_from_start_record_and_bars(
         journal: Path) -> None:
     live = tables_from_wal(journal, RUN)
-    assert isinstance(live, LiveTables)
     assert (live.last_seq, live.bar_count, live.start_ts, live.end_ts) == (
         len(small_run()), 3, T0 - 3 * MIN, T0 + 2 * MIN)
     assert live.run_fields() == {
@@ -342,7 +340,8 @@ def test_flusher_start_flushes_at_once_and_then_only_new_records(journal: Path,
         wait_for(lambda: f.last_flushed_seq == seq, "the new bar's flush")
         assert f.flushes == 2  # cycles in between found nothing new and wrote nothing
     finally:
-        assert f.stop(final=False)
+        f.stop(final=False)
+        assert f._thread is not None and not f._thread.is_alive()  # the thread ended
     assert rows(warehouse, "select pid, status, bar_count from runs") == [
         (os.getpid(), "running", 4)]
     assert f.failures == 0 and f.last_error is None
@@ -363,7 +362,8 @@ def test_flusher_warehouse_held_by_another_process_fails_then_flushes_after_rele
         release(holder)
         wait_for(lambda: f.flushes == 1, "the flush after the release")
     finally:
-        assert f.stop(final=False)
+        f.stop(final=False)
+        assert f._thread is not None and not f._thread.is_alive()  # the thread ended
         log.close()
     assert f.last_error is None and f.last_flushed_seq == len(small_run())
     assert rows(warehouse, "select count(*) from orders where run_id = ?", [RUN]) == [(2,)]
@@ -384,7 +384,8 @@ def test_flusher_torn_last_record_is_not_flushed_and_is_no_failure(journal: Path
     try:
         wait_for(lambda: f.flushes == 1, "the first flush")
     finally:
-        assert f.stop(final=False)
+        f.stop(final=False)
+        assert f._thread is not None and not f._thread.is_alive()  # the thread ended
     assert (f.last_flushed_seq, f.failures) == (last - 1, 0)
     assert rows(warehouse, "select count(*) from run_bars") == [(4,)]
 
@@ -450,7 +451,8 @@ def test_flusher_following_a_growing_wal_writes_what_one_fresh_read_writes(
         f.request()
         wait_for(lambda: f.last_flushed_seq == seq, "the second flush")
     finally:
-        assert f.stop(final=False)
+        f.stop(final=False)
+        assert f._thread is not None and not f._thread.is_alive()  # the thread ended
     fresh = tmp_path / "fresh.duckdb"
     live = tables_from_wal(journal, RUN)
     replace_run(fresh, {**live.run_fields(), **run_row(), "pid": os.getpid(), "host": HOST},

@@ -39,7 +39,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -93,6 +92,7 @@ from workbench.telemetry.log import JsonlLog
 from workbench.venue_client import VenueClient, VenueUnavailable
 from workbench.warehouse import views
 from workbench.warehouse.flush_worker import FlusherProcess
+from workbench.warehouse.stale import HOST
 
 CONTROL_DIR = "control"
 DONE_DIR = "done"
@@ -202,7 +202,6 @@ class ResumingJournal:
     def __init__(self, inner: WalJournal, expected: Iterable[OrderRecord | OrderEvent | Fill]
                  ) -> None:
         self.inner = inner
-        self.wal = inner.wal
         self.expected: deque[OrderRecord | OrderEvent | Fill] = deque(expected)
         self.appended = 0
         self.records: list[OrderRecord | OrderEvent | Fill] = []
@@ -317,7 +316,7 @@ class LiveRun:
         self.bars: list[tuple[str, int, float, float, float, float, float]] = []
         self.live_bars = 0
         self.latency_us: list[int] = []
-        self.backfill_latency_us: list[int] = []
+        self.backfilled = 0  # bars this process decided late (a restart, an outage)
         self.state = State()
         self.resumed = False
         self.halted_no_risk: str | None = None
@@ -331,6 +330,8 @@ class LiveRun:
         self._daily_stop_seen = False
         self._risk_events_written = 0
         self._pending_snapshot: str | None = None  # "full" or "books", taken after a fetch
+        self._roll_pending: int | None = None  # a finished UTC day to roll up after a fetch
+        self._day_first_seq: dict[int, int] = {}  # WAL seq of each day's first decided bar
         self._day: int | None = None  # UTC day of the last bar decided
         self._retry_at = 0  # venue time before which an empty poll is not repeated
         self._scanned: WalScan | None = None  # where the last fold of the log stopped
@@ -406,7 +407,7 @@ class LiveRun:
             raise
         return LiveResult(self.run_id, self.mode.value, self.run_dir, self.dir, self.status,
                           self.live_bars, self.resumed, self.latency_us,
-                          len(self.backfill_latency_us))
+                          self.backfilled)
 
     # --- start, resume ----------------------------------------------------------------------
     def _server_time(self) -> int:
@@ -618,17 +619,19 @@ class LiveRun:
     def _cycle(self) -> bool:
         """One turn: controls, the stop conditions, then wait for or fetch the next bars.
         False once the run should end."""
-        self._take_controls()
+        if self._controls_changed():
+            self._take_controls()
         if self._finished():
             return False
         due = max(self._next_close() + self.options.poll_after_ms, self._retry_at)
-        estimate = self.vt.sync() if self.vt.stale else self.vt.now()
+        synced = self.vt.stale
+        estimate = self.vt.sync() if synced else self.vt.now()
         if estimate < due:
             if self._monotonic() - self._status_at >= 1.0:
                 self._write_status()  # the lag and the heartbeat stay fresh while waiting
             self._sleep(min(self.vt.wall_s(due - estimate), self.options.idle_s))
             return True
-        venue_now = self.vt.sync()
+        venue_now = estimate if synced else self.vt.sync()  # the venue's word, not a guess
         if venue_now < due:
             return True
         errors_before = self.venue.errors
@@ -660,6 +663,9 @@ class LiveRun:
         due, self._pending_snapshot = self._pending_snapshot, None
         if due is not None:
             self._snapshot(refresh=due == "full")
+        day, self._roll_pending = self._roll_pending, None
+        if day is not None:
+            self._roll_up(day)
 
     def _next_close(self) -> int:
         return min(self.last_ts.values()) + 2 * self.tf
@@ -688,10 +694,13 @@ class LiveRun:
         lag_ms = venue_now - (bar.ts + self.tf)
         phase = "live" if lag_ms < self.tf else "backfill"
         day = bar.ts // DAY_MS
+        seq = self.wal.append("bar", bar_record(bar) | {"phase": phase, "lag_ms": lag_ms},
+                              sync=False)
         if self._day is not None and day > self._day:
-            self._roll_up(self._day)
+            self._roll_pending = self._day  # rolled up once this fetch's bars are decided
+        if day != self._day:
+            self._day_first_seq[day] = seq
         self._day = day
-        self.wal.append("bar", bar_record(bar) | {"phase": phase, "lag_ms": lag_ms}, sync=False)
         self._remember(bar)
         fills_before = self.step.fill_seq
         orders_before = self.step.order_seq
@@ -700,7 +709,10 @@ class LiveRun:
         self.live_bars += 1
         # bar arrival to decision of bars decided as they closed; a back-filled batch waits
         # for the bars before it, so its latency says how long catching up took instead
-        (self.latency_us if phase == "live" else self.backfill_latency_us).append(latency_us)
+        if phase == "live":
+            self.latency_us.append(latency_us)
+        else:
+            self.backfilled += 1
         blocked = self._write_risk_events()
         decision: dict[str, Any] = {
             "symbol": bar.symbol, "ts": bar.ts, "decided_at": self.vt.now(),
@@ -910,7 +922,8 @@ class LiveRun:
         inside = False
         tmp = folder / f"{name}.jsonl.gz.tmp"
         with gzip.open(tmp, "wt", encoding="utf-8") as out:
-            for record in WalReader(self.dir):
+            # from the day's first bar when this process saw it (else, after a restart, the start)
+            for record in WalReader(self.dir, self._day_first_seq.pop(day, 1)):
                 if record.kind == "bar":
                     bar_day = record.payload["ts"] // DAY_MS
                     if bar_day > day:
@@ -973,7 +986,7 @@ class LiveRun:
         risk = self.risk
         status = {
             "run_id": self.run_id, "mode": self.mode.value, "status": self.status,
-            "pid": os.getpid(), "host": socket.gethostname(),
+            "pid": os.getpid(), "host": HOST,
             "updated_at": ms_to_iso(self._wall()),
             "last_bar_ts": ms_to_iso(last) if last is not None else None,
             "bars": self.live_bars,
@@ -992,11 +1005,11 @@ class LiveRun:
         manifest = {
             "run_id": self.run_id, "mode": self.mode.value, "name": self.cfg.run.name,
             "status": self.status, "config": self.cfg.to_dict(), "config_hash": self.cfg.hash(),
-            "git_sha": mf.git_sha(), "versions": mf.versions(), "seed": self.cfg.run.seed,
+            "git_sha": self.git_sha, "versions": mf.versions(), "seed": self.cfg.run.seed,
             "symbols": self.symbols, "timeframe": self.cfg.data.timeframe,
             "venue": self.venue.base_url, "journal": str(self.dir),
             "warehouse": str(self.warehouse), "pid": os.getpid(),
-            "host": socket.gethostname(), "started_at": self.started_at,
+            "host": HOST, "started_at": self.started_at,
             "resumed": self.resumed, "bars": self.live_bars, "ended_at": None,
         }
         if self.status != "running":
