@@ -73,9 +73,11 @@ from workbench.model import (
     OrderStatus,
     Side,
     ms_to_iso,
+    units_to_qty,
 )
 from workbench.recovery.journal import WalJournal
 from workbench.recovery.records import (
+    bar_from_record,
     bar_record,
     book_from_state,
     control_record,
@@ -91,7 +93,7 @@ from workbench.risk.engine import DAY_MS, FLATTEN_TAG
 from workbench.telemetry.log import JsonlLog
 from workbench.venue_client import VenueClient, VenueUnavailable
 from workbench.warehouse import views
-from workbench.warehouse.flush_worker import FlusherProcess
+from workbench.warehouse.flush_worker import FlusherProcess, plain
 from workbench.warehouse.stale import HOST
 
 CONTROL_DIR = "control"
@@ -535,8 +537,7 @@ class LiveRun:
             for i, record in enumerate(journaled):
                 if record.kind == "bar":
                     p = record.payload
-                    bar = Bar(p["symbol"], p["ts"], p["open"], p["high"], p["low"], p["close"],
-                              p["volume"])
+                    bar = bar_from_record(p)
                     self._remember(bar)
                     if p.get("phase") == "warmup":
                         self.step.warm(bar)
@@ -842,7 +843,7 @@ class LiveRun:
             return "block every new order"
         if action == "resume":
             return "lift the halt"
-        closes = [f"{'SELL' if u > 0 else 'BUY'} {abs(u) / 1e8!r} {s}"
+        closes = [f"{'SELL' if u > 0 else 'BUY'} {units_to_qty(abs(u))!r} {s}"
                   for s, u in sorted(self.step.book.units.items()) if u]
         return "halt and " + ("; ".join(closes) if closes else "close nothing (flat)")
 
@@ -870,7 +871,7 @@ class LiveRun:
             for symbol, units in sorted(self.step.book.units.items()):
                 if units:
                     side = Side.SELL if units > 0 else Side.BUY
-                    self.step.submit(OrderIntent(symbol, side, abs(units) / 1e8,
+                    self.step.submit(OrderIntent(symbol, side, units_to_qty(abs(units)),
                                                  reduce_only=True, tag=FLATTEN_TAG))
 
     def _halt(self, reason: str) -> None:
@@ -887,7 +888,7 @@ class LiveRun:
     def _answer(self, path: Path, answer: dict[str, Any]) -> None:
         answer["answered_at"] = ms_to_iso(self._wall())
         done = path.parent / DONE_DIR / path.name
-        _write_atomic(done, json.dumps(answer, sort_keys=True))
+        write_atomic(done, json.dumps(answer, sort_keys=True))
         path.unlink(missing_ok=True)
 
     # --- the warehouse -------------------------------------------------------------------------
@@ -939,7 +940,7 @@ class LiveRun:
                 out.write(json.dumps({"seq": record.seq, "kind": record.kind,
                                       "payload": record.payload}, sort_keys=True) + "\n")
         os.replace(tmp, folder / f"{name}.jsonl.gz")
-        _write_atomic(folder / f"{name}.json", json.dumps({
+        write_atomic(folder / f"{name}.json", json.dumps({
             "run_id": self.run_id, "mode": self.mode.value, "day": name,
             "first_seq": first, "last_seq": last, "records": counts,
             "bars": counts.get("bar", 0) - counts.get("warmup", 0),
@@ -952,7 +953,7 @@ class LiveRun:
     def _snapshot(self, *, refresh: bool = True) -> None:
         if self.risk is not None:  # the risk engine's state rides in the snapshot (replay.State)
             self.wal.append("risk_event", {"reason": "state", "ts": self.step.now,
-                                           "risk_state": _jsonable(self.risk.summary())})
+                                           "risk_state": plain(self.risk.summary())})
         self.wal.sync()
         # fold what was appended since the last look, reading only that part of the log
         reader = WalReader(self.dir, self.state.seq + 1, after=self._scanned)
@@ -992,14 +993,14 @@ class LiveRun:
             "bars": self.live_bars,
             "lag_ms": (self.vt.now() - (last + self.tf)) if last is not None and self.vt.synced
             else None,
-            "positions": {s: u / 1e8 for s, u in sorted(book.units.items()) if u},
+            "positions": {s: units_to_qty(u) for s, u in sorted(book.units.items()) if u},
             "cash": book.cash, "equity": book.equity(),
             "pnl_today": risk.realized_today if risk is not None else None,
             "halted": self._halted(), "last_error": self.last_error, "alerts": self.alerts,
             "orders": self.step.order_seq, "fills": self.step.fill_seq,
             "latency": latency_summary(self.latency_us[-1000:]),
         }
-        _write_atomic(self.run_dir / STATUS_FILE, json.dumps(status, sort_keys=True, indent=1))
+        write_atomic(self.run_dir / STATUS_FILE, json.dumps(status, sort_keys=True, indent=1))
 
     def _write_manifest(self) -> None:
         manifest = {
@@ -1041,11 +1042,8 @@ class LiveRun:
                       bars=self.live_bars)
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` at once (a reader sees the old file or the new one)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

@@ -11,17 +11,23 @@ directly: it takes effect where it stands in the journal when the run is resumed
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from workbench.engine.live import ACTIONS, CONTROL_DIR, DONE_DIR, STATUS_FILE
+from workbench.engine.live import (
+    ACTIONS,
+    CONTROL_DIR,
+    DONE_DIR,
+    STATUS_FILE,
+    wall_ms,
+    write_atomic,
+)
 from workbench.errors import ConfigError, WorkbenchError
-from workbench.model import ms_to_iso
+from workbench.model import ms_to_iso, units_to_qty
 from workbench.recovery.records import control_record
 from workbench.recovery.replay import compare, fold, rebuild, recover
-from workbench.recovery.wal import Wal, WalError, WalReader
+from workbench.recovery.wal import WAL_FILE, Wal, WalError, WalReader
 from workbench.warehouse.connect import reading
 
 
@@ -46,19 +52,17 @@ def request(run_dir: Path, journal: Path, action: str, *, reason: str | None = N
                           "--confirm", where="workbench resume",
                           fix="check `workbench status --run ID` first, then run it again with "
                               "--confirm")
-    if not (journal / "wal.log").is_file():  # else a halt would go to a journal no run reads
+    if not (journal / WAL_FILE).is_file():  # else a halt would go to a journal no run reads
         raise ConfigError(f"no journal for run {run_dir.name!r} at {journal}",
                           where="--warehouse",
                           fix="pass the --warehouse (or WB_WAREHOUSE) the run was started with: "
                               "its journal is beside it, in live/<run_id>/")
     body = {"action": action, "reason": reason or "operator", "dry_run": dry_run,
-            "confirm": confirm, "requested_at": ms_to_iso(time.time_ns() // 1_000_000)}
+            "confirm": confirm, "requested_at": ms_to_iso(wall_ms())}
     folder = run_dir / CONTROL_DIR
     (folder / DONE_DIR).mkdir(parents=True, exist_ok=True)
     name = f"{time.time_ns()}-{action}.json"
-    tmp = folder / (name + ".tmp")
-    tmp.write_text(json.dumps(body, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, folder / name)
+    write_atomic(folder / name, json.dumps(body, sort_keys=True))  # the loop reads *.json
     done = folder / DONE_DIR / name
     deadline = time.monotonic() + wait_s
     while True:
@@ -78,7 +82,7 @@ def request(run_dir: Path, journal: Path, action: str, *, reason: str | None = N
 def _running(journal: Path) -> bool:
     """Whether a process runs the run: it holds the journal's writer lock (a live run opens
     its journal waiting a moment for the lock, so this look never stops one starting)."""
-    if not (journal / "wal.log").is_file():
+    if not (journal / WAL_FILE).is_file():
         return False
     try:
         wal = Wal.open(journal)
@@ -103,7 +107,7 @@ def _journal_directly(journal: Path, pending: Path, body: dict[str, Any]) -> dic
         ts = max(state.last_bar_ts.values(), default=0)
         wal.append("control", control_record(body["action"], ts=ts, reason=body["reason"],
                                              source="operator", queued=True,
-                                             wall_ts=time.time_ns() // 1_000_000))
+                                             wall_ts=wall_ms()))
     finally:
         wal.close()
     return {"ok": True, "queued": True, "action": body["action"],
@@ -120,7 +124,7 @@ def status(run_dir: Path, journal: Path) -> dict[str, Any]:
                              fix="the run directory may be damaged; `workbench replay --run "
                                  "ID` rebuilds the state from its journal") from None
     found["running"] = _running(journal)
-    if not found["running"] and (journal / "wal.log").is_file():
+    if not found["running"] and (journal / WAL_FILE).is_file():
         state = rebuild(journal)
         found["halted"] = state.halt_reason if state.halted else None
     return found
@@ -146,7 +150,7 @@ def replay_check(journal: Path, warehouse: Path, run_id: str) -> ReplayReport:
     """``workbench replay``: the state from the last snapshot plus the WAL tail, checked
     against a fold of the whole journal (every record from the first), then against the
     warehouse's rows for the run when it holds them (the flusher's last write)."""
-    if not (journal / "wal.log").is_file():
+    if not (journal / WAL_FILE).is_file():
         raise ConfigError(f"no journal for run {run_id!r}", where=str(journal),
                           fix="pass the id of a shadow or paper run, and the --warehouse it "
                               "ran with (its journal is warehouse/live/<run_id>/)")
@@ -160,7 +164,7 @@ def replay_check(journal: Path, warehouse: Path, run_id: str) -> ReplayReport:
         f"snapshot: {snap.source} at WAL seq {snap.snapshot.wal_seq}" if snap.snapshot
         else "snapshot: none (folded from the first record)",
         f"cash {state.cash!r}, positions "
-        + (", ".join(f"{s} {u / 1e8!r}" for s, u in sorted(state.units.items())) or "flat")
+        + (", ".join(f"{s} {units_to_qty(u)!r}" for s, u in sorted(state.units.items())) or "flat")
         + f", {len(state.orders)} orders ({len(state.open_orders())} open), "
           f"{len(state.fills)} fills, halted: {state.halt_reason if state.halted else 'no'}",
     ]

@@ -35,6 +35,12 @@ def bar_record(bar: Bar) -> dict[str, Any]:
             "low": bar.low, "close": bar.close, "volume": bar.volume}
 
 
+def bar_from_record(payload: dict[str, Any]) -> Bar:
+    """The ``Bar`` of a ``bar`` payload (extra keys, such as a live run's phase, ignored)."""
+    return Bar(payload["symbol"], payload["ts"], payload["open"], payload["high"],
+               payload["low"], payload["close"], payload["volume"])
+
+
 def order_record(order: Order | OrderRecord, **extra: Any) -> dict[str, Any]:
     """The order as taken on: everything but its changing state (status, fills, bars seen).
     ``order`` is the journal's ``OrderRecord`` or a live ``Order`` (the same leading fields);

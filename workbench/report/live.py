@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.model import QTY_SCALE
 from workbench.report.project import project_path, runs_dir_path, warehouse_path
 from workbench.report.tables import Table
 from workbench.warehouse.connect import reading
@@ -35,9 +36,7 @@ LIVE_MODES = ("shadow", "paper", "live")
 MAX_POINTS = 1_000
 MAX_ORDERS = 50
 MAX_ALERTS = 200
-UNITS = 100_000_000  # 1 qty = 1e8 units (adr/0001)
 COUNTS = ("orders_submitted", "orders_blocked_risk")
-STATUS_FILE = "status.json"  # as workbench/engine/live.py writes it
 ROLLUPS = ("orders_submitted", "orders_blocked_risk", "order_proposed_rate", "risk_block_rate",
            "error_rate", "pnl_intraday")
 
@@ -144,14 +143,14 @@ def _load(con: Any, run_id: str, max_orders: int, max_points: int) -> LiveMonito
     m.book = _rows(con, f"""
         with pos as (
             select symbol,
-                   sum(case when side = 'BUY' then round(qty * {UNITS})
-                            else -round(qty * {UNITS}) end)::bigint as units
+                   sum(case when side = 'BUY' then round(qty * {QTY_SCALE})
+                            else -round(qty * {QTY_SCALE}) end)::bigint as units
             from fills where run_id = ? group by symbol),
         mark as (
             select symbol, arg_max(close, ts) as mark, epoch_ms(max(ts)) as mark_ts
             from run_bars where run_id = ? group by symbol)
-        select pos.symbol, pos.units / {UNITS} as qty, mark.mark, mark.mark_ts,
-               pos.units / {UNITS} * mark.mark as value
+        select pos.symbol, pos.units / {QTY_SCALE} as qty, mark.mark, mark.mark_ts,
+               pos.units / {QTY_SCALE} * mark.mark as value
         from pos left join mark using (symbol)
         where pos.units <> 0 order by pos.symbol""", [run_id, run_id])
     flows = con.execute(
@@ -235,6 +234,7 @@ def _read_status(m: LiveMonitor, runs_dir: str | Path | None) -> None:
     if m.run.get("run_dir"):
         candidates.append(project_path(str(m.run["run_dir"])))  # relative: the project's
     candidates.append(runs_dir_path(None) / m.run_id)
+    from workbench.engine.live import STATUS_FILE
     from workbench.warehouse.stale import effective_status
 
     for folder in candidates:

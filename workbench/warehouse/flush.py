@@ -65,6 +65,7 @@ from workbench.recovery.records import (
     order_from_record,
 )
 from workbench.recovery.wal import WAL_FILE, WalReader, WalScan
+from workbench.risk.engine import DAY_MS
 from workbench.warehouse.connect import open_rw, rollback_quietly
 from workbench.warehouse.results import (
     events_table,
@@ -81,7 +82,6 @@ LIVE_PHASES = frozenset({"live", "backfill"})
 """Bar phases that count as the run's bars (``warmup`` bars are history the strategy saw)."""
 
 _TS = pa.timestamp("ms", tz="UTC")
-_DAY_MS = 86_400_000
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
@@ -225,7 +225,7 @@ class _Fold:
         if self.first_bar_ts is None:
             self.first_bar_ts = ts
         self.last_bar_ts = ts
-        day = ts // _DAY_MS
+        day = ts // DAY_MS
         if self.day is None:
             self.day = day
         elif day > self.day:  # the first bar of a new UTC day: the day starts from the last

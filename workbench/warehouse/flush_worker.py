@@ -78,7 +78,7 @@ class FlusherProcess:
         self._reader = threading.Thread(target=self._read, name="flusher-answers",
                                         daemon=True)
         self._reader.start()
-        self._send({"row": _plain(self.run_row_fn())})
+        self._send({"row": plain(self.run_row_fn())})
 
     def flush_now(self, timeout_s: float = 30.0) -> bool:
         """Start the child if needed and wait for one flush (a run's first: schema, views,
@@ -90,7 +90,7 @@ class FlusherProcess:
         """Send the row as it is now and ask for a flush soon."""
         if self._proc is None:
             return
-        self._send({"row": _plain(self.run_row_fn())})
+        self._send({"row": plain(self.run_row_fn())})
         self._send({"flush": True})
 
     def stop(self, final: bool = True, timeout_s: float = 30.0) -> bool:
@@ -102,7 +102,7 @@ class FlusherProcess:
         ok = True
         try:
             if final:
-                self._send({"row": _plain(self.run_row_fn())})
+                self._send({"row": plain(self.run_row_fn())})
                 self._send({"stop": True, "timeout_s": timeout_s})
                 ok = self._wait_for("stopped", timeout_s + 5.0)
             with contextlib.suppress(OSError):
@@ -184,8 +184,9 @@ class FlusherProcess:
             self._answered.notify_all()
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(row, default=str))
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON data (what JSON cannot hold written as text)."""
+    return json.loads(json.dumps(value, default=str))
 
 
 # --- the child's side ---------------------------------------------------------------------------
@@ -205,7 +206,8 @@ class _Twin:
         from workbench.engine import kernel
         from workbench.engine.journal import contents, order_states
         from workbench.feeds.history import loop_data
-        from workbench.model import Bar, Mode, ms_to_dt
+        from workbench.model import Mode, ms_to_dt
+        from workbench.recovery.records import bar_from_record
         from workbench.recovery.wal import WalReader
         from workbench.warehouse import results
 
@@ -229,8 +231,7 @@ class _Twin:
                     step.start(int(p["start_ts"]))
                     self.started = True
                 elif record.kind == "bar":
-                    bar = Bar(p["symbol"], p["ts"], p["open"], p["high"], p["low"],
-                              p["close"], p["volume"])
+                    bar = bar_from_record(p)
                     self.bars.append(tuple(bar))  # type: ignore[arg-type]
                     if p.get("phase") == "warmup":
                         step.warm(bar)
