@@ -146,7 +146,8 @@ def backtest(case: str, symbols: list[str], years: int, warehouse: Path, work: P
     manifest = json.loads((out_dir / "run_manifest.json").read_text())
     shutil.rmtree(out_dir)
     return {"s": took, "peak_mb": peak / MB, "bars": manifest["bars"],
-            "hold_s": manifest["warehouse_hold_s"], "trades": manifest["metrics"]["trades"]}
+            "hold_s": manifest["warehouse_hold_s"], "trades": manifest["metrics"]["trades"],
+            "stages_s": manifest["timings_s"]}
 
 
 CASES = {"1y": (["BTCUSDT"], 1), "2y": (["BTCUSDT"], 2), "5y": (["BTCUSDT"], 5),
@@ -192,6 +193,8 @@ def scaling(work: Path, repeat: int, cases: list[str]) -> dict[str, dict[str, di
             print(f"  {case:6} {key:5} {r['bars']:>10,} bars {r['s']:7.2f} s "
                   f"{r['bars'] / r['s']:>10,.0f} bars/s {r['peak_mb']:7.0f} MB peak "
                   f"hold {r['hold_s']:.2f} s", flush=True)
+            print("         stages: " + ", ".join(
+                f"{k} {v:.2f}" for k, v in r["stages_s"].items() if v >= 0.01), flush=True)
     return results
 
 

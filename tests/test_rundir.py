@@ -59,3 +59,30 @@ def test_iso_many_any_times_equal_ms_to_iso(stamps):
 def test_iso_many_a_year_of_minutes_equal_ms_to_iso():
     stamps = np.arange(0, 525_600, 7, dtype=np.int64) * 60_000 + 1_704_067_200_000
     assert iso_many(stamps).tolist() == [ms_to_iso(int(t)) for t in stamps]
+
+
+def test_write_equity_across_chunks_equals_a_plain_python_writer(tmp_path, monkeypatch):
+    from workbench import rundir
+
+    monkeypatch.setattr(rundir, "_CHUNK", 7)  # lines are assembled per chunk: cross several
+    rng = np.random.default_rng(5)
+    n = 40
+    ts = np.arange(n, dtype=np.int64) * 60_000 + 1_704_067_200_000
+    cash = np.repeat(rng.random(n // 4) * 1e6, 4)
+    value = np.array(EDGES + [0.0] * (n - len(EDGES)))
+    equity = cash + np.nan_to_num(value)
+    path = tmp_path / "equity.csv"
+    rundir.write_equity(path, ts, cash, value, equity)
+    expected = "ts,cash,position_value,equity\n" + "".join(
+        f"{ms_to_iso(int(t))},{c!r},{v!r},{e!r}\n"
+        for t, c, v, e in zip(ts.tolist(), cash.tolist(), value.tolist(), equity.tolist(),
+                              strict=True))
+    assert path.read_text() == expected
+
+
+def test_write_equity_no_rows_is_the_header_alone(tmp_path):
+    from workbench import rundir
+
+    path = tmp_path / "equity.csv"
+    rundir.write_equity(path, [], [], [], [])
+    assert path.read_text() == "ts,cash,position_value,equity\n"

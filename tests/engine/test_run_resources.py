@@ -94,3 +94,12 @@ def test_failed_commit_in_a_migration_reports_its_own_error_not_the_rollback() -
     finally:
         con.close()
     assert "no transaction is active" not in str(raised.value)
+
+
+def test_run_leaves_no_objects_frozen_from_the_collector(loaded: Path, tmp_path: Path) -> None:
+    import gc
+
+    before = gc.get_freeze_count()
+    run_backtest(SMALL, warehouse=loaded, out=tmp_path / "run", env={})
+    assert gc.get_freeze_count() == before == 0
+    assert gc.isenabled()

@@ -18,6 +18,7 @@ directory keeps its story.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import shutil
@@ -502,119 +503,157 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
     }
     del seen
     watch.lap("merge")
-    with stages("loop"):
-        wired = kernel.build(cfg, mode, strategy=strategy, run_id=manifest["run_id"], log=log)
-        step = wired.step
-        bar = _progress_bar(len(data), progress)
-        equity = wired.run(data, bar.update if bar is not None else None)
-        if bar is not None:
-            bar.close()
-    watch.lap("loop")
-    raise_if_signalled()
-    journal = wired.journal
-    journal.close()
-    records = contents(journal)  # read back through the port, whatever the journal
-    orders = order_states(records)
-    first_ts, last_ts = ms_to_iso(int(data.ts[0])), ms_to_iso(int(data.ts[-1]))
-    manifest.update(bars=len(data), first_bar_ts=first_ts, last_bar_ts=last_ts)
-    risk = step.risk
-    risk_summary = risk.summary() if risk is not None else None
-    manifest["risk"] = risk_summary or {"enabled": False}
-    summary.record(manifest, strategy, reports, orders, start, end)
-    run_id = manifest["run_id"]
-    tables = results.run_tables(
-        data, records, findings, tf, cfg.data.gaps, run_id,
-        risk.events_table() if risk is not None else None,
-        results.risk_metrics(risk_summary, step.now) if risk_summary else None, orders=orders)
-    run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,
-                   end_ts=last_ts, bar_count=len(data))
-    with stages("metrics"):
-        # The CSVs are formatted on a thread while DuckDB (which releases the GIL) computes
-        # the headline in a private in-memory database; both must succeed.
+    # The headline's private database (schema and views, an empty equity curve) is built on a
+    # thread while the loop runs: DuckDB releases the GIL, and the second core is idle.
+    with _prepared(view_list, cfg.run.memory_limit) as memory, _thawed_at_end():
+        with stages("loop"):
+            wired = kernel.build(cfg, mode, strategy=strategy, run_id=manifest["run_id"], log=log)
+            step = wired.step
+            bar = _progress_bar(len(data), progress)
+            equity = wired.run(data, bar.update if bar is not None else None)
+            # What the loop made lives to the end of the run: later collections need not walk
+            # it (the first one after a long loop took a tenth of a second).
+            gc.freeze()
+            if bar is not None:
+                bar.close()
+        watch.lap("loop")
+        raise_if_signalled()
+        journal = wired.journal
+        journal.close()
+        records = contents(journal)  # read back through the port, whatever the journal
+        orders = order_states(records)
+        first_ts, last_ts = ms_to_iso(int(data.ts[0])), ms_to_iso(int(data.ts[-1]))
+        manifest.update(bars=len(data), first_bar_ts=first_ts, last_bar_ts=last_ts)
+        risk = step.risk
+        risk_summary = risk.summary() if risk is not None else None
+        manifest["risk"] = risk_summary or {"enabled": False}
+        summary.record(manifest, strategy, reports, orders, start, end)
+        run_id = manifest["run_id"]
+        # The CSVs are formatted on a thread (mostly in Arrow, without the GIL) while the
+        # tables are built and DuckDB computes the headline; both must succeed.
         files = Background(rundir.write_all, staging, step.book.round_trips, orders,
                            records.fills, equity)
         try:
-            metrics = headline_in_memory(run_row, tables, equity, view_list,
-                                         cfg.run.memory_limit)
+            tables = results.run_tables(
+                data, records, findings, tf, cfg.data.gaps, run_id,
+                risk.events_table() if risk is not None else None,
+                results.risk_metrics(risk_summary, step.now) if risk_summary else None,
+                orders=orders)
+            run_row.update(status="completed", data_hash=manifest["data_hash"],
+                           start_ts=first_ts, end_ts=last_ts, bar_count=len(data))
+            with stages("metrics"):
+                metrics = headline_in_memory(memory.result(), run_row, tables, equity)
         finally:
             files.wait()
         watch.lap("metrics")
-    with stages("write_files"):
-        files.result()
-    watch.lap("write_csv_wait")
-    raise_if_signalled()
-    manifest.update(status="completed", ended_at=mf.utc_now_iso(), metrics=metrics)
-    run_row["ended_at"] = manifest["ended_at"]
-    stored = results.headline_metrics(metrics, step.now)
-    tables["metrics"] = (pa.concat_tables([tables["metrics"], stored]) if "metrics" in tables
-                         else stored)
-    with stages("write_warehouse"):
-        held, waited = results.write_run(
-            warehouse, run_row, tables, view_list, wait_s=WRITE_WAIT_S,
-            on_commit=lambda: manifest.__setitem__("warehouse_written", True))
-    watch.lap("write_warehouse")
-    manifest["warehouse_hold_s"] = round(held, 4)
-    manifest["warehouse_wait_s"] = round(waited, 4)
-    manifest["timings_s"] = watch.laps
-    with stages("write_files"):
-        mf.write(staging / "run_manifest.json", manifest)
-        log.info("run", f"{mode.value} {run_id} completed", bars=len(data),
-                 orders=len(orders), fills=len(records.fills), metrics=metrics,
-                 warehouse_hold_s=manifest["warehouse_hold_s"])
-        log.close()
-        _publish(staging, final_dir)
-    return RunResult(run_id, final_dir, metrics, manifest)
+        with stages("write_files"):
+            files.result()
+        watch.lap("write_csv_wait")
+        raise_if_signalled()
+        manifest.update(status="completed", ended_at=mf.utc_now_iso(), metrics=metrics)
+        run_row["ended_at"] = manifest["ended_at"]
+        stored = results.headline_metrics(metrics, step.now)
+        tables["metrics"] = (pa.concat_tables([tables["metrics"], stored]) if "metrics" in tables
+                             else stored)
+        with stages("write_warehouse"):
+            held, waited = results.write_run(
+                warehouse, run_row, tables, view_list, wait_s=WRITE_WAIT_S,
+                on_commit=lambda: manifest.__setitem__("warehouse_written", True))
+        watch.lap("write_warehouse")
+        manifest["warehouse_hold_s"] = round(held, 4)
+        manifest["warehouse_wait_s"] = round(waited, 4)
+        manifest["timings_s"] = watch.laps
+        with stages("write_files"):
+            mf.write(staging / "run_manifest.json", manifest)
+            log.info("run", f"{mode.value} {run_id} completed", bars=len(data),
+                     orders=len(orders), fills=len(records.fills), metrics=metrics,
+                     warehouse_hold_s=manifest["warehouse_hold_s"])
+            log.close()
+            _publish(staging, final_dir)
+        return RunResult(run_id, final_dir, metrics, manifest)
+
+
+@contextlib.contextmanager
+def _prepared(view_list: list[Any], memory_limit: str | None) -> Iterator[Background]:
+    memory = Background(prepare_headline_db, view_list, memory_limit)
+    try:
+        yield memory
+    finally:
+        memory.wait()
+        if memory.value is not None:
+            memory.value.close()
+
+
+@contextlib.contextmanager
+def _thawed_at_end() -> Iterator[None]:
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class Background:
-    """Run ``fn(*args)`` on a thread; ``result()`` waits and re-raises what it raised."""
+    """Run ``fn(*args)`` on a thread; ``result()`` waits, re-raises what it raised, or returns
+    what it returned."""
 
     def __init__(self, fn: Any, *args: Any) -> None:
         self.error: BaseException | None = None
+        self.value: Any = None
         self._thread = threading.Thread(target=self._run, args=(fn, *args), daemon=True)
         self._thread.start()
 
     def _run(self, fn: Any, *args: Any) -> None:
         try:
-            fn(*args)
+            self.value = fn(*args)
         except BaseException as exc:  # handed to the caller by result()
             self.error = exc
 
     def wait(self) -> None:
         self._thread.join()
 
-    def result(self) -> None:
+    def result(self) -> Any:
         self._thread.join()
         if self.error is not None:
             raise self.error
+        return self.value
 
 
 _PRIVATE_ID = "run"
 
 
-def headline_in_memory(run_row: dict[str, Any], tables: dict[str, Any], equity: EquityRows,
-                       view_list: list[Any], memory_limit: str | None = None
-                       ) -> dict[str, Any]:
-    """The run's ``rpt.performance`` row, computed in a private in-memory DuckDB that holds
-    this run only (the warehouse is not touched): the versioned views over the run's fills and
-    orders, with the equity curve the loop already holds standing in for ``acct.equity_curve``
-    (the two agree bar by bar; tests/sql/test_accounting_property.py)."""
+CURVE_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("ts", pa.timestamp("ms", tz="UTC")), ("cash", pa.float64()),
+    ("position_value", pa.float64()), ("equity", pa.float64()), ("in_market", pa.bool_())])
+
+
+def prepare_headline_db(view_list: list[Any], memory_limit: str | None = None) -> Any:
+    """A private in-memory DuckDB with the schema and the versioned views, an empty table
+    standing in for ``acct.equity_curve``: ``headline_in_memory`` fills it."""
     from workbench.warehouse.connect import open_memory
 
+    return open_memory(view_list, memory_limit=memory_limit,
+                       stand_ins={"acct.equity_curve": CURVE_SCHEMA})
+
+
+def headline_in_memory(con: Any, run_row: dict[str, Any], tables: dict[str, Any],
+                       equity: EquityRows) -> dict[str, Any]:
+    """The run's ``rpt.performance`` row, computed in the private database of
+    ``prepare_headline_db`` that holds this run only (the warehouse is not touched): the
+    versioned views over the run's fills and orders, with the equity curve the loop already
+    holds standing in for ``acct.equity_curve`` (the two agree bar by bar;
+    tests/sql/test_accounting_property.py)."""
     curve = pa.table({
         "run_id": pa.array([_PRIVATE_ID] * len(equity.ts), pa.string()),
         "ts": pa.array(equity.ts, pa.timestamp("ms", tz="UTC")),
         "cash": equity.cash, "position_value": equity.position_value,
-        "equity": equity.equity, "in_market": equity.in_market})
-    con = open_memory(view_list, memory_limit=memory_limit,
-                      stand_ins={"acct.equity_curve": curve})
-    try:
-        # A short id (DuckDB keeps strings of up to 12 bytes inline) keeps sorts lean.
-        results.insert_results(con, {**run_row, "run_id": _PRIVATE_ID}, {
-            name: tables[name] for name in ("orders", "fills")})
-        return headline(con, _PRIVATE_ID)
-    finally:
-        con.close()
+        "equity": equity.equity, "in_market": equity.in_market}, schema=CURVE_SCHEMA)
+    con.register("__wb_curve", curve)
+    con.execute("insert into acct.equity_curve select * from __wb_curve")
+    con.unregister("__wb_curve")
+    # A short id (DuckDB keeps strings of up to 12 bytes inline) keeps sorts lean.
+    results.insert_results(con, {**run_row, "run_id": _PRIVATE_ID}, {
+        name: tables[name] for name in ("orders", "fills")})
+    return headline(con, _PRIVATE_ID)
 
 
 def headline(con: Any, run_id: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,14 @@ import pyarrow as pa
 from workbench.engine.journal import (
     Journal,
     JournalContents,
+    OrderEvent,
     OrderState,
     contents,
     order_states,
 )
 from workbench.feeds.history import LoopData
 from workbench.feeds.qc import Finding, findings_table
+from workbench.model import QTY_SCALE, Fill
 from workbench.warehouse.io import insert_arrow
 
 _TS = pa.timestamp("ms", tz="UTC")
@@ -40,53 +42,63 @@ def _param(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict) else value
 
 
+def _columns(rows: Sequence[tuple[Any, ...]], fields: Sequence[str]) -> dict[str, Any]:
+    """Named tuples as columns by field name: one transpose at C speed. StrEnum members go
+    into ``pa.string()`` columns as the strings they are."""
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(fields)
+    return dict(zip(fields, cols, strict=True))
+
+
 def orders_table(o: list[OrderState]) -> pa.Table:
     """Each order's latest state (``journal.order_states``)."""
+    c = _columns(o, OrderState._fields)
     return pa.table({
-        "order_seq": pa.array([x.order_seq for x in o], pa.int64()),
-        "client_order_id": pa.array([x.client_order_id for x in o], pa.string()),
-        "symbol": pa.array([x.symbol for x in o], pa.string()),
-        "side": pa.array([x.side.value for x in o], pa.string()),
-        "type": pa.array([x.type.value for x in o], pa.string()),
-        "qty": pa.array([x.qty for x in o], pa.float64()),
-        "limit_price": pa.array([x.limit_price for x in o], pa.float64()),
-        "status": pa.array([x.status.value for x in o], pa.string()),
-        "reason": pa.array([x.reason for x in o], pa.string()),
-        "ts": pa.array([x.ts for x in o], _TS),
-        "bar_ts": pa.array([x.bar_ts for x in o], _TS),
-        "updated_ts": pa.array([x.updated_ts for x in o], _TS),
-        "filled_qty": pa.array([x.filled_qty for x in o], pa.float64()),
-        "expire_after_bars": pa.array([x.expire_after_bars for x in o], pa.int64()),
-        "reduce_only": pa.array([x.reduce_only for x in o], pa.bool_()),
-        "tag": pa.array([x.tag for x in o], pa.string()),
+        "order_seq": pa.array(c["order_seq"], pa.int64()),
+        "client_order_id": pa.array(c["client_order_id"], pa.string()),
+        "symbol": pa.array(c["symbol"], pa.string()),
+        "side": pa.array(c["side"], pa.string()),
+        "type": pa.array(c["type"], pa.string()),
+        "qty": pa.array(c["qty"], pa.float64()),
+        "limit_price": pa.array(c["limit_price"], pa.float64()),
+        "status": pa.array(c["status"], pa.string()),
+        "reason": pa.array(c["reason"], pa.string()),
+        "ts": pa.array(c["ts"], _TS),
+        "bar_ts": pa.array(c["bar_ts"], _TS),
+        "updated_ts": pa.array(c["updated_ts"], _TS),
+        "filled_qty": pa.array(np.asarray(c["filled_units"], dtype=np.int64) / QTY_SCALE,
+                               pa.float64()),  # units_to_qty, the same division per row
+        "expire_after_bars": pa.array(c["expire_after_bars"], pa.int64()),
+        "reduce_only": pa.array(c["reduce_only"], pa.bool_()),
+        "tag": pa.array(c["tag"], pa.string()),
     })
 
 
 def events_table(records: JournalContents) -> pa.Table:
     e = records.events
+    c = _columns(e, OrderEvent._fields)
     return pa.table({
         "event_seq": pa.array(range(1, len(e) + 1), pa.int64()),
-        "order_seq": pa.array([x.order_seq for x in e], pa.int64()),
-        "client_order_id": pa.array([x.client_order_id for x in e], pa.string()),
-        "ts": pa.array([x.ts for x in e], _TS),
-        "status": pa.array([str(x.status) for x in e], pa.string()),
-        "reason": pa.array([x.reason for x in e], pa.string()),
+        "order_seq": pa.array(c["order_seq"], pa.int64()),
+        "client_order_id": pa.array(c["client_order_id"], pa.string()),
+        "ts": pa.array(c["ts"], _TS),
+        "status": pa.array(c["status"], pa.string()),
+        "reason": pa.array(c["reason"], pa.string()),
     })
 
 
 def fills_table(records: JournalContents) -> pa.Table:
-    f = records.fills
+    c = _columns(records.fills, Fill._fields)
     return pa.table({
-        "fill_seq": pa.array([x.fill_seq for x in f], pa.int64()),
-        "order_seq": pa.array([x.order_seq for x in f], pa.int64()),
-        "client_order_id": pa.array([x.client_order_id for x in f], pa.string()),
-        "symbol": pa.array([x.symbol for x in f], pa.string()),
-        "side": pa.array([x.side.value for x in f], pa.string()),
-        "qty": pa.array([x.qty for x in f], pa.float64()),
-        "price": pa.array([x.price for x in f], pa.float64()),
-        "fee": pa.array([x.fee for x in f], pa.float64()),
-        "ts": pa.array([x.ts for x in f], _TS),
-        "bar_ts": pa.array([x.bar_ts for x in f], _TS),
+        "fill_seq": pa.array(c["fill_seq"], pa.int64()),
+        "order_seq": pa.array(c["order_seq"], pa.int64()),
+        "client_order_id": pa.array(c["client_order_id"], pa.string()),
+        "symbol": pa.array(c["symbol"], pa.string()),
+        "side": pa.array(c["side"], pa.string()),
+        "qty": pa.array(c["qty"], pa.float64()),
+        "price": pa.array(c["price"], pa.float64()),
+        "fee": pa.array(c["fee"], pa.float64()),
+        "ts": pa.array(c["ts"], _TS),
+        "bar_ts": pa.array(c["bar_ts"], _TS),
     })
 
 
