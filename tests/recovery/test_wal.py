@@ -420,6 +420,64 @@ def test_wal_batch_syncs_critical_records_once_when_the_block_ends(
         assert len(synced) == 2
 
 
+def test_wal_background_batch_syncs_on_the_syncer_while_appends_go_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import workbench.recovery.wal as wal_module
+
+    real = wal_module.datasync
+    entered, release = threading.Event(), threading.Event()
+    threads: list[str] = []
+
+    def slow_sync(fd: int) -> None:
+        threads.append(threading.current_thread().name)
+        entered.set()
+        release.wait(10)
+        real(fd)
+
+    monkeypatch.setattr(wal_module, "datasync", slow_sync)
+    wal = Wal.open(tmp_path / "run")
+    with wal.batch(background=True):
+        wal.append("order", PAYLOADS["order"])
+    assert entered.wait(10)  # the syncer is inside a (stuck) fdatasync ...
+    seq = wal.append("bar", PAYLOADS["bar"], sync=False)  # ... and appends still go on
+    with wal.batch(background=True):
+        wal.append("fill", PAYLOADS["fill"])
+    assert not release.is_set() and seq == 2
+    assert [r.seq for r in read(tmp_path / "run")] == [1, 2, 3]
+    waiter = threading.Thread(target=wal.sync)  # an explicit sync waits for durability
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()
+    release.set()
+    waiter.join(10)
+    wal.close()
+    assert threads[0] == "wal-sync" and not waiter.is_alive()
+    assert [r.seq for r in read(tmp_path / "run")] == [1, 2, 3]
+
+
+def test_wal_background_sync_failure_is_raised_by_the_next_append_and_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import workbench.recovery.wal as wal_module
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    wal = Wal.open(tmp_path / "run")
+    monkeypatch.setattr(wal_module, "datasync", broken)
+    with wal.batch(background=True):
+        wal.append("order", PAYLOADS["order"])
+    assert wal._syncer is not None
+    wal._syncer.join(10)
+    with pytest.raises(WalError, match="Input/output error") as raised:
+        wal.append("bar", PAYLOADS["bar"], sync=False)
+    assert "restart the run" in raised.value.render()
+    with pytest.raises(WalError, match="Input/output error"):
+        wal.close()
+    assert [r.seq for r in read(tmp_path / "run")] == [1]  # written before the sync failed
+
+
 def test_wal_append_signal_during_the_write_waits_until_the_record_is_counted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os

@@ -52,9 +52,10 @@ class Wiring:
     ``broker``: makes the mode's broker from the costs and the timeframe (ms).
     ``live``: the run is fed by the live loop (``engine/live.py``: venue bars, a write-ahead
     journal, restart) rather than by stored bars.
-    ``group_commit``: the journal's records of one decision are synced together when it ends
-    (``Wal.batch``), not one by one: no order of the mode leaves the process, and a restart
-    re-derives a decision a power loss took. A mode whose broker sends orders syncs each order
+    ``group_commit``: the journal's records of one decision are written at once and synced
+    together after it, by a syncer thread (``Wal.batch(background=True)``), not one by one on
+    the decision path: no order of the mode leaves the process, and a restart re-derives the
+    decisions a power loss took. A mode whose broker sends orders syncs each order
     record before the broker sees it.
     """
 

@@ -543,7 +543,8 @@ class LiveRun:
                         self.step.warm(bar)
                     else:
                         self.live_bars += 1
-                        self._decide(bar)
+                        with self._group_commit():
+                            self._decide(bar)
                         if self.journal.appended and i != last_bar:
                             raise ReplayError(
                                 f"on restart the strategy made {self.journal.appended} "
@@ -705,7 +706,9 @@ class LiveRun:
         self._remember(bar)
         fills_before = self.step.fill_seq
         orders_before = self.step.order_seq
-        self._decide(bar)
+        with self._group_commit():
+            self._decide(bar)
+            blocked = self._write_risk_events()
         latency_us = (time.perf_counter_ns() - arrived_ns) // 1000
         self.live_bars += 1
         # bar arrival to decision of bars decided as they closed; a back-filled batch waits
@@ -714,7 +717,6 @@ class LiveRun:
             self.latency_us.append(latency_us)
         else:
             self.backfilled += 1
-        blocked = self._write_risk_events()
         decision: dict[str, Any] = {
             "symbol": bar.symbol, "ts": bar.ts, "decided_at": self.vt.now(),
             "latency_us": latency_us, "lag_ms": lag_ms, "bars_lag": lag_ms // self.tf,
@@ -737,13 +739,17 @@ class LiveRun:
         elif self._monotonic() - self._status_at >= STATUS_EVERY_S:
             self._write_status()  # a catching-up batch does not rewrite it every bar
 
+    def _group_commit(self) -> contextlib.AbstractContextManager[None]:
+        """Where the wiring says so, a decision's records are written at once and synced
+        together, off the decision path (``Wal.batch(background=True)``)."""
+        return (self.wal.batch(background=True) if self.wired.group_commit
+                else contextlib.nullcontext())
+
     def _decide(self, bar: Bar) -> None:
-        batch = self.wal.batch() if self.wired.group_commit else contextlib.nullcontext()
-        with batch:
-            if self.halted_no_risk is not None:
-                self.step.warm(bar)  # halted without risk: the strategy sees, nothing acts
-            else:
-                self.step.on_bar(bar)
+        if self.halted_no_risk is not None:
+            self.step.warm(bar)  # halted without risk: the strategy sees, nothing acts
+        else:
+            self.step.on_bar(bar)
 
     def _write_risk_events(self) -> int:
         risk = self.risk
