@@ -398,7 +398,11 @@ def test_fault_grammar_parses_the_documented_examples() -> None:
 
 @pytest.mark.parametrize(("spec", "says"), [
     ("klines", "expected TARGET:ACTION"),
-    ("order:429", "unknown target 'order'"),
+    ("orders:429", "unknown target 'orders'"),
+    ("klines:lost", "applies to new orders only"),
+    ("order:unknown=404", "unknown needs 1007 or a status 500..599"),
+    ("order:invisible", "invisible needs a duration"),
+    ("order:lost=3", "lost takes no value"),
     ("klines:404", "status 404 cannot be injected"),
     ("klines:slow", "slow needs a duration"),
     ("klines:slow=fast", "is not a duration"),

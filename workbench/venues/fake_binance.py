@@ -2,12 +2,15 @@
 
 A real HTTP/1.1 server on 127.0.0.1 (stdlib ``ThreadingHTTPServer``, keep-alive, Nagle off)
 answering the subset of ``/api/v3`` the workbench uses: ``ping``, ``time``, ``exchangeInfo``,
-``klines`` and the signed ``account``. It replays one symbol's 1-minute bars from a file on a
-venue clock (``AcceleratedClock``, or a ``ManualClock`` a test steps); a bar is served only once
-its close time has passed on that clock. Signed requests are checked as Binance does
-(``X-MBX-APIKEY``, HMAC-SHA256 over the query string and body, ``timestamp``/``recvWindow``);
-request weight is counted per wall-clock minute and reported in ``X-MBX-USED-WEIGHT-1M`` on
-every response; faults are injected with ``inject(SPEC)`` (grammar in ``faults.py``).
+``klines``, and signed: ``account``, ``order`` (POST, GET, DELETE), ``openOrders``,
+``allOrders`` and ``myTrades``. It replays one symbol's 1-minute bars from a file on a venue
+clock (``AcceleratedClock``, or a ``ManualClock`` a test steps); a bar is served only once its
+close time has passed on that clock, and orders are matched on those bars (``matching.py``:
+fills, balances, filters, the duplicate rule, Binance's error codes and texts). Signed requests
+are checked as Binance does (``X-MBX-APIKEY``, HMAC-SHA256 over the query string and body,
+``timestamp``/``recvWindow``); request weight is counted per wall-clock minute and reported in
+``X-MBX-USED-WEIGHT-1M`` on every response, new orders in ``X-MBX-ORDER-COUNT-10S`` and
+``-1D``; faults are injected with ``inject(SPEC)`` (grammar in ``faults.py``).
 
 A separate party: it imports nothing of the engine, the brokers or the strategy.
 """
@@ -31,33 +34,33 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from workbench.venues.bar_book import KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT, BarBook, SymbolRules
-from workbench.venues.faults import CallFaults, Fault, FaultPlan
+from workbench.venues.faults import UNKNOWN_OUTCOME_STATUS, CallFaults, Fault, FaultPlan
+from workbench.venues.matching import MAX_NUM_ORDERS, Matcher, VenueError
+from workbench.venues.matching import mandatory as _mandatory
 from workbench.venues.venue_clock import AcceleratedClock, VenueClock
 
 HOST = "127.0.0.1"
 WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute, as Binance Spot publishes it
-# Spot request weights (klines: 2 whatever the limit; the limit-dependent table is futures')
-WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2, "account": 20}
-SIGNED = frozenset({"account"})
+ORDERS_10S_LIMIT, ORDERS_1D_LIMIT = 100, 200_000  # ORDERS rate limits (exchangeInfo)
+# (method, path) -> the route's name (the fault target) and its Spot request weight
+# (klines: 2 whatever the limit; the limit-dependent table is futures')
+ROUTES: dict[tuple[str, str], tuple[str, int]] = {
+    ("GET", "ping"): ("ping", 1), ("GET", "time"): ("time", 1),
+    ("GET", "exchangeInfo"): ("exchangeInfo", 20), ("GET", "klines"): ("klines", 2),
+    ("GET", "account"): ("account", 20), ("POST", "order"): ("order", 1),
+    ("GET", "order"): ("getOrder", 4), ("DELETE", "order"): ("cancelOrder", 1),
+    ("GET", "openOrders"): ("openOrders", 6), ("GET", "allOrders"): ("allOrders", 20),
+    ("GET", "myTrades"): ("myTrades", 20)}
+PATHS = frozenset(path for _, path in ROUTES)
+SIGNED = frozenset({"account", "order", "getOrder", "cancelOrder", "openOrders", "allOrders",
+                    "myTrades"})
 MAX_RECV_WINDOW = 60_000
 DEFAULT_RECV_WINDOW = 5000
 DEFAULT_API_KEY = "fake-api-key"
 DEFAULT_API_SECRET = "fake-api-secret"
-_5XX = {503: (-1008, "Service Unavailable.")}
-
-
-class VenueError(Exception):
-    """An error answer: HTTP status plus Binance's ``{"code": ..., "msg": ...}``."""
-
-    def __init__(self, status: int, code: int, msg: str, retry_after_s: int | None = None
-                 ) -> None:
-        super().__init__(msg)
-        self.status, self.code, self.msg, self.retry_after_s = status, code, msg, retry_after_s
-
-
-def _mandatory(name: str) -> VenueError:
-    return VenueError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null,"
-                                  " or malformed.")
+_5XX = {503: (-1008, "Service Unavailable."),
+        UNKNOWN_OUTCOME_STATUS: (-1007, "Timeout waiting for response from backend server. "
+                                        "Send status unknown; execution status unknown.")}
 
 
 def _long(params: dict[str, str], name: str) -> int | None:
@@ -94,6 +97,27 @@ class WeightMeter:
     def used(self) -> int:
         with self._lock:
             return self._used if self._wall_ms() // 60_000 == self._window else 0
+
+
+class OrderMeter:
+    """New orders in the last 10 wall seconds and the current UTC day (thread-safe)."""
+
+    def __init__(self, wall_ms: Callable[[], int]) -> None:
+        self._wall_ms = wall_ms
+        self._lock = threading.Lock()
+        self._recent: list[int] = []
+        self._day, self._today = -1, 0
+
+    def add(self) -> tuple[int, int]:
+        """Count one new order; the 10-second and day counts with it."""
+        now = self._wall_ms()
+        with self._lock:
+            self._recent = [t for t in self._recent if t > now - 10_000] + [now]
+            day = now // 86_400_000
+            if day != self._day:
+                self._day, self._today = day, 0
+            self._today += 1
+            return len(self._recent), self._today
 
 
 class _Server(ThreadingHTTPServer):
@@ -149,13 +173,17 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(length_text) if length_text.isdigit() else 0
         body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
         parts = urlsplit(self.path)
-        endpoint = parts.path[len("/api/v3/"):] if parts.path.startswith("/api/v3/") else ""
+        path = parts.path[len("/api/v3/"):] if parts.path.startswith("/api/v3/") else ""
         used = 0
+        counts: dict[str, str] = {}
         try:
-            if endpoint not in WEIGHTS:
+            if path not in PATHS:
                 raise VenueError(404, -1000, f"Unknown endpoint {parts.path!r}.")
-            calls = venue.faults.on_call(endpoint)
-            used, reset_s = venue.weight.add(WEIGHTS[endpoint])
+            if (method, path) not in ROUTES:
+                raise VenueError(405, -1000, f"{method} is not allowed on {parts.path}.")
+            route, weight = ROUTES[(method, path)]
+            calls = venue.faults.on_call(route)
+            used, reset_s = venue.weight.add(weight)
             if used > venue.weight.limit:
                 raise VenueError(429, -1003, "Too much request weight used; current limit is "
                                  f"{venue.weight.limit} request weight per 1 MINUTE. Please "
@@ -168,12 +196,26 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._drop()
             if calls.status is not None:
                 raise _injected(calls.status, venue)
-            if method != "GET":
-                raise VenueError(405, -1000, f"{method} is not allowed on {parts.path}.")
-            payload = venue.answer(endpoint, parts.query, body, self.headers, calls)
-            self._send(200, payload, used)
+            if route == "order":
+                ten_s, day = venue.order_count.add()
+                counts = {"X-MBX-ORDER-COUNT-10S": str(ten_s), "X-MBX-ORDER-COUNT-1D": str(day)}
+                if ten_s > ORDERS_10S_LIMIT:
+                    raise VenueError(429, -1015, "Too many new orders; current limit is "
+                                     f"{ORDERS_10S_LIMIT} orders per TEN_SECONDS.", 10)
+            try:
+                payload = venue.answer(route, parts.query, body, self.headers, calls)
+            except VenueError:
+                if calls.lost:  # the order was refused, and the answer is lost anyway
+                    return self._drop()
+                raise
+            if calls.lost:  # accepted; the client never hears so
+                return self._drop()
+            if calls.accepted_status is not None:  # accepted; the client hears an error
+                raise _injected(calls.accepted_status, venue)
+            self._send(200, payload, used, headers=counts)
         except VenueError as exc:
-            self._send(exc.status, {"code": exc.code, "msg": exc.msg}, used, exc.retry_after_s)
+            self._send(exc.status, {"code": exc.code, "msg": exc.msg}, used, exc.retry_after_s,
+                       headers=counts)
         except Exception as exc:  # a bug in the fake: answer as Binance would, and say so
             sys.stderr.write(f"fake-binance: {type(exc).__name__}: {exc} on {self.path}\n")
             self._send(500, {"code": -1000, "msg": "An unknown error occurred while "
@@ -183,13 +225,15 @@ class _Handler(BaseHTTPRequestHandler):
         """Close the connection without an answer (a timeout as the client sees it)."""
         self.close_connection = True
 
-    def _send(self, status: int, payload: Any, used: int, retry_after_s: int | None = None
-              ) -> None:
+    def _send(self, status: int, payload: Any, used: int, retry_after_s: int | None = None,
+              headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload, separators=(",", ":")).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-MBX-USED-WEIGHT-1M", str(used))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if retry_after_s is not None:
             self.send_header("Retry-After", str(retry_after_s))
         self.end_headers()
@@ -212,12 +256,23 @@ def _injected(fault: Fault, venue: FakeBinance) -> VenueError:
     return VenueError(fault.status, code, msg)
 
 
+def default_balances(rules: SymbolRules) -> dict[str, str]:
+    """A fresh account: 10,000 of the quote asset and none of the base."""
+    return {rules.quote_asset: "10000", rules.base_asset: "0"}
+
+
 class FakeBinance:
     """The fake exchange. ``start()`` binds 127.0.0.1:``port`` (0: a free port) and serves in
     a background thread; ``stop()`` ends it and every open connection. A context manager.
 
     Test hooks: ``clock`` (pass a ``ManualClock`` to step venue time), ``inject(SPEC)`` and
-    ``clear_faults()``, ``faults.calls(endpoint)``, ``weight.used``.
+    ``clear_faults()``, ``faults.calls(route)``, ``weight.used``, ``matcher`` (the orders,
+    trades and balances as the venue holds them).
+
+    Orders: ``balances`` (asset -> decimal text; default ``default_balances``), ``commission``
+    (taker and maker rate), ``participation`` (partial fills: the share of a bar's volume an
+    order may take per bar), ``fee_asset``/``fee_asset_price`` (commissions in e.g. BNB),
+    ``max_num_orders`` (the MAX_NUM_ORDERS filter).
     """
 
     def __init__(self, bars: BarBook, *, clock: VenueClock | None = None,
@@ -225,6 +280,9 @@ class FakeBinance:
                  rules: SymbolRules | None = None, balances: dict[str, str] | None = None,
                  weight_limit: int = WEIGHT_LIMIT, faults: str | None = None,
                  wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 commission: str = "0.001", participation: float | None = None,
+                 fee_asset: str | None = None, fee_asset_price: str = "0",
+                 max_num_orders: int = MAX_NUM_ORDERS,
                  port: int = 0, verbose: bool = False) -> None:
         self.bars = bars
         self.symbol = bars.symbol
@@ -232,8 +290,14 @@ class FakeBinance:
         self.api_key = api_key
         self._secret = api_secret.encode()
         self.rules = rules or bars.rules()
-        self.balances = balances if balances is not None else {self.rules.quote_asset: "10000"}
+        self.commission = commission
+        self.matcher = Matcher(bars, self.rules, balances if balances is not None
+                               else default_balances(self.rules), commission=commission,
+                               participation=participation, fee_asset=fee_asset,
+                               fee_asset_price=fee_asset_price, max_num_orders=max_num_orders,
+                               wall_ms=wall_ms)
         self.weight = WeightMeter(weight_limit, wall_ms)
+        self.order_count = OrderMeter(wall_ms)
         self.faults = FaultPlan()
         if faults:
             self.faults.add(faults)
@@ -292,20 +356,34 @@ class FakeBinance:
         self.faults.clear()
 
     # --- endpoints ------------------------------------------------------------------------
-    def answer(self, endpoint: str, query: str, body: str, headers: Any,
+    def answer(self, route: str, query: str, body: str, headers: Any,
                calls: CallFaults) -> Any:
         params = self._params(query, body)
         now = self.clock.now_ms() + calls.skew_ms
-        if endpoint in SIGNED:
+        if route in SIGNED:
             self._check_signed(query, body, params, headers, now)
-        if endpoint == "ping":
+            params.pop("signature", None)
+        m = self.matcher
+        if route == "ping":
             return {}
-        if endpoint == "time":
+        if route == "time":
             return {"serverTime": now}
-        if endpoint == "exchangeInfo":
+        if route == "exchangeInfo":
             return self._exchange_info(params, now)
-        if endpoint == "klines":
+        if route == "klines":
             return self._klines(params, now)
+        if route == "order":
+            return m.place(params, now, invisible_ms=calls.invisible_ms)
+        if route == "getOrder":
+            return m.query(params, now)
+        if route == "cancelOrder":
+            return m.cancel(params, now)
+        if route == "openOrders":
+            return m.open_orders(params, now)
+        if route == "allOrders":
+            return m.all_orders(params, now)
+        if route == "myTrades":
+            return m.my_trades(params, now)
         return self._account(now)
 
     @staticmethod
@@ -381,7 +459,9 @@ class FakeBinance:
                 "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True,
                 "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": True,
                 "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
-                "isMarginTradingAllowed": False, "filters": r.filters(), "permissions": [],
+                "isMarginTradingAllowed": False, "permissions": [],
+                "filters": [*r.filters(), {"filterType": "MAX_NUM_ORDERS",
+                                           "maxNumOrders": self.matcher.max_num_orders}],
                 "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
                 "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER",
                                                     "EXPIRE_BOTH"],
@@ -411,16 +491,17 @@ class FakeBinance:
                                 self.faults.drops())
 
     def _account(self, now: int) -> Any:
+        rate = f"{float(self.commission):.8f}"
+        bps = round(float(self.commission) * 10_000)
         return {
-            "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0,
+            "makerCommission": bps, "takerCommission": bps, "buyerCommission": 0,
             "sellerCommission": 0,
-            "commissionRates": {"maker": "0.00100000", "taker": "0.00100000",
+            "commissionRates": {"maker": rate, "taker": rate,
                                 "buyer": "0.00000000", "seller": "0.00000000"},
             "canTrade": True, "canWithdraw": False, "canDeposit": False, "brokered": False,
             "requireSelfTradePrevention": False, "preventSor": False, "updateTime": now,
             "accountType": "SPOT",
-            "balances": [{"asset": a, "free": f"{float(v):.8f}", "locked": "0.00000000"}
-                         for a, v in self.balances.items()],
+            "balances": self.matcher.balances(now),
             "permissions": ["SPOT"], "uid": 1,
         }
 

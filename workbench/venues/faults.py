@@ -5,9 +5,19 @@ Grammar (whitespace around the separators is ignored)::
     SPEC     := RULE ( "," RULE )*
     RULE     := TARGET ":" ACTION [ "@" N ] [ "x" COUNT ]
     TARGET   := "any" | "ping" | "time" | "exchangeInfo" | "klines" | "account"
+              | "order" (POST: a new order) | "getOrder" | "cancelOrder" | "openOrders"
+              | "allOrders" | "myTrades"
     ACTION   := "429" [ "=" SECONDS ]        too many requests (-1003), Retry-After SECONDS (1)
               | "418" [ "=" SECONDS ]        IP banned (-1003), Retry-After SECONDS (120)
-              | 5xx                          a server error, 500..599
+              | 5xx                          a server error, 500..599 (nothing done)
+              | "1007"                       -1007 "execution status unknown" (HTTP 408;
+                                             nothing done)
+              | "unknown=" (5xx | "1007")    order: the order IS accepted, and the answer is
+                                             that error (the outcome is unknown to the client)
+              | "lost"                       order: the order is accepted, and the connection
+                                             closed without an answer
+              | "invisible=" DURATION        order: an accepted order is unknown to queries
+                                             (-2013, not listed) for DURATION of wall time
               | "slow=" DURATION             answer after DURATION
               | "timeout" [ "=" DURATION ]   hold the connection DURATION (30s), then close it
                                              without an answer
@@ -24,7 +34,8 @@ for every caller.
 
 Examples: ``klines:429@3`` (the 3rd klines call), ``any:500x2`` (the next two calls),
 ``time:skew=+2000``, ``klines:slow=800ms``, ``account:timeout@1``, ``klines:418=5@2x3``,
-``klines:drop=2024-01-01T00:05Z..2024-01-01T00:07Z``.
+``klines:drop=2024-01-01T00:05Z..2024-01-01T00:07Z``, ``order:lost@1``,
+``order:unknown=503@2``, ``order:invisible=3s``.
 """
 
 from __future__ import annotations
@@ -35,8 +46,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 
-ENDPOINTS = ("ping", "time", "exchangeInfo", "klines", "account")
+ENDPOINTS = ("ping", "time", "exchangeInfo", "klines", "account", "order", "getOrder",
+             "cancelOrder", "openOrders", "allOrders", "myTrades")
 TARGETS = ("any", *ENDPOINTS)
+UNKNOWN_OUTCOME_STATUS = 408  # the HTTP status -1007 ("execution status unknown") comes with
+ORDER_ONLY = ("order", "any")  # targets the order-placing actions apply to
 RETRY_AFTER_DEFAULT = {429: 1, 418: 120}
 TIMEOUT_HOLD_MS = 30_000
 MINUTE_MS = 60_000
@@ -57,7 +71,8 @@ class Fault:
 
     text: str
     target: str
-    kind: str  # "status" | "slow" | "timeout" | "skew" | "drop"
+    kind: str  # "status" | "slow" | "timeout" | "skew" | "drop" | "accepted" | "lost"
+    #            | "invisible"
     status: int = 0
     retry_after_s: int = 0
     delay_ms: int = 0
@@ -128,11 +143,29 @@ def parse_rule(text: str) -> Fault:
     name, _, value = action.partition("=")
     name, value = name.strip(), value.strip()
     make = partial(Fault, text=rule, target=target, first=first, count=count)
+    if name in ("unknown", "lost", "invisible") and target not in ORDER_ONLY:
+        raise FaultSpecError(f"{rule!r}: {name} applies to new orders only (target order)")
+    if name == "1007" and not value:
+        return make(kind="status", status=UNKNOWN_OUTCOME_STATUS)
+    if name == "unknown":
+        if value != "1007" and not (value.isdigit() and 500 <= int(value) <= 599):
+            raise FaultSpecError(f"{rule!r}: unknown needs 1007 or a status 500..599, e.g. "
+                                 "unknown=503")
+        status = UNKNOWN_OUTCOME_STATUS if value == "1007" else int(value)
+        return make(kind="accepted", status=status)
+    if name == "lost":
+        if value:
+            raise FaultSpecError(f"{rule!r}: lost takes no value")
+        return make(kind="lost")
+    if name == "invisible":
+        if not value:
+            raise FaultSpecError(f"{rule!r}: invisible needs a duration, e.g. invisible=3s")
+        return make(kind="invisible", delay_ms=_duration_ms(value, rule))
     if name.isdigit():
         status = int(name)
         if status not in (429, 418) and not 500 <= status <= 599:
             raise FaultSpecError(f"{rule!r}: status {status} cannot be injected; "
-                                 "use 429, 418 or 500..599")
+                                 "use 429, 418, 1007 or 500..599")
         retry = 0
         if value:
             if status not in RETRY_AFTER_DEFAULT or not value.isdigit():
@@ -170,8 +203,8 @@ def parse_rule(text: str) -> Fault:
         if hi < lo:
             raise FaultSpecError(f"{rule!r}: the range ends before it starts")
         return Fault(text=rule, target=target, kind="drop", drop=(lo, hi))
-    raise FaultSpecError(f"{rule!r}: unknown action {action!r}; use 429, 418, 5xx, slow=, "
-                         "timeout, skew= or drop=")
+    raise FaultSpecError(f"{rule!r}: unknown action {action!r}; use 429, 418, 5xx, 1007, "
+                         "slow=, timeout, skew=, drop=, unknown=, lost or invisible=")
 
 
 def parse_spec(spec: str) -> list[Fault]:
@@ -190,6 +223,9 @@ class CallFaults:
     delay_ms: int = 0
     hold_ms: int | None = None
     skew_ms: int = 0
+    accepted_status: Fault | None = None  # the order is taken on, the answer is this error
+    lost: bool = False  # the order is taken on, the answer never sent
+    invisible_ms: int = 0  # an order taken on is unknown to queries for this long
     rules: list[str] = field(default_factory=list)
 
 
@@ -250,4 +286,12 @@ class FaultPlan:
                     out.hold_ms = max(out.hold_ms or 0, f.delay_ms)
                 elif f.kind == "skew":
                     out.skew_ms += f.skew_ms
+                elif endpoint != "order":
+                    continue  # accepted, lost, invisible: new orders only
+                elif f.kind == "accepted":
+                    out.accepted_status = out.accepted_status or f
+                elif f.kind == "lost":
+                    out.lost = True
+                elif f.kind == "invisible":
+                    out.invisible_ms = max(out.invisible_ms, f.delay_ms)
         return out
