@@ -220,15 +220,55 @@ def cmd_fake_exchange(args: argparse.Namespace) -> int:
         except FaultSpecError as exc:
             raise ConfigError(str(exc), where="--faults",
                               fix="see docs/operations.md for the fault grammar") from None
+    orders: dict[str, Any] = {"commission": _decimal_text(args.commission, "--commission"),
+                              "participation": args.participation,
+                              "max_num_orders": args.max_num_orders}
+    if args.balances is not None:
+        orders["balances"] = _balances(args.balances)
+    if args.fee_asset is not None:
+        if not args.fee_asset_price:
+            raise ConfigError("--fee-asset needs the asset's price in the quote asset",
+                              where="--fee-asset-price", fix="add e.g. --fee-asset-price 300")
+        orders["fee_asset"] = args.fee_asset
+        orders["fee_asset_price"] = _decimal_text(args.fee_asset_price or "", "--fee-asset-price")
+    env = os.environ
     try:
         return serve(Path(args.data), args.symbol, port=args.port, speed=args.speed,
                      start_ms=parse_when(args.start, "--start"), faults=args.faults,
-                     api_key=args.api_key, api_secret=args.api_secret,
-                     weight_limit=args.weight_limit, verbose=args.verbose)
+                     api_key=args.api_key or env.get("WB_VENUE__API_KEY") or "fake-api-key",
+                     api_secret=(args.api_secret or env.get("WB_VENUE__API_SECRET")
+                                 or "fake-api-secret"),
+                     weight_limit=args.weight_limit, verbose=args.verbose, **orders)
     except (OSError, OverflowError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise WorkbenchError(f"cannot listen on 127.0.0.1:{args.port}: {reason}",
                              fix="pick another --port, or --port 0 for a free one") from None
+
+
+def _decimal_text(text: str, flag: str) -> str:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{text!r} is not a decimal number >= 0", where=flag,
+                          fix=f"write e.g. {flag} 0.001")
+    return text
+
+
+def _balances(text: str) -> dict[str, str]:
+    """``USDT=10000,BTC=0.5`` -> {asset: decimal text}."""
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        asset, eq, amount = part.partition("=")
+        asset = asset.strip()
+        if not eq or not asset.isalnum() or not asset.isupper():
+            raise ConfigError(f"{part!r} is not ASSET=AMOUNT", where="--balances",
+                              fix="write e.g. --balances USDT=10000,BTC=0.5")
+        out[asset] = _decimal_text(amount.strip(), "--balances")
+    return out
 
 
 def cmd_live(args: argparse.Namespace) -> int:
@@ -579,8 +619,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="venue seconds per wall second (600: ten minutes per second)")
     p.add_argument("--start", metavar="TS", help="venue clock start (default: first bar)")
     p.add_argument("--faults", metavar="SPEC", help="e.g. klines:429@3,time:skew=+2000")
-    p.add_argument("--api-key", default="fake-api-key")
-    p.add_argument("--api-secret", default="fake-api-secret")
+    p.add_argument("--api-key", help="the key pair it accepts (default: WB_VENUE__API_KEY and "
+                   "WB_VENUE__API_SECRET from the environment, else fake-api-key/-secret)")
+    p.add_argument("--api-secret", help=argparse.SUPPRESS)
+    p.add_argument("--balances", metavar="A=N,...",
+                   help="the account's balances (default: 10000 of the quote asset, 0 base)")
+    p.add_argument("--commission", default="0.001", help="commission rate (default 0.001)")
+    p.add_argument("--participation", type=_positive_float,
+                   help="partial fills: the share of a bar's volume an order may take per bar")
+    p.add_argument("--fee-asset", metavar="ASSET",
+                   help="take commissions in this asset (e.g. BNB) while the account holds it")
+    p.add_argument("--fee-asset-price", metavar="N",
+                   help="the fee asset's price in the quote asset (with --fee-asset)")
+    p.add_argument("--max-num-orders", type=_positive_int, default=200,
+                   help="the MAX_NUM_ORDERS filter (default 200)")
     p.add_argument("--weight-limit", type=_positive_int, default=6000,
                    help="request weight per minute (default 6000)")
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")

@@ -507,6 +507,63 @@ def test_cli_refuses_a_missing_data_file(tmp_path: Path) -> None:
     assert "file not found" in proc.stderr and "listening" not in proc.stdout
 
 
+@pytest.mark.e2e
+def test_cli_takes_the_environments_key_pair_and_the_given_balances(tmp_path: Path) -> None:
+    data = _write_bars(tmp_path / "bars.csv", 30)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
+    env |= {"WB_VENUE__API_KEY": "env-key", "WB_VENUE__API_SECRET": "env-secret-123"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "fake-exchange", "--data", str(data),
+         "--symbol", "BTCUSDT", "--start", "2024-01-01T00:10:00Z",
+         "--balances", "USDT=500,BTC=0.25", "--commission", "0.00075"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.fullmatch(r"listening on (http://127\.0\.0\.1:(\d+))\n", line)
+        assert m, line + (proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
+
+        class FakeClient(Client):
+            API_URL = m.group(1) + "/api"
+
+        c = FakeClient("env-key", "env-secret-123", ping=False)
+        c.timestamp_offset = c.get_server_time()["serverTime"] - int(time.time() * 1000)
+        account = c.get_account()
+        held = {b["asset"]: b["free"] for b in account["balances"]}
+        assert held == {"USDT": "500.00000000", "BTC": "0.25000000"}
+        assert account["commissionRates"]["taker"] == "0.00075000"
+        with pytest.raises(BinanceAPIException) as raised:
+            other = FakeClient("fake-api-key", "fake-api-secret", ping=False)
+            other.timestamp_offset = c.timestamp_offset
+            other.get_account()
+        assert raised.value.code == -2015
+        c.session.close()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "env-secret-123" not in out + err
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--balances", "USDT:10"], "is not ASSET=AMOUNT"),
+    (["--balances", "USDT=lots"], "is not a decimal number"),
+    (["--commission", "-0.1"], "is not a decimal number >= 0"),
+    (["--fee-asset", "BNB"], "--fee-asset needs the asset's price"),
+])
+def test_cli_bad_order_side_flags_are_refused_with_the_flag_named(
+        tmp_path: Path, flags: list[str], says: str) -> None:
+    data = _write_bars(tmp_path / "bars.csv", 30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench", "fake-exchange", "--data", str(data),
+         "--symbol", "BTCUSDT", *flags], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert says in proc.stderr and "listening" not in proc.stdout
+
+
 def _workbench_imports(module: str) -> set[str]:
     """The workbench modules ``module``'s source imports (anywhere in it), by name."""
     rel = module.replace(".", "/")

@@ -523,13 +523,15 @@ def serve(data: Path, symbol: str, *, port: int = 0, speed: float = 1.0,
           start_ms: int | None = None, faults: str | None = None,
           api_key: str = DEFAULT_API_KEY, api_secret: str = DEFAULT_API_SECRET,
           weight_limit: int = WEIGHT_LIMIT, verbose: bool = False,
-          out: Any = None) -> int:
-    """``workbench fake-exchange``: serve until SIGTERM or Ctrl-C, then stop cleanly (0)."""
+          out: Any = None, **orders: Any) -> int:
+    """``workbench fake-exchange``: serve until SIGTERM or Ctrl-C, then stop cleanly (0).
+    ``orders``: the order side's options of ``FakeBinance`` (balances, commission, ...)."""
     out = out or sys.stdout
     bars = BarBook.from_file(data, symbol)
     clock = AcceleratedClock(bars.first_open_ms if start_ms is None else start_ms, speed)
     venue = FakeBinance(bars, clock=clock, api_key=api_key, api_secret=api_secret,
-                        weight_limit=weight_limit, faults=faults, port=port, verbose=verbose)
+                        weight_limit=weight_limit, faults=faults, port=port, verbose=verbose,
+                        **orders)
     stop = threading.Event()
     with _stop_on_signals(stop):
         venue.start()
@@ -538,6 +540,9 @@ def serve(data: Path, symbol: str, *, port: int = 0, speed: float = 1.0,
             print(f"{symbol}: {len(bars)} bars from {data}, venue clock x{speed:g}; "
                   f"python-binance API_URL = {venue.url}/api; stop with Ctrl-C",
                   file=out, flush=True)
+            held = ", ".join(f"{b['asset']} {b['free']}"
+                             for b in venue.matcher.balances(venue.clock.now_ms()))
+            print(f"account: {held}; commission {venue.commission}", file=out, flush=True)
             while not stop.wait(0.2):
                 pass
         finally:
