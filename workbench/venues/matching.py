@@ -34,12 +34,13 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from workbench.venues.bar_book import MINUTE_MS, BarBook, SymbolRules
 
 CLIENT_ID = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
+DECIMAL = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 OPEN = frozenset({"NEW", "PARTIALLY_FILLED"})
 ZERO = Decimal(0)
 E8 = Decimal("0.00000001")
@@ -67,18 +68,14 @@ def f8(value: Decimal) -> str:
 
 
 def _decimal(params: dict[str, str], name: str) -> Decimal | None:
+    """A decimal parameter as Binance takes it: plain digits, no sign, no exponent."""
     text = params.get(name)
     if text is None or text == "":
         return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise VenueError(400, -1100, f"Illegal characters found in parameter '{name}'; legal "
-                                     "range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.") from None
-    if not value.is_finite() or value < 0:
+    if not DECIMAL.match(text):
         raise VenueError(400, -1100, f"Illegal characters found in parameter '{name}'; legal "
                                      "range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
-    return value
+    return Decimal(text)
 
 
 def _on_grid(value: Decimal, base: Decimal, step: Decimal) -> bool:
