@@ -157,6 +157,15 @@ class VenueClient:
             return "clock", 0.0, detail
         return "terminal", 0.0, detail
 
+    def start_ban(self, exc: Any) -> float:
+        """A 418 answered a call made outside ``call``: no request leaves until its
+        ``Retry-After`` has passed. Returns the ban's length in seconds."""
+        ban = min(_retry_after(exc.response) or self.policy.ban_default_s,
+                  self.policy.max_wait_s)
+        self.banned_until = max(self.banned_until, self._monotonic() + ban)
+        self._record("order", "banned", f"HTTP 418: {exc.message}", ban)
+        return ban
+
     def _backoff(self, attempt: int) -> float:
         p = self.policy
         base = min(p.cap_s, p.base_s * 2 ** (attempt - 1))

@@ -2,8 +2,8 @@
 
 A real HTTP/1.1 server on 127.0.0.1 (stdlib ``ThreadingHTTPServer``, keep-alive, Nagle off)
 answering the subset of ``/api/v3`` the workbench uses: ``ping``, ``time``, ``exchangeInfo``,
-``klines``, and signed: ``account``, ``order`` (POST, GET, DELETE), ``openOrders``,
-``allOrders`` and ``myTrades``. It replays one symbol's 1-minute bars from a file on a venue
+``klines``, ``ticker/price``, and signed: ``account``, ``order`` (POST, GET, DELETE),
+``openOrders``, ``allOrders`` and ``myTrades``. It replays one symbol's 1-minute bars from a file on a venue
 clock (``AcceleratedClock``, or a ``ManualClock`` a test steps); a bar is served only once its
 close time has passed on that clock, and orders are matched on those bars (``matching.py``:
 fills, balances, filters, the duplicate rule, Binance's error codes and texts). Signed requests
@@ -50,7 +50,7 @@ ROUTES: dict[tuple[str, str], tuple[str, int]] = {
     ("GET", "account"): ("account", 20), ("POST", "order"): ("order", 1),
     ("GET", "order"): ("getOrder", 4), ("DELETE", "order"): ("cancelOrder", 1),
     ("GET", "openOrders"): ("openOrders", 6), ("GET", "allOrders"): ("allOrders", 20),
-    ("GET", "myTrades"): ("myTrades", 20)}
+    ("GET", "myTrades"): ("myTrades", 20), ("GET", "ticker/price"): ("tickerPrice", 2)}
 PATHS = frozenset(path for _, path in ROUTES)
 SIGNED = frozenset({"account", "order", "getOrder", "cancelOrder", "openOrders", "allOrders",
                     "myTrades"})
@@ -384,6 +384,8 @@ class FakeBinance:
             return m.all_orders(params, now)
         if route == "myTrades":
             return m.my_trades(params, now)
+        if route == "tickerPrice":
+            return m.ticker_price(params, now)
         return self._account(now)
 
     @staticmethod

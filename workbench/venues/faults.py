@@ -6,7 +6,7 @@ Grammar (whitespace around the separators is ignored)::
     RULE     := TARGET ":" ACTION [ "@" N ] [ "x" COUNT ]
     TARGET   := "any" | "ping" | "time" | "exchangeInfo" | "klines" | "account"
               | "order" (POST: a new order) | "getOrder" | "cancelOrder" | "openOrders"
-              | "allOrders" | "myTrades"
+              | "allOrders" | "myTrades" | "tickerPrice"
     ACTION   := "429" [ "=" SECONDS ]        too many requests (-1003), Retry-After SECONDS (1)
               | "418" [ "=" SECONDS ]        IP banned (-1003), Retry-After SECONDS (120)
               | 5xx                          a server error, 500..599 (nothing done)
@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 ENDPOINTS = ("ping", "time", "exchangeInfo", "klines", "account", "order", "getOrder",
-             "cancelOrder", "openOrders", "allOrders", "myTrades")
+             "cancelOrder", "openOrders", "allOrders", "myTrades", "tickerPrice")
 TARGETS = ("any", *ENDPOINTS)
 UNKNOWN_OUTCOME_STATUS = 408  # the HTTP status -1007 ("execution status unknown") comes with
 ORDER_ONLY = ("order", "any")  # targets the order-placing actions apply to

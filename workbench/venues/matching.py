@@ -237,6 +237,22 @@ class Matcher:
             picked = picked[:limit] if ascending else picked[-limit:]
             return [self._trade_view(t) for t in picked]
 
+    def ticker_price(self, params: dict[str, str], now: int) -> dict[str, str]:
+        """``GET /api/v3/ticker/price``: the symbol's last close; the fee asset's price in
+        the quote asset for ``<fee_asset><quote>``."""
+        symbol = params.get("symbol")
+        if not symbol:
+            raise mandatory("symbol")
+        with self._lock:
+            if symbol == self.symbol:
+                last = self._closed(now)
+                if last < 0:
+                    raise VenueError(400, -1121, "Invalid symbol.")
+                return {"symbol": symbol, "price": f8(Decimal(repr(self.bars.close[last])))}
+            if self.fee_asset and symbol == f"{self.fee_asset}{self.quote_asset}":
+                return {"symbol": symbol, "price": f8(self.fee_asset_price)}
+        raise VenueError(400, -1121, "Invalid symbol.")
+
     def balances(self, now: int) -> list[dict[str, str]]:
         with self._lock:
             self._advance(now)

@@ -1,0 +1,408 @@
+"""BinanceBroker: live trading, real orders to Binance Spot through python-binance.
+
+The same port as every broker (``brokers/base.py``); what is particular to a real venue:
+
+* Filters first. ``LOT_SIZE``, ``PRICE_FILTER``, ``NOTIONAL`` and ``MAX_NUM_ORDERS`` from
+  ``exchangeInfo`` are applied with ``Decimal`` before any request (``venue_rules.py``): an order
+  that breaks one is REJECTED with the filter named (``VENUE_FILTER_LOT_SIZE``, ...) and never
+  sent. ``tiny_notional``: every order is capped at the venue's minimum notional, or this.
+* One attempt per order, never a blind resubmit. ``newClientOrderId`` is always ours and
+  deterministic (``venue_rules.client_order_id``). A POST whose outcome is unknown (a timeout, a
+  dropped connection, a 5xx, ``-1007``) raises ``OutcomeUnknown``: the order is UNKNOWN and
+  ``poll`` asks the venue for it by ``origClientOrderId``. The venue may not show an order it
+  accepted for a while (``-2013`` after create, freqtrade #4403): "does not exist" counts only
+  once ``invisible_s`` have passed since the request, with backoff between the queries; then,
+  and only then, the order is sent again, under the same client order id.
+* A refusal is a REJECTED order with a stable reason: ``INSUFFICIENT_FUNDS`` /
+  ``INSUFFICIENT_POSITION`` (``-2010``), ``VENUE_FILTER_<NAME>`` (``-1013``),
+  ``VENUE_RATE_LIMITED`` (429, ``-1003``, ``-1015``: the venue took nothing), ``VENUE_BANNED``
+  (418: nothing is sent until the ban lifts), ``VENUE_<code>`` otherwise. ``-2010 Duplicate
+  order sent.`` means our id is open at the venue already: the order is UNKNOWN and resolved by
+  a query, like any other unknown outcome.
+* Fills. The venue's executions of one order reported at once (a FULL answer's ``fills[]``, or
+  the trades a poll finds) become one logical fill upstream: their total quantity at their
+  volume-weighted price, the commission converted to the quote asset (a base-asset commission at
+  the fill price, another asset, e.g. BNB, at that asset's price from ``ticker/price``). Each
+  venue execution (trade id, price, qty, commission and its asset) is kept in ``venue_fills``.
+  A base-asset commission leaves the venue's balance below the books' position by that amount:
+  ``base_commission`` counts it per symbol, for reconciliation.
+* Resting orders reserve their funds in the books as the sim broker's do; ``poll`` reports
+  their fills and their end, ``cancel`` sends a DELETE (``-2011``: already done at the venue, so
+  the order is asked for instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from workbench.book import Book
+from workbench.brokers.base import CancelReason, OrderSink, OutcomeUnknown, UnknownReason
+from workbench.brokers.venue_rules import SymbolFilters, client_order_id, exact
+from workbench.model import QTY_SCALE, Bar, Order, OrderStatus, OrderType, Side
+from workbench.venue_client import VenueClient
+
+RATE_LIMITED = "VENUE_RATE_LIMITED"
+BANNED = "VENUE_BANNED"
+INVISIBLE_S = 10.0  # how long an accepted order may stay unknown to queries
+_OPEN = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
+
+
+@dataclass(frozen=True)
+class VenueFill:
+    """One execution as the venue reported it (before aggregation)."""
+
+    client_order_id: str
+    trade_id: int
+    price: Decimal
+    qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    fee_quote: float  # the commission in the quote asset
+
+
+@dataclass
+class _Pending:
+    """An order whose outcome is unknown: when it was sent, when to ask next."""
+
+    order: Order
+    sent_at: float  # monotonic seconds
+    next_query: float
+    queries: int = 0
+
+
+class BinanceBroker:
+    """Orders to Binance Spot (or the testnet, or ``workbench fake-exchange``)."""
+
+    def __init__(self, venue: VenueClient, filters: Mapping[str, SymbolFilters], *,
+                 quote_asset: str, base_assets: Mapping[str, str], run_id: str,
+                 tiny_notional: float | None = None, tiny: bool = False,
+                 invisible_s: float = INVISIBLE_S,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.venue = venue
+        self.filters = dict(filters)
+        self.quote_asset = quote_asset
+        self.base_assets = dict(base_assets)
+        self.run_id = run_id
+        self.tiny = tiny
+        self.tiny_notional = tiny_notional
+        self.invisible_s = invisible_s
+        self._monotonic = monotonic
+        self.resting: dict[str, list[Order]] = {}
+        self.venue_fills: list[VenueFill] = []
+        self.base_commission: dict[str, Decimal] = {}
+        self.sent = 0  # order requests that left (a resubmit included)
+        self._pending: dict[int, _Pending] = {}
+        self._reserved: dict[int, tuple[float, int]] = {}
+        self._executed: dict[int, Decimal] = {}  # venue quantity already reported, per order
+        self._seen_trades: set[tuple[str, int]] = set()
+        self._sink: OrderSink | None = None
+        self._book: Book | None = None
+
+    # --- the port ----------------------------------------------------------------------------
+    def bind(self, sink: OrderSink, book: Book) -> None:
+        self._sink = sink
+        self._book = book
+
+    def venue_id(self, order: Order) -> str:
+        """The ``newClientOrderId`` the venue knows ``order`` by."""
+        return client_order_id(self.run_id, order.order_seq)
+
+    def submit(self, order: Order) -> None:
+        sink, book = self._sink, self._book
+        assert sink is not None and book is not None, "bind() the broker before submit()"
+        rules = self.filters.get(order.symbol)
+        if rules is None:
+            sink.order_status(order, OrderStatus.REJECTED, "VENUE_UNKNOWN_SYMBOL")
+            return
+        reference = book.last.get(order.symbol)
+        if reference is None:
+            sink.order_status(order, OrderStatus.REJECTED, "NO_PRICE")
+            return
+        price = _limit(order)
+        qty = exact(order.qty)
+        if self.tiny:
+            judged = price if price is not None else exact(reference)
+            cap = rules.min_qty_for(judged)
+            if self.tiny_notional is not None:
+                cap = max(cap, rules.round_qty(exact(self.tiny_notional) / judged))
+            if qty > cap:
+                sink.order_status(order, OrderStatus.REJECTED, "TINY_CAP")
+                return
+        breach = rules.check(qty, price, reference, len(self.resting.get(order.symbol, ())))
+        if breach is not None:
+            sink.order_status(order, OrderStatus.REJECTED, breach.reason)
+            return
+        if self.venue.banned_until > self._monotonic():
+            sink.order_status(order, OrderStatus.REJECTED, BANNED)
+            return
+        self._send(order, rules, qty, price)
+
+    def cancel(self, order: Order, reason: str = CancelReason.USER) -> bool:
+        from binance.exceptions import BinanceAPIException
+
+        if order.order_seq not in self._reserved:
+            return False
+        try:
+            answer = self.venue.client.cancel_order(symbol=order.symbol,
+                                                    origClientOrderId=self.venue_id(order))
+        except BinanceAPIException as exc:
+            if exc.code == -2011:  # done at the venue meanwhile: learn how
+                self._refresh(order)
+                return False
+            if int(exc.status_code) >= 500 or exc.code == -1007:
+                raise OutcomeUnknown(UnknownReason.VENUE_ERROR, exc.message) from None
+            raise
+        except Exception as exc:
+            if _network(exc):
+                raise OutcomeUnknown(UnknownReason.NO_RESPONSE, str(exc)) from None
+            raise
+        self._apply(order, answer, None, cancel_reason=reason)
+        return True
+
+    def on_bar(self, bar: Bar) -> None:
+        """The venue matches resting orders itself; ``poll`` reports what it did."""
+
+    def poll(self, now: int) -> None:
+        """Resolve unknown outcomes whose next query is due; report resting orders' fills."""
+        for seq, pending in list(self._pending.items()):
+            if self._monotonic() >= pending.next_query:
+                self._resolve(seq, pending)
+        for orders in list(self.resting.values()):
+            for order in list(orders):
+                self._refresh(order)
+
+    # --- sending -----------------------------------------------------------------------------
+    def _send(self, order: Order, rules: SymbolFilters, qty: Decimal, price: Decimal | None
+              ) -> None:
+        from binance.exceptions import BinanceAPIException, BinanceRequestException
+
+        assert self._sink is not None
+        params: dict[str, Any] = {
+            "symbol": order.symbol, "side": order.side.value, "type": order.type.value,
+            "quantity": rules.qty_text(qty), "newClientOrderId": self.venue_id(order),
+            "newOrderRespType": "FULL"}
+        if price is not None:
+            params |= {"price": rules.price_text(price), "timeInForce": "GTC"}
+        self.sent += 1
+        sent_at = self._monotonic()
+        try:
+            answer = self.venue.client.create_order(**params)
+        except BinanceAPIException as exc:
+            self._refused(order, exc, sent_at)
+            return
+        except BinanceRequestException as exc:  # an answer that is not JSON: it may be taken
+            self._unknown(order, sent_at)
+            raise OutcomeUnknown(UnknownReason.VENUE_ERROR, exc.message[:200]) from None
+        except Exception as exc:
+            if not _network(exc):
+                raise
+            self._unknown(order, sent_at)
+            raise OutcomeUnknown(UnknownReason.TIMEOUT if "timed out" in str(exc).lower()
+                                 else UnknownReason.NO_RESPONSE, str(exc)[:200]) from None
+        self._sink_status(order, OrderStatus.SUBMITTED)
+        self._apply(order, answer, answer.get("fills") or [])
+
+    def _refused(self, order: Order, exc: Any, sent_at: float) -> None:
+        status, code, msg = int(exc.status_code), exc.code, exc.message
+        if status >= 500 or code == -1007 or (code == -2010 and "Duplicate" in msg):
+            self._unknown(order, sent_at)
+            raise OutcomeUnknown(UnknownReason.VENUE_ERROR, f"HTTP {status} {code}: {msg}")
+        if status == 418:
+            self.venue.start_ban(exc)  # nothing leaves until it lifts
+            reason = BANNED
+        elif status == 429 or code in (-1003, -1015):
+            reason = RATE_LIMITED
+        elif code == -2010:
+            reason = ("INSUFFICIENT_FUNDS" if order.side is Side.BUY
+                      else "INSUFFICIENT_POSITION")
+        elif code == -1013:
+            name = msg.removeprefix("Filter failure: ").strip()
+            reason = f"VENUE_FILTER_{name}" if name != msg else "VENUE_FILTER"
+        else:
+            reason = f"VENUE_{abs(code)}" if isinstance(code, int) else "VENUE_ERROR"
+        self._sink_status(order, OrderStatus.REJECTED, reason)
+
+    def _unknown(self, order: Order, sent_at: float) -> None:
+        self._pending[order.order_seq] = _Pending(order, sent_at, self._monotonic())
+
+    # --- learning what the venue did ---------------------------------------------------------
+    def _resolve(self, seq: int, pending: _Pending) -> None:
+        """Ask the venue for an order whose outcome is unknown. Found: it is brought to what
+        the venue says. "Does not exist" before ``invisible_s``: asked again later. After it:
+        sent again, under the same client order id."""
+        from binance.exceptions import BinanceAPIException
+
+        order = pending.order
+        pending.queries += 1
+        backoff = min(8.0, 0.25 * 2 ** pending.queries)
+        try:
+            answer = self.venue.client.get_order(symbol=order.symbol,
+                                                 origClientOrderId=self.venue_id(order))
+        except BinanceAPIException as exc:
+            if exc.code != -2013:  # a transient failure, or a ban: ask again later
+                if int(exc.status_code) == 418:
+                    self.venue.start_ban(exc)
+                pending.next_query = self._monotonic() + backoff
+                return
+            waited = self._monotonic() - pending.sent_at
+            if waited < self.invisible_s:  # it may be there and not yet shown
+                pending.next_query = self._monotonic() + min(self.invisible_s - waited,
+                                                             backoff)
+                return
+            del self._pending[seq]  # it does not exist, after the window: send it again
+            price = _limit(order)
+            with contextlib.suppress(OutcomeUnknown):  # unknown again: pending again
+                self._send(order, self.filters[order.symbol], exact(order.qty), price)
+            return
+        except Exception as exc:
+            if not _network(exc):
+                raise
+            pending.next_query = self._monotonic() + backoff
+            return
+        del self._pending[seq]
+        self._apply(order, answer, None)
+
+    def _refresh(self, order: Order) -> None:
+        answer = self.venue.call("order status", self.venue.client.get_order,
+                                 symbol=order.symbol, origClientOrderId=self.venue_id(order))
+        self._apply(order, answer, None)
+
+    def _apply(self, order: Order, answer: Mapping[str, Any],
+               fills: Sequence[Mapping[str, Any]] | None,
+               cancel_reason: str = CancelReason.USER) -> None:
+        """Bring ``order`` to what the venue says: new executions as one logical fill, then
+        its status. ``fills``: the executions the answer carries (a FULL answer), else they
+        are fetched (``myTrades``) when the executed quantity grew."""
+        status = answer.get("status", "NEW")
+        executed = Decimal(answer.get("executedQty", "0"))
+        before = self._executed.get(order.order_seq, Decimal(0))
+        if order.status is OrderStatus.UNKNOWN and status in _OPEN and executed == 0:
+            self._sink_status(order, OrderStatus.SUBMITTED)
+        if executed > before:
+            if fills is None:
+                fills = self._trades(order, int(answer["orderId"]))
+            self._report_fill(order, fills, executed - before)
+            self._executed[order.order_seq] = executed
+        if status in _OPEN:
+            if order.order_seq not in self._reserved and order.is_open:
+                self._rest(order)
+            return
+        self._unrest(order)
+        if order.is_open:  # not FILLED by the fills above
+            if status == "FILLED":
+                return  # reported by the fills
+            if status == "REJECTED":
+                self._sink_status(order, OrderStatus.REJECTED, "VENUE_REJECTED")
+            else:  # CANCELED, EXPIRED, EXPIRED_IN_MATCH
+                reason = (CancelReason.EXPIRED if status.startswith("EXPIRED")
+                          else cancel_reason)
+                if order.status is OrderStatus.UNKNOWN:
+                    self._sink_status(order, OrderStatus.SUBMITTED)
+                self._sink_status(order, OrderStatus.CANCELED, reason)
+
+    def _trades(self, order: Order, order_id: int) -> list[Mapping[str, Any]]:
+        rows = self.venue.call("trades", self.venue.client.get_my_trades, symbol=order.symbol,
+                               orderId=order_id)
+        return [{"price": r["price"], "qty": r["qty"], "commission": r["commission"],
+                 "commissionAsset": r["commissionAsset"], "tradeId": r["id"],
+                 "time": r["time"]} for r in rows]
+
+    def _report_fill(self, order: Order, fills: Sequence[Mapping[str, Any]],
+                     expected: Decimal) -> None:
+        """The new executions among ``fills`` as one logical fill."""
+        assert self._sink is not None
+        vid = self.venue_id(order)
+        new = [f for f in fills if (vid, int(f["tradeId"])) not in self._seen_trades]
+        qty = sum((Decimal(f["qty"]) for f in new), Decimal(0))
+        if qty <= 0:
+            return
+        quote = sum((Decimal(f["price"]) * Decimal(f["qty"]) for f in new), Decimal(0))
+        price = quote / qty
+        fee_quote = 0.0
+        for f in new:
+            self._seen_trades.add((vid, int(f["tradeId"])))
+            fee = self._fee_in_quote(order.symbol, Decimal(f["commission"]),
+                                     f["commissionAsset"], Decimal(f["price"]))
+            fee_quote += fee
+            self.venue_fills.append(VenueFill(
+                order.client_order_id, int(f["tradeId"]), Decimal(f["price"]),
+                Decimal(f["qty"]), Decimal(f["commission"]), f["commissionAsset"], fee))
+        if order.status is OrderStatus.UNKNOWN:
+            self._sink_status(order, OrderStatus.SUBMITTED)
+        units = round(qty * QTY_SCALE)
+        if order.order_seq in self._reserved:
+            self._release_part(order, units)
+        trade_ids = ",".join(str(f["tradeId"]) for f in new)
+        times = [int(f["time"]) for f in new if "time" in f]
+        self._sink.order_fill(order, int(units), float(price), fee_quote, trade_ids,
+                              max(times) if times else None)
+
+    def _fee_in_quote(self, symbol: str, commission: Decimal, asset: str, price: Decimal
+                      ) -> float:
+        if commission == 0 or asset == self.quote_asset:
+            return float(commission)
+        if asset == self.base_assets.get(symbol):
+            self.base_commission[symbol] = self.base_commission.get(symbol, Decimal(0)) + (
+                commission)
+            return float(commission * price)
+        ticker = self.venue.call("fee asset price", self.venue.client.get_symbol_ticker,
+                                 symbol=f"{asset}{self.quote_asset}")
+        return float(commission * Decimal(ticker["price"]))
+
+    # --- reservations ----------------------------------------------------------------------
+    def _rest(self, order: Order) -> None:
+        assert self._book is not None
+        left = order.qty_units - order.filled_units
+        if order.side is Side.BUY:
+            limit = order.limit_price or self._book.last.get(order.symbol, 0.0)
+            cash, units = left / QTY_SCALE * limit, 0
+        else:
+            cash, units = 0.0, left
+        self._book.reserve(order.symbol, cash, units)
+        self._reserved[order.order_seq] = (cash, units)
+        self.resting.setdefault(order.symbol, []).append(order)
+
+    def _release_part(self, order: Order, units: int) -> None:
+        """Release the share of the reservation that ``units`` filled."""
+        assert self._book is not None
+        cash, held = self._reserved[order.order_seq]
+        left = order.qty_units - order.filled_units
+        share = min(1.0, units / left) if left > 0 else 1.0
+        give_cash, give_units = cash * share, min(held, units)
+        self._book.release(order.symbol, give_cash, give_units)
+        self._reserved[order.order_seq] = (cash - give_cash, held - give_units)
+
+    def _unrest(self, order: Order) -> None:
+        if order.order_seq not in self._reserved:
+            return
+        assert self._book is not None
+        cash, units = self._reserved.pop(order.order_seq)
+        self._book.release(order.symbol, cash, units)
+        resting = self.resting.get(order.symbol, [])
+        if order in resting:
+            resting.remove(order)
+        if not resting:
+            self.resting.pop(order.symbol, None)
+
+    def _sink_status(self, order: Order, status: OrderStatus, reason: str | None = None
+                     ) -> None:
+        assert self._sink is not None
+        self._sink.order_status(order, status, reason)
+
+
+def _limit(order: Order) -> Decimal | None:
+    """A limit order's price, exactly; None for a market order."""
+    if order.type is OrderType.LIMIT and order.limit_price is not None:
+        return exact(order.limit_price)
+    return None
+
+
+def _network(exc: BaseException) -> bool:
+    import requests
+
+    return isinstance(exc, requests.RequestException)
