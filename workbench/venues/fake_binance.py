@@ -1,16 +1,17 @@
-"""A local Binance Spot REST exchange (market-data side) for tests and offline rehearsal.
+"""A local Binance Spot REST exchange for tests and offline rehearsal.
 
 A real HTTP/1.1 server on 127.0.0.1 (stdlib ``ThreadingHTTPServer``, keep-alive, Nagle off)
 answering the subset of ``/api/v3`` the workbench uses: ``ping``, ``time``, ``exchangeInfo``,
 ``klines``, ``ticker/price``, and signed: ``account``, ``order`` (POST, GET, DELETE),
-``openOrders``, ``allOrders`` and ``myTrades``. It replays one symbol's 1-minute bars from a file on a venue
-clock (``AcceleratedClock``, or a ``ManualClock`` a test steps); a bar is served only once its
-close time has passed on that clock, and orders are matched on those bars (``matching.py``:
-fills, balances, filters, the duplicate rule, Binance's error codes and texts). Signed requests
-are checked as Binance does (``X-MBX-APIKEY``, HMAC-SHA256 over the query string and body,
-``timestamp``/``recvWindow``); request weight is counted per wall-clock minute and reported in
-``X-MBX-USED-WEIGHT-1M`` on every response, new orders in ``X-MBX-ORDER-COUNT-10S`` and
-``-1D``; faults are injected with ``inject(SPEC)`` (grammar in ``faults.py``).
+``openOrders``, ``allOrders`` and ``myTrades``. It replays one symbol's 1-minute bars from a
+file on a venue clock (``AcceleratedClock``, or a ``ManualClock`` a test steps); a bar is
+served only once its close time has passed on that clock, and orders are matched on those bars
+(``matching.py``: fills, balances, filters, the duplicate rule, Binance's error codes and
+texts). Signed requests are checked as Binance does (``X-MBX-APIKEY``, HMAC-SHA256 over the
+query string and body, ``timestamp``/``recvWindow``); request weight is counted per wall-clock
+minute and reported in ``X-MBX-USED-WEIGHT-1M`` on every response, new orders in
+``X-MBX-ORDER-COUNT-10S`` and ``-1D``; faults are injected with ``inject(SPEC)`` (grammar in
+``faults.py``).
 
 A separate party: it imports nothing of the engine, the brokers or the strategy.
 """
