@@ -13,6 +13,8 @@ The same port as every broker (``brokers/base.py``); what is particular to a rea
   accepted for a while (``-2013`` after create, freqtrade #4403): "does not exist" counts only
   once ``invisible_s`` have passed since the request, with backoff between the queries; then,
   and only then, the order is sent again, under the same client order id.
+* ``-1021`` (our timestamp outside the venue's window: nothing was taken): the venue clock is
+  read again and the order sent once more.
 * A refusal is a REJECTED order with a stable reason: ``INSUFFICIENT_FUNDS`` /
   ``INSUFFICIENT_POSITION`` (``-2010``), ``VENUE_FILTER_<NAME>`` (``-1013``),
   ``VENUE_RATE_LIMITED`` (429, ``-1003``, ``-1015``: the venue took nothing), ``VENUE_BANNED``
@@ -177,8 +179,8 @@ class BinanceBroker:
                 self._refresh(order)
 
     # --- sending -----------------------------------------------------------------------------
-    def _send(self, order: Order, rules: SymbolFilters, qty: Decimal, price: Decimal | None
-              ) -> None:
+    def _send(self, order: Order, rules: SymbolFilters, qty: Decimal, price: Decimal | None,
+              *, resynced: bool = False) -> None:
         from binance.exceptions import BinanceAPIException, BinanceRequestException
 
         assert self._sink is not None
@@ -193,6 +195,10 @@ class BinanceBroker:
         try:
             answer = self.venue.client.create_order(**params)
         except BinanceAPIException as exc:
+            if exc.code == -1021 and not resynced:  # refused for our clock: nothing was taken
+                self.venue.sync_time()
+                self._send(order, rules, qty, price, resynced=True)
+                return
             self._refused(order, exc, sent_at)
             return
         except BinanceRequestException as exc:  # an answer that is not JSON: it may be taken

@@ -1,0 +1,333 @@
+"""BinanceBroker through the step, against the fake exchange with the real python-binance client.
+
+The venue clock is a ManualClock the tests step (bars close when it passes them); the fake's
+wall clock (its invisibility window) and the broker's monotonic clock are stepped too, so nothing
+here sleeps or times anything. The fake's own record (``fx.matcher.orders``) is the witness of
+what reached the venue: no test may find a duplicate there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench.book import Book
+from workbench.brokers.binance import BANNED, RATE_LIMITED, BinanceBroker
+from workbench.brokers.venue_rules import SymbolFilters
+from workbench.engine.journal import MemoryJournal
+from workbench.engine.step import Step
+from workbench.model import Bar, Order, OrderIntent, OrderStatus, OrderType, Side
+from workbench.strategy import Context, Strategy
+from workbench.venue_client import RetryPolicy, VenueClient
+from workbench.venues.bar_book import BarBook
+from workbench.venues.fake_binance import FakeBinance
+from workbench.venues.venue_clock import ManualClock
+
+T0 = 1_704_067_200_000
+MIN = 60_000
+KEY, SECRET = "k-broker", "s-broker"
+
+
+def _bars(path: Path, count: int = 40) -> BarBook:
+    lines = ["ts,open,high,low,close,volume"]
+    for i in range(count):
+        o = 42_000 + i
+        lines.append(f"{T0 + i * MIN},{o:.2f},{o + 5.25:.2f},{o - 3.5:.2f},{o + 1.75:.2f},"
+                     f"{0.004 + i / 10_000:.4f}")
+    path.write_text("\n".join(lines) + "\n")
+    return BarBook.from_file(path, "BTCUSDT")
+
+
+class Scripted(Strategy):
+    """Submits what the test queues, on the next bar."""
+
+    def on_start(self, ctx: Context) -> None:
+        self.queue: list[OrderIntent] = []
+        self.ctx = ctx
+
+    def on_bar(self, ctx: Context, bar: Bar) -> list[OrderIntent] | None:
+        out, self.queue = self.queue, []
+        return out or None
+
+
+@dataclass
+class Rig:
+    fx: FakeBinance
+    clock: ManualClock
+    wall: ManualClock
+    venue: VenueClient
+    broker: BinanceBroker
+    step: Step
+    strategy: Scripted
+    mono: list[float] = field(default_factory=lambda: [1000.0])
+
+    def advance(self, minutes: int = 1, wall_s: float = 0.0, mono_s: float = 0.0) -> None:
+        """Venue minutes pass (bars close); the fake's wall and the broker's clock move."""
+        self.clock.advance(minutes * MIN)
+        self.wall.advance(int(wall_s * 1000))
+        self.mono[0] += mono_s
+        self.venue.sync_time()
+
+    def bar(self) -> None:
+        """The last closed bar, through the step (marks, then the strategy's orders)."""
+        b = self.fx.bars
+        i = max(k for k, t in enumerate(b.ts) if t + MIN <= self.clock.now_ms())
+        self.step.on_bar(Bar("BTCUSDT", b.ts[i], b.open[i], b.high[i], b.low[i], b.close[i],
+                             b.volume[i]))
+
+    def order(self, side: Side, qty: float, limit: float | None = None) -> Order:
+        self.strategy.queue.append(OrderIntent(
+            "BTCUSDT", side, qty, OrderType.LIMIT if limit else OrderType.MARKET, limit))
+        self.bar()
+        return self.step_orders()[-1]
+
+    def step_orders(self) -> list[Order]:
+        return self.orders_seen
+
+    orders_seen: list[Order] = field(default_factory=list)
+
+    def venue_orders(self) -> list[Any]:
+        return self.fx.matcher.orders
+
+    def balances(self) -> dict[str, str]:
+        return {b["asset"]: b["free"] for b in self.fx.matcher.balances(self.clock.now_ms())}
+
+
+@pytest.fixture
+def make_rig(tmp_path: Path) -> Iterator[Any]:
+    started: list[FakeBinance] = []
+
+    def make(**venue_options: Any) -> Rig:
+        broker_options = venue_options.pop("broker", {})
+        clock = ManualClock(T0 + 10 * MIN)
+        wall = ManualClock(1_800_000_000_000)
+        fx = FakeBinance(_bars(tmp_path / "bars.csv"), clock=clock, api_key=KEY,
+                         api_secret=SECRET, wall_ms=wall.now_ms, **venue_options).start()
+        started.append(fx)
+        mono = [1000.0]
+        venue = VenueClient(fx.url, api_key=KEY, api_secret=SECRET,
+                            policy=RetryPolicy(attempts=2, base_s=0.0, cap_s=0.0),
+                            sleep=lambda s: None, monotonic=lambda: mono[0])
+        venue.sync_time()
+        info = venue.client.get_exchange_info()
+        filters = {s["symbol"]: SymbolFilters.from_exchange_info(s) for s in info["symbols"]}
+        broker = BinanceBroker(venue, filters, quote_asset="USDT",
+                               base_assets={"BTCUSDT": "BTC"}, run_id="run-1",
+                               monotonic=lambda: mono[0], **broker_options)
+        strategy = Scripted()
+        step = Step(strategy, broker, Book(10_000.0), MemoryJournal(), run_id="run-1",
+                    timeframe_ms=MIN)
+        step.start(T0)
+        rig = Rig(fx, clock, wall, venue, broker, step, strategy, mono)
+        original = step.submit
+
+        def submit(intent: OrderIntent) -> Order:
+            order = original(intent)
+            rig.orders_seen.append(order)
+            return order
+
+        step.submit = submit  # type: ignore[method-assign]
+        return rig
+
+    yield make
+    for fx in started:
+        fx.stop()
+
+
+def test_binance_market_buy_fills_at_the_venue_price_with_the_fee_in_quote(make_rig: Any
+                                                                           ) -> None:
+    rig = make_rig()
+    order = rig.order(Side.BUY, 0.001)
+    assert order.status is OrderStatus.FILLED
+    fill = rig.step.journal.fills[-1]
+    close = rig.fx.bars.close[9]
+    assert fill.price == close and fill.qty == 0.001
+    assert fill.fee == pytest.approx(0.001 * 0.001 * close)  # 0.1 % taken in BTC, at the price
+    assert rig.broker.base_commission["BTCUSDT"] == Decimal("0.000001")
+    assert rig.balances()["BTC"] == "0.00099900"
+    assert [v.trade_id for v in rig.broker.venue_fills] == [1]
+    assert fill.venue_trade_id == "1"
+    assert len(rig.venue_orders()) == 1 and rig.venue_orders()[0].client_order_id == "run-1-1"
+
+
+def test_binance_filter_breach_is_rejected_with_the_filter_named_and_never_sent(
+        make_rig: Any) -> None:
+    rig = make_rig()
+    order = rig.order(Side.BUY, 0.0010005)
+    assert (order.status, order.reason) == (OrderStatus.REJECTED, "VENUE_FILTER_LOT_SIZE")
+    small = rig.order(Side.BUY, 0.00001)
+    assert (small.status, small.reason) == (OrderStatus.REJECTED, "VENUE_FILTER_NOTIONAL")
+    assert rig.fx.faults.calls("order") == 0 and rig.broker.sent == 0
+
+
+def test_binance_limit_rests_reserves_then_fills_when_a_bar_touches_it(make_rig: Any) -> None:
+    rig = make_rig()
+    # the last closed bar is 9 (close 42010.75): a buy limit at 42011 crosses, fills at once
+    order = rig.order(Side.BUY, 0.001, limit=42_011.0)
+    assert order.status is OrderStatus.FILLED
+    assert rig.step.journal.fills[-1].price == 42_010.75
+    resting = rig.order(Side.BUY, 0.001, limit=42_009.0)
+    assert resting.status is OrderStatus.SUBMITTED
+    assert rig.step.book.free_cash < rig.step.book.cash  # its cash is reserved
+    rig.advance(1)  # bar 10 closes: low 42006.5 touches 42009
+    rig.step.poll()
+    assert resting.status is OrderStatus.FILLED
+    assert rig.step.journal.fills[-1].price == 42_009.0
+    assert rig.step.book.free_cash == pytest.approx(rig.step.book.cash)
+    assert rig.broker.resting == {}
+
+
+def test_binance_cancel_of_a_resting_order_and_after_a_fill(make_rig: Any) -> None:
+    rig = make_rig()
+    resting = rig.order(Side.BUY, 0.001, limit=41_000.0)
+    assert rig.step.cancel(resting) is True and resting.status is OrderStatus.CANCELED
+    assert rig.step.book.free_cash == pytest.approx(rig.step.book.cash)
+    other = rig.order(Side.BUY, 0.001, limit=42_009.0)
+    rig.advance(1)  # it fills at the venue; the broker has not polled yet
+    assert rig.step.cancel(other) is False
+    assert other.status is OrderStatus.FILLED  # learned from the venue, a stable end
+    assert len(rig.venue_orders()) == 2
+
+
+@pytest.mark.parametrize("fault", ["order:lost@1", "order:unknown=503@1",
+                                   "order:unknown=1007@1"])
+def test_binance_accepted_order_with_an_unknown_outcome_is_found_never_resent(
+        make_rig: Any, fault: str) -> None:
+    rig = make_rig()
+    rig.fx.inject(fault)
+    rig.venue.client.REQUEST_TIMEOUT = 3
+    order = rig.order(Side.BUY, 0.001)
+    assert order.status is OrderStatus.UNKNOWN
+    rig.step.poll()
+    assert order.status is OrderStatus.FILLED
+    assert len(rig.venue_orders()) == 1 and rig.broker.sent == 1
+    assert rig.step.journal.fills[-1].qty == 0.001
+
+
+def test_binance_refused_5xx_is_resent_only_after_the_invisibility_window(make_rig: Any
+                                                                          ) -> None:
+    rig = make_rig(broker={"invisible_s": 10.0})
+    rig.fx.inject("order:503@1")  # refused: nothing taken, but the client cannot know
+    order = rig.order(Side.BUY, 0.001)
+    assert order.status is OrderStatus.UNKNOWN and rig.venue_orders() == []
+    rig.step.poll()  # -2013, inside the window: wait
+    rig.advance(0, mono_s=3.0)
+    rig.step.poll()
+    assert order.status is OrderStatus.UNKNOWN and rig.broker.sent == 1
+    rig.advance(0, mono_s=8.0)  # past the window: it does not exist, so it is sent again
+    rig.step.poll()
+    assert order.status is OrderStatus.FILLED and rig.broker.sent == 2
+    assert len(rig.venue_orders()) == 1  # exactly one order at the venue
+
+
+def test_binance_order_invisible_after_create_is_not_duplicated(make_rig: Any) -> None:
+    rig = make_rig(broker={"invisible_s": 10.0})
+    rig.fx.inject("order:invisible=3s,order:lost@1")
+    order = rig.order(Side.BUY, 0.001)
+    assert order.status is OrderStatus.UNKNOWN
+    for _ in range(3):  # the venue says -2013 for a while: never resent within the window
+        rig.advance(0, wall_s=0.5, mono_s=1.0)
+        rig.step.poll()
+    assert order.status is OrderStatus.UNKNOWN and rig.broker.sent == 1
+    rig.advance(0, wall_s=2.0, mono_s=2.0)  # the venue shows it now; the next ask is due
+    rig.step.poll()
+    assert order.status is OrderStatus.FILLED
+    assert len(rig.venue_orders()) == 1 and rig.broker.sent == 1
+
+
+def test_binance_duplicate_id_after_a_restart_resolves_to_the_open_order(make_rig: Any
+                                                                         ) -> None:
+    rig = make_rig()
+    first = rig.order(Side.BUY, 0.001, limit=41_000.0)
+    assert first.status is OrderStatus.SUBMITTED
+    # a restarted process whose journal lost the answer sends order 1 again: same id
+    broker = BinanceBroker(rig.venue, rig.broker.filters, quote_asset="USDT",
+                           base_assets={"BTCUSDT": "BTC"}, run_id="run-1",
+                           monotonic=lambda: rig.mono[0])
+    step = Step(Scripted(), broker, Book(10_000.0), MemoryJournal(), run_id="run-1",
+                timeframe_ms=MIN)
+    step.start(T0)
+    strategy = step.strategy
+    assert isinstance(strategy, Scripted)
+    strategy.queue.append(OrderIntent("BTCUSDT", Side.BUY, 0.001, OrderType.LIMIT, 41_000.0))
+    b = rig.fx.bars
+    step.on_bar(Bar("BTCUSDT", b.ts[9], b.open[9], b.high[9], b.low[9], b.close[9],
+                    b.volume[9]))
+    order = step.open_orders()[0]
+    assert order.status is OrderStatus.UNKNOWN  # -2010 Duplicate order sent.
+    step.poll()
+    assert order.status is OrderStatus.SUBMITTED and broker.resting["BTCUSDT"] == [order]
+    assert len(rig.venue_orders()) == 1
+
+
+def test_binance_venue_refusals_become_stable_reasons(make_rig: Any) -> None:
+    rig = make_rig(balances={"USDT": "10", "BTC": "0"})
+    order = rig.order(Side.BUY, 0.001)  # 42 USDT of 10
+    assert (order.status, order.reason) == (OrderStatus.REJECTED, "INSUFFICIENT_FUNDS")
+    rig.fx.inject("order:429=2@1")
+    limited = rig.order(Side.BUY, 0.0002)
+    assert (limited.status, limited.reason) == (OrderStatus.REJECTED, RATE_LIMITED)
+
+
+def test_binance_ban_stops_every_order_until_it_lifts(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.fx.inject("order:418=30@1")
+    banned = rig.order(Side.BUY, 0.001)
+    assert (banned.status, banned.reason) == (OrderStatus.REJECTED, BANNED)
+    calls = rig.fx.faults.calls("order")
+    during = rig.order(Side.BUY, 0.001)
+    assert (during.status, during.reason) == (OrderStatus.REJECTED, BANNED)
+    assert rig.fx.faults.calls("order") == calls  # nothing was sent during the ban
+    rig.advance(0, mono_s=31.0)
+    after = rig.order(Side.BUY, 0.001)
+    assert after.status is OrderStatus.FILLED
+
+
+def test_binance_partial_fills_aggregate_per_report_and_keep_each_venue_fill(
+        make_rig: Any) -> None:
+    rig = make_rig(participation=0.25)  # bar i's volume is 0.004 + i/10000
+    order = rig.order(Side.BUY, 0.003, limit=42_100.0)  # crosses: part now, the rest rests
+    assert order.status is OrderStatus.PARTIALLY_FILLED  # 0.25 x 0.0049 -> 0.00122
+    rig.advance(3)  # bars 10 (0.00125) and 11 (the last 0.00053) fill the rest at the venue
+    rig.step.poll()
+    assert order.status is OrderStatus.FILLED
+    fills = rig.step.journal.fills
+    assert [f.qty for f in fills] == [0.00122, 0.00178]  # one logical fill per report
+    assert [v.qty for v in rig.broker.venue_fills] == [
+        Decimal("0.00122"), Decimal("0.00125"), Decimal("0.00053")]
+    assert fills[1].venue_trade_id == "2,3"
+    assert fills[1].price == pytest.approx((0.00125 * 42_010 + 0.00053 * 42_011) / 0.00178)
+    assert rig.broker.resting == {}
+
+
+def test_binance_fee_in_bnb_is_converted_at_the_venues_price(make_rig: Any) -> None:
+    rig = make_rig(balances={"USDT": "10000", "BTC": "0", "BNB": "1"}, fee_asset="BNB",
+                   fee_asset_price="300")
+    rig.order(Side.BUY, 0.001)
+    venue_fill = rig.broker.venue_fills[-1]
+    assert venue_fill.commission_asset == "BNB"
+    fill = rig.step.journal.fills[-1]
+    assert fill.fee == pytest.approx(float(venue_fill.commission) * 300)
+    assert fill.fee == pytest.approx(0.001 * 0.001 * fill.price, rel=1e-3)
+    assert "BTCUSDT" not in rig.broker.base_commission
+
+
+def test_binance_tiny_caps_orders_at_the_minimum_notional(make_rig: Any) -> None:
+    rig = make_rig(broker={"tiny": True})
+    big = rig.order(Side.BUY, 0.001)  # 42 USDT; the minimum is 5
+    assert (big.status, big.reason) == (OrderStatus.REJECTED, "TINY_CAP")
+    tiny = rig.order(Side.BUY, 0.00012)  # 5.04 USDT
+    assert tiny.status is OrderStatus.FILLED and rig.broker.sent == 1
+
+
+def test_binance_stale_clock_is_resynced_and_the_order_sent_once(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.clock.advance(5 * MIN)  # the venue moved on; our offset is five minutes stale
+    order = rig.order(Side.BUY, 0.001)  # -1021: refused, nothing taken; resynced, resent
+    assert order.status is OrderStatus.FILLED
+    assert len(rig.venue_orders()) == 1 and rig.broker.sent == 2
