@@ -40,6 +40,7 @@ from typing import Any
 from workbench.venues.bar_book import MINUTE_MS, BarBook, SymbolRules
 
 CLIENT_ID = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
+DECIMAL_TEXT = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 OPEN = frozenset({"NEW", "PARTIALLY_FILLED"})
 ZERO = Decimal(0)
 E8 = Decimal("0.00000001")
@@ -70,6 +71,9 @@ def _decimal(params: dict[str, str], name: str) -> Decimal | None:
     text = params.get(name)
     if text is None or text == "":
         return None
+    if not DECIMAL_TEXT.fullmatch(text):  # Decimal() also takes 1e-05, +1, 1_0, -0
+        raise VenueError(400, -1100, f"Illegal characters found in parameter '{name}'; legal "
+                                     "range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
     try:
         value = Decimal(text)
     except InvalidOperation:
@@ -278,6 +282,9 @@ class Matcher:
             raise VenueError(400, -1100, "Illegal characters found in parameter "
                                          "'newClientOrderId'; legal range is "
                                          "'^[a-zA-Z0-9-_]{1,36}$'.")
+        if params.get("newOrderRespType") not in (None, "", "ACK", "RESULT", "FULL"):
+            raise VenueError(400, -1100, "Illegal characters found in parameter "
+                                         "'newOrderRespType'.")  # before the order is taken on
         qty = _decimal(params, "quantity")
         if qty is None:
             raise mandatory("quantity")
