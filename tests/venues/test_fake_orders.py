@@ -312,7 +312,7 @@ def test_order_max_num_orders_filter_and_exchange_info(make_venue: Venue) -> Non
     lambda c: c.order_market_buy(symbol=SYM, quantity="1"),  # 42000 > 10000 USDT
     lambda c: _limit(c, "BUY", "0.3", "40000"),  # 12000 USDT to lock
     lambda c: c.order_market_sell(symbol=SYM, quantity="0.01"),  # no BTC
-])
+], ids=["market-buy", "limit-buy", "market-sell"])
 def test_order_insufficient_balance_is_2010(client: Client,
                                             place: Callable[[Client], Any]) -> None:
     err = _api_error(lambda: place(client))
@@ -479,7 +479,8 @@ ORDER_CALLS: list[Callable[[Client], Any]] = [
 ]
 
 
-@pytest.mark.parametrize("call", ORDER_CALLS)
+@pytest.mark.parametrize("call", ORDER_CALLS, ids=["order", "getOrder", "cancelOrder",
+                                                  "openOrders", "allOrders", "myTrades"])
 @pytest.mark.parametrize(("key", "secret", "status", "code"), [
     ("wrong-key", SECRET, 401, -2015), (KEY, "wrong-secret", 400, -1022)])
 def test_order_endpoints_refuse_wrong_key_and_bad_signature(
