@@ -72,7 +72,7 @@ def _decimal(params: dict[str, str], name: str) -> Decimal | None:
     text = params.get(name)
     if text is None or text == "":
         return None
-    if not DECIMAL.match(text):
+    if not DECIMAL.fullmatch(text):  # Decimal() would also take 1e-05, +1, 1_0, -0
         raise VenueError(400, -1100, f"Illegal characters found in parameter '{name}'; legal "
                                      "range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
     return Decimal(text)
@@ -291,6 +291,9 @@ class Matcher:
             raise VenueError(400, -1100, "Illegal characters found in parameter "
                                          "'newClientOrderId'; legal range is "
                                          "'^[a-zA-Z0-9-_]{1,36}$'.")
+        if params.get("newOrderRespType") not in (None, "", "ACK", "RESULT", "FULL"):
+            raise VenueError(400, -1100, "Illegal characters found in parameter "
+                                         "'newOrderRespType'.")  # before the order is taken on
         qty = _decimal(params, "quantity")
         if qty is None:
             raise mandatory("quantity")
