@@ -272,19 +272,21 @@ def _balances(text: str) -> dict[str, str]:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    """``workbench shadow|paper`` (and ``python -m workbench.live --mode ...``)."""
+    """``workbench shadow|paper|live`` (and ``python -m workbench.live --mode ...``)."""
     from workbench.config import parse_when
     from workbench.engine.live import LiveOptions, run_live
 
     until = parse_when(args.until, "--until") if args.until else None
-    options = LiveOptions(max_bars=args.max_bars, until=until)
+    options = LiveOptions(max_bars=args.max_bars, until=until,
+                          tiny=bool(getattr(args, "tiny", False)))
 
     def announce(line: str) -> None:
         print(line, flush=True)
 
     result = run_live(args.config, args.command, overrides=args.set or (), run_id=args.run_id,
                       warehouse=_warehouse(args), runs_dir=args.runs_dir, options=options,
-                      env_prefix=args.env_prefix, echo=sys.stderr, announce=announce)
+                      env_prefix=args.env_prefix, echo=sys.stderr, announce=announce,
+                      confirm_live=bool(getattr(args, "confirm_live", False)))
     lat = result.latency_summary()
     print(f"{result.mode} run {result.run_id} {result.status}: {result.bars} bars decided "
           f"(across restarts), bar arrival to decision p50 {lat['p50_ms']} ms, p95 "
@@ -642,6 +644,13 @@ def build_parser() -> argparse.ArgumentParser:
                        ("paper", "run a strategy on live venue bars with simulated fills")):
         p = sub.add_parser(mode, parents=[common], help=text)
         _live_arguments(p)
+    p = sub.add_parser("live", parents=[common],
+                       help="trade live: real orders to the venue (needs --confirm-live)")
+    _live_arguments(p)
+    p.add_argument("--confirm-live", action="store_true",
+                   help="required: the run sends real orders")
+    p.add_argument("--tiny", action="store_true",
+                   help="cap every order at the venue's minimum notional (or live.tiny_notional)")
 
     for action, text in (("halt", "stop a live run's new orders (within a second)"),
                          ("flatten", "close every position of a live run, then halt it"),
@@ -793,7 +802,7 @@ def entry() -> None:
 
 
 def entry_live(argv: Sequence[str]) -> None:
-    """``python -m workbench.live --mode shadow|paper ...``: ``workbench MODE ...``."""
+    """``python -m workbench.live --mode shadow|paper|live ...``: ``workbench MODE ...``."""
     args = list(argv)
     mode = None
     for i, arg in enumerate(args):
@@ -805,11 +814,12 @@ def entry_live(argv: Sequence[str]) -> None:
             mode = arg.split("=", 1)[1]
             del args[i]
             break
-    if mode not in ("shadow", "paper"):
-        print("usage: python -m workbench.live --mode shadow|paper --config FILE [--run-id ID] "
-              "[--max-bars N] [--until TS] [--set KEY=VALUE]...\n"
-              f"error: --mode must be shadow or paper{'' if mode is None else f', not {mode!r}'}"
-              " (live trading with real orders is not built yet)", file=sys.stderr)
+    if mode not in ("shadow", "paper", "live"):
+        print("usage: python -m workbench.live --mode shadow|paper|live --config FILE "
+              "[--run-id ID] [--max-bars N] [--until TS] [--set KEY=VALUE]... "
+              "[--confirm-live] [--tiny]\n"
+              "error: --mode must be shadow, paper or live"
+              f"{'' if mode is None else f', not {mode!r}'}", file=sys.stderr)
         sys.stdout.flush()
         os._exit(2)
     sys.argv[0] = "python -m workbench.live"

@@ -304,6 +304,7 @@ class LiveConfig(_Section):
     warmup_bars: Annotated[int, Field(ge=0, le=100_000)] = 100
     snapshot_every_bars: Annotated[int, Field(ge=1, le=1_000_000)] = 60
     gap_tolerance_bars: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    tiny_notional: Positive | None = None  # live --tiny: the most an order may be worth
 
 
 class Config(_Section):

@@ -176,8 +176,8 @@ def test_python_m_workbench_live_mode_paper_completes_like_workbench_paper(
     _assert_completed(paths, CliResult(proc.returncode, proc.stdout, proc.stderr), 5)
 
 
-@pytest.mark.parametrize("mode", [["--mode", "live"], []])
-def test_python_m_workbench_live_without_shadow_or_paper_mode_is_a_usage_error(
+@pytest.mark.parametrize("mode", [["--mode", "backtest"], []])
+def test_python_m_workbench_live_without_a_live_mode_is_a_usage_error(
         tmp_path: Path, venue_url: str, mode: list[str]) -> None:
     paths = Paths(tmp_path, venue_url)
     proc = subprocess.run([sys.executable, "-m", "workbench.live", *mode,
@@ -185,8 +185,21 @@ def test_python_m_workbench_live_without_shadow_or_paper_mode_is_a_usage_error(
                           capture_output=True, text=True, env=_env(), timeout=60,
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
-    assert proc.stderr.startswith("usage: python -m workbench.live --mode shadow|paper")
-    assert "error: --mode must be shadow or paper" in proc.stderr
+    assert proc.stderr.startswith("usage: python -m workbench.live --mode shadow|paper|live")
+    assert "error: --mode must be shadow, paper or live" in proc.stderr
+    assert "Traceback" not in proc.stderr and not paths.runs.exists()
+
+
+def test_python_m_workbench_live_mode_live_without_confirm_live_is_refused(
+        tmp_path: Path, venue_url: str) -> None:
+    paths = Paths(tmp_path, venue_url)
+    proc = subprocess.run([sys.executable, "-m", "workbench.live", "--mode", "live",
+                           *paths.live_args("--max-bars", "5")], cwd=tmp_path,
+                          capture_output=True, text=True, env=_env(), timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    assert "needs --confirm-live" in proc.stderr and "rehearse with `workbench paper`" in (
+        proc.stderr)
     assert "Traceback" not in proc.stderr and not paths.runs.exists()
 
 

@@ -104,6 +104,7 @@ class BinanceBroker:
         self._seen_trades: set[tuple[str, int]] = set()
         self._sink: OrderSink | None = None
         self._book: Book | None = None
+        self._asked_at: int | None = None  # the step time resting orders were last asked at
 
     # --- the port ----------------------------------------------------------------------------
     def bind(self, sink: OrderSink, book: Book) -> None:
@@ -170,10 +171,15 @@ class BinanceBroker:
         """The venue matches resting orders itself; ``poll`` reports what it did."""
 
     def poll(self, now: int) -> None:
-        """Resolve unknown outcomes whose next query is due; report resting orders' fills."""
+        """Resolve unknown outcomes whose next query is due; report resting orders' fills,
+        asking once per step time ``now`` (the venue matches them on its bars: asking more
+        often between two bars would only spend request weight)."""
         for seq, pending in list(self._pending.items()):
             if self._monotonic() >= pending.next_query:
                 self._resolve(seq, pending)
+        if now == self._asked_at:
+            return
+        self._asked_at = now
         for orders in list(self.resting.values()):
             for order in list(orders):
                 self._refresh(order)

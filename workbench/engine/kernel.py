@@ -9,8 +9,9 @@ Backtest: ``BarClock``, ``SimBroker``, ``MemoryJournal``, the bar loop (``backte
 Shadow and paper: ``BarClock`` (model time: a decision and its paper fill carry the signal bar's
 close time, so a paper run and a backtest of the same bars write the same files; the wall time
 is journaled beside it), ``NullBroker`` or ``PaperBroker``, the journal the live runtime hands
-in (its write-ahead log), and the live loop (``engine/live.py``) as the feed. Live trading
-plugs in here with the venue's clock and broker (issue 9).
+in (its write-ahead log), and the live loop (``engine/live.py``) as the feed. Live: the same,
+with ``BinanceBroker`` sending real orders to the venue the live runtime hands in
+(``BrokerInputs.venue`` and its ``exchangeInfo``), each order record synced before it leaves.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from workbench.book import Book
 from workbench.brokers.base import Broker
@@ -40,6 +42,44 @@ from workbench.telemetry.log import JsonlLog
 
 
 @dataclass(frozen=True)
+class BrokerInputs:
+    """What a wiring's broker is made from: the costs and timeframe (sim, paper), and for a
+    broker that sends orders the venue client, its ``exchangeInfo`` and the run's limits."""
+
+    costs: CostModel
+    timeframe_ms: int
+    run_id: str = ""
+    quote_asset: str = "USDT"
+    venue: Any = None  # a VenueClient
+    exchange_info: dict[str, Any] | None = None
+    symbols: tuple[str, ...] = ()
+    tiny: bool = False
+    tiny_notional: float | None = None
+
+
+def binance_broker(inputs: BrokerInputs) -> Broker:
+    """``BinanceBroker`` on the venue the live runtime checked (its symbols' filters)."""
+    from workbench.brokers.binance import BinanceBroker
+    from workbench.brokers.venue_rules import SymbolFilters
+
+    if inputs.venue is None or inputs.exchange_info is None:
+        raise ValueError("a broker that sends orders needs the venue and its exchangeInfo")
+    entries = {e["symbol"]: e for e in inputs.exchange_info.get("symbols", [])}
+    for symbol in inputs.symbols:
+        quote = entries[symbol].get("quoteAsset")
+        if quote != inputs.quote_asset:
+            raise ConfigError(f"{symbol} is quoted in {quote}, the portfolio in "
+                              f"{inputs.quote_asset}", where="portfolio.quote",
+                              fix=f"set portfolio.quote to {quote}, or trade symbols quoted in "
+                                  f"{inputs.quote_asset}")
+    return BinanceBroker(
+        inputs.venue, {s: SymbolFilters.from_exchange_info(entries[s]) for s in inputs.symbols},
+        quote_asset=inputs.quote_asset,
+        base_assets={s: str(entries[s].get("baseAsset", "")) for s in inputs.symbols},
+        run_id=inputs.run_id, tiny=inputs.tiny, tiny_notional=inputs.tiny_notional)
+
+
+@dataclass(frozen=True)
 class Wiring:
     """What differs between modes, as data.
 
@@ -49,7 +89,10 @@ class Wiring:
     keep collecting, so only the backtest wiring sets it.
     ``resume_next_day``: a daily-loss stop lifts by itself on the next UTC day (the backtest
     has no operator); in live modes it also needs an explicit resume.
-    ``broker``: makes the mode's broker from the costs and the timeframe (ms).
+    ``broker``: makes the mode's broker (``BrokerInputs``).
+    ``sends_orders``: the broker sends real orders to the venue: the run needs the API key,
+    every order record is synced before the order leaves (no group commit), and the loop asks
+    the venue between bars (``Step.poll``).
     ``live``: the run is fed by the live loop (``engine/live.py``: venue bars, a write-ahead
     journal, restart) rather than by stored bars.
     ``group_commit``: the journal's records of one decision are written at once and synced
@@ -62,18 +105,22 @@ class Wiring:
     mode: Mode
     pause_gc: bool
     resume_next_day: bool
-    broker: Callable[[CostModel, int], Broker]
+    broker: Callable[[BrokerInputs], Broker]
     live: bool = False
     group_commit: bool = False
+    sends_orders: bool = False
 
 
 WIRINGS: dict[Mode, Wiring] = {
     Mode.BACKTEST: Wiring(Mode.BACKTEST, pause_gc=True, resume_next_day=True,
-                          broker=lambda costs, tf_ms: SimBroker(costs)),
+                          broker=lambda b: SimBroker(b.costs)),
     Mode.SHADOW: Wiring(Mode.SHADOW, pause_gc=False, resume_next_day=False,
-                        broker=lambda costs, tf_ms: NullBroker(), live=True, group_commit=True),
+                        broker=lambda b: NullBroker(), live=True, group_commit=True),
     Mode.PAPER: Wiring(Mode.PAPER, pause_gc=False, resume_next_day=False,
-                       broker=PaperBroker, live=True, group_commit=True),
+                       broker=lambda b: PaperBroker(b.costs, b.timeframe_ms), live=True,
+                       group_commit=True),
+    Mode.LIVE: Wiring(Mode.LIVE, pause_gc=False, resume_next_day=False, broker=binance_broker,
+                      live=True, sends_orders=True),
 }
 
 
@@ -82,8 +129,8 @@ def wiring(mode: Mode | str) -> Wiring:
     found = WIRINGS.get(Mode(mode))
     if found is None:
         raise ConfigError(f"mode {Mode(mode).value!r} is not wired yet",
-                          fix="run a backtest, or shadow or paper (`workbench shadow|paper`); "
-                              "live trading with real orders is not built yet")
+                          fix="run a backtest, or shadow, paper or live "
+                              "(`workbench shadow|paper|live`)")
     return found
 
 
@@ -177,11 +224,13 @@ def risk_engine(cfg: Config, costs: CostModel, wired: Wiring, log: JsonlLog | No
 
 
 def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
-          log: JsonlLog | None = None, journal: Journal | None = None) -> Kernel:
+          log: JsonlLog | None = None, journal: Journal | None = None, venue: Any = None,
+          exchange_info: dict[str, Any] | None = None, tiny: bool = False) -> Kernel:
     """Wire ``strategy`` for ``mode``: books from ``portfolio``, costs, the risk engine, and
     the mode's clock, broker, journal and feed (backtest: BarClock, SimBroker, MemoryJournal,
-    the bar loop; shadow and paper: BarClock, NullBroker or PaperBroker, ``journal``, which
-    the live runtime must pass: its write-ahead log)."""
+    the bar loop; shadow, paper and live: BarClock, NullBroker, PaperBroker or BinanceBroker,
+    ``journal``, which the live runtime must pass: its write-ahead log; live also ``venue``
+    and its ``exchange_info``, and ``tiny``)."""
     wired = wiring(mode)
     if journal is None:
         if wired.live:
@@ -190,7 +239,11 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
         journal = MemoryJournal()
     costs = cost_model(cfg)
     tf_ms = timeframe_ms(cfg.data.timeframe)
-    step = Step(strategy, wired.broker(costs, tf_ms), Book(cfg.portfolio.initial_cash),
+    broker = wired.broker(BrokerInputs(
+        costs, tf_ms, run_id=run_id, quote_asset=cfg.portfolio.quote, venue=venue,
+        exchange_info=exchange_info, symbols=tuple(cfg.data.symbols), tiny=tiny,
+        tiny_notional=cfg.live.tiny_notional))
+    step = Step(strategy, broker, Book(cfg.portfolio.initial_cash),
                 journal, run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
                 risk=risk_engine(cfg, costs, wired, log), clock=BarClock(tf_ms))
     return Kernel(wired, step, backtest.simulate)

@@ -136,6 +136,8 @@ class LiveOptions:
     """The longest wall-clock sleep: operator controls are taken within it."""
     error_burst: int = 3
     """Venue errors within one poll that raise an ``error_rate`` alert."""
+    tiny: bool = False
+    """Live: every order is capped at the venue's minimum notional (or ``live.tiny_notional``)."""
 
 
 class VenueTime:
@@ -366,7 +368,9 @@ class LiveRun:
         self.journal = ResumingJournal(inner, expected)
         self.wal = inner.wal
         self.kernel = kernel.build(self.cfg, self.mode, strategy=self.strategy,
-                                   run_id=self.run_id, log=self.log, journal=self.journal)
+                                   run_id=self.run_id, log=self.log, journal=self.journal,
+                                   venue=self.venue, exchange_info=self.exchange_info,
+                                   tiny=self.options.tiny)
         self.step = self.kernel.step
         self.risk = self.step.risk
         # the warehouse's copy of the journal, and the backtest twin (the same config on the
@@ -413,9 +417,9 @@ class LiveRun:
 
     # --- start, resume ----------------------------------------------------------------------
     def _server_time(self) -> int:
-        answer = self.venue.call("time", self.venue.client.get_server_time)
+        """The venue's time; the signing offset of the venue client is kept to it."""
         try:
-            return int(answer["serverTime"])
+            return self.venue.sync_time()
         except (TypeError, KeyError, ValueError):
             raise DataError("the venue answered /api/v3/time without a serverTime",
                             where=self.venue.base_url,
@@ -429,6 +433,12 @@ class LiveRun:
         come."""
         self._check_venue()
         first = next(iter(WalReader(self.dir, warn=False)), None)
+        if first is not None and self.wired.sends_orders:
+            raise ConfigError(
+                f"run {self.run_id} sent real orders: resuming such a run is not built yet",
+                where="--run-id",
+                fix="check the account on the venue (open orders, balances), then start a new "
+                    "run (without --run-id)")
         if first is not None:
             self._check_resumable(first)
         else:
@@ -438,6 +448,7 @@ class LiveRun:
         """The venue answers, knows every symbol, tells its time, and takes the key when one
         is given."""
         info = self.venue.call("exchangeInfo", self.venue.client.get_exchange_info)
+        self.exchange_info = info
         try:
             known = {s["symbol"] for s in info["symbols"]}
         except (TypeError, KeyError):
@@ -452,6 +463,11 @@ class LiveRun:
                               fix=f"use symbols the venue lists (it has {len(known)}, e.g. "
                                   f"{', '.join(sorted(known)[:5])})")
         venue = self.cfg.venue
+        if self.wired.sends_orders and venue.api_key is None:
+            raise ConfigError(f"a {self.mode.value} run sends orders: it needs the venue's API "
+                              "key and secret", where="venue.api_key / venue.api_secret",
+                              fix="set WB_VENUE__API_KEY and WB_VENUE__API_SECRET (or the 0600 "
+                                  "secrets file)")
         if (venue.api_key is None) != (venue.api_secret is None):
             raise ConfigError("the venue API key is set but not its secret (or the other way)",
                               where="venue.api_key / venue.api_secret",
@@ -629,6 +645,7 @@ class LiveRun:
         synced = self.vt.stale
         estimate = self.vt.sync() if synced else self.vt.now()
         if estimate < due:
+            self._poll_broker()  # what the venue did with our orders meanwhile
             if self._monotonic() - self._status_at >= 1.0:
                 self._write_status()  # the lag and the heartbeat stay fresh while waiting
             self._sleep(min(self.vt.wall_s(due - estimate), self.options.idle_s))
@@ -657,9 +674,18 @@ class LiveRun:
             self._process(bar, venue_now, arrived)
             if self._controls_changed():
                 self._take_controls()
+        self._poll_broker()
         self._snapshot_due()  # (a run that stops meanwhile snapshots as it finishes)
         self._late_alerted = None
         return True
+
+    def _poll_broker(self) -> None:
+        """Between bars, the broker reports what the venue did (a broker that sends nothing
+        has nothing to say); a fill it reports is snapshotted like a decision's."""
+        fills_before = self.step.fill_seq
+        self.step.poll()
+        if self.step.fill_seq != fills_before and self._pending_snapshot is None:
+            self._pending_snapshot = "books"
 
     def _snapshot_due(self) -> None:
         due, self._pending_snapshot = self._pending_snapshot, None
@@ -1063,10 +1089,12 @@ def run_live(config: str | Path | Config | None, mode: Mode | str, *,
              overrides: Iterable[str] = (), run_id: str | None = None,
              warehouse: str | Path | None = None, runs_dir: str | Path = "runs",
              options: LiveOptions | None = None, env_prefix: str = "WB_",
-             echo: Any = None, announce: Callable[[str], None] | None = None) -> LiveResult:
-    """``workbench shadow|paper`` and ``python -m workbench.live``: load the config (the venue
-    key and secret from the environment or the 0600 secrets file), point python-binance at
-    ``venue.base_url``, and run (a new run, or the journaled run ``run_id`` resumed)."""
+             echo: Any = None, announce: Callable[[str], None] | None = None,
+             confirm_live: bool = False) -> LiveResult:
+    """``workbench shadow|paper|live`` and ``python -m workbench.live``: load the config (the
+    venue key and secret from the environment or the 0600 secrets file), point python-binance
+    at ``venue.base_url``, and run (a new run, or the journaled run ``run_id`` resumed). Live
+    trading (real orders) needs ``confirm_live`` and passes ``check_live_safety`` first."""
     from workbench import secrets
     from workbench.config import with_venue_credentials
     from workbench.engine.run import as_config
@@ -1075,8 +1103,10 @@ def run_live(config: str | Path | Config | None, mode: Mode | str, *,
     wired = kernel.wiring(mode)
     if not wired.live:
         raise ConfigError(f"{wired.mode.value} is not a live mode", where="--mode",
-                          fix="use shadow or paper (a backtest: `workbench backtest`)")
+                          fix="use shadow, paper or live (a backtest: `workbench backtest`)")
     cfg = as_config(config, overrides, env_prefix)
+    if wired.sends_orders:
+        check_live_safety(cfg, confirm_live)
     cfg = with_venue_credentials(cfg, secrets.SecretsProvider(prefix=env_prefix))
     kernel.build_strategy(cfg)  # a bad class or params fail before the venue is asked
     path = resolve_path(warehouse, env_prefix)
@@ -1093,6 +1123,40 @@ def run_live(config: str | Path | Config | None, mode: Mode | str, *,
                   run_dir=Path(runs_dir) / run_id, venue=venue, options=options, echo=echo,
                   announce=announce)
     return run.run()
+
+
+def check_live_safety(cfg: Config, confirm_live: bool) -> None:
+    """What a run that sends real orders needs before anything is asked of the venue: the
+    operator's ``--confirm-live``; a risk section in force in live mode with an order-size
+    limit and a symbol allow-list holding every traded symbol. And, until restart,
+    reconciliation and the contract-test gate of live trading are built (issue 9), a venue on
+    this machine: ``workbench fake-exchange``."""
+    from urllib.parse import urlsplit
+
+    if not confirm_live:
+        raise ConfigError("live trading sends real orders: it needs --confirm-live",
+                          where="--confirm-live",
+                          fix="rehearse with `workbench paper` first; add --confirm-live (and "
+                              "--tiny for the smallest orders the venue takes)")
+    risk = cfg.risk
+    if not risk.modes.live or risk.max_order_notional is None:
+        raise ConfigError("live trading needs the risk engine on in live mode with an order "
+                          "size limit", where="risk.max_order_notional / risk.modes.live",
+                          fix="set risk.max_order_notional (quote currency) and keep "
+                              "risk.modes.live true; see docs/risk.md")
+    missing = [s for s in cfg.data.symbols if s not in (risk.allowed_symbols or [])]
+    if missing:
+        raise ConfigError(f"live trading needs a symbol allow-list holding every traded "
+                          f"symbol; {', '.join(missing)} is not on it",
+                          where="risk.allowed_symbols",
+                          fix=f"add {', '.join(missing)} to risk.allowed_symbols")
+    host = urlsplit(cfg.venue.base_url).hostname or ""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(
+            f"live trading on {cfg.venue.base_url} is not enabled yet: resuming a live run, "
+            "reconciliation with the venue and the contract-test gate come first (issue 9)",
+            where="venue.base_url",
+            fix="rehearse live trading against `workbench fake-exchange` on 127.0.0.1")
 
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")

@@ -20,7 +20,7 @@ from workbench.book import Book
 from workbench.brokers.base import Broker, OutcomeUnknown
 from workbench.engine.clock import BarClock, Clock
 from workbench.engine.journal import Journal, OrderRecord, contents
-from workbench.errors import EngineFault, StrategyError
+from workbench.errors import EngineFault, StrategyError, WorkbenchError
 from workbench.model import (
     MAX_QTY,
     QTY_QUANTUM,
@@ -174,8 +174,8 @@ class Step:
         resolve UNKNOWN orders; what it reports is stamped with the clock's time."""
         try:
             self.broker.poll(self.now)
-        except (StrategyError, EngineFault, KeyboardInterrupt):
-            raise
+        except (WorkbenchError, EngineFault, KeyboardInterrupt):
+            raise  # a venue that stays down (VenueUnavailable) says so itself
         except Exception as exc:
             raise EngineFault(exc, "broker poll") from exc
 
