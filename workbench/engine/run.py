@@ -503,9 +503,7 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
     }
     del seen
     watch.lap("merge")
-    # The headline's private database (schema and views, an empty equity curve) is built on a
-    # thread while the loop runs: DuckDB releases the GIL, and the second core is idle.
-    with _prepared(view_list, cfg.run.memory_limit) as memory, _thawed_at_end():
+    with _thawed_at_end():
         with stages("loop"):
             wired = kernel.build(cfg, mode, strategy=strategy, run_id=manifest["run_id"], log=log)
             step = wired.step
@@ -542,7 +540,8 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
             run_row.update(status="completed", data_hash=manifest["data_hash"],
                            start_ts=first_ts, end_ts=last_ts, bar_count=len(data))
             with stages("metrics"):
-                metrics = headline_in_memory(memory.result(), run_row, tables, equity)
+                metrics = headline_in_memory(run_row, tables, equity, view_list,
+                                             cfg.run.memory_limit)
         finally:
             files.wait()
         watch.lap("metrics")
@@ -574,17 +573,6 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
 
 
 @contextlib.contextmanager
-def _prepared(view_list: list[Any], memory_limit: str | None) -> Iterator[Background]:
-    memory = Background(prepare_headline_db, view_list, memory_limit)
-    try:
-        yield memory
-    finally:
-        memory.wait()
-        if memory.value is not None:
-            memory.value.close()
-
-
-@contextlib.contextmanager
 def _thawed_at_end() -> Iterator[None]:
     try:
         yield
@@ -593,67 +581,55 @@ def _thawed_at_end() -> Iterator[None]:
 
 
 class Background:
-    """Run ``fn(*args)`` on a thread; ``result()`` waits, re-raises what it raised, or returns
-    what it returned."""
+    """Run ``fn(*args)`` on a thread; ``result()`` waits and re-raises what it raised."""
 
     def __init__(self, fn: Any, *args: Any) -> None:
         self.error: BaseException | None = None
-        self.value: Any = None
         self._thread = threading.Thread(target=self._run, args=(fn, *args), daemon=True)
         self._thread.start()
 
     def _run(self, fn: Any, *args: Any) -> None:
         try:
-            self.value = fn(*args)
+            fn(*args)
         except BaseException as exc:  # handed to the caller by result()
             self.error = exc
 
     def wait(self) -> None:
         self._thread.join()
 
-    def result(self) -> Any:
+    def result(self) -> None:
         self._thread.join()
         if self.error is not None:
             raise self.error
-        return self.value
 
 
 _PRIVATE_ID = "run"
 
 
-CURVE_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("ts", pa.timestamp("ms", tz="UTC")), ("cash", pa.float64()),
-    ("position_value", pa.float64()), ("equity", pa.float64()), ("in_market", pa.bool_())])
-
-
-def prepare_headline_db(view_list: list[Any], memory_limit: str | None = None) -> Any:
-    """A private in-memory DuckDB with the schema and the versioned views, an empty table
-    standing in for ``acct.equity_curve``: ``headline_in_memory`` fills it."""
+def headline_in_memory(run_row: dict[str, Any], tables: dict[str, Any], equity: EquityRows,
+                       view_list: list[Any], memory_limit: str | None = None
+                       ) -> dict[str, Any]:
+    """The run's ``rpt.performance`` row, computed in a private in-memory DuckDB that holds
+    this run only (the warehouse is not touched): the versioned views over the run's fills and
+    orders, with the equity curve the loop already holds standing in for ``acct.equity_curve``
+    (the two agree bar by bar; tests/sql/test_accounting_property.py). Made after the loop:
+    a database opened before it holds its memory under the loop's heap (+100 MB at 5 years)."""
     from workbench.warehouse.connect import open_memory
 
-    return open_memory(view_list, memory_limit=memory_limit,
-                       stand_ins={"acct.equity_curve": CURVE_SCHEMA})
-
-
-def headline_in_memory(con: Any, run_row: dict[str, Any], tables: dict[str, Any],
-                       equity: EquityRows) -> dict[str, Any]:
-    """The run's ``rpt.performance`` row, computed in the private database of
-    ``prepare_headline_db`` that holds this run only (the warehouse is not touched): the
-    versioned views over the run's fills and orders, with the equity curve the loop already
-    holds standing in for ``acct.equity_curve`` (the two agree bar by bar;
-    tests/sql/test_accounting_property.py)."""
     curve = pa.table({
         "run_id": pa.array([_PRIVATE_ID] * len(equity.ts), pa.string()),
         "ts": pa.array(equity.ts, pa.timestamp("ms", tz="UTC")),
         "cash": equity.cash, "position_value": equity.position_value,
-        "equity": equity.equity, "in_market": equity.in_market}, schema=CURVE_SCHEMA)
-    con.register("__wb_curve", curve)
-    con.execute("insert into acct.equity_curve select * from __wb_curve")
-    con.unregister("__wb_curve")
-    # A short id (DuckDB keeps strings of up to 12 bytes inline) keeps sorts lean.
-    results.insert_results(con, {**run_row, "run_id": _PRIVATE_ID}, {
-        name: tables[name] for name in ("orders", "fills")})
-    return headline(con, _PRIVATE_ID)
+        "equity": equity.equity, "in_market": equity.in_market})
+    con = open_memory(view_list, memory_limit=memory_limit,
+                      stand_ins={"acct.equity_curve": curve})
+    try:
+        # A short id (DuckDB keeps strings of up to 12 bytes inline) keeps sorts lean.
+        results.insert_results(con, {**run_row, "run_id": _PRIVATE_ID}, {
+            name: tables[name] for name in ("orders", "fills")})
+        return headline(con, _PRIVATE_ID)
+    finally:
+        con.close()
 
 
 def headline(con: Any, run_id: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from workbench.errors import WarehouseError
 
@@ -131,9 +130,8 @@ def open_memory(view_list: list[Any] | None = None, *, memory_limit: str | None 
                 stand_ins: dict[str, Any] | None = None) -> Any:
     """An in-memory warehouse with the schema and views deployed: a job's private database
     for computing through the views, tests, scratch work. ``memory_limit`` (DuckDB's syntax,
-    e.g. ``2GB``) caps it. ``stand_ins`` maps view names to Arrow tables (or schemas, for an
-    empty table to insert into later) that take those views' place (as tables; the views that
-    read them are created as usual)."""
+    e.g. ``2GB``) caps it. ``stand_ins`` maps view names to Arrow tables that take those views'
+    place (as tables; the views that read them are created as usual)."""
     from workbench.warehouse import migrations, views
 
     config: dict[str, Any] = {"memory_limit": memory_limit} if memory_limit else {}
@@ -146,8 +144,7 @@ def open_memory(view_list: list[Any] | None = None, *, memory_limit: str | None 
     for schema in views.LAYERS:
         con.execute(f"create schema if not exists {schema}")
     for name, table in stand_ins.items():
-        con.register("__wb_stand_in", table.empty_table() if isinstance(table, pa.Schema)
-                     else table)
+        con.register("__wb_stand_in", table)
         con.execute(f"create table {name} as select * from __wb_stand_in")
         con.unregister("__wb_stand_in")
     views.create(con, views.check(view_list), skip=set(stand_ins))
