@@ -35,6 +35,8 @@ def _live_config(url: str, tmp: Path, **sections: Any) -> Config:
     venue's 10 bps as its fee, the key and secret as run_live takes them."""
     sections.setdefault("costs", {"fee_bps": 10, "slippage_bps": 0})
     sections.setdefault("risk", RISK)
+    # simulated time runs 600 venue ms per process ms: 10 s would be 100 venue minutes
+    sections.setdefault("live", {"warmup_bars": 5, "invisible_s": 0.05})
     cfg = config(url, **sections)
     env = {"WB_VENUE__API_KEY": KEY, "WB_VENUE__API_SECRET": SECRET,
            "WB_SECRETS_FILE": str(tmp / "no-secrets.env")}
@@ -122,16 +124,6 @@ def test_live_without_the_api_key_is_refused_before_anything_is_written(tmp_path
     assert not (tmp_path / "runs").exists() and not (tmp_path / "wh").exists()
 
 
-def test_live_run_is_not_resumed_yet_and_says_so(tmp_path: Path) -> None:
-    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
-        cfg = _live_config(fx.url, tmp_path)
-        make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
-                 options=LiveOptions(max_bars=3)).run()
-        with pytest.raises(ConfigError, match="resuming such a run is not built yet"):
-            make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
-                     options=LiveOptions(max_bars=6)).run()
-
-
 @pytest.mark.parametrize(("change", "says", "where"), [
     ({}, "needs --confirm-live", "--confirm-live"),
     ({"risk": {"allowed_symbols": ["BTCUSDT"]}}, "order size limit",
@@ -155,3 +147,69 @@ def test_run_live_safety_gates_refuse_before_the_venue_is_asked(
                  confirm_live=bool(change), env_prefix="WBTEST_")
     assert says in raised.value.what and raised.value.where == where
     assert not (tmp_path / "runs").exists() and not (tmp_path / "w.duckdb").exists()
+
+
+# --- restart: the journal re-executed, the venue asked, never a duplicate --------------------
+class Died(BaseException):
+    """The process dies here (nothing of the run's own error handling runs)."""
+
+
+def _venue_ids(fx: Any) -> list[str]:
+    return [o.client_order_id for o in fx.matcher.orders]
+
+
+def test_live_restart_after_a_stop_continues_as_the_uninterrupted_run(tmp_path: Path) -> None:
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path)
+        whole = make_run(fx.url, clock, tmp_path / "whole", cfg, mode=Mode.LIVE,
+                         options=LiveOptions(max_bars=30)).run()
+        whole_ids = _venue_ids(fx)
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path)
+        make_run(fx.url, clock, tmp_path / "parts", cfg, mode=Mode.LIVE,
+                 options=LiveOptions(max_bars=14)).run()
+        resumed = make_run(fx.url, clock, tmp_path / "parts", cfg, mode=Mode.LIVE,
+                           options=LiveOptions(max_bars=30)).run()
+        parts_ids = _venue_ids(fx)
+    assert resumed.resumed and resumed.status == "completed"
+    assert parts_ids == whole_ids and len(set(parts_ids)) == len(parts_ids)
+    assert _fills(resumed.journal_dir) == _fills(whole.journal_dir)
+    assert recover(resumed.journal_dir).state.units == recover(whole.journal_dir).state.units
+
+
+@pytest.mark.parametrize("where", ["before the request", "after the request"])
+def test_live_death_mid_submit_then_restart_sends_no_duplicate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    from binance.client import Client
+
+    real = Client.create_order
+    calls = {"n": 0}
+
+    def dying(self: Any, **params: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second order: journaled (order record and NEW), then death
+            if where == "after the request":
+                real(self, **params)
+            raise Died()
+        return real(self, **params)
+
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path)
+        monkeypatch.setattr(Client, "create_order", dying)
+        with pytest.raises(Died):
+            make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                     options=LiveOptions(max_bars=30)).run()
+        monkeypatch.setattr(Client, "create_order", real)
+        before = _venue_ids(fx)
+        assert len(before) == (2 if where == "after the request" else 1)
+        resumed = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                           options=LiveOptions(max_bars=30)).run()
+        after = _venue_ids(fx)
+    assert resumed.resumed and resumed.status == "completed"
+    assert len(after) == len(set(after))  # no client order id twice at the venue
+    events = [(e["client_order_id"], e["status"], e["reason"])
+              for e in payloads(resumed.journal_dir, "order_event")]
+    assert ("run-1-2", "UNKNOWN", "RESTART") in events
+    assert ("run-1-2", "FILLED", None) in events
+    fills = payloads(resumed.journal_dir, "fill")
+    assert [f["client_order_id"] for f in fills].count("run-1-2") == 1

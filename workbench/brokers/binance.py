@@ -45,7 +45,7 @@ from typing import Any
 from workbench.book import Book
 from workbench.brokers.base import CancelReason, OrderSink, OutcomeUnknown, UnknownReason
 from workbench.brokers.venue_rules import SymbolFilters, client_order_id, exact
-from workbench.model import QTY_SCALE, Bar, Order, OrderStatus, OrderType, Side
+from workbench.model import QTY_SCALE, Bar, Fill, Order, OrderStatus, OrderType, Side
 from workbench.venue_client import VenueClient
 
 RATE_LIMITED = "VENUE_RATE_LIMITED"
@@ -365,6 +365,46 @@ class BinanceBroker:
         ticker = self.venue.call("fee asset price", self.venue.client.get_symbol_ticker,
                                  symbol=f"{asset}{self.quote_asset}")
         return float(commission * Decimal(ticker["price"]))
+
+    # --- a restart (brokers/replaying.py) ----------------------------------------------------
+    def hold(self, order: Order) -> None:
+        """Reserve what ``order`` still holds at the venue, once (a replayed answer)."""
+        if order.order_seq not in self._reserved and order.status is not OrderStatus.UNKNOWN:
+            self._rest(order)
+
+    def release_filled(self, order: Order, units: int) -> None:
+        """``units`` of ``order`` filled (a replayed fill): their share of the reservation."""
+        if order.order_seq in self._reserved:
+            self._release_part(order, units)
+
+    def let_go(self, order: Order) -> None:
+        """``order`` is done (a replayed answer): release what it held."""
+        self._unrest(order)
+
+    def adopt(self, orders: Sequence[Order], fills: Sequence[Fill]) -> None:
+        """After a restart re-executed the journal: take over the orders still open. What the
+        venue did meanwhile is asked for (``poll``): a resting order's fills and end; an order
+        whose outcome is unknown, or whose request may have left just before the crash (NEW),
+        by its client order id, with the invisibility window counted from now."""
+        assert self._sink is not None
+        by_seq = {o.order_seq: o for o in orders}
+        for fill in fills:
+            if fill.order_seq in by_seq or fill.venue_trade_id:
+                vid = client_order_id(self.run_id, fill.order_seq)
+                for tid in (fill.venue_trade_id or "").split(","):
+                    if tid.strip().isdigit():
+                        self._seen_trades.add((vid, int(tid)))
+        now = self._monotonic()
+        for order in orders:
+            self._executed[order.order_seq] = Decimal(order.filled_units) / QTY_SCALE
+            if order.status is OrderStatus.NEW:  # journaled, then the process died
+                self._sink_status(order, OrderStatus.UNKNOWN, "RESTART")
+            if order.status is OrderStatus.UNKNOWN:
+                self._unrest(order)
+                self._pending[order.order_seq] = _Pending(order, now, now)
+            elif order.order_seq not in self._reserved:
+                self._rest(order)
+        self._asked_at = None  # ask for the resting orders at the next poll
 
     # --- reservations ----------------------------------------------------------------------
     def _rest(self, order: Order) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,11 +56,15 @@ class BrokerInputs:
     symbols: tuple[str, ...] = ()
     tiny: bool = False
     tiny_notional: float | None = None
+    monotonic: Callable[[], float] = time.monotonic  # the live runtime's own clock
+    invisible_s: float = 10.0
 
 
 def binance_broker(inputs: BrokerInputs) -> Broker:
-    """``BinanceBroker`` on the venue the live runtime checked (its symbols' filters)."""
+    """``BinanceBroker`` on the venue the live runtime checked (its symbols' filters), inside
+    the ``ReplayingBroker`` a restart re-executes the journal through."""
     from workbench.brokers.binance import BinanceBroker
+    from workbench.brokers.replaying import ReplayingBroker
     from workbench.brokers.venue_rules import SymbolFilters
 
     if inputs.venue is None or inputs.exchange_info is None:
@@ -72,11 +77,12 @@ def binance_broker(inputs: BrokerInputs) -> Broker:
                               f"{inputs.quote_asset}", where="portfolio.quote",
                               fix=f"set portfolio.quote to {quote}, or trade symbols quoted in "
                                   f"{inputs.quote_asset}")
-    return BinanceBroker(
+    return ReplayingBroker(BinanceBroker(
         inputs.venue, {s: SymbolFilters.from_exchange_info(entries[s]) for s in inputs.symbols},
         quote_asset=inputs.quote_asset,
         base_assets={s: str(entries[s].get("baseAsset", "")) for s in inputs.symbols},
-        run_id=inputs.run_id, tiny=inputs.tiny, tiny_notional=inputs.tiny_notional)
+        run_id=inputs.run_id, tiny=inputs.tiny, tiny_notional=inputs.tiny_notional,
+        monotonic=inputs.monotonic, invisible_s=inputs.invisible_s))
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,8 @@ def risk_engine(cfg: Config, costs: CostModel, wired: Wiring, log: JsonlLog | No
 
 def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
           log: JsonlLog | None = None, journal: Journal | None = None, venue: Any = None,
-          exchange_info: dict[str, Any] | None = None, tiny: bool = False) -> Kernel:
+          exchange_info: dict[str, Any] | None = None, tiny: bool = False,
+          monotonic: Callable[[], float] = time.monotonic) -> Kernel:
     """Wire ``strategy`` for ``mode``: books from ``portfolio``, costs, the risk engine, and
     the mode's clock, broker, journal and feed (backtest: BarClock, SimBroker, MemoryJournal,
     the bar loop; shadow, paper and live: BarClock, NullBroker, PaperBroker or BinanceBroker,
@@ -242,7 +249,8 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
     broker = wired.broker(BrokerInputs(
         costs, tf_ms, run_id=run_id, quote_asset=cfg.portfolio.quote, venue=venue,
         exchange_info=exchange_info, symbols=tuple(cfg.data.symbols), tiny=tiny,
-        tiny_notional=cfg.live.tiny_notional))
+        tiny_notional=cfg.live.tiny_notional, monotonic=monotonic,
+        invisible_s=cfg.live.invisible_s))
     step = Step(strategy, broker, Book(cfg.portfolio.initial_cash),
                 journal, run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
                 risk=risk_engine(cfg, costs, wired, log), clock=BarClock(tf_ms))

@@ -50,6 +50,7 @@ import numpy as np
 
 from workbench import manifest as mf
 from workbench import rundir
+from workbench.brokers.replaying import ReplayingBroker, ReplaySource
 from workbench.config import Config, timeframe_ms
 from workbench.engine import kernel
 from workbench.engine.backtest import equity_rows
@@ -370,7 +371,7 @@ class LiveRun:
         self.kernel = kernel.build(self.cfg, self.mode, strategy=self.strategy,
                                    run_id=self.run_id, log=self.log, journal=self.journal,
                                    venue=self.venue, exchange_info=self.exchange_info,
-                                   tiny=self.options.tiny)
+                                   tiny=self.options.tiny, monotonic=self._monotonic)
         self.step = self.kernel.step
         self.risk = self.step.risk
         # the warehouse's copy of the journal, and the backtest twin (the same config on the
@@ -433,12 +434,6 @@ class LiveRun:
         come."""
         self._check_venue()
         first = next(iter(WalReader(self.dir, warn=False)), None)
-        if first is not None and self.wired.sends_orders:
-            raise ConfigError(
-                f"run {self.run_id} sent real orders: resuming such a run is not built yet",
-                where="--run-id",
-                fix="check the account on the venue (open orders, balances), then start a new "
-                    "run (without --run-id)")
         if first is not None:
             self._check_resumable(first)
         else:
@@ -549,12 +544,22 @@ class LiveRun:
         self.step.start(int(begun["start_ts"]))
         bar_positions = [i for i, r in enumerate(journaled) if r.kind == "bar"]
         last_bar = bar_positions[-1] if bar_positions else -1
+        bars_done = 0
+        if self.wired.sends_orders:  # the venue's journaled answers, not the venue (adr/0015)
+            segments, seen = [], 0
+            for r in journaled:
+                seen += r.kind == "bar"
+                if r.kind in _PORT_KINDS:
+                    segments.append(seen)
+            self._replaying().replay_from(
+                ReplaySource(self.journal.expected, segments, lambda: bars_done))
         try:
             for i, record in enumerate(journaled):
                 if record.kind == "bar":
                     p = record.payload
                     bar = bar_from_record(p)
                     self._remember(bar)
+                    bars_done += 1
                     if p.get("phase") == "warmup":
                         self.step.warm(bar)
                     else:
@@ -569,6 +574,7 @@ class LiveRun:
                                 where=str(self.dir),
                                 fix="a live strategy must decide from its bars, fills and seed "
                                     "only; start a new run")
+                    self.step.poll()  # what the venue answered before the next bar
                 elif record.kind == "control":
                     self._apply_control(record.payload)
         except EngineFault as fault:
@@ -578,6 +584,9 @@ class LiveRun:
                 raise fault.__cause__ from None
             raise
         self._finish_warmup(begun, journaled)
+        if self.wired.sends_orders and not self.journal.expected:
+            # the venue's broker takes over the orders still open and asks what became of them
+            self._replaying().go_live(self.step.open_orders(), self.journal.contents().fills)
         if self.journal.expected:
             raise ReplayError(
                 f"on restart the strategy did not make {len(self.journal.expected)} journaled "
@@ -611,6 +620,11 @@ class LiveRun:
         self.log.info("live", f"{self.mode.value} run {self.run_id} resumed from its journal: "
                       f"{len(journaled)} records, {self.live_bars} bars decided, last bar "
                       + ", ".join(f"{s} {ms_to_iso(t)}" for s, t in sorted(self.last_ts.items())))
+
+    def _replaying(self) -> ReplayingBroker:
+        broker = self.step.broker
+        assert isinstance(broker, ReplayingBroker), "a broker that sends orders is replayable"
+        return broker
 
     def _finish_warmup(self, begun: dict[str, Any], journaled: list[Record]) -> None:
         """A kill during the warm-up leaves part of it journaled: ask the venue again for the
