@@ -308,6 +308,9 @@ class LiveConfig(_Section):
     # live: how long an order the venue may have taken stays "unknown to queries" before a
     # "does not exist" is believed and it is sent again (Binance: a few seconds after create)
     invisible_s: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 10.0
+    # live: the venue's open orders and balances against the journal at start, after a
+    # restart, and every this many bars
+    reconcile_every_bars: Annotated[int, Field(ge=1, le=1_000_000)] = 60
 
 
 class Config(_Section):

@@ -17,7 +17,6 @@ from workbench.config import Config, RiskConfig, RiskModes
 from workbench.engine import kernel
 from workbench.engine.clock import BarClock
 from workbench.engine.journal import MemoryJournal
-from workbench.errors import ConfigError
 from workbench.feeds.history import merge
 from workbench.feeds.qc import BarSeries
 from workbench.model import Mode
@@ -64,9 +63,12 @@ def test_build_backtest_risk_engine_resumes_next_day_or_none_when_mode_switched_
     assert kernel.build(off, Mode.BACKTEST, strategy=SmaCross(), run_id="r").step.risk is None
 
 
-def test_build_unwired_mode_refused_with_a_fix() -> None:
-    with pytest.raises(ConfigError, match="not wired yet"):
-        kernel.build(Config(), Mode.LIVE, strategy=SmaCross(), run_id="r")
+def test_build_live_sends_orders_only_through_a_venue_handed_in(tmp_path: Path) -> None:
+    wiring = kernel.wiring(Mode.LIVE)
+    assert wiring.live and wiring.sends_orders and not wiring.group_commit
+    assert not any(w.sends_orders for m, w in kernel.WIRINGS.items() if m is not Mode.LIVE)
+    with WalJournal(tmp_path) as journal, pytest.raises(ValueError, match="needs the venue"):
+        kernel.build(Config(), Mode.LIVE, strategy=SmaCross(), run_id="r", journal=journal)
 
 
 @pytest.mark.parametrize(("mode", "broker"), [(Mode.SHADOW, NullBroker),

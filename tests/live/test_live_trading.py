@@ -213,3 +213,92 @@ def test_live_death_mid_submit_then_restart_sends_no_duplicate(
     assert ("run-1-2", "FILLED", None) in events
     fills = payloads(resumed.journal_dir, "fill")
     assert [f["client_order_id"] for f in fills].count("run-1-2") == 1
+
+
+# --- reconciliation ----------------------------------------------------------------------------
+def test_live_reconciles_at_start_and_periodically_without_differences(tmp_path: Path
+                                                                       ) -> None:
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path,
+                           live={"warmup_bars": 5, "invisible_s": 0.05,
+                                 "reconcile_every_bars": 10})
+        result = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                          options=LiveOptions(max_bars=30)).run()
+    checks = payloads(result.journal_dir, "reconciliation")
+    assert [c["trigger"] for c in checks][:1] == ["start"]
+    assert [c["trigger"] for c in checks].count("periodic") >= 2
+    assert all(c["ok"] and c["differences"] == [] for c in checks)
+    start = payloads(result.journal_dir, "control")[0]
+    assert {k: float(v) for k, v in start["venue_balances"].items()} == {
+        "USDT": 10000.0, "BTC": 0.0, "BNB": 5.0}
+    venue_fills = payloads(result.journal_dir, "venue_fill")
+    assert len(venue_fills) == len(payloads(result.journal_dir, "fill"))
+    assert {v["commission_asset"] for v in venue_fills} == {"BNB"}
+
+
+def test_live_order_it_did_not_send_is_reported_and_left_alone(tmp_path: Path) -> None:
+    from binance.client import Client
+
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        class Other(Client):
+            API_URL = fx.url + "/api"
+
+        other = Other(KEY, SECRET, ping=False)
+        other.timestamp_offset = other.get_server_time()["serverTime"] - _wall_ms()
+        other.create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                           quantity="0.001", price="30000", newClientOrderId="web_manual")
+        cfg = _live_config(fx.url, tmp_path)
+        result = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                          options=LiveOptions(max_bars=8)).run()
+        still_open = [o.client_order_id for o in fx.matcher.orders if o.status == "NEW"]
+    alerts = [a for a in payloads(result.journal_dir, "alert") if a["kind"] == "reconciliation"]
+    assert alerts and alerts[0]["data"]["difference"] == "unknown_venue_order"
+    assert alerts[0]["data"]["client_order_id"] == "web_manual"
+    assert "web_manual" in still_open  # never adopted, never cancelled
+    assert result.status == "completed"
+
+
+def test_live_position_that_differs_from_the_venue_halts_the_run(tmp_path: Path) -> None:
+    from decimal import Decimal as D
+
+    def tamper(venue_ms: int) -> None:  # someone moves the account's BTC mid-run
+        if venue_ms >= START + 15 * 60_000 and not tampered:
+            fx.matcher.free["BTC"] += D("0.5")
+            tampered.append(True)
+
+    tampered: list[bool] = []
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path,
+                           live={"warmup_bars": 5, "invisible_s": 0.05,
+                                 "reconcile_every_bars": 5})
+        result = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE, on_sleep=tamper,
+                          options=LiveOptions(max_bars=30)).run()
+    assert tampered
+    alerts = [a for a in payloads(result.journal_dir, "alert") if a["kind"] == "reconciliation"]
+    assert alerts and alerts[0]["severity"] == "error"
+    assert alerts[0]["data"]["difference"] == "position_mismatch"
+    halts = [c for c in payloads(result.journal_dir, "control") if c.get("action") == "halt"]
+    assert halts and halts[0]["source"] == "reconciliation"
+
+
+def _wall_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def test_live_venue_fills_and_reconciliations_reach_the_warehouse(tmp_path: Path) -> None:
+    from workbench.warehouse.connect import reading
+
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path)
+        result = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                          options=LiveOptions(max_bars=20)).run()
+        trades = [(t.id, t.commission, t.commission_asset) for t in fx.matcher.trades]
+    with reading(tmp_path / "wh" / "w.duckdb") as con:
+        rows = con.sql("select trade_id, commission, commission_asset from venue_fills "
+                       "where run_id = ? order by trade_id", params=[result.run_id]).fetchall()
+        checks = con.sql("select trigger, ok, differences, halted from reconciliations "
+                         "where run_id = ? order by ts", params=[result.run_id]).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == trades and trades
+    assert checks[0] == ("start", True, 0, False)

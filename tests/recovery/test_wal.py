@@ -50,6 +50,14 @@ PAYLOADS = {
             "detected_at": 1_704_067_440_100},
     "alert": {"ts": 3, "kind": "bar_gap", "severity": "warning", "message": "2 bars missing",
               "data": {"count": 2}},
+    "venue_fill": {"client_order_id": "run1-1", "order_seq": 1, "symbol": "BTCUSDT",
+                   "side": "BUY", "trade_id": 17, "price": "42050.10", "qty": "0.01",
+                   "commission": "0.00001", "commission_asset": "BTC", "fee_quote": 0.420501,
+                   "venue_ts": 1_704_067_260_000, "ts": 4, "wall_ts": 5},
+    "reconciliation": {"ts": 6, "wall_ts": 7, "trigger": "periodic", "ok": False,
+                       "differences": [{"kind": "unknown_venue_order", "detail": "x",
+                                        "symbol": "BTCUSDT", "client_order_id": "web_1",
+                                        "halts": False}]},
 }
 
 

@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from workbench.book import Book
 from workbench.brokers.base import CancelReason, OrderSink, OutcomeUnknown, UnknownReason
+from workbench.brokers.reconcile import Difference, OurView, VenueView, reconcile
 from workbench.brokers.venue_rules import SymbolFilters, client_order_id, exact
 from workbench.model import QTY_SCALE, Bar, Fill, Order, OrderStatus, OrderType, Side
 from workbench.venue_client import VenueClient
@@ -105,6 +106,8 @@ class BinanceBroker:
         self._sink: OrderSink | None = None
         self._book: Book | None = None
         self._asked_at: int | None = None  # the step time resting orders were last asked at
+        self.on_venue_fill: Callable[[dict[str, Any]], None] | None = None
+        """Told each venue execution (the live runtime journals it) before its logical fill."""
 
     # --- the port ----------------------------------------------------------------------------
     def bind(self, sink: OrderSink, book: Book) -> None:
@@ -341,9 +344,18 @@ class BinanceBroker:
             fee = self._fee_in_quote(order.symbol, Decimal(f["commission"]),
                                      f["commissionAsset"], Decimal(f["price"]))
             fee_quote += fee
-            self.venue_fills.append(VenueFill(
-                order.client_order_id, int(f["tradeId"]), Decimal(f["price"]),
-                Decimal(f["qty"]), Decimal(f["commission"]), f["commissionAsset"], fee))
+            venue_fill = VenueFill(order.client_order_id, int(f["tradeId"]), Decimal(f["price"]),
+                                   Decimal(f["qty"]), Decimal(f["commission"]),
+                                   f["commissionAsset"], fee)
+            self.venue_fills.append(venue_fill)
+            if self.on_venue_fill is not None:
+                self.on_venue_fill({
+                    "client_order_id": order.client_order_id, "order_seq": order.order_seq,
+                    "symbol": order.symbol, "side": order.side.value,
+                    "trade_id": venue_fill.trade_id, "price": f"{venue_fill.price:f}",
+                    "qty": f"{venue_fill.qty:f}", "commission": f"{venue_fill.commission:f}",
+                    "commission_asset": venue_fill.commission_asset, "fee_quote": fee,
+                    "venue_ts": int(f["time"]) if "time" in f else None})
         if order.status is OrderStatus.UNKNOWN:
             self._sink_status(order, OrderStatus.SUBMITTED)
         units = round(qty * QTY_SCALE)
@@ -405,6 +417,41 @@ class BinanceBroker:
             elif order.order_seq not in self._reserved:
                 self._rest(order)
         self._asked_at = None  # ask for the resting orders at the next poll
+
+    def restore_commissions(self, venue_fills: Iterable[Mapping[str, Any]]) -> None:
+        """After a restart: the base-asset commissions of the journaled venue executions."""
+        for f in venue_fills:
+            symbol = str(f.get("symbol"))
+            if f.get("commission_asset") == self.base_assets.get(symbol):
+                self.base_commission[symbol] = self.base_commission.get(
+                    symbol, Decimal(0)) + Decimal(str(f["commission"]))
+
+    # --- reconciliation ----------------------------------------------------------------------
+    def balances(self) -> dict[str, Decimal]:
+        """Each asset's total at the venue (free plus locked)."""
+        account = self.venue.call("account", self.venue.client.get_account)
+        return {b["asset"]: Decimal(b["free"]) + Decimal(b["locked"])
+                for b in account.get("balances", [])}
+
+    def reconcile(self, open_orders: Sequence[Order], order_seqs: Sequence[int],
+                  units: Mapping[str, int], baseline: Mapping[str, Decimal]
+                  ) -> list[Difference]:
+        """The venue's open orders and balances against the journal's (``reconcile.py``):
+        ``open_orders`` and ``order_seqs`` (every order the run journaled) from the step,
+        ``units`` the books' positions, ``baseline`` the balances at the run's start."""
+        venue_open: list[Mapping[str, Any]] = []
+        for symbol in self.filters:
+            venue_open += self.venue.call("open orders", self.venue.client.get_open_orders,
+                                          symbol=symbol)
+        view = VenueView(venue_open, self.balances())
+        ours = OurView(
+            open_ids={self.venue_id(o): o.symbol for o in open_orders},
+            sent_ids=frozenset(client_order_id(self.run_id, s) for s in order_seqs),
+            units=units, baseline=baseline,
+            base_assets={s: a for s, a in self.base_assets.items() if s in self.filters},
+            steps={s: f.step_size for s, f in self.filters.items()},
+            base_commission=self.base_commission)
+        return reconcile(view, ours)
 
     # --- reservations ----------------------------------------------------------------------
     def _rest(self, order: Order) -> None:

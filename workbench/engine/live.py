@@ -43,6 +43,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ import numpy as np
 
 from workbench import manifest as mf
 from workbench import rundir
+from workbench.brokers.binance import BinanceBroker
 from workbench.brokers.replaying import ReplayingBroker, ReplaySource
 from workbench.config import Config, timeframe_ms
 from workbench.engine import kernel
@@ -342,6 +344,8 @@ class LiveRun:
         self._scanned: WalScan | None = None  # where the last fold of the log stopped
         self._empty_polls = 0
         self._prefetched: tuple[int, int, list[Bar], list[Gap]] | None = None
+        self.baseline: dict[str, Decimal] = {}  # a live run's venue balances at its start
+        self._reconciled_at = 0  # live bars decided at the last reconciliation
 
     # --- the run ----------------------------------------------------------------------------
     def run(self) -> LiveResult:
@@ -374,6 +378,8 @@ class LiveRun:
                                    tiny=self.options.tiny, monotonic=self._monotonic)
         self.step = self.kernel.step
         self.risk = self.step.risk
+        if self.wired.sends_orders:  # each venue execution in the journal, before its fill
+            self._venue_broker().on_venue_fill = self._journal_venue_fill
         # the warehouse's copy of the journal, and the backtest twin (the same config on the
         # same bars, for rpt.live_vs_backtest), are kept by a process of their own
         self.flusher = FlusherProcess(self.warehouse, self.dir, self._run_row, log=self.log)
@@ -500,11 +506,15 @@ class LiveRun:
         fetched, self._prefetched = self._prefetched, None
         venue_now, want, warm, gaps = fetched or self._fetch_warmup()
         start_ts = warm[0].ts if warm else min(self.last_ts.values()) + self.tf
+        extra: dict[str, Any] = {}
+        if self.wired.sends_orders:  # what the account held: reconciliation's baseline
+            self.baseline = self._venue_broker().balances()
+            extra["venue_balances"] = {a: f"{v:f}" for a, v in self.baseline.items()}
         self.wal.append("control", start_record(
             self.cfg.portfolio.initial_cash, run_id=self.run_id, mode=self.mode.value,
             config_hash=decision_hash(self.cfg), symbols=self.symbols,
             timeframe=self.cfg.data.timeframe, ts=venue_now, start_ts=start_ts, warmup_bars=want,
-            warmup_count=len(warm)))
+            warmup_count=len(warm), **extra))
         for gap in gaps:
             self._gap(gap, venue_now)
         self.step.start(start_ts)
@@ -512,6 +522,8 @@ class LiveRun:
         self.log.info("live", f"{self.mode.value} run {self.run_id} started: {len(warm)} "
                       f"warm-up bars, venue time {ms_to_iso(venue_now)}",
                       symbols=self.symbols, venue=self.venue.base_url)
+        if self.wired.sends_orders:
+            self._reconcile("start")
 
     def _warm(self, warm: list[Bar]) -> None:
         for bar in warm:
@@ -586,7 +598,12 @@ class LiveRun:
         self._finish_warmup(begun, journaled)
         if self.wired.sends_orders and not self.journal.expected:
             # the venue's broker takes over the orders still open and asks what became of them
+            broker = self._venue_broker()
+            broker.restore_commissions(r.payload for r in journaled if r.kind == "venue_fill")
             self._replaying().go_live(self.step.open_orders(), self.journal.contents().fills)
+            self.baseline = {a: Decimal(v) for a, v in begun.get("venue_balances", {}).items()}
+            self.step.poll()  # what the venue did while the process was down
+            self._reconcile("restart")
         if self.journal.expected:
             raise ReplayError(
                 f"on restart the strategy did not make {len(self.journal.expected)} journaled "
@@ -620,6 +637,33 @@ class LiveRun:
         self.log.info("live", f"{self.mode.value} run {self.run_id} resumed from its journal: "
                       f"{len(journaled)} records, {self.live_bars} bars decided, last bar "
                       + ", ".join(f"{s} {ms_to_iso(t)}" for s, t in sorted(self.last_ts.items())))
+
+    def _venue_broker(self) -> BinanceBroker:
+        inner = self._replaying().inner
+        assert isinstance(inner, BinanceBroker), "a broker that sends orders is BinanceBroker"
+        return inner
+
+    def _journal_venue_fill(self, payload: dict[str, Any]) -> None:
+        self.wal.append("venue_fill", payload | {"ts": self.step.now, "wall_ts": self._wall()},
+                        sync=False)
+
+    def _reconcile(self, trigger: str) -> None:
+        """The venue's open orders and balances against the journal: a ``reconciliation``
+        record, an alert per difference, and a halt when a position differs."""
+        found = self._venue_broker().reconcile(
+            self.step.open_orders(), [o.order_seq for o in self.journal.contents().orders],
+            self.step.book.units, self.baseline)
+        self._reconciled_at = self.live_bars
+        self.wal.append("reconciliation", {
+            "ts": self.step.now, "wall_ts": self._wall(), "trigger": trigger, "ok": not found,
+            "differences": [d.payload() for d in found]}, sync=False)
+        for d in found:
+            self._alert("reconciliation", "error" if d.halts else "warning", d.detail,
+                        difference=d.kind, symbol=d.symbol, client_order_id=d.client_order_id)
+        if any(d.halts for d in found):
+            self._apply_control(self._control(
+                "halt", reason="reconciliation: a position differs from the venue's",
+                source="reconciliation"))
 
     def _replaying(self) -> ReplayingBroker:
         broker = self.step.broker
@@ -689,6 +733,9 @@ class LiveRun:
             if self._controls_changed():
                 self._take_controls()
         self._poll_broker()
+        if (self.wired.sends_orders and self.live_bars - self._reconciled_at
+                >= self.cfg.live.reconcile_every_bars):
+            self._reconcile("periodic")
         self._snapshot_due()  # (a run that stops meanwhile snapshots as it finishes)
         self._late_alerted = None
         return True

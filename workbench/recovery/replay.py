@@ -217,7 +217,9 @@ _APPLY = {
     "control": _control, "bar": _bar, "decision": _decision, "order": _order,
     "order_event": _order_event, "fill": _fill, "risk_event": _risk_event,
     "snapshot_ref": _snapshot_ref,
-    "gap": lambda s, r: None, "alert": lambda s, r: None,  # counted only (warehouse, monitor)
+    # counted only (the warehouse, the monitor, reconciliation after a restart)
+    "gap": lambda s, r: None, "alert": lambda s, r: None, "venue_fill": lambda s, r: None,
+    "reconciliation": lambda s, r: None,
 }
 
 

@@ -30,6 +30,11 @@ The payloads read (extra keys are ignored; times are ms UTC):
 * ``gap``: ``symbol``, ``first_ts``, ``count``, ``detected_at`` (its ``recorded_at``; the
   first missing bar's time when absent): a ``qc_events`` row.
 * ``alert``: ``ts``, ``kind``, ``severity``, ``message``, ``data``: an ``alerts`` row.
+* ``venue_fill``: ``ts``, ``client_order_id``, ``order_seq``, ``symbol``, ``side``,
+  ``trade_id``, ``price``, ``qty``, ``commission`` (decimal text), ``commission_asset``,
+  ``fee_quote``, ``venue_ts``, ``wall_ts``: a ``venue_fills`` row.
+* ``reconciliation``: ``ts``, ``wall_ts``, ``trigger``, ``ok``, ``differences`` (each with
+  ``halts``): a ``reconciliations`` row.
 
 ``metrics``: per decision ``bars_lag``, ``lag_ms`` and ``strategy_tick_latency`` (ms) labelled
 with the symbol, at ``decided_at``; at the last decision, the run's ``orders_submitted`` (orders
@@ -50,6 +55,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +82,13 @@ from workbench.warehouse.results import (
 from workbench.warehouse.stale import HOST
 
 TABLES = ("run_bars", "orders", "order_events", "fills", "risk_events", "qc_events", "metrics",
-          "alerts")
+          "alerts", "venue_fills", "reconciliations")
 """Every table a live run writes besides ``runs`` (each has a ``run_id`` column)."""
 LIVE_PHASES = frozenset({"live", "backfill"})
 """Bar phases that count as the run's bars (``warmup`` bars are history the strategy saw)."""
 
 _TS = pa.timestamp("ms", tz="UTC")
+_DECIMAL = pa.decimal128(38, 18)
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
@@ -193,6 +200,8 @@ class _Fold:
         self.gaps: list[Finding] = []
         self.gaps_detected: list[int] = []
         self.alerts: list[tuple[Any, ...]] = []
+        self.venue_fills: list[tuple[Any, ...]] = []
+        self.reconciliations: list[tuple[Any, ...]] = []
         self.metrics: list[tuple[int, str, float, dict[str, Any]]] = []
         self.decisions = 0
         self.last_decided_at: int | None = None
@@ -288,6 +297,20 @@ class _Fold:
                             None if data is None else json.dumps(data, sort_keys=True,
                                                                  default=str)))
 
+    def venue_fill(self, p: dict[str, Any]) -> None:
+        self.venue_fills.append((
+            p["ts"], p["client_order_id"], p["order_seq"], p["symbol"], p["side"],
+            int(p["trade_id"]), Decimal(p["price"]), Decimal(p["qty"]),
+            Decimal(p["commission"]), p["commission_asset"], float(p["fee_quote"]),
+            p.get("venue_ts"), p.get("wall_ts")))
+
+    def reconciliation(self, p: dict[str, Any]) -> None:
+        differences = p["differences"]
+        self.reconciliations.append((
+            p["ts"], p.get("wall_ts"), p["trigger"], bool(p["ok"]), len(differences),
+            any(d.get("halts") for d in differences),
+            json.dumps(differences, sort_keys=True, default=str)))
+
     # --- the books ----------------------------------------------------------------------------
     def _apply(self, fill: Fill) -> None:
         notional = fill.qty * fill.price  # as Book.apply_fill and the replay fold
@@ -338,6 +361,15 @@ class _Fold:
             "alerts": _columns(self.alerts, (
                 ("ts", _TS), ("kind", pa.string()), ("severity", pa.string()),
                 ("message", pa.string()), ("data", pa.string()))),
+            "venue_fills": _columns(self.venue_fills, (
+                ("ts", _TS), ("client_order_id", pa.string()), ("order_seq", pa.int64()),
+                ("symbol", pa.string()), ("side", pa.string()), ("trade_id", pa.int64()),
+                ("price", _DECIMAL), ("qty", _DECIMAL), ("commission", _DECIMAL),
+                ("commission_asset", pa.string()), ("fee_quote", pa.float64()),
+                ("venue_ts", _TS), ("wall_ts", _TS))),
+            "reconciliations": _columns(self.reconciliations, (
+                ("ts", _TS), ("wall_ts", _TS), ("trigger", pa.string()), ("ok", pa.bool_()),
+                ("differences", pa.int32()), ("halted", pa.bool_()), ("detail", pa.string()))),
             "metrics": self.metrics_table(),
         }
 
@@ -379,6 +411,7 @@ _HANDLERS: dict[str, Callable[[_Fold, dict[str, Any]], None]] = {
     "control": _Fold.control, "bar": _Fold.bar, "decision": _Fold.decision,
     "order": _Fold.order, "order_event": _Fold.order_event, "fill": _Fold.fill,
     "risk_event": _Fold.risk_event, "gap": _Fold.gap, "alert": _Fold.alert,
+    "venue_fill": _Fold.venue_fill, "reconciliation": _Fold.reconciliation,
 }  # snapshot_ref and kinds added later are not the warehouse's
 
 
