@@ -42,3 +42,12 @@ def test_reconcile_position_off_by_more_than_half_a_step_halts() -> None:
     off = reconcile(VenueView([OPEN_3], {"BTC": Decimal("0.51999")}), OURS)
     assert [(d.kind, d.symbol, d.halts) for d in off] == [("position_mismatch", "BTCUSDT", True)]
     assert "0.01999" in off[0].detail and "0.00999" in off[0].detail
+
+
+def test_reconcile_position_off_while_an_outcome_is_unknown_does_not_halt() -> None:
+    unsettled = OurView(open_ids={}, sent_ids=OURS.sent_ids, units=OURS.units,
+                        baseline=OURS.baseline, base_assets=OURS.base_assets, steps=OURS.steps,
+                        base_commission=OURS.base_commission,
+                        unknown_ids={"run-1-3": "BTCUSDT"})
+    found = reconcile(VenueView([], {"BTC": Decimal("0.5")}), unsettled)
+    assert [(d.kind, d.halts) for d in found] == [("position_unsettled", False)]

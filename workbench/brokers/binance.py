@@ -15,6 +15,9 @@ The same port as every broker (``brokers/base.py``); what is particular to a rea
   and only then, the order is sent again, under the same client order id.
 * ``-1021`` (our timestamp outside the venue's window: nothing was taken): the venue clock is
   read again and the order sent once more.
+* Spot rules before sending, as the sim broker's: a buy beyond free cash or a sell beyond the
+  free position (what open orders, and orders whose outcome is unknown, hold is not free) is
+  REJECTED ``INSUFFICIENT_FUNDS`` / ``INSUFFICIENT_POSITION`` without a request.
 * A refusal is a REJECTED order with a stable reason: ``INSUFFICIENT_FUNDS`` /
   ``INSUFFICIENT_POSITION`` (``-2010``), ``VENUE_FILTER_<NAME>`` (``-1013``),
   ``VENUE_RATE_LIMITED`` (429, ``-1003``, ``-1015``: the venue took nothing), ``VENUE_BANNED``
@@ -143,6 +146,14 @@ class BinanceBroker:
         if breach is not None:
             sink.order_status(order, OrderStatus.REJECTED, breach.reason)
             return
+        if order.side is Side.BUY:
+            cost = float(qty * (price if price is not None else exact(reference)))
+            if cost > book.free_cash:  # what open and unknown orders hold is not free
+                sink.order_status(order, OrderStatus.REJECTED, "INSUFFICIENT_FUNDS")
+                return
+        elif order.qty_units > book.free_units(order.symbol):
+            sink.order_status(order, OrderStatus.REJECTED, "INSUFFICIENT_POSITION")
+            return
         if self.venue.banned_until > self._monotonic():
             sink.order_status(order, OrderStatus.REJECTED, BANNED)
             return
@@ -151,8 +162,8 @@ class BinanceBroker:
     def cancel(self, order: Order, reason: str = CancelReason.USER) -> bool:
         from binance.exceptions import BinanceAPIException
 
-        if order.order_seq not in self._reserved:
-            return False
+        if order.order_seq not in self._reserved or order.order_seq in self._pending:
+            return False  # not open here, or not known yet (asked for by ``poll``)
         try:
             answer = self.venue.client.cancel_order(symbol=order.symbol,
                                                     origClientOrderId=self.venue_id(order))
@@ -240,9 +251,11 @@ class BinanceBroker:
             reason = f"VENUE_FILTER_{name}" if name != msg else "VENUE_FILTER"
         else:
             reason = f"VENUE_{abs(code)}" if isinstance(code, int) else "VENUE_ERROR"
+        self._unrest(order)  # a resend after an unknown outcome held its funds
         self._sink_status(order, OrderStatus.REJECTED, reason)
 
     def _unknown(self, order: Order, sent_at: float) -> None:
+        self._reserve(order)
         self._pending[order.order_seq] = _Pending(order, sent_at, self._monotonic())
 
     # --- learning what the venue did ---------------------------------------------------------
@@ -304,7 +317,7 @@ class BinanceBroker:
             self._report_fill(order, fills, executed - before)
             self._executed[order.order_seq] = executed
         if status in _OPEN:
-            if order.order_seq not in self._reserved and order.is_open:
+            if order.is_open:
                 self._rest(order)
             return
         self._unrest(order)
@@ -381,7 +394,9 @@ class BinanceBroker:
     # --- a restart (brokers/replaying.py) ----------------------------------------------------
     def hold(self, order: Order) -> None:
         """Reserve what ``order`` still holds at the venue, once (a replayed answer)."""
-        if order.order_seq not in self._reserved and order.status is not OrderStatus.UNKNOWN:
+        if order.status is OrderStatus.UNKNOWN:
+            self._reserve(order)
+        else:
             self._rest(order)
 
     def release_filled(self, order: Order, units: int) -> None:
@@ -412,9 +427,9 @@ class BinanceBroker:
             if order.status is OrderStatus.NEW:  # journaled, then the process died
                 self._sink_status(order, OrderStatus.UNKNOWN, "RESTART")
             if order.status is OrderStatus.UNKNOWN:
-                self._unrest(order)
+                self._reserve(order)
                 self._pending[order.order_seq] = _Pending(order, now, now)
-            elif order.order_seq not in self._reserved:
+            else:
                 self._rest(order)
         self._asked_at = None  # ask for the resting orders at the next poll
 
@@ -444,8 +459,12 @@ class BinanceBroker:
             venue_open += self.venue.call("open orders", self.venue.client.get_open_orders,
                                           symbol=symbol)
         view = VenueView(venue_open, self.balances())
+        unknown = {self.venue_id(o): o.symbol for o in open_orders
+                   if o.order_seq in self._pending or o.status is OrderStatus.UNKNOWN}
         ours = OurView(
-            open_ids={self.venue_id(o): o.symbol for o in open_orders},
+            open_ids={self.venue_id(o): o.symbol for o in open_orders
+                      if self.venue_id(o) not in unknown},
+            unknown_ids=unknown,
             sent_ids=frozenset(client_order_id(self.run_id, s) for s in order_seqs),
             units=units, baseline=baseline,
             base_assets={s: a for s, a in self.base_assets.items() if s in self.filters},
@@ -454,8 +473,12 @@ class BinanceBroker:
         return reconcile(view, ours)
 
     # --- reservations ----------------------------------------------------------------------
-    def _rest(self, order: Order) -> None:
+    def _reserve(self, order: Order) -> None:
+        """Hold in the books what ``order`` may still take at the venue (once): a resting
+        order's, and an unknown one's (it may be working there)."""
         assert self._book is not None
+        if order.order_seq in self._reserved:
+            return
         left = order.qty_units - order.filled_units
         if order.side is Side.BUY:
             limit = order.limit_price or self._book.last.get(order.symbol, 0.0)
@@ -464,7 +487,12 @@ class BinanceBroker:
             cash, units = 0.0, left
         self._book.reserve(order.symbol, cash, units)
         self._reserved[order.order_seq] = (cash, units)
-        self.resting.setdefault(order.symbol, []).append(order)
+
+    def _rest(self, order: Order) -> None:
+        self._reserve(order)
+        resting = self.resting.setdefault(order.symbol, [])
+        if order not in resting:
+            resting.append(order)
 
     def _release_part(self, order: Order, units: int) -> None:
         """Release the share of the reservation that ``units`` filled."""

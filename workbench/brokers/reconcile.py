@@ -13,6 +13,8 @@ the venue took). Each difference is a ``Difference``; ``halts`` says the run mus
 * ``position_mismatch`` (halts): per symbol, what the venue holds of the base asset minus what
   it held at the start differs from the books' position less the base-asset commissions by
   more than half a lot step.
+* ``position_unsettled``: the same difference while an order of the symbol has an unknown
+  outcome (it may have traded): not a halt; the check holds again once the broker has asked.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class OurView:
     base_assets: Mapping[str, str]
     steps: Mapping[str, Decimal] = field(default_factory=dict)
     base_commission: Mapping[str, Decimal] = field(default_factory=dict)
+    unknown_ids: Mapping[str, str] = field(default_factory=dict)  # outcome unknown: id -> symbol
 
 
 def reconcile(venue: VenueView, ours: OurView) -> list[Difference]:
@@ -75,7 +78,7 @@ def reconcile(venue: VenueView, ours: OurView) -> list[Difference]:
                 "unknown_venue_order", f"order {coid} ({order.get('side')} "
                 f"{order.get('origQty')} {symbol}) is open at the venue and was not sent by "
                 "this run: left alone", symbol, coid))
-        elif coid not in ours.open_ids:
+        elif coid not in ours.open_ids and coid not in ours.unknown_ids:
             found.append(Difference(
                 "open_at_venue_only", f"order {coid} is open at the venue ({order.get('status')})"
                 " but done in the journal", symbol, coid))
@@ -89,9 +92,16 @@ def reconcile(venue: VenueView, ours: OurView) -> list[Difference]:
         booked = (Decimal(ours.units.get(symbol, 0)) / QTY_SCALE
                   - ours.base_commission.get(symbol, Decimal(0)))
         tolerance = ours.steps.get(symbol, Decimal(0)) / 2
-        if abs(held - booked) > tolerance:
+        if abs(held - booked) <= tolerance:
+            continue
+        if symbol in ours.unknown_ids.values():
             found.append(Difference(
-                "position_mismatch", f"the venue holds {held:f} {base} more than at the start, "
-                f"the books {booked:f} (position less base-asset commissions): trading halts",
-                symbol, halts=True))
+                "position_unsettled", f"the venue holds {held:f} {base} more than at the start, "
+                f"the books {booked:f}, while an order's outcome is unknown (it may have "
+                "traded): checked again once it is known", symbol))
+            continue
+        found.append(Difference(
+            "position_mismatch", f"the venue holds {held:f} {base} more than at the start, "
+            f"the books {booked:f} (position less base-asset commissions): trading halts",
+            symbol, halts=True))
     return found
