@@ -70,6 +70,7 @@ typecheck: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/live_soak.py
+	$(BIN)/python bench/order_rtt.py
 
 # the long soaks and crash sweeps `make test` leaves out (marker `soak`)
 soak: $(VENV)/.dev
