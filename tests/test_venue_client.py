@@ -140,3 +140,25 @@ def test_venue_client_unreachable_base_url_gives_up_naming_the_url() -> None:
 def test_venue_client_base_url_not_http_is_refused() -> None:
     with pytest.raises(VenueRejected, match="not an http"):
         VenueClient("127.0.0.1:8765")
+
+
+def test_venue_client_near_the_minutes_weight_waits_for_the_next_minute_not_a_429(
+        tmp_path: Path, clock: ManualClock) -> None:
+    wall = ManualClock(1_800_000_030_000)  # half a minute in
+    rec = Recorder()
+
+    def sleep(seconds: float) -> None:
+        rec.sleep(seconds)
+        wall.advance(int(seconds * 1000))
+
+    book = BarBook.from_file(write_bars(tmp_path / "bars.csv", 100), "BTCUSDT")
+    with FakeBinance(book, clock=clock, weight_limit=100, wall_ms=wall.now_ms) as fx:
+        vc = VenueClient(fx.url, sleep=sleep, monotonic=rec.monotonic, wall_ms=wall.now_ms,
+                         policy=RetryPolicy(attempts=2))
+        vc.set_limits(vc.call("exchangeInfo", vc.client.get_exchange_info))  # weight 20
+        assert vc.weight_limit == 100
+        for _ in range(36):  # klines weigh 2: 20 + 72 = 92 passes 90 % of 100 ...
+            vc.call("klines", vc.client.get_klines, symbol="BTCUSDT", interval="1m", limit=1)
+        assert rec.waits == [30.0]  # ... so the call after it waited for the next minute
+        assert [e.kind for e in vc.events] == ["weight"] and vc.used_weight == 2
+    assert all(e.kind != "throttled" for e in vc.events)  # never a 429

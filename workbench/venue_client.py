@@ -12,6 +12,10 @@ sets the offset from ``/api/v3/time``, and runs every call through ``call``:
 * terminal: any other venue error (a bad symbol, a bad key, a rejected parameter): raised at
   once as ``VenueRejected``.
 * After ``RetryPolicy.attempts`` failures in a row: ``VenueUnavailable`` (the run halts).
+* The weight header: when an answer's ``X-MBX-USED-WEIGHT-1M`` reaches
+  ``RetryPolicy.weight_headroom`` of the minute's limit (``weight_limit``, from
+  ``exchangeInfo``'s REQUEST_WEIGHT), the next call waits for the minute to end instead of
+  running into a 429 (and, after more, a 418 ban).
 
 Nothing here sleeps in a loop without a bound, and every failure is counted (``errors``) and
 described (``events``) for metrics and alerts.
@@ -46,6 +50,7 @@ class RetryPolicy:
     jitter: float = 0.5  # up to +50 %
     ban_default_s: float = 60.0  # a 418 without Retry-After
     max_wait_s: float = 300.0  # no single wait (a ban included) beyond this
+    weight_headroom: float = 0.9  # of the minute's request weight: then wait for the next
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class VenueClient:
         self._sleep, self._monotonic, self._wall_ms = sleep, monotonic, wall_ms
         self._rng = random.Random(seed)
         self.banned_until = 0.0  # monotonic seconds
+        self.weight_limit = 6000  # REQUEST_WEIGHT per minute (set from exchangeInfo)
+        self.used_weight = 0  # the last X-MBX-USED-WEIGHT-1M seen
+        self._weight_wait_until = 0.0  # monotonic seconds
         self.errors = 0
         self.calls = 0
         self.events: list[VenueEvent] = []
@@ -112,7 +120,9 @@ class VenueClient:
             self._wait_out_ban()
             self.calls += 1
             try:
-                return fn(*args, **kwargs)
+                answer = fn(*args, **kwargs)
+                self.note_weight()
+                return answer
             except BinanceAPIException as exc:
                 kind, wait, detail = self._classify(exc, attempt)
                 if kind == "terminal":
@@ -157,6 +167,29 @@ class VenueClient:
             return "clock", 0.0, detail
         return "terminal", 0.0, detail
 
+    def set_limits(self, exchange_info: Any) -> None:
+        """Take the minute's request weight limit from ``exchangeInfo``'s ``rateLimits``."""
+        for limit in exchange_info.get("rateLimits", []) if isinstance(exchange_info,
+                                                                       dict) else []:
+            if (limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval")
+                    == "MINUTE" and int(limit.get("intervalNum", 1)) == 1):
+                self.weight_limit = int(limit["limit"])
+
+    def note_weight(self) -> None:
+        """Read the last answer's ``X-MBX-USED-WEIGHT-1M`` (after a call made outside
+        ``call`` too); near the limit, the next call waits for the minute to end."""
+        response = getattr(self.client, "response", None)
+        try:
+            used = int(response.headers.get("X-MBX-USED-WEIGHT-1M"))  # type: ignore[union-attr]
+        except (AttributeError, TypeError, ValueError):
+            return
+        self.used_weight = used
+        if used >= self.policy.weight_headroom * self.weight_limit:
+            wait = (60_000 - self._wall_ms() % 60_000) / 1000
+            self._weight_wait_until = max(self._weight_wait_until, self._monotonic() + wait)
+            self._record("weight", "weight", f"{used} of {self.weight_limit} request weight "
+                         "used this minute: waiting for the next", wait)
+
     def start_ban(self, exc: Any) -> float:
         """A 418 answered a call made outside ``call``: no request leaves until its
         ``Retry-After`` has passed. Returns the ban's length in seconds."""
@@ -172,9 +205,15 @@ class VenueClient:
         return min(base * (1 + p.jitter * self._rng.random()), p.max_wait_s)
 
     def _wait_out_ban(self) -> None:
-        left = self.banned_until - self._monotonic()
+        """No request during a 418 ban, nor past the weight headroom before the minute ends."""
+        left = max(self.banned_until, self._weight_wait_until) - self._monotonic()
         if left > 0:
-            self._sleep(left)
+            self._sleep(min(left, self.policy.max_wait_s))
+
+    def wait_for_weight(self) -> None:
+        """Wait out a ban or the rest of a minute whose weight is spent (a call made outside
+        ``call``, such as an order, waits here first)."""
+        self._wait_out_ban()
 
     def _record(self, what: str, kind: str, detail: str, wait: float) -> None:
         self.errors += 1

@@ -210,10 +210,12 @@ class BinanceBroker:
             "newOrderRespType": "FULL"}
         if price is not None:
             params |= {"price": rules.price_text(price), "timeInForce": "GTC"}
+        self.venue.wait_for_weight()  # (a ban was refused above; this is the minute's weight)
         self.sent += 1
         sent_at = self._monotonic()
         try:
             answer = self.venue.client.create_order(**params)
+            self.venue.note_weight()
         except BinanceAPIException as exc:
             if exc.code == -1021 and not resynced:  # refused for our clock: nothing was taken
                 self.venue.sync_time()

@@ -450,6 +450,7 @@ class LiveRun:
         is given."""
         info = self.venue.call("exchangeInfo", self.venue.client.get_exchange_info)
         self.exchange_info = info
+        self.venue.set_limits(info)
         try:
             known = {s["symbol"] for s in info["symbols"]}
         except (TypeError, KeyError):
