@@ -90,6 +90,8 @@ class VenueClient:
         self._sleep, self._monotonic, self._wall_ms = sleep, monotonic, wall_ms
         self._rng = random.Random(seed)
         self.banned_until = 0.0  # monotonic seconds
+        self.synced_at = float("-inf")  # monotonic seconds of the last sync_time
+        self.sync_uncertainty_ms = 0.0
         self.weight_limit = 6000  # REQUEST_WEIGHT per minute (set from exchangeInfo)
         self.used_weight = 0  # the last X-MBX-USED-WEIGHT-1M seen
         self._weight_wait_until = 0.0  # monotonic seconds
@@ -99,10 +101,23 @@ class VenueClient:
 
     # --- time ---------------------------------------------------------------------------
     def sync_time(self) -> int:
-        """Set the client's timestamp offset from the venue clock; return the venue time."""
+        """Set the client's timestamp offset from the venue clock; return the venue time.
+        ``synced_at`` and ``sync_uncertainty_ms`` (the round trip of the read: the offset is
+        known no better) say how far the offset can be trusted."""
+        t0 = self._monotonic()
         server = int(self.call("time", self.client.get_server_time)["serverTime"])
         self.client.timestamp_offset = server - self._wall_ms()
+        self.synced_at = self._monotonic()
+        self.sync_uncertainty_ms = (self.synced_at - t0) * 1000
         return server
+
+    def clock_trusted(self, max_age_s: float = 60.0) -> bool:
+        """Whether a signed request would land inside the venue's ``recvWindow``: the offset
+        was read within ``max_age_s`` and its uncertainty is within the window. A stale offset
+        is read again here."""
+        if self._monotonic() - self.synced_at > max_age_s:
+            self.sync_time()
+        return self.sync_uncertainty_ms <= self.recv_window_ms
 
     def now_ms(self) -> int:
         """The venue's time as this process estimates it (after ``sync_time``)."""

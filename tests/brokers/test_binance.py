@@ -331,3 +331,16 @@ def test_binance_stale_clock_is_resynced_and_the_order_sent_once(make_rig: Any) 
     order = rig.order(Side.BUY, 0.001)  # -1021: refused, nothing taken; resynced, resent
     assert order.status is OrderStatus.FILLED
     assert len(rig.venue_orders()) == 1 and rig.broker.sent == 2
+
+
+def test_binance_clock_not_known_within_the_recv_window_refuses_to_trade(make_rig: Any
+                                                                         ) -> None:
+    rig = make_rig()
+    rig.venue.sync_uncertainty_ms = 6_000.0  # the last read of /time took 6 s: recvWindow 5 s
+    order = rig.order(Side.BUY, 0.001)
+    assert (order.status, order.reason) == (OrderStatus.REJECTED, "CLOCK_SKEW")
+    assert rig.broker.sent == 0
+    reads = rig.fx.faults.calls("time")
+    rig.mono[0] += 61.0  # a minute on: the offset is stale, read again before the order
+    again = rig.order(Side.BUY, 0.001)
+    assert again.status is OrderStatus.FILLED and rig.fx.faults.calls("time") == reads + 1

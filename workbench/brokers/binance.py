@@ -14,7 +14,9 @@ The same port as every broker (``brokers/base.py``); what is particular to a rea
   once ``invisible_s`` have passed since the request, with backoff between the queries; then,
   and only then, the order is sent again, under the same client order id.
 * ``-1021`` (our timestamp outside the venue's window: nothing was taken): the venue clock is
-  read again and the order sent once more.
+  read again and the order sent once more. Before any order the offset to the venue's clock
+  must be fresh (read within a minute, else read again) and known within ``recvWindow`` (the
+  round trip of that read): otherwise the order is REJECTED ``CLOCK_SKEW``, never sent.
 * Spot rules before sending, as the sim broker's: a buy beyond free cash or a sell beyond the
   free position (what open orders, and orders whose outcome is unknown, hold is not free) is
   REJECTED ``INSUFFICIENT_FUNDS`` / ``INSUFFICIENT_POSITION`` without a request.
@@ -54,6 +56,7 @@ from workbench.venue_client import VenueClient
 
 RATE_LIMITED = "VENUE_RATE_LIMITED"
 BANNED = "VENUE_BANNED"
+CLOCK_SKEW = "CLOCK_SKEW"
 INVISIBLE_S = 10.0  # how long an accepted order may stay unknown to queries
 _OPEN = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
 
@@ -156,6 +159,9 @@ class BinanceBroker:
             return
         if self.venue.banned_until > self._monotonic():
             sink.order_status(order, OrderStatus.REJECTED, BANNED)
+            return
+        if not self.venue.clock_trusted():  # the venue's clock is not known within recvWindow
+            sink.order_status(order, OrderStatus.REJECTED, CLOCK_SKEW)
             return
         self._send(order, rules, qty, price)
 
