@@ -311,6 +311,9 @@ class LiveConfig(_Section):
     # live: the venue's open orders and balances against the journal at start, after a
     # restart, and every this many bars
     reconcile_every_bars: Annotated[int, Field(ge=1, le=1_000_000)] = 60
+    # live: orders in a row the venue fails (unknown outcome, throttled, banned) before the
+    # run halts with an alert
+    order_failures_halt: Annotated[int, Field(ge=1, le=1_000)] = 3
 
 
 class Config(_Section):

@@ -302,3 +302,17 @@ def test_live_venue_fills_and_reconciliations_reach_the_warehouse(tmp_path: Path
                          "where run_id = ? order by ts", params=[result.run_id]).fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == trades and trades
     assert checks[0] == ("start", True, 0, False)
+
+
+def test_live_orders_the_venue_keeps_failing_halt_the_run_with_an_alert(tmp_path: Path
+                                                                        ) -> None:
+    with venue(SAMPLE, START, faults="order:429=1x*", **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path)
+        result = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                          options=LiveOptions(max_bars=30)).run()
+        sent = fx.faults.calls("order")
+    alerts = [a for a in payloads(result.journal_dir, "alert") if a["kind"] == "order_failures"]
+    assert len(alerts) == 1 and alerts[0]["severity"] == "error"
+    halts = [c for c in payloads(result.journal_dir, "control") if c.get("action") == "halt"]
+    assert [h["reason"] for h in halts] == ["repeated order failures"]
+    assert sent == 3  # halted: no order after the third failure reached the venue

@@ -112,6 +112,9 @@ class BinanceBroker:
         self._sink: OrderSink | None = None
         self._book: Book | None = None
         self._asked_at: int | None = None  # the step time resting orders were last asked at
+        self.failures = 0
+        """Orders in a row the venue failed (an unknown outcome, a throttle, a ban, a 5xx):
+        the live runtime halts past ``live.order_failures_halt``; an answer resets it."""
         self.on_venue_fill: Callable[[dict[str, Any]], None] | None = None
         """Told each venue execution (the live runtime journals it) before its logical fill."""
 
@@ -238,6 +241,7 @@ class BinanceBroker:
             self._unknown(order, sent_at)
             raise OutcomeUnknown(UnknownReason.TIMEOUT if "timed out" in str(exc).lower()
                                  else UnknownReason.NO_RESPONSE, str(exc)[:200]) from None
+        self.failures = 0  # the venue answered
         self._sink_status(order, OrderStatus.SUBMITTED)
         self._apply(order, answer, answer.get("fills") or [])
 
@@ -249,8 +253,10 @@ class BinanceBroker:
         if status == 418:
             self.venue.start_ban(exc)  # nothing leaves until it lifts
             reason = BANNED
+            self.failures += 1
         elif status == 429 or code in (-1003, -1015):
             reason = RATE_LIMITED
+            self.failures += 1
         elif code == -2010:
             reason = ("INSUFFICIENT_FUNDS" if order.side is Side.BUY
                       else "INSUFFICIENT_POSITION")
@@ -263,6 +269,7 @@ class BinanceBroker:
         self._sink_status(order, OrderStatus.REJECTED, reason)
 
     def _unknown(self, order: Order, sent_at: float) -> None:
+        self.failures += 1
         self._reserve(order)
         self._pending[order.order_seq] = _Pending(order, sent_at, self._monotonic())
 

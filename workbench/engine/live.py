@@ -816,6 +816,8 @@ class LiveRun:
             decision["strategy_state"] = get_state()
         self.wal.append("decision", decision, sync=False)
         self._watch_risk(bar)
+        if self.wired.sends_orders:
+            self._watch_order_failures()
         # Snapshots wait until the bars of this fetch are decided (``_snapshot_due``), so a
         # bar never waits behind the snapshot of the bar before it: every position change and
         # every live.snapshot_every_bars; the run directory's CSVs (a pass over every bar)
@@ -967,6 +969,16 @@ class LiveRun:
                     side = Side.SELL if units > 0 else Side.BUY
                     self.step.submit(OrderIntent(symbol, side, units_to_qty(abs(units)),
                                                  reduce_only=True, tag=FLATTEN_TAG))
+
+    def _watch_order_failures(self) -> None:
+        """Orders the venue keeps failing halt the run (once) with an alert."""
+        failures = self._venue_broker().failures
+        if failures >= self.cfg.live.order_failures_halt and not self._halted():
+            message = (f"the venue failed {failures} orders in a row (unknown outcomes, "
+                       "throttles or a ban): trading halts")
+            self._alert("order_failures", "error", message, failures=failures)
+            self._apply_control(self._control("halt", reason="repeated order failures",
+                                              source="runtime"))
 
     def _halt(self, reason: str) -> None:
         if self.risk is not None:
