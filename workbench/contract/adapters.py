@@ -206,7 +206,7 @@ class PaperAdapter(Adapter):
 
     def rig(self, *, journal: Journal | None = None, risk: RiskEngine | None = None,
             **venue_options: Any) -> Rig:
-        fx, clock, venue, mono, sleeps = self._fake_venue(**venue_options)
+        _, clock, venue, mono, sleeps = self._fake_venue(**venue_options)
         broker = PaperBroker(PAPER_COSTS, timeframe_ms=MIN)
         step, submitted = self._wire(broker, venue, journal, risk, "contract-paper")
         rig = Rig(step, broker, RestKlineFeed(venue, SYMBOL, MIN), venue, None, clock, mono,

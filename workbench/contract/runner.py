@@ -29,7 +29,7 @@ class CheckFailed(AssertionError):
     """A contract clause does not hold; the message says which and what was seen."""
 
 
-class Skip(Exception):  # noqa: N818 (a control-flow signal, like pytest's skip)
+class Skip(Exception):
     """The check does not apply to this adapter; the message says why."""
 
 
@@ -110,10 +110,11 @@ def check(check_id: str) -> Callable[[Callable[[Any], str | None]], Callable[[An
 
 
 def checks() -> list[Check]:
-    """Every registered check (importing the suites registers them)."""
+    """Every registered check, port by port in ``PORTS`` order, each port's checks in the
+    order its module defines them (importing the suites registers them)."""
     from workbench.contract import suites  # noqa: F401 (registers the checks)
 
-    return list(REGISTRY)
+    return sorted(REGISTRY, key=lambda c: PORTS.index(c.port))
 
 
 def run_one(c: Check, adapter: Any) -> Result:
@@ -135,16 +136,18 @@ def run_one(c: Check, adapter: Any) -> Result:
 
 def run_adapter(adapter: Any, on_result: Callable[[Result], None] | None = None
                 ) -> AdapterReport:
-    """Every check against ``adapter``; all skipped with its reason when it is unavailable."""
+    """Every check against ``adapter``, each passed to ``on_result`` as it ends; when the
+    adapter is unavailable, every check is skipped with its reason (``skip_reason``) and
+    ``on_result`` is not called."""
     report = AdapterReport(adapter.name)
     reason = adapter.unavailable()
     report.skip_reason = reason
     try:
         for c in checks():
-            if reason is not None:
-                result = Result(c.id, c.port, Status.SKIPPED, reason, 0.0)
-            else:
-                result = run_one(c, adapter)
+            if reason is not None:  # said once by the caller, not per check
+                report.results.append(Result(c.id, c.port, Status.SKIPPED, reason, 0.0))
+                continue
+            result = run_one(c, adapter)
             report.results.append(result)
             if on_result is not None:
                 on_result(result)

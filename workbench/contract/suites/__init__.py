@@ -1,9 +1,9 @@
-"""The suites, one module per port; importing this package registers every check in order."""
+"""The suites, one module per port; importing this package registers every check."""
 
-from workbench.contract.suites import (  # noqa: F401 (registration order is report order)
+from workbench.contract.suites import (  # noqa: F401 (registers the checks)
+    event_bus,
     market_data,
     order_router,
     risk,
     state,
-    event_bus,
 )

@@ -53,6 +53,12 @@ def script(rig: Rig) -> None:
         rig.cancel(touch)
 
 
+def first_difference(a: list[Any], b: list[Any]) -> int:
+    """The index of the first record that differs (the shorter length when one is a prefix)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                min(len(a), len(b)))
+
+
 def records(journal: Any) -> Iterator[Record]:
     return iter(journal.replay())
 
@@ -68,7 +74,7 @@ def publish_order_kept(a: Any) -> str:
     replayed = [key(r) for r in records(journal)]
     expect(replayed == journal.published,
            f"replay order differs from publish order at record "
-           f"{next(i for i, (x, y) in enumerate(zip(replayed, journal.published, strict=False)) if x != y) if replayed != journal.published else -1}")
+           f"{first_difference(replayed, journal.published)}")
     return f"{len(replayed)} records in publish order"
 
 
@@ -99,6 +105,6 @@ def same_bars_same_records(a: Any) -> str:
         rig = a.rig()
         script(rig)
         runs.append(list(records(rig.step.journal)))
-    expect(runs[0] == runs[1], "two runs of the same bars gave different records: "
-           f"first difference at {next((i for i, (x, y) in enumerate(zip(*runs, strict=False)) if x != y), min(map(len, runs)))}")
+    expect(runs[0] == runs[1], "two runs of the same bars gave different records: first "
+           f"difference at record {first_difference(runs[0], runs[1])}")
     return f"{len(runs[0])} records, identical"

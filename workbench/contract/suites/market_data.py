@@ -3,6 +3,7 @@ closed bars only, gaps named never invented; live bars strictly increasing, thei
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from workbench.contract.adapters import MIN, SYMBOL, T0
@@ -23,7 +24,8 @@ def history_chronological_utc(a: Any) -> str:
     off = [t for t in ts if t % MIN]
     expect(not off, f"open times off the UTC minute: {[ms_to_iso(t) for t in off[:3]]}")
     forming = [t for t in ts if t + MIN > now]
-    expect(not forming, f"a bar still forming was served: {ms_to_iso(forming[0]) if forming else ''}")
+    expect(not forming, "a bar still forming was served: "
+                        f"{ms_to_iso(forming[0]) if forming else ''}")
     expect(all(b.symbol == SYMBOL for b in bars), "bars of another symbol were served")
     last = rig.feed.warmup(3, now)
     expect([b.ts for b in last] == ts[-3:], f"warmup(3) gave {[b.ts for b in last]}, not the "
@@ -62,7 +64,7 @@ def live_bars_strictly_increasing(a: Any) -> str:
         seen += [b.ts for b in new]
         again, _ = rig.feed.closed_bars(seen[-1], rig.venue.now_ms())
         expect(not again, f"a second poll at the same time repeated {len(again)} bar(s)")
-    expect(all(y - x == MIN for x, y in zip(seen, seen[1:], strict=False)),
+    expect(all(y - x == MIN for x, y in itertools.pairwise(seen)),
            "live bars are not strictly increasing one minute apart")
     return f"{len(seen)} bars, each once"
 
