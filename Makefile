@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 WB     := $(BIN)/workbench
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck notebooks-test bench soak lab clean chromium lock
+.PHONY: demo test lint typecheck notebooks-test bench soak lab clean chromium lock contract-tests
 
 # Every install takes its exact versions from constraints.txt (see `make lock`).
 PIP    := $(BIN)/pip install --quiet -c constraints.txt
@@ -60,6 +60,12 @@ test: $(VENV)/.dev $(VENV)/.lab chromium
 	$(BIN)/mypy
 	$(BIN)/pytest -m "not soak"
 	$(BIN)/pytest --nbval-lax notebooks/
+
+# the port contract suites on paper and fake-binance; JUnit and JSON for CI; the result is
+# recorded in the warehouse for the live gate (docs/operations.md, "Contract tests")
+contract-tests: $(VENV)/.base
+	$(WB) contract-tests --junit test-artifacts/contract-tests.xml \
+	  --json test-artifacts/contract-tests.json
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check workbench tests bench sample_data notebooks/conftest.py

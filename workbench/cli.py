@@ -271,6 +271,34 @@ def _balances(text: str) -> dict[str, str]:
     return out
 
 
+def cmd_contract_tests(args: argparse.Namespace) -> int:
+    """``workbench contract-tests``: every port's contract suite against each adapter."""
+    from workbench.contract import adapters, gate, report, runner
+
+    sha, fingerprint = gate.current_git_sha(), gate.code_fingerprint()
+    reports = []
+    for name in dict.fromkeys(args.adapter or adapters.DEFAULT_ADAPTERS):
+        def say(result: runner.Result, name: str = name) -> None:
+            print(report.line(name, result), flush=True)
+
+        done = runner.run_adapter(adapters.make(name), say)
+        if done.skip_reason:
+            print(f"SKIP  {name:15}  all {len(done.results)} checks  ({done.skip_reason})")
+        reports.append(done)
+    print()
+    for done in reports:
+        print(report.summary_line(done))
+    if args.junit:
+        report.write_junit(Path(args.junit), reports)
+    if args.json:
+        report.write_json(Path(args.json), report.summary(
+            reports, git_sha=sha, fingerprint=fingerprint, version=gate.version()))
+    warehouse = _warehouse(args)
+    gate.record(warehouse, reports, git_sha=sha, fingerprint=fingerprint)
+    print(f"recorded for git {sha[:12]} (fingerprint {fingerprint[:12]}) in {warehouse}")
+    return 1 if any(done.failed for done in reports) else 0
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     """``workbench shadow|paper|live`` (and ``python -m workbench.live --mode ...``)."""
     from workbench.config import parse_when
@@ -639,6 +667,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="request weight per minute (default 6000)")
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")
     p.set_defaults(func=cmd_fake_exchange)
+
+    p = sub.add_parser("contract-tests", parents=[common],
+                       help="hold each adapter to the port contracts (the live gate reads it)")
+    p.add_argument("--adapter", action="append",
+                   choices=("paper", "fake-binance", "binance-testnet"),
+                   help="repeat for several (default: paper and fake-binance)")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
+    p.add_argument("--json", metavar="FILE", help="write the JSON summary here")
+    p.set_defaults(func=cmd_contract_tests)
 
     for mode, text in (("shadow", "run a strategy on live venue bars; record orders, send none"),
                        ("paper", "run a strategy on live venue bars with simulated fills")):
