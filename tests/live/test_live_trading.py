@@ -129,8 +129,10 @@ def test_live_without_the_api_key_is_refused_before_anything_is_written(tmp_path
     ({"risk": {"allowed_symbols": ["BTCUSDT"]}}, "order size limit",
      "risk.max_order_notional / risk.modes.live"),
     ({"risk": {"max_order_notional": 100.0}}, "symbol allow-list", "risk.allowed_symbols"),
-    ({"venue": {"base_url": "https://api.binance.com"}}, "is not enabled yet",
-     "venue.base_url"),
+    ({"venue": {"base_url": "https://api.binance.com"}},
+     "needs the contract tests of adapter binance-testnet", "workbench contract-tests"),
+    ({"risk": RISK}, "needs the contract tests of adapter fake-binance",
+     "workbench contract-tests"),
 ])
 def test_run_live_safety_gates_refuse_before_the_venue_is_asked(
         tmp_path: Path, change: dict[str, Any], says: str, where: str) -> None:

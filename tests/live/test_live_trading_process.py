@@ -131,3 +131,35 @@ def test_live_killed_while_an_order_is_invisible_waits_for_the_venue_not_a_resen
     events = [(r.payload["client_order_id"], r.payload["status"])
               for r in records if r.kind == "order_event"]
     assert (f"{RUN_ID}-2", "UNKNOWN") in events and (f"{RUN_ID}-2", "FILLED") in events
+
+
+def test_live_starts_only_once_the_contract_tests_passed_on_this_code(tmp_path: Path) -> None:
+    config = tmp_path / "live.yaml"
+    warehouse = tmp_path / "wh" / "w.duckdb"
+    with fake_exchange() as url:
+        config.write_text(
+            "data: {symbols: [BTCUSDT], timeframe: 1m}\n"
+            "strategy: {class: 'workbench.strategies.sma_cross:SmaCross', "
+            "params: {fast: 3, slow: 8, qty: 0.00015}}\n"
+            "risk: {allowed_symbols: [BTCUSDT], max_order_notional: 20}\n"
+            f"venue: {{base_url: '{url}'}}\n"
+            "live: {warmup_bars: 10, tiny_notional: 10}\n")
+        live = [sys.executable, "-m", "workbench", "--warehouse", str(warehouse), "live",
+                "--config", str(config), "--confirm-live", "--tiny", "--max-bars", "3",
+                "--runs-dir", str(tmp_path / "runs")]
+        refused = subprocess.run(live, capture_output=True, text=True, env=_env(), timeout=120,
+                                 cwd=tmp_path, stdin=subprocess.DEVNULL)
+        assert refused.returncode == 2, refused.stderr
+        assert "needs the contract tests of adapter fake-binance" in refused.stderr
+        assert "workbench contract-tests --adapter fake-binance" in refused.stderr
+        assert not (tmp_path / "runs").exists()
+        suite = subprocess.run(
+            [sys.executable, "-m", "workbench", "--warehouse", str(warehouse), "contract-tests",
+             "--adapter", "fake-binance", "--junit", str(tmp_path / "junit.xml")],
+            capture_output=True, text=True, env=_env(), timeout=300, cwd=tmp_path,
+            stdin=subprocess.DEVNULL)
+        assert suite.returncode == 0, suite.stdout + suite.stderr
+        ran = subprocess.run(live, capture_output=True, text=True, env=_env(), timeout=120,
+                             cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert ran.returncode == 0, ran.stderr
+    assert "completed: 3 bars decided" in ran.stdout

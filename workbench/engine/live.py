@@ -1184,6 +1184,8 @@ def run_live(config: str | Path | Config | None, mode: Mode | str, *,
     cfg = with_venue_credentials(cfg, secrets.SecretsProvider(prefix=env_prefix))
     kernel.build_strategy(cfg)  # a bad class or params fail before the venue is asked
     path = resolve_path(warehouse, env_prefix)
+    if wired.sends_orders:
+        check_contract_gate(cfg, path)
     if run_id is None:
         run_id = mf.new_id(wired.mode.value)
     elif not _RUN_ID.fullmatch(run_id):
@@ -1202,11 +1204,7 @@ def run_live(config: str | Path | Config | None, mode: Mode | str, *,
 def check_live_safety(cfg: Config, confirm_live: bool) -> None:
     """What a run that sends real orders needs before anything is asked of the venue: the
     operator's ``--confirm-live``; a risk section in force in live mode with an order-size
-    limit and a symbol allow-list holding every traded symbol. And, until restart,
-    reconciliation and the contract-test gate of live trading are built (issue 9), a venue on
-    this machine: ``workbench fake-exchange``."""
-    from urllib.parse import urlsplit
-
+    limit and a symbol allow-list holding every traded symbol (then ``check_contract_gate``)."""
     if not confirm_live:
         raise ConfigError("live trading sends real orders: it needs --confirm-live",
                           where="--confirm-live",
@@ -1224,13 +1222,31 @@ def check_live_safety(cfg: Config, confirm_live: bool) -> None:
                           f"symbol; {', '.join(missing)} is not on it",
                           where="risk.allowed_symbols",
                           fix=f"add {', '.join(missing)} to risk.allowed_symbols")
-    host = urlsplit(cfg.venue.base_url).hostname or ""
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise ConfigError(
-            f"live trading on {cfg.venue.base_url} is not enabled yet: resuming a live run, "
-            "reconciliation with the venue and the contract-test gate come first (issue 9)",
-            where="venue.base_url",
-            fix="rehearse live trading against `workbench fake-exchange` on 127.0.0.1")
+
+
+def contract_adapter(base_url: str) -> str:
+    """The contract-test adapter that vouches for a venue: ``fake-binance`` for one on this
+    machine, ``binance-testnet`` for the testnet and for Binance itself (the suite cannot
+    trade on mainnet; the testnet speaks its API)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(base_url).hostname or ""
+    return "fake-binance" if host in ("127.0.0.1", "localhost", "::1") else "binance-testnet"
+
+
+def check_contract_gate(cfg: Config, warehouse: Path) -> None:
+    """Live trading starts only when ``workbench contract-tests`` passed for the venue's adapter
+    on this version of the code, as recorded in the warehouse."""
+    from workbench.contract.gate import contract_passed
+
+    adapter = contract_adapter(cfg.venue.base_url)
+    ok, message = contract_passed(warehouse, adapter)
+    if not ok:
+        raise ConfigError(f"live trading on {cfg.venue.base_url} needs the contract tests of "
+                          f"adapter {adapter} to pass on this code first: {message}",
+                          where="workbench contract-tests",
+                          fix=f"run `workbench contract-tests --adapter {adapter} --warehouse "
+                              f"{warehouse}`, then start the live run again")
 
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
