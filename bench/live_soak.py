@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -46,13 +47,16 @@ FAULTS = ("time:500@50,klines:503@300x2,klines:429=1@1500,klines:timeout=200ms@3
           "klines:slow=300ms@4500x3,any:502@6000,klines:500@8000")
 
 
-def start_venue(data: Path, speed: float, start_ms: int, faults: str
+def start_venue(data: Path, speed: float, start_ms: int, *extra: str
                 ) -> tuple[subprocess.Popen[str], str]:
+    """``workbench fake-exchange`` in its own process (``extra``: more of its flags); the
+    process and the URL it listens on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
     proc = subprocess.Popen([sys.executable, "-m", "workbench", "fake-exchange", "--data",
                              str(data), "--symbol", "BTCUSDT", "--port", "0", "--speed",
-                             f"{speed:g}", "--start", ms_to_iso(start_ms), "--faults", faults],
+                             f"{speed:g}", "--start", ms_to_iso(start_ms), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("listening on "):
@@ -65,7 +69,7 @@ def soak(bars: int, speed: float, work: Path) -> dict[str, Any]:
     data = without_minutes(work / "bars.csv", HOLES)
     first = BarBook.from_file(data, "BTCUSDT").first_open_ms
     start = first + 200 * MIN + 7_000
-    proc, url = start_venue(data, speed, start, FAULTS)
+    proc, url = start_venue(data, speed, start, "--faults", FAULTS)
     # the tests' paper config (SMA 5/20 on BTCUSDT, 30 warm-up bars) with a risk limit that
     # blocks about half the entries (BTC ~42,000)
     cfg = paper_config(url, run={"name": "live-soak"}, risk={"max_order_notional": 420})

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,11 +25,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.live_soak import start_venue  # noqa: E402
 from workbench.book import Book  # noqa: E402
 from workbench.brokers.binance import BinanceBroker  # noqa: E402
 from workbench.brokers.venue_rules import SymbolFilters  # noqa: E402
 from workbench.engine.step import Step  # noqa: E402
-from workbench.model import Bar, OrderIntent, Side, ms_to_iso  # noqa: E402
+from workbench.model import Bar, OrderIntent, Side  # noqa: E402
 from workbench.recovery.journal import WalJournal  # noqa: E402
 from workbench.strategy import Context, Strategy  # noqa: E402
 from workbench.venue_client import VenueClient  # noqa: E402
@@ -59,19 +58,8 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1000)
     args = parser.parse_args()
     first = BarBook.from_file(SAMPLE, "BTCUSDT").first_open_ms
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench", "fake-exchange", "--data", str(SAMPLE), "--symbol",
-         "BTCUSDT", "--port", "0", "--start", ms_to_iso(first + 600 * 60_000), "--api-key", KEY,
-         "--api-secret", SECRET, "--balances", "USDT=100000000,BTC=1000"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-        stdin=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise SystemExit(f"the fake exchange did not start: {line!r}")
-    url = line.split()[-1]
+    proc, url = start_venue(SAMPLE, 1.0, first + 600 * 60_000, "--api-key", KEY,
+                            "--api-secret", SECRET, "--balances", "USDT=100000000,BTC=1000")
     try:
         result = measure(url, args.orders)
     finally:

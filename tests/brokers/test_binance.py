@@ -19,6 +19,7 @@ import pytest
 from workbench.book import Book
 from workbench.brokers.binance import BANNED, RATE_LIMITED, BinanceBroker
 from workbench.brokers.venue_rules import SymbolFilters
+from workbench.contract.adapters import write_bars
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
 from workbench.model import Bar, Order, OrderIntent, OrderStatus, OrderType, Side
@@ -33,14 +34,9 @@ MIN = 60_000
 KEY, SECRET = "k-broker", "s-broker"
 
 
-def _bars(path: Path, count: int = 40) -> BarBook:
-    lines = ["ts,open,high,low,close,volume"]
-    for i in range(count):
-        o = 42_000 + i
-        lines.append(f"{T0 + i * MIN},{o:.2f},{o + 5.25:.2f},{o - 3.5:.2f},{o + 1.75:.2f},"
-                     f"{0.004 + i / 10_000:.4f}")
-    path.write_text("\n".join(lines) + "\n")
-    return BarBook.from_file(path, "BTCUSDT")
+def _bars(path: Path) -> BarBook:
+    """The contract suites' bars (42,000 + i at minute i, volume 0.004 + i/10,000)."""
+    return BarBook.from_file(write_bars(path, 40), "BTCUSDT")
 
 
 class Scripted(Strategy):

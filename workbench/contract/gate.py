@@ -49,23 +49,14 @@ def version() -> str:
 def record(warehouse: str | Path, reports: list[AdapterReport], *, git_sha: str,
            fingerprint: str) -> None:
     """Write one ``contract_runs`` row per adapter, in one short transaction."""
-    from workbench.warehouse.connect import open_rw, rollback_quietly
+    from workbench.warehouse.results import write_transaction
 
-    con = open_rw(warehouse)
-    try:
-        con.execute("begin transaction")
-        try:
-            for r in reports:
-                con.execute(
-                    "insert into contract_runs values (now(), ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [r.adapter, git_sha, fingerprint, r.count(Status.PASSED), r.failed,
-                     r.count(Status.SKIPPED), r.ok, json.dumps(r.to_dict(), sort_keys=True)])
-            con.execute("commit")
-        except BaseException:
-            rollback_quietly(con)
-            raise
-    finally:
-        con.close()
+    with write_transaction(Path(warehouse), wait_s=10.0) as (con, _):
+        for r in reports:
+            con.execute(
+                "insert into contract_runs values (now(), ?, ?, ?, ?, ?, ?, ?, ?)",
+                [r.adapter, git_sha, fingerprint, r.count(Status.PASSED), r.failed,
+                 r.count(Status.SKIPPED), r.ok, json.dumps(r.to_dict(), sort_keys=True)])
 
 
 def contract_passed(warehouse_path: str | Path, adapter: str, *, git_sha: str | None = None,

@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from workbench.venues.bar_book import KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT, BarBook, SymbolRules
 from workbench.venues.faults import UNKNOWN_OUTCOME_STATUS, CallFaults, Fault, FaultPlan
-from workbench.venues.matching import MAX_NUM_ORDERS, Matcher, VenueError
+from workbench.venues.matching import MAX_NUM_ORDERS, Matcher, VenueError, long_param
 from workbench.venues.matching import mandatory as _mandatory
 from workbench.venues.venue_clock import AcceleratedClock, VenueClock
 
@@ -62,16 +62,6 @@ DEFAULT_API_SECRET = "fake-api-secret"
 _5XX = {503: (-1008, "Service Unavailable."),
         UNKNOWN_OUTCOME_STATUS: (-1007, "Timeout waiting for response from backend server. "
                                         "Send status unknown; execution status unknown.")}
-
-
-def _long(params: dict[str, str], name: str) -> int | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    if not value.isdigit() or len(value) > 20:
-        raise VenueError(400, -1100, f"Illegal characters found in parameter '{name}'; legal "
-                                     "range is '^[0-9]{1,20}$'.")
-    return int(value)
 
 
 class WeightMeter:
@@ -402,13 +392,13 @@ class FakeBinance:
         key = headers.get("X-MBX-APIKEY")
         if not key or not hmac.compare_digest(key.encode(), self.api_key.encode()):
             raise VenueError(401, -2015, "Invalid API-key, IP, or permissions for action.")
-        timestamp = _long(params, "timestamp")
+        timestamp = long_param(params, "timestamp")
         if timestamp is None:
             raise _mandatory("timestamp")
         signature = params.get("signature")
         if not signature:
             raise _mandatory("signature")
-        window = _long(params, "recvWindow")
+        window = long_param(params, "recvWindow")
         window = DEFAULT_RECV_WINDOW if window is None else window
         if window > MAX_RECV_WINDOW:
             raise VenueError(400, -1131, f"recvWindow must be less than {MAX_RECV_WINDOW}.")
@@ -482,12 +472,12 @@ class FakeBinance:
             raise _mandatory("interval")
         if interval != "1m":  # the fake serves 1m bars only: any other interval is -1120
             raise VenueError(400, -1120, "Invalid interval.")
-        limit = _long(params, "limit")
+        limit = long_param(params, "limit")
         if limit is None:
             limit = KLINES_DEFAULT_LIMIT
         elif limit < 1:
             raise VenueError(400, -1130, "Data sent for parameter 'limit' is not valid.")
-        start, end = _long(params, "startTime"), _long(params, "endTime")
+        start, end = long_param(params, "startTime"), long_param(params, "endTime")
         if start is not None and end is not None and start > end:
             raise VenueError(400, -1023, "Start time is greater than end time.")
         return self.bars.klines(now, start, end, min(limit, KLINES_MAX_LIMIT),

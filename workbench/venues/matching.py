@@ -212,8 +212,8 @@ class Matcher:
         with self._lock:
             self._check_symbol(params)
             self._advance(now)
-            first = _int(params, "orderId")
-            start, end = _int(params, "startTime"), _int(params, "endTime")
+            first = long_param(params, "orderId")
+            start, end = long_param(params, "startTime"), long_param(params, "endTime")
             limit = _limit(params, TRADES_DEFAULT_LIMIT, TRADES_MAX_LIMIT)
             picked = [o for o in self.orders if self._visible(o)
                       and (first is None or o.order_id >= first)
@@ -225,8 +225,8 @@ class Matcher:
         with self._lock:
             self._check_symbol(params)
             self._advance(now)
-            order_id, from_id = _int(params, "orderId"), _int(params, "fromId")
-            start, end = _int(params, "startTime"), _int(params, "endTime")
+            order_id, from_id = long_param(params, "orderId"), long_param(params, "fromId")
+            start, end = long_param(params, "startTime"), long_param(params, "endTime")
             limit = _limit(params, TRADES_DEFAULT_LIMIT, TRADES_MAX_LIMIT)
             picked = [t for t in self.trades
                       if (order_id is None or t.order_id == order_id)
@@ -443,7 +443,7 @@ class Matcher:
     # --- finding and answering -------------------------------------------------------------
     def _find(self, params: dict[str, str]) -> VenueOrder | None:
         self._check_symbol(params)
-        order_id = _int(params, "orderId")
+        order_id = long_param(params, "orderId")
         coid = params.get("origClientOrderId")
         if order_id is None and not coid:
             raise VenueError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent,"
@@ -497,7 +497,8 @@ class Matcher:
                 "isBestMatch": True}
 
 
-def _int(params: dict[str, str], name: str) -> int | None:
+def long_param(params: dict[str, str], name: str) -> int | None:
+    """An integer parameter as Binance takes it (at most 20 digits), or None when absent."""
     value = params.get(name)
     if value is None or value == "":
         return None
@@ -508,7 +509,7 @@ def _int(params: dict[str, str], name: str) -> int | None:
 
 
 def _limit(params: dict[str, str], default: int, most: int) -> int:
-    limit = _int(params, "limit")
+    limit = long_param(params, "limit")
     if limit is None:
         return default
     if limit < 1:

@@ -190,7 +190,7 @@ def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Tab
     from workbench.warehouse import views
 
     asked = time.perf_counter()
-    with _transaction(warehouse, wait_s, before=lambda con: views.deploy(con, view_list),
+    with write_transaction(warehouse, wait_s, before=lambda con: views.deploy(con, view_list),
                       on_commit=on_commit, run_id=run_row["run_id"]) as (con, opened):
         insert_results(con, run_row, tables)
     return time.perf_counter() - opened, opened - asked
@@ -200,14 +200,14 @@ def record_failure(warehouse: Path, run_row: dict[str, Any], findings: list[Find
                    timeframe: str, policy: str, *, wait_s: float) -> None:
     """A failed run's ``runs`` row (status ``failed``, with its error) and its QC findings
     (they often say why), in one short transaction."""
-    with _transaction(warehouse, wait_s) as (con, _):
+    with write_transaction(warehouse, wait_s) as (con, _):
         insert_results(con, run_row, {"qc_events": findings_table(
             findings, stage="backtest", timeframe=timeframe, policy=policy,
             run_id=run_row["run_id"])})
 
 
 @contextlib.contextmanager
-def _transaction(warehouse: Path, wait_s: float,
+def write_transaction(warehouse: Path, wait_s: float,
                  before: Callable[[Any], object] | None = None,
                  on_commit: Callable[[], None] | None = None, run_id: str | None = None
                  ) -> Iterator[tuple[Any, float]]:
