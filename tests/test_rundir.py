@@ -86,3 +86,58 @@ def test_write_equity_no_rows_is_the_header_alone(tmp_path):
     path = tmp_path / "equity.csv"
     rundir.write_equity(path, [], [], [], [])
     assert path.read_text() == "ts,cash,position_value,equity\n"
+
+
+def _reference(header: str, rows: list[list[object]]) -> str:
+    """The files' format, written the plain way: floats as repr, None empty, CSV quoting."""
+    def cell(v: object) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return repr(v)
+        if isinstance(v, int) and not isinstance(v, bool):
+            return str(v)
+        text = str(v)
+        return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+    return header + "\n" + "".join(",".join(cell(v) for v in r) + "\n" for r in rows)
+
+
+def test_write_orders_fills_trades_across_chunks_equal_the_plain_format(tmp_path, monkeypatch):
+    from workbench import rundir
+    from workbench.book import RoundTrip
+    from workbench.engine.journal import OrderState
+    from workbench.model import Fill, OrderStatus, OrderType, Side
+
+    monkeypatch.setattr(rundir, "_CHUNK", 3)
+    t0 = 1_704_067_200_000
+    orders = [OrderState(i, f"r-{i}", "BTCUSDT", Side.BUY if i % 2 else Side.SELL,
+                         OrderType.LIMIT if i % 3 else OrderType.MARKET, EDGES[i % 13] or 0.5,
+                         5, None if i % 3 == 0 else 42_000.5 + i, t0 + i * 60_000, t0, None,
+                         False, None, OrderStatus.REJECTED if i == 4 else OrderStatus.FILLED,
+                         'a "quoted", reason' if i == 4 else None, 5, t0)
+              for i in range(1, 9)]
+    rundir.write_orders(tmp_path / "o.csv", orders)
+    assert (tmp_path / "o.csv").read_text() == _reference(",".join(rundir.ORDERS), [
+        [o.order_seq, ms_to_iso(o.ts), o.symbol, str(o.side), str(o.type), o.qty, o.limit_price,
+         str(o.status), o.reason] for o in orders])
+    fills = [Fill(i, i, f"r-{i}", "BTCUSDT", Side.BUY, EDGES[i % 13] or 1.0, 7, 42_000.0 + i,
+                  EDGES[(i + 5) % 13], t0 + i * 61_234, t0) for i in range(1, 8)]
+    rundir.write_fills(tmp_path / "f.csv", fills)
+    assert (tmp_path / "f.csv").read_text() == _reference(",".join(rundir.FILLS), [
+        [f.order_seq, ms_to_iso(f.ts), f.symbol, str(f.side), f.qty, f.price, f.fee]
+        for f in fills])
+    trips = [RoundTrip("BTCUSDT", "long", 0.01 * i, t0 + i, 42_000.1, t0 + 99_999 * i, 42_001.0,
+                       EDGES[i % 13], -0.0 if i == 2 else 1.5e-5 * i, 1e20 if i == 3 else 0.1,
+                       i, i + 1)
+             for i in range(1, 8)]
+    rundir.write_trades(tmp_path / "t.csv", trips)
+    assert (tmp_path / "t.csv").read_text() == _reference(",".join(rundir.TRADES), [
+        [t.symbol, t.side, t.qty, ms_to_iso(t.entry_ts), t.entry_price, ms_to_iso(t.exit_ts),
+         t.exit_price, t.fees, t.pnl, t.return_pct] for t in trips])
+
+
+def test_write_orders_with_no_rows_is_the_header_alone(tmp_path):
+    from workbench import rundir
+
+    rundir.write_orders(tmp_path / "o.csv", [])
+    assert (tmp_path / "o.csv").read_text() == ",".join(rundir.ORDERS) + "\n"

@@ -8,7 +8,7 @@ milliseconds and a ``Z``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from workbench.book import RoundTrip
-from workbench.engine.journal import OrderState
+from workbench.engine.journal import OrderState, as_columns
 from workbench.model import Fill
 
 TRADES = ("symbol", "side", "qty", "entry_ts", "entry_price", "exit_ts", "exit_price", "fees",
@@ -117,36 +117,67 @@ def repr_column(values: Sequence[float] | np.ndarray) -> pa.Array:
     return texts.take(pa.array(np.repeat(np.arange(len(starts)), counts), pa.int64()))
 
 
-def _iso(ts: Iterable[int]) -> list[str]:
-    return iso_many(np.fromiter(ts, dtype=np.int64)).tolist()
-
-
-def _write(path: Path, header: Sequence[str], lines: Iterable[str]) -> None:
-    """A header row, then ``lines`` (each ending in a newline)."""
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(",".join(header) + "\n")
-        fh.writelines(lines)
-
-
 def write_trades(path: Path, trips: Sequence[RoundTrip]) -> None:
-    when = zip(_iso(t.entry_ts for t in trips), _iso(t.exit_ts for t in trips), strict=True)
-    _write(path, TRADES, (
-        f"{_cell(t.symbol)},{t.side},{t.qty!r},{entry},{t.entry_price!r},{exit_},"
-        f"{t.exit_price!r},{t.fees!r},{t.pnl!r},{t.return_pct!r}\n"
-        for t, (entry, exit_) in zip(trips, when, strict=True)))
+    c = as_columns(trips, RoundTrip._fields)
+    _write_columns(path, TRADES, len(trips), lambda lo, hi: [
+        _text(c["symbol"][lo:hi]), _text(c["side"][lo:hi]), _floats(c["qty"][lo:hi]),
+        _stamps(c["entry_ts"][lo:hi]), _floats(c["entry_price"][lo:hi]),
+        _stamps(c["exit_ts"][lo:hi]), _floats(c["exit_price"][lo:hi]),
+        _floats(c["fees"][lo:hi]), _floats(c["pnl"][lo:hi]), _floats(c["return_pct"][lo:hi])])
 
 
 def write_orders(path: Path, orders: Sequence[OrderState]) -> None:
-    _write(path, ORDERS, (
-        f"{o.order_seq},{ts},{_cell(o.symbol)},{o.side},{o.type},{o.qty!r},"
-        f"{_cell(o.limit_price)},{o.status},{_cell(o.reason)}\n"
-        for o, ts in zip(orders, _iso(o.ts for o in orders), strict=True)))
+    c = as_columns(orders, OrderState._fields)
+    _write_columns(path, ORDERS, len(orders), lambda lo, hi: [
+        _ints(c["order_seq"][lo:hi]), _stamps(c["ts"][lo:hi]), _text(c["symbol"][lo:hi]),
+        _text(c["side"][lo:hi]), _text(c["type"][lo:hi]), _floats(c["qty"][lo:hi]),
+        _floats(c["limit_price"][lo:hi]), _text(c["status"][lo:hi]),
+        _text(c["reason"][lo:hi])])
 
 
 def write_fills(path: Path, fills: Sequence[Fill]) -> None:
-    _write(path, FILLS, (
-        f"{f.order_seq},{ts},{_cell(f.symbol)},{f.side},{f.qty!r},{f.price!r},{f.fee!r}\n"
-        for f, ts in zip(fills, _iso(f.ts for f in fills), strict=True)))
+    c = as_columns(fills, Fill._fields)
+    _write_columns(path, FILLS, len(fills), lambda lo, hi: [
+        _ints(c["order_seq"][lo:hi]), _stamps(c["ts"][lo:hi]), _text(c["symbol"][lo:hi]),
+        _text(c["side"][lo:hi]), _floats(c["qty"][lo:hi]), _floats(c["price"][lo:hi]),
+        _floats(c["fee"][lo:hi])])
+
+
+def _write_columns(path: Path, header: Sequence[str], rows: int,
+                   chunk: Callable[[int, int], list[pa.Array]]) -> None:
+    """A header row, then the rows ``chunk(lo, hi)`` gives as text columns, joined by Arrow
+    (at C speed, without the GIL) a chunk at a time."""
+    with path.open("wb") as fh:
+        fh.write((",".join(header) + "\n").encode())
+        for lo in range(0, rows, _CHUNK):
+            lines = pc.binary_join_element_wise(*chunk(lo, min(lo + _CHUNK, rows)), ",")
+            fh.write(_text_bytes(pc.binary_join_element_wise(lines, "", "\n")))
+
+
+def _text(values: Sequence[Any]) -> pa.Array:
+    """``_cell`` of each value (None as empty, quoted where CSV needs it)."""
+    texts = [None if v is None else str(v) for v in values]
+    if any(t is not None and any(ch in t for ch in ',"\n') for t in texts):
+        return pa.array([_cell(v) for v in values], pa.string())
+    return pc.fill_null(pa.array(texts, pa.string()), "")
+
+
+def _ints(values: Sequence[int]) -> pa.Array:
+    return pa.array(values, pa.int64()).cast(pa.string())
+
+
+def _floats(values: Sequence[float | None]) -> pa.Array:
+    """``repr`` of each float; None as empty."""
+    if any(v is None for v in values):
+        filled = [0.0 if v is None else v for v in values]
+        mask = pa.array([v is None for v in values])
+        return pc.if_else(mask, "", repr_column(filled))
+    return repr_column(values)  # type: ignore[arg-type]
+
+
+def _stamps(ts: Sequence[int] | np.ndarray) -> pa.Array:
+    days, day_of, times, time_of = _iso_parts(ts)
+    return pc.binary_join_element_wise(_taken(days, day_of), _taken(times, time_of), "")
 
 
 def write_equity(path: Path, ts: Sequence[int] | np.ndarray, cash: Sequence[float] | np.ndarray,
@@ -154,20 +185,11 @@ def write_equity(path: Path, ts: Sequence[int] | np.ndarray, cash: Sequence[floa
                  equity: Sequence[float] | np.ndarray) -> None:
     """One line per bar time. Each distinct text is made once in Python; the lines are put
     together by Arrow (at C speed, without the GIL: this runs beside the headline's SQL)."""
-    arrays = [np.asarray(ts, dtype=np.int64)] + [np.asarray(c, dtype=np.float64)
-                                                 for c in (cash, position_value, equity)]
-    with path.open("wb") as fh:
-        fh.write((",".join(EQUITY) + "\n").encode())
-        # in chunks, so the text of one chunk reuses the memory of the previous one
-        for lo in range(0, len(arrays[0]), _CHUNK):
-            t, c, p, e = (a[lo:lo + _CHUNK] for a in arrays)
-            days, day_of, times, time_of = _iso_parts(t)
-            stamp = pc.binary_join_element_wise(_taken(days, day_of), _taken(times, time_of),
-                                                "")
-            lines = pc.binary_join_element_wise(stamp, *(repr_column(x) for x in (c, p, e)),
-                                                ",")
-            lines = pc.binary_join_element_wise(lines, "", "\n")
-            fh.write(_text_bytes(lines))
+    t, c, p, e = [np.asarray(ts, dtype=np.int64)] + [np.asarray(x, dtype=np.float64)
+                                                     for x in (cash, position_value, equity)]
+    _write_columns(path, EQUITY, len(t), lambda lo, hi: [
+        _stamps(t[lo:hi]), repr_column(c[lo:hi]), repr_column(p[lo:hi]),
+        repr_column(e[lo:hi])])
 
 
 def _taken(texts: np.ndarray, index: np.ndarray) -> pa.Array:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from workbench.engine.journal import (
     JournalContents,
     OrderEvent,
     OrderState,
+    as_columns,
     contents,
     order_states,
 )
@@ -42,16 +43,9 @@ def _param(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict) else value
 
 
-def _columns(rows: Sequence[tuple[Any, ...]], fields: Sequence[str]) -> dict[str, Any]:
-    """Named tuples as columns by field name: one transpose at C speed. StrEnum members go
-    into ``pa.string()`` columns as the strings they are."""
-    cols = list(zip(*rows, strict=True)) if rows else [()] * len(fields)
-    return dict(zip(fields, cols, strict=True))
-
-
 def orders_table(o: list[OrderState]) -> pa.Table:
     """Each order's latest state (``journal.order_states``)."""
-    c = _columns(o, OrderState._fields)
+    c = as_columns(o, OrderState._fields)
     return pa.table({
         "order_seq": pa.array(c["order_seq"], pa.int64()),
         "client_order_id": pa.array(c["client_order_id"], pa.string()),
@@ -75,7 +69,7 @@ def orders_table(o: list[OrderState]) -> pa.Table:
 
 def events_table(records: JournalContents) -> pa.Table:
     e = records.events
-    c = _columns(e, OrderEvent._fields)
+    c = as_columns(e, OrderEvent._fields)
     return pa.table({
         "event_seq": pa.array(range(1, len(e) + 1), pa.int64()),
         "order_seq": pa.array(c["order_seq"], pa.int64()),
@@ -87,7 +81,7 @@ def events_table(records: JournalContents) -> pa.Table:
 
 
 def fills_table(records: JournalContents) -> pa.Table:
-    c = _columns(records.fills, Fill._fields)
+    c = as_columns(records.fills, Fill._fields)
     return pa.table({
         "fill_seq": pa.array(c["fill_seq"], pa.int64()),
         "order_seq": pa.array(c["order_seq"], pa.int64()),
