@@ -60,6 +60,8 @@ test: $(VENV)/.dev $(VENV)/.lab chromium
 	$(BIN)/mypy
 	$(BIN)/pytest -m "not soak"
 	$(BIN)/pytest --nbval-lax notebooks/
+	$(WB) --warehouse test-artifacts/contract.duckdb contract-tests \
+	  --junit test-artifacts/contract-tests.xml --json test-artifacts/contract-tests.json
 
 # the port contract suites on paper and fake-binance; JUnit and JSON for CI; the result is
 # recorded in the warehouse for the live gate (docs/operations.md, "Contract tests")
