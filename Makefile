@@ -13,6 +13,7 @@ PIP    := $(BIN)/pip install --quiet -c constraints.txt
 $(VENV)/.base: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) -e .
+	$(BIN)/python -m compileall -q workbench  # bytecode now, even where PYTHONDONTWRITEBYTECODE is set
 	touch $@
 
 # The notebooks name the kernel `workbench` (this venv's Python): papermill, nbval and JupyterLab
