@@ -1,0 +1,78 @@
+"""Adversarial review of live trading's restart (adr/0015): partial fills, lost answers and
+restarts in a row, in-process against the fake exchange on simulated time."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from live_harness import SAMPLE
+from live_loop_support import config, payloads, venue
+from live_loop_support import make_run as _make_run
+
+from workbench import secrets
+from workbench.config import Config, with_venue_credentials
+from workbench.engine.live import LiveOptions
+from workbench.model import Mode
+from workbench.recovery.replay import recover
+
+START = 1_704_067_200_000 + 40 * 60_000
+KEY, SECRET = "live-key", "live-secret"
+LIVE_VENUE = {"api_key": KEY, "api_secret": SECRET, "balances": {
+    "USDT": "10000", "BTC": "0", "BNB": "5"}, "fee_asset": "BNB", "fee_asset_price": "300"}
+RISK = {"allowed_symbols": ["BTCUSDT"], "max_order_notional": 1000.0}
+PARTIAL = {**LIVE_VENUE, "participation": 0.00002}
+RESTING = "live_loop_strategies:RestingBuyer"
+
+
+def _live_config(url: str, tmp: Path, *, strategy: str = "live_loop_strategies:Ticker",
+                 params: dict[str, Any] | None = None, **sections: Any) -> Config:
+    """As tests/live/test_live_trading.py's."""
+    sections.setdefault("costs", {"fee_bps": 10, "slippage_bps": 0})
+    sections.setdefault("risk", RISK)
+    sections.setdefault("live", {"warmup_bars": 5, "invisible_s": 0.05})
+    cfg = config(url, strategy=strategy, params=params, **sections)
+    env = {"WB_VENUE__API_KEY": KEY, "WB_VENUE__API_SECRET": SECRET,
+           "WB_SECRETS_FILE": str(tmp / "no-secrets.env")}
+    return with_venue_credentials(cfg, secrets.SecretsProvider(env=env))
+
+
+def make_run(*args: Any, **kwargs: Any) -> Any:
+    kwargs.setdefault("mode", Mode.LIVE)
+    return _make_run(*args, **kwargs)
+
+
+def _held(fx: Any, clock: Any) -> dict[str, Decimal]:
+    return {b["asset"]: Decimal(b["free"]) + Decimal(b["locked"])
+            for b in fx.matcher.balances(clock.now_ms())}
+
+
+def _check_books_equal_venue(journal: Path, fx: Any, clock: Any) -> None:
+    fills = payloads(journal, "fill")
+    ids = [t for f in fills for t in str(f.get("venue_trade_id") or "").split(",") if t]
+    assert len(ids) == len(set(ids)), f"a venue trade reported twice: {ids}"
+    assert sorted(int(t) for t in ids) == [t.id for t in fx.matcher.trades]
+    state = recover(journal).state
+    held = _held(fx, clock)
+    assert Decimal(state.units.get("BTCUSDT", 0)) / Decimal(10**8) == held["BTC"]
+
+
+def test_live_restart_with_a_partly_filled_resting_order_reports_each_trade_once(
+        tmp_path: Path) -> None:
+    with venue(SAMPLE, START, **PARTIAL) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path, strategy=RESTING)
+        first = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=9)).run()
+        assert first.status == "completed"
+        open_at_stop = [o.status for o in fx.matcher.orders]
+        trades_at_stop = len(fx.matcher.trades)
+        clock.advance(4 * 60_000)  # the venue fills more while the process is down
+        resumed = make_run(fx.url, clock, tmp_path, cfg,
+                           options=LiveOptions(max_bars=25)).run()
+        assert resumed.resumed and resumed.status == "completed"
+        assert open_at_stop == ["PARTIALLY_FILLED"] and trades_at_stop >= 1
+        assert len(fx.matcher.trades) > trades_at_stop
+        _check_books_equal_venue(resumed.journal_dir, fx, clock)
+        assert not [a for a in payloads(resumed.journal_dir, "alert")
+                    if a["kind"] == "reconciliation"]
