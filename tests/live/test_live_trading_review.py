@@ -76,3 +76,19 @@ def test_live_restart_with_a_partly_filled_resting_order_reports_each_trade_once
         _check_books_equal_venue(resumed.journal_dir, fx, clock)
         assert not [a for a in payloads(resumed.journal_dir, "alert")
                     if a["kind"] == "reconciliation"]
+
+
+def test_live_restart_with_a_resting_order_holds_the_same_free_cash(tmp_path: Path) -> None:
+    with venue(SAMPLE, START, **PARTIAL) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path, strategy=RESTING)
+        first = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=9))
+        assert first.run().status == "completed"
+        before = (first.step.book.free_cash, first.step.book.free_units("BTCUSDT"))
+        trades = len(fx.matcher.trades)
+        again = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=9))
+        assert again.run().resumed
+        assert len(fx.matcher.trades) == trades  # nothing filled meanwhile
+        after = (again.step.book.free_cash, again.step.book.free_units("BTCUSDT"))
+    assert fx.matcher.orders[0].status == "PARTIALLY_FILLED"
+    assert after[1] == before[1]
+    assert after[0] == pytest.approx(before[0], abs=1e-6)
