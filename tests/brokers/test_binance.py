@@ -357,3 +357,14 @@ def test_binance_ban_while_an_order_is_unknown_stops_its_queries_until_it_lifts(
     rig.advance(0, mono_s=6.0)  # the ban lifted
     rig.step.poll()
     assert order.status is OrderStatus.FILLED and len(rig.venue_orders()) == 1
+
+
+def test_binance_cancel_throttled_by_the_venue_leaves_the_order_open_not_a_fault(
+        make_rig: Any) -> None:
+    rig = make_rig()
+    order = rig.order(Side.BUY, 0.001, limit=41_000.0)
+    assert order.status is OrderStatus.SUBMITTED
+    rig.fx.inject("cancelOrder:429@1")
+    assert rig.step.cancel(order) is False  # throttled: nothing was done
+    assert order.status is OrderStatus.SUBMITTED
+    assert rig.step.cancel(order) is True and order.status is OrderStatus.CANCELED

@@ -180,6 +180,8 @@ class BinanceBroker:
         except BinanceAPIException as exc:
             if int(exc.status_code) == 418:
                 self.venue.start_ban(exc)
+            if int(exc.status_code) in (418, 429) or exc.code in (-1003, -1015):
+                return False  # throttled or banned: nothing was done, the order stays open
             if exc.code == -2011:  # done at the venue meanwhile: learn how
                 self._refresh(order)
                 return False
