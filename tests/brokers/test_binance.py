@@ -368,3 +368,21 @@ def test_binance_cancel_throttled_by_the_venue_leaves_the_order_open_not_a_fault
     assert rig.step.cancel(order) is False  # throttled: nothing was done
     assert order.status is OrderStatus.SUBMITTED
     assert rig.step.cancel(order) is True and order.status is OrderStatus.CANCELED
+
+
+def test_binance_resend_whose_answer_is_lost_too_is_found_not_sent_a_third_time(
+        make_rig: Any) -> None:
+    rig = make_rig(broker={"invisible_s": 10.0})
+    rig.fx.inject("order:503@1,order:lost@2")
+    rig.venue.client.REQUEST_TIMEOUT = 3
+    order = rig.order(Side.BUY, 0.001)
+    assert order.status is OrderStatus.UNKNOWN and rig.venue_orders() == []
+    rig.advance(0, mono_s=11.0)  # past the window: sent again, and that answer is lost
+    rig.step.poll()
+    assert order.status is OrderStatus.UNKNOWN and rig.broker.sent == 2
+    for _ in range(4):
+        rig.advance(0, mono_s=1.0)
+        rig.step.poll()
+    assert order.status is OrderStatus.FILLED and rig.broker.sent == 2
+    assert len(rig.venue_orders()) == 1 and len(rig.step.journal.fills) == 1
+    assert rig.step.book.units["BTCUSDT"] == 100_000

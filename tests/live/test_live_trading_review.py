@@ -92,3 +92,56 @@ def test_live_restart_with_a_resting_order_holds_the_same_free_cash(tmp_path: Pa
     assert fx.matcher.orders[0].status == "PARTIALLY_FILLED"
     assert after[1] == before[1]
     assert after[0] == pytest.approx(before[0], abs=1e-6)
+
+
+class Died(BaseException):
+    """The process dies here (nothing of the run's own error handling runs)."""
+
+
+def _live_bars(journal: Path) -> int:
+    return sum(1 for p in payloads(journal, "bar") if p.get("phase") == "live")
+
+
+def test_live_two_restarts_with_the_order_still_unknown_send_it_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from binance.client import Client
+
+    real = Client.create_order
+    calls = {"n": 0}
+
+    def dying(self: Any, **params: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second order: journaled, then death before the request
+            raise Died()
+        return real(self, **params)
+
+    slow = {"warmup_bars": 5, "invisible_s": 600.0}  # the venue's "no such order" is
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):  # not believed yet
+        cfg = _live_config(fx.url, tmp_path)
+        monkeypatch.setattr(Client, "create_order", dying)
+        with pytest.raises(Died):
+            make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=30)).run()
+        monkeypatch.setattr(Client, "create_order", real)
+        journal = tmp_path / "wh" / "live" / "run-1"
+        assert journal.exists()
+        done = _live_bars(journal)
+        patient = _live_config(fx.url, tmp_path, live=slow)
+        one = make_run(fx.url, clock, tmp_path, patient,
+                       options=LiveOptions(max_bars=done + 2)).run()
+        assert one.resumed and _venue_ids(fx) == ["run-1-1"]
+        events = [(e["client_order_id"], e["status"], e["reason"])
+                  for e in payloads(journal, "order_event")]
+        assert events[-1][:2] == ("run-1-2", "UNKNOWN")
+        two = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=30)).run()
+        after = _venue_ids(fx)
+    assert two.resumed and two.status == "completed"
+    assert len(after) == len(set(after))
+    events = [(e["client_order_id"], e["status"], e["reason"])
+              for e in payloads(journal, "order_event")]
+    assert events.count(("run-1-2", "UNKNOWN", "RESTART")) == 1
+    assert ("run-1-2", "FILLED", None) in events
+    _check_books_equal_venue(journal, fx, clock)
+
+
+def _venue_ids(fx: Any) -> list[str]:
+    return [o.client_order_id for o in fx.matcher.orders]
