@@ -145,3 +145,27 @@ def test_live_two_restarts_with_the_order_still_unknown_send_it_once(
 
 def _venue_ids(fx: Any) -> list[str]:
     return [o.client_order_id for o in fx.matcher.orders]
+
+
+@pytest.mark.parametrize("fault", ["cancelOrder:503@1", "cancelOrder:timeout=2s@1"])
+def test_live_cancel_whose_answer_is_lost_then_restart_ends_as_the_venue_says(
+        tmp_path: Path, fault: str) -> None:
+    params = {"above": 0.99, "cancel_at": 9}  # rests below the market; cancelled on bar 9
+    with venue(SAMPLE, START, faults=fault, **PARTIAL) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path, strategy=RESTING, params=params)
+        first = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=5),
+                         timeout_s=1).run()
+        journal = first.journal_dir
+        statuses = [e["status"] for e in payloads(journal, "order_event")]
+        assert "UNKNOWN" in statuses  # the cancel's answer was lost
+        again = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=14),
+                         timeout_s=1)
+        resumed = again.run()
+        venue_status = [o.status for o in fx.matcher.orders]
+        locked = fx.matcher.locked["USDT"]
+    assert resumed.resumed and resumed.status == "completed"
+    last = [e["status"] for e in payloads(journal, "order_event")][-1]
+    assert {"NEW": "SUBMITTED", "CANCELED": "CANCELED"}[venue_status[0]] == last
+    assert not [a for a in payloads(journal, "alert") if a["kind"] == "reconciliation"]
+    assert again.step.book.reserved_cash == pytest.approx(float(locked), abs=1e-6)
+    _check_books_equal_venue(journal, fx, clock)
