@@ -69,10 +69,16 @@ def test_live_restart_with_a_partly_filled_resting_order_reports_each_trade_once
         trades_at_stop = len(fx.matcher.trades)
         clock.advance(4 * 60_000)  # the venue fills more while the process is down
         resumed = make_run(fx.url, clock, tmp_path, cfg,
-                           options=LiveOptions(max_bars=25)).run()
+                           options=LiveOptions(max_bars=12)).run()
         assert resumed.resumed and resumed.status == "completed"
         assert open_at_stop == ["PARTIALLY_FILLED"] and trades_at_stop >= 1
         assert len(fx.matcher.trades) > trades_at_stop
+        ids = [f["venue_trade_id"] for f in payloads(resumed.journal_dir, "fill")]
+        assert any("," in i for i in ids)  # the trades made while down: one logical fill
+        clock.advance(4 * 60_000)
+        resumed = make_run(fx.url, clock, tmp_path, cfg,  # that fill is replayed now
+                           options=LiveOptions(max_bars=25)).run()
+        assert resumed.resumed and resumed.status == "completed"
         _check_books_equal_venue(resumed.journal_dir, fx, clock)
         assert not [a for a in payloads(resumed.journal_dir, "alert")
                     if a["kind"] == "reconciliation"]
