@@ -76,7 +76,8 @@ class Drifting(Strategy):
 class RestingBuyer(Strategy):
     """Buys ``qty`` once, on bar ``at`` (counting warm-up bars), with a LIMIT ``above`` the
     close (it crosses, and with the venue's ``participation`` it fills a part per bar); sells
-    the whole position with a LIMIT ``below`` the close on bar ``sell_at`` when set; on bar ``cancel_at``, cancels what is open."""
+    the whole position with a LIMIT ``below`` the close on bar ``sell_at`` when set; on bar
+    ``cancel_at``, cancels what is open."""
 
     at: int = 7
     qty: float = 0.01
