@@ -340,3 +340,49 @@ def test_binance_clock_not_known_within_the_recv_window_refuses_to_trade(make_ri
     rig.mono[0] += 61.0  # a minute on: the offset is stale, read again before the order
     again = rig.order(Side.BUY, 0.001)
     assert again.status is OrderStatus.FILLED and rig.fx.faults.calls("time") == reads + 1
+
+
+def test_binance_ban_while_an_order_is_unknown_stops_its_queries_until_it_lifts(
+        make_rig: Any) -> None:
+    rig = make_rig(broker={"invisible_s": 10.0})
+    rig.fx.inject("order:unknown=503@1,getOrder:418=30@1")
+    order = rig.order(Side.BUY, 0.001)
+    assert order.status is OrderStatus.UNKNOWN
+    rig.step.poll()  # the query is answered 418: banned for 30 s
+    asked = rig.fx.faults.calls("getOrder")
+    for _ in range(5):  # inside the ban: nothing may reach the venue
+        rig.advance(0, mono_s=5.0)
+        rig.step.poll()
+    assert rig.fx.faults.calls("getOrder") == asked
+    rig.advance(0, mono_s=6.0)  # the ban lifted
+    rig.step.poll()
+    assert order.status is OrderStatus.FILLED and len(rig.venue_orders()) == 1
+
+
+def test_binance_cancel_throttled_by_the_venue_leaves_the_order_open_not_a_fault(
+        make_rig: Any) -> None:
+    rig = make_rig()
+    order = rig.order(Side.BUY, 0.001, limit=41_000.0)
+    assert order.status is OrderStatus.SUBMITTED
+    rig.fx.inject("cancelOrder:429@1")
+    assert rig.step.cancel(order) is False  # throttled: nothing was done
+    assert order.status is OrderStatus.SUBMITTED
+    assert rig.step.cancel(order) is True and order.status is OrderStatus.CANCELED
+
+
+def test_binance_resend_whose_answer_is_lost_too_is_found_not_sent_a_third_time(
+        make_rig: Any) -> None:
+    rig = make_rig(broker={"invisible_s": 10.0})
+    rig.fx.inject("order:503@1,order:lost@2")
+    rig.venue.client.REQUEST_TIMEOUT = 3
+    order = rig.order(Side.BUY, 0.001)
+    assert order.status is OrderStatus.UNKNOWN and rig.venue_orders() == []
+    rig.advance(0, mono_s=11.0)  # past the window: sent again, and that answer is lost
+    rig.step.poll()
+    assert order.status is OrderStatus.UNKNOWN and rig.broker.sent == 2
+    for _ in range(4):
+        rig.advance(0, mono_s=1.0)
+        rig.step.poll()
+    assert order.status is OrderStatus.FILLED and rig.broker.sent == 2
+    assert len(rig.venue_orders()) == 1 and len(rig.step.journal.fills) == 1
+    assert rig.step.book.units["BTCUSDT"] == 100_000

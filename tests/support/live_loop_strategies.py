@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from workbench import OrderIntent, Side, Strategy
-from workbench.model import Bar, Order, OrderStatus
+from workbench.model import Bar, Order, OrderStatus, OrderType
 
 
 class Ticker(Strategy):
@@ -71,3 +71,34 @@ class Drifting(Strategy):
             return None
         held = ctx.position(bar.symbol)
         return [OrderIntent(bar.symbol, Side.SELL if held > 0 else Side.BUY, held or self.qty)]
+
+
+class RestingBuyer(Strategy):
+    """Buys ``qty`` once, on bar ``at`` (counting warm-up bars), with a LIMIT ``above`` the
+    close (it crosses, and with the venue's ``participation`` it fills a part per bar); sells
+    the whole position with a LIMIT ``below`` the close on bar ``sell_at`` when set; on bar
+    ``cancel_at``, cancels what is open."""
+
+    at: int = 7
+    qty: float = 0.01
+    above: float = 1.01
+    sell_at: int = 0
+    below: float = 0.99
+    cancel_at: int = 0
+
+    def on_start(self, ctx: Any) -> None:
+        self.seen = 0
+
+    def on_bar(self, ctx: Any, bar: Bar) -> list[OrderIntent] | None:
+        self.seen += 1
+        if self.seen == self.at:
+            return [OrderIntent(bar.symbol, Side.BUY, self.qty, type=OrderType.LIMIT,
+                                limit_price=round(bar.close * self.above, 2))]
+        if self.cancel_at and self.seen == self.cancel_at:
+            for order in ctx.open_orders(bar.symbol):
+                ctx.cancel(order)
+        held = ctx.position(bar.symbol)
+        if self.sell_at and self.seen == self.sell_at and held > 0:
+            return [OrderIntent(bar.symbol, Side.SELL, held, type=OrderType.LIMIT,
+                                limit_price=round(bar.close * self.below, 2))]
+        return None

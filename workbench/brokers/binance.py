@@ -173,10 +173,15 @@ class BinanceBroker:
 
         if order.order_seq not in self._reserved or order.order_seq in self._pending:
             return False  # not open here, or not known yet (asked for by ``poll``)
+        self.venue.wait_for_weight()  # a ban, or the minute's weight spent: wait it out
         try:
             answer = self.venue.client.cancel_order(symbol=order.symbol,
                                                     origClientOrderId=self.venue_id(order))
         except BinanceAPIException as exc:
+            if int(exc.status_code) == 418:
+                self.venue.start_ban(exc)
+            if int(exc.status_code) in (418, 429) or exc.code in (-1003, -1015):
+                return False  # throttled or banned: nothing was done, the order stays open
             if exc.code == -2011:  # done at the venue meanwhile: learn how
                 self._refresh(order)
                 return False
@@ -198,6 +203,8 @@ class BinanceBroker:
         asking once per step time ``now`` (the venue matches them on its bars: asking more
         often between two bars would only spend request weight)."""
         for seq, pending in list(self._pending.items()):
+            if self.venue.banned_until > self._monotonic():
+                break  # a 418 ban: no query leaves until it lifts
             if self._monotonic() >= pending.next_query:
                 self._resolve(seq, pending)
         if now == self._asked_at:

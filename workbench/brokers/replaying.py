@@ -146,6 +146,8 @@ class ReplayingBroker:
                 record = source.peek()
                 if record is None or getattr(record, "order_seq", None) != seq:
                     return answered
+                if not source.before_next_bar():  # the venue said it after a later bar
+                    return answered
                 if isinstance(record, Fill):
                     inner.release_filled(order, record.qty_units)
                     sink.order_fill(order, record.qty_units, record.price, record.fee,
