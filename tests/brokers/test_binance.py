@@ -386,3 +386,18 @@ def test_binance_resend_whose_answer_is_lost_too_is_found_not_sent_a_third_time(
     assert order.status is OrderStatus.FILLED and rig.broker.sent == 2
     assert len(rig.venue_orders()) == 1 and len(rig.step.journal.fills) == 1
     assert rig.step.book.units["BTCUSDT"] == 100_000
+
+
+def test_binance_order_not_at_the_venue_after_a_halt_is_not_sent_again(make_rig: Any) -> None:
+    rig = make_rig(broker={"invisible_s": 10.0})
+    halted = [False]
+    rig.broker.halted = lambda: halted[0]
+    rig.fx.inject("order:503@1")  # refused: nothing taken, but the client cannot know
+    order = rig.order(Side.BUY, 0.001)
+    assert order.status is OrderStatus.UNKNOWN
+    halted[0] = True  # the operator halts (or flattens) meanwhile
+    rig.advance(0, mono_s=11.0)  # past the window: the venue says it does not exist
+    rig.step.poll()
+    assert (order.status, order.reason) == (OrderStatus.REJECTED, "NOT_RESENT_HALTED")
+    assert rig.broker.sent == 1 and rig.venue_orders() == []
+    assert rig.step.book.free_cash == pytest.approx(rig.step.book.cash)  # nothing held

@@ -12,7 +12,8 @@ The same port as every broker (``brokers/base.py``); what is particular to a rea
   ``poll`` asks the venue for it by ``origClientOrderId``. The venue may not show an order it
   accepted for a while (``-2013`` after create, freqtrade #4403): "does not exist" counts only
   once ``invisible_s`` have passed since the request, with backoff between the queries; then,
-  and only then, the order is sent again, under the same client order id.
+  and only then, the order is sent again, under the same client order id (not when the run
+  has halted meanwhile: it is REJECTED ``NOT_RESENT_HALTED``).
 * ``-1021`` (our timestamp outside the venue's window: nothing was taken): the venue clock is
   read again and the order sent once more. Before any order the offset to the venue's clock
   must be fresh (read within a minute, else read again) and known within ``recvWindow`` (the
@@ -57,6 +58,7 @@ from workbench.venue_client import VenueClient
 RATE_LIMITED = "VENUE_RATE_LIMITED"
 BANNED = "VENUE_BANNED"
 CLOCK_SKEW = "CLOCK_SKEW"
+NOT_RESENT_HALTED = "NOT_RESENT_HALTED"
 INVISIBLE_S = 10.0  # how long an accepted order may stay unknown to queries
 _OPEN = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
 
@@ -115,6 +117,9 @@ class BinanceBroker:
         self.failures = 0
         """Orders in a row the venue failed (an unknown outcome, a throttle, a ban, a 5xx):
         the live runtime halts past ``live.order_failures_halt``; an answer resets it."""
+        self.halted: Callable[[], bool] | None = None
+        """Whether the run has stopped trading (a halt, a flatten): an order the venue does
+        not have is then not sent again but REJECTED ``NOT_RESENT_HALTED``."""
         self.on_venue_fill: Callable[[dict[str, Any]], None] | None = None
         """Told each venue execution (the live runtime journals it) before its logical fill."""
 
@@ -304,7 +309,11 @@ class BinanceBroker:
                 pending.next_query = self._monotonic() + min(self.invisible_s - waited,
                                                              backoff)
                 return
-            del self._pending[seq]  # it does not exist, after the window: send it again
+            del self._pending[seq]  # it does not exist, after the window: send it again ...
+            if self.halted is not None and self.halted():  # ... unless trading has stopped
+                self._unrest(order)
+                self._sink_status(order, OrderStatus.REJECTED, NOT_RESENT_HALTED)
+                return
             price = _limit(order)
             with contextlib.suppress(OutcomeUnknown):  # unknown again: pending again
                 self._send(order, self.filters[order.symbol], exact(order.qty), price)

@@ -379,7 +379,9 @@ class LiveRun:
         self.step = self.kernel.step
         self.risk = self.step.risk
         if self.wired.sends_orders:  # each venue execution in the journal, before its fill
-            self._venue_broker().on_venue_fill = self._journal_venue_fill
+            broker = self._venue_broker()
+            broker.on_venue_fill = self._journal_venue_fill
+            broker.halted = lambda: self._halted() is not None  # no resend once halted
         # the warehouse's copy of the journal, and the backtest twin (the same config on the
         # same bars, for rpt.live_vs_backtest), are kept by a process of their own
         self.flusher = FlusherProcess(self.warehouse, self.dir, self._run_row, log=self.log)
