@@ -318,3 +318,12 @@ def test_live_orders_the_venue_keeps_failing_halt_the_run_with_an_alert(tmp_path
     halts = [c for c in payloads(result.journal_dir, "control") if c.get("action") == "halt"]
     assert [h["reason"] for h in halts] == ["repeated order failures"]
     assert sent == 3  # halted: no order after the third failure reached the venue
+
+
+def test_live_account_without_bnb_is_warned_at_the_start(tmp_path: Path) -> None:
+    no_bnb = {**LIVE_VENUE, "balances": {"USDT": "10000", "BTC": "0"}}
+    with venue(SAMPLE, START, **no_bnb) as (fx, clock):
+        result = make_run(fx.url, clock, tmp_path, _live_config(fx.url, tmp_path),
+                          mode=Mode.LIVE, options=LiveOptions(max_bars=3)).run()
+    alerts = [a for a in payloads(result.journal_dir, "alert") if a["kind"] == "fee_asset"]
+    assert len(alerts) == 1 and "hold BNB" in alerts[0]["message"]

@@ -526,6 +526,12 @@ class LiveRun:
                       f"warm-up bars, venue time {ms_to_iso(venue_now)}",
                       symbols=self.symbols, venue=self.venue.base_url)
         if self.wired.sends_orders:
+            if not self.baseline.get("BNB"):
+                self._alert("fee_asset", "warning",
+                            "the account holds no BNB: the venue takes commissions in the asset "
+                            "bought, so the books hold more of it than the venue and a sell of "
+                            "a whole position will be refused; hold BNB for fees",
+                            assets=sorted(self.baseline))
             self._reconcile("start")
 
     def _warm(self, warm: list[Bar]) -> None:
