@@ -51,3 +51,18 @@ def test_reconcile_position_off_while_an_outcome_is_unknown_does_not_halt() -> N
                         unknown_ids={"run-1-3": "BTCUSDT"})
     found = reconcile(VenueView([], {"BTC": Decimal("0.5")}), unsettled)
     assert [(d.kind, d.halts) for d in found] == [("position_unsettled", False)]
+
+
+def test_reconcile_names_trades_it_did_not_make_or_did_not_journal() -> None:
+    ours = OurView(open_ids={"run-1-3": "BTCUSDT"}, sent_ids=OURS.sent_ids, units=OURS.units,
+                   baseline=OURS.baseline, base_assets=OURS.base_assets, steps=OURS.steps,
+                   base_commission=OURS.base_commission,
+                   journaled_trades=frozenset({("run-1-1", 7)}))
+    venue = VenueView([OPEN_3], {"BTC": Decimal("0.50999")}, trades=[
+        ("run-1-1", 7, "BTCUSDT"), ("run-1-2", 9, "BTCUSDT"), ("web_x", 11, "BTCUSDT"),
+        (None, 12, "BTCUSDT")])
+    found = reconcile(venue, ours)
+    assert [(d.kind, d.client_order_id, d.halts) for d in found] == [
+        ("untracked_trade", "run-1-2", False), ("foreign_trade", "web_x", False),
+        ("foreign_trade", None, False)]
+    assert "trade 9" in found[0].detail and "trade 12 of order ?" in found[2].detail

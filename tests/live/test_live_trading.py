@@ -327,3 +327,34 @@ def test_live_account_without_bnb_is_warned_at_the_start(tmp_path: Path) -> None
                           mode=Mode.LIVE, options=LiveOptions(max_bars=3)).run()
     alerts = [a for a in payloads(result.journal_dir, "alert") if a["kind"] == "fee_asset"]
     assert len(alerts) == 1 and "hold BNB" in alerts[0]["message"]
+
+
+def test_live_trade_someone_else_made_on_the_account_is_named_and_halts(tmp_path: Path
+                                                                        ) -> None:
+    from binance.client import Client
+
+    def trade_behind_its_back(venue_ms: int) -> None:
+        if venue_ms >= START + 15 * 60_000 and not done:
+            class Other(Client):
+                API_URL = fx.url + "/api"
+
+            other = Other(KEY, SECRET, ping=False)
+            other.timestamp_offset = other.get_server_time()["serverTime"] - _wall_ms()
+            other.create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.002",
+                               newClientOrderId="web_manual_buy")
+            other.session.close()
+            done.append(True)
+
+    done: list[bool] = []
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path,
+                           live={"warmup_bars": 5, "invisible_s": 0.05,
+                                 "reconcile_every_bars": 5})
+        result = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                          on_sleep=trade_behind_its_back, options=LiveOptions(max_bars=30)).run()
+    assert done
+    kinds = {a["data"]["difference"] for a in payloads(result.journal_dir, "alert")
+             if a["kind"] == "reconciliation"}
+    assert {"foreign_trade", "position_mismatch"} <= kinds
+    halts = [c for c in payloads(result.journal_dir, "control") if c.get("action") == "halt"]
+    assert halts and halts[0]["source"] == "reconciliation"

@@ -480,16 +480,26 @@ class BinanceBroker:
                 for b in account.get("balances", [])}
 
     def reconcile(self, open_orders: Sequence[Order], order_seqs: Sequence[int],
-                  units: Mapping[str, int], baseline: Mapping[str, Decimal]
-                  ) -> list[Difference]:
-        """The venue's open orders and balances against the journal's (``reconcile.py``):
-        ``open_orders`` and ``order_seqs`` (every order the run journaled) from the step,
-        ``units`` the books' positions, ``baseline`` the balances at the run's start."""
+                  units: Mapping[str, int], baseline: Mapping[str, Decimal],
+                  since_ms: int | None = None) -> list[Difference]:
+        """The venue's open orders, balances and trades since ``since_ms`` (the run's start,
+        venue time) against the journal's (``reconcile.py``): ``open_orders`` and
+        ``order_seqs`` (every order the run journaled) from the step, ``units`` the books'
+        positions, ``baseline`` the balances at the run's start."""
         venue_open: list[Mapping[str, Any]] = []
+        trades: list[tuple[str | None, int, str]] = []
         for symbol in self.filters:
             venue_open += self.venue.call("open orders", self.venue.client.get_open_orders,
                                           symbol=symbol)
-        view = VenueView(venue_open, self.balances())
+            if since_ms is None:
+                continue
+            ids = {int(o["orderId"]): str(o.get("clientOrderId")) for o in self.venue.call(
+                "all orders", self.venue.client.get_all_orders, symbol=symbol,
+                startTime=since_ms, limit=1000)}
+            trades += [(ids.get(int(t["orderId"])), int(t["id"]), symbol) for t in
+                       self.venue.call("trades", self.venue.client.get_my_trades,
+                                       symbol=symbol, startTime=since_ms, limit=1000)]
+        view = VenueView(venue_open, self.balances(), trades)
         unknown = {self.venue_id(o): o.symbol for o in open_orders
                    if o.order_seq in self._pending or o.status is OrderStatus.UNKNOWN}
         ours = OurView(
@@ -500,7 +510,8 @@ class BinanceBroker:
             units=units, baseline=baseline,
             base_assets={s: a for s, a in self.base_assets.items() if s in self.filters},
             steps={s: f.step_size for s, f in self.filters.items()},
-            base_commission=self.base_commission)
+            base_commission=self.base_commission,
+            journaled_trades=frozenset(self._seen_trades))
         return reconcile(view, ours)
 
     # --- reservations ----------------------------------------------------------------------

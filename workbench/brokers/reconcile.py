@@ -15,6 +15,11 @@ the venue took). Each difference is a ``Difference``; ``halts`` says the run mus
   more than half a lot step.
 * ``position_unsettled``: the same difference while an order of the symbol has an unknown
   outcome (it may have traded): not a halt; the check holds again once the broker has asked.
+* ``foreign_trade``: a trade of the account since the run started, of an order this run did
+  not send.
+* ``untracked_trade``: a trade of one of this run's orders that the journal does not hold
+  (the broker reports a working order's trades at its next poll; the position check says
+  whether the books are off).
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ class VenueView:
 
     open_orders: Sequence[Mapping[str, Any]]
     balances: Mapping[str, Decimal]
+    trades: Sequence[tuple[str | None, int, str]] = ()
+    """The account's trades since the run started: (client order id of its order, or None
+    when not known, trade id, symbol)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class OurView:
     steps: Mapping[str, Decimal] = field(default_factory=dict)
     base_commission: Mapping[str, Decimal] = field(default_factory=dict)
     unknown_ids: Mapping[str, str] = field(default_factory=dict)  # outcome unknown: id -> symbol
+    journaled_trades: frozenset[tuple[str, int]] = frozenset()  # (client order id, trade id)
 
 
 def reconcile(venue: VenueView, ours: OurView) -> list[Difference]:
@@ -87,6 +96,16 @@ def reconcile(venue: VenueView, ours: OurView) -> list[Difference]:
             found.append(Difference(
                 "missing_at_venue", f"order {coid} is open in the journal but not at the venue "
                 "(its end is asked for at the next poll)", symbol, coid))
+    for trade_coid, trade_id, symbol in venue.trades:
+        if trade_coid is None or trade_coid not in ours.sent_ids:
+            found.append(Difference(
+                "foreign_trade", f"trade {trade_id} of order {trade_coid or '?'} ({symbol}) "
+                "since the run started was not made by this run", symbol, trade_coid))
+        elif (trade_coid, trade_id) not in ours.journaled_trades:
+            found.append(Difference(
+                "untracked_trade", f"trade {trade_id} of order {trade_coid} is not in the "
+                "journal (a working order's trades are reported at the next poll)", symbol,
+                trade_coid))
     for symbol, base in ours.base_assets.items():
         held = venue.balances.get(base, Decimal(0)) - ours.baseline.get(base, Decimal(0))
         booked = (Decimal(ours.units.get(symbol, 0)) / QTY_SCALE

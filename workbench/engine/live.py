@@ -345,6 +345,7 @@ class LiveRun:
         self._empty_polls = 0
         self._prefetched: tuple[int, int, list[Bar], list[Gap]] | None = None
         self.baseline: dict[str, Decimal] = {}  # a live run's venue balances at its start
+        self._started_ms: int | None = None  # and the venue's time then
         self._reconciled_at = 0  # live bars decided at the last reconciliation
 
     # --- the run ----------------------------------------------------------------------------
@@ -512,6 +513,7 @@ class LiveRun:
         extra: dict[str, Any] = {}
         if self.wired.sends_orders:  # what the account held: reconciliation's baseline
             self.baseline = self._venue_broker().balances()
+            self._started_ms = venue_now
             extra["venue_balances"] = {a: f"{v:f}" for a, v in self.baseline.items()}
         self.wal.append("control", start_record(
             self.cfg.portfolio.initial_cash, run_id=self.run_id, mode=self.mode.value,
@@ -611,6 +613,7 @@ class LiveRun:
             broker.restore_commissions(r.payload for r in journaled if r.kind == "venue_fill")
             self._replaying().go_live(self.step.open_orders(), self.journal.contents().fills)
             self.baseline = {a: Decimal(v) for a, v in begun.get("venue_balances", {}).items()}
+            self._started_ms = int(begun["ts"])
             self.step.poll()  # what the venue did while the process was down
             self._reconcile("restart")
         if self.journal.expected:
@@ -661,7 +664,7 @@ class LiveRun:
         record, an alert per difference, and a halt when a position differs."""
         found = self._venue_broker().reconcile(
             self.step.open_orders(), [o.order_seq for o in self.journal.contents().orders],
-            self.step.book.units, self.baseline)
+            self.step.book.units, self.baseline, since_ms=self._started_ms)
         self._reconciled_at = self.live_bars
         self.wal.append("reconciliation", {
             "ts": self.step.now, "wall_ts": self._wall(), "trigger": trigger, "ok": not found,
