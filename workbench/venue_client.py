@@ -189,6 +189,7 @@ class VenueClient:
             if (limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval")
                     == "MINUTE" and int(limit.get("intervalNum", 1)) == 1):
                 self.weight_limit = int(limit["limit"])
+        self._check_weight(self.used_weight)
 
     def note_weight(self) -> None:
         """Read the last answer's ``X-MBX-USED-WEIGHT-1M`` (after a call made outside
@@ -199,6 +200,9 @@ class VenueClient:
         except (AttributeError, TypeError, ValueError):
             return
         self.used_weight = used
+        self._check_weight(used)
+
+    def _check_weight(self, used: int) -> None:
         if used >= self.policy.weight_headroom * self.weight_limit:
             wait = (60_000 - self._wall_ms() % 60_000) / 1000
             self._weight_wait_until = max(self._weight_wait_until, self._monotonic() + wait)
@@ -225,10 +229,10 @@ class VenueClient:
         if left > 0:
             self._sleep(min(left, self.policy.max_wait_s))
 
-    def wait_for_weight(self) -> None:
-        """Wait out a ban or the rest of a minute whose weight is spent (a call made outside
-        ``call``, such as an order, waits here first)."""
-        self._wait_out_ban()
+    def held_back_s(self) -> float:
+        """Seconds before a request may leave (a 418 ban, or a minute whose weight is spent);
+        0 when one may leave now. Orders ask this instead of waiting: the loop must not."""
+        return max(0.0, max(self.banned_until, self._weight_wait_until) - self._monotonic())
 
     def _record(self, what: str, kind: str, detail: str, wait: float) -> None:
         self.errors += 1

@@ -401,3 +401,15 @@ def test_binance_order_not_at_the_venue_after_a_halt_is_not_sent_again(make_rig:
     assert (order.status, order.reason) == (OrderStatus.REJECTED, "NOT_RESENT_HALTED")
     assert rig.broker.sent == 1 and rig.venue_orders() == []
     assert rig.step.book.free_cash == pytest.approx(rig.step.book.cash)  # nothing held
+
+
+def test_binance_minute_weight_spent_refuses_orders_without_a_request(make_rig: Any) -> None:
+    rig = make_rig(weight_limit=45)  # the rig's start used 21
+    rig.venue.set_limits(rig.venue.call("exchangeInfo", rig.venue.client.get_exchange_info))
+    assert rig.venue.used_weight == 41 and rig.venue.held_back_s() > 0  # 41 >= 90 % of 45
+    calls = rig.fx.faults.calls("order")
+    order = rig.order(Side.BUY, 0.001)
+    assert (order.status, order.reason) == (OrderStatus.REJECTED, "VENUE_RATE_LIMITED")
+    assert rig.fx.faults.calls("order") == calls and rig.broker.sent == 0
+    rig.advance(0, wall_s=60.0, mono_s=61.0)  # the next minute, at the venue and here
+    assert rig.order(Side.BUY, 0.001).status is OrderStatus.FILLED

@@ -168,6 +168,9 @@ class BinanceBroker:
         if self.venue.banned_until > self._monotonic():
             sink.order_status(order, OrderStatus.REJECTED, BANNED)
             return
+        if self.venue.held_back_s() > 0:  # the minute's request weight is spent: no request
+            sink.order_status(order, OrderStatus.REJECTED, RATE_LIMITED)
+            return
         if not self.venue.clock_trusted():  # the venue's clock is not known within recvWindow
             sink.order_status(order, OrderStatus.REJECTED, CLOCK_SKEW)
             return
@@ -178,7 +181,8 @@ class BinanceBroker:
 
         if order.order_seq not in self._reserved or order.order_seq in self._pending:
             return False  # not open here, or not known yet (asked for by ``poll``)
-        self.venue.wait_for_weight()  # a ban, or the minute's weight spent: wait it out
+        if self.venue.held_back_s() > 0:  # a ban, or the minute's weight spent: not now
+            return False
         try:
             answer = self.venue.client.cancel_order(symbol=order.symbol,
                                                     origClientOrderId=self.venue_id(order))
@@ -207,9 +211,9 @@ class BinanceBroker:
         """Resolve unknown outcomes whose next query is due; report resting orders' fills,
         asking once per step time ``now`` (the venue matches them on its bars: asking more
         often between two bars would only spend request weight)."""
+        if self.venue.held_back_s() > 0:
+            return  # a 418 ban or the minute's weight spent: no request leaves until it ends
         for seq, pending in list(self._pending.items()):
-            if self.venue.banned_until > self._monotonic():
-                break  # a 418 ban: no query leaves until it lifts
             if self._monotonic() >= pending.next_query:
                 self._resolve(seq, pending)
         if now == self._asked_at:
@@ -231,7 +235,6 @@ class BinanceBroker:
             "newOrderRespType": "FULL"}
         if price is not None:
             params |= {"price": rules.price_text(price), "timeInForce": "GTC"}
-        self.venue.wait_for_weight()  # (a ban was refused above; this is the minute's weight)
         self.sent += 1
         sent_at = self._monotonic()
         try:
