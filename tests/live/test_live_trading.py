@@ -239,14 +239,8 @@ def test_live_reconciles_at_start_and_periodically_without_differences(tmp_path:
 
 
 def test_live_order_it_did_not_send_is_reported_and_left_alone(tmp_path: Path) -> None:
-    from binance.client import Client
-
     with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
-        class Other(Client):
-            API_URL = fx.url + "/api"
-
-        other = Other(KEY, SECRET, ping=False)
-        other.timestamp_offset = other.get_server_time()["serverTime"] - _wall_ms()
+        other = _other_client(fx.url)
         other.create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
                            quantity="0.001", price="30000", newClientOrderId="web_manual")
         cfg = _live_config(fx.url, tmp_path)
@@ -270,11 +264,7 @@ def test_live_position_that_differs_from_the_venue_halts_the_run(tmp_path: Path)
 
     tampered: list[bool] = []
     with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
-        cfg = _live_config(fx.url, tmp_path,
-                           live={"warmup_bars": 5, "invisible_s": 0.05,
-                                 "reconcile_every_bars": 5})
-        result = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE, on_sleep=tamper,
-                          options=LiveOptions(max_bars=30)).run()
+        result = _reconciling_run(fx, clock, tmp_path, tamper)
     assert tampered
     alerts = [a for a in payloads(result.journal_dir, "alert") if a["kind"] == "reconciliation"]
     assert alerts and alerts[0]["severity"] == "error"
@@ -283,10 +273,26 @@ def test_live_position_that_differs_from_the_venue_halts_the_run(tmp_path: Path)
     assert halts and halts[0]["source"] == "reconciliation"
 
 
-def _wall_ms() -> int:
+def _other_client(url: str) -> Any:
+    """Someone else's python-binance client on the same account."""
     import time
 
-    return int(time.time() * 1000)
+    from binance.client import Client
+
+    class Other(Client):
+        API_URL = url + "/api"
+
+    other = Other(KEY, SECRET, ping=False)
+    other.timestamp_offset = other.get_server_time()["serverTime"] - int(time.time() * 1000)
+    return other
+
+
+def _reconciling_run(fx: Any, clock: Any, tmp: Path, on_sleep: Any) -> Any:
+    """30 live bars reconciled every 5, ``on_sleep(venue_ms)`` at each of the loop's sleeps."""
+    cfg = _live_config(fx.url, tmp, live={"warmup_bars": 5, "invisible_s": 0.05,
+                                          "reconcile_every_bars": 5})
+    return make_run(fx.url, clock, tmp, cfg, mode=Mode.LIVE, on_sleep=on_sleep,
+                    options=LiveOptions(max_bars=30)).run()
 
 
 def test_live_venue_fills_and_reconciliations_reach_the_warehouse(tmp_path: Path) -> None:
@@ -331,15 +337,9 @@ def test_live_account_without_bnb_is_warned_at_the_start(tmp_path: Path) -> None
 
 def test_live_trade_someone_else_made_on_the_account_is_named_and_halts(tmp_path: Path
                                                                         ) -> None:
-    from binance.client import Client
-
     def trade_behind_its_back(venue_ms: int) -> None:
         if venue_ms >= START + 15 * 60_000 and not done:
-            class Other(Client):
-                API_URL = fx.url + "/api"
-
-            other = Other(KEY, SECRET, ping=False)
-            other.timestamp_offset = other.get_server_time()["serverTime"] - _wall_ms()
+            other = _other_client(fx.url)
             other.create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.002",
                                newClientOrderId="web_manual_buy")
             other.session.close()
@@ -347,11 +347,7 @@ def test_live_trade_someone_else_made_on_the_account_is_named_and_halts(tmp_path
 
     done: list[bool] = []
     with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
-        cfg = _live_config(fx.url, tmp_path,
-                           live={"warmup_bars": 5, "invisible_s": 0.05,
-                                 "reconcile_every_bars": 5})
-        result = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
-                          on_sleep=trade_behind_its_back, options=LiveOptions(max_bars=30)).run()
+        result = _reconciling_run(fx, clock, tmp_path, trade_behind_its_back)
     assert done
     kinds = {a["data"]["difference"] for a in payloads(result.journal_dir, "alert")
              if a["kind"] == "reconciliation"}

@@ -465,24 +465,34 @@ def test_stop_ends_open_keep_alive_connections(bars: BarBook) -> None:
 
 
 # --- the command line -------------------------------------------------------------------------
-@pytest.mark.e2e
-def test_cli_serves_klines_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def _serve(tmp_path: Path, *flags: str, env: dict[str, str] | None = None
+           ) -> tuple[subprocess.Popen[str], type[Client]]:
+    """``workbench fake-exchange`` over 30 bars in its own process, and a python-binance
+    client class pointed at it."""
     data = _write_bars(tmp_path / "bars.csv", 30)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "workbench", "fake-exchange", "--data", str(data),
-         "--symbol", "BTCUSDT", "--port", "0", "--speed", "600",
-         "--start", "2024-01-01T00:10:00Z"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+         "--symbol", "BTCUSDT", "--start", "2024-01-01T00:10:00Z", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env=base | (env or {}))
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    m = re.fullmatch(r"listening on (http://127\.0\.0\.1:(\d+))\n", line)
+    if m is None:
+        proc.kill()
+        raise AssertionError(line + (proc.stderr.read() if proc.stderr else ""))
+
+    class FakeClient(Client):
+        API_URL = m.group(1) + "/api"
+
+    return proc, FakeClient
+
+
+@pytest.mark.e2e
+def test_cli_serves_klines_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    proc, FakeClient = _serve(tmp_path, "--port", "0", "--speed", "600")
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        m = re.fullmatch(r"listening on (http://127\.0\.0\.1:(\d+))\n", line)
-        assert m, line + (proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
-
-        class FakeClient(Client):
-            API_URL = m.group(1) + "/api"
-
         c = FakeClient(ping=False)
         rows = c.get_klines(symbol="BTCUSDT", interval="1m", startTime=T0, limit=5)
         assert [r[0] for r in rows] == [T0 + i * MIN for i in range(5)]
@@ -509,23 +519,10 @@ def test_cli_refuses_a_missing_data_file(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_cli_takes_the_environments_key_pair_and_the_given_balances(tmp_path: Path) -> None:
-    data = _write_bars(tmp_path / "bars.csv", 30)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
-    env |= {"WB_VENUE__API_KEY": "env-key", "WB_VENUE__API_SECRET": "env-secret-123"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench", "fake-exchange", "--data", str(data),
-         "--symbol", "BTCUSDT", "--start", "2024-01-01T00:10:00Z",
-         "--balances", "USDT=500,BTC=0.25", "--commission", "0.00075"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    proc, FakeClient = _serve(
+        tmp_path, "--balances", "USDT=500,BTC=0.25", "--commission", "0.00075",
+        env={"WB_VENUE__API_KEY": "env-key", "WB_VENUE__API_SECRET": "env-secret-123"})
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        m = re.fullmatch(r"listening on (http://127\.0\.0\.1:(\d+))\n", line)
-        assert m, line + (proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
-
-        class FakeClient(Client):
-            API_URL = m.group(1) + "/api"
-
         c = FakeClient("env-key", "env-secret-123", ping=False)
         c.timestamp_offset = c.get_server_time()["serverTime"] - int(time.time() * 1000)
         account = c.get_account()
