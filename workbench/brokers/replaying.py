@@ -115,7 +115,9 @@ class ReplayingBroker:
     def cancel(self, order: Order, reason: str = CancelReason.USER) -> bool:
         if self.source is None:
             return self.inner.cancel(order, reason)
-        return self._answer(order.order_seq, raise_unknown=True)
+        self._answer(order.order_seq, raise_unknown=True)
+        # the live broker says True only when its DELETE went through, which ends CANCELED
+        return order.status is OrderStatus.CANCELED
 
     def on_bar(self, bar: Bar) -> None:
         if self.source is None:
