@@ -37,7 +37,7 @@ CRASHES = ["submit:1", "fill:2", "after:wal.bar:40", "after:replace.snapshot.jso
            "after:save_snapshot:3"]
 SLOW_CRASHES = ["submit:4", "after:submit:2", "wal.control:1", "after:fill:3", "wal.bar:60",
                 "after:wal.decision:75", "save_snapshot:2", "after:wal.snapshot_ref:4",
-                "replace.trades.csv:3", "after:replace.fills.csv:5", "warmup:20",
+                "replace.trades.csv:3", "after:replace.fills.csv:3", "warmup:20",
                 "after:warmup:30", "after:wal.order_event:7"]
 
 
