@@ -413,3 +413,21 @@ def test_binance_minute_weight_spent_refuses_orders_without_a_request(make_rig: 
     assert rig.fx.faults.calls("order") == calls and rig.broker.sent == 0
     rig.advance(0, wall_s=60.0, mono_s=61.0)  # the next minute, at the venue and here
     assert rig.order(Side.BUY, 0.001).status is OrderStatus.FILLED
+
+
+@pytest.mark.parametrize("fault", ["cancelOrder:lost@1", "cancelOrder:unknown=503@1"])
+def test_binance_cancel_that_took_but_whose_answer_was_lost_ends_canceled(
+        make_rig: Any, fault: str) -> None:
+    rig = make_rig()
+    resting = rig.order(Side.BUY, 0.001, limit=41_000.0)
+    rig.fx.inject(fault)  # the venue cancels it; the answer never reaches us
+    rig.venue.client.REQUEST_TIMEOUT = 3
+    assert rig.step.cancel(resting) is False
+    assert resting.status is OrderStatus.UNKNOWN
+    assert rig.fx.matcher.orders[0].status == "CANCELED"
+    rig.advance(1)
+    rig.bar()  # the next bar: the broker asks the venue about its working orders
+    rig.step.poll()
+    assert resting.status is OrderStatus.CANCELED
+    assert rig.step.book.free_cash == pytest.approx(rig.step.book.cash)
+    assert rig.broker.resting == {}

@@ -399,7 +399,8 @@ def test_fault_grammar_parses_the_documented_examples() -> None:
 @pytest.mark.parametrize(("spec", "says"), [
     ("klines", "expected TARGET:ACTION"),
     ("orders:429", "unknown target 'orders'"),
-    ("klines:lost", "applies to new orders only"),
+    ("klines:lost", "applies to new orders and cancels only"),
+    ("cancelOrder:invisible=1s", "invisible applies to new orders only"),
     ("order:unknown=404", "unknown needs 1007 or a status 500..599"),
     ("order:invisible", "invisible needs a duration"),
     ("order:lost=3", "lost takes no value"),

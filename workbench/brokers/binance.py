@@ -343,8 +343,10 @@ class BinanceBroker:
         status = answer.get("status", "NEW")
         executed = Decimal(answer.get("executedQty", "0"))
         before = self._executed.get(order.order_seq, Decimal(0))
-        if order.status is OrderStatus.UNKNOWN and status in _OPEN and executed == 0:
-            self._sink_status(order, OrderStatus.SUBMITTED)
+        if order.status is OrderStatus.UNKNOWN and status in _OPEN and executed == before:
+            # still working at the venue, nothing new filled (a cancel whose answer was lost)
+            self._sink_status(order, OrderStatus.PARTIALLY_FILLED if order.filled_units
+                              else OrderStatus.SUBMITTED)
         if executed > before:
             if fills is None:
                 fills = self._trades(order, int(answer["orderId"]))

@@ -12,10 +12,11 @@ Grammar (whitespace around the separators is ignored)::
               | 5xx                          a server error, 500..599 (nothing done)
               | "1007"                       -1007 "execution status unknown" (HTTP 408;
                                              nothing done)
-              | "unknown=" (5xx | "1007")    order: the order IS accepted, and the answer is
-                                             that error (the outcome is unknown to the client)
-              | "lost"                       order: the order is accepted, and the connection
-                                             closed without an answer
+              | "unknown=" (5xx | "1007")    order, cancelOrder: the request IS carried out,
+                                             and the answer is that error (the outcome is
+                                             unknown to the client)
+              | "lost"                       order, cancelOrder: the request is carried out,
+                                             and the connection closed without an answer
               | "invisible=" DURATION        order: an accepted order is unknown to queries
                                              (-2013, not listed) for DURATION of wall time
               | "slow=" DURATION             answer after DURATION
@@ -50,7 +51,7 @@ ENDPOINTS = ("ping", "time", "exchangeInfo", "klines", "account", "order", "getO
              "cancelOrder", "openOrders", "allOrders", "myTrades", "tickerPrice")
 TARGETS = ("any", *ENDPOINTS)
 UNKNOWN_OUTCOME_STATUS = 408  # the HTTP status -1007 ("execution status unknown") comes with
-ORDER_ONLY = ("order", "any")  # targets the order-placing actions apply to
+ORDER_ONLY = ("order", "cancelOrder", "any")  # targets the taken-then-lost actions apply to
 RETRY_AFTER_DEFAULT = {429: 1, 418: 120}
 TIMEOUT_HOLD_MS = 30_000
 MINUTE_MS = 60_000
@@ -143,8 +144,11 @@ def parse_rule(text: str) -> Fault:
     name, _, value = action.partition("=")
     name, value = name.strip(), value.strip()
     make = partial(Fault, text=rule, target=target, first=first, count=count)
-    if name in ("unknown", "lost", "invisible") and target not in ORDER_ONLY:
-        raise FaultSpecError(f"{rule!r}: {name} applies to new orders only (target order)")
+    if name in ("unknown", "lost") and target not in ORDER_ONLY:
+        raise FaultSpecError(f"{rule!r}: {name} applies to new orders and cancels only "
+                             "(target order or cancelOrder)")
+    if name == "invisible" and target not in ("order", "any"):
+        raise FaultSpecError(f"{rule!r}: invisible applies to new orders only (target order)")
     if name == "1007" and not value:
         return make(kind="status", status=UNKNOWN_OUTCOME_STATUS)
     if name == "unknown":
@@ -286,8 +290,8 @@ class FaultPlan:
                     out.hold_ms = max(out.hold_ms or 0, f.delay_ms)
                 elif f.kind == "skew":
                     out.skew_ms += f.skew_ms
-                elif endpoint != "order":
-                    continue  # accepted, lost, invisible: new orders only
+                elif endpoint not in ("order", "cancelOrder"):
+                    continue  # accepted, lost, invisible: new orders and cancels only
                 elif f.kind == "accepted":
                     out.accepted_status = out.accepted_status or f
                 elif f.kind == "lost":
