@@ -79,9 +79,15 @@ class VenueClient:
                                 fix='write it like "https://api.binance.com" or '
                                     '"http://127.0.0.1:8765"')
 
+        owner = self
+
         class _PointedClient(Client):  # python-binance has no base-URL argument
             API_URL = base_url.rstrip("/") + "/api"
             REQUEST_TIMEOUT = timeout_s
+
+            def _handle_response(self, response: Any) -> Any:  # every answer passes here
+                owner.note_weight(response)
+                return Client._handle_response(response)
 
         self.base_url = base_url.rstrip("/")
         self.client = _PointedClient(api_key, api_secret, ping=False)
@@ -135,9 +141,7 @@ class VenueClient:
             self._wait_out_ban()
             self.calls += 1
             try:
-                answer = fn(*args, **kwargs)
-                self.note_weight()
-                return answer
+                return fn(*args, **kwargs)
             except BinanceAPIException as exc:
                 kind, wait, detail = self._classify(exc, attempt)
                 if kind == "terminal":
@@ -191,12 +195,12 @@ class VenueClient:
                 self.weight_limit = int(limit["limit"])
         self._check_weight(self.used_weight)
 
-    def note_weight(self) -> None:
-        """Read the last answer's ``X-MBX-USED-WEIGHT-1M`` (after a call made outside
-        ``call`` too); near the limit, the next call waits for the minute to end."""
-        response = getattr(self.client, "response", None)
+    def note_weight(self, response: Any) -> None:
+        """Read an answer's ``X-MBX-USED-WEIGHT-1M`` (every answer of the client, errors and
+        calls made outside ``call`` included); near the limit, the next request waits for
+        the minute to end."""
         try:
-            used = int(response.headers.get("X-MBX-USED-WEIGHT-1M"))  # type: ignore[union-attr]
+            used = int(response.headers.get("X-MBX-USED-WEIGHT-1M"))
         except (AttributeError, TypeError, ValueError):
             return
         self.used_weight = used

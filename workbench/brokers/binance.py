@@ -239,7 +239,6 @@ class BinanceBroker:
         sent_at = self._monotonic()
         try:
             answer = self.venue.client.create_order(**params)
-            self.venue.note_weight()
         except BinanceAPIException as exc:
             if exc.code == -1021 and not resynced:  # refused for our clock: nothing was taken
                 self.venue.sync_time()
