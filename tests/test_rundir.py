@@ -10,55 +10,55 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.model import ms_to_iso
-from workbench.rundir import iso_many, repr_many
+from workbench.rundir import iso_column, repr_column
 
 EDGES = [0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e16, 9999999999999998.0, 1e15, 0.1, 2.5,
          100.0, 5e-324, -5e-324, 1.7976931348623157e308, math.nan, math.inf, -math.inf,
          123456789012345.6, 0.30000000000000004]
 
 
-def test_repr_many_edge_values_equal_python_repr():
-    assert repr_many(EDGES).tolist() == [repr(v) for v in EDGES]
+def test_repr_column_edge_values_equal_python_repr():
+    assert repr_column(EDGES).to_pylist() == [repr(v) for v in EDGES]
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=200))
-def test_repr_many_any_floats_equal_python_repr(values):
-    assert repr_many(values).tolist() == [repr(float(v)) for v in values]
+def test_repr_column_any_floats_equal_python_repr(values):
+    assert repr_column(values).to_pylist() == [repr(float(v)) for v in values]
 
 
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=300))
-def test_repr_many_any_bit_patterns_equal_python_repr(patterns):
+def test_repr_column_any_bit_patterns_equal_python_repr(patterns):
     values = [struct.unpack("<d", struct.pack("<Q", p))[0] for p in patterns]
-    assert repr_many(values).tolist() == [repr(v) for v in values]
+    assert repr_column(values).to_pylist() == [repr(v) for v in values]
 
 
-def test_repr_many_many_random_magnitudes_equal_python_repr():
+def test_repr_column_many_random_magnitudes_equal_python_repr():
     rng = np.random.default_rng(11)
     values = np.concatenate([rng.random(20_000) * 1e9, 10.0 ** rng.uniform(-30, 30, 20_000),
                              rng.standard_normal(20_000)])
-    assert repr_many(values).tolist() == [repr(v) for v in values.tolist()]
+    assert repr_column(values).to_pylist() == [repr(v) for v in values.tolist()]
 
 
-def test_repr_many_runs_of_equal_values_and_signed_zeros_kept_apart():
+def test_repr_column_runs_of_equal_values_and_signed_zeros_kept_apart():
     values = [1.5, 1.5, 0.0, -0.0, -0.0, 0.0, 2.0]
-    assert repr_many(values).tolist() == ["1.5", "1.5", "0.0", "-0.0", "-0.0", "0.0", "2.0"]
+    assert repr_column(values).to_pylist() == ["1.5", "1.5", "0.0", "-0.0", "-0.0", "0.0", "2.0"]
 
 
-def test_repr_many_empty_is_empty():
-    assert repr_many([]).tolist() == []
+def test_repr_column_empty_is_empty():
+    assert repr_column([]).to_pylist() == []
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(-(2**40), 2**44), min_size=1, max_size=300))
-def test_iso_many_any_times_equal_ms_to_iso(stamps):
-    assert iso_many(stamps).tolist() == [ms_to_iso(t) for t in stamps]
+def test_iso_column_any_times_equal_ms_to_iso(stamps):
+    assert iso_column(stamps).to_pylist() == [ms_to_iso(t) for t in stamps]
 
 
-def test_iso_many_a_year_of_minutes_equal_ms_to_iso():
+def test_iso_column_a_year_of_minutes_equal_ms_to_iso():
     stamps = np.arange(0, 525_600, 7, dtype=np.int64) * 60_000 + 1_704_067_200_000
-    assert iso_many(stamps).tolist() == [ms_to_iso(int(t)) for t in stamps]
+    assert iso_column(stamps).to_pylist() == [ms_to_iso(int(t)) for t in stamps]
 
 
 def test_write_equity_across_chunks_equals_a_plain_python_writer(tmp_path, monkeypatch):

@@ -43,12 +43,6 @@ _DAY_MS = 86_400_000
 _CHUNK = 1 << 15
 
 
-def iso_many(ts_ms: Sequence[int] | np.ndarray) -> np.ndarray:
-    """``ms_to_iso`` for long columns: each distinct day and time of day is formatted once."""
-    days, day_of, times, time_of = _iso_parts(ts_ms)
-    return days[day_of] + times[time_of]
-
-
 def _iso_parts(ts_ms: Sequence[int] | np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The texts of the distinct days ("2024-01-01T") and times of day ("00:01:00.000Z") of
@@ -79,11 +73,6 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rank = np.cumsum(present) - 1
         return distinct * step + lo, rank[index]
     return np.unique(values, return_inverse=True)
-
-
-def repr_many(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """``repr`` of each float, exactly, for long columns."""
-    return np.array(repr_column(values).to_pylist(), dtype=object)
 
 
 def repr_column(values: Sequence[float] | np.ndarray) -> pa.Array:
@@ -121,15 +110,15 @@ def write_trades(path: Path, trips: Sequence[RoundTrip]) -> None:
     c = as_columns(trips, RoundTrip._fields)
     _write_columns(path, TRADES, len(trips), lambda lo, hi: [
         _text(c["symbol"][lo:hi]), _text(c["side"][lo:hi]), _floats(c["qty"][lo:hi]),
-        _stamps(c["entry_ts"][lo:hi]), _floats(c["entry_price"][lo:hi]),
-        _stamps(c["exit_ts"][lo:hi]), _floats(c["exit_price"][lo:hi]),
+        iso_column(c["entry_ts"][lo:hi]), _floats(c["entry_price"][lo:hi]),
+        iso_column(c["exit_ts"][lo:hi]), _floats(c["exit_price"][lo:hi]),
         _floats(c["fees"][lo:hi]), _floats(c["pnl"][lo:hi]), _floats(c["return_pct"][lo:hi])])
 
 
 def write_orders(path: Path, orders: Sequence[OrderState]) -> None:
     c = as_columns(orders, OrderState._fields)
     _write_columns(path, ORDERS, len(orders), lambda lo, hi: [
-        _ints(c["order_seq"][lo:hi]), _stamps(c["ts"][lo:hi]), _text(c["symbol"][lo:hi]),
+        _ints(c["order_seq"][lo:hi]), iso_column(c["ts"][lo:hi]), _text(c["symbol"][lo:hi]),
         _text(c["side"][lo:hi]), _text(c["type"][lo:hi]), _floats(c["qty"][lo:hi]),
         _floats(c["limit_price"][lo:hi]), _text(c["status"][lo:hi]),
         _text(c["reason"][lo:hi])])
@@ -138,7 +127,7 @@ def write_orders(path: Path, orders: Sequence[OrderState]) -> None:
 def write_fills(path: Path, fills: Sequence[Fill]) -> None:
     c = as_columns(fills, Fill._fields)
     _write_columns(path, FILLS, len(fills), lambda lo, hi: [
-        _ints(c["order_seq"][lo:hi]), _stamps(c["ts"][lo:hi]), _text(c["symbol"][lo:hi]),
+        _ints(c["order_seq"][lo:hi]), iso_column(c["ts"][lo:hi]), _text(c["symbol"][lo:hi]),
         _text(c["side"][lo:hi]), _floats(c["qty"][lo:hi]), _floats(c["price"][lo:hi]),
         _floats(c["fee"][lo:hi])])
 
@@ -175,8 +164,10 @@ def _floats(values: Sequence[float | None]) -> pa.Array:
     return repr_column(values)  # type: ignore[arg-type]
 
 
-def _stamps(ts: Sequence[int] | np.ndarray) -> pa.Array:
-    days, day_of, times, time_of = _iso_parts(ts)
+def iso_column(ts_ms: Sequence[int] | np.ndarray) -> pa.Array:
+    """``ms_to_iso`` of each time, as an Arrow string column: each distinct day and time of
+    day is formatted once."""
+    days, day_of, times, time_of = _iso_parts(ts_ms)
     return pc.binary_join_element_wise(_taken(days, day_of), _taken(times, time_of), "")
 
 
@@ -188,7 +179,7 @@ def write_equity(path: Path, ts: Sequence[int] | np.ndarray, cash: Sequence[floa
     t, c, p, e = [np.asarray(ts, dtype=np.int64)] + [np.asarray(x, dtype=np.float64)
                                                      for x in (cash, position_value, equity)]
     _write_columns(path, EQUITY, len(t), lambda lo, hi: [
-        _stamps(t[lo:hi]), repr_column(c[lo:hi]), repr_column(p[lo:hi]),
+        iso_column(t[lo:hi]), repr_column(c[lo:hi]), repr_column(p[lo:hi]),
         repr_column(e[lo:hi])])
 
 

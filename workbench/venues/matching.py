@@ -149,7 +149,6 @@ class Matcher:
         self._by_id: dict[int, VenueOrder] = {}
         self._matched_to = -1  # index of the last bar resting orders were matched against
         self._lock = threading.Lock()
-        self.invisible_ms = 0  # set by the fault plan per call (``place(..., invisible_ms)``)
 
     # --- the clock -----------------------------------------------------------------------
     def _closed(self, now: int) -> int:
@@ -258,10 +257,6 @@ class Matcher:
             self._advance(now)
             return [{"asset": a, "free": f8(self.free[a]), "locked": f8(self.locked[a])}
                     for a in self.free]
-
-    def open_count(self) -> int:
-        with self._lock:
-            return sum(1 for o in self.orders if o.status in OPEN)
 
     # --- placing -------------------------------------------------------------------------
     def _check_symbol(self, params: dict[str, str], required: bool = True) -> None:
