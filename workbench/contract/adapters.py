@@ -182,6 +182,19 @@ class Adapter:
         venue.sync_time()
         return fx, clock, venue, mono, sleeps
 
+    def _fake_rig(self, make_broker: Callable[[VenueClient, list[float]], Any], run_id: str,
+                  journal: Journal | None, risk: RiskEngine | None,
+                  venue_options: dict[str, Any], *, expose_venue: bool) -> Rig:
+        """A rig on a fresh fake venue: ``make_broker(venue client, monotonic cell)``; the
+        fake itself is handed to the checks (to inject faults) only with ``expose_venue``."""
+        fx, clock, venue, mono, sleeps = self._fake_venue(**venue_options)
+        broker = make_broker(venue, mono)
+        step, submitted = self._wire(broker, venue, journal, risk, run_id)
+        rig = Rig(step, broker, RestKlineFeed(venue, SYMBOL, MIN), venue,
+                  fx if expose_venue else None, clock, mono, sleeps, submitted)
+        rig.feed_bars()
+        return rig
+
     @staticmethod
     def _wire(broker: Any, venue: VenueClient, journal: Journal | None,
               risk: RiskEngine | None, run_id: str) -> tuple[Step, list[int]]:
@@ -206,13 +219,9 @@ class PaperAdapter(Adapter):
 
     def rig(self, *, journal: Journal | None = None, risk: RiskEngine | None = None,
             **venue_options: Any) -> Rig:
-        _, clock, venue, mono, sleeps = self._fake_venue(**venue_options)
-        broker = PaperBroker(PAPER_COSTS, timeframe_ms=MIN)
-        step, submitted = self._wire(broker, venue, journal, risk, "contract-paper")
-        rig = Rig(step, broker, RestKlineFeed(venue, SYMBOL, MIN), venue, None, clock, mono,
-                  sleeps, submitted)
-        rig.feed_bars()
-        return rig
+        return self._fake_rig(lambda venue, mono: PaperBroker(PAPER_COSTS, timeframe_ms=MIN),
+                              "contract-paper", journal, risk, venue_options,
+                              expose_venue=False)
 
 
 class FakeBinanceAdapter(Adapter):
@@ -224,15 +233,12 @@ class FakeBinanceAdapter(Adapter):
             **venue_options: Any) -> Rig:
         from workbench.brokers.binance import BinanceBroker
 
-        fx, clock, venue, mono, sleeps = self._fake_venue(**venue_options)
-        broker = BinanceBroker(venue, _filters(venue), quote_asset="USDT",
-                               base_assets={SYMBOL: "BTC"}, run_id="contract-fake",
-                               monotonic=lambda: mono[0])
-        step, submitted = self._wire(broker, venue, journal, risk, "contract-fake")
-        rig = Rig(step, broker, RestKlineFeed(venue, SYMBOL, MIN), venue, fx, clock, mono,
-                  sleeps, submitted)
-        rig.feed_bars()
-        return rig
+        return self._fake_rig(
+            lambda venue, mono: BinanceBroker(venue, _filters(venue), quote_asset="USDT",
+                                              base_assets={SYMBOL: "BTC"},
+                                              run_id="contract-fake",
+                                              monotonic=lambda: mono[0]),
+            "contract-fake", journal, risk, venue_options, expose_venue=True)
 
 
 class TestnetAdapter(Adapter):
