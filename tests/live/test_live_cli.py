@@ -166,41 +166,39 @@ def test_paper_cli_max_bars_completes_with_its_run_directory(tmp_path: Path,
     _assert_completed(paths, got, 5)
 
 
+def python_m_live(paths: Paths, *args: str, timeout: float = 120) -> CliResult:
+    """``python -m workbench.live ARGS`` for the run in ``paths`` (five bars)."""
+    proc = subprocess.run([sys.executable, "-m", "workbench.live", *args,
+                           *paths.live_args("--max-bars", "5")], cwd=paths.tmp,
+                          capture_output=True, text=True, env=_env(), timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
 def test_python_m_workbench_live_mode_paper_completes_like_workbench_paper(
         tmp_path: Path, venue_url: str) -> None:
     paths = Paths(tmp_path, venue_url)
-    proc = subprocess.run([sys.executable, "-m", "workbench.live", "--mode", "paper",
-                           *paths.live_args("--max-bars", "5")], cwd=tmp_path,
-                          capture_output=True, text=True, env=_env(), timeout=120,
-                          stdin=subprocess.DEVNULL)
-    _assert_completed(paths, CliResult(proc.returncode, proc.stdout, proc.stderr), 5)
+    _assert_completed(paths, python_m_live(paths, "--mode", "paper"), 5)
 
 
 @pytest.mark.parametrize("mode", [["--mode", "backtest"], []])
 def test_python_m_workbench_live_without_a_live_mode_is_a_usage_error(
         tmp_path: Path, venue_url: str, mode: list[str]) -> None:
     paths = Paths(tmp_path, venue_url)
-    proc = subprocess.run([sys.executable, "-m", "workbench.live", *mode,
-                           *paths.live_args("--max-bars", "5")], cwd=tmp_path,
-                          capture_output=True, text=True, env=_env(), timeout=60,
-                          stdin=subprocess.DEVNULL)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("usage: python -m workbench.live --mode shadow|paper|live")
-    assert "error: --mode must be shadow, paper or live" in proc.stderr
-    assert "Traceback" not in proc.stderr and not paths.runs.exists()
+    proc = python_m_live(paths, *mode, timeout=60)
+    assert proc.code == 2
+    assert proc.err.startswith("usage: python -m workbench.live --mode shadow|paper|live")
+    assert "error: --mode must be shadow, paper or live" in proc.err
+    assert "Traceback" not in proc.err and not paths.runs.exists()
 
 
 def test_python_m_workbench_live_mode_live_without_confirm_live_is_refused(
         tmp_path: Path, venue_url: str) -> None:
     paths = Paths(tmp_path, venue_url)
-    proc = subprocess.run([sys.executable, "-m", "workbench.live", "--mode", "live",
-                           *paths.live_args("--max-bars", "5")], cwd=tmp_path,
-                          capture_output=True, text=True, env=_env(), timeout=60,
-                          stdin=subprocess.DEVNULL)
-    assert proc.returncode == 2, proc.stderr
-    assert "needs --confirm-live" in proc.stderr and "rehearse with `workbench paper`" in (
-        proc.stderr)
-    assert "Traceback" not in proc.stderr and not paths.runs.exists()
+    proc = python_m_live(paths, "--mode", "live", timeout=60)
+    assert proc.code == 2, proc.err
+    assert "needs --confirm-live" in proc.err and "rehearse with `workbench paper`" in proc.err
+    assert "Traceback" not in proc.err and not paths.runs.exists()
 
 
 # --- operator controls on a running run ---------------------------------------------------------

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -466,10 +467,12 @@ def test_stop_ends_open_keep_alive_connections(bars: BarBook) -> None:
 
 
 # --- the command line -------------------------------------------------------------------------
+@contextmanager
 def _serve(tmp_path: Path, *flags: str, env: dict[str, str] | None = None
-           ) -> tuple[subprocess.Popen[str], type[Client]]:
-    """``workbench fake-exchange`` over 30 bars in its own process, and a python-binance
-    client class pointed at it."""
+           ) -> Iterator[tuple[type[Client], dict[str, Any]]]:
+    """``workbench fake-exchange`` over 30 bars in its own process: a python-binance client
+    class pointed at it, and (once the block ends: SIGTERM, then the process is waited for)
+    its ``returncode``, ``out`` and ``err``."""
     data = _write_bars(tmp_path / "bars.csv", 30)
     base = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
     proc = subprocess.Popen(
@@ -477,35 +480,35 @@ def _serve(tmp_path: Path, *flags: str, env: dict[str, str] | None = None
          "--symbol", "BTCUSDT", "--start", "2024-01-01T00:10:00Z", *flags],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env=base | (env or {}))
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = re.fullmatch(r"listening on (http://127\.0\.0\.1:(\d+))\n", line)
-    if m is None:
-        proc.kill()
-        raise AssertionError(line + (proc.stderr.read() if proc.stderr else ""))
-
-    class FakeClient(Client):
-        API_URL = m.group(1) + "/api"
-
-    return proc, FakeClient
-
-
-@pytest.mark.e2e
-def test_cli_serves_klines_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    proc, FakeClient = _serve(tmp_path, "--port", "0", "--speed", "600")
+    ended: dict[str, Any] = {}
     try:
-        c = FakeClient(ping=False)
-        rows = c.get_klines(symbol="BTCUSDT", interval="1m", startTime=T0, limit=5)
-        assert [r[0] for r in rows] == [T0 + i * MIN for i in range(5)]
-        c.session.close()
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.fullmatch(r"listening on (http://127\.0\.0\.1:(\d+))\n", line)
+        assert m, line + (proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
+
+        class FakeClient(Client):
+            API_URL = m.group(1) + "/api"
+
+        yield FakeClient, ended
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        ended["out"], ended["err"] = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 0, err
-    assert "stopped" in out
+    ended["returncode"] = proc.returncode
+
+
+@pytest.mark.e2e
+def test_cli_serves_klines_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    with _serve(tmp_path, "--port", "0", "--speed", "600") as (FakeClient, ended):
+        c = FakeClient(ping=False)
+        rows = c.get_klines(symbol="BTCUSDT", interval="1m", startTime=T0, limit=5)
+        assert [r[0] for r in rows] == [T0 + i * MIN for i in range(5)]
+        c.session.close()
+    assert ended["returncode"] == 0, ended["err"]
+    assert "stopped" in ended["out"]
 
 
 @pytest.mark.e2e
@@ -520,10 +523,9 @@ def test_cli_refuses_a_missing_data_file(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_cli_takes_the_environments_key_pair_and_the_given_balances(tmp_path: Path) -> None:
-    proc, FakeClient = _serve(
-        tmp_path, "--balances", "USDT=500,BTC=0.25", "--commission", "0.00075",
-        env={"WB_VENUE__API_KEY": "env-key", "WB_VENUE__API_SECRET": "env-secret-123"})
-    try:
+    with _serve(tmp_path, "--balances", "USDT=500,BTC=0.25", "--commission", "0.00075",
+                env={"WB_VENUE__API_KEY": "env-key", "WB_VENUE__API_SECRET": "env-secret-123"}
+                ) as (FakeClient, ended):
         c = FakeClient("env-key", "env-secret-123", ping=False)
         c.timestamp_offset = c.get_server_time()["serverTime"] - int(time.time() * 1000)
         account = c.get_account()
@@ -536,14 +538,8 @@ def test_cli_takes_the_environments_key_pair_and_the_given_balances(tmp_path: Pa
             other.get_account()
         assert raised.value.code == -2015
         c.session.close()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
-    assert "env-secret-123" not in out + err
+    assert ended["returncode"] == 0, ended["err"]
+    assert "env-secret-123" not in ended["out"] + ended["err"]
 
 
 @pytest.mark.parametrize(("flags", "says"), [
