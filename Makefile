@@ -31,6 +31,11 @@ $(VENV)/.lab: pyproject.toml constraints.txt $(VENV)/.base
 	$(KERNEL)
 	touch $@
 
+# The peer engines of `workbench parity` (Backtrader, backtesting.py, NautilusTrader).
+$(VENV)/.parity: pyproject.toml constraints.txt $(VENV)/.base
+	$(PIP) -e '.[parity]'
+	touch $@
+
 # Headless Chromium for the report test (Debian's package; installed as root, e.g. in CI).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -56,7 +61,7 @@ demo: $(VENV)/.base
 	 echo "  $(WB) sql \"select symbol, entry_ts, exit_ts, qty, pnl from rpt.round_trips where run_id = '$$run_id' order by pnl desc limit 5\""
 
 # .lab too: the explorer's browser test drives JupyterLab
-test: $(VENV)/.dev $(VENV)/.lab chromium
+test: $(VENV)/.dev $(VENV)/.lab $(VENV)/.parity chromium
 	$(BIN)/ruff check workbench tests bench sample_data notebooks/conftest.py
 	$(BIN)/mypy
 	$(BIN)/pytest -m "not soak"
@@ -100,7 +105,7 @@ lab: $(VENV)/.lab
 # constraints.txt; then run `make bench` and commit both.
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/pip install --quiet -e '.[dev,lab]'
+	.venv-lock/bin/pip install --quiet -e '.[dev,lab,parity]'
 	{ echo "# Exact versions for make demo / make test / make lab (pip install -c constraints.txt)."; \
 	  echo "# Regenerate deliberately with 'make lock', then rerun 'make bench' and commit both."; \
 	  .venv-lock/bin/pip freeze --exclude-editable; } > constraints.txt

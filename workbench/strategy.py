@@ -35,6 +35,7 @@ from workbench.model import Bar, Fill, Order, OrderIntent, ms_to_dt
 if TYPE_CHECKING:
     from workbench.book import BookView
     from workbench.engine.step import Step
+    from workbench.indicators import Indicator
 
 
 class Strategy:
@@ -122,6 +123,17 @@ class Strategy:
         """
         return 0
 
+    def indicators(self) -> dict[str, Indicator]:
+        """Declared indicators by name (default none): ``ctx.ind.<name>`` at each bar is the
+        value at that bar of its symbol, computed vectorised before a backtest's loop and bar
+        by bar live, the same to the bit (``workbench.indicators``). Called once per run,
+        after the parameters are set::
+
+            def indicators(self):
+                return {"cross": Cross(Sma(self.fast), Sma(self.slow))}
+        """
+        return {}
+
     # --- hooks ------------------------------------------------------------------------------
     def on_start(self, ctx: Context) -> None:
         """Called once before the first bar."""
@@ -144,10 +156,11 @@ class Context:
     """What a strategy may see and do. ``now`` is ms UTC: the current bar's close time.
 
     The books are read-only here (``ctx.book`` is a ``BookView``); a strategy changes them
-    only by orders.
+    only by orders. ``ind`` holds the declared indicators' values at the current bar
+    (``Strategy.indicators``; None when none are declared).
     """
 
-    __slots__ = ("_book", "_step", "_units", "book", "random", "timeframe_ms")
+    __slots__ = ("_book", "_step", "_units", "book", "ind", "random", "timeframe_ms")
 
     def __init__(self, step: Step, timeframe_ms: int, seed: int) -> None:
         self._step = step
@@ -156,6 +169,7 @@ class Context:
         self.book: BookView = step.book.view
         self.timeframe_ms = timeframe_ms
         self.random = random.Random(seed)
+        self.ind: Any = None
 
     @property
     def now(self) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 from workbench.book import Book
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData
+from workbench.indicators import IndicatorSet
 from workbench.model import QTY_SCALE, Bar
 
 CHUNK = 1 << 15
@@ -73,17 +74,40 @@ def feed(step: Step, data: LoopData, progress: Callable[[int], None] | None = No
     i8, f8 = np.int64, np.float64
     columns = (("q", i8, data.ts), ("d", f8, data.open), ("d", f8, data.high),
                ("d", f8, data.low), ("d", f8, data.close), ("d", f8, data.volume))
+    indicators = declared_series(step.indicators, data) if step.indicators else None
+    row = step.indicators.row if step.indicators else tuple
     # The garbage collector is paused around the whole job by the backtest's wiring
     # (kernel.Wiring.pause_gc), not here: the loop itself knows no mode.
     for lo in range(0, n, CHUNK):
         hi = min(lo + CHUNK, n)
         symbols: Iterable[str] = (repeat(name, hi - lo) if name is not None
                                   else data.symbol_chunk(lo, hi))
-        consume(map(on_bar, map(_new_bar, repeat(Bar), zip(
+        bars = map(_new_bar, repeat(Bar), zip(
             symbols, *[array(code, column[lo:hi].astype(kind, copy=False).tobytes())
-                       for code, kind, column in columns], strict=False))))
+                       for code, kind, column in columns], strict=False))
+        if indicators is None:
+            consume(map(on_bar, bars))
+        else:
+            consume(map(on_bar, bars, map(_new_bar, repeat(row), zip(
+                *[array("d", column[lo:hi].tobytes()) for column in indicators], strict=False))))
         if progress is not None:
             progress(hi - lo)
+
+
+def declared_series(indicators: IndicatorSet, data: LoopData) -> list[np.ndarray]:
+    """Each declared indicator over the whole run, in loop order: computed over each symbol's
+    own bars (``IndicatorSet.series``), then laid out as the bars are."""
+    fields = {"open": data.open, "high": data.high, "low": data.low, "close": data.close,
+              "volume": data.volume}
+    if data.single:
+        return indicators.series(fields, data.symbol_names[0])
+    out = [np.full(len(data), np.nan) for _ in range(len(indicators))]
+    for k, name in enumerate(data.symbol_names):
+        rows = np.flatnonzero(data.symbol_index == k)
+        mine = {f: column[rows] for f, column in fields.items()}
+        for column, values in zip(out, indicators.series(mine, name), strict=True):
+            column[rows] = values
+    return out
 
 
 def equity_rows(book: Book, data: LoopData) -> EquityRows:

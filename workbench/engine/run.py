@@ -49,7 +49,7 @@ from workbench.errors import (
     raise_if_signalled,
 )
 from workbench.feeds.history import check_series, load_series, merge
-from workbench.feeds.qc import Finding, log_findings, summarize
+from workbench.feeds.qc import Finding, QcReport, log_findings, summarize
 from workbench.model import Mode, ms_to_iso
 from workbench.secrets import scrub
 from workbench.strategy import Strategy, check_strategy_class, strategy_identity
@@ -340,17 +340,7 @@ def _execute_in(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_li
         "started_at": mf.utc_now_iso(),
         "ended_at": None,
     }
-    run_row: dict[str, Any] = {
-        "run_id": run_id, "mode": mode.value, "name": cfg.run.name,
-        "config_json": manifest["config"], "config_hash": manifest["config_hash"],
-        "git_sha": manifest["git_sha"], "started_at": manifest["started_at"],
-        "versions": manifest["versions"], "view_versions": manifest["view_versions"],
-        "gap_policy": cfg.data.gaps, "symbols": list(cfg.data.symbols),
-        "timeframe": cfg.data.timeframe, "timeframe_ms": timeframe_ms(cfg.data.timeframe),
-        "initial_cash": cfg.portfolio.initial_cash, "quote": cfg.portfolio.quote,
-        "seed": cfg.run.seed, "run_dir": os.path.abspath(final_dir), "pid": os.getpid(),
-        "host": stale.HOST,
-    }
+    run_row = new_run_row(cfg, mode, manifest, final_dir)
     findings: list[Finding] = []
     stages = _Stages()
     watch.lap("prepare")
@@ -470,15 +460,10 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
          end: int | None, findings: list[Finding], manifest: dict[str, Any], log: JsonlLog,
          progress: bool, watch: Stopwatch, stages: _Stages) -> RunResult:
     tf = cfg.data.timeframe
-    tf_ms = timeframe_ms(tf)
-    reports = []
-    with stages("read"), reading(warehouse, wait_s=READ_WAIT_S) as con:
-        migrations.check_known(con)  # the write at the end would refuse it, hours later
-        for symbol in cfg.data.symbols:
-            series = load_series(con, symbol, tf, tf_ms, start, end)
-            report = check_series(series, cfg.data.gaps)
-            reports.append(report)
-            findings += report.findings
+    with stages("read"):
+        reports = read_bars(cfg, warehouse, start, end)
+    for report in reports:
+        findings += report.findings
     raise_if_signalled()  # one whose exception a finaliser or DuckDB swallowed
     log_findings(log, findings)
     errors = [f for f in findings if f.severity == "error"]
@@ -492,16 +477,12 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
         )
     watch.lap("read_and_qc")
     data = merge([r.series for r in reports])
-    seen = sorted((r.series for r in reports), key=lambda s: s.symbol)
-    manifest["data_hash"] = mf.data_hash(
-        [a for s in seen for a in (s.ts, s.open, s.high, s.low, s.close, s.volume)],
-        [s.symbol for s in seen])
+    manifest["data_hash"] = bars_hash(reports)
     manifest["qc"] = {
         "gaps": sum(len(r.gaps) for r in reports),
         "filled_bars": sum(r.filled_bars for r in reports),
         "findings": len(findings),
     }
-    del seen
     watch.lap("merge")
     with _thawed_at_end():
         with stages("loop"):
@@ -570,6 +551,41 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
             log.close()
             _publish(staging, final_dir)
         return RunResult(run_id, final_dir, metrics, manifest)
+
+
+def new_run_row(cfg: Config, mode: Mode, manifest: dict[str, Any], run_dir: Path
+                ) -> dict[str, Any]:
+    """A run's ``runs`` row as it starts, from its config and manifest."""
+    return {
+        "run_id": manifest["run_id"], "mode": mode.value, "name": cfg.run.name,
+        "config_json": manifest["config"], "config_hash": manifest["config_hash"],
+        "git_sha": manifest["git_sha"], "started_at": manifest["started_at"],
+        "versions": manifest["versions"], "view_versions": manifest["view_versions"],
+        "gap_policy": cfg.data.gaps, "symbols": list(cfg.data.symbols),
+        "timeframe": cfg.data.timeframe, "timeframe_ms": timeframe_ms(cfg.data.timeframe),
+        "initial_cash": cfg.portfolio.initial_cash, "quote": cfg.portfolio.quote,
+        "seed": cfg.run.seed, "run_dir": os.path.abspath(run_dir), "pid": os.getpid(),
+        "host": stale.HOST,
+    }
+
+
+def read_bars(cfg: Config, warehouse: Path, start: int | None, end: int | None
+              ) -> list[QcReport]:
+    """Each configured symbol's stored bars in ``[start, end)``, checked under the config's
+    gap policy (read-only: the warehouse is held for the read alone)."""
+    tf = cfg.data.timeframe
+    tf_ms = timeframe_ms(tf)
+    with reading(warehouse, wait_s=READ_WAIT_S) as con:
+        migrations.check_known(con)  # the write at the end would refuse it, hours later
+        return [check_series(load_series(con, symbol, tf, tf_ms, start, end), cfg.data.gaps)
+                for symbol in cfg.data.symbols]
+
+
+def bars_hash(reports: list[QcReport]) -> str:
+    """The manifest's ``data_hash`` of the bars a run saw (``manifest.data_hash``)."""
+    seen = sorted((r.series for r in reports), key=lambda s: s.symbol)
+    return mf.data_hash([a for s in seen for a in (s.ts, s.open, s.high, s.low, s.close,
+                                                   s.volume)], [s.symbol for s in seen])
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ clock, so an acknowledgement or a fill between bars carries its own time.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from workbench.book import Book
@@ -21,6 +21,7 @@ from workbench.brokers.base import Broker, OutcomeUnknown
 from workbench.engine.clock import BarClock, Clock
 from workbench.engine.journal import Journal, OrderRecord, contents
 from workbench.errors import EngineFault, StrategyError, WorkbenchError
+from workbench.indicators import IndicatorSet
 from workbench.model import (
     MAX_QTY,
     QTY_QUANTUM,
@@ -78,11 +79,12 @@ class Step:
         self.fill_seq = 0
         self._open: dict[int, Order] = {}
         self._on_bar = strategy.on_bar
+        self._bar: Bar | None = None
+        self.indicators = self._declared_indicators(strategy)
         # hooks a strategy does not override are not called at all (a call per fill adds up)
         kind = type(strategy)
         self._on_fill = strategy.on_fill if kind.on_fill is not Strategy.on_fill else None
         self._on_reject = strategy.on_reject if kind.on_reject is not Strategy.on_reject else None
-        self._bar: Bar | None = None
         self._start_now = 0
         self._warming = False
         if clock is None:
@@ -132,12 +134,17 @@ class Step:
         self._start_now = now
         self._call("on_start", self.strategy.on_start, self.ctx)
 
-    def on_bar(self, bar: Bar) -> None:
-        """The hot path: mark, let resting orders work, ask the strategy, route its intents."""
+    def on_bar(self, bar: Bar, ind: tuple | None = None) -> None:
+        """The hot path: mark, let resting orders work, ask the strategy, route its intents.
+
+        ``ind`` is the declared indicators' row for this bar when the feed computed it ahead
+        (a backtest); without it the step computes it from the bars it has seen."""
         if self._observe is not None:
             self._observe(bar)  # before the mark: the equity the previous bar left
         self._bar = bar
         self._last[bar.symbol] = bar.close
+        if self.indicators is not None:
+            self.ctx.ind = ind if ind is not None else self.indicators.update(bar.symbol, bar)
         if self._resting:
             self.broker.on_bar(bar)
         try:
@@ -161,6 +168,8 @@ class Step:
         rests until the next bar must still fill."""
         self._bar = bar
         self._last[bar.symbol] = bar.close
+        if self.indicators is not None:
+            self.ctx.ind = self.indicators.update(bar.symbol, bar)
         if self._resting:
             self.broker.on_bar(bar)
         self._warming = True
@@ -296,6 +305,22 @@ class Step:
                                     "of OrderIntent, or None"))
         for intent in intents:
             self.submit(intent)
+
+    def _declared_indicators(self, strategy: Strategy) -> IndicatorSet | None:
+        try:
+            declared = strategy.indicators()
+        except WorkbenchError:
+            raise  # a ConfigError from a bad declaration (Sma(0)) says which and how to fix
+        except BaseException as exc:
+            raise self._strategy_error("indicators", exc) from exc
+        if not declared:
+            return None
+        if not isinstance(declared, Mapping):
+            raise StrategyError(
+                f"strategy {type(strategy).__name__}.indicators() returned "
+                f"{type(declared).__name__}, not a dict of name -> Indicator",
+                fix="return a dict, e.g. {'fast': Sma(10)}")
+        return IndicatorSet(declared, type(strategy).__name__)
 
     def _call(self, hook: str, fn: Callable[..., Any], *args: Any) -> Any:
         try:

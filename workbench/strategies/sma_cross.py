@@ -5,32 +5,21 @@ The contract, exactly: the SMA of n at a bar is ``math.fsum`` of the last n clos
 defined at t-1 and t) is ``fast[t-1] <= slow[t-1] and fast[t] > slow[t]``: if flat, market buy
 ``qty``. A cross down is ``fast[t-1] >= slow[t-1] and fast[t] < slow[t]``: if long, market sell
 the whole position. Each symbol keeps its own SMAs and position and trades on its own bars.
+
+The SMAs and the cross are declared indicators (``workbench.indicators``): computed vectorised
+before a backtest's loop, bit-exact to the definition above, so the loop only reads the signal.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from math import fsum
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from workbench.errors import ConfigError
+from workbench.indicators import Cross, Indicator, Sma
 from workbench.model import Bar, OrderIntent, Side
 from workbench.strategy import Context, Strategy
-
-
-class _Sma:
-    """One symbol's windows and the SMAs of its previous bar (None until both are defined)."""
-
-    __slots__ = ("fast", "n_fast", "n_slow", "prev_fast", "prev_slow", "slow")
-
-    def __init__(self, fast: int, slow: int) -> None:
-        self.fast: deque[float] = deque(maxlen=fast)
-        self.slow: deque[float] = deque(maxlen=slow)
-        self.n_fast, self.n_slow = fast, slow
-        self.prev_fast: float | None = None
-        self.prev_slow = 0.0
 
 
 class SmaCross(Strategy):
@@ -55,28 +44,17 @@ class SmaCross(Strategy):
         """The slow SMA needs ``slow`` closes; the first cross can come on the bar after."""
         return self.slow
 
-    def on_start(self, ctx: Context) -> None:
-        self._state: dict[str, _Sma] = {}
+    def indicators(self) -> dict[str, Indicator]:
+        """One declared signal: +1 on a cross up, -1 on a cross down, 0 else (``Cross``);
+        the SMAs are exact (``math.fsum`` of the window / n), computed vectorised."""
+        return {"cross": Cross(Sma(self.fast), Sma(self.slow))}
 
     def on_bar(self, ctx: Context, bar: Bar) -> list[OrderIntent] | None:
-        st = self._state.get(bar.symbol)
-        if st is None:
-            st = self._state[bar.symbol] = _Sma(self.fast, self.slow)
-        fq, sq = st.fast, st.slow
-        fq.append(bar.close)
-        sq.append(bar.close)
-        if st.prev_fast is None and (len(fq) < st.n_fast or len(sq) < st.n_slow):
-            return None  # warming up: an SMA is defined once n closes are seen
-        f = fsum(fq) / st.n_fast
-        s = fsum(sq) / st.n_slow
-        pf, ps = st.prev_fast, st.prev_slow
-        st.prev_fast, st.prev_slow = f, s
-        if pf is None:
-            return None
-        if pf <= ps and f > s:
+        cross = ctx.ind.cross
+        if cross > 0:
             if ctx.position(bar.symbol) == 0:
                 return [OrderIntent(bar.symbol, Side.BUY, self.qty)]
-        elif pf >= ps and f < s:
+        elif cross < 0:
             held = ctx.position(bar.symbol)
             if held > 0:
                 return [OrderIntent(bar.symbol, Side.SELL, held)]

@@ -1,0 +1,175 @@
+"""What every peer adapter shares: our step behind the peer's loop, and the broker port over
+the peer's broker.
+
+An adapter drives a ``PeerStep``: at each of the peer's bars it calls ``bar(i)`` (``i`` is the
+bar's index in our loop order, so the strategy sees the very ``Bar`` our backtest hands it),
+having first passed the peer's executions since the last bar to ``PeerBroker.executed``. Orders
+the strategy sends reach the adapter's ``place`` and ``withdraw``; nothing else is peer-specific.
+
+Time. An execution carries the loop index of the bar it executed on. One on an earlier bar (a
+market order filled at its signal bar's close, which the peers report a bar later) is applied
+before the next bar, when our step still stands on that bar, so the fill has the time and
+``bar_ts`` our backtest gives it. One on the bar being handed over (a resting limit crossed, a
+market order at the open) is applied in ``on_bar``, before the strategy sees the bar, as our
+simulated broker does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from workbench.book import Book
+from workbench.brokers.base import CancelReason, OrderSink
+from workbench.config import Config, timeframe_ms
+from workbench.engine.clock import BarClock
+from workbench.engine.journal import MemoryJournal
+from workbench.engine.kernel import cost_model, risk_engine, wiring
+from workbench.engine.step import Step
+from workbench.feeds.history import LoopData
+from workbench.model import Bar, Mode, Order, OrderStatus, OrderType
+from workbench.strategy import Strategy
+
+
+class Unsupported(Exception):
+    """The peer cannot express this config's semantics; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class Execution:
+    order: Order
+    units: int
+    price: float
+    fee: float
+    bar: int  # loop index of the bar it executed on
+
+
+class PeerBroker:
+    """The Broker port over a peer's broker: ``place``/``withdraw`` are the adapter's."""
+
+    def __init__(self, place: Callable[[Order], None], withdraw: Callable[[Order], None]
+                 ) -> None:
+        self.resting: dict[str, list[Order]] = {}
+        self._place, self._withdraw = place, withdraw
+        self._queue: list[Execution] = []
+        self._sink: OrderSink | None = None
+        self.index = -1  # loop index of the bar being handed to the step
+
+    def bind(self, sink: OrderSink, book: Book) -> None:
+        self._sink = sink
+
+    def submit(self, order: Order) -> None:
+        assert self._sink is not None
+        self._sink.order_status(order, OrderStatus.SUBMITTED)
+        self.resting.setdefault(order.symbol, []).append(order)
+        self._place(order)
+
+    def cancel(self, order: Order, reason: str = CancelReason.USER) -> bool:
+        if not self._unrest(order):
+            return False
+        self._withdraw(order)
+        assert self._sink is not None
+        self._sink.order_status(order, OrderStatus.CANCELED, reason)
+        return True
+
+    def reject(self, order: Order, reason: str) -> None:
+        """The peer refused or dropped ``order`` (funds, size)."""
+        if self._unrest(order):
+            assert self._sink is not None
+            self._sink.order_status(order, OrderStatus.REJECTED, reason)
+
+    def executed(self, order: Order, units: int, price: float, fee: float, bar: int) -> None:
+        """The peer executed ``units`` of ``order`` on the bar at loop index ``bar``."""
+        self._queue.append(Execution(order, units, price, fee, bar))
+
+    def settle(self, before: int) -> None:
+        """Apply the executions on bars before loop index ``before``."""
+        self._apply(lambda e: e.bar < before)
+
+    def on_bar(self, bar: Bar) -> None:
+        index = self.index
+        touched = self._apply(lambda e: e.bar == index and e.order.symbol == bar.symbol)
+        for order in list(self.resting.get(bar.symbol, ())):
+            if (order.type is OrderType.LIMIT and order.bar_ts < bar.ts
+                    and order.order_seq not in touched):
+                order.bars_seen += 1
+                if order.expire_after_bars and order.bars_seen >= order.expire_after_bars:
+                    self.cancel(order, CancelReason.EXPIRED)
+
+    def poll(self, now: int) -> None:
+        """Nothing happens between bars in a peer's backtest."""
+
+    def _apply(self, due: Callable[[Execution], bool]) -> set[int]:
+        sink = self._sink
+        assert sink is not None
+        now = [e for e in self._queue if due(e)]
+        if not now:
+            return set()
+        self._queue = [e for e in self._queue if not due(e)]
+        for e in now:
+            order = e.order
+            if order.filled_units + e.units >= order.qty_units:
+                self._unrest(order)
+            sink.order_fill(order, e.units, e.price, e.fee)
+        return {e.order.order_seq for e in now}
+
+    def _unrest(self, order: Order) -> bool:
+        resting = self.resting.get(order.symbol)
+        if not resting or order not in resting:
+            return False
+        resting.remove(order)
+        if not resting:
+            del self.resting[order.symbol]
+        return True
+
+
+class PeerStep:
+    """Our step for ``strategy`` under ``cfg`` (books, risk rails, costs as a backtest wires
+    them) with a ``PeerBroker`` instead of the simulated one; ``bar(i)`` hands it bar i."""
+
+    def __init__(self, cfg: Config, strategy: Strategy, data: LoopData, run_id: str,
+                 place: Callable[[Order], None], withdraw: Callable[[Order], None]) -> None:
+        tf_ms = timeframe_ms(cfg.data.timeframe)
+        self.costs = cost_model(cfg)
+        self.broker = PeerBroker(place, withdraw)
+        self.step = Step(strategy, self.broker, Book(cfg.portfolio.initial_cash),
+                         MemoryJournal(), run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
+                         risk=risk_engine(cfg, self.costs, wiring(Mode.BACKTEST), None),
+                         clock=BarClock(tf_ms))
+        self.data = data
+        self._symbols = data.symbol_names
+        self._rows = self._indicator_rows()
+        self.started = False
+
+    def start(self) -> None:
+        self.step.start(int(self.data.ts[0]) if len(self.data) else 0)
+        self.started = True
+
+    def bar(self, i: int) -> None:
+        """Hand loop bar ``i`` to the step (executions on earlier bars applied first)."""
+        d = self.data
+        self.broker.settle(i)
+        self.broker.index = i
+        bar = Bar(self._symbols[int(d.symbol_index[i])], int(d.ts[i]), float(d.open[i]),
+                  float(d.high[i]), float(d.low[i]), float(d.close[i]), float(d.volume[i]))
+        self.step.on_bar(bar, self._row(i))
+
+    def stop(self) -> None:
+        self.broker.settle(len(self.data))
+        self.step.stop()
+
+    def _indicator_rows(self) -> list[np.ndarray] | None:
+        from workbench.engine.backtest import declared_series
+
+        declared = self.step.indicators
+        return declared_series(declared, self.data) if declared else None
+
+    def _row(self, i: int) -> Any:
+        if self._rows is None:
+            return None
+        declared = self.step.indicators
+        assert declared is not None
+        return declared.row(*(float(column[i]) for column in self._rows))
