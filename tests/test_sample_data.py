@@ -76,3 +76,9 @@ def test_sample_csv_has_no_gaps_and_valid_ohlc_on_a_cent_grid() -> None:
     closes = [r[4] for r in rows]
     opens = [r[1] for r in rows]
     assert opens[1:] == closes[:-1]  # each bar opens at the previous close
+
+
+def test_generate_main_eth_reproduces_committed_eth_csv_byte_for_byte(tmp_path: Path) -> None:
+    out = tmp_path / "eth.csv"
+    load_generator().main_eth(out)
+    assert out.read_bytes() == (SAMPLE / "ethusdt_1m_2024-01_synthetic.csv").read_bytes()

@@ -141,6 +141,20 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parity(args: argparse.Namespace) -> int:
+    """``workbench parity``: our backtest and a peer engine's run of the same config, compared
+    under the tolerance spec; exit 1 outside it."""
+    from workbench.parity.harness import run_parity
+
+    result = run_parity(args.engine, args.config, overrides=args.set or (),
+                        warehouse=_warehouse(args), out=args.out, env_prefix=args.env_prefix)
+    if args.json:
+        print(json.dumps(_jsonable(result.to_dict()), sort_keys=True))
+    else:
+        print(result.table())
+    return 0 if result.passed else 1
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from workbench.report.notebooks import run_report
 
@@ -611,6 +625,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true",
                    help="then write the run's HTML report (as `workbench report` does)")
     p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("parity", parents=[common],
+                       help="run a config in a peer engine too and compare (exit 1 if outside "
+                            "the tolerance spec)")
+    p.add_argument("--engine", required=True, choices=("backtrader", "backtesting", "nautilus"))
+    p.add_argument("--config", required=True, metavar="FILE")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key (repeatable)")
+    p.add_argument("--out", metavar="DIR",
+                   help="directory for both runs and parity.json (default: runs/<parity_id>)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("report", parents=[common],
                        help="execute the report notebook for a run and export HTML")

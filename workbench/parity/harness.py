@@ -184,8 +184,11 @@ def run_parity(engine: str, config: Config | str | Path | Mapping[str, Any] | No
     try:
         module.check(cfg, data)
         peer = module.run(cfg, build_strategy(cfg), data, peer_id)
-    except Unsupported as exc:
-        raise ConfigError(f"{engine} cannot run this config as workbench does: {exc}",
+    except Exception as exc:
+        unsupported = _cause(exc, Unsupported)
+        if unsupported is None:
+            raise
+        raise ConfigError(f"{engine} cannot run this config as workbench does: {unsupported}",
                           where=f"--engine {engine}",
                           fix="see docs/parity.md for what each peer can express; compare "
                               "with another engine") from None
@@ -202,6 +205,16 @@ def run_parity(engine: str, config: Config | str | Path | Mapping[str, Any] | No
                                          + "\n")
     record(wh, result)
     return result
+
+
+def _cause(exc: BaseException | None, kind: type[Exception]) -> Exception | None:
+    """``exc`` or the first exception of ``kind`` it was raised from (the step wraps what a
+    broker raises in an EngineFault)."""
+    while exc is not None:
+        if isinstance(exc, kind):
+            return exc
+        exc = exc.__cause__
+    return None
 
 
 def _fold(cfg: Config, peer: PeerStep, ours: RunResult, peer_id: str, peer_dir: Path
