@@ -110,7 +110,7 @@ def test_run_parity_multi_symbol_backtesting_config_error_names_why(bars: Path,
 def test_run_parity_limits_with_slippage_backtesting_config_error_says_set_zero(
         bars: Path, tmp_path: Path) -> None:
     cfg = {**PULLBACK, "costs": {"fee_bps": 2, "slippage_bps": 5}}
-    with pytest.raises(ConfigError, match="slippage_bps=5.0.*set both to 0"):
+    with pytest.raises(ConfigError, match=r"slippage_bps=5\.0.*set both to 0"):
         run_parity("backtesting", cfg, warehouse=bars, out=tmp_path / "p")
 
 
