@@ -31,7 +31,6 @@ from workbench.engine.journal import contents, order_states
 from workbench.engine.kernel import build_strategy
 from workbench.engine.run import (
     WRITE_WAIT_S,
-    RunResult,
     as_config,
     bars_hash,
     execute,
@@ -40,7 +39,7 @@ from workbench.engine.run import (
     read_bars,
 )
 from workbench.errors import ConfigError, DataError
-from workbench.feeds.history import merge
+from workbench.feeds.history import LoopData, merge
 from workbench.model import Mode
 from workbench.parity import spec
 from workbench.parity.peer import PeerStep, Unsupported
@@ -157,7 +156,7 @@ def run_parity(engine: str, config: Config | str | Path | Mapping[str, Any] | No
                out: str | Path | None = None, env_prefix: str = "WB_",
                runs_dir: str | Path | None = None) -> ParityResult:
     """Run our backtest of ``config`` and ``engine``'s run of the same strategy; compare."""
-    module = adapter(engine)
+    adapter(engine)  # fails fast: an unknown engine, or one not installed
     cfg = as_config(config, overrides, env_prefix)
     wh = resolve_path(warehouse, env_prefix)
     parity_id = mf.new_id("parity")
@@ -179,11 +178,39 @@ def run_parity(engine: str, config: Config | str | Path | Mapping[str, Any] | No
                         "(another process ingested meanwhile)",
                         fix="run `workbench parity` again once the ingest is done")
     data = merge([r.series for r in reports])
-    peer_id = f"{parity_id}-{engine}"
+    peer = run_peer(engine, cfg, data, f"{parity_id}-{engine}", out_dir / engine)
+    result = ParityResult(
+        parity_id=parity_id, engine=engine, engine_version=peer.version,
+        strategy=cfg.strategy.class_path, config_hash=ours.manifest["config_hash"],
+        data_hash=ours.manifest["data_hash"], run_id=ours.run_id, bars=len(data),
+        out_dir=str(out_dir), seconds={"workbench": round(ours_s, 3),
+                                       "peer": round(peer.seconds, 3)},
+        rows=compare(engine, ours.metrics, peer.metrics, ours.run_dir / "trades.csv",
+                     out_dir / engine / "trades.csv"))
+    (out_dir / "parity.json").write_text(json.dumps(result.to_dict(), indent=2, default=str)
+                                         + "\n")
+    record(wh, result)
+    return result
+
+
+@dataclass
+class PeerRun:
+    """A peer's run of a config, folded as ours is."""
+
+    version: str
+    seconds: float  # the peer's run alone (its loop with our strategy), not the folding
+    metrics: dict[str, Any]
+
+
+def run_peer(engine: str, cfg: Config, data: LoopData, run_id: str, out_dir: Path) -> PeerRun:
+    """Run ``cfg``'s strategy on ``data`` in ``engine``; fold its fills as a run of ours is
+    folded (the headline through the versioned views, the four files of a run directory in
+    ``out_dir``)."""
+    module = adapter(engine)
     started = time.perf_counter()
     try:
         module.check(cfg, data)
-        peer = module.run(cfg, build_strategy(cfg), data, peer_id)
+        peer = module.run(cfg, build_strategy(cfg), data, run_id)
     except Exception as exc:
         unsupported = _cause(exc, Unsupported)
         if unsupported is None:
@@ -192,19 +219,8 @@ def run_parity(engine: str, config: Config | str | Path | Mapping[str, Any] | No
                           where=f"--engine {engine}",
                           fix="see docs/parity.md for what each peer can express; compare "
                               "with another engine") from None
-    peer_s = time.perf_counter() - started
-    metrics = _fold(cfg, peer, ours, peer_id, out_dir / engine)
-    result = ParityResult(
-        parity_id=parity_id, engine=engine, engine_version=module.version(),
-        strategy=cfg.strategy.class_path, config_hash=ours.manifest["config_hash"],
-        data_hash=ours.manifest["data_hash"], run_id=ours.run_id, bars=len(data),
-        out_dir=str(out_dir), seconds={"workbench": round(ours_s, 3), "peer": round(peer_s, 3)},
-        rows=compare(engine, ours.metrics, metrics, ours.run_dir / "trades.csv",
-                     out_dir / engine / "trades.csv"))
-    (out_dir / "parity.json").write_text(json.dumps(result.to_dict(), indent=2, default=str)
-                                         + "\n")
-    record(wh, result)
-    return result
+    seconds = time.perf_counter() - started
+    return PeerRun(module.version(), seconds, _fold(cfg, peer, run_id, out_dir))
 
 
 def _cause(exc: BaseException | None, kind: type[Exception]) -> Exception | None:
@@ -217,24 +233,22 @@ def _cause(exc: BaseException | None, kind: type[Exception]) -> Exception | None
     return None
 
 
-def _fold(cfg: Config, peer: PeerStep, ours: RunResult, peer_id: str, peer_dir: Path
-          ) -> dict[str, Any]:
-    """The peer's run as ours is folded: headline through the versioned views, and the four
-    files of a run directory."""
+def _fold(cfg: Config, peer: PeerStep, run_id: str, out_dir: Path) -> dict[str, Any]:
     step, data = peer.step, peer.data
     records = contents(step.journal)
     orders = order_states(records)
     equity = equity_rows(step.book, data)
-    tables = results.run_tables(data, records, [], cfg.data.timeframe, cfg.data.gaps, peer_id,
+    tables = results.run_tables(data, records, [], cfg.data.timeframe, cfg.data.gaps, run_id,
                                 orders=orders)
-    manifest = {**ours.manifest, "run_id": peer_id}
-    run_row = new_run_row(cfg, Mode.BACKTEST, manifest, peer_dir)
-    run_row.update(status="completed", data_hash=ours.manifest["data_hash"],
-                   bar_count=len(data))
-    metrics = headline_in_memory(run_row, tables, equity, views.check(),
-                                 cfg.run.memory_limit)
-    peer_dir.mkdir(parents=True, exist_ok=True)
-    rundir.write_all(peer_dir, step.book.round_trips, orders, records.fills, equity)
+    view_list = views.check()
+    manifest = {"run_id": run_id, "config": cfg.to_dict(), "config_hash": cfg.hash(),
+                "git_sha": mf.git_sha(), "started_at": mf.utc_now_iso(),
+                "versions": mf.versions(), "view_versions": views.versions(view_list)}
+    run_row = new_run_row(cfg, Mode.BACKTEST, manifest, out_dir)
+    run_row.update(status="completed", bar_count=len(data))
+    metrics = headline_in_memory(run_row, tables, equity, view_list, cfg.run.memory_limit)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rundir.write_all(out_dir, step.book.round_trips, orders, records.fills, equity)
     return metrics
 
 
