@@ -94,15 +94,19 @@ def engine_loop(data: LoopData) -> tuple[int, float]:
 
 
 def workbench(*args: str, env: dict[str, str], stderr: Path) -> tuple[float, int, str]:
-    """Run ``workbench ARGS`` as a process: (seconds, peak RSS bytes, stdout).
+    """Run ``workbench ARGS`` as a process: (seconds, peak RSS bytes, stdout)."""
+    return measure([sys.executable, "-m", "workbench", *args], env=env, stderr=stderr)
+
+
+def measure(argv: list[str], *, env: dict[str, str], stderr: Path) -> tuple[float, int, str]:
+    """Run ``argv`` as a process: (seconds, peak RSS bytes, stdout).
 
     The peak is the process's own high-water mark (``VmHWM``), read until it exits: the
     ``ru_maxrss`` of ``wait4`` also counts this (large) parent's memory, which a forked child
     holds until it runs its program."""
     with stderr.open("wb") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "workbench", *args], env=env,
-                                stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=err)
         peak = [0]
         watcher = threading.Thread(target=_watch_peak, args=(proc, peak), daemon=True)
         watcher.start()
@@ -111,7 +115,7 @@ def workbench(*args: str, env: dict[str, str], stderr: Path) -> tuple[float, int
         took = time.perf_counter() - t0
         watcher.join()
     if proc.returncode != 0:
-        raise SystemExit(f"workbench {' '.join(args)} failed:\n{stderr.read_text()}")
+        raise SystemExit(f"{' '.join(argv)} failed:\n{stderr.read_text()}")
     return took, peak[0], out
 
 

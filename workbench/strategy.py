@@ -42,6 +42,12 @@ class Strategy:
     """Base class: override ``on_bar`` and, when needed, the other hooks."""
 
     _params_model: ClassVar[type[pydantic.BaseModel] | None] = None
+    wake_on: ClassVar[str | None] = None
+    """A declared indicator that is 0 (or NaN) on every bar where ``on_bar`` does nothing:
+    returns no intents, submits and cancels nothing, changes no state of its own. A backtest
+    then hands over only the bars where it is not 0, plus every bar while orders rest and the
+    last bar (unless a risk rule follows the equity bar by bar); a live run hands over every
+    bar. SmaCross: ``wake_on = "cross"``."""
 
     def __init__(self, **params: Any) -> None:
         values = type(self).validate_params(params)

@@ -214,6 +214,7 @@ def test_simulate_small_chunks_same_result_and_progress_counts_every_bar(
     costs = CostModel(fee_bps=10.0, slippage_bps=5.0)
     expected = snapshot(*run(SmaCross(fast=5, slow=20, qty=0.1), data, costs=costs))
     monkeypatch.setattr(backtest, "CHUNK", 7)
+    monkeypatch.setattr(SmaCross, "wake_on", None)  # every bar, chunk by chunk
     step = make_step(SmaCross(fast=5, slow=20, qty=0.1), costs=costs)
     reported: list[int] = []
     rows = simulate(step, data, reported.append, start=data.ts[0])

@@ -76,6 +76,8 @@ def feed(step: Step, data: LoopData, progress: Callable[[int], None] | None = No
                ("d", f8, data.low), ("d", f8, data.close), ("d", f8, data.volume))
     indicators = declared_series(step.indicators, data) if step.indicators else None
     row = step.indicators.row if step.indicators else tuple
+    if indicators is not None and step.wake is not None and not step.needs_every_bar:
+        return _feed_events(step, data, indicators, progress)
     # The garbage collector is paused around the whole job by the backtest's wiring
     # (kernel.Wiring.pause_gc), not here: the loop itself knows no mode.
     for lo in range(0, n, CHUNK):
@@ -92,6 +94,58 @@ def feed(step: Step, data: LoopData, progress: Callable[[int], None] | None = No
                 *[array("d", column[lo:hi].tobytes()) for column in indicators], strict=False))))
         if progress is not None:
             progress(hi - lo)
+
+
+def _feed_events(step: Step, data: LoopData, indicators: list[np.ndarray],
+                 progress: Callable[[int], None] | None) -> None:
+    """The bars a strategy's ``wake_on`` indicator says it acts on, every bar while orders
+    rest at the broker, and the last bar; the bars between are not handed over (the
+    strategy declared it does nothing on them, and nothing else works on them). Each symbol's
+    mark is brought up to the bar handed over first, so the books read what every bar would
+    have left."""
+    assert step.indicators is not None and step.wake is not None
+    n = len(data)
+    wake = indicators[step.indicators.names.index(step.wake)]
+    with np.errstate(invalid="ignore"):
+        events = np.flatnonzero(np.nan_to_num(wake) != 0.0).tolist()
+    if n and (not events or events[-1] != n - 1):
+        events.append(n - 1)  # the last bar: on_stop sees the run's end, the marks are final
+    resting = step.broker.resting
+    row = step.indicators.row
+    names = data.symbol_names
+    many = not data.single
+    mark = step.book.last
+    rows = [np.flatnonzero(data.symbol_index == k) for k in range(len(names))] if many else []
+    ts, o, h, lo, c, v, index = (data.ts, data.open, data.high, data.low, data.close,
+                                 data.volume, data.symbol_index)
+
+    def hand(i: int) -> None:
+        if many:  # the other symbols' last closes at or before bar i
+            for k, mine in enumerate(rows):
+                at = int(np.searchsorted(mine, i, side="right")) - 1
+                if at >= 0:
+                    mark[names[k]] = float(c[mine[at]])
+        step.on_bar(Bar(names[int(index[i])], int(ts[i]), float(o[i]), float(h[i]),
+                        float(lo[i]), float(c[i]), float(v[i])),
+                    row(*[float(column[i]) for column in indicators]))
+
+    done = 0
+    i = 0
+    for event in events:
+        while i < event and resting:  # orders work on every bar until none rests
+            hand(i)
+            i += 1
+        if event >= i:  # (else it was handed over while orders rested)
+            hand(event)
+            i = event + 1
+        if progress is not None and i - done >= CHUNK:
+            progress(i - done)
+            done = i
+    while i < n and resting:
+        hand(i)
+        i += 1
+    if progress is not None and n > done:
+        progress(n - done)
 
 
 def declared_series(indicators: IndicatorSet, data: LoopData) -> list[np.ndarray]:

@@ -81,6 +81,7 @@ class Step:
         self._on_bar = strategy.on_bar
         self._bar: Bar | None = None
         self.indicators = self._declared_indicators(strategy)
+        self.wake = self._wake(strategy)
         # hooks a strategy does not override are not called at all (a call per fill adds up)
         kind = type(strategy)
         self._on_fill = strategy.on_fill if kind.on_fill is not Strategy.on_fill else None
@@ -305,6 +306,24 @@ class Step:
                                     "of OrderIntent, or None"))
         for intent in intents:
             self.submit(intent)
+
+    @property
+    def needs_every_bar(self) -> bool:
+        """A risk rule follows the equity bar by bar: no bar may be skipped."""
+        return self._observe is not None
+
+    def _wake(self, strategy: Strategy) -> str | None:
+        wake = type(strategy).wake_on
+        if wake is None:
+            return None
+        names = self.indicators.names if self.indicators is not None else []
+        if wake not in names:
+            raise StrategyError(
+                f"{type(strategy).__name__}.wake_on names {wake!r}, which is not one of its "
+                f"declared indicators ({', '.join(names) or 'none'})",
+                fix="set wake_on to the name of an indicator returned by indicators(), or to "
+                    "None")
+        return str(wake)
 
     def _declared_indicators(self, strategy: Strategy) -> IndicatorSet | None:
         try:

@@ -25,6 +25,7 @@ from workbench.strategy import Context, Strategy
 class SmaCross(Strategy):
     """Buy ``qty`` on a fast-over-slow SMA cross up when flat; sell all on a cross down."""
 
+    wake_on = "cross"  # on_bar does nothing on a bar without a cross
     fast: Annotated[int, Field(ge=1)] = 10
     slow: Annotated[int, Field(ge=1)] = 30
     qty: Annotated[float, Field(gt=0)] = 0.01
