@@ -6,7 +6,9 @@ Papermill outputs are written elsewhere; only the committed notebooks are collec
 
 The warehouse holds a short paper run first (live_monitor.ipynb's: recorded on simulated time
 against the fake exchange, tests/support/paper_recording.py), then the sample bars and two
-backtests, which are therefore the latest completed runs report.ipynb and compare.ipynb pick.
+backtests, which are therefore the latest completed runs report.ipynb and compare.ipynb pick,
+and last a parity comparison with backtesting.py (parity.ipynb; its own backtest of the demo
+config is then the latest run, which compare.ipynb pairs with the pullback run).
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ def build_warehouse(folder: Path) -> Path:
     run_backtest(ROOT / "configs" / "pullback_demo.yaml", warehouse=db,
                  overrides=["risk.max_order_notional=2200"], out=folder / "runs" / "pullback",
                  env={})
+    from workbench.parity.harness import run_parity
+
+    run_parity("backtesting", demo, warehouse=db, out=folder / "runs" / "parity", env_prefix="WB_")
     return db
 
 

@@ -38,6 +38,27 @@ def test_readme_strategy_example_runs_in_a_backtest(tmp_path, warehouse, synth_c
     sys.modules.pop("readme_breakout", None)
 
 
+def test_readme_declared_breakout_trades_exactly_as_the_plain_one(tmp_path, warehouse,
+                                                                 synth_csv, monkeypatch):
+    blocks = _python_blocks((ROOT / "README.md").read_text())
+    (plain,) = [b for b in blocks if "class Breakout" in b]
+    (declared,) = [b for b in blocks if "class FastBreakout" in b]
+    (tmp_path / "readme_plain.py").write_text(plain)
+    (tmp_path / "readme_declared.py").write_text(declared)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    con = open_rw(warehouse)
+    ingest(con, [synth_csv(count=3_000)], "BTCUSDT")
+    con.close()
+    fills = []
+    for cls in ("readme_plain:Breakout", "readme_declared:FastBreakout"):
+        result = run_backtest({"strategy": {"class": cls, "params": {"lookback": 30}}},
+                              warehouse=warehouse, out=tmp_path / cls.split(":")[1], env={})
+        fills.append((result.run_dir / "fills.csv").read_text())
+    assert fills[0] == fills[1] and fills[0].count("\n") > 10
+    for name in ("readme_plain", "readme_declared"):
+        sys.modules.pop(name, None)
+
+
 @pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_bundled_config_is_valid_and_names_a_real_strategy(config):

@@ -34,6 +34,13 @@ from workbench.report.live import (
     load_live,
 )
 from workbench.report.offline import setup
+from workbench.report.parity import (
+    ParityReport,
+    load_parity,
+    parity_figure,
+    parity_history_table,
+    parity_table,
+)
 from workbench.report.project import project_dir, project_path, runs_dir_path, warehouse_path
 from workbench.report.tables import (
     compare_table,
@@ -48,6 +55,7 @@ from workbench.report.tables import (
 __all__ = [
     "Explorer",
     "LiveMonitor",
+    "ParityReport",
     "RunReport",
     "candles_figure",
     "compare_equity_figure",
@@ -65,9 +73,13 @@ __all__ = [
     "live_lag_figure",
     "live_orders_table",
     "load_live",
+    "load_parity",
     "load_run",
     "load_runs",
     "manifest_table",
+    "parity_figure",
+    "parity_history_table",
+    "parity_table",
     "plot",
     "project_dir",
     "project_path",
