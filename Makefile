@@ -81,8 +81,9 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev $(VENV)/.parity
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/peers.py
 	$(BIN)/python bench/live_soak.py
 	$(BIN)/python bench/order_rtt.py
 
