@@ -1,0 +1,264 @@
+"""NautilusTrader (``nautilus_trader``) as a peer: our strategy inside a nautilus ``Strategy.on_bar``
+of a low-level ``BacktestEngine``.
+
+The setup: one simulated venue ``SIM`` (``OmsType.NETTING``, ``AccountType.CASH``, starting
+balance ``portfolio.initial_cash`` in the quote currency), a ``CurrencyPair`` per symbol with
+price and size precision 8 (our quantum, 1e-8: every price and quantity we use is
+representable; a tick is 1e-8), ``maker_fee = taker_fee = fee_bps / 1e4`` (the commission is
+charged in the quote currency on the fill's notional, as ours), no latency model, the default
+``FillModel`` (limits fill on a touch, no random slippage). Bars are ``1-MINUTE-LAST-EXTERNAL``
+(or the config's timeframe) with ``ts_event = ts_init`` = the bar's *close* time: nautilus
+processes a bar at its ``ts_init``, so a bar reaches the matching engine and the strategy only
+once it has closed. Each bar, in this order: the matching engine replays it as trades
+open, high, low, close (``bar_execution=True``, fixed high-before-low ordering) and resting
+orders fill; the strategy's ``on_bar`` hands it to our step; then the venue processes the
+commands the step sent, so a market order submitted in ``on_bar`` fills at that bar's close
+(our ``fill_at: close``). A fill's loop index is found from its ``ts_event`` (the close time of
+the bar the venue was processing) and its instrument.
+
+How our semantics map, and where they cannot:
+
+* ``fill_at: next_open`` is refused (``Unsupported``): nautilus executes a market order when the
+  venue processes it, against the book as it stands, which after ``on_bar`` is the bar's close;
+  it has no mode that defers a market order to the next bar's open.
+* price impact is refused: ``slippage_bps`` and ``spread_bps`` must be 0. Nautilus's
+  ``FillModel.prob_slippage`` moves a fill by one price increment (here 1e-8), not by basis
+  points, and a bar-driven L1 book has bid = ask = the last trade, so there is no spread to set.
+  Run parity configs with ``slippage_bps: 0`` (and ``spread_bps: 0``).
+* liquidity: nautilus gives each of the four bar prices a quarter of the bar's volume. We pass
+  the real volume. A market order larger than that quarter fills the rest one increment (1e-8)
+  worse, in a second fill: our books see two fills whose average price differs from ours by
+  under 1e-12 relative (within ``PRICE_RTOL``). A resting limit whose bar trades *through* it
+  fills whole at its limit, as ours; one touched *exactly* at its limit (the low equal to a
+  buy's limit) fills only up to the quarter volume and the rest stays resting, where ours fills
+  whole: a difference that needs a limit price equal to a bar's extreme to the 1e-8.
+* a limit order rests from its submission: nautilus matches it at once against the book (the
+  close of the bar it was sent on) and, when marketable, fills it there as a taker; ours checks
+  a limit from the next bar on. A take-profit sent from ``on_fill`` when the bar already closed
+  beyond it therefore fills on that bar (at its close) in nautilus and on the next bar (at its
+  open) in ours: same price on data whose opens equal the previous closes, one bar earlier.
+* a limit the bar *opens* through fills at the limit in nautilus (a maker fill, no price
+  improvement) and at the open in ours. On continuous data (open = previous close) a resting
+  limit is always touched on an earlier bar first, so this needs a gap.
+* orders still resting at the end are left there (neither side closes positions at the end).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from workbench.config import Config, timeframe_ms
+from workbench.engine.kernel import cost_model
+from workbench.feeds.history import LoopData
+from workbench.model import QTY_SCALE, Order, OrderType, Side
+from workbench.parity.peer import PeerStep, Unsupported
+from workbench.strategy import Strategy
+
+NAME = "nautilus"
+PACKAGE = "nautilus_trader"
+PRECISION = 8  # price and size decimals: our quantum
+_NS_PER_MS = 1_000_000
+_UNITS = Decimal(QTY_SCALE)
+
+
+def check(cfg: Config, data: LoopData) -> None:
+    costs = cost_model(cfg)
+    if costs.fill_at != "close":
+        raise Unsupported(
+            "fill_at: next_open has no NautilusTrader equivalent: its venue fills a market "
+            "order when it processes the order, against the book as it stands after on_bar "
+            "(the signal bar's close), never at the next bar's open; use fill_at: close")
+    if costs.slippage_bps or costs.spread_bps:
+        raise Unsupported(
+            f"costs.slippage_bps={costs.slippage_bps} / spread_bps={costs.spread_bps}: "
+            "NautilusTrader's FillModel slips a fill by one price increment, not by basis "
+            "points, and a bar-driven book has no spread; set both to 0 to compare with "
+            "nautilus")
+    _bar_spec(cfg.data.timeframe)
+
+
+def _bar_spec(timeframe: str) -> str:
+    ms = timeframe_ms(timeframe)
+    for unit, size in (("DAY", 86_400_000), ("HOUR", 3_600_000), ("MINUTE", 60_000),
+                       ("SECOND", 1_000)):
+        if ms % size == 0:
+            return f"{ms // size}-{unit}-LAST"
+    raise Unsupported(f"timeframe {timeframe} is not a whole number of seconds")
+
+
+def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerStep:
+    from nautilus_trader.backtest.engine import BacktestEngine
+    from nautilus_trader.config import BacktestEngineConfig, LoggingConfig, StrategyConfig
+    from nautilus_trader.model.currencies import USDT
+    from nautilus_trader.model.data import Bar, BarType
+    from nautilus_trader.model.enums import AccountType, OmsType, OrderSide, TimeInForce
+    from nautilus_trader.model.events import (
+        OrderCanceled,
+        OrderDenied,
+        OrderFilled,
+        OrderRejected,
+    )
+    from nautilus_trader.model.identifiers import InstrumentId, TraderId, Venue
+    from nautilus_trader.model.objects import Money, Price, Quantity
+    from nautilus_trader.trading.strategy import Strategy as NtStrategy
+
+    check(cfg, data)
+    venue = Venue("SIM")
+    quote = _currency(cfg.portfolio.quote) if cfg.portfolio.quote != "USDT" else USDT
+    fee = Decimal(str(cfg.costs.fee_bps if cfg.costs.enabled else 0.0)) / Decimal(10_000)
+    instruments = {name: _instrument(name, venue, quote, fee, cfg.costs.min_notional)
+                   for name in data.symbol_names}
+    bar_types = {name: BarType.from_str(f"{inst.id}-{_bar_spec(cfg.data.timeframe)}-EXTERNAL")
+                 for name, inst in instruments.items()}
+    tf_ns = timeframe_ms(cfg.data.timeframe) * _NS_PER_MS
+
+    # (instrument id, bar close ns) -> our loop index
+    names = data.symbol_names
+    close_ns = [int(t) * _NS_PER_MS + tf_ns for t in data.ts]
+    index: dict[tuple[str, int], int] = {}
+    bars = []
+    for i in range(len(data)):
+        name = names[int(data.symbol_index[i])]
+        inst = instruments[name]
+        index[(inst.id.value, close_ns[i])] = i
+        bars.append(Bar(bar_types[name],
+                        Price(float(data.open[i]), PRECISION),
+                        Price(float(data.high[i]), PRECISION),
+                        Price(float(data.low[i]), PRECISION),
+                        Price(float(data.close[i]), PRECISION),
+                        Quantity(float(data.volume[i]), PRECISION),
+                        close_ns[i], close_ns[i]))
+
+    ours: dict[str, Order] = {}  # client order id -> our order
+    theirs: dict[int, Any] = {}  # our order_seq -> nautilus order
+    host: list[Any] = []
+
+    def place(order: Order) -> None:
+        nt = host[0]
+        inst = instruments[order.symbol]
+        side = OrderSide.BUY if order.side is Side.BUY else OrderSide.SELL
+        qty = Quantity(Decimal(order.qty_units) / _UNITS, PRECISION)
+        if order.type is OrderType.MARKET:
+            made = nt.order_factory.market(inst.id, side, qty, time_in_force=TimeInForce.GTC)
+        else:
+            assert order.limit_price is not None
+            made = nt.order_factory.limit(inst.id, side, qty,
+                                          Price(order.limit_price, PRECISION),
+                                          time_in_force=TimeInForce.GTC)
+        ours[made.client_order_id.value] = order
+        theirs[order.order_seq] = made
+        nt.submit_order(made)
+
+    def withdraw(order: Order) -> None:
+        made = theirs.pop(order.order_seq, None)
+        if made is not None and made.is_open:
+            host[0].cancel_order(made)
+
+    peer = PeerStep(cfg, strategy, data, run_id, place, withdraw)
+    port = peer.broker
+
+    class Adapter(NtStrategy):  # type: ignore[misc]
+        def on_start(self) -> None:
+            host.append(self)
+            for bar_type in bar_types.values():
+                self.subscribe_bars(bar_type)
+            peer.start()
+
+        def on_bar(self, bar: Any) -> None:
+            peer.bar(index[(bar.bar_type.instrument_id.value, bar.ts_init)])
+
+        def on_order_filled(self, event: OrderFilled) -> None:
+            order = ours.get(event.client_order_id.value)
+            if order is None:
+                return
+            units = int(event.last_qty.as_decimal() * _UNITS)
+            port.executed(order, units, event.last_px.as_double(),
+                          event.commission.as_double(),
+                          index[(event.instrument_id.value, event.ts_event)])
+
+        def on_order_rejected(self, event: OrderRejected) -> None:
+            self._refused(event.client_order_id.value, str(event.reason))
+
+        def on_order_denied(self, event: OrderDenied) -> None:
+            self._refused(event.client_order_id.value, str(event.reason))
+
+        def on_order_canceled(self, event: OrderCanceled) -> None:
+            order = ours.get(event.client_order_id.value)
+            if order is not None and order.order_seq in theirs:  # not withdrawn by us
+                self._refused(event.client_order_id.value, "CANCELED_BY_VENUE")
+
+        def _refused(self, client_order_id: str, reason: str) -> None:
+            order = ours.get(client_order_id)
+            if order is not None:
+                theirs.pop(order.order_seq, None)
+                port.reject(order, reason)
+
+    engine = BacktestEngine(BacktestEngineConfig(
+        trader_id=TraderId("WORKBENCH-001"),
+        logging=LoggingConfig(log_level="ERROR", bypass_logging=True)))
+    try:
+        engine.add_venue(venue=venue, oms_type=OmsType.NETTING, account_type=AccountType.CASH,
+                         starting_balances=[Money(cfg.portfolio.initial_cash, quote)],
+                         base_currency=None, bar_execution=True, trade_execution=False,
+                         bar_adaptive_high_low_ordering=False)
+        for inst in instruments.values():
+            engine.add_instrument(inst)
+        engine.add_data(bars)
+        engine.add_strategy(Adapter(StrategyConfig(strategy_id="WORKBENCH-PEER")))
+        engine.run()
+        if not peer.started:  # no bars
+            peer.start()
+        peer.stop()
+    finally:
+        engine.dispose()
+    return peer
+
+
+def _currency(code: str) -> Any:
+    from nautilus_trader.model.enums import CurrencyType
+    from nautilus_trader.model.objects import Currency
+
+    try:
+        return Currency.from_str(code)
+    except Exception:
+        return Currency(code, PRECISION, 0, code, CurrencyType.CRYPTO)
+
+
+def _instrument(name: str, venue: Any, quote: Any, fee: Decimal, min_notional: float) -> Any:
+    from nautilus_trader.model.identifiers import InstrumentId, Symbol
+    from nautilus_trader.model.instruments import CurrencyPair
+    from nautilus_trader.model.objects import Money, Price, Quantity
+
+    code = quote.code
+    base = name[: -len(code)] if name.endswith(code) and len(name) > len(code) else name
+    increment = Decimal(1).scaleb(-PRECISION)
+    return CurrencyPair(
+        instrument_id=InstrumentId(Symbol(name), venue),
+        raw_symbol=Symbol(name),
+        base_currency=_currency(base),
+        quote_currency=quote,
+        price_precision=PRECISION,
+        size_precision=PRECISION,
+        price_increment=Price(increment, PRECISION),
+        size_increment=Quantity(increment, PRECISION),
+        lot_size=None,
+        max_quantity=None,
+        min_quantity=Quantity(increment, PRECISION),
+        max_notional=None,
+        min_notional=Money(min_notional, quote) if min_notional else None,
+        max_price=None,
+        min_price=None,
+        margin_init=Decimal(0),
+        margin_maint=Decimal(0),
+        maker_fee=fee,
+        taker_fee=fee,
+        ts_event=0,
+        ts_init=0,
+    )
+
+
+def version() -> str:
+    import nautilus_trader
+
+    return str(nautilus_trader.__version__)
