@@ -13,7 +13,13 @@ once it has closed. Each bar, in this order: the matching engine replays it as t
 open, high, low, close (``bar_execution=True``, fixed high-before-low ordering) and resting
 orders fill; the strategy's ``on_bar`` hands it to our step; then the venue processes the
 commands the step sent, so a market order submitted in ``on_bar`` fills at that bar's close
-(our ``fill_at: close``). A fill's loop index is found from its ``ts_event`` (the close time of
+(our ``fill_at: close``). The venue runs without its message queue (``use_message_queue=False``):
+a command is processed when sent, so an order the step withdraws (an expired bid) releases its
+locked cash before the order the strategy sends next on the same bar reaches nautilus's
+pre-trade balance check, as our simulated broker releases a reservation before the strategy
+sees the bar. With the queue, the new bid is denied ``NOTIONAL_EXCEEDS_FREE_BALANCE`` whenever
+cash is below two bids' notional (PullbackLimit then diverged from its 151st trade on the
+January sample). A fill's loop index is found from its ``ts_event`` (the close time of
 the bar the venue was processing) and its instrument.
 
 How our semantics map, and where they cannot:
@@ -201,7 +207,7 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
         engine.add_venue(venue=venue, oms_type=OmsType.NETTING, account_type=AccountType.CASH,
                          starting_balances=[Money(cfg.portfolio.initial_cash, quote)],
                          base_currency=None, bar_execution=True, trade_execution=False,
-                         bar_adaptive_high_low_ordering=False)
+                         bar_adaptive_high_low_ordering=False, use_message_queue=False)
         for inst in instruments.values():
             engine.add_instrument(inst)
         engine.add_data(bars)
