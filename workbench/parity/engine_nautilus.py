@@ -39,10 +39,15 @@ How our semantics map, and where they cannot:
   buy's limit) fills only up to the quarter volume and the rest stays resting, where ours fills
   whole: a difference that needs a limit price equal to a bar's extreme to the 1e-8.
 * a limit order rests from its submission: nautilus matches it at once against the book (the
-  close of the bar it was sent on) and, when marketable, fills it there as a taker; ours checks
-  a limit from the next bar on. A take-profit sent from ``on_fill`` when the bar already closed
-  beyond it therefore fills on that bar (at its close) in nautilus and on the next bar (at its
-  open) in ours: same price on data whose opens equal the previous closes, one bar earlier.
+  close of the bar it was sent on) and, when marketable (a buy limit at or above that close, a
+  sell at or below), fills it there as a taker; ours checks a limit from the next bar on, where
+  it fills at the open. A take-profit sent from ``on_fill`` when the bar already closed beyond
+  it would fill a bar earlier in nautilus. The run is refused: it completes, then raises
+  ``Unsupported`` naming the first such order (PullbackLimit with ``take_profit_bps: 5,
+  dip_bps: 5`` on the January sample does; with its defaults none is sent).
+* executions a market order gets at its signal bar's close reach our step right after its
+  ``on_bar`` (still on that bar), before nautilus processes the next bar, so an order the
+  strategy sends from ``on_fill`` is matched from the next bar on, as in our backtest.
 * a limit the bar *opens* through fills at the limit in nautilus (a maker fill, no price
   improvement) and at the open in ours. On continuous data (open = previous close) a resting
   limit is always touched on an earlier bar first, so this needs a gap.
@@ -139,6 +144,9 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
     ours: dict[str, Order] = {}  # client order id -> our order
     theirs: dict[int, Any] = {}  # our order_seq -> nautilus order
     host: list[Any] = []
+    last_close: dict[str, Any] = {}  # symbol -> close of the last bar nautilus processed
+    marketable: list[str] = []  # limits nautilus fills at once, a bar before ours
+    now = [-1, False]  # loop index in on_bar; whether an execution on it awaits our step
 
     def place(order: Order) -> None:
         nt = host[0]
@@ -149,8 +157,17 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
             made = nt.order_factory.market(inst.id, side, qty, time_in_force=TimeInForce.GTC)
         else:
             assert order.limit_price is not None
-            made = nt.order_factory.limit(inst.id, side, qty,
-                                          Price(order.limit_price, PRECISION),
+            price = Price(order.limit_price, PRECISION)
+            close = last_close.get(order.symbol)
+            if close is not None and not marketable and (
+                    price >= close if order.side is Side.BUY else price <= close):
+                marketable.append(
+                    f"order {order.order_seq} ({order.side.value} LIMIT {order.symbol} "
+                    f"{order.qty} @ {price}, sent on the bar closing at {close}) is "
+                    "marketable when sent: NautilusTrader fills it at once at that bar's "
+                    "close as a taker; workbench checks a limit from the next bar on, "
+                    "where it fills at the open")
+            made = nt.order_factory.limit(inst.id, side, qty, price,
                                           time_in_force=TimeInForce.GTC)
         ours[made.client_order_id.value] = order
         theirs[order.order_seq] = made
@@ -172,16 +189,28 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
             peer.start()
 
         def on_bar(self, bar: Any) -> None:
-            peer.bar(index[(bar.bar_type.instrument_id.value, bar.ts_init)])
+            i = index[(bar.bar_type.instrument_id.value, bar.ts_init)]
+            last_close[names[int(data.symbol_index[i])]] = bar.close
+            now[0], now[1] = i, False
+            peer.bar(i)
+            # Market orders sent on this bar filled at its close, synchronously. Our broker
+            # fills them inside the strategy's bar too, so its on_fill (which may send a
+            # take-profit) must run before nautilus processes the next bar: apply them now,
+            # with the step still on this bar, as PeerStep.bar(i + 1) would.
+            while now[1]:
+                now[1] = False
+                port.settle(i + 1)
 
         def on_order_filled(self, event: OrderFilled) -> None:
             order = ours.get(event.client_order_id.value)
             if order is None:
                 return
             units = int(event.last_qty.as_decimal() * _UNITS)
+            bar = index[(event.instrument_id.value, event.ts_event)]
             port.executed(order, units, event.last_px.as_double(),
-                          event.commission.as_double(),
-                          index[(event.instrument_id.value, event.ts_event)])
+                          event.commission.as_double(), bar)
+            if bar == now[0]:
+                now[1] = True
 
         def on_order_rejected(self, event: OrderRejected) -> None:
             self._refused(event.client_order_id.value, str(event.reason))
@@ -218,6 +247,8 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
         peer.stop()
     finally:
         engine.dispose()
+    if marketable:
+        raise Unsupported(marketable[0])
     return peer
 
 
