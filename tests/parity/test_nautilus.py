@@ -32,13 +32,15 @@ def bars_wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
         dst.writelines(islice(src, BARS + 1))
     wh = root / "w.duckdb"
     ingest(wh, [sliced], "BTCUSDT")
+    ingest(wh, [sliced], "ETHUSDT")  # the same bars: both symbols signal on the same bar
     return wh
 
 
-def config(strategy: dict[str, Any], **costs: Any) -> dict[str, Any]:
-    return {"data": {"symbols": ["BTCUSDT"], "timeframe": "1m", "gaps": "fail"},
+def config(strategy: dict[str, Any], cash: float = 10000, symbols: tuple[str, ...] = ("BTCUSDT",),
+           **costs: Any) -> dict[str, Any]:
+    return {"data": {"symbols": list(symbols), "timeframe": "1m", "gaps": "fail"},
             "strategy": strategy,
-            "portfolio": {"initial_cash": 10000, "quote": "USDT"},
+            "portfolio": {"initial_cash": cash, "quote": "USDT"},
             "costs": {"fee_bps": 10, "slippage_bps": 0, **costs}}
 
 
@@ -101,3 +103,29 @@ def test_run_parity_marketable_limit_raises_config_error_naming_order(
     tight = {**PULLBACK, "params": {"qty": 0.1, "take_profit_bps": 5, "dip_bps": 5}}
     with pytest.raises(ConfigError, match=r"order \d+ \(SELL LIMIT .* is marketable when sent"):
         parity(bars_wh, tmp_path, config(tight))
+
+
+def test_sma_cross_order_above_quarter_volume_parity_passes(bars_wh: Path, tmp_path: Path
+                                                            ) -> None:
+    """qty 5 is above a quarter of most bars' volume: nautilus must still fill it whole."""
+    big = {**SMA, "params": {"fast": 10, "slow": 40, "qty": 5.0}}
+    result = parity(bars_wh, tmp_path, config(big, cash=10_000_000))
+    assert result.passed, result.table()
+
+
+def test_sma_cross_two_symbols_short_of_cash_parity_passes(bars_wh: Path, tmp_path: Path
+                                                          ) -> None:
+    """Both symbols buy on the same bar; the cash covers one: the second is rejected by both."""
+    result = parity(bars_wh, tmp_path, config(SMA, cash=6000, symbols=("BTCUSDT", "ETHUSDT")))
+    assert result.passed, result.table()
+    orders = rows(Path(result.out_dir) / "nautilus" / "orders.csv")
+    assert any(o["status"] == "REJECTED" and o["symbol"] == "ETHUSDT" for o in orders)
+
+
+def test_run_parity_buy_short_only_of_fee_raises_config_error(bars_wh: Path, tmp_path: Path
+                                                              ) -> None:
+    first = parity(bars_wh, tmp_path / "first", config(SMA))
+    buy = rows(Path(first.out_dir) / "workbench" / "fills.csv")[0]
+    cash = 0.1 * float(buy["price"]) * 1.0005  # the notional plus half the 10 bps fee
+    with pytest.raises(ConfigError, match="leaves the fee out"):
+        parity(bars_wh, tmp_path, config(SMA, cash=cash))
