@@ -127,5 +127,5 @@ def test_run_parity_buy_short_only_of_fee_raises_config_error(bars_wh: Path, tmp
     first = parity(bars_wh, tmp_path / "first", config(SMA))
     buy = rows(Path(first.out_dir) / "workbench" / "fills.csv")[0]
     cash = 0.1 * float(buy["price"]) * 1.0005  # the notional plus half the 10 bps fee
-    with pytest.raises(ConfigError, match="leaves the fee out"):
+    with pytest.raises(ConfigError, match="check and its locks leave fees out"):
         parity(bars_wh, tmp_path, config(SMA, cash=cash))

@@ -55,6 +55,18 @@ How our semantics map, and where they cannot:
 * a limit the bar *opens* through fills at the limit in nautilus (a maker fill, no price
   improvement) and at the open in ours. On continuous data (open = previous close) a resting
   limit is always touched on an earlier bar first, so this needs a gap.
+* funds: nautilus's pre-trade check (its RiskEngine) prices a market order from the last
+  trade or quote in its cache, which bars do not set; the adapter adds each bar's close to the
+  cache as the last trade, so a market buy is checked at the price it fills at (else it is not
+  checked at all, and a cash account driven below zero raises ``AccountBalanceNegative``).
+  Both sides then reject a buy beyond free cash (``REJECTED``, with nautilus's reason text).
+  But ours counts the fee (notional plus fee against free cash, a resting bid reserving its fee
+  too) and nautilus does not (notional only, locks of notional only): a buy that only the fee
+  makes unaffordable is accepted there and rejected here. The adapter rejects it on our side
+  without sending it, and the run is refused (``Unsupported``) naming the order.
+* a sell beyond the free position is rejected by ours; nautilus's cash account locks the base
+  currency of a resting sell and rejects an oversell too, but neither strategy here sends one,
+  so that path is not compared.
 * rounding: a limit price is rounded to 8 decimals when sent, and a commission to the quote
   currency's precision (USDT: 8 decimals), under 5e-9 per fill, so equity differs from ours by
   about 1e-9 of the initial cash after a few hundred fills;
@@ -131,8 +143,9 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
     check(cfg, data)
     venue = Venue("SIM")
     quote = _currency(cfg.portfolio.quote) if cfg.portfolio.quote != "USDT" else USDT
-    fee = Decimal(str(cfg.costs.fee_bps if cfg.costs.enabled else 0.0)) / Decimal(10_000)
-    instruments = {name: _instrument(name, venue, quote, fee, cfg.costs.min_notional)
+    costs = cost_model(cfg)  # costs.enabled: false is all zeros
+    fee = Decimal(str(costs.fee_bps)) / Decimal(10_000)
+    instruments = {name: _instrument(name, venue, quote, fee, costs.min_notional)
                    for name in data.symbol_names}
     bar_types = {name: BarType.from_str(f"{inst.id}-{_bar_spec(cfg.data.timeframe)}-EXTERNAL")
                  for name, inst in instruments.items()}
@@ -161,7 +174,6 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
     host: list[Any] = []
     last_close: dict[str, Any] = {}  # symbol -> close of the last bar nautilus processed
     refused: list[str] = []  # why the comparison cannot stand (the first reason is raised)
-    fee_rate = float(fee)
     now = [-1, False]  # loop index in on_bar; whether an execution on it awaits our step
 
     def place(order: Order) -> None:
@@ -190,13 +202,19 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
                 last_close[order.symbol].as_double()
             notional = order.qty_units / QTY_SCALE * ref
             free = nt.portfolio.account(venue).balance_free(quote).as_double()
-            if notional <= free < notional * (1 + fee_rate):
+            # ours reserves a resting bid's fee too, nautilus locks its notional only
+            bids = sum(o.qty_units / QTY_SCALE * o.limit_price
+                       for resting in port.resting.values() for o in resting
+                       if o is not order and o.side is Side.BUY and o.limit_price is not None)
+            free_ours = free - costs.fee(bids)
+            if notional <= free and notional + costs.fee(notional) > free_ours:
                 refused.append(
                     f"order {order.order_seq} ({order.side.value} {order.type.value} "
                     f"{order.symbol} {order.qty} for {notional:.8f} {quote.code} plus a fee of "
-                    f"{notional * fee_rate:.8f}) meets {free:.8f} {quote.code} of free cash: "
-                    "workbench rejects a buy whose notional plus fee exceeds free cash, "
-                    "NautilusTrader's pre-trade check leaves the fee out and would accept it")
+                    f"{costs.fee(notional):.8f}) against {free_ours:.8f} {quote.code} of free "
+                    "cash: workbench rejects a buy whose notional plus fee exceeds free cash "
+                    "(resting bids reserve their fee too); NautilusTrader's pre-trade check and "
+                    "its locks leave fees out, and it would accept it")
                 port.reject(order, "INSUFFICIENT_FUNDS")
                 return
         ours[made.client_order_id.value] = order
