@@ -64,9 +64,10 @@ How our semantics map, and where they cannot:
   too) and nautilus does not (notional only, locks of notional only): a buy that only the fee
   makes unaffordable is accepted there and rejected here. The adapter rejects it on our side
   without sending it, and the run is refused (``Unsupported``) naming the order.
-* a sell beyond the free position is rejected by ours; nautilus's cash account locks the base
-  currency of a resting sell and rejects an oversell too, but neither strategy here sends one,
-  so that path is not compared.
+* a sell beyond the free position: ours rejects it (``INSUFFICIENT_POSITION``); nautilus's
+  pre-trade check denies a sell beyond the free base-currency balance (a resting sell locks its
+  quantity) but skips the check when the account holds no balance of that currency at all.
+  Neither strategy here sends such a sell, so this path is not compared.
 * rounding: a limit price is rounded to 8 decimals when sent, and a commission to the quote
   currency's precision (USDT: 8 decimals), under 5e-9 per fill, so equity differs from ours by
   about 1e-9 of the initial cash after a few hundred fills;
