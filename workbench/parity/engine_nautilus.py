@@ -3,9 +3,11 @@
 
 The setup: one simulated venue ``SIM`` (``OmsType.NETTING``, ``AccountType.CASH``, starting
 balance ``portfolio.initial_cash`` in the quote currency), a ``CurrencyPair`` per symbol with
-price and size precision 8 (our quantum, 1e-8: every price and quantity we use is
-representable; a tick is 1e-8), ``maker_fee = taker_fee = fee_bps / 1e4`` (the commission is
-charged in the quote currency on the fill's notional, as ours), no latency model, the default
+size precision 8 (our quantum, 1e-8: every quantity we use is exact) and price precision 16
+(the most nautilus allows: our float prices, the bars' and the limits' alike, come back from
+nautilus's fills bit for bit in every fill of the January runs; a tick is 1e-16),
+``maker_fee = taker_fee = fee_bps / 1e4`` (the commission is charged in the quote currency on
+the fill's notional, as ours), no latency model, the default
 ``FillModel`` (limits fill on a touch, no random slippage). Bars are ``1-MINUTE-LAST-EXTERNAL``
 (or the config's timeframe) with ``ts_event = ts_init`` = the bar's *close* time: nautilus
 processes a bar at its ``ts_init``, so a bar reaches the matching engine and the strategy only
@@ -28,12 +30,12 @@ How our semantics map, and where they cannot:
   venue processes it, against the book as it stands, which after ``on_bar`` is the bar's close;
   it has no mode that defers a market order to the next bar's open.
 * price impact is refused: ``slippage_bps`` and ``spread_bps`` must be 0. Nautilus's
-  ``FillModel.prob_slippage`` moves a fill by one price increment (here 1e-8), not by basis
+  ``FillModel.prob_slippage`` moves a fill by one price increment (here 1e-16), not by basis
   points, and a bar-driven L1 book has bid = ask = the last trade, so there is no spread to set.
   Run parity configs with ``slippage_bps: 0`` (and ``spread_bps: 0``).
 * liquidity: ours fills every order whole at the bar's price, whatever the bar's volume.
   Nautilus builds its L1 book from the bar, giving each of the four prices a quarter of the
-  bar's volume: a market order larger than that fills the rest one increment (1e-8) worse in a
+  bar's volume: a market order larger than that fills the rest one increment worse in a
   second fill, and a limit touched *exactly* at its price (a buy's limit equal to the low)
   fills only the quarter, the rest resting on. The closest configuration to ours is a book
   deep enough for any order, so the bars nautilus matches on carry ``DEPTH`` (4 x
@@ -68,9 +70,9 @@ How our semantics map, and where they cannot:
   pre-trade check denies a sell beyond the free base-currency balance (a resting sell locks its
   quantity) but skips the check when the account holds no balance of that currency at all.
   Neither strategy here sends such a sell, so this path is not compared.
-* rounding: a limit price is rounded to 8 decimals when sent, and a commission to the quote
-  currency's precision (USDT: 8 decimals), under 5e-9 per fill, so equity differs from ours by
-  about 1e-9 of the initial cash after a few hundred fills;
+* rounding: a commission is rounded to the quote currency's precision (USDT: 8 decimals),
+  under 5e-9 per fill, so equity differs from ours by about 2e-9 percentage points after a
+  thousand fills (PullbackLimit, January); prices are not rounded (precision 16, above);
 * orders still resting at the end are left there (neither side closes positions at the end).
 """
 
@@ -88,7 +90,8 @@ from workbench.strategy import Strategy
 
 NAME = "nautilus"
 PACKAGE = "nautilus_trader"
-PRECISION = 8  # price and size decimals: our quantum
+SIZE_PRECISION = 8  # size decimals: our quantum
+PRICE_PRECISION = 16  # price decimals: nautilus's most, so a price is our float to the last bit
 _NS_PER_MS = 1_000_000
 _UNITS = Decimal(QTY_SCALE)
 DEPTH = 4 * MAX_QTY  # the volume of the bars nautilus matches on: any order fills whole
@@ -157,16 +160,16 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
     close_ns = [int(t) * _NS_PER_MS + tf_ns for t in data.ts]
     index: dict[tuple[str, int], int] = {}
     bars = []
-    depth = Quantity(DEPTH, PRECISION)
+    depth = Quantity(DEPTH, SIZE_PRECISION)
     for i in range(len(data)):
         name = names[int(data.symbol_index[i])]
         inst = instruments[name]
         index[(inst.id.value, close_ns[i])] = i
         bars.append(Bar(bar_types[name],
-                        Price(float(data.open[i]), PRECISION),
-                        Price(float(data.high[i]), PRECISION),
-                        Price(float(data.low[i]), PRECISION),
-                        Price(float(data.close[i]), PRECISION),
+                        Price(float(data.open[i]), PRICE_PRECISION),
+                        Price(float(data.high[i]), PRICE_PRECISION),
+                        Price(float(data.low[i]), PRICE_PRECISION),
+                        Price(float(data.close[i]), PRICE_PRECISION),
                         depth,
                         close_ns[i], close_ns[i]))
 
@@ -181,12 +184,12 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
         nt = host[0]
         inst = instruments[order.symbol]
         side = OrderSide.BUY if order.side is Side.BUY else OrderSide.SELL
-        qty = Quantity(Decimal(order.qty_units) / _UNITS, PRECISION)
+        qty = Quantity(Decimal(order.qty_units) / _UNITS, SIZE_PRECISION)
         if order.type is OrderType.MARKET:
             made = nt.order_factory.market(inst.id, side, qty, time_in_force=TimeInForce.GTC)
         else:
             assert order.limit_price is not None
-            price = Price(order.limit_price, PRECISION)
+            price = Price(order.limit_price, PRICE_PRECISION)
             close = last_close.get(order.symbol)
             if close is not None and (
                     price >= close if order.side is Side.BUY else price <= close):
@@ -313,7 +316,7 @@ def _currency(code: str) -> Any:
     try:
         return Currency.from_str(code)
     except Exception:
-        return Currency(code, PRECISION, 0, code, CurrencyType.CRYPTO)
+        return Currency(code, SIZE_PRECISION, 0, code, CurrencyType.CRYPTO)
 
 
 def _instrument(name: str, venue: Any, quote: Any, fee: Decimal, min_notional: float) -> Any:
@@ -323,19 +326,19 @@ def _instrument(name: str, venue: Any, quote: Any, fee: Decimal, min_notional: f
 
     code = quote.code
     base = name[: -len(code)] if name.endswith(code) and len(name) > len(code) else name
-    increment = Decimal(1).scaleb(-PRECISION)
+    tick, unit = Decimal(1).scaleb(-PRICE_PRECISION), Decimal(1).scaleb(-SIZE_PRECISION)
     return CurrencyPair(
         instrument_id=InstrumentId(Symbol(name), venue),
         raw_symbol=Symbol(name),
         base_currency=_currency(base),
         quote_currency=quote,
-        price_precision=PRECISION,
-        size_precision=PRECISION,
-        price_increment=Price(increment, PRECISION),
-        size_increment=Quantity(increment, PRECISION),
+        price_precision=PRICE_PRECISION,
+        size_precision=SIZE_PRECISION,
+        price_increment=Price(tick, PRICE_PRECISION),
+        size_increment=Quantity(unit, SIZE_PRECISION),
         lot_size=None,
         max_quantity=None,
-        min_quantity=Quantity(increment, PRECISION),
+        min_quantity=Quantity(unit, SIZE_PRECISION),
         max_notional=None,
         min_notional=Money(min_notional, quote) if min_notional else None,
         max_price=None,
