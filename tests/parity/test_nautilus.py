@@ -129,3 +129,26 @@ def test_run_parity_buy_short_only_of_fee_raises_config_error(bars_wh: Path, tmp
     cash = 0.1 * float(buy["price"]) * 1.0005  # the notional plus half the 10 bps fee
     with pytest.raises(ConfigError, match="check and its locks leave fees out"):
         parity(bars_wh, tmp_path, config(SMA, cash=cash))
+
+
+def test_run_parity_limit_gapped_through_raises_config_error_naming_order(
+        tmp_path: Path) -> None:
+    """Every 50th bar opens 1% below the previous close: a resting bid fills at the open in
+    ours and at its limit in nautilus, so the comparison is refused."""
+    with SAMPLE.open(newline="") as fh:
+        bars = list(islice(csv.DictReader(fh), 600))
+    shift = 0.0
+    for k, bar in enumerate(bars):
+        if k and k % 50 == 0:
+            shift += float(bar["open"]) - shift - float(bars[k - 1]["close"]) * 0.99
+        for column in ("open", "high", "low", "close"):
+            bar[column] = f"{float(bar[column]) - shift:.2f}"
+    gapped = tmp_path / "gapped.csv"
+    with gapped.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(bars[0]))
+        writer.writeheader()
+        writer.writerows(bars)
+    wh = tmp_path / "w.duckdb"
+    ingest(wh, [gapped], "BTCUSDT")
+    with pytest.raises(ConfigError, match=r"order \d+ \(BUY LIMIT .* opened through it"):
+        parity(wh, tmp_path, config(PULLBACK))

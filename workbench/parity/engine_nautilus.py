@@ -55,8 +55,10 @@ How our semantics map, and where they cannot:
   ``on_bar`` (still on that bar), before nautilus processes the next bar, so an order the
   strategy sends from ``on_fill`` is matched from the next bar on, as in our backtest.
 * a limit the bar *opens* through fills at the limit in nautilus (a maker fill, no price
-  improvement) and at the open in ours. On continuous data (open = previous close) a resting
-  limit is always touched on an earlier bar first, so this needs a gap.
+  improvement: "marketable BUY would have filled at limit" in its matching engine) and at the
+  open in ours. On continuous data (open = previous close) a resting limit is always touched on
+  an earlier bar first, so this needs a gap; when it happens the run is refused
+  (``Unsupported``) naming the order.
 * funds: nautilus's pre-trade check (its RiskEngine) prices a market order from the last
   trade or quote in its cache, which bars do not set; the adapter adds each bar's close to the
   cache as the last trade, so a market buy is checked at the price it fills at (else it is not
@@ -264,6 +266,13 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
                 return
             units = int(event.last_qty.as_decimal() * _UNITS)
             bar = index[(event.instrument_id.value, event.ts_event)]
+            limit, open_ = order.limit_price, float(data.open[bar])
+            if limit is not None and (open_ < limit if order.side is Side.BUY
+                                      else open_ > limit):
+                refused.append(
+                    f"order {order.order_seq} ({order.side.value} LIMIT {order.symbol} "
+                    f"{order.qty} @ {limit!r}) rested into a bar that opened through it at "
+                    f"{open_!r}: NautilusTrader fills it at its limit, workbench at the open")
             port.executed(order, units, event.last_px.as_double(),
                           event.commission.as_double(), bar)
             if bar == now[0]:
