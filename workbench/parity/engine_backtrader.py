@@ -247,7 +247,8 @@ def _frame(data: LoopData, rows: np.ndarray) -> Any:
 def _broker_class(bt: Any) -> Any:
     class Broker(bt.brokers.BackBroker):  # type: ignore[misc,name-defined]
         """``BackBroker`` that tries an order only on a bar of its data at the cycle's time
-        (never the last bar again across a gap), and can run one last cycle for the
+        (never the last bar again across a gap; a cheat-on-close market order executes on its
+        signal bar whatever the cycle), and can run one last cycle for the
         cheat-on-close market orders placed on the last bar."""
 
         feeds: list[Any] = []  # noqa: RUF012
@@ -263,8 +264,10 @@ def _broker_class(bt: Any) -> Any:
                 if order.exectype == bt.Order.Market:
                     super()._try_exec(order)
                 return
-            if order.data.datetime[0] < self.now:
-                return  # its data has no bar at this time
+            if order.data.datetime[0] < self.now and not (
+                    self.p.coc and order.exectype == bt.Order.Market):
+                return  # its data has no bar at this time (a cheat-on-close order executes
+                # on the bar it was placed on)
             super()._try_exec(order)
 
         def last_cycle(self) -> list[Any]:
