@@ -245,13 +245,14 @@ def _frame(data: LoopData, rows: np.ndarray) -> Any:
 
 
 def _broker_class(bt: Any) -> Any:
-    class Broker(bt.brokers.BackBroker):  # type: ignore[misc,name-defined]
+    class Broker(bt.brokers.BackBroker):
         """``BackBroker`` that tries an order only on a bar of its data at the cycle's time
         (never the last bar again across a gap; a cheat-on-close market order executes on its
         signal bar whatever the cycle), and can run one last cycle for the
         cheat-on-close market orders placed on the last bar."""
 
         feeds: list[Any] = []  # noqa: RUF012
+        submitted: Any  # BackBroker's queue of orders not yet checked for cash
         closing = False
         now = 0.0
 
@@ -273,14 +274,15 @@ def _broker_class(bt: Any) -> Any:
         def last_cycle(self) -> list[Any]:
             """One more broker cycle for the orders backtrader executes without a next bar
             (cheat-on-close market orders); the notifications it made."""
-            waiting = self.submitted
-            self.submitted = collections.deque(
-                o for o in waiting if o.exectype == bt.Order.Market)
+            waiting: Any = self.submitted  # a limit placed on the last bar is not checked
+            market = bt.Order.Market
+            self.submitted = collections.deque(o for o in waiting if o.exectype == market)
             self.closing = True
             try:
                 super().next()
             finally:
                 self.closing = False
+                self.submitted.extend(o for o in waiting if o.exectype != market)
             out = []
             while (note := self.get_notification()) is not None:
                 out.append(note)
@@ -290,7 +292,7 @@ def _broker_class(bt: Any) -> Any:
 
 
 def _strategy_class(bt: Any) -> Any:
-    class Host(bt.Strategy):  # type: ignore[misc,name-defined]
+    class Host(bt.Strategy):
         params = (("session", None),)
 
         def __init__(self) -> None:
