@@ -24,8 +24,8 @@ from workbench.warehouse.ingest import ingest
 pytest.importorskip("backtrader")
 
 JAN_2024_MS = 1_704_067_200_000
-BTC_BARS = 2012  # the last bar is a Rhythm sell bar (2012 % 20 == 12)
-ETH_BARS = 1500
+BTC_BARS = 1212  # the last bar is a Rhythm sell bar (1212 % 20 == 12)
+ETH_BARS = 900
 ETH_GAP = range(5, 12)  # ETH rows left out: right after its 5th bar (a Rhythm buy bar)
 
 
@@ -55,9 +55,24 @@ class Rhythm(Strategy):
             ctx.submit(OrderIntent(sym, Side.SELL, held))
 
 
+class Overreach(Strategy):
+    """Sells what it does not hold (bar 3), buys more than its cash (bar 4), then trades
+    0.01 (bars 6 and 9)."""
+
+    def on_start(self, ctx: Context) -> None:
+        self._n = 0
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        self._n += 1
+        side, qty = {3: (Side.SELL, 0.01), 4: (Side.BUY, 1.0), 6: (Side.BUY, 0.01),
+                     9: (Side.SELL, 0.01)}.get(self._n, (None, 0.0))
+        if side is not None:
+            ctx.submit(OrderIntent(bar.symbol, side, qty))
+
+
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A warehouse with BTCUSDT (2012 bars) and ETHUSDT (1500 less a gap of 7) 1m bars."""
+    """A warehouse with BTCUSDT (1212 bars) and ETHUSDT (900 less a gap of 7) 1m bars."""
     root = tmp_path_factory.mktemp("bt")
     btc, eth = root / "btc.csv", root / "eth.csv"
     write_csv(btc, JAN_2024_MS, BTC_BARS, seed=7)
@@ -178,6 +193,19 @@ def test_market_sell_on_last_bar_fills_at_its_close(wh: Path, tmp_path: Path) ->
     last = rows(result, "backtrader", "fills.csv")[-1]
     assert (last["symbol"], last["side"]) == ("BTCUSDT", "SELL")
     assert last["ts"] == ms_to_iso(JAN_2024_MS + BTC_BARS * 60_000)  # the last bar's close
+    assert_same_files(result)
+
+
+@pytest.mark.parametrize("fill_at", ["close", "next_open"])
+def test_oversell_and_overbuy_rejected_as_ours(wh: Path, tmp_path: Path, fill_at: str) -> None:
+    """A sell beyond the position (a short in backtrader) and a buy beyond the cash are
+    rejected on both sides, with our reasons."""
+    result = parity(config(Overreach, {}, fill_at=fill_at), wh, tmp_path)
+    assert result.passed, result.table()
+    orders = rows(result, "backtrader", "orders.csv")
+    assert [(o["status"], o["reason"]) for o in orders] == [
+        ("REJECTED", "INSUFFICIENT_POSITION"), ("REJECTED", "INSUFFICIENT_FUNDS"),
+        ("FILLED", ""), ("FILLED", "")]
     assert_same_files(result)
 
 
