@@ -35,12 +35,15 @@ Differences found, and how they are handled:
   impact configured that fill is refused as ``Unsupported`` when it happens;
 * gaps: ``BackBroker`` tries a resting order against its data's current bar on every broker
   cycle, also when that data has no bar at that time: a limit placed on a symbol's last bar
-  before a gap would be tried again against the very bar it was placed on. The adapter's broker
-  (``BackBroker`` with ``_try_exec`` guarded) skips orders whose data has no bar at the time;
+  before a gap would be tried again against the very bar it was placed on (and fill there).
+  The adapter's broker (``BackBroker`` with ``_try_exec`` guarded) skips orders whose data has
+  no bar at the cycle's time; a cheat-on-close market order still executes then, on its
+  signal bar, as backtrader does;
 * orders placed on the last bar: backtrader never executes them (no next broker cycle). Ours
-  fills a market order at that close with ``fill_at: close``, so the adapter runs one last
-  broker cycle for cheat-on-close market orders only, which backtrader would have executed
-  at that close whatever the next bar; with ``next_open`` neither side fills them;
+  fills a market order at that close with ``fill_at: close``, so after the loop the adapter
+  runs one last broker cycle for the cheat-on-close market orders only (their price and date
+  are the signal bar's whatever comes next); limits placed on the last bar are left alone.
+  With ``next_open`` neither side fills them;
 * with ``fill_at: close`` backtrader executes a cycle later: our step learns of the fill before
   the next time's first bar, where ours knows at once. The strategy's ``on_fill`` runs then, and
   with several symbols the other symbols' bars of the signal time do not see the fill yet;
