@@ -15,7 +15,7 @@ from workbench.engine.kernel import with_strategy
 from workbench.engine.run import as_config
 from workbench.errors import ConfigError
 from workbench.feeds.synthetic import write_csv
-from workbench.model import Bar, OrderIntent, Side, ms_to_iso
+from workbench.model import Bar, Order, OrderIntent, Side, ms_to_iso
 from workbench.parity.harness import ParityResult, run_parity
 from workbench.strategy import Context, Strategy, strategy_identity
 from workbench.warehouse.connect import open_rw
@@ -68,6 +68,24 @@ class Overreach(Strategy):
                      9: (Side.SELL, 0.01)}.get(self._n, (None, 0.0))
         if side is not None:
             ctx.submit(OrderIntent(bar.symbol, side, qty))
+
+
+class CancelOther(Strategy):
+    """Bids at ETH's high on its 20th bar; cancels the bid on BTC's next bar if still open
+    (backtrader has filled it on ETH's bar of that time already)."""
+
+    def on_start(self, ctx: Context) -> None:
+        self._n = 0
+        self._bid: Order | None = None
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        if bar.symbol == "ETHUSDT":
+            self._n += 1
+            if self._n == 20:
+                self._bid = ctx.submit(OrderIntent.limit(bar.symbol, Side.BUY, 0.01, bar.high))
+        elif self._bid is not None and self._bid.is_open:
+            ctx.cancel(self._bid)
+            self._bid = None
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +230,13 @@ def test_oversell_and_overbuy_rejected_as_ours(wh: Path, tmp_path: Path, fill_at
 def test_limit_filled_at_open_with_slippage_unsupported(wh: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="backtrader slips that fill"):
         parity(config(Rhythm, {"limit": True}, slippage_bps=5), wh, tmp_path)
+
+
+def test_cancel_of_order_backtrader_filled_at_same_time_unsupported(wh: Path, tmp_path: Path
+                                                                     ) -> None:
+    cfg = config(CancelOther, {}, symbols=("BTCUSDT", "ETHUSDT"), slippage_bps=0)
+    with pytest.raises(ConfigError, match="cancelled by the strategy after backtrader had"):
+        parity(cfg, wh, tmp_path)
 
 
 def test_min_notional_unsupported(wh: Path, tmp_path: Path) -> None:

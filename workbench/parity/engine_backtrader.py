@@ -137,6 +137,7 @@ class _Session:
         self.host: Any = None  # the backtrader strategy, once made
         self.ours: dict[int, tuple[Order, int]] = {}  # their ref -> (ours, creation loop index)
         self.theirs: dict[int, Any] = {}  # our order_seq -> their order
+        self.refused: Unsupported | None = None  # raised once the strategy's callback is done
 
     # --- backtrader's loop -> our step ---------------------------------------------------------
     def on_time(self) -> None:
@@ -156,6 +157,8 @@ class _Session:
             raise RuntimeError("backtrader delivered bars of different times together")
         for i in new:
             self.peer.bar(i)
+            if self.refused is not None:
+                raise self.refused
         self.handed += len(new)
 
     def notify(self, order: Any) -> None:
@@ -177,6 +180,8 @@ class _Session:
         if self.handed != len(self.peer.data):
             raise RuntimeError(f"backtrader handed {self.handed} of {len(self.peer.data)} bars")
         self.peer.stop()
+        if self.refused is not None:
+            raise self.refused
 
     # --- our step's orders -> backtrader ------------------------------------------------------
     def place(self, order: Order) -> None:
@@ -195,13 +200,13 @@ class _Session:
 
     def withdraw(self, order: Order) -> None:
         theirs = self.theirs.get(order.order_seq)
-        if theirs is None:
-            return
-        if not theirs.alive():
-            raise Unsupported(
+        if theirs is None or not theirs.alive():  # executed, not yet applied on our side;
+            # raised after the strategy's callback (not as the strategy's error)
+            self.refused = Unsupported(
                 f"order #{order.order_seq} ({order.symbol}) was cancelled by the strategy after "
                 "backtrader had executed it: backtrader executes every symbol's bar of a time "
                 "before its strategy sees any of them")
+            return
         self.host.cancel(theirs)
         self._forget(order, theirs.ref)
 
