@@ -225,11 +225,6 @@ class _Session:
         ours, created = entry
         units = round(abs(bit.size) * QTY_SCALE)
         price, fee = float(bit.price), float(bit.closedcomm + bit.openedcomm)
-        if ours.type is OrderType.MARKET and self.coc:
-            bar = created  # cheat-on-close: executed on the signal bar
-        else:
-            k = self.peer.data.symbol_names.index(ours.symbol)
-            bar = int(self.rows[k][len(order.data) - 1])
         if ours.type is OrderType.LIMIT and self.perc and price != ours.limit_price:
             raise Unsupported(
                 f"limit order #{ours.order_seq} ({ours.symbol}) filled at the open, and "
@@ -237,10 +232,17 @@ class _Session:
                 "where ours fills at the open: set costs.slippage_bps and spread_bps to 0 for "
                 "limit-order strategies")
         if ours.type is OrderType.MARKET and ours.side is Side.SELL and self.fix_sells:
-            costs = self.peer.costs
+            costs = self.peer.costs  # ours from backtrader's reference price
             price = costs.market_price(Side.SELL, price / (1.0 - self.perc))
             fee = costs.fee(units / QTY_SCALE * price)
-        self.peer.broker.executed(ours, units, price, fee, bar)
+        self.peer.broker.executed(ours, units, price, fee, self._bar(ours, created, order))
+
+    def _bar(self, ours: Order, created: int, order: Any) -> int:
+        """The loop index of the bar ``order`` executed on."""
+        if ours.type is OrderType.MARKET and self.coc:
+            return created  # cheat-on-close: on the signal bar, whichever cycle executed it
+        k = self.peer.data.symbol_names.index(ours.symbol)
+        return int(self.rows[k][len(order.data) - 1])  # the bar of its data at this cycle
 
 
 def _frame(data: LoopData, rows: np.ndarray) -> Any:
