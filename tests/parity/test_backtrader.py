@@ -239,6 +239,9 @@ def test_cancel_of_order_backtrader_filled_at_same_time_unsupported(wh: Path, tm
         parity(cfg, wh, tmp_path)
 
 
-def test_min_notional_unsupported(wh: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no minimum notional"):
-        parity(config(SMA_CROSS, SMA, min_notional=5), wh, tmp_path)
+def test_min_notional_applied_on_our_side_same_rejections(wh: Path, tmp_path: Path) -> None:
+    result = parity(config(SMA_CROSS, SMA, min_notional=4_200), wh, tmp_path)
+    assert result.passed, result.table()
+    assert_same_files(result)
+    statuses = {(o["status"], o["reason"]) for o in rows(result, "backtrader", "orders.csv")}
+    assert {("REJECTED", "MIN_NOTIONAL"), ("FILLED", "")} <= statuses

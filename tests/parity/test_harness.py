@@ -208,3 +208,13 @@ def test_adapter_missing_engine_package_config_error_says_install(
     monkeypatch.setattr(importlib, "import_module", fake)
     with pytest.raises(ConfigError, match=r"\[parity\]"):
         harness.adapter("backtesting")
+
+
+def test_run_parity_min_notional_backtesting_same_rejections(bars: Path, tmp_path: Path) -> None:
+    cfg = {**SMA, "costs": {**SMA["costs"], "min_notional": 4_200}}
+    result = run_parity("backtesting", cfg, warehouse=bars, out=tmp_path / "p")
+    assert result.passed, result.table()
+    ours = rows(tmp_path / "p" / "workbench" / "orders.csv")
+    assert ours == rows(tmp_path / "p" / "backtesting" / "orders.csv")
+    assert {("REJECTED", "MIN_NOTIONAL"), ("FILLED", "")} <= {(o["status"], o["reason"])
+                                                            for o in ours}

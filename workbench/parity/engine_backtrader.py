@@ -55,7 +55,8 @@ Differences found, and how they are handled:
 * backtrader executes every symbol's bar of a time before its strategy sees any: a strategy that
   cancels, on an earlier symbol's bar, an order backtrader has just filled on a later symbol's
   bar of the same time is refused as ``Unsupported`` when it happens;
-* ``costs.min_notional``: backtrader has no minimum; a config with one is ``Unsupported``.
+* ``costs.min_notional``: backtrader has no minimum; ours is applied on our side at submit, as
+  our simulated broker applies it (an order below it never reaches backtrader).
 """
 
 from __future__ import annotations
@@ -67,7 +68,6 @@ import numpy as np
 
 from workbench.brokers.base import RejectReason
 from workbench.config import Config
-from workbench.engine.kernel import cost_model
 from workbench.feeds.history import LoopData
 from workbench.model import QTY_SCALE, Order, OrderType, Side
 from workbench.parity.peer import PeerStep, Unsupported
@@ -78,11 +78,8 @@ PACKAGE = "backtrader"
 
 
 def check(cfg: Config, data: LoopData) -> None:
-    """Refuse what backtrader cannot express (a minimum notional)."""
-    minimum = cost_model(cfg).min_notional
-    if minimum > 0:
-        raise Unsupported(f"backtrader has no minimum notional (costs.min_notional={minimum}): "
-                          "set it to 0 to compare with backtrader")
+    """Backtrader can run every config we can (what it cannot match is refused as it
+    happens; see the module docstring)."""
 
 
 def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerStep:
@@ -125,7 +122,8 @@ class _Session:
     def __init__(self, bt: Any, cfg: Config, strategy: Strategy, data: LoopData,
                  run_id: str) -> None:
         self.bt = bt
-        self.peer = PeerStep(cfg, strategy, data, run_id, self.place, self.withdraw)
+        self.peer = PeerStep(cfg, strategy, data, run_id, self.place, self.withdraw,
+                             own_minimum=True)
         costs = self.peer.costs
         self.coc = costs.fill_at == "close"
         self.perc = costs.market_price(Side.BUY, 1.0) - 1.0  # half the spread and slippage

@@ -23,14 +23,15 @@ from typing import Any
 import numpy as np
 
 from workbench.book import Book
-from workbench.brokers.base import CancelReason, OrderSink
+from workbench.brokers.base import CancelReason, OrderSink, RejectReason
+from workbench.brokers.fills import CostModel
 from workbench.config import Config, timeframe_ms
 from workbench.engine.clock import BarClock
 from workbench.engine.journal import MemoryJournal
 from workbench.engine.kernel import cost_model, risk_engine, wiring
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData
-from workbench.model import Bar, Mode, Order, OrderStatus, OrderType
+from workbench.model import QTY_SCALE, Bar, Mode, Order, OrderStatus, OrderType
 from workbench.strategy import Strategy
 
 
@@ -48,21 +49,34 @@ class Execution:
 
 
 class PeerBroker:
-    """The Broker port over a peer's broker: ``place``/``withdraw`` are the adapter's."""
+    """The Broker port over a peer's broker: ``place``/``withdraw`` are the adapter's.
 
-    def __init__(self, place: Callable[[Order], None], withdraw: Callable[[Order], None]
-                 ) -> None:
+    ``minimum``: the cost model whose ``min_notional`` this side applies at submit, as our
+    simulated broker does (an order below it is REJECTED ``MIN_NOTIONAL`` and never reaches the
+    peer), for peers that have no such rule of their own."""
+
+    def __init__(self, place: Callable[[Order], None], withdraw: Callable[[Order], None],
+                 minimum: CostModel | None = None) -> None:
         self.resting: dict[str, list[Order]] = {}
         self._place, self._withdraw = place, withdraw
         self._queue: list[Execution] = []
         self._sink: OrderSink | None = None
+        self._book: Book | None = None
+        self._minimum = minimum if minimum is not None and minimum.min_notional > 0 else None
         self.index = -1  # loop index of the bar being handed to the step
 
     def bind(self, sink: OrderSink, book: Book) -> None:
-        self._sink = sink
+        self._sink, self._book = sink, book
 
     def submit(self, order: Order) -> None:
-        assert self._sink is not None
+        assert self._sink is not None and self._book is not None
+        costs = self._minimum
+        if costs is not None:
+            price = (order.limit_price if order.limit_price is not None else
+                     costs.market_price(order.side, self._book.last[order.symbol], order.qty))
+            if order.qty_units / QTY_SCALE * price < costs.min_notional:
+                self._sink.order_status(order, OrderStatus.REJECTED, RejectReason.MIN_NOTIONAL)
+                return
         self._sink.order_status(order, OrderStatus.SUBMITTED)
         self.resting.setdefault(order.symbol, []).append(order)
         self._place(order)
@@ -128,13 +142,15 @@ class PeerBroker:
 
 class PeerStep:
     """Our step for ``strategy`` under ``cfg`` (books, risk rails, costs as a backtest wires
-    them) with a ``PeerBroker`` instead of the simulated one; ``bar(i)`` hands it bar i."""
+    them) with a ``PeerBroker`` instead of the simulated one; ``bar(i)`` hands it bar i.
+    ``own_minimum``: the peer has no minimum notional, so ours is applied on this side."""
 
     def __init__(self, cfg: Config, strategy: Strategy, data: LoopData, run_id: str,
-                 place: Callable[[Order], None], withdraw: Callable[[Order], None]) -> None:
+                 place: Callable[[Order], None], withdraw: Callable[[Order], None], *,
+                 own_minimum: bool = False) -> None:
         tf_ms = timeframe_ms(cfg.data.timeframe)
         self.costs = cost_model(cfg)
-        self.broker = PeerBroker(place, withdraw)
+        self.broker = PeerBroker(place, withdraw, self.costs if own_minimum else None)
         self.step = Step(strategy, self.broker, Book(cfg.portfolio.initial_cash),
                          MemoryJournal(), run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
                          risk=risk_engine(cfg, self.costs, wiring(Mode.BACKTEST), None),
