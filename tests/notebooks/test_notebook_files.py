@@ -17,6 +17,7 @@ PARAMETERS = {
     "explore.ipynb": ["warehouse"],
     "compare.ipynb": ["run_ids", "warehouse"],
     "live_monitor.ipynb": ["run_id", "warehouse"],
+    "parity.ipynb": ["parity_id", "warehouse"],
 }
 NAMES = sorted(PARAMETERS)
 
@@ -33,7 +34,7 @@ def _parameters(nb: Any) -> list[Any]:
     return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
 
 
-def test_notebooks_folder_holds_exactly_the_five_notebooks():
+def test_notebooks_folder_holds_exactly_the_six_notebooks():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
 
 
