@@ -55,13 +55,17 @@ def rolling_fsum(x: np.ndarray, n: int) -> np.ndarray:
         raise ValueError(f"window must be at least 1 (got {n})")
     if len(x) < n:
         return out
-    mant, exp = np.frexp(x)
-    nonzero = mant != 0
-    if (n >= _MAX_WINDOW or not np.isfinite(x).all()
-            or (nonzero.any() and int(exp[nonzero].max() - exp[nonzero].min()) > _MAX_SPREAD)):
+    size = np.abs(x)
+    nonzero = size[size != 0]
+    if n >= _MAX_WINDOW or not np.isfinite(size).all():
         return _rolling_fsum_slow(x, n, out)
-    e_min = int(exp[nonzero].min()) if nonzero.any() else 0
-    scaled = (mant * 2.0**53).astype(np.int64) << np.where(nonzero, exp - e_min, 0)
+    e_min = math.frexp(float(nonzero.min()))[1] if len(nonzero) else 0
+    e_max = math.frexp(float(nonzero.max()))[1] if len(nonzero) else 0
+    if e_max - e_min > _MAX_SPREAD or 53 - e_min > 1023:
+        return _rolling_fsum_slow(x, n, out)
+    # x = m * 2**(e - 53) with m a 53-bit integer, so x * 2**(53 - e_min) is the integer
+    # m * 2**(e - e_min) < 2**62, exact in float64 and in int64
+    scaled = (x * 2.0 ** (53 - e_min)).astype(np.int64)
     hi = scaled >> _LIMB
     lo = scaled & ((1 << _LIMB) - 1)
     sums = []
