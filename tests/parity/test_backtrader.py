@@ -9,21 +9,18 @@ from typing import Annotated, Any
 
 import pytest
 from pydantic import Field
+from two_symbols import JAN_2024_MS, ingest_btc_eth
 
 from workbench.config import Config
 from workbench.engine.kernel import with_strategy
 from workbench.engine.run import as_config
 from workbench.errors import ConfigError
-from workbench.feeds.synthetic import write_csv
 from workbench.model import Bar, Order, OrderIntent, Side, ms_to_iso
 from workbench.parity.harness import ParityResult, run_parity
 from workbench.strategy import Context, Strategy, strategy_identity
-from workbench.warehouse.connect import open_rw
-from workbench.warehouse.ingest import ingest
 
 pytest.importorskip("backtrader")
 
-JAN_2024_MS = 1_704_067_200_000
 BTC_BARS = 1212  # the last bar is a Rhythm sell bar (1212 % 20 == 12)
 ETH_BARS = 900
 ETH_GAP = range(5, 12)  # ETH rows left out: right after its 5th bar (a Rhythm buy bar)
@@ -92,18 +89,9 @@ class CancelOther(Strategy):
 def wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warehouse with BTCUSDT (1212 bars) and ETHUSDT (900 less a gap of 7) 1m bars."""
     root = tmp_path_factory.mktemp("bt")
-    btc, eth = root / "btc.csv", root / "eth.csv"
-    write_csv(btc, JAN_2024_MS, BTC_BARS, seed=7)
-    write_csv(eth, JAN_2024_MS + 3 * 60_000, ETH_BARS, seed=11, price=2_500.0)
-    lines = eth.read_text().splitlines(keepends=True)
-    eth.write_text("".join(line for n, line in enumerate(lines, start=-1) if n not in ETH_GAP))
     path = root / "w.duckdb"
-    con = open_rw(path)
-    try:
-        ingest(con, [btc], "BTCUSDT")
-        ingest(con, [eth], "ETHUSDT", gaps="none")
-    finally:
-        con.close()
+    ingest_btc_eth(path, root, btc_bars=BTC_BARS, eth_bars=ETH_BARS,
+                   eth_start_ms=JAN_2024_MS + 3 * 60_000, eth_price=2_500.0, eth_gap=ETH_GAP)
     return path
 
 

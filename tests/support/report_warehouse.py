@@ -48,26 +48,15 @@ class Warehouse:
 
 def build(folder: Path) -> Warehouse:
     """Ingest the bars and run the three backtests into ``folder/wb.duckdb``."""
+    from two_symbols import ingest_btc_eth
+
     from workbench.engine.run import run_backtest
     from workbench.errors import DataError
-    from workbench.feeds.synthetic import write_csv
-    from workbench.warehouse.connect import open_rw
-    from workbench.warehouse.ingest import ingest
 
     folder.mkdir(parents=True, exist_ok=True)
     db, runs_dir = folder / "wb.duckdb", folder / "runs"
-    btc, eth = folder / "btcusdt.csv", folder / "ethusdt.csv"
-    write_csv(btc, JAN_2024_MS, BARS, seed=7, price=42_000.0)
-    write_csv(eth, JAN_2024_MS, BARS, seed=11, price=2_300.0)
-    lines = eth.read_text(encoding="utf-8").splitlines(keepends=True)
     lo, hi = ETH_GAP_ROWS
-    eth.write_text("".join(lines[:1 + lo] + lines[1 + hi:]), encoding="utf-8")
-    con = open_rw(db)
-    try:
-        ingest(con, [btc], "BTCUSDT")
-        ingest(con, [eth], "ETHUSDT", gaps="none")
-    finally:
-        con.close()
+    ingest_btc_eth(db, folder, btc_bars=BARS, eth_bars=BARS, eth_gap=range(lo, hi))
     multi = run_backtest(SMA_DEMO, overrides=MULTI_OVERRIDES, warehouse=db,
                          out=runs_dir / "multi", env={}).run_id
     single = run_backtest(SMA_DEMO, overrides=SINGLE_OVERRIDES, start="2024-01-02",
