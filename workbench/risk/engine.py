@@ -51,6 +51,7 @@ class RiskEngine:
         self.checked = 0
         self.last_block: dict[str, Any] | None = None
         self.daily_pnl: dict[str, float] = {}
+        self._days: dict[int, str] = {}  # UTC day number -> "YYYY-MM-DD"
         self.events: list[tuple[int, str | None, int | None, str | None, str, str, str]] = []
         self._book: Book | None = None
         self._open_orders: Callable[[], list[Order]] = list
@@ -89,7 +90,7 @@ class RiskEngine:
         """Realized P&L of round trips closed on the current UTC day (quote currency)."""
         if self._day is None:
             return 0.0
-        return self.daily_pnl.get(ms_to_iso(self._day * DAY_MS)[:10], 0.0)
+        return self.daily_pnl.get(self._day_text(self._day), 0.0)
 
     # --- operator controls ------------------------------------------------------------------
     def halt(self, reason: str = "operator") -> None:
@@ -115,12 +116,18 @@ class RiskEngine:
             self.peak_equity = equity
         self._roll_day(bar.ts // DAY_MS, equity)
 
+    def _day_text(self, day: int) -> str:
+        text = self._days.get(day)
+        if text is None:
+            text = self._days[day] = ms_to_iso(day * DAY_MS)[:10]
+        return text
+
     def on_fill(self, fill: Fill, trips: list[RoundTrip]) -> None:
         if not trips:
             return
         self._roll_day(fill.bar_ts // DAY_MS, None)
         pnl = math.fsum(t.pnl for t in trips)
-        day = ms_to_iso(fill.bar_ts)[:10]
+        day = self._day_text(fill.bar_ts // DAY_MS)
         self.daily_pnl[day] = self.daily_pnl.get(day, 0.0) + pnl
         limit = self.cfg.daily_loss_limit
         # a breach trips today's stop, also while an older day's stop still waits for resume
