@@ -153,7 +153,8 @@ def main() -> None:
             except SystemExit as exc:
                 lines = str(exc).strip().splitlines()
                 why = next((line.split("cannot run this config as workbench does: ")[-1]
-                            for line in lines if "cannot run this config" in line), lines[-1])
+                            for line in reversed(lines)
+                            if "cannot run this config as workbench does: " in line), lines[-1])
                 print(f"{name:10}{engine:13}  not run: {why.strip()}", flush=True)
                 rows.append({"strategy": name, "engine": engine, "error": str(exc)[-500:]})
                 continue
