@@ -113,30 +113,37 @@ def _feed_events(step: Step, data: LoopData, indicators: list[np.ndarray],
     resting = step.broker.resting
     row = step.indicators.row
     names = data.symbol_names
-    many = not data.single
     mark = step.book.last
-    rows = [np.flatnonzero(data.symbol_index == k) for k in range(len(names))] if many else []
     ts, o, h, lo, c, v, index = (data.ts, data.open, data.high, data.low, data.close,
                                  data.volume, data.symbol_index)
+    # each symbol's last close at or before each event (NaN before its first bar): a jump to
+    # an event brings every mark up to it; bars handed one after another mark themselves
+    at_event: list[list[float]] = []
+    if not data.single:
+        ev = np.asarray(events, dtype=np.int64)
+        for k in range(len(names)):
+            mine = np.flatnonzero(index == k)
+            last = np.searchsorted(mine, ev, side="right") - 1
+            at_event.append(np.where(last >= 0, c[mine[np.maximum(last, 0)]], np.nan).tolist())
 
-    def hand(i: int) -> None:
-        if many:  # the other symbols' last closes at or before bar i
-            for k, mine in enumerate(rows):
-                at = int(np.searchsorted(mine, i, side="right")) - 1
-                if at >= 0:
-                    mark[names[k]] = float(c[mine[at]])
+    def hand(i: int, event: int | None = None) -> None:
+        if event is not None:
+            for k, closes in enumerate(at_event):
+                close = closes[event]
+                if close == close:  # not NaN: the symbol has had a bar
+                    mark[names[k]] = close
         step.on_bar(Bar(names[int(index[i])], int(ts[i]), float(o[i]), float(h[i]),
                         float(lo[i]), float(c[i]), float(v[i])),
                     row(*[float(column[i]) for column in indicators]))
 
     done = 0
     i = 0
-    for event in events:
+    for j, event in enumerate(events):
         while i < event and resting:  # orders work on every bar until none rests
             hand(i)
             i += 1
         if event >= i:  # (else it was handed over while orders rested)
-            hand(event)
+            hand(event, j)
             i = event + 1
         if progress is not None and i - done >= CHUNK:
             progress(i - done)
