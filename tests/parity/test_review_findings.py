@@ -72,3 +72,30 @@ def test_run_parity_refused_by_peer_leaves_no_run_and_no_half_output(bars: Path,
         con.close()
     assert runs == (0,), "our backtest ran (and was stored) before the peer refused the config"
     assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())
+
+
+REAL = Path(__file__).resolve().parents[2] / "sample_data" / "UNITTEST_BTC-1m.json"
+
+
+def test_run_parity_next_open_min_notional_checked_at_fill_as_ours(warehouse: Path,
+                                                                  tmp_path: Path) -> None:
+    """With fill_at: next_open our simulated broker applies ``min_notional`` at the fill (the
+    next bar's open, slipped); ``PeerBroker.submit`` applies it for backtesting.py/backtrader at
+    submit, against the signal bar's close. On real bars (open != previous close) an order near
+    the minimum is rejected on the peer's side only: the parity failure is the adapter's own.
+    Here order 3 (a sell at 2017-11-05T00:34) notional 0.15824 at the close, 0.15985 at the
+    open, minimum 0.159."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    ingest(warehouse, [REAL], "UNITTESTBTC", fmt="binance-json", gaps="forward")
+    cfg = {"run": {"name": "real"}, "data": {"symbols": ["UNITTESTBTC"], "timeframe": "1m",
+                                             "gaps": "forward", "end": "2017-11-05T03:00:00Z"},
+           "strategy": {"class": "workbench.strategies.sma_cross:SmaCross",
+                        "params": {"fast": 10, "slow": 30, "qty": 100}},
+           "portfolio": {"initial_cash": 1.0, "quote": "BTC"},
+           "costs": {"fee_bps": 10, "slippage_bps": 5, "min_notional": 0.159,
+                     "fill_at": "next_open"}}
+    result = run_parity("backtesting", cfg, warehouse=warehouse, out=tmp_path / "p")
+    ours = rows(tmp_path / "p" / "workbench" / "orders.csv")
+    peer = rows(tmp_path / "p" / "backtesting" / "orders.csv")
+    assert [(o["status"], o["reason"]) for o in peer] == [
+        (o["status"], o["reason"]) for o in ours], result.table()
