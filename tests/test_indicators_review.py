@@ -55,3 +55,11 @@ def test_series_subclass_of_built_in_reading_later_bars_config_error() -> None:
 
     with pytest.raises(ConfigError, match="look-ahead"):
         IndicatorSet({"peek": NextClose(3)}).series(_bars(200))
+
+
+@pytest.mark.parametrize("name", ["in", "from", "True", "lambda"])
+def test_indicator_set_keyword_name_config_error(name: str) -> None:
+    """A Python keyword passes ``isidentifier`` but cannot be a field of ``ctx.ind``: it was a
+    bare ValueError from NamedTuple, with no where and no fix."""
+    with pytest.raises(ConfigError, match="not a plain identifier"):
+        IndicatorSet({name: Sma(3)})

@@ -23,6 +23,7 @@ removed (look-ahead) or when bars older than its ``lookback`` are removed is a C
 
 from __future__ import annotations
 
+import keyword
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -272,7 +273,8 @@ class IndicatorSet:
     def __init__(self, declared: Mapping[str, Indicator], owner: str = "strategy") -> None:
         where = f"{owner}.indicators"
         for name, ind in declared.items():
-            if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            if (not isinstance(name, str) or not name.isidentifier() or name.startswith("_")
+                    or keyword.iskeyword(name)):
                 raise ConfigError(f"indicator name {name!r} is not a plain identifier",
                                   where=where, fix="name indicators like attributes, e.g. "
                                                    "'fast' or 'atr_14'")
