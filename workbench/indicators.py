@@ -102,7 +102,8 @@ class Indicator:
 
     lookback: int = 0
     # built-ins made of built-ins are tested for causality once (tests/test_indicators.py);
-    # anything with a Computed inside is checked on every run's data
+    # anything with a Computed or a subclass (its own compute) inside is checked on every
+    # run's data
     checked = False
 
     def compute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -115,9 +116,8 @@ class Indicator:
 class Field(Indicator):
     """A bar field as an indicator (``Field("volume")``); an input of other indicators."""
 
-    checked = True
-
     def __init__(self, name: str) -> None:
+        self.checked = type(self) is Field  # a subclass's own compute is checked
         if name not in FIELDS:
             raise ConfigError(f"unknown bar field {name!r}", where="indicators",
                               fix=f"use one of {', '.join(FIELDS)}")
@@ -149,7 +149,7 @@ class Sma(Indicator):
         self.n = _window(n, "Sma")
         self.source = _source(source)
         self.lookback = self.n - 1 + self.source.lookback
-        self.checked = self.source.checked
+        self.checked = type(self) is Sma and self.source.checked
 
     def compute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray:
         return rolling_fsum(self.source.compute(bars), self.n) / self.n
@@ -165,7 +165,7 @@ class _Extreme(Indicator):
         self.n = _window(n, type(self).__name__)
         self.source = _source(source)
         self.lookback = self.n - 1 + self.source.lookback
-        self.checked = self.source.checked
+        self.checked = type(self) in (Highest, Lowest) and self.source.checked
 
     def compute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray:
         x = self.source.compute(bars)
@@ -204,7 +204,7 @@ class Previous(Indicator):
         self.n = _window(n, "Previous")
         self.source = _source(source)
         self.lookback = self.n + self.source.lookback
-        self.checked = self.source.checked
+        self.checked = type(self) is Previous and self.source.checked
 
     def compute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray:
         x = self.source.compute(bars)
@@ -223,7 +223,7 @@ class Cross(Indicator):
     def __init__(self, a: Indicator | str, b: Indicator | str) -> None:
         self.a, self.b = _source(a), _source(b)
         self.lookback = 1 + max(self.a.lookback, self.b.lookback)
-        self.checked = self.a.checked and self.b.checked
+        self.checked = type(self) is Cross and self.a.checked and self.b.checked
 
     def compute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray:
         a, b = self.a.compute(bars), self.b.compute(bars)
