@@ -99,3 +99,35 @@ def test_run_parity_next_open_min_notional_checked_at_fill_as_ours(warehouse: Pa
     peer = rows(tmp_path / "p" / "backtesting" / "orders.csv")
     assert [(o["status"], o["reason"]) for o in peer] == [
         (o["status"], o["reason"]) for o in ours], result.table()
+
+
+
+
+def _oversell_module(tmp_path: Path) -> str:
+    (tmp_path / "oversell_strategy.py").write_text(
+        "from workbench.model import OrderIntent, Side\n"
+        "from workbench.strategy import Strategy\n\n\n"
+        "class Oversell(Strategy):\n"
+        "    def on_start(self, ctx):\n"
+        "        self.k = 0\n\n"
+        "    def on_bar(self, ctx, bar):\n"
+        "        self.k += 1\n"
+        "        side = {5: Side.SELL, 10: Side.BUY, 20: Side.SELL}.get(self.k)\n"
+        "        return [OrderIntent(bar.symbol, side, 0.1)] if side else None\n")
+    return "oversell_strategy:Oversell"
+
+
+def test_run_parity_backtesting_sell_while_flat_rejected_then_buy_fills(
+        bars: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sell above the position is INSUFFICIENT_POSITION in ours; backtesting.py opened a
+    short with it (reported to our books as rejected), so the next buy closed that hidden short
+    and came back as INSUFFICIENT_FUNDS, and the runs differed from there on."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = {**FREE_SMA, "strategy": {"class": _oversell_module(tmp_path), "params": {}}}
+    result = run_parity("backtesting", cfg, warehouse=bars, out=tmp_path / "p")
+    ours = rows(tmp_path / "p" / "workbench" / "orders.csv")
+    peer = rows(tmp_path / "p" / "backtesting" / "orders.csv")
+    assert [(o["status"], o["reason"]) for o in ours] == [
+        ("REJECTED", "INSUFFICIENT_POSITION"), ("FILLED", ""), ("FILLED", "")]
+    assert peer == ours
+    assert result.passed, result.table()

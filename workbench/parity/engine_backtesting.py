@@ -71,7 +71,9 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
         if theirs in host[0]._broker.orders:
             theirs.cancel()
 
-    peer = PeerStep(cfg, strategy, data, run_id, place, withdraw, own_minimum=True)
+    # a sell above the position would open a short in backtesting.py (hedging=False): it is
+    # refused on our side, as our simulated broker refuses it
+    peer = PeerStep(cfg, strategy, data, run_id, place, withdraw, own_minimum=True, spot=True)
     costs = peer.costs
     impact = costs.market_price(Side.BUY, 1.0) - 1.0  # half the spread and the slippage
     fee_rate = costs.fee_bps / 1e4

@@ -31,7 +31,7 @@ from workbench.engine.journal import MemoryJournal
 from workbench.engine.kernel import cost_model, risk_engine, wiring
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData
-from workbench.model import QTY_SCALE, Bar, Mode, Order, OrderStatus, OrderType
+from workbench.model import QTY_SCALE, Bar, Mode, Order, OrderStatus, OrderType, Side
 from workbench.strategy import Strategy
 
 
@@ -53,16 +53,19 @@ class PeerBroker:
 
     ``minimum``: the cost model whose ``min_notional`` this side applies at submit, as our
     simulated broker does (an order below it is REJECTED ``MIN_NOTIONAL`` and never reaches the
-    peer), for peers that have no such rule of their own."""
+    peer), for peers that have no such rule of their own. ``spot``: a sell above the position
+    not already offered by resting sells is REJECTED ``INSUFFICIENT_POSITION`` here, as our
+    simulated broker rejects it at submit, for peers that would open a short with it."""
 
     def __init__(self, place: Callable[[Order], None], withdraw: Callable[[Order], None],
-                 minimum: CostModel | None = None) -> None:
+                 minimum: CostModel | None = None, spot: bool = False) -> None:
         self.resting: dict[str, list[Order]] = {}
         self._place, self._withdraw = place, withdraw
         self._queue: list[Execution] = []
         self._sink: OrderSink | None = None
         self._book: Book | None = None
         self._minimum = minimum if minimum is not None and minimum.min_notional > 0 else None
+        self._spot = spot
         self.index = -1  # loop index of the bar being handed to the step
 
     def bind(self, sink: OrderSink, book: Book) -> None:
@@ -76,6 +79,13 @@ class PeerBroker:
                      costs.market_price(order.side, self._book.last[order.symbol], order.qty))
             if order.qty_units / QTY_SCALE * price < costs.min_notional:
                 self._sink.order_status(order, OrderStatus.REJECTED, RejectReason.MIN_NOTIONAL)
+                return
+        if self._spot and order.side is Side.SELL:
+            offered = sum(o.qty_units - o.filled_units for o in self.resting.get(order.symbol, ())
+                          if o.side is Side.SELL)
+            if order.qty_units > self._book.units.get(order.symbol, 0) - offered:
+                self._sink.order_status(order, OrderStatus.REJECTED,
+                                        RejectReason.INSUFFICIENT_POSITION)
                 return
         self._sink.order_status(order, OrderStatus.SUBMITTED)
         self.resting.setdefault(order.symbol, []).append(order)
@@ -143,14 +153,16 @@ class PeerBroker:
 class PeerStep:
     """Our step for ``strategy`` under ``cfg`` (books, risk rails, costs as a backtest wires
     them) with a ``PeerBroker`` instead of the simulated one; ``bar(i)`` hands it bar i.
-    ``own_minimum``: the peer has no minimum notional, so ours is applied on this side."""
+    ``own_minimum``: the peer has no minimum notional, so ours is applied on this side;
+    ``spot``: the peer would open a short with a sell above the position, so ours refuses it
+    on this side (``PeerBroker``)."""
 
     def __init__(self, cfg: Config, strategy: Strategy, data: LoopData, run_id: str,
                  place: Callable[[Order], None], withdraw: Callable[[Order], None], *,
-                 own_minimum: bool = False) -> None:
+                 own_minimum: bool = False, spot: bool = False) -> None:
         tf_ms = timeframe_ms(cfg.data.timeframe)
         self.costs = cost_model(cfg)
-        self.broker = PeerBroker(place, withdraw, self.costs if own_minimum else None)
+        self.broker = PeerBroker(place, withdraw, self.costs if own_minimum else None, spot)
         self.step = Step(strategy, self.broker, Book(cfg.portfolio.initial_cash),
                          MemoryJournal(), run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
                          risk=risk_engine(cfg, self.costs, wiring(Mode.BACKTEST), None),
