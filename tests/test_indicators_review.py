@@ -63,3 +63,25 @@ def test_indicator_set_keyword_name_config_error(name: str) -> None:
     bare ValueError from NamedTuple, with no where and no fix."""
     with pytest.raises(ConfigError, match="not a plain identifier"):
         IndicatorSet({name: Sma(3)})
+
+
+def test_series_whole_series_normalisation_extremes_early_config_error() -> None:
+    """A whole-series min-max normalisation reads later bars at every bar before the series'
+    extremes; with both extremes before bar n // 2, the four sampled bars (n // 2, 3n // 4,
+    n - 1 and min(lookback, n - 1)) all see the same extremes, so the look-ahead passes."""
+    bars = _bars(2_000)
+    c = bars["close"]
+    c[100], c[300] = c.max() + 50, c.min() - 50
+    for f in FIELDS:
+        bars[f] = c.copy()
+    norm = Computed(lambda b: (b["close"] - b["close"].min())
+                    / (b["close"].max() - b["close"].min()), lookback=100_000, name="minmax")
+    with pytest.raises(ConfigError, match="look-ahead"):
+        IndicatorSet({"x": norm}).series(bars)
+
+
+def test_series_computed_no_bars_empty_not_config_error() -> None:
+    """A symbol without bars: nothing to check (it was a shape error for 1 bar)."""
+    empty = {f: np.array([], dtype=np.float64) for f in FIELDS}
+    (got,) = IndicatorSet({"x": Computed(lambda b: b["close"] * 2, lookback=0)}).series(empty)
+    assert got.shape == (0,)

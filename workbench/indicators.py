@@ -40,6 +40,7 @@ FIELDS = ("open", "high", "low", "close", "volume")
 _LIMB = 31
 _MAX_WINDOW = 1 << 21
 _MAX_SPREAD = 9  # binary orders of magnitude between a series' smallest and largest value
+_WINDOW_CHECKS = 64  # bars whose value a Computed's check recomputes from their window alone
 
 
 def rolling_fsum(x: np.ndarray, n: int) -> np.ndarray:
@@ -337,15 +338,32 @@ class IndicatorSet:
 
     def _check(self, name: str, ind: Indicator, bars: Mapping[str, np.ndarray],
                full: np.ndarray, symbol: str) -> None:
-        """The value at a few bars m must be what bars 0 .. m give (no look-ahead), and what
-        bars ``m - lookback`` .. ``m`` alone give (the lookback a live run keeps)."""
+        """The value at some bars m must be what bars 0 .. m give (no look-ahead), and what
+        bars ``m - lookback`` .. ``m`` alone give (the lookback a live run keeps).
+
+        Look-ahead is checked at bars n // 2, 3n // 4, n - 1 and at the ends of the prefixes of
+        1, 2, 4, ... bars (a statistic of the whole series that its first half already fixes
+        still differs on a shorter prefix), about four computes over the series in all; the
+        lookback also at ``_WINDOW_CHECKS`` evenly spaced bars, from their window alone, while
+        those windows add up to at most about four computes over the series."""
         n = len(full)
-        for m in sorted({n - 1, n // 2, (3 * n) // 4, min(ind.lookback, n - 1)}):
+        if not n:
+            return  # no bar, no value to check
+        lookback = ind.lookback
+        ahead = {n - 1, n // 2, (3 * n) // 4, min(lookback, n - 1)}
+        ahead |= {(1 << k) - 1 for k in range(1, n.bit_length() + 1) if (1 << k) - 1 < n}
+        behind: set[int] = set()
+        if (lookback + 1) * _WINDOW_CHECKS <= 4 * n:
+            behind = {int(m) for m in np.linspace(0, n - 1, _WINDOW_CHECKS) if m > lookback}
+        for m in sorted(ahead | behind):
             if m < 0:
                 continue
-            for lo, reads in ((0, "later bars (look-ahead)"),
-                              (max(0, m - ind.lookback),
-                               f"bars older than its lookback={ind.lookback}")):
+            checks = [(max(0, m - lookback), f"bars older than its lookback={lookback}")]
+            if m in ahead:
+                checks.insert(0, (0, "later bars (look-ahead)"))
+                if checks[1][0] == 0:
+                    del checks[1]  # the same bars: the same compute
+            for lo, reads in checks:
                 part = {f: bars[f][lo:m + 1] for f in FIELDS}
                 got = self._compute(name, ind, part, m + 1 - lo)[-1]
                 if got == full[m] or (math.isnan(got) and math.isnan(full[m])):
