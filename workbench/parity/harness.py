@@ -40,7 +40,7 @@ from workbench.engine.run import (
 )
 from workbench.errors import ConfigError, DataError
 from workbench.feeds.history import LoopData, merge
-from workbench.model import Mode
+from workbench.model import QTY_SCALE, Mode
 from workbench.parity import spec
 from workbench.parity.peer import PeerStep, Unsupported
 from workbench.warehouse import results, views
@@ -260,6 +260,9 @@ def compare(engine: str, ours: Mapping[str, Any], peer: Mapping[str, Any], our_t
     for rule in spec.rules(engine):
         if rule.quantity == spec.TRADES:
             detail = first_difference(a, b, engine)
+            fills = our_trades.with_name("fills.csv"), peer_trades.with_name("fills.csv")
+            if detail is None and all(f.exists() for f in fills):  # the run directories'
+                detail = open_difference(_trades(fills[0]), _trades(fills[1]), engine)
             rows.append(Comparison(rule.quantity, None, None, None, rule.held,
                                    detail is None or not rule.held,
                                    detail if rule.held else rule.why))
@@ -308,6 +311,28 @@ def first_difference(ours: list[dict[str, str]], peer: list[dict[str, str]], eng
         return (f"first differing trade: #{n} only in {who} ({len(ours)} trades in workbench, "
                 f"{len(peer)} in {engine})\n  {who}: {_show(extra[n - 1])}")
     return None
+
+
+def open_difference(ours: list[dict[str, str]], peer: list[dict[str, str]], engine: str
+                    ) -> str | None:
+    """The positions left open at the end, when they differ (round trips alone miss a fill
+    that opens a position one side never closes), else None."""
+    def held(fills: list[dict[str, str]]) -> dict[str, int]:
+        units: dict[str, int] = {}
+        for f in fills:
+            q = round(float(f["qty"]) * QTY_SCALE)
+            units[f["symbol"]] = units.get(f["symbol"], 0) + (q if f["side"] == "BUY" else -q)
+        return {k: v for k, v in units.items() if v}
+
+    a, b = held(ours), held(peer)
+    if a == b:
+        return None
+
+    def show(units: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v / QTY_SCALE!r}" for k, v in sorted(units.items())) or "none"
+
+    return (f"open positions at the end differ (fills: {len(ours)} in workbench, {len(peer)} "
+            f"in {engine})\n  workbench: {show(a)}\n  {engine:9}: {show(b)}")
 
 
 def _show(t: Mapping[str, str]) -> str:
