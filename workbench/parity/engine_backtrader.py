@@ -55,8 +55,9 @@ Differences found, and how they are handled:
 * backtrader executes every symbol's bar of a time before its strategy sees any: a strategy that
   cancels, on an earlier symbol's bar, an order backtrader has just filled on a later symbol's
   bar of the same time is refused as ``Unsupported`` when it happens;
-* ``costs.min_notional``: backtrader has no minimum; ours is applied on our side at submit, as
-  our simulated broker applies it (an order below it never reaches backtrader).
+* ``costs.min_notional``: backtrader has no minimum; ours is applied on our side, as our
+  simulated broker applies it (at submit; a next-open market order at the next bar's open,
+  rejected there): an order below it never reaches backtrader.
 """
 
 from __future__ import annotations
