@@ -131,3 +131,28 @@ def test_run_parity_backtesting_sell_while_flat_rejected_then_buy_fills(
         ("REJECTED", "INSUFFICIENT_POSITION"), ("FILLED", ""), ("FILLED", "")]
     assert peer == ours
     assert result.passed, result.table()
+
+
+def test_run_parity_backtrader_order_cancelled_on_its_own_bar_never_executes(
+        warehouse: Path, tmp_path: Path) -> None:
+    """PullbackLimit places its take-profit in on_fill and, when the same bar hits its stop,
+    cancels it and sells at market. Backtrader still held that take-profit in its ``submitted``
+    queue, which ``BackBroker.cancel`` does not look in: the order stayed alive, executed
+    later unreported, backtrader went short and refused every later sell (13 trades against
+    our 1,841 over the sample)."""
+    pytest.importorskip("backtrader")
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    ingest(warehouse, [REAL], "UNITTESTBTC", fmt="binance-json", gaps="forward")
+    cfg = {"run": {"name": "pullback"},
+           "data": {"symbols": ["UNITTESTBTC"], "timeframe": "1m", "gaps": "forward",
+                    "end": "2017-11-05T06:00:00Z"},
+           "strategy": {"class": "workbench.strategies.pullback_limit:PullbackLimit",
+                        "params": {"qty": 100, "dip_bps": 15, "take_profit_bps": 25,
+                                   "stop_bps": 60, "expire_bars": 5}},
+           "portfolio": {"initial_cash": 1.0, "quote": "BTC"},
+           "costs": {"fee_bps": 2, "slippage_bps": 0, "min_notional": 0, "fill_at": "close"}}
+    result = run_parity("backtrader", cfg, warehouse=warehouse, out=tmp_path / "p")
+    ours = rows(tmp_path / "p" / "workbench" / "orders.csv")
+    assert ("CANCELED", "USER") in {(o["status"], o["reason"]) for o in ours}
+    assert rows(tmp_path / "p" / "backtrader" / "orders.csv") == ours
+    assert result.passed, result.table()
