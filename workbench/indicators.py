@@ -23,6 +23,7 @@ removed (look-ahead) or when bars older than its ``lookback`` are removed is a C
 
 from __future__ import annotations
 
+import keyword
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ FIELDS = ("open", "high", "low", "close", "volume")
 _LIMB = 31
 _MAX_WINDOW = 1 << 21
 _MAX_SPREAD = 9  # binary orders of magnitude between a series' smallest and largest value
+_WINDOW_CHECKS = 64  # bars whose value a Computed's check recomputes from their window alone
 
 
 def rolling_fsum(x: np.ndarray, n: int) -> np.ndarray:
@@ -101,7 +103,8 @@ class Indicator:
 
     lookback: int = 0
     # built-ins made of built-ins are tested for causality once (tests/test_indicators.py);
-    # anything with a Computed inside is checked on every run's data
+    # anything with a Computed or a subclass (its own compute) inside is checked on every
+    # run's data
     checked = False
 
     def compute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -114,9 +117,8 @@ class Indicator:
 class Field(Indicator):
     """A bar field as an indicator (``Field("volume")``); an input of other indicators."""
 
-    checked = True
-
     def __init__(self, name: str) -> None:
+        self.checked = type(self) is Field  # a subclass's own compute is checked
         if name not in FIELDS:
             raise ConfigError(f"unknown bar field {name!r}", where="indicators",
                               fix=f"use one of {', '.join(FIELDS)}")
@@ -148,7 +150,7 @@ class Sma(Indicator):
         self.n = _window(n, "Sma")
         self.source = _source(source)
         self.lookback = self.n - 1 + self.source.lookback
-        self.checked = self.source.checked
+        self.checked = type(self) is Sma and self.source.checked
 
     def compute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray:
         return rolling_fsum(self.source.compute(bars), self.n) / self.n
@@ -164,7 +166,7 @@ class _Extreme(Indicator):
         self.n = _window(n, type(self).__name__)
         self.source = _source(source)
         self.lookback = self.n - 1 + self.source.lookback
-        self.checked = self.source.checked
+        self.checked = type(self) in (Highest, Lowest) and self.source.checked
 
     def compute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray:
         x = self.source.compute(bars)
@@ -203,7 +205,7 @@ class Previous(Indicator):
         self.n = _window(n, "Previous")
         self.source = _source(source)
         self.lookback = self.n + self.source.lookback
-        self.checked = self.source.checked
+        self.checked = type(self) is Previous and self.source.checked
 
     def compute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray:
         x = self.source.compute(bars)
@@ -222,7 +224,7 @@ class Cross(Indicator):
     def __init__(self, a: Indicator | str, b: Indicator | str) -> None:
         self.a, self.b = _source(a), _source(b)
         self.lookback = 1 + max(self.a.lookback, self.b.lookback)
-        self.checked = self.a.checked and self.b.checked
+        self.checked = type(self) is Cross and self.a.checked and self.b.checked
 
     def compute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray:
         a, b = self.a.compute(bars), self.b.compute(bars)
@@ -272,7 +274,8 @@ class IndicatorSet:
     def __init__(self, declared: Mapping[str, Indicator], owner: str = "strategy") -> None:
         where = f"{owner}.indicators"
         for name, ind in declared.items():
-            if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            if (not isinstance(name, str) or not name.isidentifier() or name.startswith("_")
+                    or keyword.iskeyword(name)):
                 raise ConfigError(f"indicator name {name!r} is not a plain identifier",
                                   where=where, fix="name indicators like attributes, e.g. "
                                                    "'fast' or 'atr_14'")
@@ -335,15 +338,32 @@ class IndicatorSet:
 
     def _check(self, name: str, ind: Indicator, bars: Mapping[str, np.ndarray],
                full: np.ndarray, symbol: str) -> None:
-        """The value at a few bars m must be what bars 0 .. m give (no look-ahead), and what
-        bars ``m - lookback`` .. ``m`` alone give (the lookback a live run keeps)."""
+        """The value at some bars m must be what bars 0 .. m give (no look-ahead), and what
+        bars ``m - lookback`` .. ``m`` alone give (the lookback a live run keeps).
+
+        Look-ahead is checked at bars n // 2, 3n // 4, n - 1 and at the ends of the prefixes of
+        1, 2, 4, ... bars (a statistic of the whole series that its first half already fixes
+        still differs on a shorter prefix), about four computes over the series in all; the
+        lookback also at ``_WINDOW_CHECKS`` evenly spaced bars, from their window alone, while
+        those windows add up to at most about four computes over the series."""
         n = len(full)
-        for m in sorted({n - 1, n // 2, (3 * n) // 4, min(ind.lookback, n - 1)}):
+        if not n:
+            return  # no bar, no value to check
+        lookback = ind.lookback
+        ahead = {n - 1, n // 2, (3 * n) // 4, min(lookback, n - 1)}
+        ahead |= {(1 << k) - 1 for k in range(1, n.bit_length() + 1) if (1 << k) - 1 < n}
+        behind: set[int] = set()
+        if (lookback + 1) * _WINDOW_CHECKS <= 4 * n:
+            behind = {int(m) for m in np.linspace(0, n - 1, _WINDOW_CHECKS) if m > lookback}
+        for m in sorted(ahead | behind):
             if m < 0:
                 continue
-            for lo, reads in ((0, "later bars (look-ahead)"),
-                              (max(0, m - ind.lookback),
-                               f"bars older than its lookback={ind.lookback}")):
+            checks = [(max(0, m - lookback), f"bars older than its lookback={lookback}")]
+            if m in ahead:
+                checks.insert(0, (0, "later bars (look-ahead)"))
+                if checks[1][0] == 0:
+                    del checks[1]  # the same bars: the same compute
+            for lo, reads in checks:
                 part = {f: bars[f][lo:m + 1] for f in FIELDS}
                 got = self._compute(name, ind, part, m + 1 - lo)[-1]
                 if got == full[m] or (math.isnan(got) and math.isnan(full[m])):

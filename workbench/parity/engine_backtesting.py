@@ -14,8 +14,9 @@ How our semantics map (docs/parity.md has the table):
   slippage on sells); the fill is reported to our books at the price we would have filled at
   and the fee on the unadjusted price. A limit order pays no price impact here, but would
   there: with a price impact configured, a limit order is refused as unsupported;
-* backtesting.py has no minimum order size: ``costs.min_notional`` is applied on our side, at
-  submit, as our simulated broker applies it (an order below it never reaches backtesting.py);
+* backtesting.py has no minimum order size: ``costs.min_notional`` is applied on our side, as
+  our simulated broker applies it (at submit; a next-open market order at the next bar's open,
+  rejected there): an order below it never reaches backtesting.py;
 * backtesting.py never hands its first bar to ``next``: the adapter hands it to our step in
   ``init``; orders placed on the last bar are not executed by backtesting.py (no next bar).
 """
@@ -71,7 +72,9 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
         if theirs in host[0]._broker.orders:
             theirs.cancel()
 
-    peer = PeerStep(cfg, strategy, data, run_id, place, withdraw, own_minimum=True)
+    # a sell above the position would open a short in backtesting.py (hedging=False): it is
+    # refused on our side, as our simulated broker refuses it
+    peer = PeerStep(cfg, strategy, data, run_id, place, withdraw, own_minimum=True, spot=True)
     costs = peer.costs
     impact = costs.market_price(Side.BUY, 1.0) - 1.0  # half the spread and the slippage
     fee_rate = costs.fee_bps / 1e4

@@ -55,8 +55,11 @@ Differences found, and how they are handled:
 * backtrader executes every symbol's bar of a time before its strategy sees any: a strategy that
   cancels, on an earlier symbol's bar, an order backtrader has just filled on a later symbol's
   bar of the same time is refused as ``Unsupported`` when it happens;
-* ``costs.min_notional``: backtrader has no minimum; ours is applied on our side at submit, as
-  our simulated broker applies it (an order below it never reaches backtrader).
+* a cancel of an order placed on the same bar (still in BackBroker's ``submitted`` queue, which
+  its ``cancel`` does not look in) takes it out of that queue, as ours cancels it at once;
+* ``costs.min_notional``: backtrader has no minimum; ours is applied on our side, as our
+  simulated broker applies it (at submit; a next-open market order at the next bar's open,
+  rejected there): an order below it never reaches backtrader.
 """
 
 from __future__ import annotations
@@ -205,7 +208,14 @@ class _Session:
                 "backtrader had executed it: backtrader executes every symbol's bar of a time "
                 "before its strategy sees any of them")
             return
-        self.host.cancel(theirs)
+        broker = self.host.broker
+        if theirs in broker.submitted:
+            # placed on this very bar: BackBroker.cancel looks in its pending orders only, so
+            # the order would stay alive and execute later, unreported (forgotten here)
+            broker.submitted.remove(theirs)
+            theirs.cancel()
+        else:
+            self.host.cancel(theirs)
         self._forget(order, theirs.ref)
 
     # --- helpers ------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 strategy on the same bars, folded by the same code and held to the tolerance spec.
 
 Our side is a real backtest (a ``runs`` row, a run directory). The peer's side: the bars the run
-saw (read again and checked against its ``data_hash``), our strategy in our step inside the
-peer's loop (``peer.PeerStep``), then the peer's fills through the same views as ours
+saw (read before it, so that a config the peer cannot express is refused before our run, and
+held to its ``data_hash``), our strategy in our step inside the peer's loop
+(``peer.PeerStep``), then the peer's fills through the same views as ours
 (``rpt.performance`` in a private DuckDB) and the Book's round trips, written as a run directory
 of the same four files. Each comparison adds rows to ``parity_results`` in one short write.
 """
@@ -40,7 +41,7 @@ from workbench.engine.run import (
 )
 from workbench.errors import ConfigError, DataError
 from workbench.feeds.history import LoopData, merge
-from workbench.model import Mode
+from workbench.model import QTY_SCALE, Mode
 from workbench.parity import spec
 from workbench.parity.peer import PeerStep, Unsupported
 from workbench.warehouse import results, views
@@ -166,15 +167,22 @@ def run_parity(engine: str, config: Config | str | Path | Mapping[str, Any] | No
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ConfigError(f"output directory {out_dir} exists and is not empty", where="--out",
                           fix="name a new directory, or leave --out out")
+    # the peer's bars, read first: a config the peer cannot express is refused before our
+    # backtest runs (and stays in the warehouse, and half fills the output directory)
+    start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
+    reports = read_bars(cfg, wh, start, end)
+    if not any(r.errors for r in reports):  # else our run refuses the bars, saying why
+        try:
+            adapter(engine).check(cfg, merge([r.series for r in reports]))
+        except Unsupported as exc:
+            raise _refused(engine, exc) from None
     started = time.perf_counter()
     ours = execute(cfg, warehouse=wh, out=out_dir / "workbench", progress=False,
                    env_prefix=env_prefix, runs_dir=runs_dir)
     ours_s = time.perf_counter() - started
 
-    start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
-    reports = read_bars(cfg, wh, start, end)
     if bars_hash(reports) != ours.manifest["data_hash"]:
-        raise DataError(f"the bars changed between our run {ours.run_id} and the peer's read "
+        raise DataError(f"the bars changed between the peer's read and our run {ours.run_id} "
                         "(another process ingested meanwhile)",
                         fix="run `workbench parity` again once the ingest is done")
     data = merge([r.series for r in reports])
@@ -215,12 +223,16 @@ def run_peer(engine: str, cfg: Config, data: LoopData, run_id: str, out_dir: Pat
         unsupported = _cause(exc, Unsupported)
         if unsupported is None:
             raise
-        raise ConfigError(f"{engine} cannot run this config as workbench does: {unsupported}",
-                          where=f"--engine {engine}",
-                          fix="see docs/parity.md for what each peer can express; compare "
-                              "with another engine") from None
+        raise _refused(engine, unsupported) from None
     seconds = time.perf_counter() - started
     return PeerRun(module.version(), seconds, _fold(cfg, peer, run_id, out_dir))
+
+
+def _refused(engine: str, unsupported: Exception) -> ConfigError:
+    return ConfigError(f"{engine} cannot run this config as workbench does: {unsupported}",
+                       where=f"--engine {engine}",
+                       fix="see docs/parity.md for what each peer can express; compare with "
+                           "another engine")
 
 
 def _cause(exc: BaseException | None, kind: type[Exception]) -> Exception | None:
@@ -260,6 +272,9 @@ def compare(engine: str, ours: Mapping[str, Any], peer: Mapping[str, Any], our_t
     for rule in spec.rules(engine):
         if rule.quantity == spec.TRADES:
             detail = first_difference(a, b, engine)
+            fills = our_trades.with_name("fills.csv"), peer_trades.with_name("fills.csv")
+            if detail is None and all(f.exists() for f in fills):  # the run directories'
+                detail = open_difference(_trades(fills[0]), _trades(fills[1]), engine)
             rows.append(Comparison(rule.quantity, None, None, None, rule.held,
                                    detail is None or not rule.held,
                                    detail if rule.held else rule.why))
@@ -308,6 +323,28 @@ def first_difference(ours: list[dict[str, str]], peer: list[dict[str, str]], eng
         return (f"first differing trade: #{n} only in {who} ({len(ours)} trades in workbench, "
                 f"{len(peer)} in {engine})\n  {who}: {_show(extra[n - 1])}")
     return None
+
+
+def open_difference(ours: list[dict[str, str]], peer: list[dict[str, str]], engine: str
+                    ) -> str | None:
+    """The positions left open at the end, when they differ (round trips alone miss a fill
+    that opens a position one side never closes), else None."""
+    def held(fills: list[dict[str, str]]) -> dict[str, int]:
+        units: dict[str, int] = {}
+        for f in fills:
+            q = round(float(f["qty"]) * QTY_SCALE)
+            units[f["symbol"]] = units.get(f["symbol"], 0) + (q if f["side"] == "BUY" else -q)
+        return {k: v for k, v in units.items() if v}
+
+    a, b = held(ours), held(peer)
+    if a == b:
+        return None
+
+    def show(units: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v / QTY_SCALE!r}" for k, v in sorted(units.items())) or "none"
+
+    return (f"open positions at the end differ (fills: {len(ours)} in workbench, {len(peer)} "
+            f"in {engine})\n  workbench: {show(a)}\n  {engine:9}: {show(b)}")
 
 
 def _show(t: Mapping[str, str]) -> str:

@@ -31,7 +31,7 @@ from workbench.engine.journal import MemoryJournal
 from workbench.engine.kernel import cost_model, risk_engine, wiring
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData
-from workbench.model import QTY_SCALE, Bar, Mode, Order, OrderStatus, OrderType
+from workbench.model import QTY_SCALE, Bar, Mode, Order, OrderStatus, OrderType, Side
 from workbench.strategy import Strategy
 
 
@@ -53,17 +53,24 @@ class PeerBroker:
 
     ``minimum``: the cost model whose ``min_notional`` this side applies at submit, as our
     simulated broker does (an order below it is REJECTED ``MIN_NOTIONAL`` and never reaches the
-    peer), for peers that have no such rule of their own."""
+    peer), for peers that have no such rule of their own. ``spot``: a sell above the position
+    not already offered by resting sells is REJECTED ``INSUFFICIENT_POSITION`` here, as our
+    simulated broker rejects it at submit, for peers that would open a short with it."""
 
     def __init__(self, place: Callable[[Order], None], withdraw: Callable[[Order], None],
-                 minimum: CostModel | None = None) -> None:
+                 minimum: CostModel | None = None, spot: bool = False) -> None:
         self.resting: dict[str, list[Order]] = {}
         self._place, self._withdraw = place, withdraw
         self._queue: list[Execution] = []
         self._sink: OrderSink | None = None
         self._book: Book | None = None
         self._minimum = minimum if minimum is not None and minimum.min_notional > 0 else None
+        self._spot = spot
         self.index = -1  # loop index of the bar being handed to the step
+        # the open of a symbol's next bar after the one being handed (None: none), set by
+        # PeerStep: a next-open market order meets the minimum at that price, as ours does
+        self.next_open: Callable[[str], float | None] = lambda symbol: None
+        self._short: set[int] = set()  # next-open orders below the minimum: never sent
 
     def bind(self, sink: OrderSink, book: Book) -> None:
         self._sink, self._book = sink, book
@@ -71,20 +78,43 @@ class PeerBroker:
     def submit(self, order: Order) -> None:
         assert self._sink is not None and self._book is not None
         costs = self._minimum
+        short = False
         if costs is not None:
-            price = (order.limit_price if order.limit_price is not None else
-                     costs.market_price(order.side, self._book.last[order.symbol], order.qty))
-            if order.qty_units / QTY_SCALE * price < costs.min_notional:
-                self._sink.order_status(order, OrderStatus.REJECTED, RejectReason.MIN_NOTIONAL)
+            if order.limit_price is None and costs.fill_at != "close":
+                # ours applies the minimum at the fill, at the next bar's open (slipped), and
+                # rejects the order there: it is never sent, and rejected on that bar
+                at = self.next_open(order.symbol)
+                short = at is not None and order.qty_units / QTY_SCALE * costs.market_price(
+                    order.side, at, order.qty) < costs.min_notional
+            else:
+                price = (order.limit_price if order.limit_price is not None else
+                         costs.market_price(order.side, self._book.last[order.symbol],
+                                            order.qty))
+                if order.qty_units / QTY_SCALE * price < costs.min_notional:
+                    self._sink.order_status(order, OrderStatus.REJECTED,
+                                            RejectReason.MIN_NOTIONAL)
+                    return
+        if self._spot and order.side is Side.SELL:
+            offered = sum(o.qty_units - o.filled_units for o in self.resting.get(order.symbol, ())
+                          if o.side is Side.SELL)
+            if order.qty_units > self._book.units.get(order.symbol, 0) - offered:
+                self._sink.order_status(order, OrderStatus.REJECTED,
+                                        RejectReason.INSUFFICIENT_POSITION)
                 return
         self._sink.order_status(order, OrderStatus.SUBMITTED)
         self.resting.setdefault(order.symbol, []).append(order)
+        if short:
+            self._short.add(order.order_seq)
+            return
         self._place(order)
 
     def cancel(self, order: Order, reason: str = CancelReason.USER) -> bool:
         if not self._unrest(order):
             return False
-        self._withdraw(order)
+        if order.order_seq in self._short:
+            self._short.discard(order.order_seq)  # never sent
+        else:
+            self._withdraw(order)
         assert self._sink is not None
         self._sink.order_status(order, OrderStatus.CANCELED, reason)
         return True
@@ -107,6 +137,12 @@ class PeerBroker:
         index = self.index
         touched = self._apply(lambda e: e.bar == index and e.order.symbol == bar.symbol)
         for order in list(self.resting.get(bar.symbol, ())):
+            if order.order_seq in self._short and order.bar_ts < bar.ts:
+                self._short.discard(order.order_seq)
+                self._unrest(order)
+                assert self._sink is not None
+                self._sink.order_status(order, OrderStatus.REJECTED, RejectReason.MIN_NOTIONAL)
+                continue
             if (order.type is OrderType.LIMIT and order.bar_ts < bar.ts
                     and order.order_seq not in touched):
                 order.bars_seen += 1
@@ -143,20 +179,25 @@ class PeerBroker:
 class PeerStep:
     """Our step for ``strategy`` under ``cfg`` (books, risk rails, costs as a backtest wires
     them) with a ``PeerBroker`` instead of the simulated one; ``bar(i)`` hands it bar i.
-    ``own_minimum``: the peer has no minimum notional, so ours is applied on this side."""
+    ``own_minimum``: the peer has no minimum notional, so ours is applied on this side;
+    ``spot``: the peer would open a short with a sell above the position, so ours refuses it
+    on this side (``PeerBroker``)."""
 
     def __init__(self, cfg: Config, strategy: Strategy, data: LoopData, run_id: str,
                  place: Callable[[Order], None], withdraw: Callable[[Order], None], *,
-                 own_minimum: bool = False) -> None:
+                 own_minimum: bool = False, spot: bool = False) -> None:
         tf_ms = timeframe_ms(cfg.data.timeframe)
         self.costs = cost_model(cfg)
-        self.broker = PeerBroker(place, withdraw, self.costs if own_minimum else None)
+        self.broker = PeerBroker(place, withdraw, self.costs if own_minimum else None, spot)
         self.step = Step(strategy, self.broker, Book(cfg.portfolio.initial_cash),
                          MemoryJournal(), run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
                          risk=risk_engine(cfg, self.costs, wiring(Mode.BACKTEST), None),
                          clock=BarClock(tf_ms))
         self.data = data
         self._symbols = data.symbol_names
+        self._symbol_rows = [np.flatnonzero(data.symbol_index == k)
+                             for k in range(len(data.symbol_names))]
+        self.broker.next_open = self._next_open
         self._rows = self._indicator_rows()
         self.started = False
 
@@ -176,6 +217,11 @@ class PeerStep:
     def stop(self) -> None:
         self.broker.settle(len(self.data))
         self.step.stop()
+
+    def _next_open(self, symbol: str) -> float | None:
+        rows = self._symbol_rows[self._symbols.index(symbol)]
+        at = int(np.searchsorted(rows, self.broker.index, side="right"))
+        return float(self.data.open[rows[at]]) if at < len(rows) else None
 
     def _indicator_rows(self) -> list[np.ndarray] | None:
         from workbench.engine.backtest import declared_series

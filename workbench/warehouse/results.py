@@ -50,7 +50,9 @@ def strings(values: Sequence[Any]) -> pa.Array:
     codes: dict[Any, int] = {}
     index = np.fromiter((codes.setdefault(v, len(codes)) for v in values), np.int32,
                         len(values))
-    words = pa.array([None if v is None else str(v) for v in codes], pa.string())
+    # a str's own text, as pyarrow takes it: str() of a (str, Enum) member is "Tag.ENTRY"
+    words = pa.array([None if v is None else str.__str__(v) if isinstance(v, str) else str(v)
+                      for v in codes], pa.string())
     return pa.DictionaryArray.from_arrays(pa.array(index, pa.int32()), words).cast(pa.string())
 
 
