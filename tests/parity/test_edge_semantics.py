@@ -1,10 +1,8 @@
-"""Review findings (branch review-parity): each test fails on the code under review.
-
-* a peer that leaves an order unexecuted on the last bar still passes the parity gate: only
-  round trips and headline metrics are compared, not fills, order outcomes or final positions;
-* a config a peer refuses is refused only after our whole backtest ran: the run stays in the
-  warehouse and the --out directory is left half written (no parity.json), so the same
-  command with the same --out cannot be repeated.
+"""Parity at the edges: positions left open at the end are compared (a peer that leaves an
+order unexecuted on the last bar does not pass); a config a peer refuses is refused before our
+backtest runs (no run stored, no half-written output); a minimum notional under next-open fills
+is checked at the fill, as ours; a sell while flat never opens a short in a peer; an order
+cancelled on the bar it was placed never executes in Backtrader.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Review findings (branch review-parity) on the declared indicators' causality check: each
-test fails on the code under review."""
+"""The declared indicators' causality check catches what a sampled check once let through:
+values that differ bar by bar from the whole series, subclasses of built-ins, whole-series
+statistics; and refuses names a row cannot hold."""
 
 from __future__ import annotations
 
