@@ -28,7 +28,7 @@ CASES = [
     ("sma_demo", "backtrader", DAYS),
     ("sma_demo", "nautilus", [*DAYS, "costs.slippage_bps=0"]),  # it slips by ticks, not bps
     ("pullback_demo", "backtesting", [*DAYS, "costs.slippage_bps=0"]),  # one commission rate
-    ("pullback_demo", "backtrader", DAYS),
+    ("pullback_demo", "backtrader", DAYS),  # slippage kept: no limit opens through these days
     ("pullback_demo", "nautilus", [*DAYS, "costs.slippage_bps=0"]),
     ("rebalance_demo", "backtrader", [*DAYS, *HOURLY]),
     ("rebalance_demo", "nautilus", [*DAYS, *HOURLY, "costs.slippage_bps=0"]),
