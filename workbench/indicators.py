@@ -86,11 +86,33 @@ def rolling_fsum(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def _rolling_fsum_slow(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
+    """Finite values of any magnitudes: a running exact sum in Python integers (each value an
+    integer times 2**k, k the series' smallest exponent), rounded once per window as ``fsum``
+    rounds (``int`` to ``float`` is correctly rounded). Non-finite values: ``fsum`` per
+    window."""
     values = x.tolist()
-    fsum = math.fsum
-    for i in range(n - 1, len(values)):
-        out[i] = fsum(values[i - n + 1:i + 1])
+    if not np.isfinite(x).all():
+        fsum = math.fsum
+        for i in range(n - 1, len(values)):
+            out[i] = fsum(values[i - n + 1:i + 1])
+        return out
+    ratios = [v.as_integer_ratio() for v in values]
+    shift = max((d.bit_length() - 1 for _, d in ratios), default=0)  # k = -shift
+    scaled = [num << (shift - d.bit_length() + 1) for num, d in ratios]
+    total = sum(scaled[:n - 1])
+    for i in range(n - 1, len(scaled)):
+        total += scaled[i]
+        out[i] = _scaled_float(total, shift)
+        total -= scaled[i - n + 1]
     return out
+
+
+def _scaled_float(total: int, shift: int) -> float:
+    """``total / 2**shift`` correctly rounded, to nearest with ties to even (as ``fsum``)."""
+    try:
+        return total / (1 << shift)  # int / int is correctly rounded in CPython
+    except OverflowError:
+        return math.copysign(math.inf, total)
 
 
 class Indicator:
