@@ -23,7 +23,10 @@ How our semantics map (docs/parity.md has the table):
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from workbench.config import Config
@@ -146,7 +149,7 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
     test = Backtest(frame, Adapter, cash=cfg.portfolio.initial_cash, commission=commission,
                     trade_on_close=costs.fill_at == "close", hedging=False,
                     exclusive_orders=False, finalize_trades=False)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _progress_on_terminal_only():
         # positions open at the end stay open in both engines (ours marks them, as here)
         warnings.filterwarnings("ignore", message="Some trades remain open")
         test.run()
@@ -154,6 +157,20 @@ def run(cfg: Config, strategy: Strategy, data: LoopData, run_id: str) -> PeerSte
         host[0].collect(len(data))
     peer.stop()
     return peer
+
+
+@contextlib.contextmanager
+def _progress_on_terminal_only() -> Iterator[None]:
+    """backtesting.py's progress bar (tqdm) on a terminal only: in a log it is noise."""
+    import backtesting.backtesting as engine
+
+    shown = engine._tqdm
+    if not sys.stderr.isatty():
+        engine._tqdm = lambda seq, **_: seq
+    try:
+        yield
+    finally:
+        engine._tqdm = shown
 
 
 def version() -> str:
