@@ -187,6 +187,11 @@ class Context:
         return ms_to_dt(self.now)
 
     @property
+    def symbols(self) -> tuple[str, ...]:
+        """The symbols the run trades, as configured (``data.symbols``)."""
+        return self._step.symbols
+
+    @property
     def cash(self) -> float:
         return self._book.cash
 

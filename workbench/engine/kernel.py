@@ -253,5 +253,6 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
         invisible_s=cfg.live.invisible_s))
     step = Step(strategy, broker, Book(cfg.portfolio.initial_cash),
                 journal, run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
-                risk=risk_engine(cfg, costs, wired, log), clock=BarClock(tf_ms))
+                risk=risk_engine(cfg, costs, wired, log), clock=BarClock(tf_ms),
+                symbols=tuple(cfg.data.symbols))
     return Kernel(wired, step, backtest.simulate)

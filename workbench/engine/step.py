@@ -51,6 +51,7 @@ class Step:
 
     ``risk`` is a ``workbench.risk.RiskEngine`` (or None: no pre-trade checks). A block turns
     the order BLOCKED before any broker sees it, and the strategy hears of it in on_reject.
+    ``symbols``: the run's configured symbols (``ctx.symbols``).
     ``clock`` stamps orders, events and fills (default: a ``BarClock`` of ``timeframe_ms``).
     """
 
@@ -66,6 +67,7 @@ class Step:
         seed: int = 0,
         risk: RiskEngine | None = None,
         clock: Clock | None = None,
+        symbols: tuple[str, ...] = (),
     ) -> None:
         self.strategy = strategy
         self.broker = broker
@@ -74,6 +76,7 @@ class Step:
         self.risk = risk
         self.run_id = run_id
         self.timeframe_ms = timeframe_ms
+        self.symbols = symbols
         self.ctx = Context(self, timeframe_ms, seed)
         self.order_seq = 0
         self.fill_seq = 0

@@ -192,7 +192,7 @@ class PeerStep:
         self.step = Step(strategy, self.broker, Book(cfg.portfolio.initial_cash),
                          MemoryJournal(), run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
                          risk=risk_engine(cfg, self.costs, wiring(Mode.BACKTEST), None),
-                         clock=BarClock(tf_ms))
+                         clock=BarClock(tf_ms), symbols=tuple(cfg.data.symbols))
         self.data = data
         self._symbols = data.symbol_names
         self._symbol_rows = [np.flatnonzero(data.symbol_index == k)

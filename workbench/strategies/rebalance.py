@@ -42,6 +42,13 @@ class Rebalance(Strategy):
                 fix="make them add up to at most 1 (keep some cash for fees, e.g. 0.95)")
 
     def on_start(self, ctx: Context) -> None:
+        unknown = sorted(set(self.weights) - set(ctx.symbols)) if ctx.symbols else []
+        if unknown:
+            raise ConfigError(
+                f"weights name {', '.join(unknown)}, which this run does not trade (its "
+                f"symbols: {', '.join(ctx.symbols)}): that share would sit in cash",
+                where="strategy.params.weights",
+                fix="fix the symbol's name, or add it to data.symbols")
         self._period: int | None = None
         self._budget: dict[str, float] = {}
 
