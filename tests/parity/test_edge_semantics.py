@@ -7,39 +7,17 @@ cancelled on the bar it was placed never executes in Backtrader.
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pytest
+from parity_configs import FREE_SMA, rows
 
 from workbench.errors import ConfigError
 from workbench.parity.harness import run_parity
 from workbench.warehouse.ingest import ingest
 
 pytest.importorskip("backtesting")
-
-FREE_SMA = {"run": {"name": "sma"}, "data": {"symbols": ["BTCUSDT"], "timeframe": "1m",
-                                             "gaps": "fail"},
-            "strategy": {"class": "workbench.strategies.sma_cross:SmaCross",
-                         "params": {"fast": 10, "slow": 30, "qty": 0.1}},
-            "portfolio": {"initial_cash": 10_000, "quote": "USDT"},
-            "costs": {"fee_bps": 0, "slippage_bps": 0, "fill_at": "close"}}
-
-
-@pytest.fixture
-def bars(warehouse: Path, synth_csv: Callable[..., Path]) -> Path:
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    ingest(warehouse, [synth_csv(count=3_000)], "BTCUSDT")
-    ingest(warehouse, [synth_csv(count=3_000, seed=11, price=2_300.0, name="eth.csv")],
-           "ETHUSDT")
-    return warehouse
-
-
-def rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_run_parity_buy_on_last_bar_unexecuted_by_peer_not_passed(bars: Path,

@@ -5,45 +5,18 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from parity_configs import PULLBACK, SMA, rows
 
 from workbench.errors import ConfigError
 from workbench.parity import harness, spec
 from workbench.parity.harness import compare, first_difference, run_parity
-from workbench.warehouse.ingest import ingest
 
 pytest.importorskip("backtesting")
-
-SMA = {"run": {"name": "sma"}, "data": {"symbols": ["BTCUSDT"], "timeframe": "1m",
-                                        "gaps": "fail"},
-       "strategy": {"class": "workbench.strategies.sma_cross:SmaCross",
-                    "params": {"fast": 10, "slow": 30, "qty": 0.1}},
-       "portfolio": {"initial_cash": 10_000, "quote": "USDT"},
-       "costs": {"fee_bps": 10, "slippage_bps": 5}}
-PULLBACK = {**SMA, "strategy": {"class": "workbench.strategies.pullback_limit:PullbackLimit",
-                                "params": {"qty": 0.05, "dip_bps": 15, "take_profit_bps": 25,
-                                           "stop_bps": 60, "expire_bars": 5}},
-            "costs": {"fee_bps": 2, "slippage_bps": 0}}
-
-
-@pytest.fixture
-def bars(warehouse: Path, synth_csv: Callable[..., Path]) -> Path:
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    ingest(warehouse, [synth_csv(count=3_000)], "BTCUSDT")
-    ingest(warehouse, [synth_csv(count=3_000, seed=11, price=2_300.0, name="eth.csv")],
-           "ETHUSDT")
-    return warehouse
-
-
-def rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
-
 
 def test_run_parity_sma_cross_backtesting_identical_trades_and_fills(bars: Path,
                                                                      tmp_path: Path) -> None:
