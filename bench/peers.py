@@ -36,6 +36,7 @@ from bench.run import (  # noqa: E402
     OUT,
     START_MS,
     YEAR_BARS,
+    fresh_copy,
     measure,
     series,
     workbench,
@@ -122,7 +123,7 @@ def main() -> None:
         ours_dir = work / f"{name}-workbench"
         took, peak = float("inf"), 0
         for _ in range(max(1, args.repeat)):  # each the first run on a fresh copy of the bars
-            shutil.copy(base, fresh)
+            fresh_copy(base, fresh)
             shutil.rmtree(ours_dir, ignore_errors=True)
             s, p, _ = workbench("backtest", "--config", str(config), "--out", str(ours_dir),
                                 env={**env, "WB_WAREHOUSE": str(fresh)},
