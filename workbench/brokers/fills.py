@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from workbench.model import Side
+from workbench.model import QTY_SCALE, Side
 
 SlippageFn = Callable[[Side, float, float], float]
 """(side, reference price, qty) -> slippage in bps."""
@@ -41,6 +41,10 @@ class CostModel:
 
     def fee(self, notional: float) -> float:
         return notional * self.fee_bps / 1e4
+
+    def below_minimum(self, units: int, price: float) -> bool:
+        """Whether ``units`` (of 1e-8) at ``price`` is an order below ``min_notional``."""
+        return units / QTY_SCALE * price < self.min_notional
 
     @classmethod
     def free(cls, fill_at: str = "close") -> CostModel:

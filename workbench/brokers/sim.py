@@ -70,10 +70,10 @@ class SimBroker:
     def _check(self, order: Order, price: float, free_cash: float, at_submit: bool = True
                ) -> str | None:
         assert self._book is not None
-        notional = order.qty_units / QTY_SCALE * price
-        if at_submit and notional < self.costs.min_notional:
+        if at_submit and self.costs.below_minimum(order.qty_units, price):
             return RejectReason.MIN_NOTIONAL
         if order.side is Side.BUY:
+            notional = order.qty_units / QTY_SCALE * price
             if notional + self.costs.fee(notional) > free_cash:
                 return RejectReason.INSUFFICIENT_FUNDS
             if order.qty_units + self._book.position_units(order.symbol) > MAX_UNITS:

@@ -31,7 +31,7 @@ from workbench.engine.journal import MemoryJournal
 from workbench.engine.kernel import cost_model, risk_engine, wiring
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData
-from workbench.model import QTY_SCALE, Bar, Mode, Order, OrderStatus, OrderType, Side
+from workbench.model import Bar, Mode, Order, OrderStatus, OrderType, Side
 from workbench.strategy import Strategy
 
 
@@ -84,13 +84,13 @@ class PeerBroker:
                 # ours applies the minimum at the fill, at the next bar's open (slipped), and
                 # rejects the order there: it is never sent, and rejected on that bar
                 at = self.next_open(order.symbol)
-                short = at is not None and order.qty_units / QTY_SCALE * costs.market_price(
-                    order.side, at, order.qty) < costs.min_notional
+                short = at is not None and costs.below_minimum(
+                    order.qty_units, costs.market_price(order.side, at, order.qty))
             else:
                 price = (order.limit_price if order.limit_price is not None else
                          costs.market_price(order.side, self._book.last[order.symbol],
                                             order.qty))
-                if order.qty_units / QTY_SCALE * price < costs.min_notional:
+                if costs.below_minimum(order.qty_units, price):
                     self._sink.order_status(order, OrderStatus.REJECTED,
                                             RejectReason.MIN_NOTIONAL)
                     return
