@@ -102,7 +102,7 @@ def main() -> None:
     if args.peer:
         child(args.peer, args.config, args.warehouse, args.out)
         return
-    from workbench.parity.harness import _trades, first_difference
+    from workbench.parity.harness import first_difference, read_rows
 
     OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="wb-peers-"))
@@ -160,8 +160,8 @@ def main() -> None:
                 rows.append({"strategy": name, "engine": engine, "error": str(exc)[-500:]})
                 continue
             wall = time.perf_counter() - t0
-            diff = first_difference(_trades(ours_dir / "trades.csv"), _trades(out / "trades.csv"),
-                                    engine)
+            diff = first_difference(read_rows(ours_dir / "trades.csv"),
+                                    read_rows(out / "trades.csv"), engine)
             ratio = (got["bars"] / took) / (got["bars"] / got["seconds"])
             target = TARGETS.get((name, engine))
             verdict = "" if target is None else (

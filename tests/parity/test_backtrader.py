@@ -3,7 +3,6 @@ agree with our own backtests fill by fill (one symbol, two with a gap, limits, n
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +15,7 @@ from workbench.engine.kernel import with_strategy
 from workbench.engine.run import as_config
 from workbench.errors import ConfigError
 from workbench.model import Bar, Order, OrderIntent, Side, ms_to_iso
-from workbench.parity.harness import ParityResult, run_parity
+from workbench.parity.harness import ParityResult, read_rows, run_parity
 from workbench.strategy import Context, Strategy, strategy_identity
 
 pytest.importorskip("backtrader")
@@ -114,8 +113,7 @@ def parity(cfg: Config, wh: Path, tmp_path: Path) -> ParityResult:
 
 
 def rows(result: ParityResult, side: str, name: str) -> list[dict[str, str]]:
-    with (Path(result.out_dir) / side / name).open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    return read_rows(Path(result.out_dir) / side / name)
 
 
 def assert_same_files(result: ParityResult) -> None:

@@ -13,7 +13,7 @@ pytest.importorskip("nautilus_trader")
 
 from workbench.errors import ConfigError
 from workbench.parity import spec
-from workbench.parity.harness import ParityResult, run_parity
+from workbench.parity.harness import ParityResult, read_rows, run_parity
 from workbench.warehouse.ingest import ingest
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "btcusdt_1m_2024-01_synthetic.csv"
@@ -48,11 +48,6 @@ def parity(wh: Path, tmp_path: Path, cfg: dict[str, Any]) -> ParityResult:
     return run_parity("nautilus", cfg, warehouse=wh, runs_dir=tmp_path / "runs")
 
 
-def rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 def test_sma_cross_parity_passes_or_fails_only_on_not_held(bars_wh: Path, tmp_path: Path
                                                           ) -> None:
     result = parity(bars_wh, tmp_path, config(SMA))
@@ -76,7 +71,8 @@ def test_fills_peer_rows_match_ours_row_by_row(bars_wh: Path, tmp_path: Path,
     a fill mapped to the wrong loop index shows up here as a different ``ts``."""
     result = parity(bars_wh, tmp_path, config(strategy))
     out = Path(result.out_dir)
-    ours, peer = rows(out / "workbench" / "fills.csv"), rows(out / "nautilus" / "fills.csv")
+    ours = read_rows(out / "workbench" / "fills.csv")
+    peer = read_rows(out / "nautilus" / "fills.csv")
     assert len(ours) == len(peer) and len(ours) >= 20
     for a, b in zip(ours, peer, strict=True):
         assert (a["order_seq"], a["ts"], a["symbol"], a["side"], a["qty"]) == \
@@ -118,14 +114,14 @@ def test_sma_cross_two_symbols_short_of_cash_parity_passes(bars_wh: Path, tmp_pa
     """Both symbols buy on the same bar; the cash covers one: the second is rejected by both."""
     result = parity(bars_wh, tmp_path, config(SMA, cash=6000, symbols=("BTCUSDT", "ETHUSDT")))
     assert result.passed, result.table()
-    orders = rows(Path(result.out_dir) / "nautilus" / "orders.csv")
+    orders = read_rows(Path(result.out_dir) / "nautilus" / "orders.csv")
     assert any(o["status"] == "REJECTED" and o["symbol"] == "ETHUSDT" for o in orders)
 
 
 def test_run_parity_buy_short_only_of_fee_raises_config_error(bars_wh: Path, tmp_path: Path
                                                               ) -> None:
     first = parity(bars_wh, tmp_path / "first", config(SMA))
-    buy = rows(Path(first.out_dir) / "workbench" / "fills.csv")[0]
+    buy = read_rows(Path(first.out_dir) / "workbench" / "fills.csv")[0]
     cash = 0.1 * float(buy["price"]) * 1.0005  # the notional plus half the 10 bps fee
     with pytest.raises(ConfigError, match="check and its locks leave fees out"):
         parity(bars_wh, tmp_path, config(SMA, cash=cash))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
+from workbench.parity.harness import read_rows
 
 SMA = {"run": {"name": "sma"}, "data": {"symbols": ["BTCUSDT"], "timeframe": "1m",
                                         "gaps": "fail"},
@@ -18,7 +17,4 @@ PULLBACK = {**SMA, "strategy": {"class": "workbench.strategies.pullback_limit:Pu
             "costs": {"fee_bps": 2, "slippage_bps": 0}}
 
 
-def rows(path: Path) -> list[dict[str, str]]:
-    """A CSV file's rows as dicts."""
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+rows = read_rows  # a run file's rows as dicts

@@ -171,9 +171,10 @@ def run_parity(engine: str, config: Config | str | Path | Mapping[str, Any] | No
     # backtest runs (and stays in the warehouse, and half fills the output directory)
     start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
     reports = read_bars(cfg, wh, start, end)
+    data = merge([r.series for r in reports])
     if not any(r.errors for r in reports):  # else our run refuses the bars, saying why
         try:
-            adapter(engine).check(cfg, merge([r.series for r in reports]))
+            adapter(engine).check(cfg, data)
         except Unsupported as exc:
             raise _refused(engine, exc) from None
     started = time.perf_counter()
@@ -185,7 +186,6 @@ def run_parity(engine: str, config: Config | str | Path | Mapping[str, Any] | No
         raise DataError(f"the bars changed between the peer's read and our run {ours.run_id} "
                         "(another process ingested meanwhile)",
                         fix="run `workbench parity` again once the ingest is done")
-    data = merge([r.series for r in reports])
     peer = run_peer(engine, cfg, data, f"{parity_id}-{engine}", out_dir / engine)
     result = ParityResult(
         parity_id=parity_id, engine=engine, engine_version=peer.version,
@@ -267,14 +267,14 @@ def _fold(cfg: Config, peer: PeerStep, run_id: str, out_dir: Path) -> dict[str, 
 def compare(engine: str, ours: Mapping[str, Any], peer: Mapping[str, Any], our_trades: Path,
             peer_trades: Path) -> list[Comparison]:
     """Each quantity of the spec, ours against the peer's."""
-    a, b = _trades(our_trades), _trades(peer_trades)
+    a, b = read_rows(our_trades), read_rows(peer_trades)
     rows = []
     for rule in spec.rules(engine):
         if rule.quantity == spec.TRADES:
             detail = first_difference(a, b, engine)
             fills = our_trades.with_name("fills.csv"), peer_trades.with_name("fills.csv")
             if detail is None and all(f.exists() for f in fills):  # the run directories'
-                detail = open_difference(_trades(fills[0]), _trades(fills[1]), engine)
+                detail = open_difference(read_rows(fills[0]), read_rows(fills[1]), engine)
             rows.append(Comparison(rule.quantity, None, None, None, rule.held,
                                    detail is None or not rule.held,
                                    detail if rule.held else rule.why))
@@ -300,7 +300,8 @@ def _float(value: Any) -> float | None:
 _EXACT = ("symbol", "side", "qty", "entry_ts", "exit_ts")
 
 
-def _trades(path: Path) -> list[dict[str, str]]:
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """A run file's rows (``trades.csv``, ``fills.csv``, ...) as dicts of their texts."""
     import csv
 
     with path.open(newline="") as fh:
