@@ -242,6 +242,12 @@ class Fill(NamedTuple):
     backtest); ``bar_ts`` is the open time of the bar it executed on. ``venue_trade_id`` and
     ``venue_ts`` are the venue's own trade id and execution time (ms UTC), None in backtests;
     they are kept in memory and the journal, not yet in the warehouse or the CSVs.
+
+    ``qty_units`` is what the account received or gave. ``fee_units`` is the part of the
+    execution the venue kept as its commission, in the asset bought (a Binance buy paid in the
+    base asset when the account has no BNB): the order executed ``qty_units + fee_units`` and
+    ``fee`` is that commission's value in the quote currency, so cash pays for the whole
+    execution and the position holds what the venue holds (adr/0018).
     """
 
     fill_seq: int
@@ -257,7 +263,13 @@ class Fill(NamedTuple):
     bar_ts: int
     venue_trade_id: str | None = None
     venue_ts: int | None = None
+    fee_units: int = 0
 
     @property
     def notional(self) -> float:
         return self.qty * self.price
+
+    @property
+    def executed_units(self) -> int:
+        """The units the order executed: received plus those kept as commission."""
+        return self.qty_units + self.fee_units

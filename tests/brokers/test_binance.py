@@ -135,17 +135,21 @@ def make_rig(tmp_path: Path) -> Iterator[Any]:
         fx.stop()
 
 
-def test_binance_market_buy_fills_at_the_venue_price_with_the_fee_in_quote(make_rig: Any
-                                                                           ) -> None:
+def test_binance_market_buy_with_a_base_asset_commission_books_the_fee_in_kind(
+        make_rig: Any) -> None:
     rig = make_rig()
     order = rig.order(Side.BUY, 0.001)
-    assert order.status is OrderStatus.FILLED
+    assert order.status is OrderStatus.FILLED and order.filled_units == 100_000
     fill = rig.step.journal.fills[-1]
     close = rig.fx.bars.close[9]
-    assert fill.price == close and fill.qty == 0.001
-    assert fill.fee == pytest.approx(0.001 * 0.001 * close)  # 0.1 % taken in BTC, at the price
-    assert rig.broker.base_commission["BTCUSDT"] == Decimal("0.000001")
+    # 0.1 % kept in BTC: the books receive what the venue holds, the fee is its quote value
+    assert fill.price == close and (fill.qty, fill.qty_units, fill.fee_units) == (
+        0.000999, 99_900, 100)
+    assert fill.fee == pytest.approx(0.001 * 0.001 * close)
+    assert rig.step.book.units["BTCUSDT"] == 99_900
     assert rig.balances()["BTC"] == "0.00099900"
+    assert rig.step.book.cash == pytest.approx(10_000 - 0.001 * close)  # as the venue's USDT
+    assert rig.broker.base_commission == {}
     assert [v.trade_id for v in rig.broker.venue_fills] == [1]
     assert fill.venue_trade_id == "1"
     assert len(rig.venue_orders()) == 1 and rig.venue_orders()[0].client_order_id == "run-1-1"
@@ -202,7 +206,7 @@ def test_binance_accepted_order_with_an_unknown_outcome_is_found_never_resent(
     rig.step.poll()
     assert order.status is OrderStatus.FILLED
     assert len(rig.venue_orders()) == 1 and rig.broker.sent == 1
-    assert rig.step.journal.fills[-1].qty == 0.001
+    assert rig.step.journal.fills[-1].executed_units == 100_000
 
 
 def test_binance_refused_5xx_is_resent_only_after_the_invisibility_window(make_rig: Any
@@ -293,7 +297,7 @@ def test_binance_partial_fills_aggregate_per_report_and_keep_each_venue_fill(
     rig.step.poll()
     assert order.status is OrderStatus.FILLED
     fills = rig.step.journal.fills
-    assert [f.qty for f in fills] == [0.00122, 0.00178]  # one logical fill per report
+    assert [f.executed_units for f in fills] == [122_000, 178_000]  # one logical fill per report
     assert [v.qty for v in rig.broker.venue_fills] == [
         Decimal("0.00122"), Decimal("0.00125"), Decimal("0.00053")]
     assert fills[1].venue_trade_id == "2,3"
@@ -311,6 +315,17 @@ def test_binance_fee_in_bnb_is_converted_at_the_venues_price(make_rig: Any) -> N
     assert fill.fee == pytest.approx(float(venue_fill.commission) * 300)
     assert fill.fee == pytest.approx(0.001 * 0.001 * fill.price, rel=1e-3)
     assert "BTCUSDT" not in rig.broker.base_commission
+
+
+def test_binance_restore_commissions_counts_only_fees_booked_before_fees_in_kind(
+        make_rig: Any) -> None:
+    rig = make_rig()
+    base = {"symbol": "BTCUSDT", "commission_asset": "BTC", "commission": "0.000001"}
+    rig.broker.restore_commissions([
+        base,  # journaled by a version that booked it as a quote fee: the books hold it
+        base | {"commission": "0.000002", "fee_units": 200},  # booked in kind: nothing to add
+        {"symbol": "BTCUSDT", "commission_asset": "USDT", "commission": "0.04"}])
+    assert rig.broker.base_commission == {"BTCUSDT": Decimal("0.000001")}
 
 
 def test_binance_tiny_caps_orders_at_the_minimum_notional(make_rig: Any) -> None:
@@ -385,7 +400,7 @@ def test_binance_resend_whose_answer_is_lost_too_is_found_not_sent_a_third_time(
         rig.step.poll()
     assert order.status is OrderStatus.FILLED and rig.broker.sent == 2
     assert len(rig.venue_orders()) == 1 and len(rig.step.journal.fills) == 1
-    assert rig.step.book.units["BTCUSDT"] == 100_000
+    assert rig.step.book.units["BTCUSDT"] == 99_900  # 0.1 % kept by the venue, in BTC
 
 
 def test_binance_order_not_at_the_venue_after_a_halt_is_not_sent_again(make_rig: Any) -> None:

@@ -62,6 +62,24 @@ def test_cash_and_positions_are_the_books_to_the_last_bit():
     assert state.fees_paid == book.fees_paid
 
 
+def test_fold_fill_with_a_fee_in_kind_books_the_units_received_and_fills_the_order():
+    paid = fill(1, "a", 1, "X", "BUY", 0.000999, 42_000.0, 0.042, T0) | {"fee_units": 100}
+    state = fold(_records([("control", {"action": "start", "initial_cash": 100.0}),
+                           ("order", order("a", 1, "X", "BUY", 0.001, T0)),
+                           ("fill", paid)]))
+    assert state.units == {"X": 99_900}  # what the venue holds
+    assert state.orders["a"]["filled_units"] == 100_000  # what the order executed
+    assert state.cash == 100.0 - (0.000999 * 42_000.0 + 0.042)  # as Book.apply_fill
+    assert fill_from_record(paid).executed_units == 100_000
+
+
+def test_fold_fill_with_negative_fee_units_is_refused_naming_the_seq():
+    bad = fill(1, "a", 1, "X", "BUY", 0.001, 1.0, 0.0, T0) | {"fee_units": -1}
+    with pytest.raises(ReplayError, match="fee_units -1") as err:
+        fold(_records([("order", order("a", 1, "X", "BUY", 0.001, T0)), ("fill", bad)]))
+    assert "WAL seq 2" in str(err.value)
+
+
 def test_halt_resume_flatten():
     stream = [("control", {"action": "start", "initial_cash": 1.0}),
               ("control", {"action": "flatten"}),

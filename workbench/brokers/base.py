@@ -84,9 +84,11 @@ class OrderSink(Protocol):
         ...
 
     def order_fill(self, order: Order, units: int, price: float, fee: float,
-                   trade_id: str | None = None, venue_ts: int | None = None) -> None:
+                   trade_id: str | None = None, venue_ts: int | None = None,
+                   fee_units: int = 0) -> None:
         """An execution of ``units`` at ``price`` (``fee`` in the quote currency); a venue
-        passes its trade id and execution time (ms UTC)."""
+        passes its trade id and execution time (ms UTC), and ``fee_units`` of the ``units``
+        when it kept its commission in the asset bought (``Fill.fee_units``)."""
 
 
 class Broker(Protocol):

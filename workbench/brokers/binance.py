@@ -32,8 +32,11 @@ The same port as every broker (``brokers/base.py``); what is particular to a rea
   volume-weighted price, the commission converted to the quote asset (a base-asset commission at
   the fill price, another asset, e.g. BNB, at that asset's price from ``ticker/price``). Each
   venue execution (trade id, price, qty, commission and its asset) is kept in ``venue_fills``.
-  A base-asset commission leaves the venue's balance below the books' position by that amount:
-  ``base_commission`` counts it per symbol, for reconciliation.
+  A commission the venue keeps in the base asset (a buy when the account holds no BNB) is a fee
+  in kind: the logical fill's ``fee_units``, so the books hold what the venue holds and a sell
+  of the whole position is not refused (adr/0018). A journal written before fees in kind
+  were booked so (its venue fills carry no ``fee_units``) is resumed as it was booked:
+  ``base_commission`` counts those commissions per symbol, for reconciliation.
 * Resting orders reserve their funds in the books as the sim broker's do; ``poll`` reports
   their fills and their end, ``cancel`` sends a DELETE (``-2011``: already done at the venue, so
   the order is asked for instead).
@@ -387,10 +390,20 @@ class BinanceBroker:
         quote = sum((Decimal(f["price"]) * Decimal(f["qty"]) for f in new), Decimal(0))
         price = quote / qty
         fee_quote = 0.0
+        fee_units = 0
+        base = self.base_assets.get(order.symbol)
         for f in new:
             self._seen_trades.add((vid, int(f["tradeId"])))
-            fee = self._fee_in_quote(order.symbol, Decimal(f["commission"]),
-                                     f["commissionAsset"], Decimal(f["price"]))
+            commission = Decimal(f["commission"])
+            in_kind = f["commissionAsset"] == base and commission > 0
+            if in_kind and order.side is Side.BUY:  # kept out of the asset bought: in kind
+                fee_units += int(commission * QTY_SCALE)
+            elif in_kind:  # a sell's base-asset commission (not Binance's rule): counted
+                in_kind = False
+                self.base_commission[order.symbol] = self.base_commission.get(
+                    order.symbol, Decimal(0)) + commission
+            fee = self._fee_in_quote(commission, f["commissionAsset"], Decimal(f["price"]),
+                                     base)
             fee_quote += fee
             venue_fill = VenueFill(order.client_order_id, int(f["tradeId"]), Decimal(f["price"]),
                                    Decimal(f["qty"]), Decimal(f["commission"]),
@@ -403,7 +416,8 @@ class BinanceBroker:
                     "trade_id": venue_fill.trade_id, "price": f"{venue_fill.price:f}",
                     "qty": f"{venue_fill.qty:f}", "commission": f"{venue_fill.commission:f}",
                     "commission_asset": venue_fill.commission_asset, "fee_quote": fee,
-                    "venue_ts": int(f["time"]) if "time" in f else None})
+                    "venue_ts": int(f["time"]) if "time" in f else None,
+                    **({"fee_units": int(commission * QTY_SCALE)} if in_kind else {})})
         if order.status is OrderStatus.UNKNOWN:
             self._sink_status(order, OrderStatus.SUBMITTED)
         units = round(qty * QTY_SCALE)
@@ -412,15 +426,13 @@ class BinanceBroker:
         trade_ids = ",".join(str(f["tradeId"]) for f in new)
         times = [int(f["time"]) for f in new if "time" in f]
         self._sink.order_fill(order, int(units), float(price), fee_quote, trade_ids,
-                              max(times) if times else None)
+                              max(times) if times else None, fee_units)
 
-    def _fee_in_quote(self, symbol: str, commission: Decimal, asset: str, price: Decimal
+    def _fee_in_quote(self, commission: Decimal, asset: str, price: Decimal, base: str | None
                       ) -> float:
         if commission == 0 or asset == self.quote_asset:
             return float(commission)
-        if asset == self.base_assets.get(symbol):
-            self.base_commission[symbol] = self.base_commission.get(symbol, Decimal(0)) + (
-                commission)
+        if asset == base:
             return float(commission * price)
         ticker = self.venue.call("fee asset price", self.venue.client.get_symbol_ticker,
                                  symbol=f"{asset}{self.quote_asset}")
@@ -469,10 +481,12 @@ class BinanceBroker:
         self._asked_at = None  # ask for the resting orders at the next poll
 
     def restore_commissions(self, venue_fills: Iterable[Mapping[str, Any]]) -> None:
-        """After a restart: the base-asset commissions of the journaled venue executions."""
+        """After a restart: the base-asset commissions of journaled venue executions booked
+        before fees in kind were (no ``fee_units``): the books hold them, the venue does not."""
         for f in venue_fills:
             symbol = str(f.get("symbol"))
-            if f.get("commission_asset") == self.base_assets.get(symbol):
+            if (f.get("commission_asset") == self.base_assets.get(symbol)
+                    and "fee_units" not in f):
                 self.base_commission[symbol] = self.base_commission.get(
                     symbol, Decimal(0)) + Decimal(str(f["commission"]))
 

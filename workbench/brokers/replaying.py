@@ -151,9 +151,9 @@ class ReplayingBroker:
                 if not source.before_next_bar():  # the venue said it after a later bar
                     return answered
                 if isinstance(record, Fill):
-                    inner.release_filled(order, record.qty_units)
-                    sink.order_fill(order, record.qty_units, record.price, record.fee,
-                                    record.venue_trade_id, record.venue_ts)
+                    inner.release_filled(order, record.executed_units)
+                    sink.order_fill(order, record.executed_units, record.price, record.fee,
+                                    record.venue_trade_id, record.venue_ts, record.fee_units)
                 elif isinstance(record, OrderEvent) and record.status in _ANSWERS:
                     sink.order_status(order, OrderStatus(record.status), record.reason)
                 elif isinstance(record, OrderEvent) and record.status == OrderStatus.UNKNOWN:

@@ -161,7 +161,7 @@ def order_states(records: JournalContents) -> list[OrderState]:
         last[event.order_seq] = event
     filled: dict[int, int] = {}
     for fill in records.fills:
-        filled[fill.order_seq] = filled.get(fill.order_seq, 0) + fill.qty_units
+        filled[fill.order_seq] = filled.get(fill.order_seq, 0) + fill.executed_units
     states = []
     for order in records.orders:
         seq = order.order_seq

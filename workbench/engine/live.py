@@ -530,9 +530,10 @@ class LiveRun:
         if self.wired.sends_orders:
             if not self.baseline.get("BNB"):
                 self._alert("fee_asset", "warning",
-                            "the account holds no BNB: the venue takes commissions in the asset "
-                            "bought, so the books hold more of it than the venue and a sell of "
-                            "a whole position will be refused; hold BNB for fees",
+                            "the account holds no BNB: the venue keeps each buy's commission out "
+                            "of the asset bought (booked as a fee in kind: a position holds the "
+                            "fee less than the quantity ordered); hold BNB for fees to receive "
+                            "whole quantities",
                             assets=sorted(self.baseline))
             self._reconcile("start")
 

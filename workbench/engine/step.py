@@ -284,13 +284,17 @@ class Step:
             self._call("on_reject", self._on_reject, self.ctx, order)
 
     def order_fill(self, order: Order, units: int, price: float, fee: float,
-                   trade_id: str | None = None, venue_ts: int | None = None) -> None:
-        """Apply an execution to the books (the only writer of cash, positions and lots),
-        tell risk, journal it, move the order on, tell the strategy."""
+                   trade_id: str | None = None, venue_ts: int | None = None,
+                   fee_units: int = 0) -> None:
+        """Apply an execution of ``units`` to the books (the only writer of cash, positions
+        and lots), tell risk, journal it, move the order on, tell the strategy. ``fee_units``
+        of them the venue kept as its commission (``Fill.fee_units``): the books receive the
+        rest."""
         self.fill_seq += 1
+        got = units - fee_units
         fill = _new(Fill, (self.fill_seq, order.order_seq, order.client_order_id, order.symbol,
-                           order.side, units / QTY_SCALE, units, price, fee, self.now,
-                           self.bar_ts, trade_id, venue_ts))  # tuple.__new__: at C speed
+                           order.side, got / QTY_SCALE, got, price, fee, self.now,
+                           self.bar_ts, trade_id, venue_ts, fee_units))  # tuple.__new__: fast
         trips = self.book.apply_fill(fill)
         if self.risk is not None:
             self.risk.on_fill(fill, trips)

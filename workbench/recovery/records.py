@@ -81,14 +81,16 @@ def fill_record(fill: Fill, **extra: Any) -> dict[str, Any]:
             "client_order_id": fill.client_order_id, "symbol": fill.symbol,
             "side": fill.side.value, "qty": fill.qty, "qty_units": fill.qty_units,
             "price": fill.price, "fee": fill.fee, "ts": fill.ts, "bar_ts": fill.bar_ts,
-            "venue_trade_id": fill.venue_trade_id, "venue_ts": fill.venue_ts, **extra}
+            "venue_trade_id": fill.venue_trade_id, "venue_ts": fill.venue_ts,
+            **({"fee_units": fill.fee_units} if fill.fee_units else {}), **extra}
 
 
 def fill_from_record(payload: dict[str, Any]) -> Fill:
     return Fill(payload["fill_seq"], payload["order_seq"], payload["client_order_id"],
                 payload["symbol"], Side(payload["side"]), payload["qty"], payload["qty_units"],
                 payload["price"], payload["fee"], payload["ts"], payload["bar_ts"],
-                payload.get("venue_trade_id"), payload.get("venue_ts"))
+                payload.get("venue_trade_id"), payload.get("venue_ts"),
+                payload.get("fee_units", 0))
 
 
 def book_from_state(state: State) -> Book:

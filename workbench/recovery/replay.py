@@ -21,8 +21,10 @@ Payloads the fold reads (extra keys are kept in the WAL and ignored here):
   must never journal the same order twice.
 * ``order_event``: ``{"client_order_id", "status", "reason", "ts"}``: the order's latest status.
 * ``fill``: ``{"fill_seq", "client_order_id", "symbol", "side", "qty", "qty_units", "price",
-  "fee", "ts", "bar_ts"}``; cash and positions move exactly as ``Book.apply_fill`` moves them
-  (``qty * price`` in floats, units in integers of ``model.QTY_SCALE``).
+  "fee", "ts", "bar_ts"}`` and, when the venue kept its commission in the asset bought,
+  ``"fee_units"``; cash and positions move exactly as ``Book.apply_fill`` moves them
+  (``qty * price`` in floats, units in integers of ``model.QTY_SCALE``); the order executed
+  ``qty_units + fee_units``.
 * ``risk_event``: ``{"reason", ...}``; an optional ``"risk_state"`` is adopted as ``risk``.
 * ``snapshot_ref``: the last snapshot named in the log.
 * ``gap`` (bars the venue does not have) and ``alert``: counted, otherwise for the warehouse.
@@ -200,7 +202,10 @@ def _fill(state: State, record: Record) -> None:
         state.units.pop(symbol, None)
     if symbol not in state.last_close:
         state.last_close[symbol] = price
-    order["filled_units"] += units
+    fee_units = p.get("fee_units", 0)
+    if not isinstance(fee_units, int) or fee_units < 0:
+        raise ReplayError(f"a fill with fee_units {fee_units!r}", where=f"WAL seq {record.seq}")
+    order["filled_units"] += units + fee_units
     state.fills.append(copy.deepcopy(dict(p)) | {"wal_seq": record.seq})
 
 

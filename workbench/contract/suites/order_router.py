@@ -46,8 +46,8 @@ def market_order_acknowledged(a: Any) -> str:
     expect(seen == ["NEW", "SUBMITTED", "FILLED"],
            f"order {order.client_order_id}: statuses {seen}, expected NEW, SUBMITTED, FILLED")
     fills = [f for f in rig.step.journal.contents().fills if f.order_seq == order.order_seq]
-    expect(sum(f.qty_units for f in fills) == order.qty_units,
-           f"filled {sum(f.qty_units for f in fills)} units of {order.qty_units}")
+    expect(sum(f.executed_units for f in fills) == order.qty_units,
+           f"filled {sum(f.executed_units for f in fills)} units of {order.qty_units}")
     expect(all(f.price > 0 and math.isfinite(f.price) and f.fee >= 0 for f in fills),
            f"a fill with a bad price or fee: {fills}")
     count = rig.venue_orders()
@@ -251,7 +251,7 @@ def partial_fills_aggregated(a: Any) -> str:
     venue = rig.broker.venue_fills
     expect(len(fills) == 2 and len(venue) == 3,
            f"{len(fills)} logical fills from {len(venue)} venue fills, expected 2 from 3")
-    expect(sum(f.qty_units for f in fills) == order.qty_units, "fills do not add up")
+    expect(sum(f.executed_units for f in fills) == order.qty_units, "fills do not add up")
     later = venue[1:]
     vwap = float(sum(v.price * v.qty for v in later) / sum(v.qty for v in later))
     expect(math.isclose(fills[1].price, vwap, rel_tol=1e-12),
