@@ -94,7 +94,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with JsonlLog(log_dir / "ingest.jsonl") as log:  # the file is held only for the write
         result = ingest(path, args.paths, args.symbol, timeframe=args.timeframe,
                         fmt=args.format, gaps=args.gaps, source=args.source,
-                        replace=args.replace, log=log)
+                        replace=args.replace, log=log, calendar=args.calendar)
     warnings = [f for f in result.findings if f.severity == "warning"]
     if warnings:
         from workbench.feeds.qc import summarize
@@ -610,6 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeframe", default="1m")
     p.add_argument("--format", choices=("parquet", "csv", "binance-json"))
     p.add_argument("--gaps", choices=("fail", "forward", "none"), default="fail")
+    p.add_argument("--calendar", metavar="NAME", default="24x7",
+                   help="when bars are expected: 24x7 (default), an exchange code such as "
+                        "XNYS (the calendars extra), or a CSV file of sessions (open,close)")
     p.add_argument("--source", metavar="NAME", help="source label (default: the file name)")
     p.add_argument("--replace", action="store_true",
                    help="overwrite stored bars that conflict with the file")

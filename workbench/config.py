@@ -146,6 +146,7 @@ class DataConfig(_Section):
     symbols: Annotated[list[str], Field(min_length=1)] = ["BTCUSDT"]
     timeframe: str = "1m"
     gaps: Literal["fail", "forward", "none"] = "fail"
+    calendar: Annotated[PlainText, Field(min_length=1, max_length=500)] = "24x7"
     start: datetime | None = None
     end: datetime | None = None
 
@@ -169,6 +170,17 @@ class DataConfig(_Section):
             raise ValueError(exc.what) from None
         assert ms is not None
         return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar(cls, value: str) -> str:
+        from workbench.calendars import calendar_for
+
+        try:
+            calendar_for(value)
+        except ConfigError as exc:
+            raise ValueError(f"{exc.what}; {exc.fix}" if exc.fix else exc.what) from None
+        return value
 
     @field_validator("symbols")
     @classmethod

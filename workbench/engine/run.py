@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from workbench import manifest as mf
 from workbench import rundir
+from workbench.calendars import calendar_for
 from workbench.config import Config, StrategyConfig, load_config, parse_when, timeframe_ms
 from workbench.engine import kernel, summary
 from workbench.engine.backtest import EquityRows
@@ -575,10 +576,11 @@ def read_bars(cfg: Config, warehouse: Path, start: int | None, end: int | None
     gap policy (read-only: the warehouse is held for the read alone)."""
     tf = cfg.data.timeframe
     tf_ms = timeframe_ms(tf)
+    calendar = calendar_for(cfg.data.calendar)
     with reading(warehouse, wait_s=READ_WAIT_S) as con:
         migrations.check_known(con)  # the write at the end would refuse it, hours later
-        return [check_series(load_series(con, symbol, tf, tf_ms, start, end), cfg.data.gaps)
-                for symbol in cfg.data.symbols]
+        return [check_series(load_series(con, symbol, tf, tf_ms, start, end), cfg.data.gaps,
+                             calendar) for symbol in cfg.data.symbols]
 
 
 def bars_hash(reports: list[QcReport]) -> str:

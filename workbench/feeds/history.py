@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.calendars import SessionCalendar
 from workbench.config import timeframe_ms
 from workbench.errors import DataError
 from workbench.feeds.qc import BarSeries, GapPolicy, QcReport, apply_gap_policy, check_rows
@@ -127,11 +128,14 @@ def finer_source(con: Any, symbol: str, timeframe: str, tf_ms: int) -> tuple[str
     return name, ms
 
 
-def check_series(series: BarSeries, policy: GapPolicy) -> QcReport:
-    """Row checks then the gap policy, as on ingest. On resampled bars a gap finding says
-    so: a coarse bar is missing when any finer bar of it is."""
+def check_series(series: BarSeries, policy: GapPolicy,
+                 calendar: SessionCalendar | None = None) -> QcReport:
+    """Row checks then the gap policy (under ``calendar``'s sessions), as on ingest. On
+    resampled bars a gap finding says so: a coarse bar is missing when any finer bar of it
+    is."""
     errors = check_rows(series)
-    report = apply_gap_policy(series, policy) if not errors else QcReport(series, [])
+    report = (apply_gap_policy(series, policy, calendar=calendar) if not errors
+              else QcReport(series, []))
     report.findings[:0] = errors
     if series.resampled_from:
         note = (f" (resampled from stored {series.resampled_from} bars: a bar is left out "

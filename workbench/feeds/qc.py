@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from workbench.calendars import SessionCalendar
 from workbench.model import ms_to_iso
 
 GapPolicy = Literal["fail", "forward", "none"]
@@ -187,17 +188,29 @@ def find_gaps(s: BarSeries) -> tuple[np.ndarray, np.ndarray]:
     return idx, diff[idx] // s.timeframe_ms - 1
 
 
-def apply_gap_policy(s: BarSeries, policy: GapPolicy, file: str | None = None) -> QcReport:
-    """Find the gaps of an ordered, aligned series and apply the policy to them."""
+def apply_gap_policy(s: BarSeries, policy: GapPolicy, file: str | None = None,
+                     calendar: SessionCalendar | None = None) -> QcReport:
+    """Find the gaps of an ordered, aligned series and apply the policy to them. With a
+    session ``calendar`` only the bars it expects can be missing (closed hours and holidays
+    are not gaps), and a bar it does not expect is a warning ``off_session``, kept."""
     if policy not in GAP_POLICIES:
         raise ValueError(f"unknown gap policy {policy!r}; use one of {GAP_POLICIES}")
+    if calendar is not None:
+        return _apply_calendar(s, policy, file, calendar)
     idx, missing = find_gaps(s)
     tf = s.timeframe_ms
+    findings = _gap_findings(s, policy, file, missing, s.ts[idx] + tf, s.ts[idx + 1] - tf)
+    if policy != "forward" or not len(idx):
+        return QcReport(s, findings)
+    return QcReport(_forward_fill(s, idx, missing), findings)
+
+
+def _gap_findings(s: BarSeries, policy: GapPolicy, file: str | None, missing: np.ndarray,
+                  firsts: np.ndarray, lasts: np.ndarray) -> list[Finding]:
     severity = "error" if policy == "fail" else "warning"
     action = {"fail": "refused", "forward": "filled", "none": "kept"}[policy]
     findings = []
-    for i, m in zip(idx.tolist(), missing.tolist(), strict=True):
-        first, last = int(s.ts[i]) + tf, int(s.ts[i + 1]) - tf
+    for m, first, last in zip(missing.tolist(), firsts.tolist(), lasts.tolist(), strict=True):
         span = (f"at {ms_to_iso(first)}" if m == 1
                 else f"from {ms_to_iso(first)} to {ms_to_iso(last)}")
         findings.append(Finding(
@@ -205,9 +218,59 @@ def apply_gap_policy(s: BarSeries, policy: GapPolicy, file: str | None = None) -
             None, first, file, action,
             {"from": ms_to_iso(first), "to": ms_to_iso(last), "missing_bars": m},
         ))
-    if policy != "forward" or not len(idx):
+    return findings
+
+
+def _apply_calendar(s: BarSeries, policy: GapPolicy, file: str | None,
+                    calendar: SessionCalendar) -> QcReport:
+    if not len(s):
+        return QcReport(s, [])
+    expected = calendar.bar_opens(int(s.ts[0]), int(s.ts[-1]), s.timeframe_ms)
+    findings = []
+    off = ~np.isin(s.ts, expected)
+    if off.any():
+        where = np.flatnonzero(off)
+        first, last = int(s.ts[where[0]]), int(s.ts[where[-1]])
+        findings.append(Finding(
+            "off_session", "warning", s.symbol,
+            f"{len(where)} bar{'s' if len(where) > 1 else ''} outside the sessions of "
+            f"calendar {calendar.describe()} (first {ms_to_iso(first)}, last "
+            f"{ms_to_iso(last)})", None if s.rows is None else int(s.rows[where[0]]), first,
+            file, "kept", {"bars": len(where), "first": ms_to_iso(first),
+                           "last": ms_to_iso(last), "calendar": calendar.describe()}))
+    # the expected bars strictly between each pair of neighbours are missing
+    after = np.searchsorted(expected, s.ts[:-1], side="right")
+    before = np.searchsorted(expected, s.ts[1:], side="left")
+    idx = np.flatnonzero(before > after)
+    missing = (before - after)[idx]
+    if not len(idx):
         return QcReport(s, findings)
-    return QcReport(_forward_fill(s, idx, missing), findings)
+    findings += _gap_findings(s, policy, file, missing, expected[after[idx]],
+                              expected[before[idx] - 1])
+    if policy != "forward":
+        return QcReport(s, findings)
+    absent = np.concatenate([expected[a:b] for a, b in
+                             zip(after[idx].tolist(), before[idx].tolist(), strict=True)])
+    return QcReport(_forward_fill_at(s, absent), findings)
+
+
+def _forward_fill_at(s: BarSeries, absent: np.ndarray) -> BarSeries:
+    """``s`` with flat bars at the previous close inserted at the open times ``absent``."""
+    ts = np.union1d(s.ts, absent)
+    src = np.searchsorted(s.ts, ts, side="right") - 1
+    fill = s.ts[src] != ts
+    close = s.close[src]
+
+    def col(a: np.ndarray) -> np.ndarray:
+        return np.where(fill, close, a[src])
+
+    trades = None if s.trades is None else np.where(fill, 0, s.trades[src])
+    source = None if s.source is None else np.where(fill, "fill", s.source[src])
+    return BarSeries(s.symbol, s.timeframe_ms, ts, col(s.open), col(s.high), col(s.low), close,
+                     np.where(fill, 0.0, s.volume[src]), trades,
+                     (s.filled_mask[src] & ~fill) | fill, source,
+                     None if s.rows is None else np.where(fill, 0, s.rows[src]),
+                     s.resampled_from)
 
 
 def _forward_fill(s: BarSeries, idx: np.ndarray, missing: np.ndarray) -> BarSeries:

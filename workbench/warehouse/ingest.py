@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from workbench.calendars import calendar_for
 from workbench.config import check_symbol, timeframe_ms
 from workbench.errors import ConfigError, DataError
 from workbench.feeds.files import read_bars
@@ -61,8 +62,11 @@ class IngestResult:
 
 def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str = "1m",
            fmt: str | None = None, gaps: GapPolicy = "fail", source: str | None = None,
-           replace: bool = False, log: JsonlLog | None = None) -> IngestResult:
+           replace: bool = False, log: JsonlLog | None = None,
+           calendar: str | None = None) -> IngestResult:
     """Load bar files for one symbol after QC; raise DataError (nothing loaded) when refused.
+    ``calendar`` (as ``data.calendar``: ``24x7``, an exchange code, a sessions file) says which
+    bars are expected: closed hours are not gaps.
 
     ``con`` is an open connection, or the warehouse's path: then the files are read and
     checked first, and the file is opened read-write only for the short write at the end.
@@ -75,6 +79,7 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
                           fix="for example: --symbol BTCUSDT --timeframe 5m") from None
     if not paths:
         raise DataError("no files to ingest", fix="pass one or more bar files")
+    sessions = calendar_for(calendar)  # a bad name fails before any file is read
     result = IngestResult(new_id("ing"), symbol, timeframe)
     log = log or JsonlLog()
     findings: list[Finding] = []
@@ -107,7 +112,7 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
     if overlaps:
         raise refuse("the files disagree where they overlap",
                      "keep one version of each bar and run `workbench ingest` again")
-    report = apply_gap_policy(merged, gaps)
+    report = apply_gap_policy(merged, gaps, calendar=sessions)
     findings += report.findings
     result.gaps = len(report.gaps)
     result.filled = report.filled_bars
