@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from workbench.errors import StrategyError
-from workbench.model import QTY_SCALE, Fill, Side
+from workbench.model import QTY_SCALE, Bar, Fill, Side
 
 CASH_TOLERANCE = 1e-9
 """Spot cash may dip below zero by this much relative to the initial cash (float residue)."""
@@ -91,6 +91,9 @@ class Book:
         self.cash = float(initial_cash)
         self.units: dict[str, int] = {}
         self.last: dict[str, float] = {}
+        self.bars: dict[str, Bar] = {}
+        """The last bar seen per symbol (the step writes it with ``last``): what a simulated
+        fill's market impact reads."""
         self.reserved_cash = 0.0
         self.reserved_units: dict[str, int] = {}
         self.realized_pnl = 0.0

@@ -237,13 +237,37 @@ class PortfolioConfig(_Section):
     quote: Annotated[PlainText, Field(min_length=1, max_length=20)] = "USDT"
 
 
+Amount = Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]  # 0 allowed
+
+
+class ImpactTier(_Section):
+    """Extra impact for a market order whose notional reaches ``from_notional``."""
+
+    from_notional: Amount
+    bps: Bps
+
+
 class CostsConfig(_Section):
     enabled: bool = True
     fee_bps: Bps = 10.0
+    fee_per_unit: Amount = 0.0  # quote currency per unit bought or sold ("per share")
+    min_fee: Amount = 0.0  # the least an order pays in fees (its first fill)
     slippage_bps: Bps = 5.0
     spread_bps: Bps = 0.0
-    min_notional: Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)] = 0.0
+    impact_k: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.0
+    impact_cap_bps: Bps = 500.0
+    impact_tiers: list[ImpactTier] = []
+    min_notional: Amount = 0.0
     fill_at: Literal["close", "next_open"] = "close"
+
+    @field_validator("impact_tiers")
+    @classmethod
+    def _tiers(cls, value: list[ImpactTier]) -> list[ImpactTier]:
+        starts = [t.from_notional for t in value]
+        if starts != sorted(set(starts)):
+            raise ValueError("impact_tiers must ascend by from_notional, each once "
+                             f"(got {starts})")
+        return value
 
 
 Positive = Money  # finite, > 0, at most MAX_MONEY (quantities, amounts and percentages)

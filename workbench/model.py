@@ -235,6 +235,10 @@ class Order:
         return not self.status.terminal
 
 
+NO_COSTS = (0.0, 0.0, 0.0)
+"""A fill's (spread, slippage, impact) costs when it has none (a limit order's, a venue's)."""
+
+
 class Fill(NamedTuple):
     """One execution. ``fee`` is in the quote currency, on the fill's notional.
 
@@ -248,6 +252,10 @@ class Fill(NamedTuple):
     base asset when the account has no BNB): the order executed ``qty_units + fee_units`` and
     ``fee`` is that commission's value in the quote currency, so cash pays for the whole
     execution and the position holds what the venue holds (adr/0018).
+
+    ``spread_cost``, ``slippage_cost`` and ``impact_cost`` are what the simulated half spread,
+    slippage and market impact cost this fill in the quote currency (``brokers/fills.py``):
+    already in ``price``, kept for the ``costs`` table; 0 for limit fills and venue fills.
     """
 
     fill_seq: int
@@ -264,6 +272,9 @@ class Fill(NamedTuple):
     venue_trade_id: str | None = None
     venue_ts: int | None = None
     fee_units: int = 0
+    spread_cost: float = 0.0
+    slippage_cost: float = 0.0
+    impact_cost: float = 0.0
 
     @property
     def notional(self) -> float:

@@ -17,6 +17,7 @@ from workbench.brokers.sim import SimBroker
 from workbench.model import (
     MAX_QTY,
     MAX_UNITS,
+    NO_COSTS,
     QTY_SCALE,
     Bar,
     Fill,
@@ -51,10 +52,11 @@ class Venue:
         self.events.append((order.order_seq, status, reason))
 
     def order_fill(self, order: Order, units: int, price: float, fee: float,
-                   trade_id: str | None = None, venue_ts: int | None = None) -> None:
+                   trade_id: str | None = None, venue_ts: int | None = None,
+                   fee_units: int = 0, costs: tuple[float, float, float] = NO_COSTS) -> None:
         fill = Fill(len(self.fills) + 1, order.order_seq, order.client_order_id, order.symbol,
                     order.side, units / QTY_SCALE, units, price, fee, self.now_bar_ts + TF,
-                    self.now_bar_ts, trade_id, venue_ts)
+                    self.now_bar_ts, trade_id, venue_ts, fee_units, *costs)
         self.book.apply_fill(fill)
         self.fills.append(fill)
         order.filled_units += units

@@ -45,7 +45,9 @@ class RecordingSink:
         order.status, order.reason = status, reason
 
     def order_fill(self, order: Order, units: int, price: float, fee: float,
-                   trade_id: str | None = None, venue_ts: int | None = None) -> None:
+                   trade_id: str | None = None, venue_ts: int | None = None,
+                   fee_units: int = 0, costs: tuple[float, float, float] = (0.0, 0.0, 0.0)
+                   ) -> None:
         if order.status.terminal:
             self.illegal.append(f"order {order.order_seq}: a fill after {order.status}")
         self.fills.append((order.order_seq, units, price, fee, trade_id, venue_ts))

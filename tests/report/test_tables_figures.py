@@ -200,6 +200,20 @@ def test_fees_table_has_fees_per_traded_symbol_and_exposure(multi):
     assert "exposure" in t.note and "USDT" in t.note
 
 
+def test_costs_table_splits_the_pnl_and_its_costs_add_up(multi):
+    t = wr.costs_table(multi)
+
+    values = {row[0]: row[1] for row in t.rows}
+    assert values["fees"] == pytest.approx(multi.headline["fees_quote"])
+    assert values["gross P&L (had trading been free)"] == pytest.approx(
+        values["net P&L"] + values["total costs"])
+    assert values["total costs"] == pytest.approx(
+        sum(values[k] for k in ("fees", "half spread", "slippage", "market impact",
+                                "funding and borrow")))
+    assert values["slippage"] > 0  # the test runs pay 5 bps on market fills
+    assert t.columns[1] == "USDT" and "fills" in t.note
+
+
 def test_qc_table_shows_findings_and_gap_policy(multi, single):
     with_gap, clean = wr.qc_table(multi), wr.qc_table(single)
 

@@ -295,6 +295,7 @@ def test_replace_run_twice_gives_the_same_rows(journal: Path, warehouse: Path) -
     assert everything(warehouse) == first
     counts = {name: len(r) for name, r in first.items()}
     assert counts == {"runs": 1, "run_bars": 4, "orders": 2, "order_events": 3, "fills": 1,
+                      "costs": 1,
                       "risk_events": 1, "qc_events": 1, "metrics": 11, "alerts": 1,
                       "venue_fills": 0, "reconciliations": 0}  # a paper run's journal
 

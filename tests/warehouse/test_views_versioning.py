@@ -22,7 +22,8 @@ from workbench.warehouse import views
 
 REPO_VIEWS = views.views_dir()
 ALL = {"acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
-       "rpt.drawdown", "rpt.live_vs_backtest", "rpt.performance", "rpt.risk_blocks",
+       "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest", "rpt.performance",
+       "rpt.risk_blocks",
        "rpt.round_trips"}
 
 
@@ -100,6 +101,7 @@ def test_discover_parents_are_resolved_and_come_first() -> None:
         "acct.equity_curve": [],
         "rpt.round_trips": ["acct.fifo_matches"],
         "rpt.drawdown": ["acct.equity_curve"],
+        "rpt.cost_breakdown": ["acct.equity_curve"],
         "rpt.performance": ["acct.equity_curve", "rpt.round_trips"],
         "rpt.risk_blocks": [],
         "rpt.live_vs_backtest": [],
@@ -158,8 +160,8 @@ def test_problems_semantic_change_without_bump_names_view_and_bump(root: Path,
             " bump `-- version:` to 2 in equity_curve.sql, then run `workbench views lock`")
     assert hint in found
     # the children changed with it and need their own bump
-    assert sorted(p.split(" ")[0] for p in found) == ["acct.equity_curve", "rpt.drawdown",
-                                                      "rpt.performance"]
+    assert sorted(p.split(" ")[0] for p in found) == [
+        "acct.equity_curve", "rpt.cost_breakdown", "rpt.drawdown", "rpt.performance"]
 
 
 def test_lock_semantic_change_without_bump_is_refused_and_lock_kept(root: Path,

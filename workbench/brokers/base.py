@@ -45,7 +45,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from workbench.book import Book
-from workbench.model import Bar, Order, OrderStatus
+from workbench.model import NO_COSTS, Bar, Order, OrderStatus
 
 
 class RejectReason(StrEnum):
@@ -85,10 +85,11 @@ class OrderSink(Protocol):
 
     def order_fill(self, order: Order, units: int, price: float, fee: float,
                    trade_id: str | None = None, venue_ts: int | None = None,
-                   fee_units: int = 0) -> None:
+                   fee_units: int = 0, costs: tuple[float, float, float] = NO_COSTS) -> None:
         """An execution of ``units`` at ``price`` (``fee`` in the quote currency); a venue
         passes its trade id and execution time (ms UTC), and ``fee_units`` of the ``units``
-        when it kept its commission in the asset bought (``Fill.fee_units``)."""
+        when it kept its commission in the asset bought (``Fill.fee_units``); a simulation its
+        (spread, slippage, impact) ``costs`` (``Fill.spread_cost``, ...)."""
 
 
 class Broker(Protocol):

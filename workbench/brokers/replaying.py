@@ -153,7 +153,9 @@ class ReplayingBroker:
                 if isinstance(record, Fill):
                     inner.release_filled(order, record.executed_units)
                     sink.order_fill(order, record.executed_units, record.price, record.fee,
-                                    record.venue_trade_id, record.venue_ts, record.fee_units)
+                                    record.venue_trade_id, record.venue_ts, record.fee_units,
+                                    (record.spread_cost, record.slippage_cost,
+                                     record.impact_cost))
                 elif isinstance(record, OrderEvent) and record.status in _ANSWERS:
                     sink.order_status(order, OrderStatus(record.status), record.reason)
                 elif isinstance(record, OrderEvent) and record.status == OrderStatus.UNKNOWN:

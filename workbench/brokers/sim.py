@@ -5,7 +5,16 @@ from __future__ import annotations
 from workbench.book import Book
 from workbench.brokers.base import CancelReason, OrderSink, RejectReason
 from workbench.brokers.fills import CostModel, limit_fill_price
-from workbench.model import MAX_UNITS, QTY_SCALE, Bar, Order, OrderStatus, OrderType, Side
+from workbench.model import (
+    MAX_UNITS,
+    NO_COSTS,
+    QTY_SCALE,
+    Bar,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 
 
 class SimBroker:
@@ -39,13 +48,14 @@ class SimBroker:
             return
         if order.type is OrderType.MARKET:
             if self.costs.fill_at == "close":
-                price = self.costs.market_price(order.side, ref, order.qty)
+                price, costs = self.costs.market_fill(order.side, ref, order.qty,
+                                                      book.bars.get(order.symbol))
                 reason = self._check(order, price, book.free_cash)
                 if reason:
                     sink.order_status(order, OrderStatus.REJECTED, reason)
                     return
                 sink.order_status(order, OrderStatus.SUBMITTED)
-                self._fill(order, price, order.bar_ts)
+                self._fill(order, price, order.bar_ts, costs)
                 return
             # next_open: funds are checked at the fill price; a sell holds its quantity now.
             if order.side is Side.SELL and order.qty_units > book.free_units(order.symbol):
@@ -62,7 +72,7 @@ class SimBroker:
             return
         if order.side is Side.BUY:
             notional = order.qty_units / QTY_SCALE * limit
-            self._rest(order, notional + self.costs.fee(notional), 0)
+            self._rest(order, notional + self.costs.fee(notional, order.qty), 0)
         else:
             self._rest(order, 0.0, order.qty_units)
         sink.order_status(order, OrderStatus.SUBMITTED)
@@ -74,7 +84,7 @@ class SimBroker:
             return RejectReason.MIN_NOTIONAL
         if order.side is Side.BUY:
             notional = order.qty_units / QTY_SCALE * price
-            if notional + self.costs.fee(notional) > free_cash:
+            if notional + self.costs.fee(notional, order.qty) > free_cash:
                 return RejectReason.INSUFFICIENT_FUNDS
             if order.qty_units + self._book.position_units(order.symbol) > MAX_UNITS:
                 return RejectReason.POSITION_OVERFLOW
@@ -117,8 +127,9 @@ class SimBroker:
                 continue
             if order.bar_ts >= bar.ts:  # placed on this bar: may fill from the next one on
                 continue
+            fill_costs = NO_COSTS
             if order.type is OrderType.MARKET:
-                price = costs.market_price(order.side, bar.open, order.qty)
+                price, fill_costs = costs.market_fill(order.side, bar.open, order.qty, bar)
             else:
                 assert order.limit_price is not None
                 touched = limit_fill_price(order.side, order.limit_price, bar.open, bar.high,
@@ -136,19 +147,22 @@ class SimBroker:
             if reason:
                 sink.order_status(order, OrderStatus.REJECTED, reason)
                 continue
-            self._fill(order, price, bar.ts)
+            self._fill(order, price, bar.ts, fill_costs)
 
     def poll(self, now: int) -> None:
         """Nothing happens between bars in a simulation."""
 
-    def _fill(self, order: Order, price: float, bar_ts: int) -> None:
+    def _fill(self, order: Order, price: float, bar_ts: int,
+              costs: tuple[float, float, float] = NO_COSTS) -> None:
         """The whole order at ``price`` on the bar opened at ``bar_ts``; the fee on the filled
-        quantity's notional."""
+        quantity."""
         assert self._sink is not None
         units = order.qty_units
+        qty = units / QTY_SCALE
         trade_id, venue_ts = self._venue_fields(order, bar_ts)
-        self._sink.order_fill(order, units, price, self.costs.fee(units / QTY_SCALE * price),
-                              trade_id, venue_ts)
+        self._sink.order_fill(order, units, price,
+                              self.costs.fee(qty * price, qty, not order.filled_units),
+                              trade_id, venue_ts, 0, costs)
 
     def _venue_fields(self, order: Order, bar_ts: int) -> tuple[str | None, int | None]:
         """The venue trade id and execution time a fill carries: none in a backtest

@@ -188,7 +188,9 @@ def cost_model(cfg: Config) -> CostModel:
     if not costs.enabled:
         return CostModel.free(costs.fill_at)
     return CostModel(costs.fee_bps, costs.spread_bps, costs.slippage_bps, costs.min_notional,
-                     costs.fill_at)
+                     costs.fill_at, fee_per_unit=costs.fee_per_unit, min_fee=costs.min_fee,
+                     impact_k=costs.impact_k, impact_cap_bps=costs.impact_cap_bps,
+                     impact_tiers=tuple((t.from_notional, t.bps) for t in costs.impact_tiers))
 
 
 def strategy_class(cfg: Config) -> type[Strategy]:

@@ -24,6 +24,7 @@ from workbench.errors import EngineFault, StrategyError, WorkbenchError
 from workbench.indicators import IndicatorSet
 from workbench.model import (
     MAX_QTY,
+    NO_COSTS,
     QTY_QUANTUM,
     QTY_SCALE,
     Bar,
@@ -99,6 +100,7 @@ class Step:
         if isinstance(clock, BarClock):
             clock.follow(self)
         self._last = book.last
+        self._bars = book.bars
         broker.bind(self, book)
         self._resting = broker.resting  # the port's live mapping: truthy while orders rest
         self._observe = None
@@ -147,6 +149,7 @@ class Step:
             self._observe(bar)  # before the mark: the equity the previous bar left
         self._bar = bar
         self._last[bar.symbol] = bar.close
+        self._bars[bar.symbol] = bar
         if self.indicators is not None:
             self.ctx.ind = ind if ind is not None else self.indicators.update(bar.symbol, bar)
         if self._resting:
@@ -172,6 +175,7 @@ class Step:
         rests until the next bar must still fill."""
         self._bar = bar
         self._last[bar.symbol] = bar.close
+        self._bars[bar.symbol] = bar
         if self.indicators is not None:
             self.ctx.ind = self.indicators.update(bar.symbol, bar)
         if self._resting:
@@ -285,16 +289,16 @@ class Step:
 
     def order_fill(self, order: Order, units: int, price: float, fee: float,
                    trade_id: str | None = None, venue_ts: int | None = None,
-                   fee_units: int = 0) -> None:
+                   fee_units: int = 0, costs: tuple[float, float, float] = NO_COSTS) -> None:
         """Apply an execution of ``units`` to the books (the only writer of cash, positions
         and lots), tell risk, journal it, move the order on, tell the strategy. ``fee_units``
         of them the venue kept as its commission (``Fill.fee_units``): the books receive the
-        rest."""
+        rest. ``costs``: its (spread, slippage, impact) costs, already in ``price``."""
         self.fill_seq += 1
         got = units - fee_units
         fill = _new(Fill, (self.fill_seq, order.order_seq, order.client_order_id, order.symbol,
                            order.side, got / QTY_SCALE, got, price, fee, self.now,
-                           self.bar_ts, trade_id, venue_ts, fee_units))  # tuple.__new__: fast
+                           self.bar_ts, trade_id, venue_ts, fee_units, *costs))  # C speed
         trips = self.book.apply_fill(fill)
         if self.risk is not None:
             self.risk.on_fill(fill, trips)

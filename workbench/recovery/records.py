@@ -14,7 +14,7 @@ from typing import Any
 
 from workbench.book import Book
 from workbench.engine.journal import OrderEvent, OrderRecord
-from workbench.model import Bar, Fill, Order, OrderStatus, OrderType, Side
+from workbench.model import NO_COSTS, Bar, Fill, Order, OrderStatus, OrderType, Side
 from workbench.recovery.replay import State
 
 
@@ -82,7 +82,9 @@ def fill_record(fill: Fill, **extra: Any) -> dict[str, Any]:
             "side": fill.side.value, "qty": fill.qty, "qty_units": fill.qty_units,
             "price": fill.price, "fee": fill.fee, "ts": fill.ts, "bar_ts": fill.bar_ts,
             "venue_trade_id": fill.venue_trade_id, "venue_ts": fill.venue_ts,
-            **({"fee_units": fill.fee_units} if fill.fee_units else {}), **extra}
+            **({"fee_units": fill.fee_units} if fill.fee_units else {}),
+            **({"costs": [fill.spread_cost, fill.slippage_cost, fill.impact_cost]}
+               if fill.spread_cost or fill.slippage_cost or fill.impact_cost else {}), **extra}
 
 
 def fill_from_record(payload: dict[str, Any]) -> Fill:
@@ -90,7 +92,7 @@ def fill_from_record(payload: dict[str, Any]) -> Fill:
                 payload["symbol"], Side(payload["side"]), payload["qty"], payload["qty_units"],
                 payload["price"], payload["fee"], payload["ts"], payload["bar_ts"],
                 payload.get("venue_trade_id"), payload.get("venue_ts"),
-                payload.get("fee_units", 0))
+                payload.get("fee_units", 0), *payload.get("costs", NO_COSTS))
 
 
 def book_from_state(state: State) -> Book:

@@ -44,6 +44,7 @@ from workbench.report.parity import (
 from workbench.report.project import project_dir, project_path, runs_dir_path, warehouse_path
 from workbench.report.tables import (
     compare_table,
+    costs_table,
     fees_table,
     headline_table,
     manifest_table,
@@ -60,6 +61,7 @@ __all__ = [
     "candles_figure",
     "compare_equity_figure",
     "compare_table",
+    "costs_table",
     "equity_figure",
     "fees_table",
     "headline_table",

@@ -44,6 +44,7 @@ class RunReport:
     trade_returns: list[float] = field(default_factory=list)
     daily: dict[str, list[Any]] = field(default_factory=dict)
     fees: list[dict[str, Any]] = field(default_factory=list)
+    costs: dict[str, Any] = field(default_factory=dict)  # its row of rpt.cost_breakdown
     qc: list[dict[str, Any]] = field(default_factory=list)
     qc_first: list[dict[str, Any]] = field(default_factory=list)
     risk: list[dict[str, Any]] = field(default_factory=list)
@@ -210,6 +211,8 @@ def _series(con: Any, r: RunReport, max_points: int, max_candles: int) -> None:
         select symbol, sum(fee) as fees_quote, count(*) as fills,
                sum(qty * price) as traded_notional_quote
         from fills where run_id = ? group by symbol order by symbol""", rid)
+    breakdown = _rows(con, "select * from rpt.cost_breakdown where run_id = ?", rid)
+    r.costs = breakdown[0] if breakdown else {}
 
 
 def load_runs(run_ids: list[str] | None = None, *, warehouse: str | Path | None = None,

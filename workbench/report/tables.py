@@ -187,6 +187,27 @@ def fees_table(r: RunReport) -> Table:
                       f"fees in {r.run.get('quote') or 'the quote currency'}")
 
 
+COST_ROWS = (("gross_pnl", "gross P&L (had trading been free)"), ("fees", "fees"),
+             ("spread", "half spread"), ("slippage", "slippage"),
+             ("impact", "market impact"), ("funding", "funding and borrow"),
+             ("total_costs", "total costs"), ("net_pnl", "net P&L"),
+             ("cost_per_fill", "costs per fill"))
+
+
+def costs_table(r: RunReport) -> Table:
+    """The run's P&L split into gross and each cost (``rpt.cost_breakdown``)."""
+    c = r.costs
+    gross = c.get("gross_pnl")
+    rows = [[label, c.get(key), (100.0 * c[key] / gross if gross and c.get(key) is not None
+                                 and key not in ("gross_pnl", "cost_per_fill") else None)]
+            for key, label in COST_ROWS] if c else []
+    quote = r.run.get("quote") or "the quote currency"
+    return Table("Costs: what each assumption took", ["", quote, "% of gross"], rows,
+                 note=(f"{c.get('fills', 0)} fills. Spread, slippage and impact were paid in "
+                       "fill prices, fees in cash (costs settings in the manifest's config)"
+                       if c else "no cost breakdown for this run"))
+
+
 def qc_table(r: RunReport) -> Table:
     rows = [[q["rule"], q["severity"], q["action"], q["findings"]] for q in r.qc]
     first = "; ".join(f"{f['detail']}" for f in r.qc_first[:3])

@@ -74,6 +74,7 @@ from workbench.recovery.wal import WAL_FILE, WalReader, WalScan
 from workbench.risk.engine import DAY_MS
 from workbench.warehouse.connect import open_rw, rollback_quietly
 from workbench.warehouse.results import (
+    costs_table,
     events_table,
     fills_table,
     insert_results,
@@ -81,8 +82,8 @@ from workbench.warehouse.results import (
 )
 from workbench.warehouse.stale import HOST
 
-TABLES = ("run_bars", "orders", "order_events", "fills", "risk_events", "qc_events", "metrics",
-          "alerts", "venue_fills", "reconciliations")
+TABLES = ("run_bars", "orders", "order_events", "fills", "costs", "risk_events", "qc_events",
+          "metrics", "alerts", "venue_fills", "reconciliations")
 """Every table a live run writes besides ``runs`` (each has a ``run_id`` column)."""
 LIVE_PHASES = frozenset({"live", "backfill"})
 """Bar phases that count as the run's bars (``warmup`` bars are history the strategy saw)."""
@@ -353,6 +354,7 @@ class _Fold:
             "orders": orders,
             "order_events": events_table(records),
             "fills": fills,
+            "costs": costs_table(records),
             "risk_events": _columns(self.risk, (
                 ("ts", _TS), ("client_order_id", pa.string()), ("order_seq", pa.int64()),
                 ("symbol", pa.string()), ("rule", pa.string()), ("reason_code", pa.string()),

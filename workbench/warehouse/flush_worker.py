@@ -254,7 +254,8 @@ class _Twin:
         return [(row, {"run_bars": results.run_bars_table(data),
                        "orders": results.orders_table(order_states(records)),
                        "order_events": results.events_table(records),
-                       "fills": results.fills_table(records)})]
+                       "fills": results.fills_table(records),
+                       "costs": results.costs_table(records)})]
 
 
 def _say(out: IO[str], message: dict[str, Any]) -> None:

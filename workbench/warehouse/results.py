@@ -109,6 +109,26 @@ def fills_table(records: JournalContents) -> pa.Table:
     })
 
 
+COST_KINDS = ("fee", "spread", "slippage", "impact")
+"""The ``costs`` rows a fill makes, in this order (a zero amount makes none)."""
+
+
+def costs_table(records: JournalContents) -> pa.Table:
+    """The ``costs`` rows of the fills: fee, spread, slippage and impact, each non-zero."""
+    c = as_columns(records.fills, Fill._fields)
+    amounts = np.array([c["fee"], c["spread_cost"], c["slippage_cost"], c["impact_cost"]],
+                       dtype=np.float64).reshape(len(COST_KINDS), -1).T  # a row per fill
+    fill, kind = np.nonzero(amounts)
+    kinds = np.asarray(COST_KINDS, dtype=object)
+    return pa.table({
+        "ts": pa.array(np.asarray(c["ts"], dtype=np.int64)[fill], _TS),
+        "symbol": pa.array(np.asarray(c["symbol"], dtype=object)[fill], pa.string()),
+        "kind": pa.array(kinds[kind], pa.string()),
+        "amount": pa.array(amounts[fill, kind], pa.float64()),
+        "fill_seq": pa.array(np.asarray(c["fill_seq"], dtype=np.int64)[fill], pa.int64()),
+    })
+
+
 def run_bars_table(data: LoopData) -> pa.Table:
     names = np.asarray(data.symbol_names, dtype=object)
     symbols = pa.DictionaryArray.from_arrays(pa.array(data.symbol_index, pa.int32()),
@@ -136,6 +156,7 @@ def run_tables(data: LoopData, journal: Journal | JournalContents, findings: lis
         "orders": orders_table(order_states(records) if orders is None else orders),
         "order_events": events_table(records),
         "fills": fills_table(records),
+        "costs": costs_table(records),
     }
     if risk_events is not None:
         tables["risk_events"] = risk_events
