@@ -718,7 +718,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm-live", action="store_true",
                    help="required: the run sends real orders")
     p.add_argument("--tiny", action="store_true",
-                   help="cap every order at the venue's minimum notional (or live.tiny_notional)")
+                   help="size every order down to the venue's minimum notional (or "
+                        "live.tiny_notional)")
 
     for action, text in (("halt", "stop a live run's new orders (within a second)"),
                          ("flatten", "close every position of a live run, then halt it"),

@@ -313,12 +313,70 @@ def test_binance_fee_in_bnb_is_converted_at_the_venues_price(make_rig: Any) -> N
     assert "BTCUSDT" not in rig.broker.base_commission
 
 
-def test_binance_tiny_caps_orders_at_the_minimum_notional(make_rig: Any) -> None:
+def test_binance_tiny_sizes_an_order_above_the_cap_down_to_the_minimum_notional(
+        make_rig: Any) -> None:
     rig = make_rig(broker={"tiny": True})
-    big = rig.order(Side.BUY, 0.001)  # 42 USDT; the minimum is 5
-    assert (big.status, big.reason) == (OrderStatus.REJECTED, "TINY_CAP")
-    tiny = rig.order(Side.BUY, 0.00012)  # 5.04 USDT
-    assert tiny.status is OrderStatus.FILLED and rig.broker.sent == 1
+    big = rig.order(Side.BUY, 0.001)  # 42 USDT at 42,010.75; the minimum is 5
+    assert big.status is OrderStatus.FILLED and big.qty == 0.00012  # 5.04 USDT
+    assert [o.qty for o in rig.step.journal.orders] == [0.00012]  # journaled as sized
+    new = rig.step.journal.events[0]
+    assert (new.status, new.reason) == (OrderStatus.NEW, "CAPPED 0.001 -> 0.00012")
+    assert [o.qty for o in rig.venue_orders()] == [Decimal("0.00012")]
+    assert rig.step.journal.fills[-1].qty == 0.00012 and rig.broker.sent == 1
+
+
+def test_binance_tiny_order_at_or_below_the_cap_is_sent_as_asked(make_rig: Any) -> None:
+    rig = make_rig(broker={"tiny": True})
+    at_cap = rig.order(Side.BUY, 0.00012)
+    assert at_cap.status is OrderStatus.FILLED and at_cap.qty == 0.00012
+    assert rig.step.journal.events[0].reason is None  # not sized down: nothing to say
+    below = rig.order(Side.BUY, 0.00005)  # under the venue's minimum: refused, never sized up
+    assert (below.status, below.reason) == (OrderStatus.REJECTED, "VENUE_FILTER_NOTIONAL")
+    assert rig.broker.sent == 1
+
+
+def test_binance_tiny_notional_above_the_minimum_is_the_cap_on_the_lot_grid(make_rig: Any
+                                                                            ) -> None:
+    rig = make_rig(broker={"tiny": True, "tiny_notional": 10.0})
+    order = rig.order(Side.BUY, 0.5)  # 10 / 42,010.75 = 0.000238..: down to the 1e-5 step
+    assert order.status is OrderStatus.FILLED and order.qty == 0.00023
+
+
+def test_binance_tiny_limit_order_is_sized_at_its_limit_price(make_rig: Any) -> None:
+    rig = make_rig(broker={"tiny": True})
+    order = rig.order(Side.BUY, 0.001, limit=25_000.0)  # 5 / 25,000 = 0.0002, resting
+    assert order.status is OrderStatus.SUBMITTED and order.qty == 0.0002
+
+
+def test_binance_tiny_reduce_only_order_is_not_capped(make_rig: Any) -> None:
+    rig = make_rig(broker={"tiny": True}, balances={"USDT": "10000", "BTC": "0", "BNB": "1"},
+                   fee_asset="BNB", fee_asset_price="300")  # the venue's BTC is the books'
+    rig.order(Side.BUY, 0.001)
+    rig.order(Side.BUY, 0.001)
+    held = rig.step.book.units["BTCUSDT"]
+    assert held == 24_000  # two capped buys of 0.00012
+    rig.strategy.queue.append(OrderIntent("BTCUSDT", Side.SELL, 0.00024, reduce_only=True))
+    rig.bar()
+    flatten = rig.step_orders()[-1]
+    assert flatten.status is OrderStatus.FILLED and flatten.qty == 0.00024
+    assert rig.step.book.units.get("BTCUSDT", 0) == 0
+
+
+def test_binance_tiny_order_handed_to_the_broker_unsized_is_refused_not_sent(
+        make_rig: Any) -> None:
+    rig = make_rig(broker={"tiny": True})
+    rig.bar()  # a price for BTCUSDT
+    order = Order(1, "run-1-1", "BTCUSDT", Side.BUY, OrderType.MARKET, 0.001, 100_000, None,
+                  T0, T0)
+    rig.broker.submit(order)  # past the step, so past cap_qty
+    assert (order.status, order.reason) == (OrderStatus.REJECTED, "TINY_CAP")
+    assert rig.broker.sent == 0 and rig.fx.faults.calls("order") == 0
+
+
+def test_binance_cap_qty_without_tiny_is_the_intents_quantity(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.bar()
+    assert rig.broker.cap_qty(OrderIntent("BTCUSDT", Side.BUY, 3.0)) == 3.0
 
 
 def test_binance_stale_clock_is_resynced_and_the_order_sent_once(make_rig: Any) -> None:

@@ -8,6 +8,7 @@ and a paper run of the same bars is the yardstick.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,49 @@ def test_live_filter_breach_is_rejected_before_sending_with_the_filter_named(
     rejected = [e for e in events if e["status"] == "REJECTED"]
     assert rejected and {e["reason"] for e in rejected} == {"VENUE_FILTER_LOT_SIZE"}
     assert sent == 0
+
+
+def test_live_tiny_run_sizes_all_in_orders_down_to_the_minimum_and_trades(tmp_path: Path
+                                                                          ) -> None:
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path, params={"qty": 0.2})  # ~8,400 USDT: all in
+        result = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                          options=LiveOptions(max_bars=14, tiny=True)).run()
+        venue_orders = [(o.client_order_id, o.side, o.qty) for o in fx.matcher.orders]
+    journal = result.journal_dir
+    orders = payloads(journal, "order")
+    assert [(o["client_order_id"], o["side"], Decimal(repr(o["qty"]))) for o in orders] == \
+        venue_orders
+    fills = {f["client_order_id"]: f for f in payloads(journal, "fill")}
+    buys = [o for o in orders if o["side"] == "BUY"]
+    assert len(buys) >= 2 and len(fills) == len(orders)  # each filled, none refused
+    step = Decimal("0.00001")
+    for buy in buys:  # the smallest lot over the 5 USDT minimum (max_order_notional 1000)
+        notional = Decimal(repr(buy["qty"])) * Decimal(repr(fills[buy["client_order_id"]][
+            "price"]))
+        assert Decimal(5) <= notional < Decimal(5) + step * 50_000
+    news = {e["client_order_id"]: e["reason"] for e in payloads(journal, "order_event")
+            if e["status"] == "NEW"}
+    assert all(news[b["client_order_id"]] == f"CAPPED 0.2 -> {b['qty']!r}" for b in buys)
+    assert all(news[o["client_order_id"]] is None for o in orders if o["side"] == "SELL")
+
+
+def test_live_tiny_run_resumes_only_with_the_sizing_it_was_started_with(tmp_path: Path
+                                                                        ) -> None:
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path, params={"qty": 0.2})
+        make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                 options=LiveOptions(max_bars=8, tiny=True)).run()
+        with pytest.raises(ConfigError) as refused:
+            make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                     options=LiveOptions(max_bars=20)).run()
+        assert refused.value.where == "--tiny / live.tiny_notional"
+        assert "started with --tiny" in refused.value.what
+        resumed = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                           options=LiveOptions(max_bars=20, tiny=True)).run()
+        ids = _venue_ids(fx)
+    assert resumed.resumed and resumed.status == "completed"
+    assert len(ids) == len(set(ids)) >= 3
 
 
 def test_live_order_whose_answer_is_lost_is_found_not_sent_twice(tmp_path: Path) -> None:

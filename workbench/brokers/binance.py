@@ -5,7 +5,15 @@ The same port as every broker (``brokers/base.py``); what is particular to a rea
 * Filters first. ``LOT_SIZE``, ``PRICE_FILTER``, ``NOTIONAL`` and ``MAX_NUM_ORDERS`` from
   ``exchangeInfo`` are applied with ``Decimal`` before any request (``venue_rules.py``): an order
   that breaks one is REJECTED with the filter named (``VENUE_FILTER_LOT_SIZE``, ...) and never
-  sent. ``tiny_notional``: every order is capped at the venue's minimum notional, or this.
+  sent.
+* ``tiny`` (``--tiny``): every order is sized down, before the step creates and journals it
+  (``cap_qty``), to the smallest quantity on the lot grid that meets the venue's minimum
+  notional at its price (a limit's, else the last close), or to ``tiny_notional``'s worth when
+  that is more. A strategy that sizes all-in still trades, tiny; an order already below the
+  cap is sent as asked (below the venue's minimum it is refused ``VENUE_FILTER_NOTIONAL``).
+  Reduce-only orders (a flatten's) are not capped: they give back what tiny orders bought.
+  ``submit`` refuses ``TINY_CAP`` an order above the cap that did not come through
+  ``cap_qty`` (one handed to the broker directly), so nothing larger ever leaves.
 * One attempt per order, never a blind resubmit. ``newClientOrderId`` is always ours and
   deterministic (``venue_rules.client_order_id``). A POST whose outcome is unknown (a timeout, a
   dropped connection, a 5xx, ``-1007``) raises ``OutcomeUnknown``: the order is UNKNOWN and
@@ -52,12 +60,22 @@ from workbench.book import Book
 from workbench.brokers.base import CancelReason, OrderSink, OutcomeUnknown, UnknownReason
 from workbench.brokers.reconcile import Difference, OurView, VenueView, reconcile
 from workbench.brokers.venue_rules import SymbolFilters, client_order_id, exact
-from workbench.model import QTY_SCALE, Bar, Fill, Order, OrderStatus, OrderType, Side
+from workbench.model import (
+    QTY_SCALE,
+    Bar,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 from workbench.venue_client import VenueClient
 
 RATE_LIMITED = "VENUE_RATE_LIMITED"
 BANNED = "VENUE_BANNED"
 CLOCK_SKEW = "CLOCK_SKEW"
+TINY_CAP = "TINY_CAP"
 NOT_RESENT_HALTED = "NOT_RESENT_HALTED"
 INVISIBLE_S = 10.0  # how long an accepted order may stay unknown to queries
 _OPEN = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
@@ -132,6 +150,17 @@ class BinanceBroker:
         """The ``newClientOrderId`` the venue knows ``order`` by."""
         return client_order_id(self.run_id, order.order_seq)
 
+    def cap_qty(self, intent: OrderIntent) -> float:
+        """Under ``tiny``, ``intent.qty`` sized down to the tiny cap (``_tiny_cap``) when it
+        is above it; a reduce-only order, or one whose cap cannot be known (an unknown symbol,
+        no price yet: ``submit`` refuses it), as asked."""
+        if not self.tiny or intent.reduce_only:
+            return intent.qty
+        cap = self._tiny_cap(intent.symbol, intent.limit_price)
+        if cap is None or exact(intent.qty) <= cap:
+            return intent.qty
+        return float(cap)
+
     def submit(self, order: Order) -> None:
         sink, book = self._sink, self._book
         assert sink is not None and book is not None, "bind() the broker before submit()"
@@ -145,13 +174,10 @@ class BinanceBroker:
             return
         price = _limit(order)
         qty = exact(order.qty)
-        if self.tiny:
-            judged = price if price is not None else exact(reference)
-            cap = rules.min_qty_for(judged)
-            if self.tiny_notional is not None:
-                cap = max(cap, rules.round_qty(exact(self.tiny_notional) / judged))
-            if qty > cap:
-                sink.order_status(order, OrderStatus.REJECTED, "TINY_CAP")
+        if self.tiny and not order.reduce_only:  # sized by cap_qty; this one was not
+            cap = self._tiny_cap(order.symbol, order.limit_price)
+            if cap is not None and qty > cap:
+                sink.order_status(order, OrderStatus.REJECTED, TINY_CAP)
                 return
         breach = rules.check(qty, price, reference, len(self.resting.get(order.symbol, ())))
         if breach is not None:
@@ -175,6 +201,22 @@ class BinanceBroker:
             sink.order_status(order, OrderStatus.REJECTED, CLOCK_SKEW)
             return
         self._send(order, rules, qty, price)
+
+    def _tiny_cap(self, symbol: str, limit_price: float | None) -> Decimal | None:
+        """The largest ``--tiny`` order of ``symbol`` at ``limit_price`` (None: at market, the
+        last close): the smallest quantity on the lot grid meeting the venue's minimum
+        notional, or ``tiny_notional``'s worth rounded down to the grid when that is more.
+        None when the symbol's rules or its price are not known."""
+        rules = self.filters.get(symbol)
+        assert self._book is not None, "bind() the broker before sizing orders"
+        at = limit_price if limit_price is not None else self._book.last.get(symbol)
+        if rules is None or at is None or at <= 0:
+            return None
+        price = exact(at)
+        cap = rules.min_qty_for(price)
+        if self.tiny_notional is not None:
+            cap = max(cap, rules.round_qty(exact(self.tiny_notional) / price))
+        return cap
 
     def cancel(self, order: Order, reason: str = CancelReason.USER) -> bool:
         from binance.exceptions import BinanceAPIException

@@ -5,7 +5,16 @@ from __future__ import annotations
 from workbench.book import Book
 from workbench.brokers.base import CancelReason, OrderSink, RejectReason
 from workbench.brokers.fills import CostModel, limit_fill_price
-from workbench.model import MAX_UNITS, QTY_SCALE, Bar, Order, OrderStatus, OrderType, Side
+from workbench.model import (
+    MAX_UNITS,
+    QTY_SCALE,
+    Bar,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 
 
 class SimBroker:
@@ -30,6 +39,10 @@ class SimBroker:
         self._book = book
 
     # --- submit ------------------------------------------------------------------------------
+    def cap_qty(self, intent: OrderIntent) -> float:
+        """Every intent is taken whole."""
+        return intent.qty
+
     def submit(self, order: Order) -> None:
         sink, book = self._sink, self._book
         assert sink is not None and book is not None, "bind() the broker before submit()"

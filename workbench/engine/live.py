@@ -140,7 +140,8 @@ class LiveOptions:
     error_burst: int = 3
     """Venue errors within one poll that raise an ``error_rate`` alert."""
     tiny: bool = False
-    """Live: every order is capped at the venue's minimum notional (or ``live.tiny_notional``)."""
+    """Live: every order is sized down to the venue's minimum notional (or
+    ``live.tiny_notional``) before it is journaled (``BinanceBroker.cap_qty``)."""
 
 
 class VenueTime:
@@ -515,6 +516,7 @@ class LiveRun:
             self.baseline = self._venue_broker().balances()
             self._started_ms = venue_now
             extra["venue_balances"] = {a: f"{v:f}" for a, v in self.baseline.items()}
+            extra["tiny"] = self._tiny()
         self.wal.append("control", start_record(
             self.cfg.portfolio.initial_cash, run_id=self.run_id, mode=self.mode.value,
             config_hash=decision_hash(self.cfg), symbols=self.symbols,
@@ -559,6 +561,17 @@ class LiveRun:
                               fix="resume with the same data, strategy, portfolio, costs and "
                                   "risk settings (venue and live may change), or start a new "
                                   "run (without --run-id)")
+        if self.wired.sends_orders and "tiny" in begun and begun["tiny"] != self._tiny():
+            was = begun["tiny"]
+            raise ConfigError(
+                f"run {self.run_id} was started "
+                + (f"with --tiny (live.tiny_notional: {was.get('notional')})" if was
+                   else "without --tiny") + ", and is resumed "
+                + (f"with --tiny (live.tiny_notional: {self.cfg.live.tiny_notional})"
+                   if self.options.tiny else "without it"),
+                where="--tiny / live.tiny_notional",
+                fix="resume with the --tiny and live.tiny_notional it was started with: they "
+                    "sized the orders its journal holds")
 
     def _resume(self, journaled: list[Record]) -> None:
         self._check_resumable(journaled[0])  # again, now that the journal's lock is held
@@ -649,6 +662,13 @@ class LiveRun:
         self.log.info("live", f"{self.mode.value} run {self.run_id} resumed from its journal: "
                       f"{len(journaled)} records, {self.live_bars} bars decided, last bar "
                       + ", ".join(f"{s} {ms_to_iso(t)}" for s, t in sorted(self.last_ts.items())))
+
+    def _tiny(self) -> dict[str, float | None] | None:
+        """How ``--tiny`` sizes this run's orders (None: not at all), as its start record keeps
+        it; a restart must size them alike to re-make its journaled orders."""
+        if not self.options.tiny:
+            return None
+        return {"notional": self.cfg.live.tiny_notional}
 
     def _venue_broker(self) -> BinanceBroker:
         inner = self._replaying().inner
