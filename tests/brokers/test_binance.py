@@ -270,6 +270,23 @@ def test_binance_venue_refusals_become_stable_reasons(make_rig: Any) -> None:
     assert (limited.status, limited.reason) == (OrderStatus.REJECTED, RATE_LIMITED)
 
 
+def test_binance_order_failures_count_venue_refusals_not_orders_held_back_locally(
+        make_rig: Any) -> None:
+    rig = make_rig()
+    told: list[tuple[int, str]] = []
+    rig.broker.on_failures = lambda failures, cause: told.append((failures, cause))
+    rig.fx.inject("order:429=2@1")
+    rig.order(Side.BUY, 0.001)  # the venue throttled it: a failure
+    rig.fx.inject("order:418=30@1")
+    rig.order(Side.BUY, 0.001)  # the venue banned us: a failure
+    held = rig.order(Side.BUY, 0.001)  # held back during the ban, never sent: not one
+    assert (held.status, held.reason) == (OrderStatus.REJECTED, BANNED)
+    assert rig.broker.failures == 2
+    rig.advance(0, mono_s=31.0)
+    assert rig.order(Side.BUY, 0.001).status is OrderStatus.FILLED  # answered: back to 0
+    assert told == [(1, RATE_LIMITED), (2, BANNED), (0, "ANSWERED")]
+
+
 def test_binance_ban_stops_every_order_until_it_lifts(make_rig: Any) -> None:
     rig = make_rig()
     rig.fx.inject("order:418=30@1")
@@ -469,6 +486,7 @@ def test_binance_minute_weight_spent_refuses_orders_without_a_request(make_rig: 
     order = rig.order(Side.BUY, 0.001)
     assert (order.status, order.reason) == (OrderStatus.REJECTED, "VENUE_RATE_LIMITED")
     assert rig.fx.faults.calls("order") == calls and rig.broker.sent == 0
+    assert rig.broker.failures == 0  # held back, not refused by the venue
     rig.advance(0, wall_s=60.0, mono_s=61.0)  # the next minute, at the venue and here
     assert rig.order(Side.BUY, 0.001).status is OrderStatus.FILLED
 

@@ -370,6 +370,59 @@ def test_live_orders_the_venue_keeps_failing_halt_the_run_with_an_alert(tmp_path
     assert sent == 3  # halted: no order after the third failure reached the venue
 
 
+def test_live_restart_counts_the_venues_order_failures_on_from_the_journal(tmp_path: Path
+                                                                          ) -> None:
+    # Ticker (flat, every order refused) sends at live bars 3, 9, 15, 21: the first three are
+    # throttled; two before the stop, the third after the restart makes three in a row
+    with venue(SAMPLE, START, faults="order:429=1x3", **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path)
+        first = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                         options=LiveOptions(max_bars=10)).run()
+        assert first.status == "completed" and fx.faults.calls("order") == 2
+        assert not payloads(first.journal_dir, "alert")
+        resumed = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                           options=LiveOptions(max_bars=30)).run()
+        sent = fx.faults.calls("order")
+    journal = resumed.journal_dir
+    assert [(p["failures"], p["cause"]) for p in payloads(journal, "order_failures")] == [
+        (1, "VENUE_RATE_LIMITED"), (2, "VENUE_RATE_LIMITED"), (3, "VENUE_RATE_LIMITED")]
+    alerts = [a for a in payloads(journal, "alert") if a["kind"] == "order_failures"]
+    assert len(alerts) == 1 and alerts[0]["data"]["failures"] == 3
+    halts = [c for c in payloads(journal, "control") if c.get("action") == "halt"]
+    assert [h["reason"] for h in halts] == ["repeated order failures"]
+    assert sent == 3  # halted at the third: the fourth order never reached the venue
+    assert recover(journal).state.order_failures == 3
+
+
+def test_live_resume_after_an_order_failures_halt_counts_afresh_then_and_after_a_restart(
+        tmp_path: Path) -> None:
+    import json
+    import time
+
+    placed: list[int] = []
+
+    def operator(venue_ms: int) -> None:  # resumes the halted run once, a bar after the halt
+        if venue_ms >= START + 18 * 60_000 + 30_000 and not placed:
+            placed.append(venue_ms)
+            folder = tmp_path / "runs" / "run-1" / "control"
+            (folder / f"{time.time_ns()}-resume.json").write_text(json.dumps(
+                {"action": "resume", "reason": "venue healthy", "confirm": True}))
+
+    with venue(SAMPLE, START, faults="order:429=1x3", **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path)
+        first = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE, on_sleep=operator,
+                         options=LiveOptions(max_bars=20)).run()
+        assert placed and recover(first.journal_dir).state.order_failures == 0
+        resumed = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                           options=LiveOptions(max_bars=30)).run()
+    journal = resumed.journal_dir
+    # halted at the third failure, resumed, and not halted again (the count started over)
+    assert [c["action"] for c in payloads(journal, "control")
+            if c["action"] in ("halt", "resume")] == ["halt", "resume"]
+    assert [a["kind"] for a in payloads(journal, "alert")] == ["order_failures"]
+    assert payloads(journal, "fill")  # after the restart the next order went through
+
+
 def test_live_account_without_bnb_is_warned_at_the_start(tmp_path: Path) -> None:
     no_bnb = {**LIVE_VENUE, "balances": {"USDT": "10000", "BTC": "0"}}
     with venue(SAMPLE, START, **no_bnb) as (fx, clock):

@@ -76,6 +76,7 @@ RATE_LIMITED = "VENUE_RATE_LIMITED"
 BANNED = "VENUE_BANNED"
 CLOCK_SKEW = "CLOCK_SKEW"
 TINY_CAP = "TINY_CAP"
+ANSWERED = "ANSWERED"  # the cause an order-failure count goes back to 0 with
 NOT_RESENT_HALTED = "NOT_RESENT_HALTED"
 INVISIBLE_S = 10.0  # how long an accepted order may stay unknown to queries
 _OPEN = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
@@ -133,8 +134,15 @@ class BinanceBroker:
         self._book: Book | None = None
         self._asked_at: int | None = None  # the step time resting orders were last asked at
         self.failures = 0
-        """Orders in a row the venue failed (an unknown outcome, a throttle, a ban, a 5xx):
-        the live runtime halts past ``live.order_failures_halt``; an answer resets it."""
+        """Order requests in a row the venue failed (an unknown outcome: a timeout, a dropped
+        answer, a 5xx, -1007; a 429 throttle; a 418 ban): the live runtime halts past
+        ``live.order_failures_halt``; an answer to an order request resets it. An order held
+        back without a request (``VENUE_RATE_LIMITED`` or ``VENUE_BANNED`` while the minute's
+        weight is spent or a ban lasts) is not a failure: the venue was not asked."""
+        self.on_failures: Callable[[int, str], None] | None = None
+        """Told each change of ``failures`` (the new count, and the reason of the failure or
+        ``ANSWERED``): the live runtime journals it (an ``order_failures`` record), so a
+        restart counts on from there."""
         self.halted: Callable[[], bool] | None = None
         """Whether the run has stopped trading (a halt, a flatten): an order the venue does
         not have is then not sent again but REJECTED ``NOT_RESENT_HALTED``."""
@@ -289,30 +297,31 @@ class BinanceBroker:
             self._refused(order, exc, sent_at)
             return
         except BinanceRequestException as exc:  # an answer that is not JSON: it may be taken
-            self._unknown(order, sent_at)
+            self._unknown(order, sent_at, UnknownReason.VENUE_ERROR)
             raise OutcomeUnknown(UnknownReason.VENUE_ERROR, exc.message[:200]) from None
         except Exception as exc:
             if not _network(exc):
                 raise
-            self._unknown(order, sent_at)
-            raise OutcomeUnknown(UnknownReason.TIMEOUT if "timed out" in str(exc).lower()
-                                 else UnknownReason.NO_RESPONSE, str(exc)[:200]) from None
-        self.failures = 0  # the venue answered
+            reason = (UnknownReason.TIMEOUT if "timed out" in str(exc).lower()
+                      else UnknownReason.NO_RESPONSE)
+            self._unknown(order, sent_at, reason)
+            raise OutcomeUnknown(reason, str(exc)[:200]) from None
+        self._count_failure(None)  # the venue answered
         self._sink_status(order, OrderStatus.SUBMITTED)
         self._apply(order, answer, answer.get("fills") or [])
 
     def _refused(self, order: Order, exc: Any, sent_at: float) -> None:
         status, code, msg = int(exc.status_code), exc.code, exc.message
         if status >= 500 or code == -1007 or (code == -2010 and "Duplicate" in msg):
-            self._unknown(order, sent_at)
+            self._unknown(order, sent_at, UnknownReason.VENUE_ERROR)
             raise OutcomeUnknown(UnknownReason.VENUE_ERROR, f"HTTP {status} {code}: {msg}")
         if status == 418:
             self.venue.start_ban(exc)  # nothing leaves until it lifts
             reason = BANNED
-            self.failures += 1
+            self._count_failure(reason)
         elif status == 429 or code in (-1003, -1015):
             reason = RATE_LIMITED
-            self.failures += 1
+            self._count_failure(reason)
         elif code == -2010:
             reason = ("INSUFFICIENT_FUNDS" if order.side is Side.BUY
                       else "INSUFFICIENT_POSITION")
@@ -324,10 +333,20 @@ class BinanceBroker:
         self._unrest(order)  # a resend after an unknown outcome held its funds
         self._sink_status(order, OrderStatus.REJECTED, reason)
 
-    def _unknown(self, order: Order, sent_at: float) -> None:
-        self.failures += 1
+    def _unknown(self, order: Order, sent_at: float, reason: str) -> None:
+        self._count_failure(reason)
         self._reserve(order)
         self._pending[order.order_seq] = _Pending(order, sent_at, self._monotonic())
+
+    def _count_failure(self, cause: str | None) -> None:
+        """The venue failed an order request (``cause``: the order's reason), or answered one
+        (None: the count starts again); a change is told to ``on_failures``."""
+        failures = 0 if cause is None else self.failures + 1
+        if failures == self.failures:
+            return
+        self.failures = failures
+        if self.on_failures is not None:
+            self.on_failures(failures, cause or ANSWERED)
 
     # --- learning what the venue did ---------------------------------------------------------
     def _resolve(self, seq: int, pending: _Pending) -> None:
