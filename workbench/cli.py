@@ -242,6 +242,10 @@ def cmd_fake_exchange(args: argparse.Namespace) -> int:
     orders: dict[str, Any] = {"commission": _decimal_text(args.commission, "--commission"),
                               "participation": args.participation,
                               "max_num_orders": args.max_num_orders}
+    if args.retention_s is not None:
+        orders["retention_ms"] = round(args.retention_s * 1000)
+    if args.retained_orders is not None:
+        orders["retained_orders"] = args.retained_orders
     if args.balances is not None:
         orders["balances"] = _balances(args.balances)
     if args.fee_asset is not None:
@@ -697,6 +701,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the fee asset's price in the quote asset (with --fee-asset)")
     p.add_argument("--max-num-orders", type=_positive_int, default=200,
                    help="the MAX_NUM_ORDERS filter (default 200)")
+    p.add_argument("--retention-s", type=_positive_float, metavar="S",
+                   help="finished orders are forgotten S venue seconds after they finished "
+                        "(default 259200: 3 days); asked for later: -2013")
+    p.add_argument("--retained-orders", type=_positive_int, metavar="N",
+                   help="at most N finished orders are kept, the oldest forgotten first "
+                        "(default 10000)")
     p.add_argument("--weight-limit", type=_positive_int, default=6000,
                    help="request weight per minute (default 6000)")
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")
@@ -721,7 +731,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm-live", action="store_true",
                    help="required: the run sends real orders")
     p.add_argument("--tiny", action="store_true",
-                   help="cap every order at the venue's minimum notional (or live.tiny_notional)")
+                   help="size every order down to the venue's minimum notional (or "
+                        "live.tiny_notional)")
 
     for action, text in (("halt", "stop a live run's new orders (within a second)"),
                          ("flatten", "close every position of a live run, then halt it"),

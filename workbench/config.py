@@ -340,7 +340,7 @@ class LiveConfig(_Section):
     warmup_bars: Annotated[int, Field(ge=0, le=100_000)] = 100
     snapshot_every_bars: Annotated[int, Field(ge=1, le=1_000_000)] = 60
     gap_tolerance_bars: Annotated[int, Field(ge=0, le=1_000_000)] = 1
-    tiny_notional: Positive | None = None  # live --tiny: the most an order may be worth
+    tiny_notional: Positive | None = None  # live --tiny: orders sized down to this worth
     # live: how long an order the venue may have taken stays "unknown to queries" before a
     # "does not exist" is believed and it is sent again (Binance: a few seconds after create)
     invisible_s: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 10.0

@@ -274,6 +274,23 @@ def test_binance_venue_refusals_become_stable_reasons(make_rig: Any) -> None:
     assert (limited.status, limited.reason) == (OrderStatus.REJECTED, RATE_LIMITED)
 
 
+def test_binance_order_failures_count_venue_refusals_not_orders_held_back_locally(
+        make_rig: Any) -> None:
+    rig = make_rig()
+    told: list[tuple[int, str]] = []
+    rig.broker.on_failures = lambda failures, cause: told.append((failures, cause))
+    rig.fx.inject("order:429=2@1")
+    rig.order(Side.BUY, 0.001)  # the venue throttled it: a failure
+    rig.fx.inject("order:418=30@1")
+    rig.order(Side.BUY, 0.001)  # the venue banned us: a failure
+    held = rig.order(Side.BUY, 0.001)  # held back during the ban, never sent: not one
+    assert (held.status, held.reason) == (OrderStatus.REJECTED, BANNED)
+    assert rig.broker.failures == 2
+    rig.advance(0, mono_s=31.0)
+    assert rig.order(Side.BUY, 0.001).status is OrderStatus.FILLED  # answered: back to 0
+    assert told == [(1, RATE_LIMITED), (2, BANNED), (0, "ANSWERED")]
+
+
 def test_binance_ban_stops_every_order_until_it_lifts(make_rig: Any) -> None:
     rig = make_rig()
     rig.fx.inject("order:418=30@1")
@@ -328,12 +345,70 @@ def test_binance_restore_commissions_counts_only_fees_booked_before_fees_in_kind
     assert rig.broker.base_commission == {"BTCUSDT": Decimal("0.000001")}
 
 
-def test_binance_tiny_caps_orders_at_the_minimum_notional(make_rig: Any) -> None:
+def test_binance_tiny_sizes_an_order_above_the_cap_down_to_the_minimum_notional(
+        make_rig: Any) -> None:
     rig = make_rig(broker={"tiny": True})
-    big = rig.order(Side.BUY, 0.001)  # 42 USDT; the minimum is 5
-    assert (big.status, big.reason) == (OrderStatus.REJECTED, "TINY_CAP")
-    tiny = rig.order(Side.BUY, 0.00012)  # 5.04 USDT
-    assert tiny.status is OrderStatus.FILLED and rig.broker.sent == 1
+    big = rig.order(Side.BUY, 0.001)  # 42 USDT at 42,010.75; the minimum is 5
+    assert big.status is OrderStatus.FILLED and big.qty == 0.00012  # 5.04 USDT
+    assert [o.qty for o in rig.step.journal.orders] == [0.00012]  # journaled as sized
+    new = rig.step.journal.events[0]
+    assert (new.status, new.reason) == (OrderStatus.NEW, "CAPPED 0.001 -> 0.00012")
+    assert [o.qty for o in rig.venue_orders()] == [Decimal("0.00012")]
+    assert rig.step.journal.fills[-1].executed_units == 12_000 and rig.broker.sent == 1
+
+
+def test_binance_tiny_order_at_or_below_the_cap_is_sent_as_asked(make_rig: Any) -> None:
+    rig = make_rig(broker={"tiny": True})
+    at_cap = rig.order(Side.BUY, 0.00012)
+    assert at_cap.status is OrderStatus.FILLED and at_cap.qty == 0.00012
+    assert rig.step.journal.events[0].reason is None  # not sized down: nothing to say
+    below = rig.order(Side.BUY, 0.00005)  # under the venue's minimum: refused, never sized up
+    assert (below.status, below.reason) == (OrderStatus.REJECTED, "VENUE_FILTER_NOTIONAL")
+    assert rig.broker.sent == 1
+
+
+def test_binance_tiny_notional_above_the_minimum_is_the_cap_on_the_lot_grid(make_rig: Any
+                                                                            ) -> None:
+    rig = make_rig(broker={"tiny": True, "tiny_notional": 10.0})
+    order = rig.order(Side.BUY, 0.5)  # 10 / 42,010.75 = 0.000238..: down to the 1e-5 step
+    assert order.status is OrderStatus.FILLED and order.qty == 0.00023
+
+
+def test_binance_tiny_limit_order_is_sized_at_its_limit_price(make_rig: Any) -> None:
+    rig = make_rig(broker={"tiny": True})
+    order = rig.order(Side.BUY, 0.001, limit=25_000.0)  # 5 / 25,000 = 0.0002, resting
+    assert order.status is OrderStatus.SUBMITTED and order.qty == 0.0002
+
+
+def test_binance_tiny_reduce_only_order_is_not_capped(make_rig: Any) -> None:
+    rig = make_rig(broker={"tiny": True}, balances={"USDT": "10000", "BTC": "0", "BNB": "1"},
+                   fee_asset="BNB", fee_asset_price="300")  # the venue's BTC is the books'
+    rig.order(Side.BUY, 0.001)
+    rig.order(Side.BUY, 0.001)
+    held = rig.step.book.units["BTCUSDT"]
+    assert held == 24_000  # two capped buys of 0.00012
+    rig.strategy.queue.append(OrderIntent("BTCUSDT", Side.SELL, 0.00024, reduce_only=True))
+    rig.bar()
+    flatten = rig.step_orders()[-1]
+    assert flatten.status is OrderStatus.FILLED and flatten.qty == 0.00024
+    assert rig.step.book.units.get("BTCUSDT", 0) == 0
+
+
+def test_binance_tiny_order_handed_to_the_broker_unsized_is_refused_not_sent(
+        make_rig: Any) -> None:
+    rig = make_rig(broker={"tiny": True})
+    rig.bar()  # a price for BTCUSDT
+    order = Order(1, "run-1-1", "BTCUSDT", Side.BUY, OrderType.MARKET, 0.001, 100_000, None,
+                  T0, T0)
+    rig.broker.submit(order)  # past the step, so past cap_qty
+    assert (order.status, order.reason) == (OrderStatus.REJECTED, "TINY_CAP")
+    assert rig.broker.sent == 0 and rig.fx.faults.calls("order") == 0
+
+
+def test_binance_cap_qty_without_tiny_is_the_intents_quantity(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.bar()
+    assert rig.broker.cap_qty(OrderIntent("BTCUSDT", Side.BUY, 3.0)) == 3.0
 
 
 def test_binance_stale_clock_is_resynced_and_the_order_sent_once(make_rig: Any) -> None:
@@ -426,6 +501,7 @@ def test_binance_minute_weight_spent_refuses_orders_without_a_request(make_rig: 
     order = rig.order(Side.BUY, 0.001)
     assert (order.status, order.reason) == (OrderStatus.REJECTED, "VENUE_RATE_LIMITED")
     assert rig.fx.faults.calls("order") == calls and rig.broker.sent == 0
+    assert rig.broker.failures == 0  # held back, not refused by the venue
     rig.advance(0, wall_s=60.0, mono_s=61.0)  # the next minute, at the venue and here
     assert rig.order(Side.BUY, 0.001).status is OrderStatus.FILLED
 

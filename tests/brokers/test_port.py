@@ -37,6 +37,9 @@ class TimeoutVenue:
     def bind(self, sink: OrderSink, book: Book) -> None:
         self.sink = sink
 
+    def cap_qty(self, intent: OrderIntent) -> float:
+        return intent.qty
+
     def submit(self, order: Order) -> None:
         self.sent.append(order)
         raise OutcomeUnknown(UnknownReason.TIMEOUT, "no answer within 10 s")

@@ -11,6 +11,7 @@ from step_harness import T0, TF, Row, fills, orders
 
 from workbench.brokers.base import CancelReason, RejectReason
 from workbench.brokers.fills import CostModel
+from workbench.brokers.sim import SimBroker
 from workbench.engine.journal import order_record
 from workbench.engine.step import Step
 from workbench.errors import StrategyError
@@ -257,6 +258,30 @@ def test_step_risk_block_never_reaches_broker_and_on_reject_told() -> None:
     assert [(e[0], e[2], e[5]) for e in risk.events] == [(T0 + TF, 1, code)]
     assert strat.heard("reject") == [(1, S.BLOCKED, code)]
     assert [f.order_seq for f in fills(step)] == [2]
+
+
+class HalfUnitCap(SimBroker):
+    """A simulated broker that takes no order above 0.5 (as ``BinanceBroker`` under --tiny)."""
+
+    def cap_qty(self, intent: OrderIntent) -> float:
+        return min(intent.qty, 0.5)
+
+
+def test_step_order_the_broker_caps_is_journaled_and_risk_checked_at_the_capped_qty() -> None:
+    from workbench.config import RiskConfig
+    from workbench.risk import RiskEngine
+
+    risk = RiskEngine(RiskConfig(max_order_notional=15.0), CostModel())
+    # 2.0 at 10 would be blocked (20 > 15); capped to 0.5 it passes
+    strat = Scripted({0: lambda ctx, bar: [OrderIntent("X", Side.BUY, 2.0),
+                                           OrderIntent("X", Side.BUY, 0.25)]})
+    step = run(strat, flat(10.0), risk=risk, broker=HalfUnitCap(CostModel()))
+    assert [(o.qty, o.qty_units) for o in harness.records(step).orders] == [
+        (0.5, 50_000_000), (0.25, 25_000_000)]
+    assert events(step, 1) == [(T0 + TF, "NEW", "CAPPED 2.0 -> 0.5"),
+                               (T0 + TF, "SUBMITTED", None), (T0 + TF, "FILLED", None)]
+    assert events(step, 2)[0] == (T0 + TF, "NEW", None)  # under the cap: as asked
+    assert [f.qty for f in fills(step)] == [0.5, 0.25] and risk.events == []
 
 
 # --- strategy errors ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ and a paper run of the same bars is the yardstick.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,49 @@ def test_live_filter_breach_is_rejected_before_sending_with_the_filter_named(
     rejected = [e for e in events if e["status"] == "REJECTED"]
     assert rejected and {e["reason"] for e in rejected} == {"VENUE_FILTER_LOT_SIZE"}
     assert sent == 0
+
+
+def test_live_tiny_run_sizes_all_in_orders_down_to_the_minimum_and_trades(tmp_path: Path
+                                                                          ) -> None:
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path, params={"qty": 0.2})  # ~8,400 USDT: all in
+        result = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                          options=LiveOptions(max_bars=14, tiny=True)).run()
+        venue_orders = [(o.client_order_id, o.side, o.qty) for o in fx.matcher.orders]
+    journal = result.journal_dir
+    orders = payloads(journal, "order")
+    assert [(o["client_order_id"], o["side"], Decimal(repr(o["qty"]))) for o in orders] == \
+        venue_orders
+    fills = {f["client_order_id"]: f for f in payloads(journal, "fill")}
+    buys = [o for o in orders if o["side"] == "BUY"]
+    assert len(buys) >= 2 and len(fills) == len(orders)  # each filled, none refused
+    step = Decimal("0.00001")
+    for buy in buys:  # the smallest lot over the 5 USDT minimum (max_order_notional 1000)
+        notional = Decimal(repr(buy["qty"])) * Decimal(repr(fills[buy["client_order_id"]][
+            "price"]))
+        assert Decimal(5) <= notional < Decimal(5) + step * 50_000
+    news = {e["client_order_id"]: e["reason"] for e in payloads(journal, "order_event")
+            if e["status"] == "NEW"}
+    assert all(news[b["client_order_id"]] == f"CAPPED 0.2 -> {b['qty']!r}" for b in buys)
+    assert all(news[o["client_order_id"]] is None for o in orders if o["side"] == "SELL")
+
+
+def test_live_tiny_run_resumes_only_with_the_sizing_it_was_started_with(tmp_path: Path
+                                                                        ) -> None:
+    with venue(SAMPLE, START, **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path, params={"qty": 0.2})
+        make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                 options=LiveOptions(max_bars=8, tiny=True)).run()
+        with pytest.raises(ConfigError) as refused:
+            make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                     options=LiveOptions(max_bars=20)).run()
+        assert refused.value.where == "--tiny / live.tiny_notional"
+        assert "started with --tiny" in refused.value.what
+        resumed = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                           options=LiveOptions(max_bars=20, tiny=True)).run()
+        ids = _venue_ids(fx)
+    assert resumed.resumed and resumed.status == "completed"
+    assert len(ids) == len(set(ids)) >= 3
 
 
 def test_live_order_whose_answer_is_lost_is_found_not_sent_twice(tmp_path: Path) -> None:
@@ -324,6 +368,59 @@ def test_live_orders_the_venue_keeps_failing_halt_the_run_with_an_alert(tmp_path
     halts = [c for c in payloads(result.journal_dir, "control") if c.get("action") == "halt"]
     assert [h["reason"] for h in halts] == ["repeated order failures"]
     assert sent == 3  # halted: no order after the third failure reached the venue
+
+
+def test_live_restart_counts_the_venues_order_failures_on_from_the_journal(tmp_path: Path
+                                                                          ) -> None:
+    # Ticker (flat, every order refused) sends at live bars 3, 9, 15, 21: the first three are
+    # throttled; two before the stop, the third after the restart makes three in a row
+    with venue(SAMPLE, START, faults="order:429=1x3", **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path)
+        first = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                         options=LiveOptions(max_bars=10)).run()
+        assert first.status == "completed" and fx.faults.calls("order") == 2
+        assert not payloads(first.journal_dir, "alert")
+        resumed = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                           options=LiveOptions(max_bars=30)).run()
+        sent = fx.faults.calls("order")
+    journal = resumed.journal_dir
+    assert [(p["failures"], p["cause"]) for p in payloads(journal, "order_failures")] == [
+        (1, "VENUE_RATE_LIMITED"), (2, "VENUE_RATE_LIMITED"), (3, "VENUE_RATE_LIMITED")]
+    alerts = [a for a in payloads(journal, "alert") if a["kind"] == "order_failures"]
+    assert len(alerts) == 1 and alerts[0]["data"]["failures"] == 3
+    halts = [c for c in payloads(journal, "control") if c.get("action") == "halt"]
+    assert [h["reason"] for h in halts] == ["repeated order failures"]
+    assert sent == 3  # halted at the third: the fourth order never reached the venue
+    assert recover(journal).state.order_failures == 3
+
+
+def test_live_resume_after_an_order_failures_halt_counts_afresh_then_and_after_a_restart(
+        tmp_path: Path) -> None:
+    import json
+    import time
+
+    placed: list[int] = []
+
+    def operator(venue_ms: int) -> None:  # resumes the halted run once, a bar after the halt
+        if venue_ms >= START + 18 * 60_000 + 30_000 and not placed:
+            placed.append(venue_ms)
+            folder = tmp_path / "runs" / "run-1" / "control"
+            (folder / f"{time.time_ns()}-resume.json").write_text(json.dumps(
+                {"action": "resume", "reason": "venue healthy", "confirm": True}))
+
+    with venue(SAMPLE, START, faults="order:429=1x3", **LIVE_VENUE) as (fx, clock):
+        cfg = _live_config(fx.url, tmp_path)
+        first = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE, on_sleep=operator,
+                         options=LiveOptions(max_bars=20)).run()
+        assert placed and recover(first.journal_dir).state.order_failures == 0
+        resumed = make_run(fx.url, clock, tmp_path, cfg, mode=Mode.LIVE,
+                           options=LiveOptions(max_bars=30)).run()
+    journal = resumed.journal_dir
+    # halted at the third failure, resumed, and not halted again (the count started over)
+    assert [c["action"] for c in payloads(journal, "control")
+            if c["action"] in ("halt", "resume")] == ["halt", "resume"]
+    assert [a["kind"] for a in payloads(journal, "alert")] == ["order_failures"]
+    assert payloads(journal, "fill")  # after the restart the next order went through
 
 
 def test_live_account_without_bnb_is_warned_at_the_start(tmp_path: Path) -> None:

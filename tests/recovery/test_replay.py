@@ -90,6 +90,23 @@ def test_halt_resume_flatten():
     assert not state.halted and not state.flatten_requested and state.halt_reason is None
 
 
+def test_order_failures_fold_to_the_last_count_and_a_resume_starts_it_again():
+    stream = [("control", {"action": "start", "initial_cash": 1.0}),
+              ("order_failures", {"failures": 1, "cause": "VENUE_RATE_LIMITED"}),
+              ("order_failures", {"failures": 2, "cause": "TIMEOUT"})]
+    state = fold(_records(stream))
+    assert state.order_failures == 2
+    assert State.from_dict(state.to_dict()).order_failures == 2  # a snapshot keeps it
+    apply_record(state, Record(4, "control", {"action": "resume"}, 1, 0))
+    assert state.order_failures == 0
+
+
+def test_snapshot_state_written_before_order_failures_existed_reads_as_none_failed():
+    old = State(seq=3, initial_cash=1.0).to_dict()
+    del old["order_failures"]  # a snapshot of an earlier workbench
+    assert State.from_dict(old).order_failures == 0
+
+
 @pytest.mark.parametrize("stream, match", [
     ([("order", order("a", 1, "X", "BUY", 1.0, T0)),
       ("order", order("a", 2, "X", "BUY", 1.0, T0))], "second order record for client_order_id"),
@@ -100,6 +117,8 @@ def test_halt_resume_flatten():
     ([("order", order("a", 1, "X", "BUY", 1.0, T0)),
       ("fill", {"client_order_id": "a", "symbol": "X"})], "no 'side'"),
     ([("bar", {"symbol": "X"})], "a bar record has no 'ts'"),
+    ([("order_failures", {"cause": "TIMEOUT"})], "order_failures record has no 'failures'"),
+    ([("order_failures", {"failures": -1})], "order_failures record with failures -1"),
 ])
 def test_records_the_fold_cannot_apply_are_refused_naming_the_seq(stream, match):
     with pytest.raises(ReplayError, match=match) as err:

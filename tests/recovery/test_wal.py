@@ -58,6 +58,7 @@ PAYLOADS = {
                        "differences": [{"kind": "unknown_venue_order", "detail": "x",
                                         "symbol": "BTCUSDT", "client_order_id": "web_1",
                                         "halts": False}]},
+    "order_failures": {"ts": 8, "wall_ts": 9, "failures": 2, "cause": "VENUE_RATE_LIMITED"},
 }
 
 

@@ -596,3 +596,18 @@ def test_cli_refuses_a_bad_fault_spec(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2
     assert "--faults" in proc.stderr and "counted from 1" in proc.stderr
+
+
+@pytest.mark.e2e
+def test_cli_retained_orders_flag_bounds_the_order_history(tmp_path: Path) -> None:
+    with _serve(tmp_path, "--retained-orders", "1", "--retention-s", "3600") as (
+            FakeClient, ended):
+        c = FakeClient("fake-api-key", "fake-api-secret", ping=False)
+        c.timestamp_offset = c.get_server_time()["serverTime"] - int(time.time() * 1000)
+        first = c.order_market_buy(symbol="BTCUSDT", quantity="0.001")
+        c.order_market_buy(symbol="BTCUSDT", quantity="0.001")
+        with pytest.raises(BinanceAPIException) as raised:
+            c.get_order(symbol="BTCUSDT", orderId=first["orderId"])
+        assert raised.value.code == -2013
+        c.session.close()
+    assert ended["returncode"] == 0, ended["err"]

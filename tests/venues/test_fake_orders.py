@@ -15,6 +15,7 @@ import hmac
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -566,3 +567,56 @@ def test_cancel_partially_filled_limit_releases_the_rest(make_venue: Venue,
     assert _balance(c, "BTC") == (_d("0.1998"), 0)
     _at(c, clock, 8)  # later bars touch the limit: a canceled order takes nothing
     assert len(c.get_my_trades(symbol=SYM)) == 1
+
+
+# --- 8. retention: finished orders are forgotten, as a venue bounds its history ---------------
+def test_finished_order_past_the_retention_window_is_2013_and_its_trades_gone(
+        make_venue: Venue, clock: ManualClock) -> None:
+    c = _client(make_venue(retention_ms=10 * MIN))
+    done = c.order_market_buy(symbol=SYM, quantity="0.01", newClientOrderId="old-1")
+    working = _limit(c, "BUY", "0.01", "41000", newClientOrderId="rests-1")  # never touched
+    _at(c, clock, 5 + 10)  # exactly the window after it filled: still known
+    assert c.get_order(symbol=SYM, origClientOrderId="old-1")["status"] == "FILLED"
+    _at(c, clock, 5 + 11)
+    for ask in ({"origClientOrderId": "old-1"}, {"orderId": done["orderId"]}):
+        err = _api_error(partial(c.get_order, symbol=SYM, **ask))
+        assert (err.status_code, err.code, err.message) == (400, -2013, "Order does not exist.")
+        err = _api_error(partial(c.cancel_order, symbol=SYM, **ask))
+        assert (err.code, err.message) == (-2011, "Unknown order sent.")
+    assert [o["clientOrderId"] for o in c.get_all_orders(symbol=SYM)] == ["rests-1"]
+    assert c.get_my_trades(symbol=SYM) == []
+    assert c.get_order(symbol=SYM, orderId=working["orderId"])["status"] == "NEW"  # kept
+    again = c.order_market_buy(symbol=SYM, quantity="0.01", newClientOrderId="old-1")
+    assert again["orderId"] == 3 and again["fills"][0]["tradeId"] == 2  # ids never reused
+
+
+def test_finished_orders_beyond_the_count_cap_are_forgotten_oldest_first(
+        make_venue: Venue) -> None:
+    venue = make_venue(retained_orders=2)
+    c = _client(venue)
+    first, second, third = (c.order_market_buy(symbol=SYM, quantity="0.01",
+                                               newClientOrderId=f"cap-{i}") for i in (1, 2, 3))
+    err = _api_error(lambda: c.get_order(symbol=SYM, orderId=first["orderId"]))
+    assert (err.code, err.message) == (-2013, "Order does not exist.")
+    assert [o["orderId"] for o in c.get_all_orders(symbol=SYM)] == [
+        second["orderId"], third["orderId"]] == [2, 3]
+    assert [t["id"] for t in c.get_my_trades(symbol=SYM)] == [2, 3]
+    assert [o.order_id for o in venue.matcher.orders] == [2, 3]
+
+
+def test_open_order_is_never_forgotten_and_its_id_stays_a_duplicate(make_venue: Venue,
+                                                                    clock: ManualClock) -> None:
+    c = _client(make_venue(retained_orders=1, retention_ms=0))
+    _limit(c, "BUY", "0.01", "41000", newClientOrderId="open-1")
+    for _ in range(3):
+        c.order_market_buy(symbol=SYM, quantity="0.01")
+    _at(c, clock, 20)
+    assert c.get_order(symbol=SYM, origClientOrderId="open-1")["status"] == "NEW"
+    err = _api_error(lambda: _limit(c, "BUY", "0.01", "41000", newClientOrderId="open-1"))
+    assert (err.code, err.message) == (-2010, "Duplicate order sent.")
+    assert [o["clientOrderId"] for o in c.get_open_orders(symbol=SYM)] == ["open-1"]
+
+
+def test_retention_settings_outside_their_range_are_refused(bars: BarBook) -> None:
+    with pytest.raises(ValueError, match="retained_orders 0 >= 1"):
+        FakeBinance(bars, retained_orders=0)

@@ -10,6 +10,13 @@ State machine, the same for every broker (``model.TRANSITIONS``)::
     UNKNOWN -> SUBMITTED | PARTIALLY_FILLED | FILLED | CANCELED | REJECTED
                                (only what a query of the venue answers, from ``poll``)
 
+Size. Before the step creates an order it asks the broker what quantity it takes the intent on
+at (``cap_qty``): the intent's own, or less where the broker caps orders (``BinanceBroker``
+under ``--tiny``: the venue's minimum notional, or ``live.tiny_notional``), never more. The
+order is created, journaled and checked by risk at that quantity, so a capped order is one
+record, not an order changed after it was journaled; its NEW event carries the reason
+``CAPPED <asked> -> <taken>``. The simulated, paper and null brokers take every intent whole.
+
 The step creates each order (status NEW) and journals it before calling ``submit``. The broker
 reports every later transition and every execution back through the ``OrderSink`` it was bound
 to (``bind``). A call whose outcome the broker cannot know raises ``OutcomeUnknown``: the step
@@ -45,7 +52,10 @@ from enum import StrEnum
 from typing import Protocol
 
 from workbench.book import Book
-from workbench.model import NO_COSTS, Bar, Order, OrderStatus
+from workbench.model import NO_COSTS, Bar, Order, OrderIntent, OrderStatus
+
+CAPPED = "CAPPED"
+"""The reason on the NEW event of an order ``cap_qty`` sized down."""
 
 
 class RejectReason(StrEnum):
@@ -102,6 +112,10 @@ class Broker(Protocol):
 
     def bind(self, sink: OrderSink, book: Book) -> None:
         """Report to ``sink``; read (and reserve in) ``book``. Called once, before ``submit``."""
+
+    def cap_qty(self, intent: OrderIntent) -> float:
+        """The quantity an order for ``intent`` is taken on at: ``intent.qty``, or less where
+        the broker caps orders; called by the step before the order is created and journaled."""
 
     def submit(self, order: Order) -> None:
         """Accept (SUBMITTED, maybe filled at once) or reject the order, through the sink."""

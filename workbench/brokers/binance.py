@@ -5,7 +5,15 @@ The same port as every broker (``brokers/base.py``); what is particular to a rea
 * Filters first. ``LOT_SIZE``, ``PRICE_FILTER``, ``NOTIONAL`` and ``MAX_NUM_ORDERS`` from
   ``exchangeInfo`` are applied with ``Decimal`` before any request (``venue_rules.py``): an order
   that breaks one is REJECTED with the filter named (``VENUE_FILTER_LOT_SIZE``, ...) and never
-  sent. ``tiny_notional``: every order is capped at the venue's minimum notional, or this.
+  sent.
+* ``tiny`` (``--tiny``): every order is sized down, before the step creates and journals it
+  (``cap_qty``), to the smallest quantity on the lot grid that meets the venue's minimum
+  notional at its price (a limit's, else the last close), or to ``tiny_notional``'s worth when
+  that is more. A strategy that sizes all-in still trades, tiny; an order already below the
+  cap is sent as asked (below the venue's minimum it is refused ``VENUE_FILTER_NOTIONAL``).
+  Reduce-only orders (a flatten's) are not capped: they give back what tiny orders bought.
+  ``submit`` refuses ``TINY_CAP`` an order above the cap that did not come through
+  ``cap_qty`` (one handed to the broker directly), so nothing larger ever leaves.
 * One attempt per order, never a blind resubmit. ``newClientOrderId`` is always ours and
   deterministic (``venue_rules.client_order_id``). A POST whose outcome is unknown (a timeout, a
   dropped connection, a 5xx, ``-1007``) raises ``OutcomeUnknown``: the order is UNKNOWN and
@@ -55,12 +63,23 @@ from workbench.book import Book
 from workbench.brokers.base import CancelReason, OrderSink, OutcomeUnknown, UnknownReason
 from workbench.brokers.reconcile import Difference, OurView, VenueView, reconcile
 from workbench.brokers.venue_rules import SymbolFilters, client_order_id, exact
-from workbench.model import QTY_SCALE, Bar, Fill, Order, OrderStatus, OrderType, Side
+from workbench.model import (
+    QTY_SCALE,
+    Bar,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 from workbench.venue_client import VenueClient
 
 RATE_LIMITED = "VENUE_RATE_LIMITED"
 BANNED = "VENUE_BANNED"
 CLOCK_SKEW = "CLOCK_SKEW"
+TINY_CAP = "TINY_CAP"
+ANSWERED = "ANSWERED"  # the cause an order-failure count goes back to 0 with
 NOT_RESENT_HALTED = "NOT_RESENT_HALTED"
 INVISIBLE_S = 10.0  # how long an accepted order may stay unknown to queries
 _OPEN = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
@@ -118,8 +137,15 @@ class BinanceBroker:
         self._book: Book | None = None
         self._asked_at: int | None = None  # the step time resting orders were last asked at
         self.failures = 0
-        """Orders in a row the venue failed (an unknown outcome, a throttle, a ban, a 5xx):
-        the live runtime halts past ``live.order_failures_halt``; an answer resets it."""
+        """Order requests in a row the venue failed (an unknown outcome: a timeout, a dropped
+        answer, a 5xx, -1007; a 429 throttle; a 418 ban): the live runtime halts past
+        ``live.order_failures_halt``; an answer to an order request resets it. An order held
+        back without a request (``VENUE_RATE_LIMITED`` or ``VENUE_BANNED`` while the minute's
+        weight is spent or a ban lasts) is not a failure: the venue was not asked."""
+        self.on_failures: Callable[[int, str], None] | None = None
+        """Told each change of ``failures`` (the new count, and the reason of the failure or
+        ``ANSWERED``): the live runtime journals it (an ``order_failures`` record), so a
+        restart counts on from there."""
         self.halted: Callable[[], bool] | None = None
         """Whether the run has stopped trading (a halt, a flatten): an order the venue does
         not have is then not sent again but REJECTED ``NOT_RESENT_HALTED``."""
@@ -135,6 +161,17 @@ class BinanceBroker:
         """The ``newClientOrderId`` the venue knows ``order`` by."""
         return client_order_id(self.run_id, order.order_seq)
 
+    def cap_qty(self, intent: OrderIntent) -> float:
+        """Under ``tiny``, ``intent.qty`` sized down to the tiny cap (``_tiny_cap``) when it
+        is above it; a reduce-only order, or one whose cap cannot be known (an unknown symbol,
+        no price yet: ``submit`` refuses it), as asked."""
+        if not self.tiny or intent.reduce_only:
+            return intent.qty
+        cap = self._tiny_cap(intent.symbol, intent.limit_price)
+        if cap is None or exact(intent.qty) <= cap:
+            return intent.qty
+        return float(cap)
+
     def submit(self, order: Order) -> None:
         sink, book = self._sink, self._book
         assert sink is not None and book is not None, "bind() the broker before submit()"
@@ -148,13 +185,10 @@ class BinanceBroker:
             return
         price = _limit(order)
         qty = exact(order.qty)
-        if self.tiny:
-            judged = price if price is not None else exact(reference)
-            cap = rules.min_qty_for(judged)
-            if self.tiny_notional is not None:
-                cap = max(cap, rules.round_qty(exact(self.tiny_notional) / judged))
-            if qty > cap:
-                sink.order_status(order, OrderStatus.REJECTED, "TINY_CAP")
+        if self.tiny and not order.reduce_only:  # sized by cap_qty; this one was not
+            cap = self._tiny_cap(order.symbol, order.limit_price)
+            if cap is not None and qty > cap:
+                sink.order_status(order, OrderStatus.REJECTED, TINY_CAP)
                 return
         breach = rules.check(qty, price, reference, len(self.resting.get(order.symbol, ())))
         if breach is not None:
@@ -178,6 +212,22 @@ class BinanceBroker:
             sink.order_status(order, OrderStatus.REJECTED, CLOCK_SKEW)
             return
         self._send(order, rules, qty, price)
+
+    def _tiny_cap(self, symbol: str, limit_price: float | None) -> Decimal | None:
+        """The largest ``--tiny`` order of ``symbol`` at ``limit_price`` (None: at market, the
+        last close): the smallest quantity on the lot grid meeting the venue's minimum
+        notional, or ``tiny_notional``'s worth rounded down to the grid when that is more.
+        None when the symbol's rules or its price are not known."""
+        rules = self.filters.get(symbol)
+        assert self._book is not None, "bind() the broker before sizing orders"
+        at = limit_price if limit_price is not None else self._book.last.get(symbol)
+        if rules is None or at is None or at <= 0:
+            return None
+        price = exact(at)
+        cap = rules.min_qty_for(price)
+        if self.tiny_notional is not None:
+            cap = max(cap, rules.round_qty(exact(self.tiny_notional) / price))
+        return cap
 
     def cancel(self, order: Order, reason: str = CancelReason.USER) -> bool:
         from binance.exceptions import BinanceAPIException
@@ -250,30 +300,31 @@ class BinanceBroker:
             self._refused(order, exc, sent_at)
             return
         except BinanceRequestException as exc:  # an answer that is not JSON: it may be taken
-            self._unknown(order, sent_at)
+            self._unknown(order, sent_at, UnknownReason.VENUE_ERROR)
             raise OutcomeUnknown(UnknownReason.VENUE_ERROR, exc.message[:200]) from None
         except Exception as exc:
             if not _network(exc):
                 raise
-            self._unknown(order, sent_at)
-            raise OutcomeUnknown(UnknownReason.TIMEOUT if "timed out" in str(exc).lower()
-                                 else UnknownReason.NO_RESPONSE, str(exc)[:200]) from None
-        self.failures = 0  # the venue answered
+            reason = (UnknownReason.TIMEOUT if "timed out" in str(exc).lower()
+                      else UnknownReason.NO_RESPONSE)
+            self._unknown(order, sent_at, reason)
+            raise OutcomeUnknown(reason, str(exc)[:200]) from None
+        self._count_failure(None)  # the venue answered
         self._sink_status(order, OrderStatus.SUBMITTED)
         self._apply(order, answer, answer.get("fills") or [])
 
     def _refused(self, order: Order, exc: Any, sent_at: float) -> None:
         status, code, msg = int(exc.status_code), exc.code, exc.message
         if status >= 500 or code == -1007 or (code == -2010 and "Duplicate" in msg):
-            self._unknown(order, sent_at)
+            self._unknown(order, sent_at, UnknownReason.VENUE_ERROR)
             raise OutcomeUnknown(UnknownReason.VENUE_ERROR, f"HTTP {status} {code}: {msg}")
         if status == 418:
             self.venue.start_ban(exc)  # nothing leaves until it lifts
             reason = BANNED
-            self.failures += 1
+            self._count_failure(reason)
         elif status == 429 or code in (-1003, -1015):
             reason = RATE_LIMITED
-            self.failures += 1
+            self._count_failure(reason)
         elif code == -2010:
             reason = ("INSUFFICIENT_FUNDS" if order.side is Side.BUY
                       else "INSUFFICIENT_POSITION")
@@ -285,10 +336,20 @@ class BinanceBroker:
         self._unrest(order)  # a resend after an unknown outcome held its funds
         self._sink_status(order, OrderStatus.REJECTED, reason)
 
-    def _unknown(self, order: Order, sent_at: float) -> None:
-        self.failures += 1
+    def _unknown(self, order: Order, sent_at: float, reason: str) -> None:
+        self._count_failure(reason)
         self._reserve(order)
         self._pending[order.order_seq] = _Pending(order, sent_at, self._monotonic())
+
+    def _count_failure(self, cause: str | None) -> None:
+        """The venue failed an order request (``cause``: the order's reason), or answered one
+        (None: the count starts again); a change is told to ``on_failures``."""
+        failures = 0 if cause is None else self.failures + 1
+        if failures == self.failures:
+            return
+        self.failures = failures
+        if self.on_failures is not None:
+            self.on_failures(failures, cause or ANSWERED)
 
     # --- learning what the venue did ---------------------------------------------------------
     def _resolve(self, seq: int, pending: _Pending) -> None:

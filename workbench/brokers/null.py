@@ -9,7 +9,7 @@ from typing import NamedTuple
 from workbench.book import Book
 from workbench.brokers.base import CancelReason, OrderSink
 from workbench.engine.journal import OrderRecord, order_record
-from workbench.model import Bar, Order, OrderStatus
+from workbench.model import Bar, Order, OrderIntent, OrderStatus
 
 ALLOWED = "ALLOWED"
 """The risk verdict of every order that reaches a broker: the step blocks before it."""
@@ -51,6 +51,10 @@ class NullBroker:
 
     def bind(self, sink: OrderSink, book: Book) -> None:
         self._sink = sink
+
+    def cap_qty(self, intent: OrderIntent) -> float:
+        """Every intent is taken whole (and withdrawn unsent)."""
+        return intent.qty
 
     def submit(self, order: Order) -> None:
         sink = self._sink

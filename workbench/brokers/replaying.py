@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from workbench.book import Book
 from workbench.brokers.base import CancelReason, OrderSink, OutcomeUnknown
 from workbench.engine.journal import OrderEvent
-from workbench.model import Bar, Fill, Order, OrderStatus
+from workbench.model import Bar, Fill, Order, OrderIntent, OrderStatus
 
 _ANSWERS = frozenset({OrderStatus.SUBMITTED, OrderStatus.CANCELED, OrderStatus.REJECTED})
 """Statuses a broker reports itself (the step writes NEW, BLOCKED, and FILLED or
@@ -38,6 +38,8 @@ class LiveBroker(Protocol):
     def resting(self) -> Mapping[str, Sequence[Order]]: ...
 
     def bind(self, sink: OrderSink, book: Book) -> None: ...
+
+    def cap_qty(self, intent: OrderIntent) -> float: ...
 
     def submit(self, order: Order) -> None: ...
 
@@ -105,6 +107,11 @@ class ReplayingBroker:
         self.inner.adopt(open_orders, fills)
 
     # --- the port ----------------------------------------------------------------------------
+    def cap_qty(self, intent: OrderIntent) -> float:
+        """The live broker's cap, replaying or not: it reads only its rules and the books, so
+        a restart sizes each journaled order as it was sized."""
+        return self.inner.cap_qty(intent)
+
     def submit(self, order: Order) -> None:
         if self.source is None:
             self.inner.submit(order)

@@ -11,6 +11,7 @@ from workbench.model import (
     QTY_SCALE,
     Bar,
     Order,
+    OrderIntent,
     OrderStatus,
     OrderType,
     Side,
@@ -39,6 +40,10 @@ class SimBroker:
         self._book = book
 
     # --- submit ------------------------------------------------------------------------------
+    def cap_qty(self, intent: OrderIntent) -> float:
+        """Every intent is taken whole."""
+        return intent.qty
+
     def submit(self, order: Order) -> None:
         sink, book = self._sink, self._book
         assert sink is not None and book is not None, "bind() the broker before submit()"

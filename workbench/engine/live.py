@@ -13,7 +13,9 @@
 * Journal: every bar (``bar``), every decision (``decision``: latency, lag, orders), every order,
   order event and fill (through the kernel's step, synced before the broker sees the order),
   every risk block (``risk_event``), operator control (``control``), gap and alert go to the run's
-  write-ahead log in ``warehouse/live/<run_id>/`` (``recovery/wal.py``).
+  write-ahead log in ``warehouse/live/<run_id>/`` (``recovery/wal.py``); live, also each venue
+  execution (``venue_fill``), reconciliation and change of the venue's order failures in a row
+  (``order_failures``, which a restart counts on from).
 * Restart (the same command, ``--run-id``): the log is the truth. The journaled bars are handed
   again to a fresh step in the order they were journaled, with the operator controls at the
   points they were taken; each order, event and fill the step makes is checked against the one
@@ -140,7 +142,8 @@ class LiveOptions:
     error_burst: int = 3
     """Venue errors within one poll that raise an ``error_rate`` alert."""
     tiny: bool = False
-    """Live: every order is capped at the venue's minimum notional (or ``live.tiny_notional``)."""
+    """Live: every order is sized down to the venue's minimum notional (or
+    ``live.tiny_notional``) before it is journaled (``BinanceBroker.cap_qty``)."""
 
 
 class VenueTime:
@@ -382,6 +385,7 @@ class LiveRun:
         if self.wired.sends_orders:  # each venue execution in the journal, before its fill
             broker = self._venue_broker()
             broker.on_venue_fill = self._journal_venue_fill
+            broker.on_failures = self._journal_failures
             broker.halted = lambda: self._halted() is not None  # no resend once halted
         # the warehouse's copy of the journal, and the backtest twin (the same config on the
         # same bars, for rpt.live_vs_backtest), are kept by a process of their own
@@ -515,6 +519,7 @@ class LiveRun:
             self.baseline = self._venue_broker().balances()
             self._started_ms = venue_now
             extra["venue_balances"] = {a: f"{v:f}" for a, v in self.baseline.items()}
+            extra["tiny"] = self._tiny()
         self.wal.append("control", start_record(
             self.cfg.portfolio.initial_cash, run_id=self.run_id, mode=self.mode.value,
             config_hash=decision_hash(self.cfg), symbols=self.symbols,
@@ -560,6 +565,17 @@ class LiveRun:
                               fix="resume with the same data, strategy, portfolio, costs and "
                                   "risk settings (venue and live may change), or start a new "
                                   "run (without --run-id)")
+        if self.wired.sends_orders and "tiny" in begun and begun["tiny"] != self._tiny():
+            was = begun["tiny"]
+            raise ConfigError(
+                f"run {self.run_id} was started "
+                + (f"with --tiny (live.tiny_notional: {was.get('notional')})" if was
+                   else "without --tiny") + ", and is resumed "
+                + (f"with --tiny (live.tiny_notional: {self.cfg.live.tiny_notional})"
+                   if self.options.tiny else "without it"),
+                where="--tiny / live.tiny_notional",
+                fix="resume with the --tiny and live.tiny_notional it was started with: they "
+                    "sized the orders its journal holds")
 
     def _resume(self, journaled: list[Record]) -> None:
         self._check_resumable(journaled[0])  # again, now that the journal's lock is held
@@ -608,22 +624,14 @@ class LiveRun:
                 raise fault.__cause__ from None
             raise
         self._finish_warmup(begun, journaled)
-        if self.wired.sends_orders and not self.journal.expected:
-            # the venue's broker takes over the orders still open and asks what became of them
-            broker = self._venue_broker()
-            broker.restore_commissions(r.payload for r in journaled if r.kind == "venue_fill")
-            self._replaying().go_live(self.step.open_orders(), self.journal.contents().fills)
-            self.baseline = {a: Decimal(v) for a, v in begun.get("venue_balances", {}).items()}
-            self._started_ms = int(begun["ts"])
-            self.step.poll()  # what the venue did while the process was down
-            self._reconcile("restart")
         if self.journal.expected:
             raise ReplayError(
                 f"on restart the strategy did not make {len(self.journal.expected)} journaled "
                 f"record(s), the first {self.journal.expected[0]!r}", where=str(self.dir),
                 fix="a live strategy must decide from its bars, fills and seed only; start a "
                     "new run")
-        # the books the bars rebuilt must be the books the journal folds to
+        # the books the bars rebuilt must be the books the journal folds to (checked before
+        # the venue is asked what it did meanwhile: that goes to both alike)
         recovered = recover(self.dir)
         self.state = recovered.state
         if recovered.torn is not None:
@@ -641,6 +649,17 @@ class LiveRun:
                         "--run ID` names the difference; without snapshot files the state is "
                         "folded from the first record), or the strategy does not repeat "
                         "itself; start a new run")
+        if self.wired.sends_orders:
+            # the venue's broker takes over the orders still open and asks what became of
+            # them, counting the venue's order failures on from where the journal left them
+            broker = self._venue_broker()
+            broker.restore_commissions(r.payload for r in journaled if r.kind == "venue_fill")
+            broker.failures = self.state.order_failures
+            self._replaying().go_live(self.step.open_orders(), self.journal.contents().fills)
+            self.baseline = {a: Decimal(v) for a, v in begun.get("venue_balances", {}).items()}
+            self._started_ms = int(begun["ts"])
+            self.step.poll()  # what the venue did while the process was down
+            self._reconcile("restart")
         self._risk_events_written = len(self.risk.events) if self.risk is not None else 0
         decided = [r.payload["ts"] for r in journaled
                    if r.kind == "bar" and r.payload.get("phase") != "warmup"]
@@ -651,6 +670,13 @@ class LiveRun:
                       f"{len(journaled)} records, {self.live_bars} bars decided, last bar "
                       + ", ".join(f"{s} {ms_to_iso(t)}" for s, t in sorted(self.last_ts.items())))
 
+    def _tiny(self) -> dict[str, float | None] | None:
+        """How ``--tiny`` sizes this run's orders (None: not at all), as its start record keeps
+        it; a restart must size them alike to re-make its journaled orders."""
+        if not self.options.tiny:
+            return None
+        return {"notional": self.cfg.live.tiny_notional}
+
     def _venue_broker(self) -> BinanceBroker:
         inner = self._replaying().inner
         assert isinstance(inner, BinanceBroker), "a broker that sends orders is BinanceBroker"
@@ -659,6 +685,13 @@ class LiveRun:
     def _journal_venue_fill(self, payload: dict[str, Any]) -> None:
         self.wal.append("venue_fill", payload | {"ts": self.step.now, "wall_ts": self._wall()},
                         sync=False)
+
+    def _journal_failures(self, failures: int, cause: str) -> None:
+        """The venue's order failures in a row changed: journaled, so a restart counts on
+        (``State.order_failures``). Unsynced, as a venue fill: written at once (a kill keeps
+        it), made durable by the next synced record, mostly the order event that follows."""
+        self.wal.append("order_failures", {"ts": self.step.now, "wall_ts": self._wall(),
+                                           "failures": failures, "cause": cause}, sync=False)
 
     def _reconcile(self, trigger: str) -> None:
         """The venue's open orders and balances against the journal: a ``reconciliation``
@@ -972,6 +1005,8 @@ class LiveRun:
             self.halted_no_risk = None
             if self.risk is not None:
                 self.risk.resume()
+            if self.wired.sends_orders:  # the operator vouches for the venue: count afresh
+                self._venue_broker().failures = 0  # (the journal's fold does the same)
         elif action == "flatten":
             self._halt("flatten")
             for order in list(self.step.open_orders()):

@@ -1,7 +1,9 @@
 """The one step both loops share: bar -> strategy -> journal -> risk -> broker -> books.
 
 Each order is journaled (status NEW, the write-ahead record) before risk sees it, so a blocked
-order is on record too.
+order is on record too. Its quantity is the one the broker takes it on at
+(``Broker.cap_qty``: the intent's, or less under ``--tiny``), decided before the record is
+written; a sized-down order's NEW event says so (reason ``CAPPED <asked> -> <taken>``).
 
 The backtest loop and the live loop differ only in their clock, feed, broker and journal
 (chosen by ``engine/kernel.py``); both hand each closed bar to ``Step.on_bar``. Nothing here
@@ -17,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from workbench.book import Book
-from workbench.brokers.base import Broker, OutcomeUnknown
+from workbench.brokers.base import CAPPED, Broker, OutcomeUnknown
 from workbench.engine.clock import BarClock, Clock
 from workbench.engine.journal import Journal, OrderRecord, contents
 from workbench.errors import EngineFault, StrategyError, WorkbenchError
@@ -103,6 +105,7 @@ class Step:
         self._bars = book.bars
         broker.bind(self, book)
         self._resting = broker.resting  # the port's live mapping: truthy while orders rest
+        self._cap_qty = broker.cap_qty
         self._observe = None
         if risk is not None:
             risk.bind(book, self.open_orders, lambda: self.now, lambda: self.bar_ts)
@@ -234,16 +237,18 @@ class Step:
         self.order_seq += 1
         seq = self.order_seq
         now = self.now
-        units = round(intent.qty * QTY_SCALE)  # the books' quantum (adr/0001)
+        taken = self._cap_qty(intent)  # the size the broker takes it on at (``--tiny``)
+        capped = f"{CAPPED} {qty!r} -> {taken!r}" if taken != qty else None
+        units = round(taken * QTY_SCALE)  # the books' quantum (adr/0001)
         # the journal's immutable record (the order as taken on), then the live order from it
         record = _new(OrderRecord, (seq, f"{self.run_id}-{seq}", intent.symbol, intent.side,
                                     intent.type, units / QTY_SCALE, units, intent.limit_price,
                                     now, self.bar_ts, intent.expire_after_bars,
                                     intent.reduce_only, intent.tag))
-        order = Order(*record, OrderStatus.NEW, None, 0, 0, now)
+        order = Order(*record, OrderStatus.NEW, capped, 0, 0, now)
         journal = self.journal
         journal.order(record)
-        journal.event(order, OrderStatus.NEW, None, now)
+        journal.event(order, OrderStatus.NEW, capped, now)
         self._open[seq] = order
         if self.risk is not None:
             block = self.risk.check(order)

@@ -31,7 +31,7 @@ from workbench.engine.journal import MemoryJournal
 from workbench.engine.kernel import cost_model, risk_engine, wiring
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData
-from workbench.model import Bar, Mode, Order, OrderStatus, OrderType, Side
+from workbench.model import Bar, Mode, Order, OrderIntent, OrderStatus, OrderType, Side
 from workbench.strategy import Strategy
 
 
@@ -74,6 +74,10 @@ class PeerBroker:
 
     def bind(self, sink: OrderSink, book: Book) -> None:
         self._sink, self._book = sink, book
+
+    def cap_qty(self, intent: OrderIntent) -> float:
+        """Every intent is taken whole, as by our simulated broker."""
+        return intent.qty
 
     def submit(self, order: Order) -> None:
         assert self._sink is not None and self._book is not None

@@ -28,6 +28,10 @@ Payloads the fold reads (extra keys are kept in the WAL and ignored here):
 * ``risk_event``: ``{"reason", ...}``; an optional ``"risk_state"`` is adopted as ``risk``.
 * ``snapshot_ref``: the last snapshot named in the log.
 * ``gap`` (bars the venue does not have) and ``alert``: counted, otherwise for the warehouse.
+* ``order_failures``: ``{"failures": int, "cause": str, ...}``: the count of order requests in
+  a row the venue failed, after a change (a failure, or an answer: 0); a later ``resume``
+  control starts it again at 0, as the live loop does. Journals from before this record hold
+  none: the count is 0.
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class State:
     risk: dict[str, Any] = field(default_factory=dict)
     strategy: Any = None
     snapshot_ref: dict[str, Any] | None = None
+    order_failures: int = 0
+    """Order requests in a row the venue failed (``BinanceBroker.failures``), as journaled."""
     counts: dict[str, int] = field(default_factory=dict)
     """Records applied, by kind."""
 
@@ -133,6 +139,7 @@ def _control(state: State, record: Record) -> None:
         state.halted = False
         state.halt_reason = None
         state.flatten_requested = False
+        state.order_failures = 0
     elif action == "flatten":
         state.flatten_requested = True
         state.halted = True  # the loop halts, then closes every position (engine/live.py)
@@ -214,6 +221,14 @@ def _risk_event(state: State, record: Record) -> None:
         state.risk = copy.deepcopy(record.payload["risk_state"])
 
 
+def _order_failures(state: State, record: Record) -> None:
+    failures = _need(record, "failures")
+    if not isinstance(failures, int) or failures < 0:
+        raise ReplayError(f"an order_failures record with failures {failures!r}",
+                          where=f"WAL seq {record.seq}")
+    state.order_failures = failures
+
+
 def _snapshot_ref(state: State, record: Record) -> None:
     state.snapshot_ref = copy.deepcopy(record.payload)
 
@@ -221,7 +236,7 @@ def _snapshot_ref(state: State, record: Record) -> None:
 _APPLY = {
     "control": _control, "bar": _bar, "decision": _decision, "order": _order,
     "order_event": _order_event, "fill": _fill, "risk_event": _risk_event,
-    "snapshot_ref": _snapshot_ref,
+    "snapshot_ref": _snapshot_ref, "order_failures": _order_failures,
     # counted only (the warehouse, the monitor, reconciliation after a restart)
     "gap": lambda s, r: None, "alert": lambda s, r: None, "venue_fill": lambda s, r: None,
     "reconciliation": lambda s, r: None,

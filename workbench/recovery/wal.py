@@ -68,7 +68,7 @@ WAL_FILE = "wal.log"
 SCHEMA_VERSION = 1
 KINDS: tuple[str, ...] = (
     "bar", "decision", "order", "order_event", "fill", "risk_event", "control", "snapshot_ref",
-    "gap", "alert", "venue_fill", "reconciliation",
+    "gap", "alert", "venue_fill", "reconciliation", "order_failures",
 )
 """Record kinds; a kind's code on disk is its index here (append new kinds at the end)."""
 CRITICAL_KINDS = frozenset({"order", "order_event", "fill", "risk_event", "control",

@@ -36,7 +36,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 from workbench.venues.bar_book import KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT, BarBook, SymbolRules
 from workbench.venues.faults import UNKNOWN_OUTCOME_STATUS, CallFaults, Fault, FaultPlan
-from workbench.venues.matching import MAX_NUM_ORDERS, Matcher, VenueError, long_param
+from workbench.venues.matching import (
+    MAX_NUM_ORDERS,
+    RETAINED_ORDERS,
+    RETENTION_MS,
+    Matcher,
+    VenueError,
+    long_param,
+)
 from workbench.venues.matching import mandatory as _mandatory
 from workbench.venues.venue_clock import AcceleratedClock, VenueClock
 
@@ -263,7 +270,8 @@ class FakeBinance:
     Orders: ``balances`` (asset -> decimal text; default ``default_balances``), ``commission``
     (taker and maker rate), ``participation`` (partial fills: the share of a bar's volume an
     order may take per bar), ``fee_asset``/``fee_asset_price`` (commissions in e.g. BNB),
-    ``max_num_orders`` (the MAX_NUM_ORDERS filter).
+    ``max_num_orders`` (the MAX_NUM_ORDERS filter), ``retention_ms``/``retained_orders`` (how
+    long, in venue time, and how many finished orders it keeps before it forgets them).
     """
 
     def __init__(self, bars: BarBook, *, clock: VenueClock | None = None,
@@ -273,7 +281,8 @@ class FakeBinance:
                  wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
                  commission: str = "0.001", participation: float | None = None,
                  fee_asset: str | None = None, fee_asset_price: str = "0",
-                 max_num_orders: int = MAX_NUM_ORDERS,
+                 max_num_orders: int = MAX_NUM_ORDERS, retention_ms: int = RETENTION_MS,
+                 retained_orders: int = RETAINED_ORDERS,
                  port: int = 0, verbose: bool = False) -> None:
         self.bars = bars
         self.symbol = bars.symbol
@@ -286,6 +295,7 @@ class FakeBinance:
                                else default_balances(self.rules), commission=commission,
                                participation=participation, fee_asset=fee_asset,
                                fee_asset_price=fee_asset_price, max_num_orders=max_num_orders,
+                               retention_ms=retention_ms, retained_orders=retained_orders,
                                wall_ms=wall_ms)
         self.weight = WeightMeter(weight_limit, wall_ms)
         self.order_count = OrderMeter(wall_ms)

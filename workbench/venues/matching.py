@@ -23,6 +23,12 @@ What it models, as Binance Spot does it:
   exist.``; cancel of an unknown or finished order ``-2011 Unknown order sent.``.
 * ``invisible_ms``: an accepted order is unknown to queries (``-2013``, absent from
   ``openOrders``/``allOrders``) for that long after it was accepted, by wall time.
+* Retention, as a venue bounds its order history: a finished order (FILLED, CANCELED,
+  EXPIRED) is forgotten ``retention_ms`` of venue time after it finished, or sooner when more
+  than ``retained_orders`` finished orders are kept (the oldest first), and its trades with it.
+  Asked for afterwards it is ``-2013 Order does not exist.`` (a cancel ``-2011``), as Binance
+  answers for an order it no longer knows; its client order id may be used again. Open orders
+  are never forgotten. ``orderId`` and trade ids keep counting up whatever was forgotten.
 
 A separate party, like the rest of the fake: it imports nothing of the engine.
 """
@@ -32,6 +38,7 @@ from __future__ import annotations
 import re
 import threading
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
@@ -45,6 +52,8 @@ OPEN = frozenset({"NEW", "PARTIALLY_FILLED"})
 ZERO = Decimal(0)
 E8 = Decimal("0.00000001")
 MAX_NUM_ORDERS = 200
+RETENTION_MS = 3 * 86_400_000  # finished orders are kept 3 venue days ...
+RETAINED_ORDERS = 10_000  # ... and at most this many of them
 TRADES_DEFAULT_LIMIT, TRADES_MAX_LIMIT = 500, 1000
 
 
@@ -125,9 +134,14 @@ class Matcher:
     def __init__(self, bars: BarBook, rules: SymbolRules, balances: dict[str, str], *,
                  commission: str = "0.001", participation: float | None = None,
                  fee_asset: str | None = None, fee_asset_price: str = "0",
-                 max_num_orders: int = MAX_NUM_ORDERS,
+                 max_num_orders: int = MAX_NUM_ORDERS, retention_ms: int = RETENTION_MS,
+                 retained_orders: int = RETAINED_ORDERS,
                  wall_ms: Callable[[], int] | None = None) -> None:
         import time
+
+        if retention_ms < 0 or retained_orders < 1:
+            raise ValueError(f"retention_ms {retention_ms} must be >= 0 and retained_orders "
+                             f"{retained_orders} >= 1")
 
         self.bars = bars
         self.rules = rules
@@ -144,11 +158,29 @@ class Matcher:
         for asset in (self.base, self.quote_asset):
             self.free.setdefault(asset, ZERO)
             self.locked.setdefault(asset, ZERO)
-        self.orders: list[VenueOrder] = []
-        self.trades: list[Trade] = []
-        self._by_id: dict[int, VenueOrder] = {}
+        self.retention_ms = retention_ms
+        self.retained_orders = retained_orders
+        self._by_id: dict[int, VenueOrder] = {}  # every order kept, by id (so in id order)
+        self._by_client: dict[str, VenueOrder] = {}  # the latest kept order of a client id
+        self._open: dict[int, VenueOrder] = {}  # NEW and PARTIALLY_FILLED, by id
+        self._finished: deque[VenueOrder] = deque()  # kept finished orders, oldest first
+        self._trades: dict[int, Trade] = {}  # the kept orders' trades, by id
+        self._last_order_id = 0
+        self._last_trade_id = 0
         self._matched_to = -1  # index of the last bar resting orders were matched against
         self._lock = threading.Lock()
+
+    @property
+    def orders(self) -> list[VenueOrder]:
+        """The orders the venue keeps (open, and finished within retention), by ``orderId``."""
+        with self._lock:
+            return list(self._by_id.values())
+
+    @property
+    def trades(self) -> list[Trade]:
+        """The kept orders' trades, by trade id."""
+        with self._lock:
+            return list(self._trades.values())
 
     # --- the clock -----------------------------------------------------------------------
     def _closed(self, now: int) -> int:
@@ -161,9 +193,12 @@ class Matcher:
         while self._matched_to < last:
             self._matched_to += 1
             i = self._matched_to
-            for order in [o for o in self.orders if o.status in OPEN and o.type == "LIMIT"]:
+            for order in [o for o in self._open.values() if o.type == "LIMIT"]:
                 if i > order.placed_after_bar:
                     self._match_resting(order, i)
+        finished = self._finished
+        while finished and now - finished[0].update_time > self.retention_ms:
+            self._forget(finished.popleft())
         return last
 
     # --- requests ------------------------------------------------------------------------
@@ -194,6 +229,7 @@ class Matcher:
                 raise VenueError(400, -2011, "Unknown order sent.")
             self._release(order)
             order.status, order.update_time = "CANCELED", now
+            self._done(order)
             out = self._result(order)
             out["origClientOrderId"] = order.client_order_id
             out["clientOrderId"] = params.get("newClientOrderId") or f"cancel-{order.order_id}"
@@ -204,8 +240,7 @@ class Matcher:
         with self._lock:
             self._check_symbol(params, required=False)
             self._advance(now)
-            return [self._order_view(o) for o in self.orders
-                    if o.status in OPEN and self._visible(o)]
+            return [self._order_view(o) for o in self._open.values() if self._visible(o)]
 
     def all_orders(self, params: dict[str, str], now: int) -> list[dict[str, Any]]:
         with self._lock:
@@ -214,7 +249,7 @@ class Matcher:
             first = long_param(params, "orderId")
             start, end = long_param(params, "startTime"), long_param(params, "endTime")
             limit = _limit(params, TRADES_DEFAULT_LIMIT, TRADES_MAX_LIMIT)
-            picked = [o for o in self.orders if self._visible(o)
+            picked = [o for o in self._by_id.values() if self._visible(o)
                       and (first is None or o.order_id >= first)
                       and (start is None or o.time >= start) and (end is None or o.time <= end)]
             picked = picked[:limit] if first is not None or start is not None else picked[-limit:]
@@ -227,7 +262,7 @@ class Matcher:
             order_id, from_id = long_param(params, "orderId"), long_param(params, "fromId")
             start, end = long_param(params, "startTime"), long_param(params, "endTime")
             limit = _limit(params, TRADES_DEFAULT_LIMIT, TRADES_MAX_LIMIT)
-            picked = [t for t in self.trades
+            picked = [t for t in self._trades.values()
                       if (order_id is None or t.order_id == order_id)
                       and (from_id is None or t.id >= from_id)
                       and (start is None or t.time >= start) and (end is None or t.time <= end)
@@ -308,10 +343,10 @@ class Matcher:
             raise VenueError(400, -1013, "Market is closed.")
         reference = Decimal(repr(self.bars.close[last]))
         self._check_filters(kind, qty, price, reference)
-        if coid is not None and any(o.client_order_id == coid and o.status in OPEN
-                                    for o in self.orders):
+        same = self._by_client.get(coid) if coid is not None else None
+        if same is not None and same.status in OPEN:  # the latest of an id is the only open one
             raise VenueError(400, -2010, "Duplicate order sent.")
-        order_id = len(self.orders) + 1
+        order_id = self._last_order_id + 1  # taken when the order is (``_accept``)
         return VenueOrder(order_id, coid or f"fake-{order_id}", side, kind,
                           tif if kind == "LIMIT" else "GTC", qty, price or ZERO, now, last,
                           self.wall_ms() + invisible_ms, update_time=now)
@@ -331,7 +366,7 @@ class Matcher:
         if notional < Decimal(r.min_notional) or (
                 kind == "LIMIT" and notional > Decimal(r.max_notional)):
             raise failure("NOTIONAL")
-        if sum(1 for o in self.orders if o.status in OPEN) >= self.max_num_orders:
+        if len(self._open) >= self.max_num_orders:
             raise failure("MAX_NUM_ORDERS")
 
     def _accept(self, order: VenueOrder, last: int) -> None:
@@ -345,8 +380,10 @@ class Matcher:
         if self.free.get(need_asset, ZERO) < need:
             raise VenueError(400, -2010, "Account has insufficient balance for requested "
                                          "action.")
-        self.orders.append(order)
+        self._last_order_id = order.order_id
         self._by_id[order.order_id] = order
+        self._by_client[order.client_order_id] = order
+        self._open[order.order_id] = order
         self.free[need_asset] -= need
         self.locked[need_asset] += need
         order.locked = need
@@ -413,9 +450,10 @@ class Matcher:
         fee = fee.quantize(E8, rounding=ROUND_DOWN)
         self.free[received_asset] = self.free.get(received_asset, ZERO) + received
         self.free[fee_asset] -= fee
-        trade = Trade(len(self.trades) + 1, order.order_id, price, qty, fee, fee_asset, when,
+        self._last_trade_id += 1
+        trade = Trade(self._last_trade_id, order.order_id, price, qty, fee, fee_asset, when,
                       order.side == "BUY", maker)
-        self.trades.append(trade)
+        self._trades[trade.id] = trade
         order.trades.append(trade)
         order.executed += qty
         order.quote += quote
@@ -423,10 +461,27 @@ class Matcher:
         order.status = "FILLED" if order.executed >= order.qty else "PARTIALLY_FILLED"
         if order.status == "FILLED":
             self._release(order)
+            self._done(order)
 
     def _expire(self, order: VenueOrder, when: int) -> None:
         self._release(order)
         order.status, order.update_time = "EXPIRED", when
+        self._done(order)
+
+    def _done(self, order: VenueOrder) -> None:
+        """``order`` finished: no longer open; kept until retention lets it go."""
+        del self._open[order.order_id]
+        self._finished.append(order)
+        while len(self._finished) > self.retained_orders:
+            self._forget(self._finished.popleft())
+
+    def _forget(self, order: VenueOrder) -> None:
+        """Drop a finished order and its trades: from now on the venue does not know it."""
+        del self._by_id[order.order_id]
+        if self._by_client.get(order.client_order_id) is order:
+            del self._by_client[order.client_order_id]
+        for trade in order.trades:
+            del self._trades[trade.id]
 
     def _release(self, order: VenueOrder) -> None:
         """Give back what the order still locks."""
@@ -448,8 +503,7 @@ class Matcher:
             if order is not None and coid and order.client_order_id != coid:
                 return None
             return order
-        found = [o for o in self.orders if o.client_order_id == coid]
-        return found[-1] if found else None
+        return self._by_client.get(coid or "")
 
     def _visible(self, order: VenueOrder) -> bool:
         return self.wall_ms() >= order.visible_at_wall_ms

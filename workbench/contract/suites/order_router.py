@@ -270,3 +270,15 @@ def rejects_carry_stable_reasons(a: Any) -> str:
            f"an order beyond the cash is {order.status} ({order.reason})")
     expect(rig.venue_orders() in (None, 0), "the venue holds a refused order")
     return "INSUFFICIENT_FUNDS"
+
+
+@check("order_router.cap_never_raises_the_quantity")
+def cap_never_raises_the_quantity(a: Any) -> str:
+    """``cap_qty`` takes an intent on at its own quantity or less, never more (the step sizes
+    every order with it before the order is journaled)."""
+    rig = a.rig()
+    taken = [(qty, rig.broker.cap_qty(OrderIntent(SYMBOL, side, qty)))
+             for qty in (QTY, 1.0, 1_000.0) for side in (Side.BUY, Side.SELL)]
+    expect(all(0 < got <= qty for qty, got in taken),
+           f"cap_qty took (asked, taken) {taken}: more than asked, or nothing")
+    return ", ".join(f"{qty!r} -> {got!r}" for qty, got in taken[::2])
