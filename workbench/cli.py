@@ -160,6 +160,31 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _positive_pct(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage in (0, 100]")
+    return value
+
+
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    """``workbench fidelity``: the config under each latency profile, a participation cap and
+    the full cost model, side by side."""
+    from workbench.fidelity import run_fidelity
+
+    result = run_fidelity(args.config, overrides=args.set or (), warehouse=_warehouse(args),
+                          env_prefix=args.env_prefix, cap_pct=args.cap,
+                          spread_bps=args.spread_bps, impact_k=args.impact_k)
+    if args.json:
+        print(json.dumps(_jsonable(result.to_dict()), sort_keys=True))
+    else:
+        print(result.table())
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from workbench.report.notebooks import run_report
 
@@ -649,6 +674,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory for both runs and parity.json (default: runs/<parity_id>)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("fidelity", parents=[common],
+                       help="backtest a config under each latency profile, a participation "
+                            "cap and the full cost model, and compare")
+    p.add_argument("--config", required=True, metavar="FILE")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key (repeatable)")
+    p.add_argument("--cap", type=_positive_pct, default=10.0, metavar="PCT",
+                   help="the participation cap of the capped variants (default 10 %%)")
+    p.add_argument("--spread-bps", type=float, default=2.0, metavar="BPS",
+                   help="the full cost model's spread where the config has none (default 2)")
+    p.add_argument("--impact-k", type=float, default=0.1, metavar="K",
+                   help="the full cost model's square-root impact where the config has none "
+                        "(default 0.1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_fidelity)
 
     p = sub.add_parser("report", parents=[common],
                        help="execute the report notebook for a run and export HTML")
