@@ -19,6 +19,7 @@ from typing import Any
 
 from workbench.config import Config
 from workbench.engine.run import as_config, run_backtest
+from workbench.strategy import Strategy
 from workbench.warehouse.connect import reading, resolve_path
 
 PROFILES = ("INSTANT", "FAST", "NORMAL", "SLOW")
@@ -112,6 +113,7 @@ def run_fidelity(config: Config | str | Path | Mapping[str, Any], *,
                  env_prefix: str = "WB_", env: Mapping[str, str] | None = None,
                  cap_pct: float = DEFAULT_CAP_PCT, spread_bps: float = DEFAULT_SPREAD_BPS,
                  impact_k: float = DEFAULT_IMPACT_K, runs_dir: str | Path | None = None,
+                 strategy: type[Strategy] | str | None = None,
                  progress: Callable[[str], None] | None = None) -> FidelityResult:
     """Backtest ``config`` under every variant (see the module) and compare them."""
     overrides = list(overrides)
@@ -124,7 +126,7 @@ def run_fidelity(config: Config | str | Path | Mapping[str, Any], *,
         name = f"run.name={cfg.run.name}.fidelity.{variant.slug}"
         run = run_backtest(config, overrides=[*overrides, *variant.overrides, name],
                            warehouse=path, env_prefix=env_prefix, env=env, progress=False,
-                           runs_dir=runs_dir)
+                           runs_dir=runs_dir, strategy=strategy)
         with reading(path) as con:
             got = con.sql("select total_costs from rpt.cost_breakdown where run_id = ?",
                           params=[run.run_id]).fetchall()

@@ -1,0 +1,95 @@
+"""``workbench fidelity``: the same strategy under each latency profile, a participation cap
+and the full cost model, each a real run, side by side."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench import OrderIntent, Side, Strategy
+from workbench.engine.run import run_backtest
+from workbench.fidelity import run_fidelity
+from workbench.warehouse.connect import open_rw, reading
+from workbench.warehouse.ingest import ingest
+
+
+class EveryN(Strategy):
+    """Market buy on every n-th bar when flat, sell on the next n-th."""
+
+    n: int = 30
+    qty: float = 0.5
+
+    def on_start(self, ctx: Any) -> None:
+        self.seen = 0
+
+    def on_bar(self, ctx: Any, bar: Any) -> list[OrderIntent] | None:
+        self.seen += 1
+        if self.seen % self.n:
+            return None
+        held = ctx.position(bar.symbol)
+        return [OrderIntent(bar.symbol, Side.SELL, held) if held > 0
+                else OrderIntent(bar.symbol, Side.BUY, self.qty)]
+
+
+CONFIG = {"run": {"name": "fid"}, "data": {"symbols": ["BTCUSDT"], "timeframe": "1m"},
+          "portfolio": {"initial_cash": 1_000_000.0}}
+
+
+@pytest.fixture
+def bars(warehouse: Path, synth_csv: Callable[..., Path]) -> Path:
+    con = open_rw(warehouse)
+    try:
+        ingest(con, [synth_csv(count=600)], "BTCUSDT")
+    finally:
+        con.close()
+    return warehouse
+
+
+def test_fidelity_runs_every_variant_as_a_run_and_compares_with_instant(
+        bars: Path, tmp_path: Path) -> None:
+    said: list[str] = []
+    result = run_fidelity(CONFIG, warehouse=bars, env={}, strategy=EveryN,
+                          runs_dir=tmp_path / "runs", progress=said.append)
+    names = [r.variant for r in result.rows]
+    assert names == [f"{p}{s}" for p in ("INSTANT", "FAST", "NORMAL", "SLOW")
+                     for s in ("", " + cap 10%", " + cap + costs")]
+    assert len(said) == 12 and said[0].startswith("fidelity: 1/12 INSTANT")
+    base = result.rows[0]
+    assert base.edge_kept_pct == pytest.approx(100.0) or base.total_return_pct == 0
+    with reading(bars) as con:
+        runs = dict(con.sql("select run_id, name from runs").fetchall())
+    assert {r.run_id for r in result.rows} <= set(runs)
+    assert runs[result.rows[-1].run_id] == "fid.fidelity.slow-cap-costs"
+    full = result.rows[2]  # INSTANT + cap + costs: a spread and an impact on every fill
+    assert full.total_costs is not None and base.total_costs is not None
+    assert full.total_costs > base.total_costs
+    assert "edge kept" in result.table() and result.table().count("\n") == 13
+
+
+def test_fidelity_instant_variant_is_the_plain_backtest_byte_for_byte(
+        bars: Path, tmp_path: Path) -> None:
+    result = run_fidelity(CONFIG, warehouse=bars, env={}, strategy=EveryN,
+                          runs_dir=tmp_path / "runs", progress=lambda line: None)
+    plain = run_backtest(CONFIG, warehouse=bars, env={}, strategy=EveryN, progress=False,
+                         out=tmp_path / "plain")
+    instant = tmp_path / "runs" / result.rows[0].run_id
+    for name in ("trades.csv", "equity.csv", "fills.csv", "orders.csv"):
+        assert (instant / name).read_bytes() == (plain.run_dir / name).read_bytes(), name
+
+
+def test_fidelity_cli_prints_the_table_or_json_and_refuses_a_bad_cap(
+        cli: Any, bars: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({**CONFIG, "strategy": {
+        "class": "workbench.strategies.sma_cross:SmaCross",
+        "params": {"fast": 5, "slow": 20, "qty": 0.5}}}))
+    done = cli("fidelity", "--config", str(config), "--json", "--cap", "5")
+    assert done.code == 0, done.err
+    rows = json.loads(done.out)["rows"]
+    assert len(rows) == 12 and rows[1]["cap_pct"] == 5.0 and rows[1]["latency"] == "INSTANT"
+    bad = cli("fidelity", "--config", str(config), "--cap", "0")
+    assert bad.code == 2 and "percentage" in bad.err
