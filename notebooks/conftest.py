@@ -5,7 +5,8 @@ session starts and reaches the kernels through the environment (WB_WAREHOUSE, WB
 Papermill outputs are written elsewhere; only the committed notebooks are collected.
 
 The warehouse holds a short paper run first (live_monitor.ipynb's: recorded on simulated time
-against the fake exchange, tests/support/paper_recording.py), then the sample bars and two
+against the fake exchange, tests/support/paper_recording.py), then the sample bars, a fidelity
+comparison of the demo config (fidelity.ipynb; its twelve runs come before the others), two
 backtests, which are therefore the latest completed runs report.ipynb and compare.ipynb pick,
 and last a parity comparison with backtesting.py (parity.ipynb; its own backtest of the demo
 config is then the latest run, which compare.ipynb pairs with the pullback run).
@@ -45,6 +46,10 @@ def build_warehouse(folder: Path) -> Path:
     finally:
         con.close()
     demo = ROOT / "configs" / "sma_demo.yaml"
+    from workbench.fidelity import run_fidelity
+
+    run_fidelity(demo, warehouse=db, env={}, runs_dir=folder / "runs",  # fidelity.ipynb's
+                 progress=lambda line: None)
     run_backtest(demo, warehouse=db, out=folder / "runs" / "sma", env={})
     run_backtest(ROOT / "configs" / "pullback_demo.yaml", warehouse=db,
                  overrides=["risk.max_order_notional=2200"], out=folder / "runs" / "pullback",

@@ -14,12 +14,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from workbench.config import Config
-from workbench.engine.run import as_config, run_backtest
+from workbench.engine.run import WRITE_WAIT_S, as_config, run_backtest
+from workbench.manifest import new_id
 from workbench.strategy import Strategy
+from workbench.warehouse import results
 from workbench.warehouse.connect import reading, resolve_path
 
 PROFILES = ("INSTANT", "FAST", "NORMAL", "SLOW")
@@ -62,10 +67,11 @@ class Row:
 
 @dataclass
 class FidelityResult:
+    fidelity_id: str
     rows: list[Row] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": [asdict(r) for r in self.rows]}
+        return {"fidelity_id": self.fidelity_id, "rows": [asdict(r) for r in self.rows]}
 
     def table(self) -> str:
         head = ("variant", "return %", "Sharpe", "trades", "costs", "cost/trade", "edge kept %")
@@ -76,8 +82,9 @@ class FidelityResult:
         lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
                            for i, (c, w) in enumerate(zip(line, widths, strict=True)))
                  for line in (head, *body)]
-        note = ("edge kept: the variant's return as a share of the baseline's (INSTANT, as "
-                "configured); every variant is a run in the warehouse")
+        note = (f"fidelity {self.fidelity_id}. Edge kept: the variant's return as a share of "
+                "the baseline's (INSTANT, as configured); every variant is a run in the "
+                "warehouse, the comparison rows of fidelity_results")
         return "\n".join([*lines, note])
 
 
@@ -120,7 +127,7 @@ def run_fidelity(config: Config | str | Path | Mapping[str, Any], *,
     cfg = as_config(config, overrides, env_prefix, env)
     path = resolve_path(warehouse, env_prefix)
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    result = FidelityResult()
+    result = FidelityResult(new_id("fid"))
     plan = variants(cfg, cap_pct, spread_bps, impact_k)
     for n, variant in enumerate(plan, start=1):
         name = f"run.name={cfg.run.name}.fidelity.{variant.slug}"
@@ -143,4 +150,29 @@ def run_fidelity(config: Config | str | Path | Mapping[str, Any], *,
     for row in result.rows:
         if base and row.total_return_pct is not None:
             row.edge_kept_pct = row.total_return_pct / base * 100.0
+    record(path, result)
     return result
+
+
+def record(warehouse: Path, result: FidelityResult) -> None:
+    """The comparison's rows into ``fidelity_results``, in one short transaction."""
+    rows = result.rows
+    n = len(rows)
+    table = pa.table({
+        "fidelity_id": [result.fidelity_id] * n,
+        "created_at": pa.array([datetime.now(UTC)] * n, pa.timestamp("ms", tz="UTC")),
+        "variant_seq": pa.array(range(1, n + 1), pa.int32()),
+        "variant": [r.variant for r in rows],
+        "latency": [r.latency for r in rows],
+        "cap_pct": pa.array([r.cap_pct for r in rows], pa.float64()),
+        "full_costs": [r.full_costs for r in rows],
+        "run_id": [r.run_id for r in rows],
+        "total_return_pct": pa.array([r.total_return_pct for r in rows], pa.float64()),
+        "sharpe": pa.array([r.sharpe for r in rows], pa.float64()),
+        "trades": pa.array([r.trades for r in rows], pa.int64()),
+        "total_costs": pa.array([r.total_costs for r in rows], pa.float64()),
+        "cost_per_trade": pa.array([r.cost_per_trade for r in rows], pa.float64()),
+        "edge_kept_pct": pa.array([r.edge_kept_pct for r in rows], pa.float64()),
+    })
+    with results.write_transaction(warehouse, WRITE_WAIT_S) as (con, _):
+        results.insert_arrow(con, "fidelity_results", table)

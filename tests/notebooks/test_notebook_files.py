@@ -18,6 +18,7 @@ PARAMETERS = {
     "compare.ipynb": ["run_ids", "warehouse"],
     "live_monitor.ipynb": ["run_id", "warehouse"],
     "parity.ipynb": ["parity_id", "warehouse"],
+    "fidelity.ipynb": ["fidelity_id", "warehouse"],
 }
 NAMES = sorted(PARAMETERS)
 

@@ -13,6 +13,12 @@ project directory, not the kernel's cwd (``project.py``).
 
 from workbench.report.data import RunReport, latest_run_id, load_run, load_runs, resolve_run_id
 from workbench.report.explore import Explorer, sql
+from workbench.report.fidelity import (
+    FidelityReport,
+    fidelity_figure,
+    fidelity_table,
+    load_fidelity,
+)
 from workbench.report.figures import (
     candles_figure,
     compare_equity_figure,
@@ -55,6 +61,7 @@ from workbench.report.tables import (
 
 __all__ = [
     "Explorer",
+    "FidelityReport",
     "LiveMonitor",
     "ParityReport",
     "RunReport",
@@ -64,6 +71,8 @@ __all__ = [
     "costs_table",
     "equity_figure",
     "fees_table",
+    "fidelity_figure",
+    "fidelity_table",
     "headline_table",
     "heatmap_figure",
     "latest_run_id",
@@ -74,6 +83,7 @@ __all__ = [
     "live_headline_table",
     "live_lag_figure",
     "live_orders_table",
+    "load_fidelity",
     "load_live",
     "load_parity",
     "load_run",
