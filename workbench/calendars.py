@@ -17,6 +17,7 @@ any minute of ``[t, t + timeframe)``.
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -70,9 +71,14 @@ def calendar_for(spec: str | None) -> SessionCalendar | None:
     if spec is None or spec == ALWAYS_OPEN:
         return None
     if spec.isalnum() and spec.isupper():
-        _exchange_calendar(spec)  # fail now on an unknown code, not at QC
-        return SessionCalendar(spec)
+        return _exchange(spec)
     return _file_calendar(Path(spec), spec)
+
+
+@functools.lru_cache(maxsize=16)
+def _exchange(code: str) -> SessionCalendar:
+    _exchange_calendar(code)  # fail now on an unknown code, not at QC
+    return SessionCalendar(code)
 
 
 def _file_calendar(path: Path, spec: str) -> SessionCalendar:

@@ -478,6 +478,8 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
         )
     watch.lap("read_and_qc")
     data = merge([r.series for r in reports])
+    if len(data):
+        run_row["bars_per_year"] = bars_per_year(cfg, int(data.ts[-1]))
     manifest["data_hash"] = bars_hash(reports)
     manifest["qc"] = {
         "gaps": sum(len(r.gaps) for r in reports),
@@ -581,6 +583,16 @@ def read_bars(cfg: Config, warehouse: Path, start: int | None, end: int | None
         migrations.check_known(con)  # the write at the end would refuse it, hours later
         return [check_series(load_series(con, symbol, tf, tf_ms, start, end), cfg.data.gaps,
                              calendar) for symbol in cfg.data.symbols]
+
+
+def bars_per_year(cfg: Config, last_ts: int) -> float | None:
+    """The bars a year of the config's calendar holds (the 365 days to ``last_ts``), for
+    annualising per-bar statistics; None for 24x7 (365 days of bars, as the views assume)."""
+    calendar = calendar_for(cfg.data.calendar)
+    if calendar is None:
+        return None
+    tf = timeframe_ms(cfg.data.timeframe)
+    return float(len(calendar.bar_opens(last_ts - 365 * 86_400_000, last_ts, tf)))
 
 
 def bars_hash(reports: list[QcReport]) -> str:
