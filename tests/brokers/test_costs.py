@@ -150,3 +150,10 @@ def test_costs_default_costs_keep_fills_and_prices_unchanged(bars: Path,
                                   out=tmp_path / "b", env={}, progress=False)
     for name in ("fills.csv", "trades.csv", "equity.csv"):
         assert (plain.run_dir / name).read_bytes() == (same.run_dir / name).read_bytes()
+
+
+def test_costs_config_impact_of_half_the_price_or_more_is_refused() -> None:
+    with pytest.raises(ConfigError, match="below 5000"):
+        load_config(None, env={}, overrides=[
+            "costs.impact_cap_bps=500", "costs.impact_tiers=[{from_notional: 0, bps: 4600}]"])
+    assert CostModel(impact_k=1e9, impact_cap_bps=9_000).impact(100.0, 1.0, BAR) == 0.5
