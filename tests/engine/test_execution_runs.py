@@ -99,3 +99,16 @@ def test_backtest_latency_other_seed_other_jitter_same_bar_prices(
     a, _ = backtest({"latency": "FAST"})
     b, _ = backtest({"latency": "FAST"}, run={"name": "execution", "seed": 12})
     assert a == b
+
+
+def test_report_manifest_table_shows_the_execution_settings(
+        backtest: Callable[..., tuple[dict[str, bytes], dict[str, Any]]], bars: Path) -> None:
+    import workbench.report as wr
+
+    for execution, shown in (
+            (CAPPED, "latency FAST, at most 0.1% of a bar's volume, the rest: keep"),
+            ({"latency": {"submit_ms": 1, "fill_ms": [2, 3], "cancel_ms": 4}},
+             "latency submit 1 ms, fill [2, 3] ms, cancel 4 ms, no participation cap")):
+        _, manifest = backtest(execution)
+        report = wr.load_run(manifest["run_id"], warehouse=bars)
+        assert dict(wr.manifest_table(report).rows)["execution"] == shown
