@@ -97,12 +97,13 @@ EXECUTIONS = st.builds(
     seed=st.integers(0, 3),
 )
 
+INSTANT = st.just(Execution())  # the default venue
+
 Run = tuple[LoopData, dict[int, list[tuple]], CostModel, float, Execution]
 
 
 @st.composite
-def backtests(draw: st.DrawFn, executions: st.SearchStrategy[Execution] = st.just(Execution())
-              ) -> Run:
+def backtests(draw: st.DrawFn, executions: st.SearchStrategy[Execution] = INSTANT) -> Run:
     data = draw(bar_data())
     names = data.symbol_names
     stream = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), INTENT), min_size=20,
