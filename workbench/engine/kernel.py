@@ -255,6 +255,11 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
     ``journal``, which the live runtime must pass: its write-ahead log; live also ``venue``
     and its ``exchange_info``, and ``tiny``)."""
     wired = wiring(mode)
+    if wired.sends_orders and not cfg.execution.default:
+        raise ConfigError(
+            "`execution` (a latency, a participation cap) shapes the simulated venue of "
+            "backtest and paper runs; a live run meets the venue's own", where="execution",
+            fix="leave `execution` out of a live run's config")
     if journal is None:
         if wired.live:
             raise ValueError(f"a {wired.mode.value} run journals to its write-ahead log: "
