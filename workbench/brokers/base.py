@@ -118,7 +118,9 @@ class Broker(Protocol):
     @property
     def resting(self) -> Mapping[str, Sequence[Order]]:
         """The orders working at the broker by symbol, live (read-only to others; empty when
-        none). The step tests its truth once per bar, calling ``on_bar`` only while any rest."""
+        none): resting, partly filled, or (a simulated venue with a latency) still on their
+        way to it or with a cancel on its way. The step tests its truth once per bar, calling
+        ``on_bar`` only while any rest, and an event-fed backtest hands over every bar then."""
 
     def bind(self, sink: OrderSink, book: Book) -> None:
         """Report to ``sink``; read (and reserve in) ``book``. Called once, before ``submit``."""
