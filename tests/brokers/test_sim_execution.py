@@ -82,11 +82,6 @@ def fills(step: Step) -> list[tuple[float, float, int]]:
     return [(f.qty, f.price, (f.bar_ts - T0) // TF) for f in harness.fills(step)]
 
 
-def strategy_order(step: Step) -> Order:
-    [order] = step.strategy.orders  # type: ignore[attr-defined]
-    return order
-
-
 def statuses(step: Step, seq: int = 1) -> list[tuple[str, str | None]]:
     return [(e.status.value, e.reason) for e in harness.events(step, seq)]
 
@@ -101,6 +96,12 @@ def test_execution_default_is_plain_and_any_latency_or_cap_is_not() -> None:
     assert Execution().plain and PROFILES["INSTANT"].instant
     assert not Execution(PROFILES["FAST"]).plain
     assert not Execution(participation_pct=10.0).plain
+
+
+def test_execution_budget_units_whole_units_without_float_shortfall() -> None:
+    capped = Execution(participation_pct=0.7)
+    assert capped.budget_units(0.7) == 490_000  # 0.0049 (0.7 * 0.7 / 100 * 1e8 is 489999.99...)
+    assert capped.budget_units(0.0) == 0 and Execution().budget_units(5.0) is None
 
 
 def test_latency_fill_delay_same_seed_same_draw_within_the_range() -> None:
@@ -154,9 +155,9 @@ def test_sim_latency_resting_limit_still_works_from_the_next_bar() -> None:
 
 
 def test_sim_latency_order_in_flight_at_the_end_stays_new() -> None:
-    step, _ = run(ROWS, {4: submit(BUY)}, Execution(PROFILES["FAST"]))
+    step, me = run(ROWS, {4: submit(BUY)}, Execution(PROFILES["FAST"]))
     assert fills(step) == [] and statuses(step) == [("NEW", None)]
-    assert step.broker.resting["X"] == [strategy_order(step)]  # still on its way
+    assert step.broker.resting["X"] == me.orders  # still on its way
 
 
 def test_sim_latency_reject_on_arrival_reports_the_reason() -> None:

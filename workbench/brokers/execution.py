@@ -18,6 +18,7 @@ docs/architecture.md ("Latency and participation") and adr/0018.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from workbench.model import QTY_SCALE
@@ -83,8 +84,9 @@ class Execution:
         return self.latency.instant and self.participation_pct is None
 
     def budget_units(self, volume: float) -> int | None:
-        """The most a bar of ``volume`` lets fill, in units of 1e-8 (None: no cap)."""
+        """The most a bar of ``volume`` lets fill, in whole units of 1e-8 (None: no cap); the
+        float residue of the product (a millionth of a unit) is not taken for a shortfall."""
         pct = self.participation_pct
         if pct is None:
             return None
-        return max(0, int(volume * pct / 100.0 * QTY_SCALE))
+        return max(0, math.floor(volume * pct / 100.0 * QTY_SCALE + 1e-6))
