@@ -340,3 +340,32 @@ def test_sim_latency_keeps_an_event_fed_loop_fed_until_done() -> None:
     # bar 0; bars 1-4 while the order works (1 on bar 1, none on the empty bar 2, 1 on bar
     # 3, the last 0.5 on bar 4); the last bar
     assert seen == [len(rows), 6]
+
+
+# --- costs of the parts -----------------------------------------------------------------------
+def test_sim_participation_parts_pay_impact_of_their_own_size_and_first_pays_min_fee() -> None:
+    rows = [(100.0, 101.0, 99.0, 100.0, 10.0), (100.0, 101.0, 99.0, 100.0, 10.0),
+            flat(100.0, 10.0)]
+    costs = CostModel(impact_k=1.0, min_fee=0.5, fee_bps=1.0)
+    order = OrderIntent("X", Side.BUY, 2.0)
+    step, _ = run(rows, {0: submit(order)}, Execution(participation_pct=10.0), costs)
+    whole = costs.market_fill(Side.BUY, 100.0, 1.0, Bar("X", T0, *rows[0]))[0]
+    got = harness.fills(step)
+    assert [(f.qty, f.price) for f in got] == [(1.0, whole), (1.0, whole)]  # 1 of 10 each
+    assert whole > costs.market_fill(Side.BUY, 100.0, 0.5, Bar("X", T0, *rows[0]))[0]
+    assert [f.fee for f in got] == [0.5, pytest.approx(whole * 1e-4)]
+
+
+def test_sim_participation_order_on_another_symbol_capped_by_its_own_last_bar() -> None:
+    a = BarSeries("A", TF, np.array([T0, T0 + TF], dtype=np.int64), np.array([10.0, 11.0]),
+                  np.array([10.0, 11.0]), np.array([10.0, 11.0]), np.array([10.0, 11.0]),
+                  np.array([100.0, 100.0]))
+    b = BarSeries("B", TF, np.array([T0, T0 + TF], dtype=np.int64), np.array([50.0, 51.0]),
+                  np.array([50.0, 51.0]), np.array([50.0, 51.0]), np.array([50.0, 51.0]),
+                  np.array([1_000.0, 1_000.0]))
+    # decided on B's first bar (A's came first at that time): 1 % of A's 100 fills at once
+    strategy = Script({1: submit(OrderIntent("A", Side.BUY, 1.5))})
+    step = harness.run(strategy, merge([a, b]), broker=SimBroker(
+        CostModel(), Execution(participation_pct=1.0)), cash=1e6)
+    assert [(f.symbol, f.qty, f.price, (f.bar_ts - T0) // TF) for f in harness.fills(step)] == [
+        ("A", 1.0, 10.0, 0), ("A", 0.5, 11.0, 1)]
