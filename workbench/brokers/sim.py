@@ -124,7 +124,7 @@ class SimBroker:
             if order.side is Side.SELL and order.qty_units > book.free_units(order.symbol):
                 sink.order_status(order, OrderStatus.REJECTED, RejectReason.INSUFFICIENT_POSITION)
                 return
-            self._rest(order, 0.0, order.qty_units if order.side is Side.SELL else 0)
+            self._rest(order, *self._holds(order))
             sink.order_status(order, OrderStatus.SUBMITTED)
             return
         limit = order.limit_price
@@ -133,11 +133,7 @@ class SimBroker:
         if reason:
             sink.order_status(order, OrderStatus.REJECTED, reason)
             return
-        if order.side is Side.BUY:
-            notional = order.qty_units / QTY_SCALE * limit
-            self._rest(order, notional + self.costs.fee(notional, order.qty), 0)
-        else:
-            self._rest(order, 0.0, order.qty_units)
+        self._rest(order, *self._holds(order))
         sink.order_status(order, OrderStatus.SUBMITTED)
 
     def _check(self, order: Order, price: float, free_cash: float, at_submit: bool = True,
@@ -158,6 +154,16 @@ class SimBroker:
         elif units > self._book.free_units(order.symbol):
             return RejectReason.INSUFFICIENT_POSITION
         return None
+
+    def _holds(self, order: Order) -> tuple[float, int]:
+        """What an order working here reserves: a sell its quantity, a buy limit its cost at
+        the limit with the fee; a market buy nothing (its funds are checked at the fill)."""
+        if order.side is Side.SELL:
+            return 0.0, order.qty_units
+        if order.limit_price is None:
+            return 0.0, 0
+        notional = order.qty_units / QTY_SCALE * order.limit_price
+        return notional + self.costs.fee(notional, order.qty), 0
 
     def _rest(self, order: Order, cash: float, units: int) -> None:
         assert self._book is not None
@@ -272,7 +278,6 @@ class SimBroker:
         ref = book.last.get(order.symbol)
         at_close = decision and costs.fill_at == "close"
         reason: str | None = None
-        cash, units = 0.0, 0
         if ref is None:
             reason = RejectReason.NO_PRICE
         elif order.type is OrderType.MARKET:
@@ -281,19 +286,14 @@ class SimBroker:
                                      book.free_cash)
             elif order.side is Side.SELL and order.qty_units > book.free_units(order.symbol):
                 reason = RejectReason.INSUFFICIENT_POSITION
-            units = order.qty_units if order.side is Side.SELL else 0
         else:
             assert order.limit_price is not None
             reason = self._check(order, order.limit_price, book.free_cash)
-            if order.side is Side.BUY:
-                notional = order.qty_units / QTY_SCALE * order.limit_price
-                cash = notional + costs.fee(notional, order.qty)
-            else:
-                units = order.qty_units
         if reason:
             self._drop(order)
             sink.order_status(order, OrderStatus.REJECTED, reason)
             return
+        cash, units = self._holds(order)
         book.reserve(order.symbol, cash, units)
         self._reserved[order.order_seq] = (cash, units)
         sink.order_status(order, OrderStatus.SUBMITTED)
