@@ -82,7 +82,7 @@ def test_fidelity_instant_variant_is_the_plain_backtest_byte_for_byte(
 
 
 def test_fidelity_cli_prints_the_table_or_json_and_refuses_a_bad_cap(
-        cli: Any, bars: Path, tmp_path: Path) -> None:
+        cli: Any, bars: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(json.dumps({**CONFIG, "strategy": {
         "class": "workbench.strategies.sma_cross:SmaCross",
@@ -91,5 +91,7 @@ def test_fidelity_cli_prints_the_table_or_json_and_refuses_a_bad_cap(
     assert done.code == 0, done.err
     rows = json.loads(done.out)["rows"]
     assert len(rows) == 12 and rows[1]["cap_pct"] == 5.0 and rows[1]["latency"] == "INSTANT"
-    bad = cli("fidelity", "--config", str(config), "--cap", "0")
-    assert bad.code == 2 and "percentage" in bad.err
+    with pytest.raises(SystemExit) as raised:  # argparse's usage error, in-process
+        cli("fidelity", "--config", str(config), "--cap", "0")
+    assert raised.value.code == 2
+    assert "percentage" in capsys.readouterr().err
