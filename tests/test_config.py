@@ -517,3 +517,64 @@ def test_config_hash_is_unchanged_by_keys_added_later_at_their_defaults() -> Non
     moved = load_config(None, env={}, overrides=["data.calendar=XNYS", "costs.min_fee=1"])
     assert moved.to_dict()["data"]["calendar"] == "XNYS"
     assert moved.to_dict()["costs"]["min_fee"] == 1.0
+
+
+# --- execution: latency and participation -------------------------------------------------------
+@pytest.mark.parametrize(("name", "values"), [
+    ("INSTANT", (0, (0, 0), 0)), ("FAST", (10, (50, 100), 20)),
+    ("normal", (50, (100, 200), 50)), ("Slow", (100, (500, 1000), 100))])
+def test_load_config_latency_profile_name_any_case_sets_its_delays(
+        name: str, values: tuple[int, tuple[int, int], int]) -> None:
+    latency = load_config(None, [f"execution.latency={name}"], env={}).execution.latency
+    assert (latency.submit_ms, latency.fill_ms, latency.cancel_ms) == values
+    assert latency.profile == name.upper()
+
+
+def test_load_config_custom_latency_and_cap_from_yaml_recorded_as_given(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("execution:\n  latency: {submit_ms: 5, fill_ms: [20, 40], cancel_ms: 7}\n"
+                    "  participation_pct: 2.5\n  remainder: cancel\n", encoding="utf-8")
+    cfg = load_config(path, env={})
+    assert cfg.execution.latency.fill_ms == (20, 40) and cfg.execution.latency.profile is None
+    assert cfg.to_dict()["execution"] == {
+        "latency": {"submit_ms": 5, "fill_ms": [20, 40], "cancel_ms": 7},
+        "participation_pct": 2.5, "remainder": "cancel"}
+
+
+def test_load_config_latency_from_env_and_one_fill_number_means_no_jitter() -> None:
+    cfg = load_config(None, env={"WB_EXECUTION__LATENCY": "slow"})
+    assert cfg.execution.latency.profile == "SLOW"
+    cfg = load_config(None, ["execution.latency={fill_ms: 30}"], env={})
+    assert cfg.execution.latency.fill_ms == (30, 30)
+
+
+def test_config_execution_default_absent_from_dict_and_hash() -> None:
+    plain = load_config(None, env={})
+    explicit = load_config(None, ["execution.latency=INSTANT", "execution.remainder=keep"],
+                           env={})
+    assert "execution" not in plain.to_dict() and explicit.hash() == plain.hash()
+    assert load_config(None, ["execution.latency=FAST"], env={}).hash() != plain.hash()
+
+
+@pytest.mark.parametrize(("override", "says"), [
+    ("execution.latency=QUICK", "`execution.latency`: unknown latency profile; write INSTANT, "
+                                "FAST, NORMAL or SLOW"),
+    ("execution.latency=FASTER", "did you mean FAST?"),
+    ("execution.latency=5", "`execution.latency`: write INSTANT, FAST, NORMAL or SLOW, or "
+                            "custom delays such as {submit_ms: 10"),
+    ("execution.latency={fill_ms: [100, 50]}",
+     "`execution.latency.fill_ms`: the range [100, 50] runs backwards: write [50, 100]"),
+    ("execution.latency={fill_ms: [1, 2, 3]}", "a range [lo, hi] in ms"),
+    ("execution.latency={submit_ms: -1}", "`execution.latency.submit_ms`"),
+    ("execution.latency={submit_ms: 7200000}", "less than or equal to 3600000"),
+    ("execution.latency={submit: 3}", "did you mean `submit_ms`?"),
+    ("execution.participation_pct=0", "`execution.participation_pct`"),
+    ("execution.participation_pct=101", "less than or equal to 100"),
+    ("execution.remainder=drop", "`execution.remainder`: Input should be 'keep' or 'cancel'"),
+])
+def test_load_config_bad_execution_refused_naming_key_value_and_fix(override: str,
+                                                                   says: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override], env={})
+    text = str(err.value)
+    assert says in text and "--set execution." in text

@@ -44,6 +44,7 @@ from pydantic import (
 )
 
 from workbench import secrets
+from workbench.brokers.execution import PROFILES
 from workbench.errors import ConfigError
 
 DEFAULT_ENV_PREFIX = "WB_"
@@ -280,6 +281,86 @@ class CostsConfig(_Section):
         return self
 
 
+MAX_LATENCY_MS = 3_600_000  # an hour: longer is a typo (a latency in seconds, not ms?)
+LatencyMs = Annotated[int, Field(ge=0, le=MAX_LATENCY_MS)]
+LATENCY_PROFILES: dict[str, dict[str, Any]] = {
+    name: {"submit_ms": p.submit_ms, "fill_ms": [p.fill_lo_ms, p.fill_hi_ms],
+           "cancel_ms": p.cancel_ms} for name, p in PROFILES.items()}
+"""The named latency profiles of ``execution.latency``, as config values."""
+_LATENCY_FIX = ("write INSTANT, FAST, NORMAL or SLOW, or custom delays such as "
+                "{submit_ms: 10, fill_ms: [50, 100], cancel_ms: 20}")
+
+
+class LatencyConfig(_Section):
+    """Delays of the simulated venue, in ms: an order's way to it, its execution after that
+    (a range the jitter is drawn from), a cancel's way to it."""
+
+    submit_ms: LatencyMs = 0
+    fill_ms: tuple[LatencyMs, LatencyMs] = (0, 0)
+    cancel_ms: LatencyMs = 0
+
+    @field_validator("fill_ms", mode="before")
+    @classmethod
+    def _fill_range(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return [value, value]  # one number: no jitter
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise ValueError("write the fill delay as a range [lo, hi] in ms, e.g. [50, 100], "
+                             "or one number")
+        return value
+
+    @field_validator("fill_ms")
+    @classmethod
+    def _ordered(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value[0] > value[1]:
+            raise ValueError(f"the range [{value[0]}, {value[1]}] runs backwards: write "
+                             f"[{value[1]}, {value[0]}]")
+        return value
+
+    @property
+    def profile(self) -> str | None:
+        """The profile these delays are, if any."""
+        mine = self.model_dump(mode="json")
+        return next((name for name, p in LATENCY_PROFILES.items() if p == mine), None)
+
+
+class ExecutionConfig(_Section):
+    """How the simulated venue (backtest and paper) executes; the default is the fill model
+    as it always was: no latency, no participation cap. See docs/architecture.md."""
+
+    latency: LatencyConfig = LatencyConfig()
+    participation_pct: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] | None = None
+    remainder: Literal["keep", "cancel"] = "keep"
+
+    @field_validator("latency", mode="before")
+    @classmethod
+    def _profile(cls, value: Any) -> Any:
+        """A profile name (any case) stands for its delays."""
+        if isinstance(value, str):
+            found = LATENCY_PROFILES.get(value.strip().upper())
+            if found is None:
+                close = difflib.get_close_matches(value.strip().upper(), LATENCY_PROFILES, n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                raise ValueError(f"unknown latency profile; {hint}{_LATENCY_FIX}")
+            return found
+        if value is not None and not isinstance(value, Mapping | LatencyConfig):
+            raise ValueError(_LATENCY_FIX)
+        return value
+
+    @field_serializer("latency")
+    def _latency_name(self, value: LatencyConfig) -> Any:
+        """A profile's delays are written as its name (the manifest reads ``FAST``)."""
+        return value.profile or value.model_dump(mode="json")
+
+    @property
+    def default(self) -> bool:
+        return self == ExecutionConfig()
+
+    def manifest(self) -> dict[str, Any]:
+        """What a run manifest records of it (the default too, which the config leaves out)."""
+        return self.model_dump(mode="json")
+
+
 Positive = Money  # finite, > 0, at most MAX_MONEY (quantities, amounts and percentages)
 
 
@@ -373,6 +454,7 @@ class Config(_Section):
     risk: RiskConfig = RiskConfig()
     venue: VenueConfig = VenueConfig()
     live: LiveConfig = LiveConfig()
+    execution: ExecutionConfig = ExecutionConfig()
 
     @model_validator(mode="after")
     def _limits_name_traded_symbols(self) -> Config:
@@ -396,6 +478,8 @@ class Config(_Section):
         plain = self.model_dump(mode="json", by_alias=True, context={"reveal": reveal})
         if not plain["strategy"]["path"]:
             del plain["strategy"]["path"]  # configs without it keep their hash
+        if self.execution.default:
+            del plain["execution"]  # so do configs of the default (instant, uncapped) venue
         for (section, key), default in LATER_DEFAULTS.items():
             if plain[section].get(key, default) == default:
                 plain[section].pop(key, None)

@@ -41,9 +41,8 @@ def sha256(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory
-             ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Ingest 600 bars, then run the same backtest twice, each in its own process."""
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """600 bars ingested: (the directory, the warehouse)."""
     from workbench.feeds.synthetic import write_csv
 
     root = tmp_path_factory.mktemp("determinism")
@@ -52,11 +51,17 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory
     ingest = run_subprocess("--warehouse", str(warehouse), "ingest", str(bars), "--symbol",
                             "BTCUSDT", cwd=root)
     assert ingest.returncode == 0, ingest.stderr
-    cfg = root / "cfg.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
+    return root, warehouse
+
+
+def backtest_twice(root: Path, warehouse: Path, config: str, tag: str
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The same backtest twice, each in its own process."""
+    cfg = root / f"{tag}.yaml"
+    cfg.write_text(config, encoding="utf-8")
     runs = []
     for name in ("first", "second"):
-        out = root / name
+        out = root / f"{tag}-{name}"
         proc = run_subprocess("--warehouse", str(warehouse), "backtest", "--config", str(cfg),
                               "--out", str(out), cwd=root)
         assert proc.returncode == 0, proc.stderr
@@ -65,6 +70,11 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory
         runs.append({"run_id": match.group(1), "dir": out,
                      "manifest": json.loads((out / "run_manifest.json").read_text())})
     return runs[0], runs[1]
+
+
+@pytest.fixture(scope="module")
+def two_runs(warehouse: tuple[Path, Path]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return backtest_twice(*warehouse, CONFIG, "plain")
 
 
 def test_backtest_twice_gives_byte_identical_result_files(
@@ -104,3 +114,13 @@ def test_backtest_twice_records_same_config_and_data_hash(
     for key in ("config", "config_hash", "data_hash", "seed", "view_versions", "gap_policy"):
         assert first["manifest"][key] == second["manifest"][key], key
     assert first["manifest"]["started_at"] <= second["manifest"]["started_at"]
+
+
+def test_backtest_with_latency_and_cap_twice_gives_byte_identical_result_files(
+        warehouse: tuple[Path, Path]) -> None:
+    config = CONFIG + "execution: {latency: SLOW, participation_pct: 0.5, remainder: keep}\n"
+    first, second = backtest_twice(*warehouse, config, "slow")
+    for name in RESULT_FILES:
+        assert sha256(first["dir"] / name) == sha256(second["dir"] / name), name
+    assert first["manifest"]["execution"]["latency"] == "SLOW"
+    assert (first["dir"] / "fills.csv").read_text().count("\n") > 2

@@ -113,3 +113,29 @@ def test_kernel_run_pauses_gc_for_the_loop_and_restores_it() -> None:
 def test_paused_gc_off_leaves_the_collector_running() -> None:
     with kernel.paused_gc(False):
         assert gc.isenabled()
+
+
+def test_build_execution_settings_reach_sim_and_paper_brokers(tmp_path: Path) -> None:
+    from workbench.brokers.execution import PROFILES
+    from workbench.config import load_config
+
+    cfg = load_config(None, ["execution.latency=SLOW", "execution.participation_pct=5",
+                             "execution.remainder=cancel", "run.seed=9"], env={})
+    sim = kernel.build(cfg, Mode.BACKTEST, strategy=SmaCross(), run_id="b").broker
+    paper = kernel.build(cfg, Mode.PAPER, strategy=SmaCross(), run_id="p",
+                         journal=MemoryJournal()).broker
+    for broker in (sim, paper):
+        assert isinstance(broker, SimBroker)
+        ex = broker.execution
+        assert (ex.latency, ex.participation_pct, ex.cancel_remainder, ex.seed) == (
+            PROFILES["SLOW"], 5.0, True, 9)
+
+
+def test_build_live_with_execution_settings_refused_naming_the_key() -> None:
+    from workbench.config import load_config
+    from workbench.errors import ConfigError
+
+    cfg = load_config(None, ["execution.latency=FAST"], env={})
+    with pytest.raises(ConfigError, match="a live run meets the venue's own") as err:
+        kernel.build(cfg, Mode.LIVE, strategy=SmaCross(), run_id="l", journal=MemoryJournal())
+    assert err.value.where == "execution"

@@ -7,7 +7,9 @@ import filecmp
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from live_harness import MIN, SAMPLE, fake_venue, live_run, paper_config
 
 from workbench import rundir
@@ -15,7 +17,7 @@ from workbench.engine import kernel
 from workbench.engine.journal import contents, order_states
 from workbench.engine.live import LiveOptions
 from workbench.feeds.history import loop_data
-from workbench.model import Mode
+from workbench.model import Fill, Mode
 from workbench.recovery.wal import WalReader
 from workbench.venues.bar_book import BarBook
 
@@ -28,9 +30,23 @@ def _journaled_bars(journal: Path) -> list[tuple[str, int, float, float, float, 
 
 
 def test_paper_run_writes_the_files_a_backtest_of_its_bars_writes(tmp_path: Path) -> None:
+    _paper_against_backtest(tmp_path, {})
+
+
+def test_paper_run_with_latency_and_cap_writes_the_files_a_backtest_writes(
+        tmp_path: Path) -> None:
+    # ~3 BTC a minute: 0.2 % of it is below the strategy's 0.01, so orders fill in parts
+    execution = {"latency": "NORMAL", "participation_pct": 0.2}
+    fills = _paper_against_backtest(tmp_path, {"execution": execution})
+    assert len({f.order_seq for f in fills}) < len(fills)
+
+
+def _paper_against_backtest(tmp_path: Path, sections: dict[str, Any]) -> list[Fill]:
+    """A paper run of 400 bars and a backtest of the bars it journaled write the same files;
+    the backtest's fills."""
     with fake_venue(START) as (fx, clock):
-        result = live_run(fx, clock, tmp_path, options=LiveOptions(max_bars=400))
-        cfg = paper_config(fx.url)
+        result = live_run(fx, clock, tmp_path, options=LiveOptions(max_bars=400), **sections)
+        cfg = paper_config(fx.url, **sections)
     assert result.status == "completed" and result.bars == 400
     bars = _journaled_bars(result.journal_dir)
     assert len(bars) == 400 + 30  # warm-up bars, then every decided bar once
@@ -45,15 +61,23 @@ def test_paper_run_writes_the_files_a_backtest_of_its_bars_writes(tmp_path: Path
                      equity)
     for name in rundir.FILES:
         assert filecmp.cmp(out / name, result.run_dir / name, shallow=False), name
+    manifest = json.loads((result.run_dir / "run_manifest.json").read_text())
+    assert manifest["execution"] == cfg.execution.manifest()
+    return records.fills
 
 
-def test_paper_run_restarted_twice_equals_the_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sections", [
+    {}, {"execution": {"latency": "SLOW", "participation_pct": 0.2}}], ids=["instant", "slow"])
+def test_paper_run_restarted_twice_equals_the_uninterrupted_run(
+        tmp_path: Path, sections: dict[str, Any]) -> None:
     with fake_venue(START) as (fx, clock):
-        whole = live_run(fx, clock, tmp_path / "a", options=LiveOptions(max_bars=300))
+        whole = live_run(fx, clock, tmp_path / "a", options=LiveOptions(max_bars=300),
+                         **sections)
     with fake_venue(START) as (fx, clock):
-        live_run(fx, clock, tmp_path / "b", options=LiveOptions(max_bars=90))
-        live_run(fx, clock, tmp_path / "b", options=LiveOptions(max_bars=170))
-        again = live_run(fx, clock, tmp_path / "b", options=LiveOptions(max_bars=300))
+        live_run(fx, clock, tmp_path / "b", options=LiveOptions(max_bars=90), **sections)
+        live_run(fx, clock, tmp_path / "b", options=LiveOptions(max_bars=170), **sections)
+        again = live_run(fx, clock, tmp_path / "b", options=LiveOptions(max_bars=300),
+                         **sections)
     assert again.resumed and again.bars == 300
     for name in rundir.FILES:
         assert filecmp.cmp(whole.run_dir / name, again.run_dir / name, shallow=False), name

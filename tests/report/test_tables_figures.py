@@ -252,6 +252,7 @@ def test_manifest_table_has_hashes_git_sha_and_view_versions(built, multi):
     assert all(row)
     assert cells["symbols / timeframe"] == "BTCUSDT, ETHUSDT / 1m"
     assert cells["gap policy"] == "forward"
+    assert cells["execution"] == "latency INSTANT, no participation cap"
     performance = f"rpt.performance v{views.versions(views.check())['rpt.performance']['version']}"
     assert performance in cells["view versions (run)"]
     assert performance in cells["view versions (this report)"]

@@ -38,6 +38,7 @@ class Scenario:
     timeframe_ms: int
     bars: list[tuple[str, int, float]]  # symbol, bar open time, close
     fills: list[tuple[int, str, str, float, float, float, int]]  # seq, sym, side, qty, px, fee, bar
+    order_of: dict[int, int] | None = None  # fill seq -> order seq (default: the same number)
 
     def load(self, con: Any, run_id: str | None = None) -> None:
         run_id = run_id or self.run_id
@@ -54,9 +55,10 @@ class Scenario:
             con.executemany(
                 "insert into fills (run_id, fill_seq, order_seq, client_order_id, symbol, side, "
                 "qty, price, fee, ts, bar_ts) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [[run_id, seq, seq, f"{run_id}-{seq}", symbol, side, qty, price, fee,
+                [[run_id, seq, order, f"{run_id}-{order}", symbol, side, qty, price, fee,
                   ts(bar + self.timeframe_ms), ts(bar)]
-                 for seq, symbol, side, qty, price, fee, bar in self.fills],
+                 for seq, symbol, side, qty, price, fee, bar in self.fills
+                 for order in [(self.order_of or {}).get(seq, seq)]],
             )
 
 
@@ -124,7 +126,21 @@ TWIN = Scenario(
     ],
 )
 
-SCENARIOS = [FIFO, MISALIGNED, CROSS, NO_FILLS, TWIN]
+# One buy order filled in two parts, one sell order in two parts (a participation cap): three
+# FIFO round trips (+1, -0.5, +4), one trade of +4.5.
+PARTS = Scenario(
+    "parts", 1_000.0, DAY,
+    bars=[("BTC", day(i), c) for i, c in enumerate([100.0, 102.0, 101.0, 110.0])],
+    fills=[
+        (1, "BTC", "BUY", 1.0, 100.0, 0.0, day(0)),
+        (2, "BTC", "BUY", 1.0, 102.0, 0.0, day(1)),
+        (3, "BTC", "SELL", 1.5, 101.0, 0.0, day(2)),
+        (4, "BTC", "SELL", 0.5, 110.0, 0.0, day(3)),
+    ],
+    order_of={1: 1, 2: 1, 3: 2, 4: 2},
+)
+
+SCENARIOS = [FIFO, MISALIGNED, CROSS, NO_FILLS, TWIN, PARTS]
 
 VIEWS = {
     "acct.fifo_matches": "entry_fill_seq, exit_fill_seq",
@@ -414,6 +430,14 @@ def test_performance_run_without_fills_has_no_trades_win_rate_or_sharpe(con: Any
         "fees_quote": 0.0, "fills": 0, "exposure_pct": 0.0,
         "orders": 0, "blocked_orders": 0, "block_rate_pct": None,
     }])
+
+
+def test_performance_order_filled_in_parts_is_one_trade_of_its_summed_pnl(con: Any) -> None:
+    trips = fetch(con, "rpt.round_trips", "parts")
+    assert [(r["entry_fill_seq"], r["exit_fill_seq"], r["pnl"]) for r in trips] == [
+        (1, 3, 1.0), (2, 3, -0.5), (2, 4, 4.0)]
+    perf = fetch(con, "rpt.performance", "parts")[0]
+    assert (perf["trades"], perf["win_rate_pct"], perf["fills"]) == (1, 100.0, 4)
 
 
 # --- isolation --------------------------------------------------------------------------------

@@ -39,10 +39,12 @@ its clock.
 Reject reasons are stable codes: ``INSUFFICIENT_FUNDS``, ``INSUFFICIENT_POSITION``,
 ``MIN_NOTIONAL``, ``NO_PRICE``, ``POSITION_OVERFLOW`` (a buy that would take the position past
 ``model.MAX_QTY``, the most the books hold as 64-bit integer units); cancel reasons: ``USER``,
-``EXPIRED``, ``SHADOW`` (shadow mode: ``NullBroker`` accepts, records and withdraws every
+``EXPIRED``, ``REMAINDER`` (the rest of an order capped by participation, ``remainder:
+cancel``), ``SHADOW`` (shadow mode: ``NullBroker`` accepts, records and withdraws every
 order at once, sending nothing); unknown-outcome reasons: ``TIMEOUT``, ``VENUE_ERROR``,
-``NO_RESPONSE``. Orders still resting when a backtest ends stay SUBMITTED: they were working
-when the data ran out.
+``NO_RESPONSE``. Orders still resting when a backtest ends stay SUBMITTED (or
+PARTIALLY_FILLED): they were working when the data ran out; one still on its way to a
+simulated venue with a latency stays NEW.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class RejectReason(StrEnum):
 class CancelReason(StrEnum):
     USER = "USER"
     EXPIRED = "EXPIRED"
+    # the unfilled rest of an order capped by participation, with `execution.remainder: cancel`
+    REMAINDER = "REMAINDER"
     SHADOW = "SHADOW"  # shadow mode: accepted and recorded by NullBroker, never sent
 
 
@@ -88,7 +92,13 @@ class OutcomeUnknown(Exception):
 
 
 class OrderSink(Protocol):
-    """Receives what a broker reports; the step implements it."""
+    """Receives what a broker reports; the step implements it. A simulated venue with a
+    latency also reads the step's time."""
+
+    @property
+    def now(self) -> int:
+        """The step's clock (ms UTC): the decision's time while the strategy decides."""
+        ...
 
     def order_status(self, order: Order, status: OrderStatus, reason: str | None = None) -> None:
         ...
@@ -108,7 +118,9 @@ class Broker(Protocol):
     @property
     def resting(self) -> Mapping[str, Sequence[Order]]:
         """The orders working at the broker by symbol, live (read-only to others; empty when
-        none). The step tests its truth once per bar, calling ``on_bar`` only while any rest."""
+        none): resting, partly filled, or (a simulated venue with a latency) still on their
+        way to it or with a cancel on its way. The step tests its truth once per bar, calling
+        ``on_bar`` only while any rest, and an event-fed backtest hands over every bar then."""
 
     def bind(self, sink: OrderSink, book: Book) -> None:
         """Report to ``sink``; read (and reserve in) ``book``. Called once, before ``submit``."""
@@ -121,7 +133,9 @@ class Broker(Protocol):
         """Accept (SUBMITTED, maybe filled at once) or reject the order, through the sink."""
 
     def cancel(self, order: Order, reason: str = CancelReason.USER) -> bool:
-        """Cancel an open order; False if it was not open here."""
+        """Cancel an open order; False if it was not open here. A broker whose cancels take
+        time (a venue, a simulated latency) answers True when the cancel was sent; the order
+        ends CANCELED when it arrives, or keeps the state a fill gave it meanwhile."""
 
     def on_bar(self, bar: Bar) -> None:
         """Let resting orders of ``bar.symbol`` work against this closed bar."""

@@ -19,6 +19,16 @@
 * Each market fill's spread, slippage and impact, in the quote currency, are its costs
   (``Fill.spread_cost``, ...): already in its price, they are kept so that a report can say what
   each assumption cost (the ``costs`` table, ``rpt.cost_breakdown``).
+
+What a latency (``execution.latency``, ``brokers/execution.py``) means under each ``fill_at``:
+a decision is made at its signal bar's close, the instant the next bar opens. ``close`` prices
+an order executed at that very instant at the signal bar's close; an order that needs any time
+to reach the venue executes inside a later bar, so it is priced at the open of the bar it
+lands in (the first price that bar knows; with contiguous 1-minute bars and a delay under a
+minute, the next bar's open). ``next_open`` already prices at the next bar's open: a delay
+under a bar changes no price, a longer one moves the fill to the open of the bar it lands in.
+Limits rest as they always did, from the bar they reach the venue in. A part of an order
+capped by participation pays the impact of its own size. See adr/0020.
 """
 
 from __future__ import annotations

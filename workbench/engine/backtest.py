@@ -99,10 +99,12 @@ def feed(step: Step, data: LoopData, progress: Callable[[int], None] | None = No
 def _feed_events(step: Step, data: LoopData, indicators: list[np.ndarray],
                  progress: Callable[[int], None] | None) -> None:
     """The bars a strategy's ``wake_on`` indicator says it acts on, every bar while orders
-    rest at the broker, and the last bar; the bars between are not handed over (the
-    strategy declared it does nothing on them, and nothing else works on them). Each symbol's
-    mark (and last bar, which a simulated fill's impact reads) is brought up to the bar handed
-    over first, so the books read what every bar would have left."""
+    rest at the broker (``Broker.resting``: resting, partly filled, or with a submit or cancel
+    still pending at a simulated venue with a latency), and the last bar; the bars between
+    are not handed over (the strategy declared it does nothing on them, and nothing else
+    works on them). Each symbol's mark (and last bar, which a simulated fill's impact reads)
+    is brought up to the bar handed over first, so the books read what every bar would have
+    left."""
     assert step.indicators is not None and step.wake is not None
     n = len(data)
     wake = indicators[step.indicators.names.index(step.wake)]

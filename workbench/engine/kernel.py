@@ -20,11 +20,12 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.book import Book
 from workbench.brokers.base import Broker
+from workbench.brokers.execution import Execution, Latency
 from workbench.brokers.fills import CostModel
 from workbench.brokers.null import NullBroker
 from workbench.brokers.paper import PaperBroker
@@ -44,11 +45,13 @@ from workbench.telemetry.log import JsonlLog
 
 @dataclass(frozen=True)
 class BrokerInputs:
-    """What a wiring's broker is made from: the costs and timeframe (sim, paper), and for a
-    broker that sends orders the venue client, its ``exchangeInfo`` and the run's limits."""
+    """What a wiring's broker is made from: the costs, timeframe and execution settings
+    (sim, paper), and for a broker that sends orders the venue client, its ``exchangeInfo``
+    and the run's limits."""
 
     costs: CostModel
     timeframe_ms: int
+    execution: Execution = field(default_factory=Execution)
     run_id: str = ""
     quote_asset: str = "USDT"
     venue: Any = None  # a VenueClient
@@ -119,11 +122,12 @@ class Wiring:
 
 WIRINGS: dict[Mode, Wiring] = {
     Mode.BACKTEST: Wiring(Mode.BACKTEST, pause_gc=True, resume_next_day=True,
-                          broker=lambda b: SimBroker(b.costs)),
+                          broker=lambda b: SimBroker(b.costs, b.execution)),
     Mode.SHADOW: Wiring(Mode.SHADOW, pause_gc=False, resume_next_day=False,
                         broker=lambda b: NullBroker(), live=True, group_commit=True),
     Mode.PAPER: Wiring(Mode.PAPER, pause_gc=False, resume_next_day=False,
-                       broker=lambda b: PaperBroker(b.costs, b.timeframe_ms), live=True,
+                       broker=lambda b: PaperBroker(b.costs, b.timeframe_ms, b.execution),
+                       live=True,
                        group_commit=True),
     Mode.LIVE: Wiring(Mode.LIVE, pause_gc=False, resume_next_day=False, broker=binance_broker,
                       live=True, sends_orders=True),
@@ -193,6 +197,16 @@ def cost_model(cfg: Config) -> CostModel:
                      impact_tiers=tuple((t.from_notional, t.bps) for t in costs.impact_tiers))
 
 
+def execution(cfg: Config) -> Execution:
+    """The simulated venue's execution settings (``execution``; sim and paper only: a real
+    venue has its own latency and liquidity)."""
+    ex = cfg.execution
+    lat = ex.latency
+    return Execution(Latency(lat.submit_ms, lat.fill_ms[0], lat.fill_ms[1], lat.cancel_ms),
+                     ex.participation_pct, ex.remainder == "cancel", cfg.run.seed,
+                     timeframe_ms(cfg.data.timeframe))
+
+
 def strategy_class(cfg: Config) -> type[Strategy]:
     """The class passed in Python (``with_strategy``), else ``strategy.class`` imported from
     ``strategy.path``, the working directory or the installed packages."""
@@ -241,6 +255,11 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
     ``journal``, which the live runtime must pass: its write-ahead log; live also ``venue``
     and its ``exchange_info``, and ``tiny``)."""
     wired = wiring(mode)
+    if wired.sends_orders and not cfg.execution.default:
+        raise ConfigError(
+            "`execution` (a latency, a participation cap) shapes the simulated venue of "
+            "backtest and paper runs; a live run meets the venue's own", where="execution",
+            fix="leave `execution` out of a live run's config")
     if journal is None:
         if wired.live:
             raise ValueError(f"a {wired.mode.value} run journals to its write-ahead log: "
@@ -249,7 +268,7 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
     costs = cost_model(cfg)
     tf_ms = timeframe_ms(cfg.data.timeframe)
     broker = wired.broker(BrokerInputs(
-        costs, tf_ms, run_id=run_id, quote_asset=cfg.portfolio.quote, venue=venue,
+        costs, tf_ms, execution(cfg), run_id=run_id, quote_asset=cfg.portfolio.quote, venue=venue,
         exchange_info=exchange_info, symbols=tuple(cfg.data.symbols), tiny=tiny,
         tiny_notional=cfg.live.tiny_notional, monotonic=monotonic,
         invisible_s=cfg.live.invisible_s))

@@ -1160,6 +1160,7 @@ class LiveRun:
             "run_id": self.run_id, "mode": self.mode.value, "name": self.cfg.run.name,
             "status": self.status, "config": self.cfg.to_dict(), "config_hash": self.cfg.hash(),
             "git_sha": self.git_sha, "versions": mf.versions(), "seed": self.cfg.run.seed,
+            "execution": self.cfg.execution.manifest(),
             "symbols": self.symbols, "timeframe": self.cfg.data.timeframe,
             "venue": self.venue.base_url, "journal": str(self.dir),
             "warehouse": str(self.warehouse), "pid": os.getpid(),

@@ -330,6 +330,7 @@ def _execute_in(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_li
         "git_sha": mf.git_sha(),
         "versions": mf.versions(),
         "seed": cfg.run.seed,
+        "execution": cfg.execution.manifest(),
         "view_versions": views.versions(view_list),
         "sqlglot_version": (views.read_lock() or {}).get("sqlglot_version"),
         "gap_policy": cfg.data.gaps,

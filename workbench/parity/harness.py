@@ -174,8 +174,7 @@ def run_parity(engine: str, config: Config | str | Path | Mapping[str, Any] | No
     data = merge([r.series for r in reports])
     if not any(r.errors for r in reports):  # else our run refuses the bars, saying why
         try:
-            check_costs(cfg)
-            adapter(engine).check(cfg, data)
+            check(engine, cfg, data)
         except Unsupported as exc:
             raise _refused(engine, exc) from None
     started = time.perf_counter()
@@ -218,7 +217,7 @@ def run_peer(engine: str, cfg: Config, data: LoopData, run_id: str, out_dir: Pat
     module = adapter(engine)
     started = time.perf_counter()
     try:
-        module.check(cfg, data)
+        check(engine, cfg, data)
         peer = module.run(cfg, build_strategy(cfg), data, run_id)
     except Exception as exc:
         unsupported = _cause(exc, Unsupported)
@@ -227,6 +226,17 @@ def run_peer(engine: str, cfg: Config, data: LoopData, run_id: str, out_dir: Pat
         raise _refused(engine, unsupported) from None
     seconds = time.perf_counter() - started
     return PeerRun(module.version(), seconds, _fold(cfg, peer, run_id, out_dir))
+
+
+def check(engine: str, cfg: Config, data: LoopData) -> None:
+    """Raise ``Unsupported`` when ``engine`` cannot express ``cfg`` as we run it."""
+    if not cfg.execution.default:
+        raise Unsupported(
+            "`execution` (a latency or a participation cap) is workbench's simulated venue "
+            "only: the peers execute at once and in whole; leave `execution` out (INSTANT, no "
+            "cap) to compare")
+    check_costs(cfg)
+    adapter(engine).check(cfg, data)
 
 
 def _refused(engine: str, unsupported: Exception) -> ConfigError:

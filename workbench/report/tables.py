@@ -242,6 +242,7 @@ def manifest_table(r: RunReport) -> Table:
                                           for s, tf in sorted(r.resampled_from.items()))],
         ["config hash", run.get("config_hash")], ["data hash", run.get("data_hash")],
         ["git SHA", run.get("git_sha")], ["gap policy", run.get("gap_policy")],
+        ["execution", _execution(cfg.get("execution"))],
         ["started", run.get("started_at")], ["ended", run.get("ended_at")],
         ["view versions (run)", _versions(run.get("view_versions"))],
         ["view versions (this report)", _versions(r.views_now)],
@@ -249,6 +250,20 @@ def manifest_table(r: RunReport) -> Table:
     ]
     return Table("Manifest", ["field", "value"], rows,
                  note="the run's own record is run_manifest.json in its run directory")
+
+
+def _execution(value: Any) -> str:
+    """The simulated venue's settings as the config records them (absent: the default)."""
+    if not isinstance(value, dict):
+        return "latency INSTANT, no participation cap"
+    latency = value.get("latency", "INSTANT")
+    if isinstance(latency, dict):
+        latency = (f"submit {latency.get('submit_ms')} ms, fill {latency.get('fill_ms')} ms, "
+                   f"cancel {latency.get('cancel_ms')} ms")
+    pct = value.get("participation_pct")
+    cap = (f"at most {pct}% of a bar's volume, the rest: {value.get('remainder', 'keep')}"
+           if pct is not None else "no participation cap")
+    return f"latency {latency}, {cap}"
 
 
 def _versions(value: Any, plain: bool = False) -> str:

@@ -1,10 +1,13 @@
 -- name: rpt.performance
--- version: 2
+-- version: 3
 -- description: headline numbers per run: return, CAGR, max drawdown, Sharpe, trades, win rate, fees, exposure, risk block rate
 -- Sharpe: mean over sample standard deviation of per-bar returns (the first bar against the
 -- initial cash), annualised with a 365-day year, no risk-free rate. CAGR over the span from the
 -- first bar's open to the last bar's close. Max drawdown as rpt.drawdown defines it (peak from
 -- the initial cash), computed here in the same pass. Exposure: share of bars with a position.
+-- A trade is an entry order closed (in part) by an exit order: the FIFO round trips between
+-- the fills of the same two orders are one trade, their P&L summed (an order filled in parts
+-- under a participation cap makes several fills; an order of one fill, one round trip each).
 with runs as (
     select run_id, initial_cash, timeframe_ms from main.runs
 ),
@@ -44,9 +47,23 @@ stats as (
     from returns
     group by run_id
 ),
+fill_orders as (
+    select run_id, fill_seq, order_seq from main.fills
+),
+order_pairs as (
+    select
+        t.run_id,
+        e.order_seq as entry_order_seq,
+        x.order_seq as exit_order_seq,
+        sum(t.pnl order by t.exit_fill_seq, t.entry_fill_seq) as pnl
+    from rpt.round_trips as t
+    join fill_orders as e on t.run_id = e.run_id and t.entry_fill_seq = e.fill_seq
+    join fill_orders as x on t.run_id = x.run_id and t.exit_fill_seq = x.fill_seq
+    group by t.run_id, e.order_seq, x.order_seq
+),
 trips as (
     select run_id, count(*) as trades, count(*) filter (where pnl > 0) as wins
-    from rpt.round_trips
+    from order_pairs
     group by run_id
 ),
 fees as (
