@@ -24,7 +24,7 @@ REPO_VIEWS = views.views_dir()
 ALL = {"acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
        "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest", "rpt.performance",
        "rpt.risk_blocks",
-       "rpt.round_trips"}
+       "rpt.round_trips", "rpt.sweep_results"}
 
 
 @pytest.fixture
@@ -105,6 +105,7 @@ def test_discover_parents_are_resolved_and_come_first() -> None:
         "rpt.performance": ["acct.equity_curve", "rpt.round_trips"],
         "rpt.risk_blocks": [],
         "rpt.live_vs_backtest": [],
+        "rpt.sweep_results": ["rpt.performance"],
     }
     order = [v.name for v in found]
     assert all(order.index(p) < order.index(n) for n, ps in parents.items() for p in ps)
@@ -161,7 +162,8 @@ def test_problems_semantic_change_without_bump_names_view_and_bump(root: Path,
     assert hint in found
     # the children changed with it and need their own bump
     assert sorted(p.split(" ")[0] for p in found) == [
-        "acct.equity_curve", "rpt.cost_breakdown", "rpt.drawdown", "rpt.performance"]
+        "acct.equity_curve", "rpt.cost_breakdown", "rpt.drawdown", "rpt.performance",
+        "rpt.sweep_results"]
 
 
 def test_lock_semantic_change_without_bump_is_refused_and_lock_kept(root: Path,
@@ -210,7 +212,7 @@ def test_fingerprint_parent_change_changes_every_descendant_only(root: Path) -> 
     after = fingerprints(root)
     changed = {n for n in ALL if after[n] != before[n]}
     assert changed == {"acct.fifo_matches", "acct.fifo_lots", "acct.positions",
-                       "rpt.round_trips", "rpt.performance"}
+                       "rpt.round_trips", "rpt.performance", "rpt.sweep_results"}
 
 
 def test_problems_version_below_lock_is_refused(root: Path, lock_file: Path) -> None:
@@ -293,9 +295,9 @@ def test_problems_view_missing_from_lock_is_reported_and_lock_adds_it(
 
 def test_problems_lock_entry_whose_file_is_gone_is_reported(root: Path, lock_file: Path
                                                             ) -> None:
-    path_of(root, "rpt.performance").unlink()
+    path_of(root, "rpt.risk_blocks").unlink()  # a leaf: no child's fingerprint changes
     assert views.problems(views.discover(root), views.read_lock(lock_file)) == [
-        "rpt.performance is in sql/views.lock but its file is gone: run `workbench views lock`"]
+        "rpt.risk_blocks is in sql/views.lock but its file is gone: run `workbench views lock`"]
 
 
 def test_problems_missing_lock_is_reported(root: Path) -> None:

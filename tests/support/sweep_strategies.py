@@ -1,0 +1,18 @@
+"""A strategy for the sweep tests, importable by the workers of a local cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.strategies.sma_cross import SmaCross
+
+
+class FragileSma(SmaCross):
+    """SmaCross that raises on its first decision when ``explode`` is set."""
+
+    explode: bool = False
+
+    def on_bar(self, ctx: Any, bar: Any) -> Any:
+        if self.explode:
+            raise RuntimeError("boom: explode was set")
+        return super().on_bar(ctx, bar)

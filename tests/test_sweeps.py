@@ -1,0 +1,172 @@
+"""``workbench sweep``: a grid of backtests on dask.distributed, written by one driver."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_process import CliResult
+
+from workbench import sweep
+from workbench.engine.run import run_backtest
+from workbench.errors import ConfigError
+from workbench.sweeps import PointResult, parse_grid, points
+from workbench.warehouse.connect import reading
+
+FRAGILE = "sweep_strategies:FragileSma"
+CONFIG = {"run": {"name": "sw"}, "data": {"symbols": ["BTCUSDT"], "timeframe": "1m"},
+          "strategy": {"params": {"fast": 5, "slow": 20, "qty": 0.1}},
+          "costs": {"fee_bps": 10, "slippage_bps": 5}}
+GRID = {"strategy.params.fast": [3, 5], "strategy.params.slow": [15, 20]}
+
+
+def _rows(warehouse: Path, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with reading(warehouse) as con:
+        return con.execute(query, params or []).fetchall()
+
+
+def _trades(warehouse: Path, run_id: str) -> list[tuple[Any, ...]]:
+    return _rows(warehouse, "select symbol, entry_ts, exit_ts, qty, pnl from rpt.round_trips "
+                            "where run_id = ? order by entry_ts", [run_id])
+
+
+def test_points_cartesian_product_last_key_fastest_values_parsed_as_set():
+    got = points(parse_grid(["strategy.params.fast=3,5", "costs.fee_bps=0,2.5"]))
+
+    assert [p.params for p in got] == [
+        {"strategy.params.fast": 3, "costs.fee_bps": 0},
+        {"strategy.params.fast": 3, "costs.fee_bps": 2.5},
+        {"strategy.params.fast": 5, "costs.fee_bps": 0},
+        {"strategy.params.fast": 5, "costs.fee_bps": 2.5}]
+    assert got[1].label == "fast=3,costs.fee_bps=2.5"
+
+
+@pytest.mark.parametrize("item", ["fast", "strategy.params.fast=", "a=1,,2"])
+def test_parse_grid_malformed_item_is_config_error(item: str):
+    with pytest.raises(ConfigError, match="--grid expects KEY=V1,V2"):
+        parse_grid([item])
+
+
+def test_points_data_keys_refused_the_bars_are_read_once():
+    with pytest.raises(ConfigError, match="reads its bars once"):
+        points({"data.start": ["2024-01-01"]})
+
+
+def test_sweep_on_two_workers_rows_equal_serial_backtests(load_bars: Callable[[int], Path],
+                                                          tmp_path: Path):
+    warehouse = load_bars(600)
+
+    result = sweep(CONFIG, GRID, warehouse=warehouse, workers=2, env={}, progress=False,
+                   announce=lambda line: None)
+
+    assert [p.status for p in result.points] == ["completed"] * 4
+    for point in result.points:
+        label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in point.params.items())
+        serial = run_backtest(CONFIG, overrides=[f"{k}={v}" for k, v in point.params.items()]
+                              + [f"run.name=sw/{label}"], warehouse=warehouse, env={},
+                              out=tmp_path / label, progress=False)
+        assert point.metrics == serial.metrics
+        assert point.run_id is not None
+        assert _trades(warehouse, point.run_id) == _trades(warehouse, serial.run_id)
+        assert len(_trades(warehouse, point.run_id)) > 0
+        mine, theirs = (_rows(warehouse, "select name, mode, status, config_hash, data_hash, "
+                                         "bar_count from runs where run_id = ?", [r])[0]
+                        for r in (point.run_id, serial.run_id))
+        assert mine == theirs  # same name, config and bars: an ordinary run
+    got = _rows(warehouse, "select point_seq, run_id, status, total_return_pct, sharpe, "
+                           "trades from rpt.sweep_results where sweep_id = ? order by point_seq",
+                [result.sweep_id])
+    assert got == [(p.point_seq, p.run_id, "completed", *_rows(
+        warehouse, "select total_return_pct, sharpe, trades from rpt.performance "
+                   "where run_id = ?", [p.run_id])[0]) for p in result.points]
+
+
+def test_sweep_failing_point_is_strategy_error_and_others_complete(
+        load_bars: Callable[[int], Path]):
+    warehouse = load_bars(600)
+
+    result = sweep(CONFIG, {"strategy.params.explode": [False, True]}, warehouse=warehouse,
+                   strategy=FRAGILE, processes=False, workers=1, env={}, progress=False,
+                   announce=lambda line: None)
+
+    assert [(p.status, p.error_kind) for p in result.points] == [
+        ("completed", None), ("failed", "strategy_error")]
+    assert "boom: explode was set" in (result.points[1].error or "")
+    rows = _rows(warehouse, "select point_seq, params, status, error_kind, run_id is null, "
+                            "attempts, worker is not null, started_at <= ended_at "
+                            "from experiments where sweep_id = ? order by point_seq",
+                 [result.sweep_id])
+    assert rows == [(1, '{"strategy.params.explode": false}', "completed", None, False, 1,
+                     True, True),
+                    (2, '{"strategy.params.explode": true}', "failed", "strategy_error", True,
+                     1, True, True)]
+    assert _rows(warehouse, "select count(*) from runs where name like 'sw/%'") == [(1,)]
+
+
+def test_sweep_bad_grid_value_refused_before_any_work(load_bars: Callable[[int], Path]):
+    warehouse = load_bars(600)
+
+    with pytest.raises(ConfigError) as caught:
+        sweep(CONFIG, {"strategy.params.fast": [5, 50]}, warehouse=warehouse, env={},
+              announce=lambda line: None)
+
+    assert "sweep point 2 (fast=50)" in caught.value.render()
+    assert _rows(warehouse, "select count(*) from duckdb_tables() where table_name = "
+                            "'experiments'") == [(0,)] or _rows(
+        warehouse, "select count(*) from experiments") == [(0,)]
+
+
+def test_sweep_unknown_grid_key_names_the_point(load_bars: Callable[[int], Path]):
+    warehouse = load_bars(600)
+
+    with pytest.raises(ConfigError, match="sweep point 1 .*unknown parameter `fsat`"):
+        sweep(CONFIG, {"strategy.params.fsat": [5]}, warehouse=warehouse, env={},
+              announce=lambda line: None)
+
+
+def test_sweep_interrupted_keeps_finished_points_and_marks_the_rest(
+        load_bars: Callable[[int], Path]):
+    warehouse = load_bars(600)
+    seen: list[PointResult] = []
+
+    def stop(point: PointResult) -> None:
+        seen.append(point)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(CONFIG, GRID, warehouse=warehouse, processes=False, workers=1, env={},
+              progress=False, announce=lambda line: None, on_point=stop)
+
+    rows = _rows(warehouse, "select status, error_kind, error, run_id is not null "
+                            "from experiments order by point_seq")
+    done = [r for r in rows if r[0] == "completed"]
+    assert len(done) >= 1 and all(r[3] for r in done)
+    assert all(r[0] == "failed" and r[1] is None and r[2].startswith("cancelled")
+               for r in rows if r[0] != "completed")
+    assert _rows(warehouse, "select count(*) from runs") == [(len(done),)]
+
+
+def test_sweep_cli_prints_a_table_and_json(cli: Callable[..., CliResult],
+                                           load_bars: Callable[[int], Path], tmp_path: Path):
+    load_bars(600)
+    config = tmp_path / "sweep.yaml"
+    config.write_text(json.dumps(CONFIG), encoding="utf-8")
+
+    text = cli("sweep", "--config", str(config), "--grid", "strategy.params.fast=3,5",
+               "--workers", "1", "--name", "grid")
+    as_json = cli("sweep", "--config", str(config), "--grid", "strategy.params.fast=3,5",
+                  "--grid", "strategy.params.slow=20", "--workers", "1", "--json")
+    refused = cli("sweep", "--config", str(config), "--grid", "strategy.params.fast=5,40")
+
+    assert text.code == 0, text.err
+    assert "fast=3" in text.out and "completed" in text.out
+    assert "sweep sweep-" in text.err  # the cluster line on stderr
+    doc = json.loads(as_json.out)
+    assert doc["completed"] == 2 and doc["name"] == "sw"
+    assert [p["params"] for p in doc["points"]] == [
+        {"strategy.params.fast": 3, "strategy.params.slow": 20},
+        {"strategy.params.fast": 5, "strategy.params.slow": 20}]
+    assert refused.code == 2 and "sweep point 2 (fast=40)" in refused.err

@@ -1,0 +1,487 @@
+"""``workbench sweep``: a grid of config overrides backtested on dask.distributed.
+
+The grid is the cartesian product of ``KEY=V1,V2,...`` overrides (values read as ``--set``
+reads them). Every point's config is validated, and its strategy built, before any work: a bad
+key or value is a ConfigError naming the point. The driver reads the bars once (read-only,
+short), ships them to every worker once (``scatter(broadcast=True)``), and each task runs one
+backtest in memory through the same engine path as ``run_backtest`` (``engine.run.simulate``),
+returning Arrow tables and headline numbers. The driver is the warehouse's only writer: it
+writes the finished points in batches, each one short transaction (adr/0020).
+
+Each point has a row in ``experiments`` (status, error kind, attempts, worker); a completed
+point's run is an ordinary run named ``<name>/<point>``. A point that fails never sinks the
+sweep; a lost worker's point is retried; Ctrl-C cancels what is left, keeps what finished and
+marks the rest failed (cancelled).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from workbench import manifest as mf
+from workbench.config import Config, parse_when
+from workbench.engine.kernel import build_strategy
+from workbench.engine.run import (
+    WRITE_WAIT_S,
+    RunBars,
+    check_qc,
+    effective_config,
+    finish,
+    new_run_row,
+    progress_bar,
+    read_bars,
+    simulate,
+)
+from workbench.errors import ConfigError, EngineFault, StrategyError, WorkbenchError
+from workbench.model import Mode
+from workbench.secrets import scrub
+from workbench.strategy import Strategy
+from workbench.warehouse import results, stale, views
+from workbench.warehouse.connect import resolve_path
+
+ERROR_KINDS = ("config_error", "strategy_error", "engine_fault", "worker_lost")
+BATCH_POINTS = 16  # finished points written per transaction at most
+BATCH_S = 2.0  # ... or whatever finished within this many seconds
+DEFAULT_RETRIES = 2  # extra attempts of a point whose worker was lost
+CANCELLED = "cancelled: the sweep was interrupted (Ctrl-C) before this point finished"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point: its place, its ``{key: value}`` and the overrides that make it."""
+
+    seq: int
+    params: dict[str, Any]
+    overrides: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """``fast=5,slow=20``: the keys without ``strategy.params.``."""
+        return ",".join(f"{_short(k)}={_text(v)}" for k, v in self.params.items())
+
+
+@dataclass
+class PointResult:
+    """What became of one point: its run and numbers, or why it failed."""
+
+    point_seq: int
+    params: dict[str, Any]
+    status: str
+    run_id: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    worker: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SweepResult:
+    """A sweep's id, name, dashboard address and every point's result, in grid order."""
+
+    sweep_id: str
+    name: str
+    points: list[PointResult]
+    dashboard: str | None = None
+
+    @property
+    def completed(self) -> int:
+        return sum(1 for p in self.points if p.status == "completed")
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for p in self.points if p.status == "failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sweep_id": self.sweep_id, "name": self.name, "dashboard": self.dashboard,
+                "completed": self.completed, "failed": self.failed,
+                "points": [asdict(p) for p in self.points]}
+
+    def table(self) -> str:
+        """One line per point: parameters, status, return, Sharpe, trades, run or error."""
+        head = ("point", "params", "status", "return %", "Sharpe", "trades", "run / error")
+        body = [(str(p.point_seq), ",".join(f"{_short(k)}={_text(v)}"
+                                            for k, v in p.params.items()),
+                 p.status, _num(p.metrics.get("total_return_pct")),
+                 _num(p.metrics.get("sharpe")), _num(p.metrics.get("trades")),
+                 p.run_id or f"{p.error_kind or 'cancelled'}: "
+                             f"{(p.error or '').splitlines()[0][:80]}")
+                for p in self.points]
+        widths = [max(len(c) for c in col) for col in zip(head, *body, strict=True)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                 for line in (head, *body)]
+        lines.append(f"sweep {self.sweep_id} ({self.name}): {self.completed} completed, "
+                     f"{self.failed} failed; rows in experiments and rpt.sweep_results")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.table()
+
+
+def _short(key: str) -> str:
+    return key.removeprefix("strategy.params.")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.4g}"
+
+
+# --- the grid -----------------------------------------------------------------------------------
+def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
+    """``--grid KEY=V1,V2,...`` (repeatable) as ``{key: [value text, ...]}``."""
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        texts = [v.strip() for v in values.split(",")]
+        if not sep or not key or not all(texts):
+            raise ConfigError(f"--grid expects KEY=V1,V2,... got {item[:100]!r}",
+                              where="--grid", fix="for example: --grid strategy.params.fast=5,10")
+        if key in grid:
+            raise ConfigError(f"--grid names {key} twice", where="--grid",
+                              fix="give each key once, with all its values: KEY=V1,V2")
+        grid[key] = texts
+    return grid
+
+
+def points(grid: Mapping[str, Iterable[Any]]) -> list[Point]:
+    """The cartesian product of the grid, in the order of its keys (the last varies fastest).
+    Text values are read as ``--set`` reads them; other values are passed as JSON."""
+    from workbench.config import _set_layer
+
+    if not grid:
+        raise ConfigError("a sweep needs a grid", where="--grid",
+                          fix="add --grid KEY=V1,V2,... (repeatable), e.g. "
+                              "--grid strategy.params.fast=5,10")
+    keys = list(grid)
+    for key in keys:
+        if key.split(".")[0] == "data" or key == "run.name":
+            raise ConfigError(
+                f"--grid {key}: a sweep reads its bars once and names its runs itself",
+                where=f"--grid {key}",
+                fix="vary strategy, costs, risk or portfolio keys; for other data run one "
+                    "sweep per data window (--set data.start=...)")
+    columns = []
+    for key in keys:
+        texts = [v if isinstance(v, str) else json.dumps(v) for v in grid[key]]
+        if not texts:
+            raise ConfigError(f"--grid {key} has no values", where=f"--grid {key}",
+                              fix="give at least one value: KEY=V1,V2")
+        columns.append([(f"{key}={t}", _set_layer([f"{key}={t}"])[0][1]) for t in texts])
+    out = []
+    for seq, combo in enumerate(itertools.product(*columns), start=1):
+        out.append(Point(seq, {k: value for k, (_, value) in zip(keys, combo, strict=True)},
+                         tuple(text for text, _ in combo)))
+    return out
+
+
+# --- the task (runs on a worker) ----------------------------------------------------------------
+def run_point(cfg: Config, bars: RunBars, run_row: dict[str, Any], manifest: dict[str, Any],
+              view_list: list[Any], start: int | None, end: int | None) -> dict[str, Any]:
+    """One point's backtest in memory, on a worker: ``{"ok": True, run_row, tables,
+    metrics}`` or ``{"ok": False, "error_kind", "error"}``; never raises for the strategy's
+    or the engine's errors (a retry would only repeat them)."""
+    begun = mf.utc_now_iso()
+    worker = _worker_address()
+    try:
+        strategy = build_strategy(cfg)
+        outcome = simulate(cfg, Mode.BACKTEST, strategy, bars, run_row, manifest, view_list,
+                           start, end)
+        tables, metrics = finish(outcome, manifest, run_row)
+    except Exception as exc:
+        kind = ("config_error" if isinstance(exc, ConfigError) else
+                "strategy_error" if isinstance(exc, StrategyError) else "engine_fault")
+        text = exc.render() if isinstance(exc, WorkbenchError) else (
+            str(exc) if isinstance(exc, EngineFault) else f"{type(exc).__name__}: {exc}")
+        return {"ok": False, "error_kind": kind, "error": scrub(text), "worker": worker,
+                "started_at": begun, "ended_at": mf.utc_now_iso()}
+    return {"ok": True, "run_row": run_row, "tables": tables, "metrics": metrics,
+            "worker": worker, "started_at": begun, "ended_at": run_row["ended_at"]}
+
+
+def _worker_address() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return None
+
+
+# --- the driver ---------------------------------------------------------------------------------
+@dataclass
+class _Planned:
+    point: Point
+    cfg: Config
+    run_row: dict[str, Any]
+    manifest: dict[str, Any]
+    result: PointResult
+
+
+def sweep(
+    config: Config | str | Path | Mapping[str, Any] | None,
+    grid: Mapping[str, Iterable[Any]],
+    *,
+    overrides: Iterable[str] = (),
+    name: str | None = None,
+    warehouse: str | Path | None = None,
+    scheduler: str | None = None,
+    workers: int = 2,
+    processes: bool = True,
+    retries: int = DEFAULT_RETRIES,
+    progress: bool | None = None,
+    env_prefix: str = "WB_",
+    env: Mapping[str, str] | None = None,
+    strategy: type[Strategy] | str | None = None,
+    strategy_path: str | Path | Iterable[str | Path] | None = None,
+    on_point: Callable[[PointResult], None] | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> SweepResult:
+    """Backtest every point of ``grid`` on dask.distributed and record each in the warehouse.
+
+    ``grid`` maps config keys to their values (``{"strategy.params.fast": [5, 10]}``; text is
+    read as ``--set`` reads it); ``overrides`` apply to every point. Runs on a ``LocalCluster``
+    of ``workers`` processes on 127.0.0.1 (``processes=False``: threads in this process, for
+    small sweeps), or on the cluster at ``scheduler``. Points are runs named
+    ``<name>/<point>`` (``name`` defaults to the config's ``run.name``); ``experiments`` and
+    ``rpt.sweep_results`` hold one row per point. ``on_point`` is called with each point's
+    result as it is written; ``announce`` receives the dashboard line (default: stderr).
+    Ctrl-C cancels what is left, keeps what finished and raises KeyboardInterrupt.
+    """
+    base = list(overrides)
+    options: dict[str, Any] = {"env_prefix": env_prefix, "env": env, "strategy": strategy,
+                               "strategy_path": strategy_path}
+    cfg0 = effective_config(config, base, **options)
+    sweep_name = name or cfg0.run.name
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}", where="--workers",
+                          fix="pass --workers 2 (or more)")
+    sweep_id = mf.new_id("sweep")
+    view_list = views.check()
+    planned = _plan(config, base, points(grid), sweep_name, view_list, options)
+    path = resolve_path(warehouse, env_prefix)
+    start = parse_when(cfg0.data.start, "data.start")
+    end = parse_when(cfg0.data.end, "data.end")
+    reports = read_bars(cfg0, path, start, end)
+    check_qc(cfg0, [f for r in reports for f in r.findings])
+    bars = RunBars.of(reports)
+    _write_pending(path, sweep_id, sweep_name, planned, view_list)
+    say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
+    show = sys.stderr.isatty() if progress is None else progress
+    result = SweepResult(sweep_id, sweep_name, [p.result for p in planned])
+    client, cluster = _connect(scheduler, workers, processes)
+    try:
+        result.dashboard = _dashboard(client, cluster)
+        say(f"sweep {sweep_id}: {len(planned)} points on "
+            f"{len(client.scheduler_info().get('workers', {}))} workers"
+            + (f"; dashboard {result.dashboard}" if result.dashboard else ""))
+        _drive(client, planned, bars, view_list, start, end, path, retries, show, on_point)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return result
+
+
+def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_name: str,
+          view_list: list[Any], options: dict[str, Any]) -> list[_Planned]:
+    """Every point's config, validated and its strategy built, before any work."""
+    out = []
+    versions, sha = mf.versions(), mf.git_sha()
+    for point in grid_points:
+        where = f"sweep point {point.seq} ({point.label})"
+        try:
+            cfg = effective_config(config, [*base, *point.overrides,
+                                            f"run.name={sweep_name}/{point.label}"],
+                                   **options)
+            build_strategy(cfg)
+        except WorkbenchError as exc:
+            raise ConfigError(exc.what, where=f"{where}: {exc.where or 'config'}",
+                              fix=exc.fix) from None
+        run_id = mf.new_id()
+        manifest = {"run_id": run_id, "config": cfg.to_dict(), "config_hash": cfg.hash(),
+                    "git_sha": sha, "versions": versions, "started_at": mf.utc_now_iso(),
+                    "view_versions": views.versions(view_list)}
+        run_row = new_run_row(cfg, Mode.BACKTEST, manifest, Path("."))
+        run_row.update(run_dir=None, pid=os.getpid(), host=stale.HOST)
+        out.append(_Planned(point, cfg, run_row, manifest,
+                            PointResult(point.seq, point.params, "pending")))
+    return out
+
+
+def _connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("a sweep runs on dask.distributed, which is not installed",
+                          where="workbench sweep",
+                          fix="pip install 'workbench[sweep]' (dask and distributed)") from None
+    if scheduler is not None:
+        try:
+            return Client(scheduler, timeout="10s"), None
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot reach the dask scheduler at {scheduler}: {exc}",
+                              where="--scheduler",
+                              fix="check the address (tcp://HOST:8786) and that the "
+                                  "scheduler runs, or leave --scheduler out for a local "
+                                  "cluster") from None
+    # the dashboard needs bokeh: on a free port when it is installed, else none
+    dashboard = "127.0.0.1:0" if importlib.util.find_spec("bokeh") is not None else None
+    # TCP on the loopback only, also for threads in this process (inproc:// would serve
+    # its HTTP routes on the machine's address)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                           host="127.0.0.1", protocol="tcp://", dashboard_address=dashboard,
+                           silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def _dashboard(client: Any, cluster: Any) -> str | None:
+    scheduler = getattr(cluster, "scheduler", None)
+    if scheduler is not None and "dashboard" not in scheduler.services:
+        return None
+    try:
+        return str(client.dashboard_link)
+    except Exception:  # no dashboard on this scheduler
+        return None
+
+
+def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[Any],
+           start: int | None, end: int | None, warehouse: Path, retries: int, show: bool,
+           on_point: Callable[[PointResult], None] | None) -> None:
+    from distributed import as_completed
+
+    shared = client.scatter(bars, broadcast=True)
+    by_key: dict[str, _Planned] = {}
+
+    def submit(item: _Planned) -> Any:
+        item.result.attempts += 1
+        item.result.status = "running"
+        future = client.submit(run_point, item.cfg, shared, item.run_row, item.manifest,
+                               view_list, start, end, pure=False,
+                               key=f"point-{item.point.seq}-{item.result.attempts}-"
+                                   f"{item.run_row['run_id']}")
+        by_key[future.key] = item
+        return future
+
+    bar = progress_bar(len(planned), show, unit="point", desc="sweep")
+    queue = as_completed([submit(item) for item in planned])
+    done: list[tuple[_Planned, dict[str, Any]]] = []
+    flushed_at = time.monotonic()
+    try:
+        for future in queue:
+            item = by_key[future.key]
+            if future.status == "finished":
+                answer = future.result()
+            else:
+                error = _future_error(future)
+                if item.result.attempts <= retries:
+                    queue.add(submit(item))
+                    continue
+                answer = {"ok": False, "error_kind": "worker_lost", "error": error}
+            done.append((item, answer))
+            if bar is not None:
+                bar.update(1)
+            if len(done) >= BATCH_POINTS or time.monotonic() - flushed_at >= BATCH_S:
+                batch, done = done, []
+                _flush(warehouse, batch, view_list, on_point)
+                flushed_at = time.monotonic()
+        batch, done = done, []
+        _flush(warehouse, batch, view_list, on_point)
+    except BaseException:
+        queue.clear()
+        client.cancel([f for f in list(queue.futures)], force=True)
+        unfinished = [p for p in planned if p.result.status in ("pending", "running")
+                      and all(p is not d for d, _ in done)]
+        for item in unfinished:
+            done.append((item, {"ok": False, "error_kind": None, "error": CANCELLED}))
+        _flush(warehouse, done, view_list, None)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _future_error(future: Any) -> str:
+    try:
+        exc = future.exception(timeout=5)
+    except Exception as inner:  # cancelled, or the scheduler went away
+        exc = inner
+    return scrub(f"the worker running this point was lost: {type(exc).__name__}: {exc}")
+
+
+def _flush(warehouse: Path, done: list[tuple[_Planned, dict[str, Any]]], view_list: list[Any],
+           on_point: Callable[[PointResult], None] | None) -> None:
+    """Finished points into the warehouse in one short transaction: each completed point's
+    run (its ``runs`` row and tables) and every point's ``experiments`` row."""
+    if not done:
+        return
+    for item, answer in done:
+        r = item.result
+        r.worker = answer.get("worker") or r.worker
+        r.started_at = answer.get("started_at") or r.started_at
+        r.ended_at = answer.get("ended_at") or mf.utc_now_iso()
+        if answer["ok"]:
+            r.status, r.run_id, r.metrics = "completed", item.run_row["run_id"], answer["metrics"]
+        else:
+            r.status, r.error_kind, r.error = "failed", answer["error_kind"], answer["error"]
+    with results.write_transaction(warehouse, WRITE_WAIT_S) as (con, _):
+        for item, answer in done:
+            if answer["ok"]:
+                results.insert_results(con, answer["run_row"], answer["tables"])
+            r = item.result
+            con.execute(
+                "update experiments set run_id = ?, status = ?, error_kind = ?, error = ?, "
+                "attempts = ?, worker = ?, started_at = ?, ended_at = ? "
+                "where sweep_id = ? and point_seq = ?",
+                [r.run_id, r.status, r.error_kind, r.error, r.attempts, r.worker,
+                 _ts(r.started_at), _ts(r.ended_at), item.manifest["sweep_id"], r.point_seq])
+    if on_point is not None:
+        for item, _ in done:
+            on_point(item.result)
+
+
+def _ts(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _write_pending(warehouse: Path, sweep_id: str, name: str, planned: list[_Planned],
+                   view_list: list[Any]) -> None:
+    """Every point as ``pending``, the views deployed, in one short transaction."""
+    for item in planned:
+        item.manifest["sweep_id"] = sweep_id
+    n = len(planned)
+    table = pa.table({
+        "sweep_id": [sweep_id] * n,
+        "point_seq": pa.array([p.point.seq for p in planned], pa.int32()),
+        "name": [name] * n,
+        "params": [json.dumps(p.point.params, sort_keys=False, default=str) for p in planned],
+        "config_hash": [p.run_row["config_hash"] for p in planned],
+        "run_id": pa.array([None] * n, pa.string()),
+        "status": ["pending"] * n,
+        "attempts": pa.array([0] * n, pa.int32()),
+        "started_at": pa.array([None] * n, pa.timestamp("ms", tz="UTC")),
+    })
+    with results.write_transaction(warehouse, WRITE_WAIT_S,
+                                   before=lambda con: views.deploy(con, view_list)) as (con, _):
+        results.insert_arrow(con, "experiments", table)
