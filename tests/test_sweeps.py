@@ -106,6 +106,25 @@ def test_sweep_failing_point_is_strategy_error_and_others_complete(
     assert _rows(warehouse, "select count(*) from runs where name like 'sw/%'") == [(1,)]
 
 
+def test_sweep_lost_worker_is_retried_then_worker_lost(load_bars: Callable[[int], Path]):
+    import dask
+
+    warehouse = load_bars(600)
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        result = sweep(CONFIG, {"strategy.params.die": [False, True]}, warehouse=warehouse,
+                       strategy=FRAGILE, workers=2, retries=1, env={}, progress=False,
+                       announce=lambda line: None)
+
+    first, lost = result.points
+    assert (first.status, first.error_kind) == ("completed", None)  # its result may have
+    assert first.attempts in (1, 2)  # been on the dying worker: then it ran again
+    assert (lost.status, lost.error_kind, lost.attempts) == ("failed", "worker_lost", 2)
+    assert _rows(warehouse, "select status, error_kind, attempts, error like '%lost%' "
+                            "from experiments where point_seq = 2") == [
+        ("failed", "worker_lost", 2, True)]
+
+
 def test_sweep_bad_grid_value_refused_before_any_work(load_bars: Callable[[int], Path]):
     warehouse = load_bars(600)
 
@@ -122,7 +141,7 @@ def test_sweep_bad_grid_value_refused_before_any_work(load_bars: Callable[[int],
 def test_sweep_unknown_grid_key_names_the_point(load_bars: Callable[[int], Path]):
     warehouse = load_bars(600)
 
-    with pytest.raises(ConfigError, match="sweep point 1 .*unknown parameter `fsat`"):
+    with pytest.raises(ConfigError, match=r"sweep point 1 .*unknown parameter `fsat`"):
         sweep(CONFIG, {"strategy.params.fsat": [5]}, warehouse=warehouse, env={},
               announce=lambda line: None)
 

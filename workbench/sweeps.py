@@ -346,19 +346,18 @@ def _connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any,
                               fix="check the address (tcp://HOST:8786) and that the "
                                   "scheduler runs, or leave --scheduler out for a local "
                                   "cluster") from None
-    # the dashboard needs bokeh: on a free port when it is installed, else none
-    dashboard = "127.0.0.1:0" if importlib.util.find_spec("bokeh") is not None else None
     # TCP on the loopback only, also for threads in this process (inproc:// would serve
-    # its HTTP routes on the machine's address)
+    # its HTTP routes on the machine's address); the scheduler's HTTP server (the dashboard
+    # when bokeh is installed) on a free port of the loopback
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                           host="127.0.0.1", protocol="tcp://", dashboard_address=dashboard,
+                           host="127.0.0.1", protocol="tcp://", dashboard_address="127.0.0.1:0",
                            silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
 
 def _dashboard(client: Any, cluster: Any) -> str | None:
-    scheduler = getattr(cluster, "scheduler", None)
-    if scheduler is not None and "dashboard" not in scheduler.services:
+    """The dashboard's address; None when there is none (a local cluster without bokeh)."""
+    if cluster is not None and importlib.util.find_spec("bokeh") is None:
         return None
     try:
         return str(client.dashboard_link)
@@ -371,13 +370,13 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
            on_point: Callable[[PointResult], None] | None) -> None:
     from distributed import as_completed
 
-    shared = client.scatter(bars, broadcast=True)
+    shared = [client.scatter(bars, broadcast=True)]  # once per worker, not per task
     by_key: dict[str, _Planned] = {}
 
     def submit(item: _Planned) -> Any:
         item.result.attempts += 1
         item.result.status = "running"
-        future = client.submit(run_point, item.cfg, shared, item.run_row, item.manifest,
+        future = client.submit(run_point, item.cfg, shared[0], item.run_row, item.manifest,
                                view_list, start, end, pure=False,
                                key=f"point-{item.point.seq}-{item.result.attempts}-"
                                    f"{item.run_row['run_id']}")
@@ -385,20 +384,26 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
         return future
 
     bar = progress_bar(len(planned), show, unit="point", desc="sweep")
-    queue = as_completed([submit(item) for item in planned])
+    # results are gathered as each task ends: a result left on a worker dies with it
+    queue = as_completed([submit(item) for item in planned], with_results=True,
+                         raise_errors=False)
     done: list[tuple[_Planned, dict[str, Any]]] = []
     flushed_at = time.monotonic()
     try:
-        for future in queue:
+        for future, value in queue:
             item = by_key[future.key]
             if future.status == "finished":
-                answer = future.result()
+                answer = value
             else:
-                error = _future_error(future)
-                if item.result.attempts <= retries:
+                lost, error = _task_error(value)
+                if lost and item.result.attempts <= retries:
+                    # the bars may have died with the worker (a scatter is not replicated to
+                    # the worker the nanny starts in its place): ship them again
+                    shared[0] = client.scatter(bars, broadcast=True)
                     queue.add(submit(item))
                     continue
-                answer = {"ok": False, "error_kind": "worker_lost", "error": error}
+                answer = {"ok": False, "error_kind": "worker_lost" if lost else "engine_fault",
+                          "error": error}
             done.append((item, answer))
             if bar is not None:
                 bar.update(1)
@@ -410,7 +415,7 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
         _flush(warehouse, batch, view_list, on_point)
     except BaseException:
         queue.clear()
-        client.cancel([f for f in list(queue.futures)], force=True)
+        client.cancel(list(queue.futures), force=True)
         unfinished = [p for p in planned if p.result.status in ("pending", "running")
                       and all(p is not d for d, _ in done)]
         for item in unfinished:
@@ -422,12 +427,21 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
             bar.close()
 
 
-def _future_error(future: Any) -> str:
-    try:
-        exc = future.exception(timeout=5)
-    except Exception as inner:  # cancelled, or the scheduler went away
-        exc = inner
-    return scrub(f"the worker running this point was lost: {type(exc).__name__}: {exc}")
+def _task_error(value: Any) -> tuple[bool, str]:
+    """Whether a task that raised (rather than returned) lost its worker, and what it said.
+    Anything else (the task could not be unpacked on the worker: a strategy module the
+    worker cannot import) is the engine's fault, and not retried."""
+    from concurrent.futures import CancelledError
+
+    from distributed import KilledWorker
+    from distributed.comm import CommClosedError
+
+    exc = value[1] if isinstance(value, tuple) and len(value) == 3 else value
+    if isinstance(exc, KilledWorker | CommClosedError | CancelledError):
+        return True, scrub(f"the worker running this point was lost: {type(exc).__name__}: "
+                           f"{exc}")
+    return False, scrub(f"the task failed on its worker: {type(exc).__name__}: {exc}; is the "
+                        "strategy's module importable there?")
 
 
 def _flush(warehouse: Path, done: list[tuple[_Planned, dict[str, Any]]], view_list: list[Any],

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from workbench.strategies.sma_cross import SmaCross
 
 
 class FragileSma(SmaCross):
-    """SmaCross that raises on its first decision when ``explode`` is set."""
+    """SmaCross that raises on its first decision when ``explode`` is set, and ends its
+    process (a worker lost) when ``die`` is."""
 
     explode: bool = False
+    die: bool = False
 
     def on_bar(self, ctx: Any, bar: Any) -> Any:
         if self.explode:
             raise RuntimeError("boom: explode was set")
+        if self.die:
+            os._exit(3)
         return super().on_bar(ctx, bar)
