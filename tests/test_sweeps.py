@@ -133,9 +133,7 @@ def test_sweep_bad_grid_value_refused_before_any_work(load_bars: Callable[[int],
               announce=lambda line: None)
 
     assert "sweep point 2 (fast=50)" in caught.value.render()
-    assert _rows(warehouse, "select count(*) from duckdb_tables() where table_name = "
-                            "'experiments'") == [(0,)] or _rows(
-        warehouse, "select count(*) from experiments") == [(0,)]
+    assert _rows(warehouse, "select count(*) from experiments") == [(0,)]
 
 
 def test_sweep_unknown_grid_key_names_the_point(load_bars: Callable[[int], Path]):
@@ -189,3 +187,28 @@ def test_sweep_cli_prints_a_table_and_json(cli: Callable[..., CliResult],
         {"strategy.params.fast": 3, "strategy.params.slow": 20},
         {"strategy.params.fast": 5, "strategy.params.slow": 20}]
     assert refused.code == 2 and "sweep point 2 (fast=40)" in refused.err
+
+
+def test_sweep_on_a_scheduler_address_uses_that_cluster(load_bars: Callable[[int], Path]):
+    from distributed import LocalCluster
+
+    warehouse = load_bars(600)
+    said: list[str] = []
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1",
+                      protocol="tcp://", dashboard_address="127.0.0.1:0") as cluster:
+        result = sweep(CONFIG, {"strategy.params.fast": [3, 5]}, warehouse=warehouse,
+                       scheduler=cluster.scheduler_address, env={}, progress=False,
+                       announce=said.append)
+        assert cluster.scheduler.status.name == "running"  # not closed by the sweep
+
+    assert [p.status for p in result.points] == ["completed", "completed"]
+    assert said[0].startswith(f"sweep {result.sweep_id}: 2 points on 1 workers")
+
+
+def test_sweep_unreachable_scheduler_is_config_error(load_bars: Callable[[int], Path]):
+    warehouse = load_bars(600)
+
+    with pytest.raises(ConfigError, match="cannot reach the dask scheduler"):
+        sweep(CONFIG, {"strategy.params.fast": [3]}, warehouse=warehouse,
+              scheduler="tcp://127.0.0.1:9", env={}, announce=lambda line: None)
+    assert _rows(warehouse, "select count(*) from runs") == [(0,)]

@@ -286,12 +286,12 @@ def sweep(
     reports = read_bars(cfg0, path, start, end)
     check_qc(cfg0, [f for r in reports for f in r.findings])
     bars = RunBars.of(reports)
-    _write_pending(path, sweep_id, sweep_name, planned, view_list)
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     show = sys.stderr.isatty() if progress is None else progress
     result = SweepResult(sweep_id, sweep_name, [p.result for p in planned])
     client, cluster = _connect(scheduler, workers, processes)
     try:
+        _write_pending(path, sweep_id, sweep_name, planned, view_list)
         result.dashboard = _dashboard(client, cluster)
         say(f"sweep {sweep_id}: {len(planned)} points on "
             f"{len(client.scheduler_info().get('workers', {}))} workers"
@@ -339,7 +339,7 @@ def _connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any,
                           fix="pip install 'workbench[sweep]' (dask and distributed)") from None
     if scheduler is not None:
         try:
-            return Client(scheduler, timeout="10s"), None
+            return Client(scheduler, timeout="5s"), None
         except (OSError, TimeoutError) as exc:
             raise ConfigError(f"cannot reach the dask scheduler at {scheduler}: {exc}",
                               where="--scheduler",
