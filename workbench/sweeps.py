@@ -267,7 +267,9 @@ def sweep(
     ``<name>/<point>`` (``name`` defaults to the config's ``run.name``); ``experiments`` and
     ``rpt.sweep_results`` hold one row per point. ``on_point`` is called with each point's
     result as it is written; ``announce`` receives the dashboard line (default: stderr).
-    Ctrl-C cancels what is left, keeps what finished and raises KeyboardInterrupt.
+    Ctrl-C cancels what is left, keeps what finished and raises KeyboardInterrupt. In a
+    script, call it under ``if __name__ == "__main__":`` (the worker processes are spawned
+    and import the script's module).
     """
     base = list(overrides)
     options: dict[str, Any] = {"env_prefix": env_prefix, "env": env, "strategy": strategy,
