@@ -212,3 +212,17 @@ def test_sweep_unreachable_scheduler_is_config_error(load_bars: Callable[[int], 
         sweep(CONFIG, {"strategy.params.fast": [3]}, warehouse=warehouse,
               scheduler="tcp://127.0.0.1:9", env={}, announce=lambda line: None)
     assert _rows(warehouse, "select count(*) from runs") == [(0,)]
+
+
+def test_sweep_venue_key_never_reaches_the_workers(load_bars: Callable[[int], Path]):
+    from workbench.sweeps import _plan, points
+    from workbench.warehouse import views
+
+    planned = _plan(CONFIG, ["venue.api_key=sk-live-0123456789abcdef"],
+                    points({"strategy.params.fast": [3]}), "sw", views.check(),
+                    {"env_prefix": "WB_", "env": {}, "strategy": None, "strategy_path": None})
+
+    (item,) = planned
+    assert item.cfg.venue.api_key is None
+    assert "sk-live-0123456789abcdef" not in json.dumps(item.manifest, default=str)
+    assert "sk-live-0123456789abcdef" not in json.dumps(item.run_row, default=str)

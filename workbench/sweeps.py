@@ -327,7 +327,10 @@ def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_name: st
                     "view_versions": views.versions(view_list)}
         run_row = new_run_row(cfg, Mode.BACKTEST, manifest, Path("."))
         run_row.update(run_dir=None, pid=os.getpid(), host=stale.HOST)
-        out.append(_Planned(point, cfg, run_row, manifest,
+        # a backtest never uses the venue's key: it does not travel to the workers
+        shipped = cfg.model_copy(update={"venue": cfg.venue.model_copy(
+            update={"api_key": None, "api_secret": None})})
+        out.append(_Planned(point, shipped, run_row, manifest,
                             PointResult(point.seq, point.params, "pending")))
     return out
 
