@@ -357,7 +357,28 @@ def _connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any,
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
                            host="127.0.0.1", protocol="tcp://", dashboard_address="127.0.0.1:0",
                            silence_logs=logging.ERROR)
-    return Client(cluster), cluster
+    client = Client(cluster)
+    client.register_plugin(_ctrl_c_for_the_driver())
+    return client, cluster
+
+
+def _ctrl_c_for_the_driver() -> Any:
+    """A worker plugin: the local workers ignore SIGINT. Ctrl-C at a terminal reaches every
+    process of its group; the driver alone handles it (cancels, writes what finished, closes
+    the cluster), and the workers end when it closes them."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class IgnoreCtrlC(WorkerPlugin):
+        name = "workbench-ignore-ctrl-c"
+
+        def setup(self, worker: Any) -> None:
+            import signal
+            import threading
+
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreCtrlC()
 
 
 def _dashboard(client: Any, cluster: Any) -> str | None:
