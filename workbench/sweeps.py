@@ -292,17 +292,25 @@ def sweep(
     show = sys.stderr.isatty() if progress is None else progress
     result = SweepResult(sweep_id, sweep_name, [p.result for p in planned])
     client, cluster = _connect(scheduler, workers, processes)
+    dask_log = logging.getLogger("distributed")
+    level = dask_log.level
     try:
         _write_pending(path, sweep_id, sweep_name, planned, view_list)
         result.dashboard = _dashboard(client, cluster)
-        say(f"sweep {sweep_id}: {len(planned)} points on "
-            f"{len(client.scheduler_info().get('workers', {}))} workers"
-            + (f"; dashboard {result.dashboard}" if result.dashboard else ""))
-        _drive(client, planned, bars, view_list, start, end, path, retries, show, on_point)
+        line = (f"sweep {sweep_id}: {len(planned)} points on "
+                f"{len(client.scheduler_info().get('workers', {}))} workers"
+                + (f"; dashboard {result.dashboard}" if result.dashboard else ""))
+        _drive(client, planned, bars, view_list, start, end, path, retries, show, on_point,
+               lambda: say(line))
+    except KeyboardInterrupt:
+        # dask logs, with tracebacks, each operation the stop cut short: expected here
+        dask_log.setLevel(logging.CRITICAL)
+        raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+        dask_log.setLevel(level)
     return result
 
 
@@ -393,29 +401,34 @@ def _dashboard(client: Any, cluster: Any) -> str | None:
 
 def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[Any],
            start: int | None, end: int | None, warehouse: Path, retries: int, show: bool,
-           on_point: Callable[[PointResult], None] | None) -> None:
+           on_point: Callable[[PointResult], None] | None, started: Callable[[], None]
+           ) -> None:
     from distributed import as_completed
 
-    shared = [client.scatter(bars, broadcast=True)]  # once per worker, not per task
+    shared: list[Any] = []
     by_key: dict[str, _Planned] = {}
+    submitted: list[Any] = []
 
     def submit(item: _Planned) -> Any:
         item.result.attempts += 1
         item.result.status = "running"
-        future = client.submit(run_point, item.cfg, shared[0], item.run_row, item.manifest,
+        future = client.submit(run_point, item.cfg, shared[-1], item.run_row, item.manifest,
                                view_list, start, end, pure=False,
                                key=f"point-{item.point.seq}-{item.result.attempts}-"
                                    f"{item.run_row['run_id']}")
         by_key[future.key] = item
+        submitted.append(future)
         return future
 
     bar = progress_bar(len(planned), show, unit="point", desc="sweep")
-    # results are gathered as each task ends: a result left on a worker dies with it
-    queue = as_completed([submit(item) for item in planned], with_results=True,
-                         raise_errors=False)
     done: list[tuple[_Planned, dict[str, Any]]] = []
     flushed_at = time.monotonic()
-    try:
+    try:  # from here on, a stop marks every point not written yet
+        started()
+        shared.append(client.scatter(bars, broadcast=True))  # once per worker, not per task
+        # results are gathered as each task ends: a result left on a worker dies with it
+        queue = as_completed([submit(item) for item in planned], with_results=True,
+                             raise_errors=False)
         for future, value in queue:
             item = by_key[future.key]
             if future.status == "finished":
@@ -425,7 +438,7 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
                 if lost and item.result.attempts <= retries:
                     # the bars may have died with the worker (a scatter is not replicated to
                     # the worker the nanny starts in its place): ship them again
-                    shared[0] = client.scatter(bars, broadcast=True)
+                    shared.append(client.scatter(bars, broadcast=True))
                     queue.add(submit(item))
                     continue
                 answer = {"ok": False, "error_kind": "worker_lost" if lost else "engine_fault",
@@ -440,8 +453,7 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
         batch, done = done, []
         _flush(warehouse, batch, view_list, on_point)
     except BaseException:
-        queue.clear()
-        client.cancel(list(queue.futures), force=True)
+        client.cancel([f for f in submitted if not f.done()], force=True)
         unfinished = [p for p in planned if p.result.status in ("pending", "running")
                       and all(p is not d for d, _ in done)]
         for item in unfinished:
