@@ -77,11 +77,16 @@ def test_sweep_on_two_workers_rows_equal_serial_backtests(load_bars: Callable[[i
                         for r in (point.run_id, serial.run_id))
         assert mine == theirs  # same name, config and bars: an ordinary run
     got = _rows(warehouse, "select point_seq, run_id, status, total_return_pct, sharpe, "
-                           "trades from rpt.sweep_results where sweep_id = ? order by point_seq",
-                [result.sweep_id])
-    assert got == [(p.point_seq, p.run_id, "completed", *_rows(
-        warehouse, "select total_return_pct, sharpe, trades from rpt.performance "
-                   "where run_id = ?", [p.run_id])[0]) for p in result.points]
+                           "trades, max_drawdown_pct from rpt.sweep_results "
+                           "where sweep_id = ? order by point_seq", [result.sweep_id])
+    assert got == [(p.point_seq, p.run_id, "completed", p.metrics["total_return_pct"],
+                    p.metrics["sharpe"], p.metrics["trades"], p.metrics["max_drawdown_pct"])
+                   for p in result.points]
+    for p in result.points:  # the numbers of rpt.performance, as the runs stored them
+        perf = _rows(warehouse, "select total_return_pct, sharpe, trades from "
+                                "rpt.performance where run_id = ?", [p.run_id])[0]
+        assert perf == pytest.approx((p.metrics["total_return_pct"], p.metrics["sharpe"],
+                                      p.metrics["trades"]), rel=1e-12)
 
 
 def test_sweep_failing_point_is_strategy_error_and_others_complete(

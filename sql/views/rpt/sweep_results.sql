@@ -1,20 +1,42 @@
 -- name: rpt.sweep_results
 -- version: 1
 -- description: each point of a parameter sweep: its parameters, status and run, with the rpt.performance numbers of the run
--- A failed or cancelled point has no run: its performance columns are null. Filter by
--- sweep_id: the join then reaches rpt.performance for that sweep's runs only.
+-- The numbers are the run's headline as it stored them (metrics `headline.<column of
+-- rpt.performance>`, computed through the same versioned views when the run completed), so
+-- reading a sweep never recomputes rpt.performance over the whole warehouse (a join to it
+-- does, whatever the filter). A failed or cancelled point has no run: its numbers are null.
 with points as (
     select
         sweep_id, point_seq, name, params, config_hash, run_id, status, error_kind, error,
         attempts, worker, started_at, ended_at
     from main.experiments
 ),
-performance as (
+headline as (
+    select run_id, name, value
+    from main.metrics
+    where name like 'headline.%'
+      and run_id in (select run_id from main.experiments where run_id is not null)
+),
+numbers as (
     select
-        run_id, bars, first_ts, last_ts, final_equity, total_return_pct, cagr_pct,
-        max_drawdown_pct, sharpe, trades, win_rate_pct, fees_quote, fills, exposure_pct,
-        orders, blocked_orders, block_rate_pct
-    from rpt.performance
+        run_id,
+        max(value) filter (where name = 'headline.total_return_pct') as total_return_pct,
+        max(value) filter (where name = 'headline.cagr_pct') as cagr_pct,
+        max(value) filter (where name = 'headline.max_drawdown_pct') as max_drawdown_pct,
+        max(value) filter (where name = 'headline.sharpe') as sharpe,
+        cast(max(value) filter (where name = 'headline.trades') as bigint) as trades,
+        max(value) filter (where name = 'headline.win_rate_pct') as win_rate_pct,
+        max(value) filter (where name = 'headline.fees_quote') as fees_quote,
+        cast(max(value) filter (where name = 'headline.fills') as bigint) as fills,
+        max(value) filter (where name = 'headline.exposure_pct') as exposure_pct,
+        cast(max(value) filter (where name = 'headline.orders') as bigint) as orders,
+        cast(max(value) filter (where name = 'headline.blocked_orders') as bigint)
+            as blocked_orders,
+        max(value) filter (where name = 'headline.block_rate_pct') as block_rate_pct,
+        cast(max(value) filter (where name = 'headline.bars') as bigint) as bars,
+        max(value) filter (where name = 'headline.final_equity') as final_equity
+    from headline
+    group by run_id
 ),
 final as (
     select
@@ -30,23 +52,21 @@ final as (
         p.worker,
         p.started_at,
         p.ended_at,
-        f.total_return_pct,
-        f.cagr_pct,
-        f.max_drawdown_pct,
-        f.sharpe,
-        f.trades,
-        f.win_rate_pct,
-        f.fees_quote,
-        f.fills,
-        f.exposure_pct,
-        f.orders,
-        f.blocked_orders,
-        f.block_rate_pct,
-        f.bars,
-        f.first_ts,
-        f.last_ts,
-        f.final_equity
+        n.total_return_pct,
+        n.cagr_pct,
+        n.max_drawdown_pct,
+        n.sharpe,
+        n.trades,
+        n.win_rate_pct,
+        n.fees_quote,
+        n.fills,
+        n.exposure_pct,
+        n.orders,
+        n.blocked_orders,
+        n.block_rate_pct,
+        n.bars,
+        n.final_equity
     from points as p
-    left join performance as f on p.run_id = f.run_id
+    left join numbers as n on p.run_id = n.run_id
 )
 select * from final
