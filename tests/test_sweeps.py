@@ -224,7 +224,7 @@ def test_sweep_venue_key_never_reaches_the_workers(load_bars: Callable[[int], Pa
     from workbench.warehouse import views
 
     planned = _plan(CONFIG, ["venue.api_key=sk-live-0123456789abcdef"],
-                    points({"strategy.params.fast": [3]}), "sw", views.check(),
+                    points({"strategy.params.fast": [3]}), "sweep-x", "sw", views.check(),
                     {"env_prefix": "WB_", "env": {}, "strategy": None, "strategy_path": None})
 
     (item,) = planned

@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from workbench import manifest as mf
-from workbench.config import Config, parse_when
+from workbench.config import Config, override_value, parse_when
 from workbench.engine.kernel import build_strategy
 from workbench.engine.run import (
     WRITE_WAIT_S,
@@ -168,8 +168,6 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
 def points(grid: Mapping[str, Iterable[Any]]) -> list[Point]:
     """The cartesian product of the grid, in the order of its keys (the last varies fastest).
     Text values are read as ``--set`` reads them; other values are passed as JSON."""
-    from workbench.config import _set_layer
-
     if not grid:
         raise ConfigError("a sweep needs a grid", where="--grid",
                           fix="add --grid KEY=V1,V2,... (repeatable), e.g. "
@@ -188,7 +186,7 @@ def points(grid: Mapping[str, Iterable[Any]]) -> list[Point]:
         if not texts:
             raise ConfigError(f"--grid {key} has no values", where=f"--grid {key}",
                               fix="give at least one value: KEY=V1,V2")
-        columns.append([(f"{key}={t}", _set_layer([f"{key}={t}"])[0][1]) for t in texts])
+        columns.append([(f"{key}={t}", override_value(f"{key}={t}")) for t in texts])
     out = []
     for seq, combo in enumerate(itertools.product(*columns), start=1):
         out.append(Point(seq, {k: value for k, (_, value) in zip(keys, combo, strict=True)},
@@ -281,7 +279,7 @@ def sweep(
                           fix="pass --workers 2 (or more)")
     sweep_id = mf.new_id("sweep")
     view_list = views.check()
-    planned = _plan(config, base, points(grid), sweep_name, view_list, options)
+    planned = _plan(config, base, points(grid), sweep_id, sweep_name, view_list, options)
     path = resolve_path(warehouse, env_prefix)
     start = parse_when(cfg0.data.start, "data.start")
     end = parse_when(cfg0.data.end, "data.end")
@@ -314,8 +312,8 @@ def sweep(
     return result
 
 
-def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_name: str,
-          view_list: list[Any], options: dict[str, Any]) -> list[_Planned]:
+def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_id: str,
+          sweep_name: str, view_list: list[Any], options: dict[str, Any]) -> list[_Planned]:
     """Every point's config, validated and its strategy built, before any work."""
     out = []
     versions, sha = mf.versions(), mf.git_sha()
@@ -330,7 +328,8 @@ def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_name: st
             raise ConfigError(exc.what, where=f"{where}: {exc.where or 'config'}",
                               fix=exc.fix) from None
         run_id = mf.new_id()
-        manifest = {"run_id": run_id, "config": cfg.to_dict(), "config_hash": cfg.hash(),
+        manifest = {"run_id": run_id, "sweep_id": sweep_id, "config": cfg.to_dict(),
+                    "config_hash": cfg.hash(),
                     "git_sha": sha, "versions": versions, "started_at": mf.utc_now_iso(),
                     "view_versions": views.versions(view_list)}
         run_row = new_run_row(cfg, Mode.BACKTEST, manifest, Path("."))
@@ -497,20 +496,41 @@ def _flush(warehouse: Path, done: list[tuple[_Planned, dict[str, Any]]], view_li
             r.status, r.run_id, r.metrics = "completed", item.run_row["run_id"], answer["metrics"]
         else:
             r.status, r.error_kind, r.error = "failed", answer["error_kind"], answer["error"]
+    rs = [item.result for item, _ in done]
+    ts = pa.timestamp("ms", tz="UTC")
+    states = pa.table({
+        "sweep_id": pa.array([item.manifest["sweep_id"] for item, _ in done], pa.string()),
+        "point_seq": pa.array([r.point_seq for r in rs], pa.int32()),
+        "run_id": pa.array([r.run_id for r in rs], pa.string()),
+        "status": pa.array([r.status for r in rs], pa.string()),
+        "error_kind": pa.array([r.error_kind for r in rs], pa.string()),
+        "error": pa.array([r.error for r in rs], pa.string()),
+        "attempts": pa.array([r.attempts for r in rs], pa.int32()),
+        "worker": pa.array([r.worker for r in rs], pa.string()),
+        "started_at": pa.array([_ts(r.started_at) for r in rs], ts),
+        "ended_at": pa.array([_ts(r.ended_at) for r in rs], ts),
+    })
     with results.write_transaction(warehouse, WRITE_WAIT_S) as (con, _):
-        for item, answer in done:
+        for _, answer in done:
             if answer["ok"]:
                 results.insert_results(con, answer["run_row"], answer["tables"])
-            r = item.result
-            con.execute(
-                "update experiments set run_id = ?, status = ?, error_kind = ?, error = ?, "
-                "attempts = ?, worker = ?, started_at = ?, ended_at = ? "
-                "where sweep_id = ? and point_seq = ?",
-                [r.run_id, r.status, r.error_kind, r.error, r.attempts, r.worker,
-                 _ts(r.started_at), _ts(r.ended_at), item.manifest["sweep_id"], r.point_seq])
+        con.register("__wb_points", states)
+        try:
+            con.execute(_UPDATE_POINTS)
+        finally:
+            con.unregister("__wb_points")
     if on_point is not None:
         for item, _ in done:
             on_point(item.result)
+
+
+_UPDATE_POINTS = """
+update experiments as e
+set run_id = p.run_id, status = p.status, error_kind = p.error_kind, error = p.error,
+    attempts = p.attempts, worker = p.worker, started_at = p.started_at, ended_at = p.ended_at
+from __wb_points as p
+where e.sweep_id = p.sweep_id and e.point_seq = p.point_seq
+"""
 
 
 def _ts(text: str | None) -> datetime | None:
@@ -520,8 +540,6 @@ def _ts(text: str | None) -> datetime | None:
 def _write_pending(warehouse: Path, sweep_id: str, name: str, planned: list[_Planned],
                    view_list: list[Any]) -> None:
     """Every point as ``pending``, the views deployed, in one short transaction."""
-    for item in planned:
-        item.manifest["sweep_id"] = sweep_id
     n = len(planned)
     table = pa.table({
         "sweep_id": [sweep_id] * n,
