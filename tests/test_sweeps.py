@@ -231,3 +231,29 @@ def test_sweep_venue_key_never_reaches_the_workers(load_bars: Callable[[int], Pa
     assert item.cfg.venue.api_key is None
     assert "sk-live-0123456789abcdef" not in json.dumps(item.manifest, default=str)
     assert "sk-live-0123456789abcdef" not in json.dumps(item.run_row, default=str)
+
+
+def test_sweep_report_heatmap_over_two_params_and_top_runs_first_then_failed(
+        load_bars: Callable[[int], Path]):
+    import workbench.report as wr
+
+    warehouse = load_bars(600)
+    result = sweep(CONFIG, {"strategy.params.fast": [3, 5], "strategy.params.explode":
+                            [False, True]}, warehouse=warehouse, strategy=FRAGILE,
+                   processes=False, workers=1, env={}, progress=False,
+                   announce=lambda line: None)
+
+    report = wr.load_sweep(warehouse=warehouse)  # the newest sweep
+    fig = wr.sweep_heatmap(report, "sharpe")
+    table = wr.top_runs_table(report, "sharpe")
+
+    assert report.sweep_id == result.sweep_id
+    assert report.keys == ["strategy.params.fast", "strategy.params.explode"]
+    heat = fig.data[0]
+    assert list(heat.x) == ["3", "5"] and list(heat.y) == ["False", "True"]
+    sharpe = {p.params["strategy.params.fast"]: p.metrics["sharpe"] for p in result.points
+              if p.status == "completed"}
+    assert [list(row) for row in heat.z] == [[sharpe[3], sharpe[5]], [None, None]]
+    assert [row[2] for row in table.rows] == ["completed", "completed", "failed", "failed"]
+    assert table.rows[0][4] == max(sharpe.values())
+    assert table.rows[-1][-1] == "strategy_error"
