@@ -500,3 +500,20 @@ def test_strategy_class_qualified_name_accepted_bad_form_refused():
                        env={}).strategy.class_path == "__main__:Outer.Inner"
     with pytest.raises(ConfigError, match="module:Class"):
         load_config(None, ["strategy.class=no_colon"], env={})
+
+
+def test_config_hash_is_unchanged_by_keys_added_later_at_their_defaults() -> None:
+    """Pinned at the hashes of a820322 (before data.calendar and the cost model's new keys):
+    a config that does not set them keeps its hash, and a live run journaled before resumes."""
+    from pathlib import Path
+
+    from workbench.config import load_config
+
+    assert load_config(None, env={}).hash() == (
+        "719c3bbbd609ef847e5b364fc4f2451df345f97e3559b99a47e1e02463f0d0e3")
+    demo = Path(__file__).resolve().parents[1] / "configs" / "sma_demo.yaml"
+    assert load_config(demo, env={}).hash() == (
+        "ea5eba36c4cd4b9322bb66a07245a7561a97078b647a18ba3362114ceec16e37")
+    moved = load_config(None, env={}, overrides=["data.calendar=XNYS", "costs.min_fee=1"])
+    assert moved.to_dict()["data"]["calendar"] == "XNYS"
+    assert moved.to_dict()["costs"]["min_fee"] == 1.0

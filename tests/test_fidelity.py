@@ -9,44 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from every_n import EveryN
 
-from workbench import OrderIntent, Side, Strategy
 from workbench.engine.run import run_backtest
 from workbench.fidelity import run_fidelity
-from workbench.warehouse.connect import open_rw, reading
-from workbench.warehouse.ingest import ingest
-
-
-class EveryN(Strategy):
-    """Market buy on every n-th bar when flat, sell on the next n-th."""
-
-    n: int = 30
-    qty: float = 0.5
-
-    def on_start(self, ctx: Any) -> None:
-        self.seen = 0
-
-    def on_bar(self, ctx: Any, bar: Any) -> list[OrderIntent] | None:
-        self.seen += 1
-        if self.seen % self.n:
-            return None
-        held = ctx.position(bar.symbol)
-        return [OrderIntent(bar.symbol, Side.SELL, held) if held > 0
-                else OrderIntent(bar.symbol, Side.BUY, self.qty)]
-
+from workbench.warehouse.connect import reading
 
 CONFIG = {"run": {"name": "fid"}, "data": {"symbols": ["BTCUSDT"], "timeframe": "1m"},
+          "strategy": {"params": {"n": 30, "qty": 0.5}},
           "portfolio": {"initial_cash": 1_000_000.0}}
 
 
 @pytest.fixture
-def bars(warehouse: Path, synth_csv: Callable[..., Path]) -> Path:
-    con = open_rw(warehouse)
-    try:
-        ingest(con, [synth_csv(count=600)], "BTCUSDT")
-    finally:
-        con.close()
-    return warehouse
+def bars(load_bars: Callable[[int], Path]) -> Path:
+    return load_bars(600)
 
 
 def test_fidelity_runs_every_variant_as_a_run_and_compares_with_instant(

@@ -1,4 +1,5 @@
-"""Trading calendars: when a market is open, so that QC and the loop expect bars only then.
+"""Trading calendars: when a market is open, so that QC (on ingest, and when a run reads its
+bars, resampled ones included) expects bars only then.
 
 ``data.calendar`` names one:
 
@@ -6,9 +7,11 @@
 * an exchange code known to ``exchange_calendars`` (``XNYS``, ``XLON``, ``XTKS``, ...): its
   sessions, holidays, early closes and breaks as that maintained library knows them (the
   optional extra ``calendars``: ``pip install 'workbench[calendars]'``).
-* a CSV file of sessions: a header ``open,close`` and one row per session, ISO times with an
-  offset or ``Z`` (``2024-07-03T13:30:00Z,2024-07-03T17:00:00Z``); a relative path is taken from
-  the working directory.
+* a CSV file of sessions (a name with a suffix or a directory: ``sessions.csv``): a header
+  ``open,close`` and one row per session, ISO times with an offset or ``Z``
+  (``2024-07-03T13:30:00Z,2024-07-03T17:00:00Z``); a relative path is taken from the working
+  directory. The run manifest records its sha256 (``calendar``): the config names the file,
+  not its contents.
 
 A bar (open time ``t``, aligned to its timeframe) is expected when the market is open during
 any minute of ``[t, t + timeframe)``.
@@ -18,13 +21,14 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, DataError
 from workbench.model import ms_to_iso
 
 ALWAYS_OPEN = "24x7"
@@ -49,10 +53,17 @@ class SessionCalendar:
         return self.opens[keep], self.closes[keep]
 
     def bar_opens(self, start_ms: int, end_ms: int, tf_ms: int) -> np.ndarray:
-        """The open times of the bars expected in ``[start_ms, end_ms]``, ascending."""
-        opens, closes = self.sessions(start_ms, end_ms)
+        """The open times of the bars expected in ``[start_ms, end_ms]``, ascending. Bars of a
+        day or more: one per session, at the UTC day its last minute falls on (a session that
+        opens the evening before, as Sydney's or CME's, is that day's bar)."""
+        opens, closes = self.sessions(start_ms, end_ms + tf_ms - 1)  # a bar the last one opens
         if not len(opens):
             return np.zeros(0, dtype=np.int64)
+        if tf_ms >= _DAY_MS:
+            last = closes - 1
+            ts = np.unique(last - last % _DAY_MS)
+            ts = np.unique(ts - ts % tf_ms)
+            return ts[(ts >= start_ms) & (ts <= end_ms)]
         first = opens - opens % tf_ms  # the bar a session's first minute falls in
         counts = (closes - 1 - first) // tf_ms + 1  # bars touched by [open, close)
         index = np.repeat(np.arange(len(opens)), counts)
@@ -64,13 +75,48 @@ class SessionCalendar:
     def describe(self) -> str:
         return self.name
 
+    def fingerprint(self) -> dict[str, str]:
+        """What a manifest records: the name, and a file's sessions' sha256 or the calendar
+        library's version."""
+        if self.opens is None or self.closes is None:
+            import exchange_calendars as xcals
+
+            return {"name": self.name, "exchange_calendars": str(xcals.__version__)}
+        digest = hashlib.sha256(self.opens.tobytes() + self.closes.tobytes()).hexdigest()
+        return {"name": self.name, "sessions_sha256": digest}
+
+    def complete_buckets(self, ts: np.ndarray, counts: np.ndarray, tf_ms: int, finer_ms: int
+                         ) -> np.ndarray:
+        """Which resampled buckets (open times ``ts`` of ``tf_ms``, holding ``counts`` finer
+        bars) hold every finer bar the calendar expects in them. Raises DataError for bars of
+        a day or more when a session crosses 00:00 UTC (its buckets would split it)."""
+        if not len(ts):
+            return np.zeros(0, dtype=bool)
+        lo, hi = int(ts[0]), int(ts[-1]) + tf_ms - 1
+        if tf_ms >= _DAY_MS:
+            opens, closes = self.sessions(lo, hi)
+            if np.any(opens // _DAY_MS != (closes - 1) // _DAY_MS):
+                raise DataError(
+                    f"the sessions of calendar {self.describe()} cross 00:00 UTC: bars of a "
+                    "day or more resampled from finer ones would split them",
+                    fix="ingest bars of that timeframe (one per session), or resample to bars "
+                        "shorter than a day")
+        expected = self.bar_opens(lo, hi, finer_ms)
+        buckets, wanted = np.unique(expected - expected % tf_ms, return_counts=True)
+        need = np.zeros(len(ts), dtype=np.int64)
+        at = np.searchsorted(buckets, ts)
+        found = (at < len(buckets)) & (buckets[np.minimum(at, len(buckets) - 1)] == ts)
+        need[found] = wanted[at[found]]
+        return counts >= need
+
 
 def calendar_for(spec: str | None) -> SessionCalendar | None:
     """The calendar ``data.calendar`` names; None for ``24x7``. Raises ConfigError naming what
     is wrong (an unknown code, a missing or malformed file, the extra not installed)."""
     if spec is None or spec == ALWAYS_OPEN:
         return None
-    if spec.isalnum() and spec.isupper():
+    path = Path(spec)
+    if not (path.suffix or len(path.parts) > 1 or path.is_file()):
         return _exchange(spec)
     return _file_calendar(Path(spec), spec)
 
@@ -140,17 +186,34 @@ def _exchange_calendar(code: str, start_ms: int | None = None, end_ms: int | Non
         raise ConfigError(f"data.calendar {code!r} is not an exchange calendar known to "
                           f"exchange_calendars {xcals.__version__}",
                           fix="use an ISO 10383 MIC such as XNYS, XNAS, XLON, XTKS (see "
-                              "exchange_calendars.get_calendar_names()), 24x7, or a CSV file")
+                              "exchange_calendars.get_calendar_names()), 24x7, or a CSV file "
+                              "named with its suffix (sessions.csv)")
     if start_ms is None or end_ms is None:
         return None
     day = lambda ms: pd.Timestamp(ms, unit="ms").normalize()  # noqa: E731
-    return xcals.get_calendar(code, start=day(start_ms), end=day(end_ms))
+    try:
+        return xcals.get_calendar(code, start=day(start_ms), end=day(end_ms))
+    except ValueError as exc:  # a span outside what the calendar knows
+        raise DataError(f"calendar {code} cannot cover {ms_to_iso(start_ms)[:10]} to "
+                        f"{ms_to_iso(end_ms)[:10]}: {exc}",
+                        fix="narrow the run's span (data.start/end, --from/--to) to the "
+                            "calendar's, or use a CSV file of sessions") from None
 
 
 def _exchange_sessions(code: str, start_ms: int, end_ms: int
                        ) -> tuple[np.ndarray, np.ndarray]:
     """The trading intervals (sessions split at their breaks) of ``code`` around a span."""
-    cal = _exchange_calendar(code, start_ms - _DAY_MS, end_ms + _DAY_MS)
+    opens, closes = _exchange_schedule(code, start_ms // _DAY_MS - 1, end_ms // _DAY_MS + 1)
+    keep = (closes > start_ms) & (opens <= end_ms)
+    return opens[keep], closes[keep]
+
+
+@functools.lru_cache(maxsize=16)
+def _exchange_schedule(code: str, first_day: int, last_day: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``code``'s trading intervals from day ``first_day`` to ``last_day`` (days since the
+    epoch), read once per process (building an exchange calendar takes about half a second)."""
+    cal = _exchange_calendar(code, first_day * _DAY_MS, last_day * _DAY_MS)
     schedule = cal.schedule  # type: ignore[attr-defined]
     as_ms = lambda col: schedule[col].to_numpy("datetime64[ms]").astype(np.int64)  # noqa: E731
     opens, closes = as_ms("open"), as_ms("close")
@@ -162,5 +225,6 @@ def _exchange_sessions(code: str, start_ms: int, end_ms: int
         closes = np.concatenate([b_start, closes[has]])
         order = np.argsort(opens, kind="stable")
         opens, closes = opens[order], closes[order]
-    keep = (closes > start_ms) & (opens <= end_ms)
-    return opens[keep], closes[keep]
+    opens.setflags(write=False)
+    closes.setflags(write=False)
+    return opens, closes

@@ -269,6 +269,16 @@ class CostsConfig(_Section):
                              f"(got {starts})")
         return value
 
+    @model_validator(mode="after")
+    def _impact_below_the_price(self) -> CostsConfig:
+        worst = self.impact_cap_bps + max((t.bps for t in self.impact_tiers), default=0.0)
+        if (self.impact_k or self.impact_tiers) and worst >= 5_000:
+            raise ValueError(
+                f"impact_cap_bps plus the largest impact_tiers bps is {worst:g} bps: a market "
+                "impact of half the price or more (a sell would fill near zero); keep it "
+                "below 5000")
+        return self
+
 
 Positive = Money  # finite, > 0, at most MAX_MONEY (quantities, amounts and percentages)
 
@@ -386,6 +396,9 @@ class Config(_Section):
         plain = self.model_dump(mode="json", by_alias=True, context={"reveal": reveal})
         if not plain["strategy"]["path"]:
             del plain["strategy"]["path"]  # configs without it keep their hash
+        for (section, key), default in LATER_DEFAULTS.items():
+            if plain[section].get(key, default) == default:
+                plain[section].pop(key, None)
         return plain if reveal else secrets.redact(plain)
 
     def canonical_json(self) -> str:
@@ -397,6 +410,16 @@ class Config(_Section):
 
 
 SECTIONS = tuple(Config.model_fields)
+LATER_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("data", "calendar"): "24x7",
+    ("costs", "fee_per_unit"): 0.0,
+    ("costs", "min_fee"): 0.0,
+    ("costs", "impact_k"): 0.0,
+    ("costs", "impact_cap_bps"): 500.0,
+    ("costs", "impact_tiers"): [],
+}
+"""Keys added after configs were hashed and journaled: left out of ``to_dict`` at their
+defaults, so an unchanged config keeps its hash and a live run started before them resumes."""
 
 
 # --- loading ----------------------------------------------------------------------------------

@@ -83,8 +83,9 @@ class FidelityResult:
                            for i, (c, w) in enumerate(zip(line, widths, strict=True)))
                  for line in (head, *body)]
         note = (f"fidelity {self.fidelity_id}. Edge kept: the variant's return as a share of "
-                "the baseline's (INSTANT, as configured); every variant is a run in the "
-                "warehouse, the comparison rows of fidelity_results")
+                "the baseline's (INSTANT, as configured; '-' when the baseline lost); costs: "
+                "all of a run's costs, cost/trade over its round trips; every variant is a "
+                "run in the warehouse, the comparison rows of fidelity_results")
         return "\n".join([*lines, note])
 
 
@@ -101,7 +102,8 @@ def variants(cfg: Config, cap_pct: float = DEFAULT_CAP_PCT,
              ) -> list[Variant]:
     """The variants ``workbench fidelity`` runs for ``cfg``: each profile alone, with the cap,
     and with the cap and the full cost model (which keeps what the config sets)."""
-    costs = [f"costs.spread_bps={cfg.costs.spread_bps or spread_bps}",
+    costs = ["costs.enabled=true",  # a config with costs off gets the model too
+             f"costs.spread_bps={cfg.costs.spread_bps or spread_bps}",
              f"costs.impact_k={cfg.costs.impact_k or impact_k}"]
     out = []
     for profile in PROFILES:
@@ -147,8 +149,8 @@ def run_fidelity(config: Config | str | Path | Mapping[str, Any], *,
         say(f"fidelity: {n}/{len(plan)} {variant.name}: return "
             f"{_num(m.get('total_return_pct'))} %, run {run.run_id}")
     base = result.rows[0].total_return_pct if result.rows else None
-    for row in result.rows:
-        if base and row.total_return_pct is not None:
+    for row in result.rows:  # a share of an edge only where the baseline has one
+        if base is not None and base > 0 and row.total_return_pct is not None:
             row.edge_kept_pct = row.total_return_pct / base * 100.0
     record(path, result)
     return result

@@ -6,18 +6,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from every_n import EveryN
 
 import workbench
-from workbench import OrderIntent, Side, Strategy
+from workbench import Side
 from workbench.brokers.fills import CostModel
 from workbench.config import load_config
 from workbench.errors import ConfigError
 from workbench.model import NO_COSTS, Bar
-from workbench.warehouse.connect import open_rw, reading
-from workbench.warehouse.ingest import ingest
+from workbench.warehouse.connect import reading
 
 BAR = Bar("X", 0, 100.0, 101.0, 99.0, 100.0, 4.0)  # volume 4
 
@@ -76,37 +75,15 @@ def test_costs_config_tiers_must_ascend() -> None:
             'costs.impact_tiers=[{from_notional: 10, bps: 1}, {from_notional: 5, bps: 2}]'])
 
 
-class EveryN(Strategy):
-    """Market buy on every n-th bar when flat, sell on the next n-th."""
-
-    n: int = 40
-    qty: float = 0.01
-
-    def on_start(self, ctx: Any) -> None:
-        self.seen = 0
-
-    def on_bar(self, ctx: Any, bar: Any) -> list[OrderIntent] | None:
-        self.seen += 1
-        if self.seen % self.n:
-            return None
-        held = ctx.position(bar.symbol)
-        return [OrderIntent(bar.symbol, Side.SELL, held) if held > 0
-                else OrderIntent(bar.symbol, Side.BUY, self.qty)]
-
-
 @pytest.fixture
-def bars(warehouse: Path, synth_csv: Callable[..., Path]) -> Path:
-    con = open_rw(warehouse)
-    try:
-        ingest(con, [synth_csv(count=600)], "BTCUSDT")
-    finally:
-        con.close()
-    return warehouse
+def bars(load_bars: Callable[[int], Path]) -> Path:
+    return load_bars(600)
 
 
 def test_costs_backtest_keeps_each_fills_costs_and_the_breakdown_adds_up(
         bars: Path, tmp_path: Path) -> None:
     config = {"data": {"symbols": ["BTCUSDT"], "timeframe": "1m"},
+              "strategy": {"params": {"n": 40}},
               "costs": {"fee_bps": 10, "fee_per_unit": 0.5, "min_fee": 0.5, "spread_bps": 4,
                         "slippage_bps": 3, "impact_k": 0.1,
                         "impact_tiers": [{"from_notional": 100, "bps": 1}]}}
@@ -141,7 +118,8 @@ def test_costs_backtest_keeps_each_fills_costs_and_the_breakdown_adds_up(
 
 def test_costs_default_costs_keep_fills_and_prices_unchanged(bars: Path,
                                                              tmp_path: Path) -> None:
-    config = {"data": {"symbols": ["BTCUSDT"], "timeframe": "1m"}}
+    config = {"data": {"symbols": ["BTCUSDT"], "timeframe": "1m"},
+              "strategy": {"params": {"n": 40}}}
     plain = workbench.run_backtest(config, strategy=EveryN, warehouse=bars,
                                    out=tmp_path / "a", env={}, progress=False)
     explicit = {**config, "costs": {"fee_per_unit": 0, "min_fee": 0, "impact_k": 0,
@@ -150,3 +128,10 @@ def test_costs_default_costs_keep_fills_and_prices_unchanged(bars: Path,
                                   out=tmp_path / "b", env={}, progress=False)
     for name in ("fills.csv", "trades.csv", "equity.csv"):
         assert (plain.run_dir / name).read_bytes() == (same.run_dir / name).read_bytes()
+
+
+def test_costs_config_impact_of_half_the_price_or_more_is_refused() -> None:
+    with pytest.raises(ConfigError, match="below 5000"):
+        load_config(None, env={}, overrides=[
+            "costs.impact_cap_bps=500", "costs.impact_tiers=[{from_notional: 0, bps: 4600}]"])
+    assert CostModel(impact_k=1e9, impact_cap_bps=9_000).impact(100.0, 1.0, BAR) == 0.5

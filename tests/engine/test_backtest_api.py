@@ -6,36 +6,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from every_n import EveryN
 
 import workbench
-from workbench import OrderIntent, Side, Strategy
+from workbench import Strategy
 from workbench.config import load_config
 from workbench.errors import ConfigError
 from workbench.warehouse.connect import open_rw
 from workbench.warehouse.ingest import ingest
 
 DATA = {"data": {"symbols": ["BTCUSDT"], "timeframe": "1m"}}
-
-
-class EveryN(Strategy):
-    """Buy on every n-th bar when flat, sell on the next n-th."""
-
-    n: int = 50
-    qty: float = 0.01
-
-    def on_start(self, ctx: Any) -> None:
-        self.seen = 0
-
-    def on_bar(self, ctx: Any, bar: Any) -> list[OrderIntent] | None:
-        self.seen += 1
-        if self.seen % self.n:
-            return None
-        held = ctx.position(bar.symbol)
-        return [OrderIntent(bar.symbol, Side.SELL, held) if held > 0
-                else OrderIntent(bar.symbol, Side.BUY, self.qty)]
 
 
 def _as_notebook_class() -> type[Strategy]:

@@ -89,6 +89,35 @@ def test_simulate_wake_on_same_files_as_every_bar(tmp_path: Path, fill_at: str,
     assert some.stopped_at == all_bars.stopped_at  # on_stop: the last bar, every final mark
 
 
+class EveryBarOther(EveryBar):
+    """Trades the other symbol on each symbol's cross: an order whose symbol's last bar the
+    event-fed loop must bring up to date (its market impact reads it)."""
+
+    def on_bar(self, ctx: Context, bar: Bar) -> Any:
+        other = "BBB" if bar.symbol == "AAA" else "AAA"
+        return [OrderIntent(other, i.side, i.qty) for i in super().on_bar(ctx, bar) or []]
+
+
+class WokenOther(EveryBarOther):
+    wake_on = "cross"
+
+
+@pytest.mark.parametrize("fill_at", ["close", "next_open"])
+def test_simulate_wake_on_cross_symbol_orders_with_impact_same_files_as_every_bar(
+        tmp_path: Path, fill_at: str) -> None:
+    bars = two_symbols()
+    bars.volume[:] = np.linspace(1.0, 50.0, len(bars.volume))  # the impact reads each bar's
+    got = {}
+    for cls in (EveryBarOther, WokenOther):
+        strategy = cls(fast=3, slow=9, qty=1.0)
+        step, equity = harness.run_with_equity(
+            strategy, bars, costs=CostModel(fee_bps=10, impact_k=0.5, fill_at=fill_at),
+            cash=1e6)
+        got[cls] = files(step, equity, tmp_path / cls.__name__)
+        assert len(harness.records(step).fills) > 10
+    assert got[EveryBarOther] == got[WokenOther]
+
+
 def test_simulate_wake_on_with_bar_following_risk_hands_every_bar() -> None:
     costs = CostModel()
     strategy = Woken(fast=3, slow=9, qty=1.0)

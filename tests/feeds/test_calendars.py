@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ from workbench.model import ms_to_iso
 
 M = 60_000
 H = 60 * M
-JUL_1_2024 = 1_719_792_000_000  # Monday 2024-07-01T00:00Z; 4 July is an NYSE holiday
+JUL_1_2024 = 1_719_792_000_000
+JAN_1_2024 = 1_704_067_200_000  # Monday 2024-07-01T00:00Z; 4 July is an NYSE holiday
 # NYSE sessions that week in UTC (EDT): 13:30-20:00, 3 July closes early at 17:00
 SESSIONS = [(0, 13.5, 20.0), (1, 13.5, 20.0), (2, 13.5, 17.0), (4, 13.5, 20.0)]
 
@@ -168,6 +170,7 @@ def test_ingest_and_backtest_under_the_exchange_calendar_expect_no_closed_hours(
     manifest = yaml.safe_load((out / "run_manifest.json").read_text())
     assert manifest["qc"]["gaps"] == 0 and manifest["bars"] == len(nyse_minutes())
     assert manifest["config"]["data"]["calendar"] == "XNYS"
+    assert manifest["calendar"]["name"] == "XNYS" and manifest["calendar"]["exchange_calendars"]
     without = cli("backtest", "--config", str(config), "--out",  # type: ignore[operator]
                   str(tmp_path / "run2"), "--set", "data.calendar=24x7")
     assert without.code != 0 and "gaps" in without.err
@@ -179,3 +182,87 @@ def test_config_unknown_calendar_is_refused_naming_the_key(cli: object, tmp_path
     config.write_text(yaml.safe_dump({"data": {"calendar": "XQQQ"}}))
     result = cli("backtest", "--config", str(config))  # type: ignore[operator]
     assert result.code == 2 and "calendar" in result.err and "XQQQ" in result.err
+
+
+def test_calendar_daily_bars_one_per_session_and_the_last_one_is_expected() -> None:
+    cal = calendar_for("XNYS")
+    assert cal is not None
+    days = cal.bar_opens(JUL_1_2024, JUL_1_2024 + 4 * 24 * H, 24 * H)  # to 5 July 00:00
+    assert [ms_to_iso(int(t))[:10] for t in days] == [
+        "2024-07-01", "2024-07-02", "2024-07-03", "2024-07-05"]
+    hours = cal.bar_opens(JUL_1_2024, JUL_1_2024 + 13 * H, H)  # ends at the 13:00 bar
+    assert [ms_to_iso(int(t))[11:16] for t in hours] == ["13:00"]
+
+
+def test_calendar_daily_bars_of_a_session_opening_the_evening_before_are_its_day() -> None:
+    cal = calendar_for("XASX")  # Sydney in summer (AEDT): 10:00 is 23:00 UTC the day before
+    assert cal is not None
+    days = cal.bar_opens(JAN_1_2024, JAN_1_2024 + 6 * 24 * H, 24 * H)
+    # 1 January is a holiday: its evening's session is 2 January's; no Sunday, no Monday bar
+    assert [ms_to_iso(int(t))[:10] for t in days] == [
+        "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+
+
+def _warehouse_with(con: Any, symbol: str, ts: np.ndarray) -> None:
+    import pyarrow as pa
+
+    from workbench.warehouse.io import insert_arrow
+
+    n = len(ts)
+    price = np.full(n, 100.0)
+    insert_arrow(con, "bars", pa.table({
+        "symbol": [symbol] * n, "timeframe": ["1m"] * n,
+        "ts": pa.array(ts, pa.timestamp("ms", tz="UTC")), "open": price, "high": price + 1,
+        "low": price - 1, "close": price, "volume": np.ones(n), "source": ["t"] * n}))
+
+
+def test_resampled_hours_under_the_calendar_keep_the_half_hour_of_the_open() -> None:
+    from workbench.feeds.history import check_series, load_series
+    from workbench.warehouse.connect import open_memory
+
+    con = open_memory()
+    try:
+        _warehouse_with(con, "SPY", nyse_minutes())
+        cal = calendar_for("XNYS")
+        hours = load_series(con, "SPY", "1h", H, None, None, cal)
+        report = check_series(hours, "fail", cal)
+        daily = load_series(con, "SPY", "1d", 24 * H, None, None, cal)
+        plain = load_series(con, "SPY", "1h", H, None, None)
+        holed = _without_minute(con)
+    finally:
+        con.close()
+    assert report.findings == [] and len(hours) == 7 + 7 + 4 + 7  # 3 July closes at 17:00
+    assert ms_to_iso(int(hours.ts[0])) == "2024-07-01T13:00:00.000Z"
+    assert hours.volume[0] == 30.0  # the 13:30-13:59 minutes
+    assert [ms_to_iso(int(t))[:10] for t in daily.ts] == [
+        "2024-07-01", "2024-07-02", "2024-07-03", "2024-07-05"]
+    assert len(plain) == 7 + 7 + 3 + 7 - 3  # without the calendar: only full 60-minute hours
+    assert holed == 24  # one hour missing a minute is left out (and is then a gap)
+
+
+def _without_minute(con: Any) -> int:
+    from workbench.feeds.history import load_series
+
+    con.execute("delete from bars where symbol = 'SPY' and ts = ?",
+                [datetime_of(JUL_1_2024 + 15 * H + 10 * M)])
+    return len(load_series(con, "SPY", "1h", H, None, None, calendar_for("XNYS")))
+
+
+def datetime_of(ms: int) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def test_resampled_daily_bars_of_sessions_crossing_midnight_utc_are_refused() -> None:
+    from workbench.errors import DataError
+    from workbench.feeds.history import load_series
+    from workbench.warehouse.connect import open_memory
+
+    con = open_memory()
+    try:  # 2 January 2024's Sydney session: 1 January 23:00 to 2 January 05:00 UTC
+        _warehouse_with(con, "BHP", np.arange(JAN_1_2024 + 23 * H, JAN_1_2024 + 29 * H, M))
+        with pytest.raises(DataError, match="cross 00:00 UTC"):
+            load_series(con, "BHP", "1d", 24 * H, None, None, calendar_for("XASX"))
+    finally:
+        con.close()

@@ -205,11 +205,22 @@ def test_live_base_asset_commission_restart_reconciles_without_differences(
     assert sum(f.get("fee_units", 0) for f in fills) == commission * 10**8
 
 
+@pytest.mark.parametrize("qty", [0.01, 0.001])  # 0.001 less 0.1 % is off the 0.00001 grid
 def test_live_base_asset_commission_sell_of_the_whole_position_is_not_refused(
-        tmp_path: Path) -> None:
+        tmp_path: Path, qty: float) -> None:
     with venue(SAMPLE, START, **NO_BNB) as (fx, clock):
-        cfg = _live_config(fx.url, tmp_path)
+        cfg = _live_config(fx.url, tmp_path, params={"qty": qty})
         result = make_run(fx.url, clock, tmp_path, cfg, options=LiveOptions(max_bars=12)).run()
+        held = _held(fx, clock)["BTC"]
     events = [(e["client_order_id"], e["status"], e["reason"])
               for e in payloads(result.journal_dir, "order_event")]
-    assert not [e for e in events if e[1] == "REJECTED"], events
+    refused = [e for e in events if e[1] == "REJECTED"]
+    if qty == 0.01:  # 0.00999 is on the grid: every sell of everything goes through
+        assert not refused, events
+    else:  # a sell of everything is rounded down to the grid: 0.000009 BTC of dust stays,
+        # and the strategy's later sell of that dust alone is refused by the lot filter
+        assert ("run-1-2", "NEW", "CAPPED 0.000999 -> 0.00099") in events
+        assert ("run-1-2", "FILLED", None) in events
+        assert refused and {e[2] for e in refused} == {"VENUE_FILTER_LOT_SIZE"}
+    units = recover(result.journal_dir).state.units.get("BTCUSDT", 0)
+    assert Decimal(units) / Decimal(10**8) == held  # the books hold what the venue holds

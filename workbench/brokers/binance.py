@@ -162,14 +162,22 @@ class BinanceBroker:
         return client_order_id(self.run_id, order.order_seq)
 
     def cap_qty(self, intent: OrderIntent) -> float:
-        """Under ``tiny``, ``intent.qty`` sized down to the tiny cap (``_tiny_cap``) when it
-        is above it; a reduce-only order, or one whose cap cannot be known (an unknown symbol,
-        no price yet: ``submit`` refuses it), as asked."""
+        """A sell off the lot grid rounded down to it (a fee in kind leaves a position a
+        commission short of the grid: selling all of it sells what the grid allows, the rest
+        is dust); then, under ``tiny``, sized down to the tiny cap (``_tiny_cap``) when above
+        it. A reduce-only order is not tiny-capped; one whose rules or price are not known
+        (``submit`` refuses it) is taken as asked."""
+        qty = intent.qty
+        rules = self.filters.get(intent.symbol)
+        if intent.side is Side.SELL and rules is not None:
+            down = rules.round_qty(qty)
+            if 0 < down < exact(qty):
+                qty = float(down)
         if not self.tiny or intent.reduce_only:
-            return intent.qty
+            return qty
         cap = self._tiny_cap(intent.symbol, intent.limit_price)
-        if cap is None or exact(intent.qty) <= cap:
-            return intent.qty
+        if cap is None or exact(qty) <= cap:
+            return qty
         return float(cap)
 
     def submit(self, order: Order) -> None:

@@ -87,7 +87,7 @@ class CostModel:
             if notional >= start:
                 frac += bps / 1e4
                 break
-        return frac
+        return min(frac, 0.5)  # the config refuses more: a sell never fills at or below 0
 
     def fee(self, notional: float, qty: float = 0.0, first: bool = True) -> float:
         """The fee of a fill of ``qty`` units worth ``notional``; ``first``: the order's first

@@ -101,8 +101,8 @@ def _feed_events(step: Step, data: LoopData, indicators: list[np.ndarray],
     """The bars a strategy's ``wake_on`` indicator says it acts on, every bar while orders
     rest at the broker, and the last bar; the bars between are not handed over (the
     strategy declared it does nothing on them, and nothing else works on them). Each symbol's
-    mark is brought up to the bar handed over first, so the books read what every bar would
-    have left."""
+    mark (and last bar, which a simulated fill's impact reads) is brought up to the bar handed
+    over first, so the books read what every bar would have left."""
     assert step.indicators is not None and step.wake is not None
     n = len(data)
     wake = indicators[step.indicators.names.index(step.wake)]
@@ -114,24 +114,28 @@ def _feed_events(step: Step, data: LoopData, indicators: list[np.ndarray],
     row = step.indicators.row
     names = data.symbol_names
     mark = step.book.last
+    last_bar = step.book.bars
     ts, o, h, lo, c, v, index = (data.ts, data.open, data.high, data.low, data.close,
                                  data.volume, data.symbol_index)
     # each symbol's last close at or before each event (NaN before its first bar): a jump to
     # an event brings every mark up to it; bars handed one after another mark themselves
-    at_event: list[list[float]] = []
+    at_event: list[list[int]] = []  # per symbol: its last bar's row at each event, or -1
     if not data.single:
         ev = np.asarray(events, dtype=np.int64)
         for k in range(len(names)):
             mine = np.flatnonzero(index == k)
             last = np.searchsorted(mine, ev, side="right") - 1
-            at_event.append(np.where(last >= 0, c[mine[np.maximum(last, 0)]], np.nan).tolist())
+            at_event.append(np.where(last >= 0, mine[np.maximum(last, 0)], -1).tolist())
 
     def hand(i: int, event: int | None = None) -> None:
         if event is not None:
-            for k, closes in enumerate(at_event):
-                close = closes[event]
-                if close == close:  # not NaN: the symbol has had a bar
-                    mark[names[k]] = close
+            for k, rows in enumerate(at_event):
+                r = rows[event]
+                if r >= 0:  # the symbol has had a bar
+                    name = names[k]
+                    mark[name] = float(c[r])
+                    last_bar[name] = Bar(name, int(ts[r]), float(o[r]), float(h[r]),
+                                         float(lo[r]), float(c[r]), float(v[r]))
         step.on_bar(Bar(names[int(index[i])], int(ts[i]), float(o[i]), float(h[i]),
                         float(lo[i]), float(c[i]), float(v[i])),
                     row(*[float(column[i]) for column in indicators]))

@@ -593,6 +593,9 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
     data = bars.data
     if len(data):
         run_row["bars_per_year"] = bars_per_year(cfg, int(data.ts[-1]))
+    calendar = calendar_for(cfg.data.calendar)
+    if calendar is not None:  # what the config's name stood for when the run read its bars
+        manifest["calendar"] = calendar.fingerprint()
     manifest["data_hash"] = bars.data_hash
     manifest["qc"] = dict(bars.qc)
     with stage("loop"):
@@ -672,8 +675,8 @@ def read_bars(cfg: Config, warehouse: Path, start: int | None, end: int | None
     calendar = calendar_for(cfg.data.calendar)
     with reading(warehouse, wait_s=READ_WAIT_S) as con:
         migrations.check_known(con)  # the write at the end would refuse it, hours later
-        return [check_series(load_series(con, symbol, tf, tf_ms, start, end), cfg.data.gaps,
-                             calendar) for symbol in cfg.data.symbols]
+        return [check_series(load_series(con, symbol, tf, tf_ms, start, end, calendar),
+                             cfg.data.gaps, calendar) for symbol in cfg.data.symbols]
 
 
 def bars_per_year(cfg: Config, last_ts: int) -> float | None:

@@ -32,15 +32,18 @@ order by ts
 # missing any finer bar (the still-forming last one, one cut by --from/--to, one with a hole
 # inside) is left out, and the gap QC then sees it as a gap under the run's gap policy. A
 # bucket counts as filled (source 'fill') only when every bar in it was filled on ingest.
+# Under a session calendar complete means every finer bar the calendar expects in the bucket
+# (an hour the market opens at half past holds half an hour of minutes): the query keeps every
+# bucket with its count (having count(*) >= 1), and ``SessionCalendar.complete_buckets`` says.
 _RESAMPLED = """
 select ts // ? * ? as ts, arg_min(open, ts) as open, max(high) as high, min(low) as low,
        arg_max(close, ts) as close, sum(volume order by ts) as volume,
-       bool_and(filled) as filled
+       bool_and(filled) as filled, count(*) as n
 from (select epoch_ms(ts) as ts, open, high, low, close, volume, source = 'fill' as filled
       from bars
       where symbol = ? and timeframe = ? and ts >= ? and ts < ?)
 group by 1
-having count(*) = ?
+having count(*) >= ?
 order by 1
 """
 
@@ -53,19 +56,25 @@ def _dt(ms: int | None, default: datetime) -> datetime:
 
 
 def load_series(con: Any, symbol: str, timeframe: str, tf_ms: int, start: int | None,
-                end: int | None) -> BarSeries:
+                end: int | None, calendar: SessionCalendar | None = None) -> BarSeries:
     """One symbol's bars in [start, end); DataError naming what exists when empty.
 
     When the warehouse holds no ``timeframe`` bars of the symbol at all but finer bars whose
     size divides it (1m under 15m), the bars are resampled from the coarsest such timeframe
-    in SQL (see ``_RESAMPLED``) and the series records it in ``resampled_from``.
+    in SQL (see ``_RESAMPLED``; under ``calendar`` a bucket is complete when it holds the
+    finer bars the calendar expects in it) and the series records it in ``resampled_from``.
     """
     window = [_dt(start, _FAR_PAST), _dt(end, _FAR_FUTURE)]
     cols = con.sql(_BARS, params=[symbol, timeframe, *window]).fetchnumpy()
     source = finer_source(con, symbol, timeframe, tf_ms) if len(cols["ts"]) == 0 else None
     if source is not None:
-        cols = con.sql(_RESAMPLED, params=[tf_ms, tf_ms, symbol, source[0], *window,
-                                           tf_ms // source[1]]).fetchnumpy()
+        cols = con.sql(_RESAMPLED, params=[
+            tf_ms, tf_ms, symbol, source[0], *window,
+            tf_ms // source[1] if calendar is None else 1]).fetchnumpy()
+        if calendar is not None:
+            keep = calendar.complete_buckets(cols["ts"].astype(np.int64), cols["n"], tf_ms,
+                                             source[1])
+            cols = {name: col[keep] for name, col in cols.items()}
         if len(cols["ts"]) == 0:
             first, last = con.execute(
                 "select epoch_ms(min(ts)), epoch_ms(max(ts)) from bars "

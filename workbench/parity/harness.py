@@ -43,7 +43,7 @@ from workbench.errors import ConfigError, DataError
 from workbench.feeds.history import LoopData, merge
 from workbench.model import QTY_SCALE, Mode
 from workbench.parity import spec
-from workbench.parity.peer import PeerStep, Unsupported
+from workbench.parity.peer import PeerStep, Unsupported, check_costs
 from workbench.warehouse import results, views
 from workbench.warehouse.connect import resolve_path
 
@@ -174,6 +174,7 @@ def run_parity(engine: str, config: Config | str | Path | Mapping[str, Any] | No
     data = merge([r.series for r in reports])
     if not any(r.errors for r in reports):  # else our run refuses the bars, saying why
         try:
+            check_costs(cfg)
             adapter(engine).check(cfg, data)
         except Unsupported as exc:
             raise _refused(engine, exc) from None

@@ -39,6 +39,19 @@ class Unsupported(Exception):
     """The peer cannot express this config's semantics; the message says what and why."""
 
 
+def check_costs(cfg: Any) -> None:
+    """Refuse cost settings no peer models (Unsupported naming them)."""
+    c = cfg.costs
+    used = [name for name, on in (("costs.fee_per_unit", c.fee_per_unit),
+                                  ("costs.min_fee", c.min_fee), ("costs.impact_k", c.impact_k),
+                                  ("costs.impact_tiers", c.impact_tiers)) if on]
+    if c.enabled and used:
+        raise Unsupported(
+            f"{', '.join(used)}: the peers' commission and slippage models have no per-unit "
+            "fee, minimum fee or market impact; compare with them at their defaults "
+            "(--set costs.impact_k=0 ...)")
+
+
 @dataclass(frozen=True)
 class Execution:
     order: Order
@@ -93,7 +106,7 @@ class PeerBroker:
             else:
                 price = (order.limit_price if order.limit_price is not None else
                          costs.market_price(order.side, self._book.last[order.symbol],
-                                            order.qty))
+                                            order.qty, self._book.bars.get(order.symbol)))
                 if costs.below_minimum(order.qty_units, price):
                     self._sink.order_status(order, OrderStatus.REJECTED,
                                             RejectReason.MIN_NOTIONAL)

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.report.parity import StoredComparisons
 from workbench.report.project import warehouse_path
 from workbench.report.tables import Table
 
@@ -15,23 +15,11 @@ _COLUMNS = ("fidelity_id", "created_at", "variant_seq", "variant", "latency", "c
             "cost_per_trade", "edge_kept_pct")
 
 
-@dataclass
-class FidelityReport:
-    """Every stored comparison's rows, newest comparison first, variants in their order."""
+class FidelityReport(StoredComparisons):
+    """Every stored fidelity comparison's rows, newest first, variants in their order."""
 
-    rows: list[dict[str, Any]]
-
-    @property
-    def comparisons(self) -> list[str]:
-        return list(dict.fromkeys(r["fidelity_id"] for r in self.rows))
-
-    def of(self, fidelity_id: str | None = None) -> list[dict[str, Any]]:
-        """One comparison's rows (default: the newest)."""
-        ids = self.comparisons
-        if not ids:
-            return []
-        wanted = fidelity_id or ids[0]
-        return [r for r in self.rows if r["fidelity_id"] == wanted]
+    KEY = "fidelity_id"
+    WHAT = "fidelity comparison"
 
 
 def load_fidelity(warehouse: str | Path | None = None) -> FidelityReport:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from workbench.report.project import warehouse_path
 from workbench.report.tables import Table
@@ -16,24 +16,31 @@ _COLUMNS = ("parity_id", "created_at", "engine", "engine_version", "strategy", "
 
 
 @dataclass
-class ParityReport:
-    """Every stored comparison's rows, newest comparison first."""
+class StoredComparisons:
+    """Every stored comparison's rows, newest comparison first; ``KEY`` is the column that
+    names a comparison, ``WHAT`` what one is called."""
 
+    KEY: ClassVar[str] = "parity_id"
+    WHAT: ClassVar[str] = "parity comparison"
     rows: list[dict[str, Any]]
 
     @property
     def comparisons(self) -> list[str]:
-        return list(dict.fromkeys(r["parity_id"] for r in self.rows))
+        return list(dict.fromkeys(r[self.KEY] for r in self.rows))
 
-    def of(self, parity_id: str | None = None) -> list[dict[str, Any]]:
+    def of(self, comparison_id: str | None = None) -> list[dict[str, Any]]:
         """One comparison's rows (default: the newest)."""
         ids = self.comparisons
         if not ids:
             return []
-        wanted = parity_id or ids[0]
+        wanted = comparison_id or ids[0]
         if wanted not in ids:
-            raise KeyError(f"no parity comparison {wanted!r}; stored: {', '.join(ids[:5])}")
-        return [r for r in self.rows if r["parity_id"] == wanted]
+            raise KeyError(f"no {self.WHAT} {wanted!r}; stored: {', '.join(ids[:5])}")
+        return [r for r in self.rows if r[self.KEY] == wanted]
+
+
+class ParityReport(StoredComparisons):
+    """Every stored parity comparison's rows, newest first."""
 
 
 def load_parity(warehouse: str | Path | None = None) -> ParityReport:

@@ -197,12 +197,13 @@ COST_ROWS = (("gross_pnl", "gross P&L (had trading been free)"), ("fees", "fees"
 def costs_table(r: RunReport) -> Table:
     """The run's P&L split into gross and each cost (``rpt.cost_breakdown``)."""
     c = r.costs
-    gross = c.get("gross_pnl")
-    rows = [[label, c.get(key), (100.0 * c[key] / gross if gross and c.get(key) is not None
-                                 and key not in ("gross_pnl", "cost_per_fill") else None)]
+    total = c.get("total_costs")
+    shares = ("fees", "spread", "slippage", "impact", "funding", "total_costs")
+    rows = [[label, c.get(key), (100.0 * c[key] / total if total and key in shares
+                                 and c.get(key) is not None else None)]
             for key, label in COST_ROWS] if c else []
     quote = r.run.get("quote") or "the quote currency"
-    return Table("Costs: what each assumption took", ["", quote, "% of gross"], rows,
+    return Table("Costs: what each assumption took", ["", quote, "% of costs"], rows,
                  note=(f"{c.get('fills', 0)} fills. Spread, slippage and impact were paid in "
                        "fill prices, fees in cash (costs settings in the manifest's config)"
                        if c else "no cost breakdown for this run"))

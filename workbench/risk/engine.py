@@ -178,7 +178,8 @@ class RiskEngine:
         ref = self._book.last.get(order.symbol)
         if ref is None:
             return math.nan  # the broker will reject it: NO_PRICE
-        return self.costs.market_price(order.side, ref, order.qty)
+        return self.costs.market_price(order.side, ref, order.qty,
+                                       self._book.bars.get(order.symbol))
 
     def exposure(self, order: Order) -> Exposure:
         book = self._book
