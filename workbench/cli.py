@@ -690,7 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDR",
                    help="a running dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local "
                         "cluster on 127.0.0.1)")
-    p.add_argument("--workers", type=_positive_int, default=2,
+    p.add_argument("--workers", type=_positive_int, default=2, metavar="N",
                    help="worker processes of the local cluster (default 2)")
     p.add_argument("--name", help="the sweep's name; points are runs <name>/<point> "
                                   "(default: the config's run.name)")
