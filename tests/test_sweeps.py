@@ -130,6 +130,23 @@ def test_sweep_lost_worker_is_retried_then_worker_lost(load_bars: Callable[[int]
         ("failed", "worker_lost", 2, True)]
 
 
+def test_sweep_secret_in_a_workers_error_is_masked_in_experiments(
+        load_bars: Callable[[int], Path]):
+    warehouse = load_bars(600)
+    key = "sk-live-0123456789abcdef"
+
+    result = sweep(CONFIG, {"strategy.params.explode": [True]}, warehouse=warehouse,
+                   strategy=FRAGILE, workers=1, env={}, progress=False,
+                   overrides=[f"venue.api_key={key}", f"strategy.params.message=leak {key}"],
+                   announce=lambda line: None)
+
+    (point,) = result.points
+    assert point.error_kind == "strategy_error"
+    stored = _rows(warehouse, "select error from experiments")[0][0]
+    assert key not in stored and key not in (point.error or "")
+    assert "leak" in stored
+
+
 def test_sweep_bad_grid_value_refused_before_any_work(load_bars: Callable[[int], Path]):
     warehouse = load_bars(600)
 

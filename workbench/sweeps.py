@@ -494,8 +494,9 @@ def _flush(warehouse: Path, done: list[tuple[_Planned, dict[str, Any]]], view_li
         r.ended_at = answer.get("ended_at") or mf.utc_now_iso()
         if answer["ok"]:
             r.status, r.run_id, r.metrics = "completed", item.run_row["run_id"], answer["metrics"]
-        else:
-            r.status, r.error_kind, r.error = "failed", answer["error_kind"], answer["error"]
+        else:  # scrubbed here too: a worker process has not seen the driver's secrets
+            r.status, r.error_kind, r.error = ("failed", answer["error_kind"],
+                                               scrub(answer["error"]))
     rs = [item.result for item, _ in done]
     ts = pa.timestamp("ms", tz="UTC")
     states = pa.table({

@@ -14,10 +14,11 @@ class FragileSma(SmaCross):
 
     explode: bool = False
     die: bool = False
+    message: str = "boom: explode was set"
 
     def on_bar(self, ctx: Any, bar: Any) -> Any:
         if self.explode:
-            raise RuntimeError("boom: explode was set")
+            raise RuntimeError(self.message)
         if self.die:
             os._exit(3)
         return super().on_bar(ctx, bar)
