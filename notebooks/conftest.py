@@ -6,7 +6,8 @@ Papermill outputs are written elsewhere; only the committed notebooks are collec
 
 The warehouse holds a short paper run first (live_monitor.ipynb's: recorded on simulated time
 against the fake exchange, tests/support/paper_recording.py), then the sample bars, a fidelity
-comparison of the demo config (fidelity.ipynb; its twelve runs come before the others), two
+comparison of the demo config (fidelity.ipynb; its twelve runs come before the others), a 2x2
+sweep of the demo config on an in-process cluster (sweep.ipynb; four runs), two
 backtests, which are therefore the latest completed runs report.ipynb and compare.ipynb pick,
 and last a parity comparison with backtesting.py (parity.ipynb; its own backtest of the demo
 config is then the latest run, which compare.ipynb pairs with the pullback run).
@@ -50,6 +51,11 @@ def build_warehouse(folder: Path) -> Path:
 
     run_fidelity(demo, warehouse=db, env={}, runs_dir=folder / "runs",  # fidelity.ipynb's
                  progress=lambda line: None)
+    from workbench.sweeps import sweep
+
+    sweep(demo, {"strategy.params.fast": [30, 60], "strategy.params.slow": [120, 240]},
+          warehouse=db, env={}, processes=False, workers=1, progress=False,  # sweep.ipynb's
+          announce=lambda line: None)
     run_backtest(demo, warehouse=db, out=folder / "runs" / "sma", env={})
     run_backtest(ROOT / "configs" / "pullback_demo.yaml", warehouse=db,
                  overrides=["risk.max_order_notional=2200"], out=folder / "runs" / "pullback",

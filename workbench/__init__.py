@@ -3,6 +3,8 @@
 Most of what a user needs::
 
     from workbench import Strategy, Bar, OrderIntent, Side, run_backtest, plot, connect
+
+and ``sweep`` for a grid of backtests on dask.distributed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from workbench.engine.run import RunResult, run_backtest
 from workbench.model import Bar, Fill, Order, OrderIntent, OrderStatus, OrderType, Side
 from workbench.strategy import Context, Strategy
+from workbench.sweeps import SweepResult, sweep
 
 __version__ = "0.1.0"
 
@@ -43,7 +46,9 @@ __all__ = [
     "RunResult",
     "Side",
     "Strategy",
+    "SweepResult",
     "connect",
     "plot",
     "run_backtest",
+    "sweep",
 ]

@@ -146,6 +146,21 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``workbench sweep``: the config backtested at every point of the grid on dask."""
+    from workbench.sweeps import parse_grid, sweep
+
+    result = sweep(args.config, parse_grid(args.grid), overrides=args.set or (),
+                   name=args.name, warehouse=_warehouse(args), scheduler=args.scheduler,
+                   workers=args.workers, env_prefix=args.env_prefix,
+                   strategy_path=args.strategy_path)
+    if args.json:
+        print(json.dumps(_jsonable(result.to_dict()), sort_keys=True, default=str))
+    else:
+        print(result.table())
+    return 0
+
+
 def cmd_parity(args: argparse.Namespace) -> int:
     """``workbench parity``: our backtest and a peer engine's run of the same config, compared
     under the tolerance spec; exit 1 outside it."""
@@ -592,7 +607,8 @@ def _views_deployed(con: Any) -> bool:
 # arguments echoed back (paths, ids): a control character in one could forge output lines
 _ECHOED = (("out", "--out"), ("config", "--config"), ("warehouse", "--warehouse"),
            ("paths", "PATH"), ("source", "--source"), ("run_id", "RUN_ID"),
-           ("run_ids", "RUN_ID"), ("data", "--data"))
+           ("run_ids", "RUN_ID"), ("data", "--data"), ("name", "--name"),
+           ("scheduler", "--scheduler"))
 _INVISIBLE = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068"
                        "\u2069\u200e\u200f")
 
@@ -662,6 +678,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true",
                    help="then write the run's HTML report (as `workbench report` does)")
     p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("sweep", parents=[common],
+                       help="backtest a config over a grid of overrides on dask.distributed")
+    p.add_argument("--config", required=True, metavar="FILE")
+    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
+                   help="a config key and its values, e.g. --grid strategy.params.fast=5,10 "
+                        "(repeatable: the sweep runs every combination)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key at every point (repeatable)")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="a running dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local "
+                        "cluster on 127.0.0.1)")
+    p.add_argument("--workers", type=_positive_int, default=2, metavar="N",
+                   help="worker processes of the local cluster (default 2)")
+    p.add_argument("--name", help="the sweep's name; points are runs <name>/<point> "
+                                  "(default: the config's run.name)")
+    p.add_argument("--strategy-path", action="append", metavar="DIR",
+                   help="a directory to import the strategy's module from (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("parity", parents=[common],
                        help="run a config in a peer engine too and compare (exit 1 if outside "

@@ -716,6 +716,12 @@ def _set_layer(overrides: Iterable[str]) -> list[tuple[tuple[str, ...], Any, str
     return out
 
 
+def override_value(item: str) -> Any:
+    """The value of one ``--set KEY=VALUE`` as the config receives it (a ConfigError for a
+    malformed item): what ``workbench sweep`` records for a grid value."""
+    return _set_layer([item])[0][1]
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: Iterable[str] = (),

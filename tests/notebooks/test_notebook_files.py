@@ -19,6 +19,7 @@ PARAMETERS = {
     "live_monitor.ipynb": ["run_id", "warehouse"],
     "parity.ipynb": ["parity_id", "warehouse"],
     "fidelity.ipynb": ["fidelity_id", "warehouse"],
+    "sweep.ipynb": ["sweep_id", "metric", "warehouse"],
 }
 NAMES = sorted(PARAMETERS)
 

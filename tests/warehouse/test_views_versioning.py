@@ -24,7 +24,7 @@ REPO_VIEWS = views.views_dir()
 ALL = {"acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
        "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest", "rpt.performance",
        "rpt.risk_blocks",
-       "rpt.round_trips"}
+       "rpt.round_trips", "rpt.sweep_results"}
 
 
 @pytest.fixture
@@ -105,6 +105,7 @@ def test_discover_parents_are_resolved_and_come_first() -> None:
         "rpt.performance": ["acct.equity_curve", "rpt.round_trips"],
         "rpt.risk_blocks": [],
         "rpt.live_vs_backtest": [],
+        "rpt.sweep_results": [],
     }
     order = [v.name for v in found]
     assert all(order.index(p) < order.index(n) for n, ps in parents.items() for p in ps)
@@ -293,9 +294,9 @@ def test_problems_view_missing_from_lock_is_reported_and_lock_adds_it(
 
 def test_problems_lock_entry_whose_file_is_gone_is_reported(root: Path, lock_file: Path
                                                             ) -> None:
-    path_of(root, "rpt.performance").unlink()
+    path_of(root, "rpt.risk_blocks").unlink()  # a leaf: no child's fingerprint changes
     assert views.problems(views.discover(root), views.read_lock(lock_file)) == [
-        "rpt.performance is in sql/views.lock but its file is gone: run `workbench views lock`"]
+        "rpt.risk_blocks is in sql/views.lock but its file is gone: run `workbench views lock`"]
 
 
 def test_problems_missing_lock_is_reported(root: Path) -> None:

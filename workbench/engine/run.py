@@ -25,7 +25,7 @@ import shutil
 import sys
 import threading
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from workbench.calendars import calendar_for
 from workbench.config import Config, StrategyConfig, load_config, parse_when, timeframe_ms
 from workbench.engine import kernel, summary
 from workbench.engine.backtest import EquityRows
-from workbench.engine.journal import contents, order_states
+from workbench.engine.journal import JournalContents, OrderState, contents, order_states
 from workbench.engine.kernel import build_strategy, with_strategy
 from workbench.errors import (
     ConfigError,
@@ -49,7 +49,7 @@ from workbench.errors import (
     as_interruption,
     raise_if_signalled,
 )
-from workbench.feeds.history import check_series, load_series, merge
+from workbench.feeds.history import LoopData, check_series, load_series, merge
 from workbench.feeds.qc import Finding, QcReport, log_findings, summarize
 from workbench.model import Mode, ms_to_iso
 from workbench.secrets import scrub
@@ -133,6 +133,41 @@ class RunResult:
         return plot(self.run_id, warehouse=self.manifest.get("warehouse"), symbol=symbol)
 
 
+def effective_config(
+    config: Config | str | Path | Mapping[str, Any] | None, overrides: Iterable[str] = (), *,
+    start: str | None = None, end: str | None = None, gaps: str | None = None,
+    env_prefix: str = "WB_", env: Mapping[str, str] | None = None,
+    strategy: type[Strategy] | str | None = None,
+    strategy_path: str | Path | Iterable[str | Path] | None = None,
+) -> Config:
+    """The validated config ``run_backtest`` runs, from the same arguments (the strategy
+    class, the data window and the strategy path folded in)."""
+    cls = _strategy_in(config) if strategy is None else (
+        strategy if isinstance(strategy, type) else None)
+    if cls is not None:
+        check_strategy_class(cls, "strategy" if strategy is not None else "strategy.class")
+    if cls is not None or strategy is not None:  # the argument wins over the config's class
+        config = _without_class(config)
+    extra = list(overrides)
+    if isinstance(strategy, str):
+        extra.append(f"strategy.class={strategy}")
+    elif cls is not None:
+        extra.append(f"strategy.class={strategy_identity(cls)}")
+    for key, value in (("data.start", start), ("data.end", end), ("data.gaps", gaps)):
+        if value is not None:
+            extra.append(f"{key}={value}")
+    cfg = as_config(config, extra, env_prefix, env)
+    if strategy_path is not None:
+        dirs = ([strategy_path] if isinstance(strategy_path, str | Path)
+                else list(strategy_path))
+        paths = [str(p) for p in dirs] + list(cfg.strategy.path)
+        cfg = cfg.model_copy(update={"strategy": StrategyConfig.model_validate(
+            {**cfg.strategy.model_dump(by_alias=True), "path": paths})})
+    if cls is not None:
+        cfg = with_strategy(cfg, cls)
+    return cfg
+
+
 def run_backtest(
     config: Config | str | Path | Mapping[str, Any] | None = None,
     *,
@@ -163,29 +198,9 @@ def run_backtest(
     is ``out``, or ``runs_dir/<run_id>`` (``runs_dir`` defaults to ``$WB_RUNS_DIR``, else
     ``runs``). ``progress`` shows a bar (default: on a terminal).
     """
-    cls = _strategy_in(config) if strategy is None else (
-        strategy if isinstance(strategy, type) else None)
-    if cls is not None:
-        check_strategy_class(cls, "strategy" if strategy is not None else "strategy.class")
-    if cls is not None or strategy is not None:  # the argument wins over the config's class
-        config = _without_class(config)
-    extra = list(overrides)
-    if isinstance(strategy, str):
-        extra.append(f"strategy.class={strategy}")
-    elif cls is not None:
-        extra.append(f"strategy.class={strategy_identity(cls)}")
-    for key, value in (("data.start", start), ("data.end", end), ("data.gaps", gaps)):
-        if value is not None:
-            extra.append(f"{key}={value}")
-    cfg = as_config(config, extra, env_prefix, env)
-    if strategy_path is not None:
-        dirs = ([strategy_path] if isinstance(strategy_path, str | Path)
-                else list(strategy_path))
-        paths = [str(p) for p in dirs] + list(cfg.strategy.path)
-        cfg = cfg.model_copy(update={"strategy": StrategyConfig.model_validate(
-            {**cfg.strategy.model_dump(by_alias=True), "path": paths})})
-    if cls is not None:
-        cfg = with_strategy(cfg, cls)
+    cfg = effective_config(config, overrides, start=start, end=end, gaps=gaps,
+                           env_prefix=env_prefix, env=env, strategy=strategy,
+                           strategy_path=strategy_path)
     show = sys.stderr.isatty() if progress is None else progress
     if runs_dir is None:
         runs_dir = os.environ.get(f"{env_prefix}RUNS_DIR") or "runs"
@@ -461,87 +476,37 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
          run_row: dict[str, Any], staging: Path, final_dir: Path, start: int | None,
          end: int | None, findings: list[Finding], manifest: dict[str, Any], log: JsonlLog,
          progress: bool, watch: Stopwatch, stages: _Stages) -> RunResult:
-    tf = cfg.data.timeframe
     with stages("read"):
         reports = read_bars(cfg, warehouse, start, end)
     for report in reports:
         findings += report.findings
     raise_if_signalled()  # one whose exception a finaliser or DuckDB swallowed
     log_findings(log, findings)
-    errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        gaps = sum(1 for f in errors if f.rule == "gap")
-        raise DataError(
-            f"the bars fail QC under gap policy {cfg.data.gaps!r} ({len(errors)} findings, "
-            f"{gaps} gaps):\n       {summarize(errors)}",
-            fix="run with --gaps forward (fill flat bars) or --gaps none (keep the gaps), or "
-                "ingest the missing bars; every finding is in qc_events",
-        )
+    check_qc(cfg, findings)
     watch.lap("read_and_qc")
-    data = merge([r.series for r in reports])
-    if len(data):
-        run_row["bars_per_year"] = bars_per_year(cfg, int(data.ts[-1]))
-    calendar = calendar_for(cfg.data.calendar)
-    if calendar is not None:  # what the config's name stood for when the run read its bars
-        manifest["calendar"] = calendar.fingerprint()
-    manifest["data_hash"] = bars_hash(reports)
-    manifest["qc"] = {
-        "gaps": sum(len(r.gaps) for r in reports),
-        "filled_bars": sum(r.filled_bars for r in reports),
-        "findings": len(findings),
-    }
+    bars = RunBars.of(reports)
     watch.lap("merge")
+    files: list[Background] = []
+
+    def write_files(outcome: Outcome) -> None:  # the CSVs, on a thread beside the tables
+        files.append(Background(rundir.write_all, staging, outcome.round_trips, outcome.orders,
+                                outcome.records.fills, outcome.equity))
+
     with _thawed_at_end():
-        with stages("loop"):
-            wired = kernel.build(cfg, mode, strategy=strategy, run_id=manifest["run_id"], log=log)
-            step = wired.step
-            bar = _progress_bar(len(data), progress)
-            equity = wired.run(data, bar.update if bar is not None else None)
-            # What the loop made lives to the end of the run: later collections need not walk
-            # it (the first one after a long loop took a tenth of a second).
-            gc.freeze()
-            if bar is not None:
-                bar.close()
-        watch.lap("loop")
-        raise_if_signalled()
-        journal = wired.journal
-        journal.close()
-        records = contents(journal)  # read back through the port, whatever the journal
-        orders = order_states(records)
-        first_ts, last_ts = ms_to_iso(int(data.ts[0])), ms_to_iso(int(data.ts[-1]))
-        manifest.update(bars=len(data), first_bar_ts=first_ts, last_bar_ts=last_ts)
-        risk = step.risk
-        risk_summary = risk.summary() if risk is not None else None
-        manifest["risk"] = risk_summary or {"enabled": False}
-        summary.record(manifest, strategy, reports, orders, start, end)
-        run_id = manifest["run_id"]
-        # The CSVs are formatted on a thread (mostly in Arrow, without the GIL) while the
-        # tables are built and DuckDB computes the headline; both must succeed.
-        files = Background(rundir.write_all, staging, step.book.round_trips, orders,
-                           records.fills, equity)
         try:
-            tables = results.run_tables(
-                data, records, findings, tf, cfg.data.gaps, run_id,
-                risk.events_table() if risk is not None else None,
-                results.risk_metrics(risk_summary, step.now) if risk_summary else None,
-                orders=orders)
-            run_row.update(status="completed", data_hash=manifest["data_hash"],
-                           start_ts=first_ts, end_ts=last_ts, bar_count=len(data))
-            with stages("metrics"):
-                metrics = headline_in_memory(run_row, tables, equity, view_list,
-                                             cfg.run.memory_limit)
-        finally:
-            files.wait()
-        watch.lap("metrics")
+            outcome = simulate(cfg, mode, strategy, bars, run_row, manifest, view_list, start,
+                               end, log=log, progress=progress, watch=watch, stages=stages,
+                               beside=write_files, freeze=True)
+        finally:  # a failure must not leave the thread writing into the directory
+            for background in files:
+                background.wait()
+        run_id = manifest["run_id"]
         with stages("write_files"):
-            files.result()
+            for background in files:
+                background.result()
         watch.lap("write_csv_wait")
         raise_if_signalled()
-        manifest.update(status="completed", ended_at=mf.utc_now_iso(), metrics=metrics)
-        run_row["ended_at"] = manifest["ended_at"]
-        stored = results.headline_metrics(metrics, step.now)
-        tables["metrics"] = (pa.concat_tables([tables["metrics"], stored]) if "metrics" in tables
-                             else stored)
+        tables, metrics = finish(outcome, manifest, run_row)
         with stages("write_warehouse"):
             held, waited = results.write_run(
                 warehouse, run_row, tables, view_list, wait_s=WRITE_WAIT_S,
@@ -552,12 +517,138 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
         manifest["timings_s"] = watch.laps
         with stages("write_files"):
             mf.write(staging / "run_manifest.json", manifest)
-            log.info("run", f"{mode.value} {run_id} completed", bars=len(data),
-                     orders=len(orders), fills=len(records.fills), metrics=metrics,
-                     warehouse_hold_s=manifest["warehouse_hold_s"])
+            log.info("run", f"{mode.value} {run_id} completed", bars=len(bars.data),
+                     orders=len(outcome.orders), fills=len(outcome.records.fills),
+                     metrics=metrics, warehouse_hold_s=manifest["warehouse_hold_s"])
             log.close()
             _publish(staging, final_dir)
         return RunResult(run_id, final_dir, metrics, manifest)
+
+
+def check_qc(cfg: Config, findings: list[Finding]) -> None:
+    """DataError when the bars fail QC under the config's gap policy."""
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        gaps = sum(1 for f in errors if f.rule == "gap")
+        raise DataError(
+            f"the bars fail QC under gap policy {cfg.data.gaps!r} ({len(errors)} findings, "
+            f"{gaps} gaps):\n       {summarize(errors)}",
+            fix="run with --gaps forward (fill flat bars) or --gaps none (keep the gaps), or "
+                "ingest the missing bars; every finding is in qc_events",
+        )
+
+
+@dataclass
+class RunBars:
+    """The bars a run saw, read and checked once: the QC reports (each symbol's series and
+    findings), the loop's merged columns, their hash and the QC counts. A sweep ships one
+    to each worker and runs every point on it."""
+
+    reports: list[QcReport]
+    data: LoopData
+    data_hash: str
+    qc: dict[str, int]
+
+    @classmethod
+    def of(cls, reports: list[QcReport]) -> RunBars:
+        return cls(reports, merge([r.series for r in reports]), bars_hash(reports), {
+            "gaps": sum(len(r.gaps) for r in reports),
+            "filled_bars": sum(r.filled_bars for r in reports),
+            "findings": sum(len(r.findings) for r in reports),
+        })
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for r in self.reports for f in r.findings]
+
+
+@dataclass
+class Outcome:
+    """A run computed in memory: its warehouse tables (``results.run_tables``), headline
+    metrics (``rpt.performance``) and what the run directory is written from."""
+
+    tables: dict[str, pa.Table]
+    metrics: dict[str, Any]
+    equity: EquityRows
+    orders: list[OrderState]
+    records: JournalContents
+    round_trips: Any
+    now: int
+
+
+def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dict[str, Any],
+             manifest: dict[str, Any], view_list: list[Any], start: int | None,
+             end: int | None, *, log: JsonlLog | None = None, progress: bool = False,
+             watch: Stopwatch | None = None, stages: _Stages | None = None,
+             beside: Callable[[Outcome], None] | None = None, freeze: bool = False
+             ) -> Outcome:
+    """Run ``strategy`` over ``bars`` in memory, as ``run_backtest`` does, without touching
+    the warehouse or a run directory: the loop, the journal's orders and fills, the run's
+    tables and its headline numbers (a private in-memory DuckDB). ``run_row`` and
+    ``manifest`` are updated as the run completes (``finish`` ends both). ``beside`` is
+    called after the loop, before the tables are built (the run directory's CSVs start
+    there); ``freeze`` freezes the loop's objects for the garbage collector (the caller
+    unfreezes)."""
+    stage = stages or _Stages()
+    lap = watch.lap if watch is not None else (lambda name: None)
+    data = bars.data
+    if len(data):
+        run_row["bars_per_year"] = bars_per_year(cfg, int(data.ts[-1]))
+    calendar = calendar_for(cfg.data.calendar)
+    if calendar is not None:  # what the config's name stood for when the run read its bars
+        manifest["calendar"] = calendar.fingerprint()
+    manifest["data_hash"] = bars.data_hash
+    manifest["qc"] = dict(bars.qc)
+    with stage("loop"):
+        wired = kernel.build(cfg, mode, strategy=strategy, run_id=manifest["run_id"], log=log)
+        step = wired.step
+        bar = progress_bar(len(data), progress)
+        equity = wired.run(data, bar.update if bar is not None else None)
+        if freeze:  # what the loop made lives to the end of the run: later collections need
+            gc.freeze()  # not walk it (the first one after a long loop took a tenth of a second)
+        if bar is not None:
+            bar.close()
+    lap("loop")
+    raise_if_signalled()
+    journal = wired.journal
+    journal.close()
+    records = contents(journal)  # read back through the port, whatever the journal
+    orders = order_states(records)
+    first_ts, last_ts = ms_to_iso(int(data.ts[0])), ms_to_iso(int(data.ts[-1]))
+    manifest.update(bars=len(data), first_bar_ts=first_ts, last_bar_ts=last_ts)
+    risk = step.risk
+    risk_summary = risk.summary() if risk is not None else None
+    manifest["risk"] = risk_summary or {"enabled": False}
+    summary.record(manifest, strategy, bars.reports, orders, start, end)
+    outcome = Outcome({}, {}, equity, orders, records, step.book.round_trips, step.now)
+    if beside is not None:
+        beside(outcome)
+    outcome.tables = results.run_tables(
+        data, records, bars.findings, cfg.data.timeframe, cfg.data.gaps, manifest["run_id"],
+        risk.events_table() if risk is not None else None,
+        results.risk_metrics(risk_summary, step.now) if risk_summary else None,
+        orders=orders)
+    run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,
+                   end_ts=last_ts, bar_count=len(data))
+    with stage("metrics"):
+        outcome.metrics = headline_in_memory(run_row, outcome.tables, equity, view_list,
+                                             cfg.run.memory_limit)
+    lap("metrics")
+    return outcome
+
+
+def finish(outcome: Outcome, manifest: dict[str, Any], run_row: dict[str, Any]
+           ) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+    """The run completed now: its end time in ``manifest`` and ``run_row``, and every table
+    it writes, the stored headline numbers (``metrics`` rows) included."""
+    metrics = outcome.metrics
+    manifest.update(status="completed", ended_at=mf.utc_now_iso(), metrics=metrics)
+    run_row["ended_at"] = manifest["ended_at"]
+    tables = dict(outcome.tables)
+    stored = results.headline_metrics(metrics, outcome.now)
+    tables["metrics"] = (pa.concat_tables([tables["metrics"], stored]) if "metrics" in tables
+                         else stored)
+    return tables, metrics
 
 
 def new_run_row(cfg: Config, mode: Mode, manifest: dict[str, Any], run_dir: Path
@@ -680,11 +771,13 @@ def headline(con: Any, run_id: str) -> dict[str, Any]:
     return out
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
+def progress_bar(total: int, enabled: bool, *, unit: str = "bar", desc: str = "backtest"
+                 ) -> Any:
+    """A tqdm bar on stderr (a widget in notebooks), or None when not ``enabled``."""
     if not enabled:
         return None
     from tqdm.auto import tqdm  # a widget in notebooks, a text bar on a terminal
 
-    return tqdm(total=total, unit="bar", unit_scale=True, desc="backtest", leave=False)
+    return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, leave=False)
 
 

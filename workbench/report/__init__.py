@@ -48,6 +48,7 @@ from workbench.report.parity import (
     parity_table,
 )
 from workbench.report.project import project_dir, project_path, runs_dir_path, warehouse_path
+from workbench.report.sweep import SweepReport, load_sweep, sweep_heatmap, top_runs_table
 from workbench.report.tables import (
     compare_table,
     costs_table,
@@ -65,6 +66,7 @@ __all__ = [
     "LiveMonitor",
     "ParityReport",
     "RunReport",
+    "SweepReport",
     "candles_figure",
     "compare_equity_figure",
     "compare_table",
@@ -88,6 +90,7 @@ __all__ = [
     "load_parity",
     "load_run",
     "load_runs",
+    "load_sweep",
     "manifest_table",
     "parity_figure",
     "parity_history_table",
@@ -103,6 +106,8 @@ __all__ = [
     "runs_dir_path",
     "setup",
     "sql",
+    "sweep_heatmap",
+    "top_runs_table",
     "trades_table",
     "warehouse_path",
 ]

@@ -1,0 +1,24 @@
+"""A strategy for the sweep tests, importable by the workers of a local cluster."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from workbench.strategies.sma_cross import SmaCross
+
+
+class FragileSma(SmaCross):
+    """SmaCross that raises on its first decision when ``explode`` is set, and ends its
+    process (a worker lost) when ``die`` is."""
+
+    explode: bool = False
+    die: bool = False
+    message: str = "boom: explode was set"
+
+    def on_bar(self, ctx: Any, bar: Any) -> Any:
+        if self.explode:
+            raise RuntimeError(self.message)
+        if self.die:
+            os._exit(3)
+        return super().on_bar(ctx, bar)
