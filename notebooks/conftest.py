@@ -28,8 +28,9 @@ _made: list[Path] = []
 
 
 def build_warehouse(folder: Path) -> Path:
-    """A 200-bar paper run with its backtest twin, a bar gap and its alert; then sample bars and
-    two completed backtests (one with limit orders and risk blocks)."""
+    """A 200-bar paper run with its backtest twin, a bar gap and its alert; then sample bars, a
+    fidelity comparison and a 2x2 sweep of the demo config, and two completed backtests (one
+    with limit orders and risk blocks), then a parity comparison."""
     from workbench.engine.run import run_backtest
     from workbench.warehouse.connect import open_rw
     from workbench.warehouse.ingest import ingest
