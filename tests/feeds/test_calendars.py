@@ -171,6 +171,14 @@ def test_ingest_and_backtest_under_the_exchange_calendar_expect_no_closed_hours(
     assert manifest["qc"]["gaps"] == 0 and manifest["bars"] == len(nyse_minutes())
     assert manifest["config"]["data"]["calendar"] == "XNYS"
     assert manifest["calendar"]["name"] == "XNYS" and manifest["calendar"]["exchange_calendars"]
+    from workbench.warehouse.connect import reading
+
+    with reading(warehouse) as con:  # Sharpe is annualised with the calendar's year of bars
+        [(per_year, sharpe)] = con.sql(
+            "select r.bars_per_year, p.sharpe from runs r join rpt.performance p using (run_id)"
+            " where r.run_id = ?", params=[manifest["run_id"]]).fetchall()
+    assert 97_000 < per_year < 99_000  # about 251 sessions of 390 minutes, not 525,600
+    assert sharpe == pytest.approx(manifest["metrics"]["sharpe"])
     without = cli("backtest", "--config", str(config), "--out",  # type: ignore[operator]
                   str(tmp_path / "run2"), "--set", "data.calendar=24x7")
     assert without.code != 0 and "gaps" in without.err

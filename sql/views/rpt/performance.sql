@@ -1,15 +1,21 @@
 -- name: rpt.performance
--- version: 3
+-- version: 4
 -- description: headline numbers per run: return, CAGR, max drawdown, Sharpe, trades, win rate, fees, exposure, risk block rate
 -- Sharpe: mean over sample standard deviation of per-bar returns (the first bar against the
--- initial cash), annualised with a 365-day year, no risk-free rate. CAGR over the span from the
--- first bar's open to the last bar's close. Max drawdown as rpt.drawdown defines it (peak from
+-- initial cash), annualised with the bars of a year: a 365-day year of bars, or what the
+-- run's trading calendar holds in a year (runs.bars_per_year), no risk-free rate. CAGR over
+-- the span from the first bar's open to the last bar's close. Max drawdown as rpt.drawdown defines it (peak from
 -- the initial cash), computed here in the same pass. Exposure: share of bars with a position.
 -- A trade is an entry order closed (in part) by an exit order: the FIFO round trips between
 -- the fills of the same two orders are one trade, their P&L summed (an order filled in parts
 -- under a participation cap makes several fills; an order of one fill, one round trip each).
 with runs as (
-    select run_id, initial_cash, timeframe_ms from main.runs
+    select
+        run_id,
+        initial_cash,
+        timeframe_ms,
+        coalesce(bars_per_year, 365.0 * 86400000 / timeframe_ms) as bars_per_year
+    from main.runs
 ),
 curve as (
     select run_id, ts, equity, in_market from acct.equity_curve
@@ -98,7 +104,7 @@ final as (
         s.max_drawdown_pct,
         case
             when s.sd_ret > 0
-                then s.mean_ret / s.sd_ret * sqrt(365.0 * 86400000 / r.timeframe_ms)
+                then s.mean_ret / s.sd_ret * sqrt(r.bars_per_year)
         end as sharpe,
         coalesce(t.trades, 0) as trades,
         case when t.trades > 0 then t.wins / t.trades * 100 end as win_rate_pct,
