@@ -50,8 +50,8 @@ def build_warehouse(folder: Path) -> Path:
     demo = ROOT / "configs" / "sma_demo.yaml"
     from workbench.fidelity import run_fidelity
 
-    run_fidelity(demo, warehouse=db, env={}, runs_dir=folder / "runs",  # fidelity.ipynb's
-                 progress=lambda line: None)
+    run_fidelity(demo, warehouse=db, env={}, runs_dir=folder / "runs",  # fidelity.ipynb's,
+                 overrides=["data.end=2024-01-08"], progress=lambda line: None)  # on a week
     from workbench.sweeps import sweep
 
     sweep(demo, {"strategy.params.fast": [30, 60], "strategy.params.slow": [120, 240]},

@@ -227,8 +227,10 @@ def test_sweep_on_a_scheduler_address_uses_that_cluster(load_bars: Callable[[int
     assert said[0].startswith(f"sweep {result.sweep_id}: 2 points on 1 workers")
 
 
-def test_sweep_unreachable_scheduler_is_config_error(load_bars: Callable[[int], Path]):
+def test_sweep_unreachable_scheduler_is_config_error(load_bars: Callable[[int], Path],
+                                                     monkeypatch: pytest.MonkeyPatch):
     warehouse = load_bars(600)
+    monkeypatch.setattr("workbench.sweeps.CONNECT_TIMEOUT", "1s")
 
     with pytest.raises(ConfigError, match="cannot reach the dask scheduler"):
         sweep(CONFIG, {"strategy.params.fast": [3]}, warehouse=warehouse,

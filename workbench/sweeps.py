@@ -342,6 +342,10 @@ def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_id: str,
     return out
 
 
+CONNECT_TIMEOUT = "5s"
+"""How long ``--scheduler ADDR`` is waited for before the sweep is refused."""
+
+
 def _connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
     try:
         from distributed import Client, LocalCluster
@@ -351,7 +355,7 @@ def _connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any,
                           fix="pip install 'workbench[sweep]' (dask and distributed)") from None
     if scheduler is not None:
         try:
-            return Client(scheduler, timeout="5s"), None
+            return Client(scheduler, timeout=CONNECT_TIMEOUT), None
         except (OSError, TimeoutError) as exc:
             raise ConfigError(f"cannot reach the dask scheduler at {scheduler}: {exc}",
                               where="--scheduler",
