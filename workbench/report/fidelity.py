@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from workbench.report.parity import StoredComparisons
-from workbench.report.project import warehouse_path
+from workbench.report.parity import StoredComparisons, read_comparisons
 from workbench.report.tables import Table
 
 _COLUMNS = ("fidelity_id", "created_at", "variant_seq", "variant", "latency", "cap_pct",
@@ -23,13 +22,8 @@ class FidelityReport(StoredComparisons):
 
 
 def load_fidelity(warehouse: str | Path | None = None) -> FidelityReport:
-    from workbench.warehouse.connect import reading
-
-    with reading(warehouse_path(warehouse)) as con:
-        got = con.execute(
-            f"select {', '.join(_COLUMNS)} from fidelity_results "
-            "order by created_at desc, fidelity_id desc, variant_seq").fetchall()
-    return FidelityReport([dict(zip(_COLUMNS, row, strict=True)) for row in got])
+    return FidelityReport(read_comparisons(warehouse, "fidelity_results", _COLUMNS,
+                                           "created_at desc, fidelity_id desc, variant_seq"))
 
 
 def fidelity_table(report: FidelityReport, fidelity_id: str | None = None) -> Table:

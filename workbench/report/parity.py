@@ -39,18 +39,25 @@ class StoredComparisons:
         return [r for r in self.rows if r[self.KEY] == wanted]
 
 
+def read_comparisons(warehouse: str | Path | None, table: str, columns: tuple[str, ...],
+                     order: str) -> list[dict[str, Any]]:
+    """The rows of a comparisons table (``parity_results``, ``fidelity_results``) as dicts,
+    newest comparison first (read-only, one pass)."""
+    from workbench.warehouse.connect import reading
+
+    with reading(warehouse_path(warehouse)) as con:
+        got = con.execute(f"select {', '.join(columns)} from {table} order by {order}"
+                          ).fetchall()
+    return [dict(zip(columns, row, strict=True)) for row in got]
+
+
 class ParityReport(StoredComparisons):
     """Every stored parity comparison's rows, newest first."""
 
 
 def load_parity(warehouse: str | Path | None = None) -> ParityReport:
-    from workbench.warehouse.connect import reading
-
-    with reading(warehouse_path(warehouse)) as con:
-        got = con.execute(
-            f"select {', '.join(_COLUMNS)} from parity_results "
-            "order by created_at desc, parity_id desc, quantity").fetchall()
-    return ParityReport([dict(zip(_COLUMNS, row, strict=True)) for row in got])
+    return ParityReport(read_comparisons(warehouse, "parity_results", _COLUMNS,
+                                         "created_at desc, parity_id desc, quantity"))
 
 
 def parity_history_table(report: ParityReport) -> Table:
