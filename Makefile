@@ -64,7 +64,7 @@ demo: $(VENV)/.base
 test: $(VENV)/.dev $(VENV)/.lab $(VENV)/.parity chromium
 	$(BIN)/ruff check workbench tests bench sample_data notebooks/conftest.py
 	$(BIN)/mypy
-	$(BIN)/pytest -m "not soak"
+	$(BIN)/pytest -m "not soak" -n 2 --dist worksteal
 	$(BIN)/pytest --nbval-lax notebooks/
 	$(WB) --warehouse test-artifacts/contract.duckdb contract-tests \
 	  --junit test-artifacts/contract-tests.xml --json test-artifacts/contract-tests.json
