@@ -747,7 +747,7 @@ def headline_in_memory(run_row: dict[str, Any], tables: dict[str, Any], equity: 
         "cash": equity.cash, "position_value": equity.position_value,
         "equity": equity.equity, "in_market": equity.in_market})
     con = open_memory(view_list, memory_limit=memory_limit,
-                      stand_ins={"acct.equity_curve": curve})
+                      stand_ins={"acct.equity_curve": curve}, needs=("rpt.performance",))
     try:
         # A short id (DuckDB keeps strings of up to 12 bytes inline) keeps sorts lean.
         results.insert_results(con, {**run_row, "run_id": _PRIVATE_ID}, {

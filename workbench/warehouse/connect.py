@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -127,25 +127,28 @@ def reading(path: str | Path | None = None, *, wait_s: float = 10.0, sealed: boo
 
 
 def open_memory(view_list: list[Any] | None = None, *, memory_limit: str | None = None,
-                stand_ins: dict[str, Any] | None = None) -> Any:
+                stand_ins: dict[str, Any] | None = None, needs: Collection[str] = ()) -> Any:
     """An in-memory warehouse with the schema and views deployed: a job's private database
     for computing through the views, tests, scratch work. ``memory_limit`` (DuckDB's syntax,
     e.g. ``2GB``) caps it. ``stand_ins`` maps view names to Arrow tables that take those views'
-    place (as tables; the views that read them are created as usual)."""
+    place (read in place, not copied; the views that read them are created as usual).
+    ``needs``: create only these views and what they read (default: every view)."""
     from workbench.warehouse import migrations, views
 
     config: dict[str, Any] = {"memory_limit": memory_limit} if memory_limit else {}
     con = duckdb.connect(":memory:", config=config)
     con.execute("set TimeZone = 'UTC'")
     migrations.apply(con)
-    if not stand_ins:
+    if not stand_ins and not needs:
         views.deploy(con, view_list)
         return con
     for schema in views.LAYERS:
         con.execute(f"create schema if not exists {schema}")
-    for name, table in stand_ins.items():
-        con.register("__wb_stand_in", table)
-        con.execute(f"create table {name} as select * from __wb_stand_in")
-        con.unregister("__wb_stand_in")
-    views.create(con, views.check(view_list), skip=set(stand_ins))
+    for number, (name, table) in enumerate((stand_ins or {}).items()):
+        con.register(f"__wb_stand_in_{number}", table)
+        con.execute(f"create view {name} as select * from __wb_stand_in_{number}")
+    chosen = views.check(view_list)
+    if needs:
+        chosen = views.lineage(chosen, needs, stop=set(stand_ins or ()))
+    views.create(con, chosen, skip=set(stand_ins or ()))
     return con

@@ -293,6 +293,27 @@ def versions(views: list[View]) -> dict[str, dict[str, Any]]:
     return {v.name: {"version": v.version, "fingerprint": v.fingerprint} for v in views}
 
 
+def lineage(views: list[View], names: Collection[str], *, stop: Collection[str] = ()
+            ) -> list[View]:
+    """The views ``names`` and every view they read, in dependency order (``views``'
+    order), not looking past the views named in ``stop``."""
+    by_name = {view.name: view for view in views}
+    unknown = sorted(set(names) - set(by_name))
+    if unknown:
+        raise WarehouseError(f"no view named {', '.join(unknown)}",
+                             fix=f"name one of: {', '.join(sorted(by_name))}")
+    wanted: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in wanted or name not in by_name:  # a table (main.fills) or a stand-in
+            continue
+        wanted.add(name)
+        if name not in stop:
+            todo.extend(by_name[name].parents)
+    return [view for view in views if view.name in wanted]
+
+
 def create(con: Any, views: list[View], *, skip: Collection[str] = ()) -> None:
     """Create or replace the views in dependency order, but those named in ``skip`` (their
     names are already taken by something that stands in for them)."""
