@@ -276,3 +276,14 @@ def test_sweep_report_heatmap_over_two_params_and_top_runs_first_then_failed(
     assert [row[2] for row in table.rows] == ["completed", "completed", "failed", "failed"]
     assert table.rows[0][4] == max(sharpe.values())
     assert table.rows[-1][-1] == "strategy_error"
+
+
+def test_sweep_plan_puts_the_tags_on_every_point_run(load_bars: Callable[[int], Path]):
+    from workbench.sweeps import _plan, points
+    from workbench.warehouse import views
+
+    planned = _plan(CONFIG, [], points({"strategy.params.fast": [3, 4]}), "sweep-x", "sw",
+                    views.check(), {"env_prefix": "WB_", "env": {}, "strategy": None,
+                                    "strategy_path": None}, {"exp": "grid"})
+    assert [p.run_row["tags"] for p in planned] == [{"exp": "grid"}, {"exp": "grid"}]
+    assert [p.manifest["tags"] for p in planned] == [{"exp": "grid"}, {"exp": "grid"}]
