@@ -198,3 +198,34 @@ def test_first_difference_names_a_line_only_the_rerun_has(tmp_path: Path) -> Non
         "orders.csv line 3: only the rerun has it (2 lines in the original, 3 in the "
         "rerun):\n  rerun: 2")
     assert first_difference(a, a) is None
+
+
+def test_data_hash_of_a_gaps_forward_run_covers_the_filled_bars(
+        cli: Cli, warehouse: Path, config: Path, synth_csv: Callable[..., Path]) -> None:
+    """The run's data_hash is over the bars its loop saw: the stored ones plus the flat bar
+    the gap policy filled (the previous close, volume 0); a rerun finds the same."""
+    import numpy as np
+
+    from workbench.manifest import data_hash
+
+    source = synth_csv(count=600)
+    lines = source.read_text().splitlines(keepends=True)
+    del lines[101]  # the bar of 01:40
+    source.write_text("".join(lines))
+    assert cli("ingest", str(source), "--symbol", "BTCUSDT", "--gaps", "none").code == 0
+    result = cli("backtest", "--config", str(config), "--gaps", "forward")
+    assert result.code == 0, result.err
+    run_id, _ = last_line(result.out)
+
+    rows = [line.rstrip("\n").split(",") for line in lines[1:]]
+    ts = [np.datetime64(r[0].rstrip("Z"), "ms").astype(np.int64) for r in rows]
+    cols = [[float(r[k]) for r in rows] for k in range(1, 6)]
+    stored = [np.array(ts, np.int64), *(np.array(c) for c in cols)]
+    prev_close = cols[3][99]
+    filled = [np.insert(stored[0], 100, ts[99] + 60_000),
+              *(np.insert(c, 100, prev_close) for c in stored[1:5]),
+              np.insert(stored[5], 100, 0.0)]
+    (recorded,) = query(warehouse, "select data_hash from runs where run_id = ?", [run_id])[0]
+    assert recorded == data_hash(filled, ["BTCUSDT"])
+    assert recorded != data_hash(stored, ["BTCUSDT"])
+    assert cli("rerun", run_id).code == 0

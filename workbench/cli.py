@@ -574,7 +574,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                                      if k != "run_id"}
     from workbench.secrets import redact
 
-    for key in ("config_json", "versions", "view_versions"):
+    for key in ("config_json", "versions", "view_versions", "tags"):
         if isinstance(record.get(key), str):
             record[key] = json.loads(record[key])
     record["config_json"] = redact(record.get("config_json"))  # rows of older versions too
