@@ -229,3 +229,32 @@ def test_data_hash_of_a_gaps_forward_run_covers_the_filled_bars(
     assert recorded == data_hash(filled, ["BTCUSDT"])
     assert recorded != data_hash(stored, ["BTCUSDT"])
     assert cli("rerun", run_id).code == 0
+
+
+def test_rerun_warns_when_git_sha_or_package_versions_differ_from_the_run() -> None:
+    from workbench import manifest as mf
+    from workbench.rerun import _code_warnings, _Original
+
+    now = mf.versions()
+    then = {**now, "duckdb": "0.0.1"}
+    original = _Original("r1", "backtest", "completed", {}, "h", "d", "abc123", then, "/x")
+    first, second = _code_warnings(original)
+    assert first.startswith(f"the code differs: run r1 ran at git abc123, this is {mf.git_sha()}")
+    assert second == (f"package versions differ from run r1's: duckdb 0.0.1 -> {now['duckdb']} "
+                      "(a likely cause of any difference)")
+    same = _Original("r1", "backtest", "completed", {}, "h", "d", mf.git_sha(), now, "/x")
+    assert _code_warnings(same) == []
+
+
+def test_rerun_of_a_run_made_by_other_code_warns_first_and_still_compares(
+        cli: Cli, ingested: Path, original: tuple[str, Path]) -> None:
+    run_id, _ = original
+    con = open_rw(ingested)
+    try:
+        con.execute("update runs set git_sha = 'feedbeef' where run_id = ?", [run_id])
+    finally:
+        con.close()
+    result = cli("rerun", run_id)
+    assert result.code == 0, result.err
+    assert result.err.startswith(f"warning: the code differs: run {run_id} ran at git feedbeef")
+    assert "identical: rerun" in result.out
