@@ -233,16 +233,16 @@ def test_data_hash_of_a_gaps_forward_run_covers_the_filled_bars(
 
 def test_rerun_warns_when_git_sha_or_package_versions_differ_from_the_run() -> None:
     from workbench import manifest as mf
-    from workbench.rerun import _code_warnings, _Original
+    from workbench.rerun import RecordedRun, _code_warnings
 
     now = mf.versions()
     then = {**now, "duckdb": "0.0.1"}
-    original = _Original("r1", "backtest", "completed", {}, "h", "d", "abc123", then, "/x")
+    original = RecordedRun("r1", "backtest", "completed", {}, "h", "d", "abc123", then, "/x")
     first, second = _code_warnings(original)
     assert first.startswith(f"the code differs: run r1 ran at git abc123, this is {mf.git_sha()}")
     assert second == (f"package versions differ from run r1's: duckdb 0.0.1 -> {now['duckdb']} "
                       "(a likely cause of any difference)")
-    same = _Original("r1", "backtest", "completed", {}, "h", "d", mf.git_sha(), now, "/x")
+    same = RecordedRun("r1", "backtest", "completed", {}, "h", "d", mf.git_sha(), now, "/x")
     assert _code_warnings(same) == []
 
 

@@ -52,7 +52,9 @@ class RerunResult:
 
 
 @dataclass
-class _Original:
+class RecordedRun:
+    """What the rerun reads of the original run's ``runs`` row."""
+
     run_id: str
     mode: str
     status: str
@@ -90,7 +92,7 @@ def rerun(run_id: str, *, warehouse: str | Path | None = None, out: str | Path |
                        first_difference(original_dir, result.run_dir), warnings)
 
 
-def _read(warehouse: Path, run_id: str) -> _Original:
+def _read(warehouse: Path, run_id: str) -> RecordedRun:
     from workbench.report.data import resolve_run_id
 
     with reading(warehouse) as con:
@@ -101,7 +103,7 @@ def _read(warehouse: Path, run_id: str) -> _Original:
     for key in ("config_json", "versions"):
         if isinstance(row[key], str):
             row[key] = json.loads(row[key])
-    original = _Original(row["run_id"], row["mode"], row["status"], row["config_json"] or {},
+    original = RecordedRun(row["run_id"], row["mode"], row["status"], row["config_json"] or {},
                          row["config_hash"], row["data_hash"], row["git_sha"],
                          row["versions"] or {}, row["run_dir"])
     if original.mode != Mode.BACKTEST.value:
@@ -126,7 +128,7 @@ def _read(warehouse: Path, run_id: str) -> _Original:
     return original
 
 
-def rebuild_config(original: _Original, *, env_prefix: str = "WB_",
+def rebuild_config(original: RecordedRun, *, env_prefix: str = "WB_",
                    env: Mapping[str, str] | None = None) -> Config:
     """The run's config from its record: the masked secrets read from the secrets provider
     (``<prefix><PATH>`` in the environment, then the 0600 secrets file), checked against the
@@ -176,7 +178,7 @@ def _put(tree: dict[str, Any], where: tuple[str, ...], value: Any) -> None:
     node[where[-1]] = value
 
 
-def _code_warnings(original: _Original) -> list[str]:
+def _code_warnings(original: RecordedRun) -> list[str]:
     out = []
     sha = mf.git_sha()
     if original.git_sha != sha:
@@ -192,7 +194,7 @@ def _code_warnings(original: _Original) -> list[str]:
     return out
 
 
-def check_bars(cfg: Config, warehouse: Path, original: _Original) -> None:
+def check_bars(cfg: Config, warehouse: Path, original: RecordedRun) -> None:
     """DataError unless the warehouse's bars, read and checked as the run read them, hash to
     the run's ``data_hash``; it names the first changed bar it can find."""
     start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
