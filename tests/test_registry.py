@@ -86,6 +86,9 @@ def test_backtest_tags_are_stored_and_change_neither_config_hash_nor_files(
     manifest = json.loads((tagged_dir / "run_manifest.json").read_text())
     assert manifest["tags"] == {"exp": "a", "who": "me"}
     assert "tags" not in manifest["config"]["run"]
+    shown = cli("runs", "show", tagged)
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out)["tags"] == {"exp": "a", "who": "me"}
 
 
 def test_backtest_bad_tag_exits_2_before_any_run(cli: Cli, ingested: Path, config: Path) -> None:
