@@ -233,17 +233,19 @@ def test_data_hash_of_a_gaps_forward_run_covers_the_filled_bars(
 
 def test_rerun_warns_when_git_sha_or_package_versions_differ_from_the_run() -> None:
     from workbench import manifest as mf
-    from workbench.rerun import RecordedRun, _code_warnings
+    from workbench.registry import RunRecord
+    from workbench.rerun import _code_warnings
+
+    def record(git_sha: str, versions: dict[str, Any]) -> RunRecord:
+        return RunRecord("r1", "t", "backtest", "completed", None, {}, "h", "d", git_sha,
+                         versions, 0, "/x", {})
 
     now = mf.versions()
-    then = {**now, "duckdb": "0.0.1"}
-    original = RecordedRun("r1", "backtest", "completed", {}, "h", "d", "abc123", then, "/x")
-    first, second = _code_warnings(original)
+    first, second = _code_warnings(record("abc123", {**now, "duckdb": "0.0.1"}))
     assert first.startswith(f"the code differs: run r1 ran at git abc123, this is {mf.git_sha()}")
     assert second == (f"package versions differ from run r1's: duckdb 0.0.1 -> {now['duckdb']} "
                       "(a likely cause of any difference)")
-    same = RecordedRun("r1", "backtest", "completed", {}, "h", "d", mf.git_sha(), now, "/x")
-    assert _code_warnings(same) == []
+    assert _code_warnings(record(mf.git_sha(), now)) == []
 
 
 def test_rerun_of_a_run_made_by_other_code_warns_first_and_still_compares(

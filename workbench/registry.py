@@ -29,7 +29,7 @@ SHOWN_METRICS = ("trades", "total_return_pct", "cagr_pct", "max_drawdown_pct", "
 
 _RUN = """
 select run_id, name, mode, status, started_at, config_json, config_hash, data_hash, git_sha,
-       versions, seed, {tags} as tags
+       versions, seed, run_dir, {tags} as tags
 from runs where run_id = ?
 """
 
@@ -49,6 +49,7 @@ class RunRecord:
     git_sha: str | None
     versions: dict[str, Any]
     seed: int | None
+    run_dir: str | None
     tags: dict[str, str]
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -145,9 +146,8 @@ def compare(run_ids: Sequence[str] = (), *, tags: Mapping[str, str] | Iterable[s
                                  "them), or select a cohort with --tag KEY=VALUE")
     with reading(warehouse) as con:
         ids = [resolve_run_id(con, run_id) for run_id in run_ids]
-        tagged = has_tags(con)
         if cohort:
-            members = cohort_ids(con, cohort) if tagged else []
+            members = cohort_ids(con, cohort) if has_tags(con) else []
             if not members:
                 raise WorkbenchError(
                     f"no run carries the tag{'s' if len(cohort) > 1 else ''} "
@@ -156,7 +156,7 @@ def compare(run_ids: Sequence[str] = (), *, tags: Mapping[str, str] | Iterable[s
                         "list --tag KEY=VALUE` lists a cohort")
             ids += members
         ids = list(dict.fromkeys(ids))
-        records = [_record(con, run_id, tagged) for run_id in ids]
+        records = [read_record(con, run_id) for run_id in ids]
         _add_metrics(con, records)
     return Comparison(records, cohort, _differences([r.config for r in records]),
                       _differences([r.versions for r in records]))
@@ -181,14 +181,15 @@ def has_tags(con: Any) -> bool:
                             [TAGS_MIGRATION]).fetchall()[0][0])
 
 
-def _record(con: Any, run_id: str, tagged: bool) -> RunRecord:
-    rel = con.sql(_RUN.format(tags="tags" if tagged else "null"), params=[run_id])
+def read_record(con: Any, run_id: str) -> RunRecord:
+    """The run's record (without metrics) from its ``runs`` row; the id must exist."""
+    rel = con.sql(_RUN.format(tags="tags" if has_tags(con) else "null"), params=[run_id])
     row = dict(zip(rel.columns, rel.fetchall()[0], strict=True))
     loaded = {k: json.loads(v) if isinstance(v, str) else v
               for k, v in row.items() if k in ("config_json", "versions", "tags")}
     return RunRecord(run_id, row["name"], row["mode"], row["status"], row["started_at"],
                      redact(loaded["config_json"] or {}), row["config_hash"], row["data_hash"],
-                     row["git_sha"], loaded["versions"] or {}, row["seed"],
+                     row["git_sha"], loaded["versions"] or {}, row["seed"], row["run_dir"],
                      loaded["tags"] or {})
 
 

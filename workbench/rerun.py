@@ -28,6 +28,7 @@ from workbench.engine.run import RunResult, bars_hash, check_qc, execute, read_b
 from workbench.errors import ConfigError, DataError, WorkbenchError
 from workbench.feeds.qc import QcReport
 from workbench.model import Mode, ms_to_iso
+from workbench.registry import RunRecord, read_record
 from workbench.secrets import MASK, SecretsProvider
 from workbench.tags import RERUN_OF
 from workbench.warehouse.connect import reading, resolve_path
@@ -51,21 +52,6 @@ class RerunResult:
         return self.difference is None
 
 
-@dataclass
-class RecordedRun:
-    """What the rerun reads of the original run's ``runs`` row."""
-
-    run_id: str
-    mode: str
-    status: str
-    config: dict[str, Any]
-    config_hash: str
-    data_hash: str | None
-    git_sha: str | None
-    versions: dict[str, Any]
-    run_dir: str | None
-
-
 def rerun(run_id: str, *, warehouse: str | Path | None = None, out: str | Path | None = None,
           env_prefix: str = "WB_", runs_dir: str | Path = "runs",
           env: Mapping[str, str] | None = None) -> RerunResult:
@@ -76,10 +62,10 @@ def rerun(run_id: str, *, warehouse: str | Path | None = None, out: str | Path |
     original = _read(path, run_id)
     cfg = rebuild_config(original, env_prefix=env_prefix, env=env)
     warnings = _code_warnings(original)
-    if cfg.hash() != original.config_hash:  # no secret involved (else _secret_config refused)
+    if cfg.hash() != original.config_hash:  # no secret involved (rebuild_config refused)
         warnings.append(
             f"the config rebuilt from run {run_id}'s record hashes to {cfg.hash()[:12]}, not "
-            f"{original.config_hash[:12]}: this code reads its config differently")
+            f"{str(original.config_hash)[:12]}: this code reads its config differently")
     check_bars(cfg, path, original)
     result = execute(cfg, warehouse=path, out=out, env_prefix=env_prefix, runs_dir=runs_dir,
                      mode=Mode.BACKTEST, tags={RERUN_OF: run_id})
@@ -92,20 +78,11 @@ def rerun(run_id: str, *, warehouse: str | Path | None = None, out: str | Path |
                        first_difference(original_dir, result.run_dir), warnings)
 
 
-def _read(warehouse: Path, run_id: str) -> RecordedRun:
+def _read(warehouse: Path, run_id: str) -> RunRecord:
     from workbench.report.data import resolve_run_id
 
     with reading(warehouse) as con:
-        resolve_run_id(con, run_id)
-        rel = con.sql("select run_id, mode, status, config_json, config_hash, data_hash, "
-                      "git_sha, versions, run_dir from runs where run_id = ?", params=[run_id])
-        row = dict(zip(rel.columns, rel.fetchall()[0], strict=True))
-    for key in ("config_json", "versions"):
-        if isinstance(row[key], str):
-            row[key] = json.loads(row[key])
-    original = RecordedRun(row["run_id"], row["mode"], row["status"], row["config_json"] or {},
-                         row["config_hash"], row["data_hash"], row["git_sha"],
-                         row["versions"] or {}, row["run_dir"])
+        original = read_record(con, resolve_run_id(con, run_id))
     if original.mode != Mode.BACKTEST.value:
         raise WorkbenchError(
             f"run {run_id} is a {original.mode} run: only backtests can be rerun (its bars "
@@ -128,7 +105,7 @@ def _read(warehouse: Path, run_id: str) -> RecordedRun:
     return original
 
 
-def rebuild_config(original: RecordedRun, *, env_prefix: str = "WB_",
+def rebuild_config(original: RunRecord, *, env_prefix: str = "WB_",
                    env: Mapping[str, str] | None = None) -> Config:
     """The run's config from its record: the masked secrets read from the secrets provider
     (``<prefix><PATH>`` in the environment, then the 0600 secrets file), checked against the
@@ -178,7 +155,7 @@ def _put(tree: dict[str, Any], where: tuple[str, ...], value: Any) -> None:
     node[where[-1]] = value
 
 
-def _code_warnings(original: RecordedRun) -> list[str]:
+def _code_warnings(original: RunRecord) -> list[str]:
     out = []
     sha = mf.git_sha()
     if original.git_sha != sha:
@@ -194,7 +171,7 @@ def _code_warnings(original: RecordedRun) -> list[str]:
     return out
 
 
-def check_bars(cfg: Config, warehouse: Path, original: RecordedRun) -> None:
+def check_bars(cfg: Config, warehouse: Path, original: RunRecord) -> None:
     """DataError unless the warehouse's bars, read and checked as the run read them, hash to
     the run's ``data_hash``; it names the first changed bar it can find."""
     start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
