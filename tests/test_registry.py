@@ -185,3 +185,23 @@ def test_runs_compare_tag_no_run_carries_is_refused(cli: Cli, three_runs: tuple[
     result = cli("runs", "compare", "--tag", "exp=zzz")
     assert result.code == 1
     assert "no run carries the tag exp=zzz" in result.err
+
+
+def test_comparison_of_many_runs_puts_a_row_per_run_in_the_difference_tables() -> None:
+    from workbench.registry import Comparison, RunRecord
+
+    def record(n: int) -> RunRecord:
+        return RunRecord(f"r{n}", "t", "backtest", "completed", None, {}, "c", "d", "g", {}, 0,
+                         None, {})
+
+    few = Comparison([record(1), record(2)], {}, {"strategy.params.fast": [5, 7]}, {})
+    assert few.sections()[1] == ("config keys that differ (secrets masked)",
+                                 ["key", "r1", "r2"], [("strategy.params.fast", 5, 7)])
+    many = Comparison([record(n) for n in range(1, 6)], {"exp": "a"},
+                      {"strategy.params.fast": [1, 2, 3, 4, 5]}, {"duckdb": ["2"] * 4 + ["3"]})
+    sections = many.sections()
+    config, versions = sections[1], sections[3]
+    assert config[1:] == (["run_id", "strategy.params.fast"],
+                          [("r1", 1), ("r2", 2), ("r3", 3), ("r4", 4), ("r5", 5)])
+    assert versions[0] == "package versions that differ"
+    assert versions[2][-1] == ("r5", "3")

@@ -117,8 +117,8 @@ class Comparison:
         out = [(title, ["run_id", "name", *shown], rows)]
         ids = [r.run_id for r in self.runs]
         if self.config_diff:
-            out.append(("config keys that differ (secrets masked)", ["key", *ids],
-                        [(k, *(_cell(v) for v in vals)) for k, vals in self.config_diff.items()]))
+            out.append(_diff_table("config keys that differ (secrets masked)", "key",
+                                   self.config_diff, ids))
         else:
             out.append(("config: no key differs", [], []))
         out.append(("data and code", ["run_id", "data_hash", "git_sha", "config_hash", "seed",
@@ -126,9 +126,8 @@ class Comparison:
                     [(r.run_id, _short(r.data_hash), _short(r.git_sha), _short(r.config_hash),
                       r.seed, _tag_text(r.tags)) for r in self.runs]))
         if self.version_diff:
-            out.append(("package versions that differ", ["package", *ids],
-                        [(k, *(_cell(v) for v in vals))
-                         for k, vals in self.version_diff.items()]))
+            out.append(_diff_table("package versions that differ", "package",
+                                   self.version_diff, ids))
         return out
 
 
@@ -240,6 +239,20 @@ def _differences(trees: list[Any]) -> dict[str, list[Any]]:
         if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
             out[key] = values
     return out
+
+
+WIDE = 4
+"""Up to this many runs a difference table has a column per run; more (a cohort), a row."""
+
+
+def _diff_table(title: str, what: str, diff: dict[str, list[Any]], ids: list[str]
+                ) -> tuple[str, list[str], list[tuple[Any, ...]]]:
+    """``{key: [value per run]}`` as a table: a row per key and a column per run, or, past
+    WIDE runs, a row per run and a column per key."""
+    if len(ids) <= WIDE:
+        return title, [what, *ids], [(k, *(_cell(v) for v in vals)) for k, vals in diff.items()]
+    return title, ["run_id", *diff], [(run_id, *(_cell(vals[i]) for vals in diff.values()))
+                                      for i, run_id in enumerate(ids)]
 
 
 def _round(value: Any) -> Any:
