@@ -190,12 +190,12 @@ def test_sweep_interrupted_keeps_finished_points_and_marks_the_rest(
 
 def test_sweep_cli_prints_a_table_and_json(cli: Callable[..., CliResult],
                                            load_bars: Callable[[int], Path], tmp_path: Path):
-    load_bars(600)
+    warehouse = load_bars(600)
     config = tmp_path / "sweep.yaml"
     config.write_text(json.dumps(CONFIG), encoding="utf-8")
 
     text = cli("sweep", "--config", str(config), "--grid", "strategy.params.fast=3,5",
-               "--workers", "1", "--name", "grid")
+               "--workers", "1", "--name", "grid", "--tag", "exp=grid")
     as_json = cli("sweep", "--config", str(config), "--grid", "strategy.params.fast=3,5",
                   "--grid", "strategy.params.slow=20", "--workers", "1", "--json")
     refused = cli("sweep", "--config", str(config), "--grid", "strategy.params.fast=5,40")
@@ -203,6 +203,9 @@ def test_sweep_cli_prints_a_table_and_json(cli: Callable[..., CliResult],
     assert text.code == 0, text.err
     assert "fast=3" in text.out and "completed" in text.out
     assert "sweep sweep-" in text.err  # the cluster line on stderr
+    assert _rows(warehouse, "select name, tags from runs where name like 'grid/%' "
+                            "order by name") == [("grid/fast=3", '{"exp": "grid"}'),
+                                                 ("grid/fast=5", '{"exp": "grid"}')]
     doc = json.loads(as_json.out)
     assert doc["completed"] == 2 and doc["name"] == "sw"
     assert [p["params"] for p in doc["points"]] == [
@@ -276,3 +279,14 @@ def test_sweep_report_heatmap_over_two_params_and_top_runs_first_then_failed(
     assert [row[2] for row in table.rows] == ["completed", "completed", "failed", "failed"]
     assert table.rows[0][4] == max(sharpe.values())
     assert table.rows[-1][-1] == "strategy_error"
+
+
+def test_sweep_plan_puts_the_tags_on_every_point_run(load_bars: Callable[[int], Path]):
+    from workbench.sweeps import _plan, points
+    from workbench.warehouse import views
+
+    planned = _plan(CONFIG, [], points({"strategy.params.fast": [3, 4]}), "sweep-x", "sw",
+                    views.check(), {"env_prefix": "WB_", "env": {}, "strategy": None,
+                                    "strategy_path": None}, {"exp": "grid"})
+    assert [p.run_row["tags"] for p in planned] == [{"exp": "grid"}, {"exp": "grid"}]
+    assert [p.manifest["tags"] for p in planned] == [{"exp": "grid"}, {"exp": "grid"}]

@@ -117,7 +117,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             parse_when(value, flag)
     result = run_backtest(args.config, overrides=args.set or (), warehouse=_warehouse(args),
                           start=args.start, end=args.end, gaps=args.gaps, out=args.out,
-                          env_prefix=args.env_prefix, strategy_path=args.strategy_path)
+                          env_prefix=args.env_prefix, strategy_path=args.strategy_path,
+                          tags=args.tag or ())
     report = None
     if args.report:
         from workbench.report.notebooks import run_report
@@ -153,7 +154,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     result = sweep(args.config, parse_grid(args.grid), overrides=args.set or (),
                    name=args.name, warehouse=_warehouse(args), scheduler=args.scheduler,
                    workers=args.workers, env_prefix=args.env_prefix,
-                   strategy_path=args.strategy_path)
+                   strategy_path=args.strategy_path, tags=args.tag or ())
     if args.json:
         print(json.dumps(_jsonable(result.to_dict()), sort_keys=True, default=str))
     else:
@@ -490,7 +491,7 @@ from rpt.performance where run_id = ?
 """
 _RUNS_BARE = """
 select run_id, mode, name, status, started_at, bar_count as bars, {owner}
-from runs as r order by started_at desc limit ?
+from runs as r {where} order by started_at desc limit ?
 """
 
 
@@ -546,7 +547,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         deployed = _views_deployed(con)  # before the first backtest there are no views yet
         owner = _owner_columns(con)
         if args.action == "list":
-            rel = con.sql(_RUNS_BARE.format(owner=owner), params=[args.limit])
+            where, params = _cohort_filter(con, args.tag)
+            rel = con.sql(_RUNS_BARE.format(owner=owner, where=where),
+                          params=[*params, args.limit])
             columns, rows = list(rel.columns), rel.fetchall()
             if deployed:
                 columns, rows = _with_headline(con, columns, rows)
@@ -571,12 +574,59 @@ def cmd_runs(args: argparse.Namespace) -> int:
                                      if k != "run_id"}
     from workbench.secrets import redact
 
-    for key in ("config_json", "versions", "view_versions"):
+    for key in ("config_json", "versions", "view_versions", "tags"):
         if isinstance(record.get(key), str):
             record[key] = json.loads(record[key])
     record["config_json"] = redact(record.get("config_json"))  # rows of older versions too
     print(json.dumps(_jsonable(record), indent=2, sort_keys=True, default=str))
     return 0
+
+
+def _cohort_filter(con: Any, items: list[str] | None) -> tuple[str, list[Any]]:
+    """The ``where`` clause (and its parameter) of ``runs list --tag KEY=VALUE``."""
+    from workbench import registry
+    from workbench.tags import as_tags
+
+    tags = as_tags(items)
+    if not tags:
+        return "", []
+    ids = registry.cohort_ids(con, tags) if registry.has_tags(con) else []
+    return "where r.run_id in (select unnest(?::varchar[]))", [ids]
+
+
+def cmd_runs_compare(args: argparse.Namespace) -> int:
+    """``workbench runs compare A B ... [--tag KEY=VALUE]``: runs side by side."""
+    from workbench.registry import compare
+
+    found = compare(args.run_ids, tags=args.tag, warehouse=_warehouse(args))
+    if args.json:
+        print(json.dumps(_jsonable(found.to_dict()), sort_keys=True, default=str))
+        return 0
+    for n, (title, columns, rows) in enumerate(found.sections()):
+        print(("\n" if n else "") + f"{title}:")
+        if columns:
+            print_rows(columns, rows)
+    return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """``workbench rerun RUN_ID``: exit 0 only when the rerun's files are byte-identical."""
+    from workbench import pandas_probe
+    from workbench.rerun import rerun
+
+    pandas_probe.skip()
+    runs_dir = os.environ.get(f"{args.env_prefix}RUNS_DIR") or "runs"
+    found = rerun(args.run_id, warehouse=_warehouse(args), out=args.out,
+                  env_prefix=args.env_prefix, runs_dir=runs_dir)
+    for line in found.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if found.difference is None:
+        print(f"identical: rerun {found.run.run_id} of {found.original} wrote "
+              "trades.csv, orders.csv, fills.csv and equity.csv byte for byte as the original")
+    else:
+        print(f"DIFFERENT from {found.original} ({found.original_dir}): {found.difference}")
+    print(f"run_id={found.run.run_id} dir={found.run.run_dir}")
+    return 0 if found.identical else 1
 
 
 def _positive_int(text: str) -> int:
@@ -677,7 +727,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", action="store_true",
                    help="then write the run's HTML report (as `workbench report` does)")
+    _tag_argument(p, "tag the run (repeatable); stored with it, not part of its config or hash")
     p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("rerun", parents=[common],
+                       help="rerun a backtest from its record and check its files are "
+                            "byte-identical (exit 1 with the first difference)")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--out", metavar="DIR", help="the rerun's directory (default: "
+                                                "runs/<run_id>)")
+    p.set_defaults(func=cmd_rerun)
 
     p = sub.add_parser("sweep", parents=[common],
                        help="backtest a config over a grid of overrides on dask.distributed")
@@ -694,6 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes of the local cluster (default 2)")
     p.add_argument("--name", help="the sweep's name; points are runs <name>/<point> "
                                   "(default: the config's run.name)")
+    _tag_argument(p, "tag every point's run (repeatable)")
     p.add_argument("--strategy-path", action="append", metavar="DIR",
                    help="a directory to import the strategy's module from (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -841,10 +901,23 @@ def build_parser() -> argparse.ArgumentParser:
     rl = rsub.add_parser("list", parents=[common], help="recent runs with headline numbers")
     rl.add_argument("--limit", type=_positive_int, default=20)
     rl.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    _tag_argument(rl, "only runs carrying this tag (repeatable: every one)")
     rs = rsub.add_parser("show", parents=[common], help="one run's record and performance")
     rs.add_argument("run_id", metavar="RUN_ID")
     p.set_defaults(func=cmd_runs)
+    rc = rsub.add_parser("compare", parents=[common],
+                         help="runs side by side: headline numbers, config keys, data and "
+                              "code that differ")
+    rc.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    _tag_argument(rc, "add the cohort of runs carrying this tag (repeatable: every one), "
+                      "with its mean and median")
+    rc.add_argument("--json", action="store_true", help="print one JSON object")
+    rc.set_defaults(func=cmd_runs_compare)
     return parser
+
+
+def _tag_argument(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE", help=text)
 
 
 def _live_arguments(p: argparse.ArgumentParser) -> None:

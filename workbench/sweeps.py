@@ -49,6 +49,7 @@ from workbench.errors import ConfigError, EngineFault, StrategyError, WorkbenchE
 from workbench.model import Mode
 from workbench.secrets import scrub
 from workbench.strategy import Strategy
+from workbench.tags import as_tags
 from workbench.warehouse import results, stale, views
 from workbench.warehouse.connect import resolve_path
 
@@ -255,6 +256,7 @@ def sweep(
     strategy_path: str | Path | Iterable[str | Path] | None = None,
     on_point: Callable[[PointResult], None] | None = None,
     announce: Callable[[str], None] | None = None,
+    tags: Mapping[str, str] | Iterable[str] | None = None,
 ) -> SweepResult:
     """Backtest every point of ``grid`` on dask.distributed and record each in the warehouse.
 
@@ -265,6 +267,7 @@ def sweep(
     ``<name>/<point>`` (``name`` defaults to the config's ``run.name``); ``experiments`` and
     ``rpt.sweep_results`` hold one row per point. ``on_point`` is called with each point's
     result as it is written; ``announce`` receives the dashboard line (default: stderr).
+    ``tags`` go to every point's run, as ``run_backtest``'s do (``workbench.tags``).
     Ctrl-C cancels what is left, keeps what finished and raises KeyboardInterrupt. In a
     script, call it under ``if __name__ == "__main__":`` (the worker processes are spawned
     and import the script's module).
@@ -279,7 +282,8 @@ def sweep(
                           fix="pass --workers 2 (or more)")
     sweep_id = mf.new_id("sweep")
     view_list = views.check()
-    planned = _plan(config, base, points(grid), sweep_id, sweep_name, view_list, options)
+    planned = _plan(config, base, points(grid), sweep_id, sweep_name, view_list, options,
+                    as_tags(tags))
     path = resolve_path(warehouse, env_prefix)
     start = parse_when(cfg0.data.start, "data.start")
     end = parse_when(cfg0.data.end, "data.end")
@@ -313,7 +317,8 @@ def sweep(
 
 
 def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_id: str,
-          sweep_name: str, view_list: list[Any], options: dict[str, Any]) -> list[_Planned]:
+          sweep_name: str, view_list: list[Any], options: dict[str, Any],
+          tags: dict[str, str] | None = None) -> list[_Planned]:
     """Every point's config, validated and its strategy built, before any work."""
     out = []
     versions, sha = mf.versions(), mf.git_sha()
@@ -329,7 +334,7 @@ def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_id: str,
                               fix=exc.fix) from None
         run_id = mf.new_id()
         manifest = {"run_id": run_id, "sweep_id": sweep_id, "config": cfg.to_dict(),
-                    "config_hash": cfg.hash(),
+                    "config_hash": cfg.hash(), "tags": tags or {},
                     "git_sha": sha, "versions": versions, "started_at": mf.utc_now_iso(),
                     "view_versions": views.versions(view_list)}
         run_row = new_run_row(cfg, Mode.BACKTEST, manifest, Path("."))

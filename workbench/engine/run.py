@@ -54,6 +54,7 @@ from workbench.feeds.qc import Finding, QcReport, log_findings, summarize
 from workbench.model import Mode, ms_to_iso
 from workbench.secrets import scrub
 from workbench.strategy import Strategy, check_strategy_class, strategy_identity
+from workbench.tags import as_tags
 from workbench.telemetry.log import JsonlLog
 from workbench.telemetry.metrics import Stopwatch
 from workbench.warehouse import migrations, results, stale, views
@@ -183,6 +184,7 @@ def run_backtest(
     runs_dir: str | Path | None = None,
     strategy: type[Strategy] | str | None = None,
     strategy_path: str | Path | Iterable[str | Path] | None = None,
+    tags: Mapping[str, str] | Iterable[str] | None = None,
 ) -> RunResult:
     """Run one backtest end to end and return its id, directory, headline metrics and manifest.
 
@@ -196,8 +198,11 @@ def run_backtest(
     ``start`` (inclusive), ``end`` (exclusive) and ``gaps`` override the config's ``data``
     section, as ``--from``, ``--to`` and ``--gaps`` do on the command line. The run directory
     is ``out``, or ``runs_dir/<run_id>`` (``runs_dir`` defaults to ``$WB_RUNS_DIR``, else
-    ``runs``). ``progress`` shows a bar (default: on a terminal).
+    ``runs``). ``progress`` shows a bar (default: on a terminal). ``tags`` (``{"key":
+    "value"}`` or ``["key=value"]``) are stored with the run (``runs.tags``, the manifest) and
+    change neither its config hash nor its files (``workbench.tags``).
     """
+    checked = as_tags(tags)
     cfg = effective_config(config, overrides, start=start, end=end, gaps=gaps,
                            env_prefix=env_prefix, env=env, strategy=strategy,
                            strategy_path=strategy_path)
@@ -205,7 +210,7 @@ def run_backtest(
     if runs_dir is None:
         runs_dir = os.environ.get(f"{env_prefix}RUNS_DIR") or "runs"
     return execute(cfg, warehouse=warehouse, out=out, progress=show, env_prefix=env_prefix,
-                   runs_dir=runs_dir)
+                   runs_dir=runs_dir, tags=checked)
 
 
 def _final_dir(out: str | Path | None, run_id: str, runs_dir: str | Path = "runs") -> Path:
@@ -298,17 +303,20 @@ class _Stages:
 
 def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path | None = None,
             progress: bool = False, env_prefix: str = "WB_", runs_dir: str | Path = "runs",
-            mode: Mode = Mode.BACKTEST) -> RunResult:
+            mode: Mode = Mode.BACKTEST, tags: Mapping[str, str] | None = None) -> RunResult:
     """Run a validated config in ``mode``; see ``workbench.run_backtest``. The mode's wiring
     (``kernel.wiring``) says whether the job pauses the garbage collector for its length."""
     wired = kernel.wiring(mode)
+    checked = as_tags(tags)
     with kernel.paused_gc(wired.pause_gc):
         return _execute(cfg, warehouse=warehouse, out=out, progress=progress,
-                        env_prefix=env_prefix, runs_dir=runs_dir, mode=wired.mode)
+                        env_prefix=env_prefix, runs_dir=runs_dir, mode=wired.mode,
+                        tags=checked)
 
 
 def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | None,
-             progress: bool, env_prefix: str, runs_dir: str | Path, mode: Mode) -> RunResult:
+             progress: bool, env_prefix: str, runs_dir: str | Path, mode: Mode,
+             tags: dict[str, str]) -> RunResult:
     watch = Stopwatch()
     start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
     if start is not None and end is not None and start >= end:
@@ -325,14 +333,15 @@ def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | Non
     staging, lock_fd = _staging_dir(final_dir)
     try:
         return _execute_in(cfg, mode, warehouse, strategy, view_list, run_id, final_dir,
-                           staging, watch, start, end, progress)
+                           staging, watch, start, end, progress, tags)
     finally:
         os.close(lock_fd)
 
 
 def _execute_in(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: list[Any],
                 run_id: str, final_dir: Path, staging: Path, watch: Stopwatch,
-                start: int | None, end: int | None, progress: bool) -> RunResult:
+                start: int | None, end: int | None, progress: bool, tags: dict[str, str]
+                ) -> RunResult:
     log = JsonlLog(staging / "logs.jsonl")
     manifest: dict[str, Any] = {
         "run_id": run_id,
@@ -345,6 +354,7 @@ def _execute_in(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_li
         "git_sha": mf.git_sha(),
         "versions": mf.versions(),
         "seed": cfg.run.seed,
+        "tags": tags,
         "execution": cfg.execution.manifest(),
         "view_versions": views.versions(view_list),
         "sqlglot_version": (views.read_lock() or {}).get("sqlglot_version"),
@@ -664,6 +674,7 @@ def new_run_row(cfg: Config, mode: Mode, manifest: dict[str, Any], run_dir: Path
         "initial_cash": cfg.portfolio.initial_cash, "quote": cfg.portfolio.quote,
         "seed": cfg.run.seed, "run_dir": os.path.abspath(run_dir), "pid": os.getpid(),
         "host": stale.HOST,
+        **({"tags": manifest["tags"]} if manifest.get("tags") else {}),
     }
 
 
