@@ -70,7 +70,7 @@ class Point:
     @property
     def label(self) -> str:
         """``fast=5,slow=20``: the keys without ``strategy.params.``."""
-        return ",".join(f"{_short(k)}={_text(v)}" for k, v in self.params.items())
+        return params_label(self.params)
 
 
 @dataclass
@@ -115,9 +115,8 @@ class SweepResult:
     def table(self) -> str:
         """One line per point: parameters, status, return, Sharpe, trades, run or error."""
         head = ("point", "params", "status", "return %", "Sharpe", "trades", "run / error")
-        body = [(str(p.point_seq), ",".join(f"{_short(k)}={_text(v)}"
-                                            for k, v in p.params.items()),
-                 p.status, _num(p.metrics.get("total_return_pct")),
+        body = [(str(p.point_seq), params_label(p.params), p.status,
+                 _num(p.metrics.get("total_return_pct")),
                  _num(p.metrics.get("sharpe")), _num(p.metrics.get("trades")),
                  p.run_id or f"{p.error_kind or 'cancelled'}: "
                              f"{(p.error or '').splitlines()[0][:80]}")
@@ -131,6 +130,18 @@ class SweepResult:
 
     def __repr__(self) -> str:
         return self.table()
+
+
+def params_label(params: Mapping[str, Any]) -> str:
+    """``fast=5,slow=20``: a point's parameters, the keys without ``strategy.params.``."""
+    return ",".join(f"{_short(k)}={_text(v)}" for k, v in params.items())
+
+
+def error_kind(exc: BaseException) -> str:
+    """The failure taxonomy's kind of what a run raised: ``config_error``,
+    ``strategy_error``, else ``engine_fault``."""
+    return ("config_error" if isinstance(exc, ConfigError) else
+            "strategy_error" if isinstance(exc, StrategyError) else "engine_fault")
 
 
 def _short(key: str) -> str:
@@ -208,8 +219,7 @@ def run_point(cfg: Config, bars: RunBars, run_row: dict[str, Any], manifest: dic
                            start, end)
         tables, metrics = finish(outcome, manifest, run_row)
     except Exception as exc:
-        kind = ("config_error" if isinstance(exc, ConfigError) else
-                "strategy_error" if isinstance(exc, StrategyError) else "engine_fault")
+        kind = error_kind(exc)
         text = exc.render() if isinstance(exc, WorkbenchError) else (
             str(exc) if isinstance(exc, EngineFault) else f"{type(exc).__name__}: {exc}")
         return {"ok": False, "error_kind": kind, "error": scrub(text), "worker": worker,
@@ -255,6 +265,7 @@ def sweep(
     strategy_path: str | Path | Iterable[str | Path] | None = None,
     on_point: Callable[[PointResult], None] | None = None,
     announce: Callable[[str], None] | None = None,
+    client: Any = None,
 ) -> SweepResult:
     """Backtest every point of ``grid`` on dask.distributed and record each in the warehouse.
 
@@ -267,7 +278,8 @@ def sweep(
     result as it is written; ``announce`` receives the dashboard line (default: stderr).
     Ctrl-C cancels what is left, keeps what finished and raises KeyboardInterrupt. In a
     script, call it under ``if __name__ == "__main__":`` (the worker processes are spawned
-    and import the script's module).
+    and import the script's module). ``client``: a ``distributed.Client`` to run on instead
+    (``scheduler``, ``workers`` and ``processes`` are then unused); it is left open.
     """
     base = list(overrides)
     options: dict[str, Any] = {"env_prefix": env_prefix, "env": env, "strategy": strategy,
@@ -289,7 +301,9 @@ def sweep(
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     show = sys.stderr.isatty() if progress is None else progress
     result = SweepResult(sweep_id, sweep_name, [p.result for p in planned])
-    client, cluster = _connect(scheduler, workers, processes)
+    owned = client is None
+    client, cluster = (connect_cluster(scheduler, workers, processes) if owned
+                       else (client, None))
     dask_log = logging.getLogger("distributed")
     level = dask_log.level
     try:
@@ -305,7 +319,8 @@ def sweep(
         dask_log.setLevel(logging.CRITICAL)
         raise
     finally:
-        client.close()
+        if owned:
+            client.close()
         if cluster is not None:
             cluster.close()
         dask_log.setLevel(level)
@@ -346,7 +361,9 @@ CONNECT_TIMEOUT = "5s"
 """How long ``--scheduler ADDR`` is waited for before the sweep is refused."""
 
 
-def _connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
+def connect_cluster(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
+    """A dask client and the local cluster it runs (None: the scheduler at ``scheduler``);
+    the caller closes both."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -512,8 +529,8 @@ def _flush(warehouse: Path, done: list[tuple[_Planned, dict[str, Any]]], view_li
         "error": pa.array([r.error for r in rs], pa.string()),
         "attempts": pa.array([r.attempts for r in rs], pa.int32()),
         "worker": pa.array([r.worker for r in rs], pa.string()),
-        "started_at": pa.array([_ts(r.started_at) for r in rs], ts),
-        "ended_at": pa.array([_ts(r.ended_at) for r in rs], ts),
+        "started_at": pa.array([utc_ts(r.started_at) for r in rs], ts),
+        "ended_at": pa.array([utc_ts(r.ended_at) for r in rs], ts),
     })
     with results.write_transaction(warehouse, WRITE_WAIT_S) as (con, _):
         for _, answer in done:
@@ -538,7 +555,8 @@ where e.sweep_id = p.sweep_id and e.point_seq = p.point_seq
 """
 
 
-def _ts(text: str | None) -> datetime | None:
+def utc_ts(text: str | None) -> datetime | None:
+    """An ISO-8601 text (``...Z``) as an aware datetime; None stays None."""
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
