@@ -154,7 +154,7 @@ def check_metric(metric: str) -> None:
     ``rpt.performance``."""
     valid = performance_metrics()
     if metric not in valid:
-        raise ConfigError(f"--metric {metric[:60]!r} is not a column of rpt.performance",
+        raise ConfigError(f"{metric[:60]!r} is not a column of rpt.performance",
                           where="--metric", fix=f"choose one of: {', '.join(valid)}")
 
 
