@@ -16,7 +16,9 @@ from workbench.errors import ConfigError
 from workbench.report.walkforward import load_walkforward, stitch
 from workbench.sweeps import PointResult
 from workbench.walkforward import (
+    WalkForwardResult,
     Window,
+    WindowResult,
     check_metric,
     choose,
     fitted_windows,
@@ -123,6 +125,30 @@ def test_choose_highest_metric_ties_to_first_in_grid_order_nulls_and_failures_ne
 
     assert got is not None and got.point_seq == 2
     assert choose([_point(1, None), _point(2, 3.0, status="failed")], "sharpe") is None
+
+
+def test_walkforward_result_table_a_line_per_window_and_returns_compounded():
+    spans = ("2024-01-01T00:00:00.000Z", "2024-01-05T00:00:00.000Z",
+             "2024-01-05T00:00:00.000Z", "2024-01-07T00:00:00.000Z")
+    result = WalkForwardResult("wf-x", "demo", "sharpe", False, [
+        WindowResult(1, *spans, status="completed", params={"strategy.params.fast": 5},
+                     in_sample=2.0, out_of_sample=0.5, test_return_pct=10.0,
+                     test_run_id="run-1"),
+        WindowResult(2, *spans, status="no_choice", error="no point of sweep s\nsecond"),
+        WindowResult(3, *spans, status="completed", params={"strategy.params.fast": 3},
+                     in_sample=1.0, out_of_sample=1.5, test_return_pct=-50.0,
+                     test_run_id="run-3")])
+
+    lines = result.table().splitlines()
+
+    assert lines[1].split() == ["1", "2024-01-01T00:00..2024-01-05T00:00",
+                                "2024-01-05T00:00..2024-01-07T00:00", "fast=5", "2", "0.5",
+                                "1.5", "10", "run-1"]
+    assert lines[2].split()[3:] == ["-", "-", "-", "-", "-", "no_choice:", "no", "point", "of",
+                                    "sweep", "s"]
+    assert result.windows[2].gap == -0.5
+    assert result.oos_return_pct == pytest.approx(-45.0, rel=1e-12)  # 1.10 * 0.50
+    assert "out-of-sample return -45.0000 % compounded" in lines[-1]
 
 
 # --- end to end ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -116,14 +116,11 @@ class SweepResult:
         """One line per point: parameters, status, return, Sharpe, trades, run or error."""
         head = ("point", "params", "status", "return %", "Sharpe", "trades", "run / error")
         body = [(str(p.point_seq), params_label(p.params), p.status,
-                 _num(p.metrics.get("total_return_pct")),
-                 _num(p.metrics.get("sharpe")), _num(p.metrics.get("trades")),
-                 p.run_id or f"{p.error_kind or 'cancelled'}: "
-                             f"{(p.error or '').splitlines()[0][:80]}")
+                 number_text(p.metrics.get("total_return_pct")),
+                 number_text(p.metrics.get("sharpe")), number_text(p.metrics.get("trades")),
+                 p.run_id or f"{p.error_kind or 'cancelled'}: {first_line(p.error)}")
                 for p in self.points]
-        widths = [max(len(c) for c in col) for col in zip(head, *body, strict=True)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                 for line in (head, *body)]
+        lines = text_table(head, body)
         lines.append(f"sweep {self.sweep_id} ({self.name}): {self.completed} completed, "
                      f"{self.failed} failed; rows in experiments and rpt.sweep_results")
         return "\n".join(lines)
@@ -152,10 +149,24 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _num(value: Any) -> str:
+def number_text(value: Any) -> str:
+    """``-`` for None, an int as it is, a float to four significant digits."""
     if value is None:
         return "-"
     return str(value) if isinstance(value, int) else f"{value:.4g}"
+
+
+def first_line(text: str | None, width: int = 80) -> str:
+    """The first line of an error, cut to ``width`` characters, for a table cell."""
+    return (text or "").partition("\n")[0][:width]
+
+
+def text_table(head: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
+    """Cells padded to their column's widest, two spaces apart: a table for a terminal."""
+    rows = [tuple(head), *(tuple(r) for r in body)]
+    widths = [max(len(c) for c in col) for col in zip(*rows, strict=True)]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
 
 
 # --- the grid -----------------------------------------------------------------------------------

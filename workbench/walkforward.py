@@ -45,9 +45,12 @@ from workbench.sweeps import (
     PointResult,
     connect_cluster,
     error_kind,
+    first_line,
+    number_text,
     params_label,
     points,
     sweep,
+    text_table,
     utc_ts,
 )
 from workbench.warehouse import results, views
@@ -232,13 +235,11 @@ class WalkForwardResult:
                 f"out-of-sample {self.metric}", "gap", "test return %", "test run / error")
         body = [(str(w.window_seq), f"{w.train_start[:16]}..{w.train_end[:16]}",
                  f"{w.test_start[:16]}..{w.test_end[:16]}", _label(w.params),
-                 _num(w.in_sample), _num(w.out_of_sample), _num(w.gap),
-                 _num(w.test_return_pct),
-                 w.test_run_id or f"{w.status}: {(w.error or '').splitlines()[0][:80]}")
+                 number_text(w.in_sample), number_text(w.out_of_sample), number_text(w.gap),
+                 number_text(w.test_return_pct),
+                 w.test_run_id or f"{w.status}: {first_line(w.error)}")
                 for w in self.windows]
-        widths = [max(len(c) for c in col) for col in zip(head, *body, strict=True)]
-        lines = ["  ".join(c.ljust(wd) for c, wd in zip(line, widths, strict=True)).rstrip()
-                 for line in (head, *body)]
+        lines = text_table(head, body)
         lines.append(f"walk-forward {self.wf_id} ({self.name}): {len(self.windows)} windows, "
                      f"{'anchored' if self.anchored else 'rolling'}; out-of-sample return "
                      f"{self.oos_return_pct:.4f} % compounded; rows in rpt.walkforward")
@@ -250,10 +251,6 @@ class WalkForwardResult:
 
 def _label(params: Mapping[str, Any] | None) -> str:
     return "-" if params is None else params_label(params)
-
-
-def _num(value: Any) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 def walkforward(
@@ -342,8 +339,8 @@ def walkforward(
             _write_window(path, result, out)
             result.windows.append(out)
             say(f"window {w.seq}/{len(plan)}: train {spans[0][:16]}..{spans[1][:16]} -> "
-                f"{_label(out.params)} ({metric} {_num(out.in_sample)}); test "
-                f"{spans[2][:16]}..{spans[3][:16]}: {metric} {_num(out.out_of_sample)}"
+                f"{_label(out.params)} ({metric} {number_text(out.in_sample)}); test "
+                f"{spans[2][:16]}..{spans[3][:16]}: {metric} {number_text(out.out_of_sample)}"
                 + (f" [{out.status}]" if out.status != "completed" else ""))
             if on_window is not None:
                 on_window(out)
