@@ -13,7 +13,12 @@ from cli_process import CliResult
 from workbench import walkforward
 from workbench.engine.run import run_backtest
 from workbench.errors import ConfigError
-from workbench.report.walkforward import load_walkforward, stitch
+from workbench.report.walkforward import (
+    load_walkforward,
+    stitch,
+    walkforward_figure,
+    walkforward_table,
+)
 from workbench.sweeps import PointResult
 from workbench.walkforward import (
     WalkForwardResult,
@@ -203,6 +208,12 @@ def test_walkforward_chooses_the_best_train_point_and_its_test_run_is_a_plain_ba
     assert report.wf_id == result.wf_id
     assert report.curve["equity"][-1] == pytest.approx(
         10_000 * (1 + result.oos_return_pct / 100), rel=1e-9)
+    assert report.curve["ts"][0] == T0 + 4 * HOUR  # the first test window's first bar
+    fig, table = walkforward_figure(report), walkforward_table(report)
+    assert len(fig.layout.shapes) == 3  # each test window shaded
+    assert [row[4] for row in table.rows] == [
+        ",".join(f"{k.split('.')[-1]}={v}" for k, v in (w.params or {}).items())
+        for w in result.windows]
 
 
 def test_walkforward_no_point_with_the_metric_records_no_choice_and_no_test_run(
