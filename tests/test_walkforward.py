@@ -234,6 +234,25 @@ def test_walkforward_no_point_with_the_metric_records_no_choice_and_no_test_run(
         ("no_choice", None, 0.0, True)]
 
 
+def test_walkforward_test_run_that_raises_fails_its_window_as_strategy_error(
+        load_bars: Callable[[int], Path], tmp_path: Path):
+    warehouse = load_bars(600)
+
+    result = walkforward(CONFIG, {"strategy.params.fast": [3, 5]}, train="6h", test="4h",
+                         overrides=[f"strategy.params.explode_from_ms={T0 + 7 * HOUR}"],
+                         strategy="sweep_strategies:FragileSma", warehouse=warehouse,
+                         processes=False, workers=1, env={}, progress=False,
+                         runs_dir=tmp_path / "runs", announce=lambda s: None)
+
+    (window,) = result.windows  # trained on hours 0-6 unharmed, tested on 6-10: raises at 7
+    assert (window.status, window.error_kind, window.test_run_id) == (
+        "failed", "strategy_error", None)
+    assert window.params is not None and window.in_sample is not None
+    assert "boom: explode was set" in (window.error or "")
+    assert _rows(warehouse, "select status, error_kind, out_of_sample, stitched_return_pct "
+                            "from rpt.walkforward") == [("failed", "strategy_error", None, 0.0)]
+
+
 def test_stitch_chains_each_test_run_from_where_the_last_ended():
     got = stitch([(100.0, [1, 2], [100.0, 150.0]), (300.0, [3, 4], [300.0, 200.0]),
                   (100.0, [], []), (8.0, [5, 6], [8.0, 10.0])])
