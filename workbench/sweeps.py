@@ -16,6 +16,7 @@ marks the rest failed (cancelled).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import json
@@ -23,7 +24,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -312,12 +313,7 @@ def sweep(
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     show = sys.stderr.isatty() if progress is None else progress
     result = SweepResult(sweep_id, sweep_name, [p.result for p in planned])
-    owned = client is None
-    client, cluster = (connect_cluster(scheduler, workers, processes) if owned
-                       else (client, None))
-    dask_log = logging.getLogger("distributed")
-    level = dask_log.level
-    try:
+    with dask_client(scheduler, workers, processes, client) as (client, cluster):
         _write_pending(path, sweep_id, sweep_name, planned, view_list)
         result.dashboard = _dashboard(client, cluster)
         line = (f"sweep {sweep_id}: {len(planned)} points on "
@@ -325,16 +321,6 @@ def sweep(
                 + (f"; dashboard {result.dashboard}" if result.dashboard else ""))
         _drive(client, planned, bars, view_list, start, end, path, retries, show, on_point,
                lambda: say(line))
-    except KeyboardInterrupt:
-        # dask logs, with tracebacks, each operation the stop cut short: expected here
-        dask_log.setLevel(logging.CRITICAL)
-        raise
-    finally:
-        if owned:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-        dask_log.setLevel(level)
     return result
 
 
@@ -370,6 +356,31 @@ def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_id: str,
 
 CONNECT_TIMEOUT = "5s"
 """How long ``--scheduler ADDR`` is waited for before the sweep is refused."""
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int, processes: bool, client: Any = None
+                ) -> Iterator[tuple[Any, Any]]:
+    """``(client, cluster)``: ``client`` itself when given (left open), else a client of the
+    scheduler at ``scheduler`` or of a local cluster it starts (``cluster``; None otherwise),
+    closed at the end. On Ctrl-C, dask's logs of what the stop cut short are silenced."""
+    owned = client is None
+    client, cluster = (connect_cluster(scheduler, workers, processes) if owned
+                       else (client, None))
+    dask_log = logging.getLogger("distributed")
+    level = dask_log.level
+    try:
+        yield client, cluster
+    except KeyboardInterrupt:
+        # dask logs, with tracebacks, each operation the stop cut short: expected here
+        dask_log.setLevel(logging.CRITICAL)
+        raise
+    finally:
+        if owned:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+        dask_log.setLevel(level)
 
 
 def connect_cluster(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:

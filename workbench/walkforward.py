@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -43,7 +42,7 @@ from workbench.strategy import Strategy
 from workbench.sweeps import (
     DEFAULT_RETRIES,
     PointResult,
-    connect_cluster,
+    dask_client,
     error_kind,
     first_line,
     number_text,
@@ -308,10 +307,7 @@ def walkforward(
                           anchored)
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     result = WalkForwardResult(mf.new_id("wf"), wf_name, metric, anchored)
-    client, cluster = connect_cluster(scheduler, workers, processes)
-    dask_log = logging.getLogger("distributed")
-    level = dask_log.level
-    try:
+    with dask_client(scheduler, workers, processes) as (client, _):
         for w in plan:
             spans = [ms_to_iso(t) for t in (w.train_start, w.train_end, w.test_start,
                                              w.test_end)]
@@ -344,14 +340,6 @@ def walkforward(
                 + (f" [{out.status}]" if out.status != "completed" else ""))
             if on_window is not None:
                 on_window(out)
-    except KeyboardInterrupt:
-        dask_log.setLevel(logging.CRITICAL)  # as sweep: the stop's tracebacks are expected
-        raise
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-        dask_log.setLevel(level)
     return result
 
 
