@@ -253,6 +253,25 @@ def test_walkforward_test_run_that_raises_fails_its_window_as_strategy_error(
                             "from rpt.walkforward") == [("failed", "strategy_error", None, 0.0)]
 
 
+def test_walkforward_interrupted_keeps_the_windows_already_written(
+        load_bars: Callable[[int], Path], tmp_path: Path):
+    warehouse = load_bars(600)
+    seen: list[WindowResult] = []
+
+    def stop(window: WindowResult) -> None:
+        seen.append(window)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        walkforward(CONFIG, {"strategy.params.fast": [3, 5]}, train="4h", test="2h",
+                    warehouse=warehouse, processes=False, workers=1, env={}, progress=False,
+                    runs_dir=tmp_path / "runs", announce=lambda s: None, on_window=stop)
+
+    assert [w.window_seq for w in seen] == [1]
+    assert _rows(warehouse, "select window_seq, status, test_run_id from walkforward_windows"
+                 ) == [(1, "completed", seen[0].test_run_id)]
+
+
 def test_stitch_chains_each_test_run_from_where_the_last_ended():
     got = stitch([(100.0, [1, 2], [100.0, 150.0]), (300.0, [3, 4], [300.0, 200.0]),
                   (100.0, [], []), (8.0, [5, 6], [8.0, 10.0])])
