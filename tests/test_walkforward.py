@@ -171,6 +171,8 @@ def test_walkforward_chooses_the_best_train_point_and_its_test_run_is_a_plain_ba
         ("2024-01-01T02:00:00.000Z", "2024-01-01T06:00:00.000Z", "2024-01-01T08:00:00.000Z"),
         ("2024-01-01T04:00:00.000Z", "2024-01-01T08:00:00.000Z", "2024-01-01T10:00:00.000Z")]
     assert [w.status for w in result.windows] == ["completed"] * 3
+    assert said[0] == (f"walk-forward {result.wf_id}: 3 rolling windows, train 4h, test 2h, "
+                       "4 points each, chosen by the highest sharpe")
     assert [line.split(":")[0] for line in said if line.startswith("window")] == [
         "window 1/3", "window 2/3", "window 3/3"]
     first = result.windows[0]

@@ -307,6 +307,9 @@ def walkforward(
                           anchored)
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     result = WalkForwardResult(mf.new_id("wf"), wf_name, metric, anchored)
+    say(f"walk-forward {result.wf_id}: {len(plan)} {'anchored' if anchored else 'rolling'} "
+        f"windows, train {train.strip()}, test {test.strip()}, {len(by_seq)} points each, "
+        f"chosen by the highest {metric}")
     with dask_client(scheduler, workers, processes) as (client, _):
         for w in plan:
             spans = [ms_to_iso(t) for t in (w.train_start, w.train_end, w.test_start,
