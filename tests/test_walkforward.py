@@ -156,6 +156,13 @@ def test_walkforward_result_table_a_line_per_window_and_returns_compounded():
     assert "out-of-sample return -45.0000 % compounded" in lines[-1]
 
 
+def test_walkforward_no_workers_refused_before_reading_anything(warehouse: Path):
+    with pytest.raises(ConfigError, match="workers must be at least 1, got 0"):
+        walkforward(CONFIG, GRID, train="4h", test="2h", workers=0, warehouse=warehouse,
+                    env={}, announce=lambda s: None)
+    assert not warehouse.exists()
+
+
 # --- end to end ---------------------------------------------------------------------------------
 def test_walkforward_chooses_the_best_train_point_and_its_test_run_is_a_plain_backtest(
         load_bars: Callable[[int], Path], tmp_path: Path):

@@ -298,9 +298,7 @@ def sweep(
                                "strategy_path": strategy_path}
     cfg0 = effective_config(config, base, **options)
     sweep_name = name or cfg0.run.name
-    if workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {workers}", where="--workers",
-                          fix="pass --workers 2 (or more)")
+    check_workers(workers)
     sweep_id = mf.new_id("sweep")
     view_list = views.check()
     planned = _plan(config, base, points(grid), sweep_id, sweep_name, view_list, options)
@@ -356,6 +354,13 @@ def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_id: str,
 
 CONNECT_TIMEOUT = "5s"
 """How long ``--scheduler ADDR`` is waited for before the sweep is refused."""
+
+
+def check_workers(workers: int) -> None:
+    """ConfigError unless a local cluster gets at least one worker."""
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}", where="--workers",
+                          fix="pass --workers 2 (or more)")
 
 
 @contextlib.contextmanager

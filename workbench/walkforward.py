@@ -42,6 +42,7 @@ from workbench.strategy import Strategy
 from workbench.sweeps import (
     DEFAULT_RETRIES,
     PointResult,
+    check_workers,
     dask_client,
     error_kind,
     first_line,
@@ -291,6 +292,7 @@ def walkforward(
     """
     train_ms, test_ms = parse_duration(train, "--train"), parse_duration(test, "--test")
     check_metric(metric)
+    check_workers(workers)
     base = list(overrides)
     options: dict[str, Any] = {"env_prefix": env_prefix, "env": env, "strategy": strategy,
                                "strategy_path": strategy_path}
