@@ -15,7 +15,6 @@ from workbench.engine.run import run_backtest
 from workbench.errors import ConfigError
 from workbench.report.walkforward import (
     load_walkforward,
-    stitch,
     walkforward_figure,
     walkforward_table,
 )
@@ -279,22 +278,6 @@ def test_walkforward_interrupted_keeps_the_windows_already_written(
     assert [w.window_seq for w in seen] == [1]
     assert _rows(warehouse, "select window_seq, status, test_run_id from walkforward_windows"
                  ) == [(1, "completed", seen[0].test_run_id)]
-
-
-def test_stitch_chains_each_test_run_from_where_the_last_ended():
-    got = stitch([(100.0, [1, 2], [100.0, 150.0]), (300.0, [3, 4], [300.0, 200.0]),
-                  (100.0, [], []), (8.0, [5, 6], [8.0, 10.0])])
-
-    assert got == {"ts": [1, 2, 3, 4, 5, 6], "equity": [100.0, 150.0, 150.0, 100.0, 100.0,
-                                                           125.0]}
-
-
-def test_stitch_thins_to_max_points_keeping_each_segments_last():
-    got = stitch([(1.0, list(range(10)), [1.0] * 9 + [2.0]), (1.0, [10, 11], [1.0, 1.5])],
-                 max_points=4)
-
-    assert got["ts"] == [0, 3, 6, 9, 10, 11]
-    assert got["equity"] == [1.0, 1.0, 1.0, 2.0, 2.0, 3.0]
 
 
 def test_walkforward_cli_anchored_table_json_and_refusals(cli: Callable[..., CliResult],

@@ -225,6 +225,7 @@ class WalkForwardResult:
         return (growth - 1) * 100
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as plain data (``--json``), each window with its gap."""
         return {"wf_id": self.wf_id, "name": self.name, "metric": self.metric,
                 "anchored": self.anchored, "oos_return_pct": self.oos_return_pct,
                 "windows": [{**asdict(w), "gap": w.gap} for w in self.windows]}

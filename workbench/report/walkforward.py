@@ -35,6 +35,7 @@ class WalkForwardReport:
 
     @property
     def metric(self) -> str:
+        """The metric the analysis chose by (``sharpe`` when it has no window)."""
         return str(self.rows[0]["metric"]) if self.rows else "sharpe"
 
 
