@@ -7,7 +7,8 @@ Papermill outputs are written elsewhere; only the committed notebooks are collec
 The warehouse holds a short paper run first (live_monitor.ipynb's: recorded on simulated time
 against the fake exchange, tests/support/paper_recording.py), then the sample bars, a fidelity
 comparison of the demo config (fidelity.ipynb; its twelve runs come before the others), a 2x2
-sweep of the demo config on an in-process cluster (sweep.ipynb; four runs), two
+sweep of the demo config on an in-process cluster (sweep.ipynb; four runs), a walk-forward
+analysis of it over two weeks (walkforward.ipynb; three windows, nine runs), two
 backtests, which are therefore the latest completed runs report.ipynb and compare.ipynb pick,
 and last a parity comparison with backtesting.py (parity.ipynb; its own backtest of the demo
 config is then the latest run, which compare.ipynb pairs with the pullback run).
@@ -29,8 +30,8 @@ _made: list[Path] = []
 
 def build_warehouse(folder: Path) -> Path:
     """A 200-bar paper run with its backtest twin, a bar gap and its alert; then sample bars, a
-    fidelity comparison and a 2x2 sweep of the demo config, and two completed backtests (one
-    with limit orders and risk blocks), then a parity comparison."""
+    fidelity comparison, a 2x2 sweep and a walk-forward analysis of the demo config, and two
+    completed backtests (one with limit orders and risk blocks), then a parity comparison."""
     from workbench.engine.run import run_backtest
     from workbench.warehouse.connect import open_rw
     from workbench.warehouse.ingest import ingest
@@ -57,6 +58,12 @@ def build_warehouse(folder: Path) -> Path:
     sweep(demo, {"strategy.params.fast": [30, 60], "strategy.params.slow": [120, 240]},
           warehouse=db, env={}, processes=False, workers=1, progress=False,  # sweep.ipynb's
           announce=lambda line: None)
+    from workbench.walkforward import walkforward
+
+    walkforward(demo, {"strategy.params.fast": [30, 60]}, train="5d", test="3d",  # its
+                overrides=["data.end=2024-01-15"], warehouse=db, env={}, processes=False,
+                workers=1, progress=False, runs_dir=folder / "runs",  # three windows, for
+                announce=lambda line: None)  # walkforward.ipynb
     run_backtest(demo, warehouse=db, out=folder / "runs" / "sma", env={})
     run_backtest(ROOT / "configs" / "pullback_demo.yaml", warehouse=db,
                  overrides=["risk.max_order_notional=2200"], out=folder / "runs" / "pullback",

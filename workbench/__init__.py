@@ -4,7 +4,8 @@ Most of what a user needs::
 
     from workbench import Strategy, Bar, OrderIntent, Side, run_backtest, plot, connect
 
-and ``sweep`` for a grid of backtests on dask.distributed.
+and ``sweep`` for a grid of backtests on dask.distributed, ``walkforward`` for parameters
+chosen on train windows and judged on the test windows that follow.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from workbench.engine.run import RunResult, run_backtest
 from workbench.model import Bar, Fill, Order, OrderIntent, OrderStatus, OrderType, Side
 from workbench.strategy import Context, Strategy
 from workbench.sweeps import SweepResult, sweep
+from workbench.walkforward import WalkForwardResult, walkforward
 
 __version__ = "0.1.0"
 
@@ -47,8 +49,10 @@ __all__ = [
     "Side",
     "Strategy",
     "SweepResult",
+    "WalkForwardResult",
     "connect",
     "plot",
     "run_backtest",
     "sweep",
+    "walkforward",
 ]

@@ -162,6 +162,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_walkforward(args: argparse.Namespace) -> int:
+    """``workbench walkforward``: parameters chosen on each train window by a sweep, then
+    backtested on the test window that follows."""
+    from workbench.sweeps import parse_grid
+    from workbench.walkforward import walkforward
+
+    result = walkforward(args.config, parse_grid(args.grid), train=args.train, test=args.test,
+                         anchored=args.anchored, metric=args.metric,
+                         overrides=args.set or (), name=args.name,
+                         warehouse=_warehouse(args), scheduler=args.scheduler,
+                         workers=args.workers, env_prefix=args.env_prefix,
+                         strategy_path=args.strategy_path)
+    if args.json:
+        print(json.dumps(_jsonable(result.to_dict()), sort_keys=True, default=str))
+    else:
+        print(result.table())
+    return 0
+
+
 def cmd_parity(args: argparse.Namespace) -> int:
     """``workbench parity``: our backtest and a peer engine's run of the same config, compared
     under the tolerance spec; exit 1 outside it."""
@@ -758,6 +777,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a directory to import the strategy's module from (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("walkforward", parents=[common],
+                       help="choose parameters on rolling or anchored train windows by a "
+                            "sweep, and backtest them on the test window that follows")
+    p.add_argument("--config", required=True, metavar="FILE")
+    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
+                   help="a config key and its values, as for `workbench sweep` (repeatable)")
+    p.add_argument("--train", required=True, metavar="DURATION",
+                   help="the train window: 30d, 12h, 90m")
+    p.add_argument("--test", required=True, metavar="DURATION",
+                   help="the test window that follows each train window: 7d, 12h, 90m")
+    p.add_argument("--anchored", action="store_true",
+                   help="every train window starts at the first bar and grows (default: "
+                        "rolling, the train window slides by --test)")
+    p.add_argument("--metric", default="sharpe", metavar="COLUMN",
+                   help="the rpt.performance column the choice maximises (default sharpe; "
+                        "ties go to the first point in grid order)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key everywhere (repeatable); data.start and "
+                        "data.end bound the analysis")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="a running dask scheduler (default: a local cluster on 127.0.0.1)")
+    p.add_argument("--workers", type=_positive_int, default=2, metavar="N",
+                   help="worker processes of the local cluster (default 2)")
+    p.add_argument("--name", help="the analysis' name; runs are <name>/w<window>/... "
+                                  "(default: the config's run.name)")
+    p.add_argument("--strategy-path", action="append", metavar="DIR",
+                   help="a directory to import the strategy's module from (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_walkforward)
 
     p = sub.add_parser("parity", parents=[common],
                        help="run a config in a peer engine too and compare (exit 1 if outside "

@@ -16,6 +16,7 @@ marks the rest failed (cancelled).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import json
@@ -23,7 +24,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -71,7 +72,7 @@ class Point:
     @property
     def label(self) -> str:
         """``fast=5,slow=20``: the keys without ``strategy.params.``."""
-        return ",".join(f"{_short(k)}={_text(v)}" for k, v in self.params.items())
+        return params_label(self.params)
 
 
 @dataclass
@@ -116,22 +117,30 @@ class SweepResult:
     def table(self) -> str:
         """One line per point: parameters, status, return, Sharpe, trades, run or error."""
         head = ("point", "params", "status", "return %", "Sharpe", "trades", "run / error")
-        body = [(str(p.point_seq), ",".join(f"{_short(k)}={_text(v)}"
-                                            for k, v in p.params.items()),
-                 p.status, _num(p.metrics.get("total_return_pct")),
-                 _num(p.metrics.get("sharpe")), _num(p.metrics.get("trades")),
-                 p.run_id or f"{p.error_kind or 'cancelled'}: "
-                             f"{(p.error or '').splitlines()[0][:80]}")
+        body = [(str(p.point_seq), params_label(p.params), p.status,
+                 number_text(p.metrics.get("total_return_pct")),
+                 number_text(p.metrics.get("sharpe")), number_text(p.metrics.get("trades")),
+                 p.run_id or f"{p.error_kind or 'cancelled'}: {first_line(p.error)}")
                 for p in self.points]
-        widths = [max(len(c) for c in col) for col in zip(head, *body, strict=True)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                 for line in (head, *body)]
+        lines = text_table(head, body)
         lines.append(f"sweep {self.sweep_id} ({self.name}): {self.completed} completed, "
                      f"{self.failed} failed; rows in experiments and rpt.sweep_results")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return self.table()
+
+
+def params_label(params: Mapping[str, Any]) -> str:
+    """``fast=5,slow=20``: a point's parameters, the keys without ``strategy.params.``."""
+    return ",".join(f"{_short(k)}={_text(v)}" for k, v in params.items())
+
+
+def error_kind(exc: BaseException) -> str:
+    """The failure taxonomy's kind of what a run raised: ``config_error``,
+    ``strategy_error``, else ``engine_fault``."""
+    return ("config_error" if isinstance(exc, ConfigError) else
+            "strategy_error" if isinstance(exc, StrategyError) else "engine_fault")
 
 
 def _short(key: str) -> str:
@@ -142,10 +151,24 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _num(value: Any) -> str:
+def number_text(value: Any) -> str:
+    """``-`` for None, an int as it is, a float to four significant digits."""
     if value is None:
         return "-"
     return str(value) if isinstance(value, int) else f"{value:.4g}"
+
+
+def first_line(text: str | None, width: int = 80) -> str:
+    """The first line of an error, cut to ``width`` characters, for a table cell."""
+    return (text or "").partition("\n")[0][:width]
+
+
+def text_table(head: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
+    """Cells padded to their column's widest, two spaces apart: a table for a terminal."""
+    rows = [tuple(head), *(tuple(r) for r in body)]
+    widths = [max(len(c) for c in col) for col in zip(*rows, strict=True)]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
 
 
 # --- the grid -----------------------------------------------------------------------------------
@@ -209,8 +232,7 @@ def run_point(cfg: Config, bars: RunBars, run_row: dict[str, Any], manifest: dic
                            start, end)
         tables, metrics = finish(outcome, manifest, run_row)
     except Exception as exc:
-        kind = ("config_error" if isinstance(exc, ConfigError) else
-                "strategy_error" if isinstance(exc, StrategyError) else "engine_fault")
+        kind = error_kind(exc)
         text = exc.render() if isinstance(exc, WorkbenchError) else (
             str(exc) if isinstance(exc, EngineFault) else f"{type(exc).__name__}: {exc}")
         return {"ok": False, "error_kind": kind, "error": scrub(text), "worker": worker,
@@ -257,6 +279,7 @@ def sweep(
     on_point: Callable[[PointResult], None] | None = None,
     announce: Callable[[str], None] | None = None,
     tags: Mapping[str, str] | Iterable[str] | None = None,
+    client: Any = None,
 ) -> SweepResult:
     """Backtest every point of ``grid`` on dask.distributed and record each in the warehouse.
 
@@ -270,16 +293,15 @@ def sweep(
     ``tags`` go to every point's run, as ``run_backtest``'s do (``workbench.tags``).
     Ctrl-C cancels what is left, keeps what finished and raises KeyboardInterrupt. In a
     script, call it under ``if __name__ == "__main__":`` (the worker processes are spawned
-    and import the script's module).
+    and import the script's module). ``client``: a ``distributed.Client`` to run on instead
+    (``scheduler``, ``workers`` and ``processes`` are then unused); it is left open.
     """
     base = list(overrides)
     options: dict[str, Any] = {"env_prefix": env_prefix, "env": env, "strategy": strategy,
                                "strategy_path": strategy_path}
     cfg0 = effective_config(config, base, **options)
     sweep_name = name or cfg0.run.name
-    if workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {workers}", where="--workers",
-                          fix="pass --workers 2 (or more)")
+    check_workers(workers)
     sweep_id = mf.new_id("sweep")
     view_list = views.check()
     planned = _plan(config, base, points(grid), sweep_id, sweep_name, view_list, options,
@@ -293,10 +315,7 @@ def sweep(
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     show = sys.stderr.isatty() if progress is None else progress
     result = SweepResult(sweep_id, sweep_name, [p.result for p in planned])
-    client, cluster = _connect(scheduler, workers, processes)
-    dask_log = logging.getLogger("distributed")
-    level = dask_log.level
-    try:
+    with dask_client(scheduler, workers, processes, client) as (client, cluster):
         _write_pending(path, sweep_id, sweep_name, planned, view_list)
         result.dashboard = _dashboard(client, cluster)
         line = (f"sweep {sweep_id}: {len(planned)} points on "
@@ -304,15 +323,6 @@ def sweep(
                 + (f"; dashboard {result.dashboard}" if result.dashboard else ""))
         _drive(client, planned, bars, view_list, start, end, path, retries, show, on_point,
                lambda: say(line))
-    except KeyboardInterrupt:
-        # dask logs, with tracebacks, each operation the stop cut short: expected here
-        dask_log.setLevel(logging.CRITICAL)
-        raise
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-        dask_log.setLevel(level)
     return result
 
 
@@ -351,7 +361,41 @@ CONNECT_TIMEOUT = "5s"
 """How long ``--scheduler ADDR`` is waited for before the sweep is refused."""
 
 
-def _connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
+def check_workers(workers: int) -> None:
+    """ConfigError unless a local cluster gets at least one worker."""
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}", where="--workers",
+                          fix="pass --workers 2 (or more)")
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int, processes: bool, client: Any = None
+                ) -> Iterator[tuple[Any, Any]]:
+    """``(client, cluster)``: ``client`` itself when given (left open), else a client of the
+    scheduler at ``scheduler`` or of a local cluster it starts (``cluster``; None otherwise),
+    closed at the end. On Ctrl-C, dask's logs of what the stop cut short are silenced."""
+    owned = client is None
+    client, cluster = (connect_cluster(scheduler, workers, processes) if owned
+                       else (client, None))
+    dask_log = logging.getLogger("distributed")
+    level = dask_log.level
+    try:
+        yield client, cluster
+    except KeyboardInterrupt:
+        # dask logs, with tracebacks, each operation the stop cut short: expected here
+        dask_log.setLevel(logging.CRITICAL)
+        raise
+    finally:
+        if owned:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+        dask_log.setLevel(level)
+
+
+def connect_cluster(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
+    """A dask client and the local cluster it runs (None: the scheduler at ``scheduler``);
+    the caller closes both."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -517,8 +561,8 @@ def _flush(warehouse: Path, done: list[tuple[_Planned, dict[str, Any]]], view_li
         "error": pa.array([r.error for r in rs], pa.string()),
         "attempts": pa.array([r.attempts for r in rs], pa.int32()),
         "worker": pa.array([r.worker for r in rs], pa.string()),
-        "started_at": pa.array([_ts(r.started_at) for r in rs], ts),
-        "ended_at": pa.array([_ts(r.ended_at) for r in rs], ts),
+        "started_at": pa.array([utc_ts(r.started_at) for r in rs], ts),
+        "ended_at": pa.array([utc_ts(r.ended_at) for r in rs], ts),
     })
     with results.write_transaction(warehouse, WRITE_WAIT_S) as (con, _):
         for _, answer in done:
@@ -543,7 +587,8 @@ where e.sweep_id = p.sweep_id and e.point_seq = p.point_seq
 """
 
 
-def _ts(text: str | None) -> datetime | None:
+def utc_ts(text: str | None) -> datetime | None:
+    """An ISO-8601 text (``...Z``) as an aware datetime; None stays None."""
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 

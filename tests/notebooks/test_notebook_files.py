@@ -20,6 +20,7 @@ PARAMETERS = {
     "parity.ipynb": ["parity_id", "warehouse"],
     "fidelity.ipynb": ["fidelity_id", "warehouse"],
     "sweep.ipynb": ["sweep_id", "metric", "warehouse"],
+    "walkforward.ipynb": ["wf_id", "warehouse"],
 }
 NAMES = sorted(PARAMETERS)
 

@@ -9,15 +9,17 @@ from workbench.strategies.sma_cross import SmaCross
 
 
 class FragileSma(SmaCross):
-    """SmaCross that raises on its first decision when ``explode`` is set, and ends its
-    process (a worker lost) when ``die`` is."""
+    """SmaCross that raises on its first decision when ``explode`` is set (or on the first
+    bar from ``explode_from_ms`` on, when that is not 0), and ends its process (a worker lost)
+    when ``die`` is."""
 
     explode: bool = False
+    explode_from_ms: int = 0
     die: bool = False
     message: str = "boom: explode was set"
 
     def on_bar(self, ctx: Any, bar: Any) -> Any:
-        if self.explode:
+        if self.explode or 0 < self.explode_from_ms <= bar.ts:
             raise RuntimeError(self.message)
         if self.die:
             os._exit(3)

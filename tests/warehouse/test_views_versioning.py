@@ -24,7 +24,7 @@ REPO_VIEWS = views.views_dir()
 ALL = {"acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
        "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest", "rpt.performance",
        "rpt.risk_blocks",
-       "rpt.round_trips", "rpt.sweep_results"}
+       "rpt.round_trips", "rpt.sweep_results", "rpt.walkforward"}
 
 
 @pytest.fixture
@@ -106,6 +106,7 @@ def test_discover_parents_are_resolved_and_come_first() -> None:
         "rpt.risk_blocks": [],
         "rpt.live_vs_backtest": [],
         "rpt.sweep_results": [],
+        "rpt.walkforward": [],
     }
     order = [v.name for v in found]
     assert all(order.index(p) < order.index(n) for n, ps in parents.items() for p in ps)

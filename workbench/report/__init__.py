@@ -59,6 +59,12 @@ from workbench.report.tables import (
     risk_table,
     trades_table,
 )
+from workbench.report.walkforward import (
+    WalkForwardReport,
+    load_walkforward,
+    walkforward_figure,
+    walkforward_table,
+)
 
 __all__ = [
     "Explorer",
@@ -67,6 +73,7 @@ __all__ = [
     "ParityReport",
     "RunReport",
     "SweepReport",
+    "WalkForwardReport",
     "candles_figure",
     "compare_equity_figure",
     "compare_table",
@@ -91,6 +98,7 @@ __all__ = [
     "load_run",
     "load_runs",
     "load_sweep",
+    "load_walkforward",
     "manifest_table",
     "parity_figure",
     "parity_history_table",
@@ -109,5 +117,7 @@ __all__ = [
     "sweep_heatmap",
     "top_runs_table",
     "trades_table",
+    "walkforward_figure",
+    "walkforward_table",
     "warehouse_path",
 ]
