@@ -56,6 +56,7 @@ from workbench.report.tables import (
     headline_table,
     manifest_table,
     qc_table,
+    regime_table,
     risk_table,
     trades_table,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "project_dir",
     "project_path",
     "qc_table",
+    "regime_table",
     "resolve_run_id",
     "returns_figure",
     "risk_table",
