@@ -50,9 +50,47 @@ def test_parse_grid_malformed_item_is_config_error(item: str):
         parse_grid([item])
 
 
-def test_points_data_keys_refused_the_bars_are_read_once():
-    with pytest.raises(ConfigError, match="reads its bars once"):
-        points({"data.start": ["2024-01-01"]})
+def test_points_run_name_refused_the_sweep_names_its_runs():
+    with pytest.raises(ConfigError, match="names its runs itself"):
+        points({"run.name": ["a", "b"]})
+
+
+def test_sweep_data_start_grid_reads_each_window_once_and_equals_serial_backtests(
+        load_bars: Callable[[int], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import workbench.sweeps as sweeps
+
+    warehouse = load_bars(600)
+    reads: list[tuple[int | None, int | None]] = []
+    real_read = sweeps.read_bars
+    monkeypatch.setattr(sweeps, "read_bars", lambda cfg, path, start, end: (
+        reads.append((start, end)) or real_read(cfg, path, start, end)))
+    said: list[str] = []
+    grid = {"data.start": ["2024-01-01T00:00:00Z", "2024-01-01T03:20:00Z"],
+            "strategy.params.fast": [3, 5]}
+
+    result = sweep(CONFIG, grid, warehouse=warehouse, processes=False, workers=1, env={},
+                   progress=False, announce=said.append)
+
+    t0 = 1_704_067_200_000
+    assert reads == [(t0, None), (t0 + 200 * 60_000, None)]  # one read per window
+    assert "4 points over 2 data windows" in said[0]
+    assert [p.status for p in result.points] == ["completed"] * 4
+    counts = []
+    for point in result.points:
+        label = ",".join(f"{k.removeprefix('strategy.params.')}={v}"
+                         for k, v in point.params.items())
+        serial = run_backtest(CONFIG, overrides=[f"{k}={v}" for k, v in point.params.items()]
+                              + [f"run.name=sw/{label}"], warehouse=warehouse, env={},
+                              out=tmp_path / str(point.point_seq), progress=False)
+        assert point.metrics == serial.metrics
+        assert point.run_id is not None
+        assert _trades(warehouse, point.run_id) == _trades(warehouse, serial.run_id)
+        mine, theirs = (_rows(warehouse, "select name, config_hash, data_hash, start_ts, "
+                                         "bar_count from runs where run_id = ?", [r])[0]
+                        for r in (point.run_id, serial.run_id))
+        assert mine == theirs
+        counts.append(mine[-1])
+    assert counts == [600, 600, 400, 400]
 
 
 def test_sweep_on_two_workers_rows_equal_serial_backtests(load_bars: Callable[[int], Path],

@@ -2,10 +2,11 @@
 
 The grid is the cartesian product of ``KEY=V1,V2,...`` overrides (values read as ``--set``
 reads them). Every point's config is validated, and its strategy built, before any work: a bad
-key or value is a ConfigError naming the point. The driver reads the bars once (read-only,
-short), ships them to every worker once (``scatter(broadcast=True)``), and each task runs one
-backtest in memory through the same engine path as ``run_backtest`` (``engine.run.simulate``),
-returning Arrow tables and headline numbers. The driver is the warehouse's only writer: it
+key or value is a ConfigError naming the point. The driver reads the bars of each data window
+once (read-only, short: one window unless the grid varies ``data.*`` keys), ships each to every
+worker once (``scatter(broadcast=True)``), and each task runs one backtest in memory through
+the same engine path as ``run_backtest`` (``engine.run.simulate``), returning Arrow tables and
+headline numbers. The driver is the warehouse's only writer: it
 writes the finished points in batches, each one short transaction (adr/0021).
 
 Each point has a row in ``experiments`` (status, error kind, attempts, worker); a completed
@@ -25,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -173,25 +174,30 @@ def points(grid: Mapping[str, Iterable[Any]]) -> list[Point]:
                           fix="add --grid KEY=V1,V2,... (repeatable), e.g. "
                               "--grid strategy.params.fast=5,10")
     keys = list(grid)
-    for key in keys:
-        if key.split(".")[0] == "data" or key == "run.name":
-            raise ConfigError(
-                f"--grid {key}: a sweep reads its bars once and names its runs itself",
-                where=f"--grid {key}",
-                fix="vary strategy, costs, risk or portfolio keys; for other data run one "
-                    "sweep per data window (--set data.start=...)")
+    if "run.name" in keys:
+        raise ConfigError("--grid run.name: a sweep names its runs itself (<name>/<point>)",
+                          where="--grid run.name",
+                          fix="name the sweep with --name (or --set run.name=...) instead")
     columns = []
     for key in keys:
         texts = [v if isinstance(v, str) else json.dumps(v) for v in grid[key]]
         if not texts:
             raise ConfigError(f"--grid {key} has no values", where=f"--grid {key}",
                               fix="give at least one value: KEY=V1,V2")
-        columns.append([(f"{key}={t}", override_value(f"{key}={t}")) for t in texts])
+        columns.append([(f"{key}={t}", _param(t, override_value(f"{key}={t}")))
+                        for t in texts])
     out = []
     for seq, combo in enumerate(itertools.product(*columns), start=1):
         out.append(Point(seq, {k: value for k, (_, value) in zip(keys, combo, strict=True)},
                          tuple(text for text, _ in combo)))
     return out
+
+
+def _param(text: str, value: Any) -> Any:
+    """A grid value as ``experiments.params`` records it: the value ``--set`` reads, or the
+    text as given where that is not JSON (a time: YAML reads ``2024-01-01T00:00:00Z`` as a
+    datetime)."""
+    return text if isinstance(value, date) else value
 
 
 # --- the task (runs on a worker) ----------------------------------------------------------------
@@ -228,6 +234,17 @@ def _worker_address() -> str | None:
 
 
 # --- the driver ---------------------------------------------------------------------------------
+@dataclass
+class _Window:
+    """One data window of a sweep (a distinct ``data`` section of the points' configs): its
+    bars, read and checked once, and their copies scattered to the workers (the newest last)."""
+
+    start: int | None
+    end: int | None
+    bars: RunBars
+    shipped: list[Any] = field(default_factory=list)
+
+
 @dataclass
 class _Planned:
     point: Point
@@ -281,11 +298,7 @@ def sweep(
     view_list = views.check()
     planned = _plan(config, base, points(grid), sweep_id, sweep_name, view_list, options)
     path = resolve_path(warehouse, env_prefix)
-    start = parse_when(cfg0.data.start, "data.start")
-    end = parse_when(cfg0.data.end, "data.end")
-    reports = read_bars(cfg0, path, start, end)
-    check_qc(cfg0, [f for r in reports for f in r.findings])
-    bars = RunBars.of(reports)
+    windows = _read_windows(planned, path)
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     show = sys.stderr.isatty() if progress is None else progress
     result = SweepResult(sweep_id, sweep_name, [p.result for p in planned])
@@ -295,10 +308,12 @@ def sweep(
     try:
         _write_pending(path, sweep_id, sweep_name, planned, view_list)
         result.dashboard = _dashboard(client, cluster)
-        line = (f"sweep {sweep_id}: {len(planned)} points on "
-                f"{len(client.scheduler_info().get('workers', {}))} workers"
+        n_windows = len({id(w) for w in windows.values()})
+        line = (f"sweep {sweep_id}: {len(planned)} points"
+                + (f" over {n_windows} data windows" if n_windows > 1 else "")
+                + f" on {len(client.scheduler_info().get('workers', {}))} workers"
                 + (f"; dashboard {result.dashboard}" if result.dashboard else ""))
-        _drive(client, planned, bars, view_list, start, end, path, retries, show, on_point,
+        _drive(client, planned, windows, view_list, path, retries, show, on_point,
                lambda: say(line))
     except KeyboardInterrupt:
         # dask logs, with tracebacks, each operation the stop cut short: expected here
@@ -339,6 +354,29 @@ def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_id: str,
             update={"api_key": None, "api_secret": None})})
         out.append(_Planned(point, shipped, run_row, manifest,
                             PointResult(point.seq, point.params, "pending")))
+    return out
+
+
+def _read_windows(planned: list[_Planned], warehouse: Path) -> dict[int, _Window]:
+    """Each point's data window, by point: the bars of every distinct ``data`` section of the
+    points' configs, read (read-only, short) and checked under its gap policy once."""
+    by_data: dict[str, _Window] = {}
+    out: dict[int, _Window] = {}
+    for item in planned:
+        data = item.cfg.data
+        key = json.dumps(data.model_dump(mode="json"), sort_keys=True, default=str)
+        if key not in by_data:
+            try:
+                start = parse_when(data.start, "data.start")
+                end = parse_when(data.end, "data.end")
+                reports = read_bars(item.cfg, warehouse, start, end)
+                check_qc(item.cfg, [f for r in reports for f in r.findings])
+            except WorkbenchError as exc:
+                where = f"sweep point {item.point.seq} ({item.point.label})"
+                raise type(exc)(exc.what, where=f"{where}: {exc.where or 'its bars'}",
+                                fix=exc.fix) from None
+            by_data[key] = _Window(start, end, RunBars.of(reports))
+        out[item.point.seq] = by_data[key]
     return out
 
 
@@ -402,21 +440,24 @@ def _dashboard(client: Any, cluster: Any) -> str | None:
         return None
 
 
-def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[Any],
-           start: int | None, end: int | None, warehouse: Path, retries: int, show: bool,
+def _drive(client: Any, planned: list[_Planned], windows: dict[int, _Window],
+           view_list: list[Any], warehouse: Path, retries: int, show: bool,
            on_point: Callable[[PointResult], None] | None, started: Callable[[], None]
            ) -> None:
     from distributed import as_completed
 
-    shared: list[Any] = []
     by_key: dict[str, _Planned] = {}
     submitted: list[Any] = []
 
+    def ship(window: _Window) -> None:  # once per worker, not per task
+        window.shipped.append(client.scatter(window.bars, broadcast=True))
+
     def submit(item: _Planned) -> Any:
+        window = windows[item.point.seq]
         item.result.attempts += 1
         item.result.status = "running"
-        future = client.submit(run_point, item.cfg, shared[-1], item.run_row, item.manifest,
-                               view_list, start, end, pure=False,
+        future = client.submit(run_point, item.cfg, window.shipped[-1], item.run_row,
+                               item.manifest, view_list, window.start, window.end, pure=False,
                                key=f"point-{item.point.seq}-{item.result.attempts}-"
                                    f"{item.run_row['run_id']}")
         by_key[future.key] = item
@@ -428,7 +469,8 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
     flushed_at = time.monotonic()
     try:  # from here on, a stop marks every point not written yet
         started()
-        shared.append(client.scatter(bars, broadcast=True))  # once per worker, not per task
+        for window in {id(w): w for w in windows.values()}.values():
+            ship(window)
         # results are gathered as each task ends: a result left on a worker dies with it
         queue = as_completed([submit(item) for item in planned], with_results=True,
                              raise_errors=False)
@@ -441,7 +483,7 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
                 if lost and item.result.attempts <= retries:
                     # the bars may have died with the worker (a scatter is not replicated to
                     # the worker the nanny starts in its place): ship them again
-                    shared.append(client.scatter(bars, broadcast=True))
+                    ship(windows[item.point.seq])
                     queue.add(submit(item))
                     continue
                 answer = {"ok": False, "error_kind": "worker_lost" if lost else "engine_fault",
