@@ -97,14 +97,17 @@ def parallel(warehouse: Path) -> tuple[float, float, dict[str, dict[str, int]],
     t0 = time.perf_counter()
     with LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True,
                       host="127.0.0.1", protocol="tcp://", dashboard_address="127.0.0.1:0",
-                      silence_logs=40) as cluster, Client(cluster) as client:
+                      silence_logs=40) as cluster:
         up = time.perf_counter() - t0
-        idle = client.run(peak_rss)
+        # one client at a time: the sweep's own must not share this process's loop with another
+        with Client(cluster) as client:
+            idle = client.run(peak_rss)
         t1 = time.perf_counter()
         result = sweep(config(), GRID, warehouse=warehouse, scheduler=cluster.scheduler_address,
                        env={}, progress=False, announce=lambda line: None)
         took = time.perf_counter() - t1
-        after = client.run(peak_rss)
+        with Client(cluster) as client:
+            after = client.run(peak_rss)
     _check(result)
     return up, took, idle, after
 

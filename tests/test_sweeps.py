@@ -33,6 +33,14 @@ def _trades(warehouse: Path, run_id: str) -> list[tuple[Any, ...]]:
                             "where run_id = ? order by entry_ts", [run_id])
 
 
+def _regimes(warehouse: Path, run_id: str) -> list[tuple[Any, ...]]:
+    rows = _rows(warehouse, "select symbol, trend, volatility, bars, log_return, in_market_pct, "
+                            "trades, pnl from rpt.performance_by_regime where run_id = ? "
+                            "order by all", [run_id])
+    assert sum(r[6] for r in rows) > 0
+    return rows
+
+
 def test_points_cartesian_product_last_key_fastest_values_parsed_as_set():
     got = points(parse_grid(["strategy.params.fast=3,5", "costs.fee_bps=0,2.5"]))
 
@@ -114,6 +122,7 @@ def test_sweep_on_two_workers_rows_equal_serial_backtests(load_bars: Callable[[i
                                          "bar_count from runs where run_id = ?", [r])[0]
                         for r in (point.run_id, serial.run_id))
         assert mine == theirs  # same name, config and bars: an ordinary run
+        assert _regimes(warehouse, point.run_id) == _regimes(warehouse, serial.run_id)
     got = _rows(warehouse, "select point_seq, run_id, status, total_return_pct, sharpe, "
                            "trades, max_drawdown_pct from rpt.sweep_results "
                            "where sweep_id = ? order by point_seq", [result.sweep_id])
