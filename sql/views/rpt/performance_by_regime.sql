@@ -11,7 +11,9 @@
 -- of the entry order's first fill, on the trade's symbol); pnl is its net P&L in the quote
 -- currency. A run of several symbols has each symbol's own partition of the account's bars:
 -- add rows up within one symbol, not across symbols. The labels use the whole run (see
--- rpt.bar_regimes): for analysis, not for trading.
+-- rpt.bar_regimes): for analysis, not for trading. Both reads of rpt.bar_regimes name the view
+-- itself, so a run filter reaches its scan of main.run_bars (a shared CTE would be
+-- materialised for every run in the warehouse).
 with runs as (
     select run_id, initial_cash from main.runs
 ),
@@ -26,9 +28,6 @@ curve as (
     from acct.equity_curve as c
     join runs as r on c.run_id = r.run_id
 ),
-regimes as (
-    select run_id, symbol, ts, trend, volatility from rpt.bar_regimes
-),
 bar_rows as (
     select
         g.run_id,
@@ -38,7 +37,7 @@ bar_rows as (
         count(*) as bars,
         sum(ln(c.growth) order by g.ts) as log_return,
         avg(case when c.in_market then 1.0 else 0.0 end) as in_market
-    from regimes as g
+    from rpt.bar_regimes as g
     join curve as c on g.run_id = c.run_id and g.ts = c.ts
     group by g.run_id, g.symbol, g.trend, g.volatility
 ),
@@ -73,7 +72,7 @@ trades as (
         sum(p.pnl order by p.entry_order_seq, p.exit_order_seq) as pnl
     from order_pairs as p
     join order_bars as b on p.run_id = b.run_id and p.entry_order_seq = b.order_seq
-    join regimes as g on p.run_id = g.run_id and p.symbol = g.symbol and b.bar_ts = g.ts
+    join rpt.bar_regimes as g on p.run_id = g.run_id and p.symbol = g.symbol and b.bar_ts = g.ts
     group by p.run_id, p.symbol, g.trend, g.volatility
 ),
 final as (
