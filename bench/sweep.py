@@ -30,19 +30,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Nothing heavy at the top: each spawned worker imports this module (as __mp_main__), and
+# what it imports would count in the worker's memory.
 
-from bench.run import (  # noqa: E402
-    MB,
-    MINUTE_MS,
-    OUT,
-    START_MS,
-    fresh_copy,
-    series,
-    workbench,
-    write_parquet,
-)
-from workbench.model import ms_to_iso  # noqa: E402
-
+START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+MINUTE_MS = 60_000
+MB = 2**20
 MONTH_BARS = 31 * 1440
 FASTS = [5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
 SLOWS = [60, 80, 100, 120, 140, 160, 180, 200, 220, 240]
@@ -51,6 +44,8 @@ TARGET_MB = 300
 
 
 def config() -> dict[str, Any]:
+    from workbench.model import ms_to_iso
+
     return {
         "run": {"name": "bench-sweep"},
         "data": {"symbols": ["BTCUSDT"], "timeframe": "1m", "gaps": "fail",
@@ -119,6 +114,8 @@ def _check(result: Any) -> None:
 
 
 def main() -> None:
+    from bench.run import OUT, fresh_copy, series, workbench, write_parquet
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
@@ -145,7 +142,9 @@ def main() -> None:
                 par = run
     assert par is not None
     up, par_s, idle, after = par
-    print(f"\n{points} points x {MONTH_BARS:,} bars (SmaCross fast x slow):")
+    load = os.getloadavg()
+    print(f"\n{points} points x {MONTH_BARS:,} bars (SmaCross fast x slow), load average "
+          f"{load[0]:.1f} / {load[2]:.1f} (1 / 15 min) on {os.cpu_count()} cores:")
     print(f"  serial (1 worker thread)   {serial_s:7.2f} s  {serial_s / points:6.3f} s/point")
     print(f"  {WORKERS} local workers          {par_s:7.2f} s  {par_s / points:6.3f} s/point"
           f"   (+ {up:.2f} s cluster start-up)")
@@ -161,6 +160,7 @@ def main() -> None:
         "parallel_s": par_s, "cluster_start_s": up, "speedup": serial_s / par_s,
         "worker_peak_mb": {a: m["VmHWM"] / MB for a, m in after.items()},
         "worker_idle_peak_mb": {a: m["VmHWM"] / MB for a, m in idle.items()},
+        "load_average": load,
     }, indent=2) + "\n")
 
 

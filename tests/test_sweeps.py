@@ -205,6 +205,21 @@ def test_sweep_bad_grid_value_refused_before_any_work(load_bars: Callable[[int],
     assert _rows(warehouse, "select count(*) from experiments") == [(0,)]
 
 
+def test_sweep_data_window_without_bars_names_its_point_before_any_work(
+        load_bars: Callable[[int], Path]):
+    from workbench.errors import DataError
+
+    warehouse = load_bars(600)
+
+    with pytest.raises(DataError) as caught:
+        sweep(CONFIG, {"data.start": ["2024-01-01T00:00:00Z", "2024-03-01T00:00:00Z"]},
+              warehouse=warehouse, env={}, announce=lambda line: None)
+
+    assert caught.value.where is not None
+    assert caught.value.where.startswith("sweep point 2 (data.start=2024-03-01T00:00:00Z)")
+    assert _rows(warehouse, "select count(*) from experiments") == [(0,)]
+
+
 def test_sweep_unknown_grid_key_names_the_point(load_bars: Callable[[int], Path]):
     warehouse = load_bars(600)
 

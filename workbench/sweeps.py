@@ -6,8 +6,8 @@ key or value is a ConfigError naming the point. The driver reads the bars of eac
 once (read-only, short: one window unless the grid varies ``data.*`` keys), ships each to every
 worker once (``scatter(broadcast=True)``), and each task runs one backtest in memory through
 the same engine path as ``run_backtest`` (``engine.run.simulate``), returning Arrow tables and
-headline numbers. The driver is the warehouse's only writer: it
-writes the finished points in batches, each one short transaction (adr/0021).
+headline numbers. The driver is the warehouse's only writer: it writes the finished points in
+batches, each one short transaction (adr/0021).
 
 Each point has a row in ``experiments`` (status, error kind, attempts, worker); a completed
 point's run is an ordinary run named ``<name>/<point>``. A point that fails never sinks the
