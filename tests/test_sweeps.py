@@ -158,6 +158,43 @@ def test_sweep_failing_point_is_strategy_error_and_others_complete(
     assert _rows(warehouse, "select count(*) from runs where name like 'sw/%'") == [(1,)]
 
 
+def test_sweep_point_shows_running_in_experiments_while_it_runs(
+        load_bars: Callable[[int], Path], monkeypatch: pytest.MonkeyPatch):
+    import threading
+
+    import sweep_strategies
+
+    import workbench.sweeps as sweeps
+
+    warehouse = load_bars(600)
+    release = threading.Event()
+    monkeypatch.setattr(sweep_strategies, "RELEASE", release)
+    seen: list[tuple[Any, ...]] = []
+    real_flush = sweeps._flush
+
+    def flush(*args: Any, **kwargs: Any) -> None:  # the driver's writes, watched
+        real_flush(*args, **kwargs)
+        rows = _rows(warehouse, "select point_seq, status, attempts, worker, started_at "
+                                "from experiments where status = 'running' and point_seq = 2")
+        if rows and not release.is_set():
+            seen.extend(rows)
+            release.set()  # the held point may go on
+
+    monkeypatch.setattr(sweeps, "_flush", flush)
+    monkeypatch.setattr(sweeps, "BATCH_S", 0.2)  # what started is written within 0.2 s
+
+    result = sweep(CONFIG, {"strategy.params.hold": [False, True]}, warehouse=warehouse,
+                   strategy="sweep_strategies:HeldSma", processes=False, workers=2, env={},
+                   progress=False, announce=lambda line: None)
+
+    # the held point, written while it ran: running, on its worker, since it started
+    assert [row[:3] for row in seen] == [(2, "running", 1)]
+    assert seen[0][3] == result.points[1].worker and seen[0][3] is not None
+    assert [p.status for p in result.points] == ["completed", "completed"]
+    assert _rows(warehouse, "select status, started_at = ? from experiments where point_seq = 2",
+                 [seen[0][4]]) == [("completed", True)]
+
+
 def test_sweep_lost_worker_is_retried_then_worker_lost(load_bars: Callable[[int], Path]):
     import dask
 

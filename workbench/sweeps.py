@@ -9,10 +9,11 @@ the same engine path as ``run_backtest`` (``engine.run.simulate``), returning Ar
 headline numbers. The driver is the warehouse's only writer: it writes the finished points in
 batches, each one short transaction (adr/0021).
 
-Each point has a row in ``experiments`` (status, error kind, attempts, worker); a completed
-point's run is an ordinary run named ``<name>/<point>``. A point that fails never sinks the
-sweep; a lost worker's point is retried; Ctrl-C cancels what is left, keeps what finished and
-marks the rest failed (cancelled).
+Each point has a row in ``experiments`` (status, error kind, attempts, worker; a task
+announces its start as a dask event and the driver marks it ``running`` within a batch
+interval); a completed point's run is an ordinary run named ``<name>/<point>``. A point that
+fails never sinks the sweep; a lost worker's point is retried; Ctrl-C cancels what is left,
+keeps what finished and marks the rest failed (cancelled).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ from workbench.warehouse.connect import resolve_path
 
 ERROR_KINDS = ("config_error", "strategy_error", "engine_fault", "worker_lost")
 BATCH_POINTS = 16  # finished points written per transaction at most
-BATCH_S = 2.0  # ... or whatever finished within this many seconds
+BATCH_S = 2.0  # ... or whatever finished (or started) within this many seconds
+POLL_S = 0.05  # the driver's wait between looks at the finished and started points
+STARTED = "workbench-sweep-point-started"  # the dask event topic a task announces itself on
 DEFAULT_RETRIES = 2  # extra attempts of a point whose worker was lost
 CANCELLED = "cancelled: the sweep was interrupted (Ctrl-C) before this point finished"
 
@@ -207,7 +210,7 @@ def run_point(cfg: Config, bars: RunBars, run_row: dict[str, Any], manifest: dic
     metrics}`` or ``{"ok": False, "error_kind", "error"}``; never raises for the strategy's
     or the engine's errors (a retry would only repeat them)."""
     begun = mf.utc_now_iso()
-    worker = _worker_address()
+    worker = _announce_start(run_row["run_id"], begun)
     try:
         strategy = build_strategy(cfg)
         outcome = simulate(cfg, Mode.BACKTEST, strategy, bars, run_row, manifest, view_list,
@@ -224,13 +227,18 @@ def run_point(cfg: Config, bars: RunBars, run_row: dict[str, Any], manifest: dic
             "worker": worker, "started_at": begun, "ended_at": run_row["ended_at"]}
 
 
-def _worker_address() -> str | None:
+def _announce_start(run_id: str, begun: str) -> str | None:
+    """The worker's address, after telling the driver (a dask event on topic ``STARTED``)
+    that the point of ``run_id`` started; None outside a dask worker."""
     try:
         from distributed import get_worker
 
-        return str(get_worker().address)
+        worker = get_worker()
     except (ImportError, ValueError):
         return None
+    address = str(worker.address)
+    worker.log_event(STARTED, {"run_id": run_id, "worker": address, "started_at": begun})
+    return address
 
 
 # --- the driver ---------------------------------------------------------------------------------
@@ -447,7 +455,21 @@ def _drive(client: Any, planned: list[_Planned], windows: dict[int, _Window],
     from distributed import as_completed
 
     by_key: dict[str, _Planned] = {}
+    by_run = {item.run_row["run_id"]: item for item in planned}
     submitted: list[Any] = []
+    starts: list[dict[str, Any]] = []  # appended by the client's thread as tasks start
+
+    def started_points() -> list[_Planned]:
+        """The points whose start was announced since the last call, their worker and start
+        time noted (a finished point's row is written as finished instead)."""
+        out = []
+        while starts:
+            msg = starts.pop(0)
+            item = by_run.get(msg.get("run_id", ""))  # another sweep's events: not ours
+            if item is not None:
+                item.result.worker, item.result.started_at = msg["worker"], msg["started_at"]
+                out.append(item)
+        return out
 
     def ship(window: _Window) -> None:  # once per worker, not per task
         window.shipped.append(client.scatter(window.bars, broadcast=True))
@@ -466,7 +488,9 @@ def _drive(client: Any, planned: list[_Planned], windows: dict[int, _Window],
 
     bar = progress_bar(len(planned), show, unit="point", desc="sweep")
     done: list[tuple[_Planned, dict[str, Any]]] = []
+    running: list[_Planned] = []
     flushed_at = time.monotonic()
+    client.subscribe_topic(STARTED, lambda event: starts.append(event[1]))
     try:  # from here on, a stop marks every point not written yet
         started()
         for window in {id(w): w for w in windows.values()}.values():
@@ -474,7 +498,16 @@ def _drive(client: Any, planned: list[_Planned], windows: dict[int, _Window],
         # results are gathered as each task ends: a result left on a worker dies with it
         queue = as_completed([submit(item) for item in planned], with_results=True,
                              raise_errors=False)
-        for future, value in queue:
+        while not queue.is_empty():
+            running += started_points()
+            if not queue.has_ready():  # idle: write what waited long enough, then look again
+                if (done or running) and time.monotonic() - flushed_at >= BATCH_S:
+                    batch, done, marks, running = done, [], running, []
+                    _flush(warehouse, batch, view_list, on_point, marks)
+                    flushed_at = time.monotonic()
+                time.sleep(POLL_S)
+                continue
+            future, value = next(queue)
             item = by_key[future.key]
             if future.status == "finished":
                 answer = value
@@ -492,8 +525,8 @@ def _drive(client: Any, planned: list[_Planned], windows: dict[int, _Window],
             if bar is not None:
                 bar.update(1)
             if len(done) >= BATCH_POINTS or time.monotonic() - flushed_at >= BATCH_S:
-                batch, done = done, []
-                _flush(warehouse, batch, view_list, on_point)
+                batch, done, marks, running = done, [], running, []
+                _flush(warehouse, batch, view_list, on_point, marks)
                 flushed_at = time.monotonic()
         batch, done = done, []
         _flush(warehouse, batch, view_list, on_point)
@@ -506,6 +539,7 @@ def _drive(client: Any, planned: list[_Planned], windows: dict[int, _Window],
         _flush(warehouse, done, view_list, None)
         raise
     finally:
+        client.unsubscribe_topic(STARTED)
         if bar is not None:
             bar.close()
 
@@ -528,11 +562,11 @@ def _task_error(value: Any) -> tuple[bool, str]:
 
 
 def _flush(warehouse: Path, done: list[tuple[_Planned, dict[str, Any]]], view_list: list[Any],
-           on_point: Callable[[PointResult], None] | None) -> None:
+           on_point: Callable[[PointResult], None] | None,
+           started: Iterable[_Planned] = ()) -> None:
     """Finished points into the warehouse in one short transaction: each completed point's
-    run (its ``runs`` row and tables) and every point's ``experiments`` row."""
-    if not done:
-        return
+    run (its ``runs`` row and tables) and every point's ``experiments`` row; points
+    ``started`` and not finished since are marked ``running`` in the same transaction."""
     for item, answer in done:
         r = item.result
         r.worker = answer.get("worker") or r.worker
@@ -543,10 +577,16 @@ def _flush(warehouse: Path, done: list[tuple[_Planned, dict[str, Any]]], view_li
         else:  # scrubbed here too: a worker process has not seen the driver's secrets
             r.status, r.error_kind, r.error = ("failed", answer["error_kind"],
                                                scrub(answer["error"]))
-    rs = [item.result for item, _ in done]
+    finished = {id(item) for item, _ in done}
+    marked = list({id(item): item for item in started  # a retried point starts twice
+                   if item.result.status == "running" and id(item) not in finished}.values())
+    items = [item for item, _ in done] + marked
+    if not items:
+        return
+    rs = [item.result for item in items]
     ts = pa.timestamp("ms", tz="UTC")
     states = pa.table({
-        "sweep_id": pa.array([item.manifest["sweep_id"] for item, _ in done], pa.string()),
+        "sweep_id": pa.array([item.manifest["sweep_id"] for item in items], pa.string()),
         "point_seq": pa.array([r.point_seq for r in rs], pa.int32()),
         "run_id": pa.array([r.run_id for r in rs], pa.string()),
         "status": pa.array([r.status for r in rs], pa.string()),
