@@ -95,15 +95,17 @@ def test_bar_regimes_constant_closes_are_flat_and_low_after_warmup(con: Any) -> 
 
 
 def test_bar_regimes_terciles_cut_per_symbol_and_runs_do_not_leak(con: Any) -> None:
-    # Y is X scaled by 10: the same returns, the same labels, cut within Y's own bars
-    load(con, "a", {"X": CLOSES, "Y": [10 * c for c in CLOSES]})
-    load(con, "b", {"X": [50.0] * 70})
+    # Y never moves: cut over both symbols' bars, its zero volatilities would make every X
+    # bar normal or high; cut within each symbol, X keeps its own terciles
+    load(con, "a", {"X": CLOSES, "Y": [50.0] * 75})
+    load(con, "b", {"X": [10 * c for c in CLOSES]})  # the same returns: the same labels
 
-    assert labels(con, "a", "Y") == labels(con, "a", "X")
     assert labels(con, "a", "X")[WARMUP:] == [
         ("up", "low"), ("flat", "low"), ("down", "normal"), ("flat", "high"), ("up", "high")]
+    assert labels(con, "a", "Y") == [("warmup", "warmup")] * WARMUP + [("flat", "low")] * 15
+    assert labels(con, "b", "X") == labels(con, "a", "X")
     assert con.execute("select count(*) from rpt.bar_regimes where run_id = 'b'"
-                       ).fetchall() == [(70,)]
+                       ).fetchall() == [(65,)]
 
 
 def test_performance_by_regime_splits_bars_returns_and_trades(con: Any) -> None:
