@@ -13,7 +13,7 @@ from cli_process import CliResult
 from workbench import sweep
 from workbench.engine.run import run_backtest
 from workbench.errors import ConfigError
-from workbench.sweeps import PointResult, parse_grid, points
+from workbench.sweeps import PointResult
 from workbench.warehouse.connect import reading
 
 FRAGILE = "sweep_strategies:FragileSma"
@@ -39,28 +39,6 @@ def _regimes(warehouse: Path, run_id: str) -> list[tuple[Any, ...]]:
                             "order by all", [run_id])
     assert sum(r[6] for r in rows) > 0
     return rows
-
-
-def test_points_cartesian_product_last_key_fastest_values_parsed_as_set():
-    got = points(parse_grid(["strategy.params.fast=3,5", "costs.fee_bps=0,2.5"]))
-
-    assert [p.params for p in got] == [
-        {"strategy.params.fast": 3, "costs.fee_bps": 0},
-        {"strategy.params.fast": 3, "costs.fee_bps": 2.5},
-        {"strategy.params.fast": 5, "costs.fee_bps": 0},
-        {"strategy.params.fast": 5, "costs.fee_bps": 2.5}]
-    assert got[1].label == "fast=3,costs.fee_bps=2.5"
-
-
-@pytest.mark.parametrize("item", ["fast", "strategy.params.fast=", "a=1,,2"])
-def test_parse_grid_malformed_item_is_config_error(item: str):
-    with pytest.raises(ConfigError, match="--grid expects KEY=V1,V2"):
-        parse_grid([item])
-
-
-def test_points_run_name_refused_the_sweep_names_its_runs():
-    with pytest.raises(ConfigError, match="names its runs itself"):
-        points({"run.name": ["a", "b"]})
 
 
 def test_sweep_data_start_grid_reads_each_window_once_and_equals_serial_backtests(
@@ -338,7 +316,8 @@ def test_sweep_unreachable_scheduler_is_config_error(load_bars: Callable[[int], 
 
 
 def test_sweep_venue_key_never_reaches_the_workers(load_bars: Callable[[int], Path]):
-    from workbench.sweeps import _plan, points
+    from workbench.grid import points
+    from workbench.sweeps import _plan
     from workbench.warehouse import views
 
     planned = _plan(CONFIG, ["venue.api_key=sk-live-0123456789abcdef"],

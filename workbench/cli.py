@@ -148,7 +148,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``workbench sweep``: the config backtested at every point of the grid on dask."""
-    from workbench.sweeps import parse_grid, sweep
+    from workbench.grid import parse_grid
+    from workbench.sweeps import sweep
 
     result = sweep(args.config, parse_grid(args.grid), overrides=args.set or (),
                    name=args.name, warehouse=_warehouse(args), scheduler=args.scheduler,

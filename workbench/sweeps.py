@@ -19,7 +19,6 @@ keeps what finished and marks the rest failed (cancelled).
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import json
 import logging
 import os
@@ -27,14 +26,14 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from workbench import manifest as mf
-from workbench.config import Config, override_value, parse_when
+from workbench.config import Config, parse_when
 from workbench.engine.kernel import build_strategy
 from workbench.engine.run import (
     WRITE_WAIT_S,
@@ -48,6 +47,7 @@ from workbench.engine.run import (
     simulate,
 )
 from workbench.errors import ConfigError, EngineFault, StrategyError, WorkbenchError
+from workbench.grid import Point, label, points
 from workbench.model import Mode
 from workbench.secrets import scrub
 from workbench.strategy import Strategy
@@ -61,20 +61,6 @@ POLL_S = 0.05  # the driver's wait between looks at the finished and started poi
 STARTED = "workbench-sweep-point-started"  # the dask event topic a task announces itself on
 DEFAULT_RETRIES = 2  # extra attempts of a point whose worker was lost
 CANCELLED = "cancelled: the sweep was interrupted (Ctrl-C) before this point finished"
-
-
-@dataclass(frozen=True)
-class Point:
-    """One grid point: its place, its ``{key: value}`` and the overrides that make it."""
-
-    seq: int
-    params: dict[str, Any]
-    overrides: tuple[str, ...]
-
-    @property
-    def label(self) -> str:
-        """``fast=5,slow=20``: the keys without ``strategy.params.``."""
-        return ",".join(f"{_short(k)}={_text(v)}" for k, v in self.params.items())
 
 
 @dataclass
@@ -119,8 +105,7 @@ class SweepResult:
     def table(self) -> str:
         """One line per point: parameters, status, return, Sharpe, trades, run or error."""
         head = ("point", "params", "status", "return %", "Sharpe", "trades", "run / error")
-        body = [(str(p.point_seq), ",".join(f"{_short(k)}={_text(v)}"
-                                            for k, v in p.params.items()),
+        body = [(str(p.point_seq), label(p.params),
                  p.status, _num(p.metrics.get("total_return_pct")),
                  _num(p.metrics.get("sharpe")), _num(p.metrics.get("trades")),
                  p.run_id or f"{p.error_kind or 'cancelled'}: "
@@ -137,70 +122,10 @@ class SweepResult:
         return self.table()
 
 
-def _short(key: str) -> str:
-    return key.removeprefix("strategy.params.")
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def _num(value: Any) -> str:
     if value is None:
         return "-"
     return str(value) if isinstance(value, int) else f"{value:.4g}"
-
-
-# --- the grid -----------------------------------------------------------------------------------
-def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
-    """``--grid KEY=V1,V2,...`` (repeatable) as ``{key: [value text, ...]}``."""
-    grid: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, values = item.partition("=")
-        key = key.strip()
-        texts = [v.strip() for v in values.split(",")]
-        if not sep or not key or not all(texts):
-            raise ConfigError(f"--grid expects KEY=V1,V2,... got {item[:100]!r}",
-                              where="--grid", fix="for example: --grid strategy.params.fast=5,10")
-        if key in grid:
-            raise ConfigError(f"--grid names {key} twice", where="--grid",
-                              fix="give each key once, with all its values: KEY=V1,V2")
-        grid[key] = texts
-    return grid
-
-
-def points(grid: Mapping[str, Iterable[Any]]) -> list[Point]:
-    """The cartesian product of the grid, in the order of its keys (the last varies fastest).
-    Text values are read as ``--set`` reads them; other values are passed as JSON."""
-    if not grid:
-        raise ConfigError("a sweep needs a grid", where="--grid",
-                          fix="add --grid KEY=V1,V2,... (repeatable), e.g. "
-                              "--grid strategy.params.fast=5,10")
-    keys = list(grid)
-    if "run.name" in keys:
-        raise ConfigError("--grid run.name: a sweep names its runs itself (<name>/<point>)",
-                          where="--grid run.name",
-                          fix="name the sweep with --name (or --set run.name=...) instead")
-    columns = []
-    for key in keys:
-        texts = [v if isinstance(v, str) else json.dumps(v) for v in grid[key]]
-        if not texts:
-            raise ConfigError(f"--grid {key} has no values", where=f"--grid {key}",
-                              fix="give at least one value: KEY=V1,V2")
-        columns.append([(f"{key}={t}", _param(t, override_value(f"{key}={t}")))
-                        for t in texts])
-    out = []
-    for seq, combo in enumerate(itertools.product(*columns), start=1):
-        out.append(Point(seq, {k: value for k, (_, value) in zip(keys, combo, strict=True)},
-                         tuple(text for text, _ in combo)))
-    return out
-
-
-def _param(text: str, value: Any) -> Any:
-    """A grid value as ``experiments.params`` records it: the value ``--set`` reads, or the
-    text as given where that is not JSON (a time: YAML reads ``2024-01-01T00:00:00Z`` as a
-    datetime)."""
-    return text if isinstance(value, date) else value
 
 
 # --- the task (runs on a worker) ----------------------------------------------------------------
