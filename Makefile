@@ -83,6 +83,7 @@ typecheck: $(VENV)/.dev
 
 bench: $(VENV)/.dev $(VENV)/.parity
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/peers.py
 	$(BIN)/python bench/live_soak.py
 	$(BIN)/python bench/order_rtt.py

@@ -587,8 +587,9 @@ def test_sql_missing_warehouse_says_how_to_create_one(cli: Cli, warehouse: Path)
 
 # --- views --------------------------------------------------------------------------------------
 VIEW_NAMES = {"acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
-              "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest", "rpt.performance",
-              "rpt.risk_blocks", "rpt.round_trips", "rpt.sweep_results", "rpt.walkforward"}
+              "rpt.bar_regimes", "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest",
+              "rpt.performance", "rpt.performance_by_regime", "rpt.risk_blocks",
+              "rpt.round_trips", "rpt.sweep_results", "rpt.walkforward"}
 
 
 def test_views_list_shows_every_view_locked_ok(cli: Cli) -> None:

@@ -13,7 +13,7 @@ from cli_process import CliResult
 from workbench import sweep
 from workbench.engine.run import run_backtest
 from workbench.errors import ConfigError
-from workbench.sweeps import PointResult, parse_grid, points
+from workbench.sweeps import PointResult
 from workbench.warehouse.connect import reading
 
 FRAGILE = "sweep_strategies:FragileSma"
@@ -33,26 +33,50 @@ def _trades(warehouse: Path, run_id: str) -> list[tuple[Any, ...]]:
                             "where run_id = ? order by entry_ts", [run_id])
 
 
-def test_points_cartesian_product_last_key_fastest_values_parsed_as_set():
-    got = points(parse_grid(["strategy.params.fast=3,5", "costs.fee_bps=0,2.5"]))
-
-    assert [p.params for p in got] == [
-        {"strategy.params.fast": 3, "costs.fee_bps": 0},
-        {"strategy.params.fast": 3, "costs.fee_bps": 2.5},
-        {"strategy.params.fast": 5, "costs.fee_bps": 0},
-        {"strategy.params.fast": 5, "costs.fee_bps": 2.5}]
-    assert got[1].label == "fast=3,costs.fee_bps=2.5"
+def _regimes(warehouse: Path, run_id: str) -> list[tuple[Any, ...]]:
+    rows = _rows(warehouse, "select symbol, trend, volatility, bars, log_return, in_market_pct, "
+                            "trades, pnl from rpt.performance_by_regime where run_id = ? "
+                            "order by all", [run_id])
+    assert sum(r[6] for r in rows) > 0
+    return rows
 
 
-@pytest.mark.parametrize("item", ["fast", "strategy.params.fast=", "a=1,,2"])
-def test_parse_grid_malformed_item_is_config_error(item: str):
-    with pytest.raises(ConfigError, match="--grid expects KEY=V1,V2"):
-        parse_grid([item])
+def test_sweep_data_start_grid_reads_each_window_once_and_equals_serial_backtests(
+        load_bars: Callable[[int], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import workbench.sweeps as sweeps
 
+    warehouse = load_bars(600)
+    reads: list[tuple[int | None, int | None]] = []
+    real_read = sweeps.read_bars
+    monkeypatch.setattr(sweeps, "read_bars", lambda cfg, path, start, end: (
+        reads.append((start, end)) or real_read(cfg, path, start, end)))
+    said: list[str] = []
+    grid = {"data.start": ["2024-01-01T00:00:00Z", "2024-01-01T03:20:00Z"],
+            "strategy.params.fast": [3, 5]}
 
-def test_points_data_keys_refused_the_bars_are_read_once():
-    with pytest.raises(ConfigError, match="reads its bars once"):
-        points({"data.start": ["2024-01-01"]})
+    result = sweep(CONFIG, grid, warehouse=warehouse, processes=False, workers=1, env={},
+                   progress=False, announce=said.append)
+
+    t0 = 1_704_067_200_000
+    assert reads == [(t0, None), (t0 + 200 * 60_000, None)]  # one read per window
+    assert "4 points over 2 data windows" in said[0]
+    assert [p.status for p in result.points] == ["completed"] * 4
+    counts = []
+    for point in result.points:
+        label = ",".join(f"{k.removeprefix('strategy.params.')}={v}"
+                         for k, v in point.params.items())
+        serial = run_backtest(CONFIG, overrides=[f"{k}={v}" for k, v in point.params.items()]
+                              + [f"run.name=sw/{label}"], warehouse=warehouse, env={},
+                              out=tmp_path / str(point.point_seq), progress=False)
+        assert point.metrics == serial.metrics
+        assert point.run_id is not None
+        assert _trades(warehouse, point.run_id) == _trades(warehouse, serial.run_id)
+        mine, theirs = (_rows(warehouse, "select name, config_hash, data_hash, start_ts, "
+                                         "bar_count from runs where run_id = ?", [r])[0]
+                        for r in (point.run_id, serial.run_id))
+        assert mine == theirs
+        counts.append(mine[-1])
+    assert counts == [600, 600, 400, 400]
 
 
 def test_sweep_on_two_workers_rows_equal_serial_backtests(load_bars: Callable[[int], Path],
@@ -76,6 +100,7 @@ def test_sweep_on_two_workers_rows_equal_serial_backtests(load_bars: Callable[[i
                                          "bar_count from runs where run_id = ?", [r])[0]
                         for r in (point.run_id, serial.run_id))
         assert mine == theirs  # same name, config and bars: an ordinary run
+        assert _regimes(warehouse, point.run_id) == _regimes(warehouse, serial.run_id)
     got = _rows(warehouse, "select point_seq, run_id, status, total_return_pct, sharpe, "
                            "trades, max_drawdown_pct from rpt.sweep_results "
                            "where sweep_id = ? order by point_seq", [result.sweep_id])
@@ -109,6 +134,43 @@ def test_sweep_failing_point_is_strategy_error_and_others_complete(
                     (2, '{"strategy.params.explode": true}', "failed", "strategy_error", True,
                      1, True, True)]
     assert _rows(warehouse, "select count(*) from runs where name like 'sw/%'") == [(1,)]
+
+
+def test_sweep_point_shows_running_in_experiments_while_it_runs(
+        load_bars: Callable[[int], Path], monkeypatch: pytest.MonkeyPatch):
+    import threading
+
+    import sweep_strategies
+
+    import workbench.sweeps as sweeps
+
+    warehouse = load_bars(600)
+    release = threading.Event()
+    monkeypatch.setattr(sweep_strategies, "RELEASE", release)
+    seen: list[tuple[Any, ...]] = []
+    real_flush = sweeps._flush
+
+    def flush(*args: Any, **kwargs: Any) -> None:  # the driver's writes, watched
+        real_flush(*args, **kwargs)
+        rows = _rows(warehouse, "select point_seq, status, attempts, worker, started_at "
+                                "from experiments where status = 'running' and point_seq = 2")
+        if rows and not release.is_set():
+            seen.extend(rows)
+            release.set()  # the held point may go on
+
+    monkeypatch.setattr(sweeps, "_flush", flush)
+    monkeypatch.setattr(sweeps, "BATCH_S", 0.2)  # what started is written within 0.2 s
+
+    result = sweep(CONFIG, {"strategy.params.hold": [False, True]}, warehouse=warehouse,
+                   strategy="sweep_strategies:HeldSma", processes=False, workers=2, env={},
+                   progress=False, announce=lambda line: None)
+
+    # the held point, written while it ran: running, on its worker, since it started
+    assert [row[:3] for row in seen] == [(2, "running", 1)]
+    assert seen[0][3] == result.points[1].worker and seen[0][3] is not None
+    assert [p.status for p in result.points] == ["completed", "completed"]
+    assert _rows(warehouse, "select status, started_at = ? from experiments where point_seq = 2",
+                 [seen[0][4]]) == [("completed", True)]
 
 
 def test_sweep_lost_worker_is_retried_then_worker_lost(load_bars: Callable[[int], Path]):
@@ -155,6 +217,21 @@ def test_sweep_bad_grid_value_refused_before_any_work(load_bars: Callable[[int],
               announce=lambda line: None)
 
     assert "sweep point 2 (fast=50)" in caught.value.render()
+    assert _rows(warehouse, "select count(*) from experiments") == [(0,)]
+
+
+def test_sweep_data_window_without_bars_names_its_point_before_any_work(
+        load_bars: Callable[[int], Path]):
+    from workbench.errors import DataError
+
+    warehouse = load_bars(600)
+
+    with pytest.raises(DataError) as caught:
+        sweep(CONFIG, {"data.start": ["2024-01-01T00:00:00Z", "2024-03-01T00:00:00Z"]},
+              warehouse=warehouse, env={}, announce=lambda line: None)
+
+    assert caught.value.where is not None
+    assert caught.value.where.startswith("sweep point 2 (data.start=2024-03-01T00:00:00Z)")
     assert _rows(warehouse, "select count(*) from experiments") == [(0,)]
 
 
@@ -242,7 +319,8 @@ def test_sweep_unreachable_scheduler_is_config_error(load_bars: Callable[[int], 
 
 
 def test_sweep_venue_key_never_reaches_the_workers(load_bars: Callable[[int], Path]):
-    from workbench.sweeps import _plan, points
+    from workbench.grid import points
+    from workbench.sweeps import _plan
     from workbench.warehouse import views
 
     planned = _plan(CONFIG, ["venue.api_key=sk-live-0123456789abcdef"],

@@ -149,7 +149,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``workbench sweep``: the config backtested at every point of the grid on dask."""
-    from workbench.sweeps import parse_grid, sweep
+    from workbench.grid import parse_grid
+    from workbench.sweeps import sweep
 
     result = sweep(args.config, parse_grid(args.grid), overrides=args.set or (),
                    name=args.name, warehouse=_warehouse(args), scheduler=args.scheduler,
@@ -165,7 +166,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_walkforward(args: argparse.Namespace) -> int:
     """``workbench walkforward``: parameters chosen on each train window by a sweep, then
     backtested on the test window that follows."""
-    from workbench.sweeps import parse_grid
+    from workbench.grid import parse_grid
     from workbench.walkforward import walkforward
 
     result = walkforward(args.config, parse_grid(args.grid), train=args.train, test=args.test,

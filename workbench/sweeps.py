@@ -2,23 +2,24 @@
 
 The grid is the cartesian product of ``KEY=V1,V2,...`` overrides (values read as ``--set``
 reads them). Every point's config is validated, and its strategy built, before any work: a bad
-key or value is a ConfigError naming the point. The driver reads the bars once (read-only,
-short), ships them to every worker once (``scatter(broadcast=True)``), and each task runs one
-backtest in memory through the same engine path as ``run_backtest`` (``engine.run.simulate``),
-returning Arrow tables and headline numbers. The driver is the warehouse's only writer: it
-writes the finished points in batches, each one short transaction (adr/0021).
+key or value is a ConfigError naming the point. The driver reads the bars of each data window
+once (read-only, short: one window unless the grid varies ``data.*`` keys), ships each to every
+worker once (``scatter(broadcast=True)``), and each task runs one backtest in memory through
+the same engine path as ``run_backtest`` (``engine.run.simulate``), returning Arrow tables and
+headline numbers. The driver is the warehouse's only writer: it writes the finished points in
+batches, each one short transaction (adr/0021).
 
-Each point has a row in ``experiments`` (status, error kind, attempts, worker); a completed
-point's run is an ordinary run named ``<name>/<point>``. A point that fails never sinks the
-sweep; a lost worker's point is retried; Ctrl-C cancels what is left, keeps what finished and
-marks the rest failed (cancelled).
+Each point has a row in ``experiments`` (status, error kind, attempts, worker; a task
+announces its start as a dask event and the driver marks it ``running`` within a batch
+interval); a completed point's run is an ordinary run named ``<name>/<point>``. A point that
+fails never sinks the sweep; a lost worker's point is retried; Ctrl-C cancels what is left,
+keeps what finished and marks the rest failed (cancelled).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import itertools
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from typing import Any
 import pyarrow as pa
 
 from workbench import manifest as mf
-from workbench.config import Config, override_value, parse_when
+from workbench.config import Config, parse_when
 from workbench.engine.kernel import build_strategy
 from workbench.engine.run import (
     WRITE_WAIT_S,
@@ -47,6 +48,8 @@ from workbench.engine.run import (
     simulate,
 )
 from workbench.errors import ConfigError, EngineFault, StrategyError, WorkbenchError
+from workbench.grid import Point, points
+from workbench.grid import label as params_label
 from workbench.model import Mode
 from workbench.secrets import scrub
 from workbench.strategy import Strategy
@@ -56,23 +59,11 @@ from workbench.warehouse.connect import resolve_path
 
 ERROR_KINDS = ("config_error", "strategy_error", "engine_fault", "worker_lost")
 BATCH_POINTS = 16  # finished points written per transaction at most
-BATCH_S = 2.0  # ... or whatever finished within this many seconds
+BATCH_S = 2.0  # ... or whatever finished (or started) within this many seconds
+POLL_S = 0.05  # the driver's wait between looks at the finished and started points
+STARTED = "workbench-sweep-point-started"  # the dask event topic a task announces itself on
 DEFAULT_RETRIES = 2  # extra attempts of a point whose worker was lost
 CANCELLED = "cancelled: the sweep was interrupted (Ctrl-C) before this point finished"
-
-
-@dataclass(frozen=True)
-class Point:
-    """One grid point: its place, its ``{key: value}`` and the overrides that make it."""
-
-    seq: int
-    params: dict[str, Any]
-    overrides: tuple[str, ...]
-
-    @property
-    def label(self) -> str:
-        """``fast=5,slow=20``: the keys without ``strategy.params.``."""
-        return params_label(self.params)
 
 
 @dataclass
@@ -131,24 +122,11 @@ class SweepResult:
         return self.table()
 
 
-def params_label(params: Mapping[str, Any]) -> str:
-    """``fast=5,slow=20``: a point's parameters, the keys without ``strategy.params.``."""
-    return ",".join(f"{_short(k)}={_text(v)}" for k, v in params.items())
-
-
 def error_kind(exc: BaseException) -> str:
     """The failure taxonomy's kind of what a run raised: ``config_error``,
     ``strategy_error``, else ``engine_fault``."""
     return ("config_error" if isinstance(exc, ConfigError) else
             "strategy_error" if isinstance(exc, StrategyError) else "engine_fault")
-
-
-def _short(key: str) -> str:
-    return key.removeprefix("strategy.params.")
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def number_text(value: Any) -> str:
@@ -171,53 +149,6 @@ def text_table(head: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
             for row in rows]
 
 
-# --- the grid -----------------------------------------------------------------------------------
-def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
-    """``--grid KEY=V1,V2,...`` (repeatable) as ``{key: [value text, ...]}``."""
-    grid: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, values = item.partition("=")
-        key = key.strip()
-        texts = [v.strip() for v in values.split(",")]
-        if not sep or not key or not all(texts):
-            raise ConfigError(f"--grid expects KEY=V1,V2,... got {item[:100]!r}",
-                              where="--grid", fix="for example: --grid strategy.params.fast=5,10")
-        if key in grid:
-            raise ConfigError(f"--grid names {key} twice", where="--grid",
-                              fix="give each key once, with all its values: KEY=V1,V2")
-        grid[key] = texts
-    return grid
-
-
-def points(grid: Mapping[str, Iterable[Any]]) -> list[Point]:
-    """The cartesian product of the grid, in the order of its keys (the last varies fastest).
-    Text values are read as ``--set`` reads them; other values are passed as JSON."""
-    if not grid:
-        raise ConfigError("a sweep needs a grid", where="--grid",
-                          fix="add --grid KEY=V1,V2,... (repeatable), e.g. "
-                              "--grid strategy.params.fast=5,10")
-    keys = list(grid)
-    for key in keys:
-        if key.split(".")[0] == "data" or key == "run.name":
-            raise ConfigError(
-                f"--grid {key}: a sweep reads its bars once and names its runs itself",
-                where=f"--grid {key}",
-                fix="vary strategy, costs, risk or portfolio keys; for other data run one "
-                    "sweep per data window (--set data.start=...)")
-    columns = []
-    for key in keys:
-        texts = [v if isinstance(v, str) else json.dumps(v) for v in grid[key]]
-        if not texts:
-            raise ConfigError(f"--grid {key} has no values", where=f"--grid {key}",
-                              fix="give at least one value: KEY=V1,V2")
-        columns.append([(f"{key}={t}", override_value(f"{key}={t}")) for t in texts])
-    out = []
-    for seq, combo in enumerate(itertools.product(*columns), start=1):
-        out.append(Point(seq, {k: value for k, (_, value) in zip(keys, combo, strict=True)},
-                         tuple(text for text, _ in combo)))
-    return out
-
-
 # --- the task (runs on a worker) ----------------------------------------------------------------
 def run_point(cfg: Config, bars: RunBars, run_row: dict[str, Any], manifest: dict[str, Any],
               view_list: list[Any], start: int | None, end: int | None) -> dict[str, Any]:
@@ -225,7 +156,7 @@ def run_point(cfg: Config, bars: RunBars, run_row: dict[str, Any], manifest: dic
     metrics}`` or ``{"ok": False, "error_kind", "error"}``; never raises for the strategy's
     or the engine's errors (a retry would only repeat them)."""
     begun = mf.utc_now_iso()
-    worker = _worker_address()
+    worker = _announce_start(run_row["run_id"], begun)
     try:
         strategy = build_strategy(cfg)
         outcome = simulate(cfg, Mode.BACKTEST, strategy, bars, run_row, manifest, view_list,
@@ -241,16 +172,32 @@ def run_point(cfg: Config, bars: RunBars, run_row: dict[str, Any], manifest: dic
             "worker": worker, "started_at": begun, "ended_at": run_row["ended_at"]}
 
 
-def _worker_address() -> str | None:
+def _announce_start(run_id: str, begun: str) -> str | None:
+    """The worker's address, after telling the driver (a dask event on topic ``STARTED``)
+    that the point of ``run_id`` started; None outside a dask worker."""
     try:
         from distributed import get_worker
 
-        return str(get_worker().address)
+        worker = get_worker()
     except (ImportError, ValueError):
         return None
+    address = str(worker.address)
+    worker.log_event(STARTED, {"run_id": run_id, "worker": address, "started_at": begun})
+    return address
 
 
 # --- the driver ---------------------------------------------------------------------------------
+@dataclass
+class _Window:
+    """One data window of a sweep (a distinct ``data`` section of the points' configs): its
+    bars, read and checked once, and their copies scattered to the workers (the newest last)."""
+
+    start: int | None
+    end: int | None
+    bars: RunBars
+    shipped: list[Any] = field(default_factory=list)
+
+
 @dataclass
 class _Planned:
     point: Point
@@ -307,21 +254,19 @@ def sweep(
     planned = _plan(config, base, points(grid), sweep_id, sweep_name, view_list, options,
                     as_tags(tags))
     path = resolve_path(warehouse, env_prefix)
-    start = parse_when(cfg0.data.start, "data.start")
-    end = parse_when(cfg0.data.end, "data.end")
-    reports = read_bars(cfg0, path, start, end)
-    check_qc(cfg0, [f for r in reports for f in r.findings])
-    bars = RunBars.of(reports)
+    windows = _read_windows(planned, path)
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     show = sys.stderr.isatty() if progress is None else progress
     result = SweepResult(sweep_id, sweep_name, [p.result for p in planned])
     with dask_client(scheduler, workers, processes, client) as (client, cluster):
         _write_pending(path, sweep_id, sweep_name, planned, view_list)
         result.dashboard = _dashboard(client, cluster)
-        line = (f"sweep {sweep_id}: {len(planned)} points on "
-                f"{len(client.scheduler_info().get('workers', {}))} workers"
+        n_windows = len({id(w) for w in windows.values()})
+        line = (f"sweep {sweep_id}: {len(planned)} points"
+                + (f" over {n_windows} data windows" if n_windows > 1 else "")
+                + f" on {len(client.scheduler_info().get('workers', {}))} workers"
                 + (f"; dashboard {result.dashboard}" if result.dashboard else ""))
-        _drive(client, planned, bars, view_list, start, end, path, retries, show, on_point,
+        _drive(client, planned, windows, view_list, path, retries, show, on_point,
                lambda: say(line))
     return result
 
@@ -354,6 +299,29 @@ def _plan(config: Any, base: list[str], grid_points: list[Point], sweep_id: str,
             update={"api_key": None, "api_secret": None})})
         out.append(_Planned(point, shipped, run_row, manifest,
                             PointResult(point.seq, point.params, "pending")))
+    return out
+
+
+def _read_windows(planned: list[_Planned], warehouse: Path) -> dict[int, _Window]:
+    """Each point's data window, by point: the bars of every distinct ``data`` section of the
+    points' configs, read (read-only, short) and checked under its gap policy once."""
+    by_data: dict[str, _Window] = {}
+    out: dict[int, _Window] = {}
+    for item in planned:
+        data = item.cfg.data
+        key = json.dumps(data.model_dump(mode="json"), sort_keys=True, default=str)
+        if key not in by_data:
+            try:
+                start = parse_when(data.start, "data.start")
+                end = parse_when(data.end, "data.end")
+                reports = read_bars(item.cfg, warehouse, start, end)
+                check_qc(item.cfg, [f for r in reports for f in r.findings])
+            except WorkbenchError as exc:
+                where = f"sweep point {item.point.seq} ({item.point.label})"
+                raise type(exc)(exc.what, where=f"{where}: {exc.where or 'its bars'}",
+                                fix=exc.fix) from None
+            by_data[key] = _Window(start, end, RunBars.of(reports))
+        out[item.point.seq] = by_data[key]
     return out
 
 
@@ -451,21 +419,38 @@ def _dashboard(client: Any, cluster: Any) -> str | None:
         return None
 
 
-def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[Any],
-           start: int | None, end: int | None, warehouse: Path, retries: int, show: bool,
+def _drive(client: Any, planned: list[_Planned], windows: dict[int, _Window],
+           view_list: list[Any], warehouse: Path, retries: int, show: bool,
            on_point: Callable[[PointResult], None] | None, started: Callable[[], None]
            ) -> None:
     from distributed import as_completed
 
-    shared: list[Any] = []
     by_key: dict[str, _Planned] = {}
+    by_run = {item.run_row["run_id"]: item for item in planned}
     submitted: list[Any] = []
+    starts: list[dict[str, Any]] = []  # appended by the client's thread as tasks start
+
+    def started_points() -> list[_Planned]:
+        """The points whose start was announced since the last call, their worker and start
+        time noted (a finished point's row is written as finished instead)."""
+        out = []
+        while starts:
+            msg = starts.pop(0)
+            item = by_run.get(msg.get("run_id", ""))  # another sweep's events: not ours
+            if item is not None:
+                item.result.worker, item.result.started_at = msg["worker"], msg["started_at"]
+                out.append(item)
+        return out
+
+    def ship(window: _Window) -> None:  # once per worker, not per task
+        window.shipped.append(client.scatter(window.bars, broadcast=True))
 
     def submit(item: _Planned) -> Any:
+        window = windows[item.point.seq]
         item.result.attempts += 1
         item.result.status = "running"
-        future = client.submit(run_point, item.cfg, shared[-1], item.run_row, item.manifest,
-                               view_list, start, end, pure=False,
+        future = client.submit(run_point, item.cfg, window.shipped[-1], item.run_row,
+                               item.manifest, view_list, window.start, window.end, pure=False,
                                key=f"point-{item.point.seq}-{item.result.attempts}-"
                                    f"{item.run_row['run_id']}")
         by_key[future.key] = item
@@ -474,14 +459,26 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
 
     bar = progress_bar(len(planned), show, unit="point", desc="sweep")
     done: list[tuple[_Planned, dict[str, Any]]] = []
+    running: list[_Planned] = []
     flushed_at = time.monotonic()
+    client.subscribe_topic(STARTED, lambda event: starts.append(event[1]))
     try:  # from here on, a stop marks every point not written yet
         started()
-        shared.append(client.scatter(bars, broadcast=True))  # once per worker, not per task
+        for window in {id(w): w for w in windows.values()}.values():
+            ship(window)
         # results are gathered as each task ends: a result left on a worker dies with it
         queue = as_completed([submit(item) for item in planned], with_results=True,
                              raise_errors=False)
-        for future, value in queue:
+        while not queue.is_empty():
+            running += started_points()
+            if not queue.has_ready():  # idle: write what waited long enough, then look again
+                if (done or running) and time.monotonic() - flushed_at >= BATCH_S:
+                    batch, done, marks, running = done, [], running, []
+                    _flush(warehouse, batch, view_list, on_point, marks)
+                    flushed_at = time.monotonic()
+                time.sleep(POLL_S)
+                continue
+            future, value = next(queue)
             item = by_key[future.key]
             if future.status == "finished":
                 answer = value
@@ -490,7 +487,7 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
                 if lost and item.result.attempts <= retries:
                     # the bars may have died with the worker (a scatter is not replicated to
                     # the worker the nanny starts in its place): ship them again
-                    shared.append(client.scatter(bars, broadcast=True))
+                    ship(windows[item.point.seq])
                     queue.add(submit(item))
                     continue
                 answer = {"ok": False, "error_kind": "worker_lost" if lost else "engine_fault",
@@ -499,8 +496,8 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
             if bar is not None:
                 bar.update(1)
             if len(done) >= BATCH_POINTS or time.monotonic() - flushed_at >= BATCH_S:
-                batch, done = done, []
-                _flush(warehouse, batch, view_list, on_point)
+                batch, done, marks, running = done, [], running, []
+                _flush(warehouse, batch, view_list, on_point, marks)
                 flushed_at = time.monotonic()
         batch, done = done, []
         _flush(warehouse, batch, view_list, on_point)
@@ -513,6 +510,7 @@ def _drive(client: Any, planned: list[_Planned], bars: RunBars, view_list: list[
         _flush(warehouse, done, view_list, None)
         raise
     finally:
+        client.unsubscribe_topic(STARTED)
         if bar is not None:
             bar.close()
 
@@ -535,11 +533,11 @@ def _task_error(value: Any) -> tuple[bool, str]:
 
 
 def _flush(warehouse: Path, done: list[tuple[_Planned, dict[str, Any]]], view_list: list[Any],
-           on_point: Callable[[PointResult], None] | None) -> None:
+           on_point: Callable[[PointResult], None] | None,
+           started: Iterable[_Planned] = ()) -> None:
     """Finished points into the warehouse in one short transaction: each completed point's
-    run (its ``runs`` row and tables) and every point's ``experiments`` row."""
-    if not done:
-        return
+    run (its ``runs`` row and tables) and every point's ``experiments`` row; points
+    ``started`` and not finished since are marked ``running`` in the same transaction."""
     for item, answer in done:
         r = item.result
         r.worker = answer.get("worker") or r.worker
@@ -550,10 +548,16 @@ def _flush(warehouse: Path, done: list[tuple[_Planned, dict[str, Any]]], view_li
         else:  # scrubbed here too: a worker process has not seen the driver's secrets
             r.status, r.error_kind, r.error = ("failed", answer["error_kind"],
                                                scrub(answer["error"]))
-    rs = [item.result for item, _ in done]
+    finished = {id(item) for item, _ in done}
+    marked = list({id(item): item for item in started  # a retried point starts twice
+                   if item.result.status == "running" and id(item) not in finished}.values())
+    items = [item for item, _ in done] + marked
+    if not items:
+        return
+    rs = [item.result for item in items]
     ts = pa.timestamp("ms", tz="UTC")
     states = pa.table({
-        "sweep_id": pa.array([item.manifest["sweep_id"] for item, _ in done], pa.string()),
+        "sweep_id": pa.array([item.manifest["sweep_id"] for item in items], pa.string()),
         "point_seq": pa.array([r.point_seq for r in rs], pa.int32()),
         "run_id": pa.array([r.run_id for r in rs], pa.string()),
         "status": pa.array([r.status for r in rs], pa.string()),

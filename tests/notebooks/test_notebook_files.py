@@ -139,7 +139,8 @@ def test_report_notebook_shows_every_section_of_the_report():
     for call in ("wr.load_run(run_id, warehouse=warehouse)", "wr.headline_table(r)",
                  "wr.equity_figure(r)", "wr.candles_figure(r, symbol)", "wr.returns_figure(r)",
                  "wr.heatmap_figure(r)", "wr.trades_table(r)", "wr.fees_table(r)",
-                 "wr.costs_table(r)", "wr.qc_table(r)", "wr.risk_table(r)", "wr.manifest_table(r)"):
+                 "wr.costs_table(r)", "wr.regime_table(r)", "wr.qc_table(r)", "wr.risk_table(r)",
+                 "wr.manifest_table(r)"):
         assert call in source, call
 
 

@@ -158,7 +158,7 @@ def test_report_notebook_shows_trades_fees_qc_risk_and_manifest(report_nb, built
                    [built.multi])[0]
 
     for title in ("Trades (FIFO round trips)", "Fees and exposure",
-                  "Costs: what each assumption took",
+                  "Costs: what each assumption took", "Performance by regime",
                   "Data quality (QC of the bars the run read)", "Risk blocks", "Manifest"):
         assert f"<h4>{title}</h4>" in page, title
     assert "gap policy: forward." in page and "10 missing bars" in page

@@ -19,7 +19,7 @@ import pytest
 import report_warehouse as wh
 
 import workbench.report as wr
-from workbench.report.data import RunReport
+from workbench.report.data import TRENDS, VOLS, RunReport
 from workbench.report.tables import Table
 from workbench.warehouse import views
 
@@ -408,3 +408,22 @@ def test_setup_makes_offline_renderer_default_without_remote_scripts():
     html = bundle["text/html"]
     assert "Plotly.newPlot" in html
     assert not re.search(r'<script[^>]+src="https?://', html)
+
+
+def test_regime_table_rows_add_up_to_the_runs_bars_and_trades(multi):
+    t = wr.regime_table(multi)
+
+    assert t.title == "Performance by regime" and t.columns[:3] == ["symbol", "trend",
+                                                                    "volatility"]
+    btc = [row for row in t.rows if row[0] == "BTCUSDT"]
+    assert sum(row[3] for row in btc) == multi.headline["bars"]
+    assert sum(row[7] for row in btc) == multi.headline["trades"]  # all trades are BTCUSDT
+    order = [(TRENDS.index(row[1]), VOLS.index(row[2])) for row in btc]
+    assert order == sorted(order) and btc[-1][1:3] == ["warmup", "warmup"]
+    assert "whole run" in t.note
+
+
+def test_regime_table_without_the_view_says_so(multi):
+    t = wr.regime_table(dataclasses.replace(multi, regimes=[]))
+
+    assert t.rows == [] and "no regime breakdown" in t.note

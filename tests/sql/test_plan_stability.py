@@ -121,3 +121,18 @@ def test_runs_list_headline_reads_only_the_listed_runs(tmp_path: Path) -> None:
         assert _max_operator_rows(con, joined, tmp_path)[0] > 2 * listed  # the old way
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("view", ["rpt.bar_regimes", "rpt.performance_by_regime"])
+def test_regime_views_filtered_by_run_read_only_that_run(view: str, tmp_path: Path) -> None:
+    """The report reads one run's regimes: the run filter must reach the scans of run_bars
+    (through the windows partitioned by run), not follow every run in the warehouse."""
+    con = open_memory()
+    try:
+        listed = _load(con, "one", ["AAA"])
+        others = sum(_load(con, f"other{i}", ["AAA", "BBB", "CCC"]) for i in range(3))
+        worst, operator = _max_operator_rows(
+            con, f"select * from {view} where run_id = 'one'", tmp_path)
+        assert worst <= 2 * listed < others, (operator, worst, listed)
+    finally:
+        con.close()

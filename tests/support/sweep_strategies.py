@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from workbench.strategies.sma_cross import SmaCross
@@ -24,3 +25,21 @@ class FragileSma(SmaCross):
         if self.die:
             os._exit(3)
         return super().on_bar(ctx, bar)
+
+
+
+class HeldSma(SmaCross):
+    """SmaCross that, when ``hold`` is set, waits on its first decision until ``RELEASE`` is
+    set (at most ``HOLD_S``): for the sweep tests with workers as threads of the test's
+    process, to look at a point while it runs."""
+
+    hold: bool = False
+
+    def on_bar(self, ctx: Any, bar: Any) -> Any:
+        if self.hold:
+            RELEASE.wait(HOLD_S)
+        return super().on_bar(ctx, bar)
+
+
+RELEASE = threading.Event()
+HOLD_S = 20.0

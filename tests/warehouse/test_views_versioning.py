@@ -22,8 +22,8 @@ from workbench.warehouse import views
 
 REPO_VIEWS = views.views_dir()
 ALL = {"acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
-       "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest", "rpt.performance",
-       "rpt.risk_blocks",
+       "rpt.bar_regimes", "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest",
+       "rpt.performance", "rpt.performance_by_regime", "rpt.risk_blocks",
        "rpt.round_trips", "rpt.sweep_results", "rpt.walkforward"}
 
 
@@ -107,6 +107,9 @@ def test_discover_parents_are_resolved_and_come_first() -> None:
         "rpt.live_vs_backtest": [],
         "rpt.sweep_results": [],
         "rpt.walkforward": [],
+        "rpt.bar_regimes": [],
+        "rpt.performance_by_regime": ["acct.equity_curve", "rpt.bar_regimes",
+                                      "rpt.round_trips"],
     }
     order = [v.name for v in found]
     assert all(order.index(p) < order.index(n) for n, ps in parents.items() for p in ps)
@@ -163,7 +166,8 @@ def test_problems_semantic_change_without_bump_names_view_and_bump(root: Path,
     assert hint in found
     # the children changed with it and need their own bump
     assert sorted(p.split(" ")[0] for p in found) == [
-        "acct.equity_curve", "rpt.cost_breakdown", "rpt.drawdown", "rpt.performance"]
+        "acct.equity_curve", "rpt.cost_breakdown", "rpt.drawdown", "rpt.performance",
+        "rpt.performance_by_regime"]
 
 
 def test_lock_semantic_change_without_bump_is_refused_and_lock_kept(root: Path,
@@ -212,7 +216,7 @@ def test_fingerprint_parent_change_changes_every_descendant_only(root: Path) -> 
     after = fingerprints(root)
     changed = {n for n in ALL if after[n] != before[n]}
     assert changed == {"acct.fifo_matches", "acct.fifo_lots", "acct.positions",
-                       "rpt.round_trips", "rpt.performance"}
+                       "rpt.round_trips", "rpt.performance", "rpt.performance_by_regime"}
 
 
 def test_problems_version_below_lock_is_refused(root: Path, lock_file: Path) -> None:

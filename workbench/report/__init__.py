@@ -56,6 +56,7 @@ from workbench.report.tables import (
     headline_table,
     manifest_table,
     qc_table,
+    regime_table,
     risk_table,
     trades_table,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "project_dir",
     "project_path",
     "qc_table",
+    "regime_table",
     "resolve_run_id",
     "returns_figure",
     "risk_table",

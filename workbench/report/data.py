@@ -27,6 +27,8 @@ MAX_POINTS = 2_000
 MAX_CANDLES = 1_500
 MAX_MARKERS = 20_000
 MAX_TRADE_ROWS = 500
+TRENDS = ("up", "flat", "down", "warmup")  # the labels of rpt.bar_regimes, in display order
+VOLS = ("low", "normal", "high", "warmup")
 
 
 @dataclass
@@ -45,6 +47,7 @@ class RunReport:
     daily: dict[str, list[Any]] = field(default_factory=dict)
     fees: list[dict[str, Any]] = field(default_factory=list)
     costs: dict[str, Any] = field(default_factory=dict)  # its row of rpt.cost_breakdown
+    regimes: list[dict[str, Any]] = field(default_factory=list)  # rpt.performance_by_regime
     qc: list[dict[str, Any]] = field(default_factory=list)
     qc_first: list[dict[str, Any]] = field(default_factory=list)
     risk: list[dict[str, Any]] = field(default_factory=list)
@@ -79,6 +82,13 @@ def _columns(con: Any, query: str, params: list[Any]) -> dict[str, list[Any]]:
     rel = con.sql(query, params=params)
     rows = rel.fetchall()
     return {name: [r[i] for r in rows] for i, name in enumerate(rel.columns)}
+
+
+def _deployed(con: Any, view: str) -> bool:
+    """Whether the warehouse has the view ``rpt.<view>`` (a warehouse last deployed by an
+    older version has only the views of that version)."""
+    return bool(con.execute("select count(*) from duckdb_views() where schema_name = 'rpt' "
+                            "and view_name = ?", [view]).fetchall()[0][0])
 
 
 def resolve_run_id(con: Any, run_id: str | None) -> str:
@@ -127,9 +137,7 @@ def _load(con: Any, run_id: str, max_points: int, max_candles: int) -> RunReport
             run[key] = json.loads(run[key])
     run["config_json"] = redact(run.get("config_json"))  # rows of older versions too
     # a failed first run, or a live run's row, reaches a warehouse before any view does
-    deployed = bool(con.execute(
-        "select count(*) from duckdb_views() where schema_name = 'rpt' "
-        "and view_name = 'performance'").fetchall()[0][0])
+    deployed = _deployed(con, "performance")
     perf = (_rows(con, "select * from rpt.performance where run_id = ?", [run_id])
             if deployed else [])
     report = RunReport(run_id, run, perf[0] if perf else {})
@@ -213,6 +221,13 @@ def _series(con: Any, r: RunReport, max_points: int, max_candles: int) -> None:
         from fills where run_id = ? group by symbol order by symbol""", rid)
     breakdown = _rows(con, "select * from rpt.cost_breakdown where run_id = ?", rid)
     r.costs = breakdown[0] if breakdown else {}
+    if _deployed(con, "performance_by_regime"):
+        r.regimes = _rows(con, """
+            select symbol, trend, volatility, bars, bars_pct, return_pct, in_market_pct,
+                   trades, win_rate_pct, pnl
+            from rpt.performance_by_regime where run_id = ?
+            order by symbol, list_position(?, trend), list_position(?, volatility)""",
+                          [r.run_id, list(TRENDS), list(VOLS)])
 
 
 def load_runs(run_ids: list[str] | None = None, *, warehouse: str | Path | None = None,

@@ -209,6 +209,26 @@ def costs_table(r: RunReport) -> Table:
                        if c else "no cost breakdown for this run"))
 
 
+REGIME_COLUMNS = (("symbol", "symbol"), ("trend", "trend"), ("volatility", "volatility"),
+                  ("bars", "bars"), ("bars_pct", "% of bars"), ("return_pct", "return %"),
+                  ("in_market_pct", "in market %"), ("trades", "trades entered"),
+                  ("win_rate_pct", "win rate %"), ("pnl", "trade P&L"))
+
+
+def regime_table(r: RunReport) -> Table:
+    """The run's bars, return, time in market and trades per market regime
+    (``rpt.performance_by_regime``)."""
+    rows = [[g[key] for key, _ in REGIME_COLUMNS] for g in r.regimes]
+    quote = r.run.get("quote") or "the quote currency"
+    note = ("trend: the slope of the 60-bar SMA (up/down beyond 0.5 bps a bar); volatility: "
+            "terciles of the 60-bar realised volatility over this run's bars, so the labels "
+            "see the whole run (analysis, not a signal). Return: what the run made in those "
+            f"bars alone; trades by the regime of their entry, P&L in {quote} "
+            "(rpt.performance_by_regime)" if rows else
+            "no regime breakdown for this run (its warehouse has no rpt.performance_by_regime)")
+    return Table("Performance by regime", [label for _, label in REGIME_COLUMNS], rows, note)
+
+
 def qc_table(r: RunReport) -> Table:
     rows = [[q["rule"], q["severity"], q["action"], q["findings"]] for q in r.qc]
     first = "; ".join(f"{f['detail']}" for f in r.qc_first[:3])
