@@ -368,3 +368,81 @@ def test_sweep_plan_puts_the_tags_on_every_point_run(load_bars: Callable[[int], 
                                     "strategy_path": None}, {"exp": "grid"})
     assert [p.run_row["tags"] for p in planned] == [{"exp": "grid"}, {"exp": "grid"}]
     assert [p.manifest["tags"] for p in planned] == [{"exp": "grid"}, {"exp": "grid"}]
+
+
+def test_open_rw_points_of_a_dead_driver_are_abandoned_a_live_drivers_kept(
+        load_bars: Callable[[int], Path]):
+    import os
+    import subprocess
+    import sys
+
+    from workbench.warehouse.connect import open_rw
+    from workbench.warehouse.stale import HOST
+
+    warehouse = load_bars(10)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    con = open_rw(warehouse)
+    try:
+        for sweep_id, seq, status, pid in [("dead", 1, "completed", dead_pid),
+                                           ("dead", 2, "running", dead_pid),
+                                           ("dead", 3, "pending", dead_pid),
+                                           ("alive", 1, "running", os.getpid())]:
+            con.execute("insert into experiments (sweep_id, point_seq, name, params, "
+                        "config_hash, status, attempts, pid, host) "
+                        "values (?, ?, 'sw', '{}', 'h', ?, 0, ?, ?)",
+                        [sweep_id, seq, status, pid, HOST])
+    finally:
+        con.close()
+
+    open_rw(warehouse).close()  # any read-write open (the next ingest, backtest, sweep)
+
+    rows = _rows(warehouse, "select sweep_id, point_seq, status, ended_at is not null, "
+                            "error like '%driver process ended%' from experiments order by all")
+    assert rows == [("alive", 1, "running", False, None),
+                    ("dead", 1, "completed", False, None),
+                    ("dead", 2, "abandoned", True, True),
+                    ("dead", 3, "abandoned", True, True)]
+
+
+@pytest.mark.e2e
+def test_sweep_driver_killed_9_leaves_its_points_abandoned_not_pending(
+        load_bars: Callable[[int], Path], tmp_path: Path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from workbench.warehouse.connect import open_rw
+
+    warehouse = load_bars(600)
+    script = tmp_path / "drive.py"
+    script.write_text(
+        "from workbench import sweep\n"
+        f"sweep({CONFIG!r}, {{'strategy.params.hold': [True, True]}}, "
+        f"warehouse={str(warehouse)!r}, strategy='sweep_strategies:HeldSma', "
+        "processes=False, workers=1, env={}, progress=False, announce=print)\n")
+    support = str(Path(__file__).parent / "support")
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": support}, text=True)
+    try:
+        assert driver.stdout is not None
+        assert "dashboard" in driver.stdout.readline()  # after the points were written
+        deadline = time.monotonic() + 30
+        while _rows(warehouse, "select count(*) from experiments where status = 'running'"
+                    ) != [(1,)]:
+            assert time.monotonic() < deadline, "the held point never showed running"
+            time.sleep(0.1)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(10)
+    finally:
+        driver.kill()
+
+    assert _rows(warehouse, "select point_seq, status from experiments order by point_seq") == [
+        (1, "running"), (2, "pending")]  # as the driver left them, until a writer opens
+    open_rw(warehouse).close()
+    assert _rows(warehouse, "select point_seq, status, error_kind from experiments "
+                            "order by point_seq") == [(1, "abandoned", None),
+                                                      (2, "abandoned", None)]

@@ -610,6 +610,8 @@ def _write_pending(warehouse: Path, sweep_id: str, name: str, planned: list[_Pla
         "status": ["pending"] * n,
         "attempts": pa.array([0] * n, pa.int32()),
         "started_at": pa.array([None] * n, pa.timestamp("ms", tz="UTC")),
+        "pid": pa.array([os.getpid()] * n, pa.int64()),
+        "host": [stale.HOST] * n,
     })
     with results.write_transaction(warehouse, WRITE_WAIT_S,
                                    before=lambda con: views.deploy(con, view_list)) as (con, _):

@@ -1,5 +1,8 @@
 """Runs whose process is gone: a ``running`` row never outlives its process.
 
+The points of a sweep (``experiments``) are owned the same way by the sweep's driver while
+they are ``pending`` or ``running``: a driver killed mid-sweep leaves them ``abandoned``.
+
 A ``runs`` row says ``running`` only while the process that wrote it (``pid`` on ``host``) is
 alive. Every read-write open marks the rows of dead processes ``abandoned``; readers show them
 so until then (``effective_status``). A row without a pid comes from a job that held the file
@@ -47,8 +50,10 @@ def effective_status(status: str | None, pid: int | None, host: str | None) -> s
 
 
 def abandon_stale(con: Any) -> list[str]:
-    """Mark the running rows of dead processes ``abandoned``; return their run ids. Called
-    on every read-write open, so the file is ours for the moment."""
+    """Mark the running rows of dead processes ``abandoned``, and the unfinished points of
+    sweeps whose driver is dead; return the run ids. Called on every read-write open, so the
+    file is ours for the moment."""
+    _abandon_stale_points(con)
     rows = con.execute(
         "select run_id, pid, host from runs where status = 'running'").fetchall()
     gone = [r[0] for r in rows if is_stale("running", r[1], r[2])]
@@ -58,3 +63,19 @@ def abandon_stale(con: Any) -> list[str]:
             "error = coalesce(error, 'its process ended without closing the run (killed?)') "
             "where run_id = ?", [run_id])
     return gone
+
+
+def _abandon_stale_points(con: Any) -> None:
+    drivers = con.execute(
+        "select distinct sweep_id, pid, host from experiments "
+        "where status in ('pending', 'running')").fetchall()
+    for sweep_id, pid, host in drivers:
+        if is_stale("running", pid, host):
+            con.execute(
+                "update experiments set status = 'abandoned', "
+                "ended_at = coalesce(ended_at, now()), "
+                "error = coalesce(error, 'the sweep''s driver process ended before this "
+                "point finished (killed?); run the sweep again for its points') "
+                "where sweep_id = ? and status in ('pending', 'running') "
+                "and pid is not distinct from ? and host is not distinct from ?",
+                [sweep_id, pid, host])
