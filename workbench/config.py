@@ -148,6 +148,9 @@ class DataConfig(_Section):
     timeframe: str = "1m"
     gaps: Literal["fail", "forward", "none"] = "fail"
     calendar: Annotated[PlainText, Field(min_length=1, max_length=500)] = "24x7"
+    # the stored prices already include splits and dividends: corporate actions are then not
+    # applied (they would count twice; adr/0022)
+    adjusted: bool = False
     start: datetime | None = None
     end: datetime | None = None
 
@@ -496,6 +499,7 @@ class Config(_Section):
 SECTIONS = tuple(Config.model_fields)
 LATER_DEFAULTS: dict[tuple[str, str], Any] = {
     ("data", "calendar"): "24x7",
+    ("data", "adjusted"): False,
     ("costs", "fee_per_unit"): 0.0,
     ("costs", "min_fee"): 0.0,
     ("costs", "impact_k"): 0.0,

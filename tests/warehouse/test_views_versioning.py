@@ -21,7 +21,7 @@ from workbench.errors import WarehouseError
 from workbench.warehouse import views
 
 REPO_VIEWS = views.views_dir()
-ALL = {"acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
+ALL = {"acct.adjusted_fills", "acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
        "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest", "rpt.performance",
        "rpt.risk_blocks",
        "rpt.round_trips", "rpt.sweep_results"}
@@ -95,8 +95,9 @@ def test_discover_parents_are_resolved_and_come_first() -> None:
     found = views.discover()
     parents = {v.name: v.parents for v in found}
     assert parents == {
-        "acct.fifo_matches": [],
-        "acct.fifo_lots": ["acct.fifo_matches"],
+        "acct.adjusted_fills": [],
+        "acct.fifo_matches": ["acct.adjusted_fills"],
+        "acct.fifo_lots": ["acct.adjusted_fills", "acct.fifo_matches"],
         "acct.positions": ["acct.fifo_lots"],
         "acct.equity_curve": [],
         "rpt.round_trips": ["acct.fifo_matches"],
@@ -157,8 +158,8 @@ def test_problems_semantic_change_without_bump_names_view_and_bump(root: Path,
     found = views.problems(views.discover(root), locked)
     old = locked["views"]["acct.equity_curve"]["fingerprint"][:12]
     new = fingerprints(root)["acct.equity_curve"][:12]
-    hint = (f"acct.equity_curve changed (fingerprint {old} -> {new}) but its version is still 1:"
-            " bump `-- version:` to 2 in equity_curve.sql, then run `workbench views lock`")
+    hint = (f"acct.equity_curve changed (fingerprint {old} -> {new}) but its version is still 2:"
+            " bump `-- version:` to 3 in equity_curve.sql, then run `workbench views lock`")
     assert hint in found
     # the children changed with it and need their own bump
     assert sorted(p.split(" ")[0] for p in found) == [
