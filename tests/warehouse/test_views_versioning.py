@@ -217,10 +217,10 @@ def test_fingerprint_parent_change_changes_every_descendant_only(root: Path) -> 
 
 def test_problems_version_below_lock_is_refused(root: Path, lock_file: Path) -> None:
     locked = json.loads(lock_file.read_text())
-    locked["views"]["rpt.drawdown"]["version"] = 3
+    locked["views"]["rpt.drawdown"]["version"] = 4
     lock_file.write_text(json.dumps(locked))
     found = views.problems(views.discover(root), locked)
-    assert found == ["rpt.drawdown: version 1 is below the locked 3; versions only go up"]
+    assert found == ["rpt.drawdown: version 2 is below the locked 4; versions only go up"]
     with pytest.raises(WarehouseError, match="versions only go up"):
         views.lock(views.discover(root), path=lock_file)
 
@@ -247,7 +247,7 @@ def test_discover_view_file_moved_to_other_layer_is_refused(root: Path) -> None:
 ])
 def test_discover_bad_version_header_is_refused(root: Path, old: str, new: str,
                                                 message: str) -> None:
-    edit(root, "rpt.drawdown", old, new)
+    edit(root, "rpt.risk_blocks", old, new)
     with pytest.raises(WarehouseError, match=re.escape(message)):
         views.discover(root)
 
