@@ -225,7 +225,7 @@ def _write(con: Any, rows: list[_Row], path: Path, result: ActionsResult, replac
             "delete from corporate_actions as o using __wb_actions as n where o.symbol = "
             "n.symbol and o.ex_date = n.ex_date and o.kind = n.kind and not ("
             "o.ratio is not distinct from n.ratio and o.amount is not distinct from n.amount)")
-        new = con.execute(
+        new = con.sql(
             "select symbol, ex_date, kind, ratio, amount from __wb_actions as n where not "
             "exists (select 1 from corporate_actions as o where o.symbol = n.symbol and "
             "o.ex_date = n.ex_date and o.kind = n.kind)").to_arrow_table()
