@@ -586,7 +586,8 @@ def test_sql_missing_warehouse_says_how_to_create_one(cli: Cli, warehouse: Path)
 
 
 # --- views --------------------------------------------------------------------------------------
-VIEW_NAMES = {"acct.adjusted_fills", "acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
+VIEW_NAMES = {"acct.adjusted_fills",
+              "acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
               "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest", "rpt.performance",
               "rpt.risk_blocks", "rpt.round_trips", "rpt.sweep_results"}
 

@@ -11,7 +11,7 @@ from workbench import OrderIntent, Side, Strategy
 class Scripted(Strategy):
     """``plan``: ``[bar index (from 0), side, qty, limit price or None]`` per order."""
 
-    plan: list[list[Any]] = []
+    plan: list[list[Any]] = []  # noqa: RUF012 (a parameter: validated per instance)
 
     def on_start(self, ctx: Any) -> None:
         self.seen = -1

@@ -21,7 +21,8 @@ from workbench.errors import WarehouseError
 from workbench.warehouse import views
 
 REPO_VIEWS = views.views_dir()
-ALL = {"acct.adjusted_fills", "acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
+ALL = {"acct.adjusted_fills",
+       "acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
        "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest", "rpt.performance",
        "rpt.risk_blocks",
        "rpt.round_trips", "rpt.sweep_results"}
