@@ -129,3 +129,13 @@ def test_cli_ingest_actions_prints_summary_and_bad_file_exits_one(
                                                  "bad.csv")))
     assert bad.code == 1
     assert "line 2, column ratio: '' is not a number" in bad.err
+
+
+def test_ingest_actions_sample_file_loads_its_three_actions(warehouse: Path) -> None:
+    sample = Path(__file__).resolve().parents[2] / "sample_data" / "corporate_actions_sample.csv"
+    result = ingest_actions(warehouse, sample)
+    assert (result.rows_read, result.inserted) == (3, 3)
+    assert [(s, d, k, r, a) for s, d, k, r, a, _ in stored(warehouse)] == [
+        ("AAPL", "2020-08-31", "split", 4.0, None),
+        ("AAPL", "2024-05-10", "dividend", None, 0.25),
+        ("NVDA", "2024-06-10", "split", 10.0, None)]
