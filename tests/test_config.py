@@ -520,6 +520,8 @@ def test_config_hash_is_unchanged_by_keys_added_later_at_their_defaults() -> Non
     adjusted = load_config(None, env={}, overrides=["data.adjusted=true"])
     assert adjusted.to_dict()["data"]["adjusted"] is True
     assert adjusted.hash() != load_config(None, env={}).hash()
+    by_bar = load_config(None, env={}, overrides=["costs.spread_column=spread_bps"])
+    assert by_bar.to_dict()["costs"]["spread_column"] == "spread_bps"
 
 
 # --- execution: latency and participation -------------------------------------------------------

@@ -42,8 +42,8 @@ from workbench.engine.run import (
     finish,
     new_run_row,
     progress_bar,
-    read_actions,
     read_bars,
+    read_extras,
     simulate,
 )
 from workbench.errors import ConfigError, EngineFault, StrategyError, WorkbenchError
@@ -286,7 +286,7 @@ def sweep(
     end = parse_when(cfg0.data.end, "data.end")
     reports = read_bars(cfg0, path, start, end)
     check_qc(cfg0, [f for r in reports for f in r.findings])
-    bars = RunBars.of(reports, read_actions(cfg0, path))
+    bars = RunBars.of(reports, *read_extras(cfg0, path, start, end))
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     show = sys.stderr.isatty() if progress is None else progress
     result = SweepResult(sweep_id, sweep_name, [p.result for p in planned])

@@ -484,9 +484,9 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
     raise_if_signalled()  # one whose exception a finaliser or DuckDB swallowed
     log_findings(log, findings)
     check_qc(cfg, findings)
-    actions = read_actions(cfg, warehouse)
+    actions, spreads = read_extras(cfg, warehouse, start, end)
     watch.lap("read_and_qc")
-    bars = RunBars.of(reports, actions)
+    bars = RunBars.of(reports, actions, spreads)
     watch.lap("merge")
     files: list[Background] = []
 
@@ -551,16 +551,18 @@ class RunBars:
     data_hash: str
     qc: dict[str, int]
     actions: list[CorporateAction] = field(default_factory=list)
-    """The stored corporate actions of the run's symbols (``read_actions``)."""
+    """The stored corporate actions of the run's symbols (``read_extras``)."""
+    spreads: dict[str, dict[int, float]] | None = None
+    """Per symbol, bar time -> the bar's stored spread (bps), when ``costs.spread_column``."""
 
     @classmethod
-    def of(cls, reports: list[QcReport], actions: list[CorporateAction] | None = None
-           ) -> RunBars:
+    def of(cls, reports: list[QcReport], actions: list[CorporateAction] | None = None,
+           spreads: dict[str, dict[int, float]] | None = None) -> RunBars:
         return cls(reports, merge([r.series for r in reports]), bars_hash(reports), {
             "gaps": sum(len(r.gaps) for r in reports),
             "filled_bars": sum(r.filled_bars for r in reports),
             "findings": sum(len(r.findings) for r in reports),
-        }, list(actions or ()))
+        }, list(actions or ()), spreads)
 
     @property
     def findings(self) -> list[Finding]:
@@ -605,7 +607,10 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
     manifest["data_hash"] = bars.data_hash
     manifest["qc"] = dict(bars.qc)
     with stage("loop"):
-        wired = kernel.build(cfg, mode, strategy=strategy, run_id=manifest["run_id"], log=log)
+        wired = kernel.build(cfg, mode, strategy=strategy, run_id=manifest["run_id"], log=log,
+                             bar_spreads=bars.spreads)
+        if bars.spreads is not None:
+            manifest["bar_spreads"] = {s: len(v) for s, v in sorted(bars.spreads.items())}
         step = wired.step
         if len(data):
             corporate.schedule(step, corporate.in_window(bars.actions, int(data.ts[0]),
@@ -694,12 +699,28 @@ def read_bars(cfg: Config, warehouse: Path, start: int | None, end: int | None
                              cfg.data.gaps, calendar) for symbol in cfg.data.symbols]
 
 
-def read_actions(cfg: Config, warehouse: Path) -> list[CorporateAction]:
-    """The stored corporate actions of the config's symbols (read-only, a short hold)."""
-    from workbench.warehouse.actions import read_actions as stored
+def read_extras(cfg: Config, warehouse: Path, start: int | None, end: int | None
+                ) -> tuple[list[CorporateAction], dict[str, dict[int, float]] | None]:
+    """What a run reads beside its bars (read-only, a short hold): the stored corporate
+    actions of its symbols, and with ``costs.spread_column`` each bar's stored spread in
+    ``[start, end)`` (bars at the run's own timeframe; a resampled run has none)."""
+    from workbench.warehouse.actions import read_actions
 
+    symbols = list(cfg.data.symbols)
     with reading(warehouse, wait_s=READ_WAIT_S) as con:
-        return stored(con, list(cfg.data.symbols))
+        actions = read_actions(con, symbols)
+        if not cfg.costs.spread_column:
+            return actions, None
+        rows = con.execute(
+            "select symbol, epoch_ms(ts), spread_bps from bars where list_contains(?, symbol) "
+            "and timeframe = ? and spread_bps is not null and epoch_ms(ts) >= ? "
+            "and epoch_ms(ts) < ? order by symbol, ts",
+            [symbols, cfg.data.timeframe, start if start is not None else -(2**62),
+             end if end is not None else 2**62]).fetchall()
+    spreads: dict[str, dict[int, float]] = {s: {} for s in symbols}
+    for symbol, ts, bps in rows:
+        spreads[symbol][ts] = bps
+    return actions, spreads
 
 
 def bars_per_year(cfg: Config, last_ts: int) -> float | None:
