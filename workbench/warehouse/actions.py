@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from workbench.config import check_symbol
 from workbench.errors import DataError
 from workbench.manifest import new_id
 from workbench.model import ActionKind, CorporateAction
+from workbench.warehouse.ingest import writing
 from workbench.warehouse.io import insert_arrow
 
 COLUMNS = ("symbol", "ex_date", "kind", "ratio", "amount")
@@ -64,7 +64,7 @@ def ingest_actions(target: Any, path: str | Path, *, replace: bool = False) -> A
     path = Path(path)
     rows = parse(path)
     result = ActionsResult(new_id("act"), rows_read=len(rows))
-    with _writing(target) as con:
+    with writing(target) as con:
         _write(con, rows, path, result, replace)
     return result
 
@@ -172,20 +172,6 @@ def _ratio(text: str, bad: Any) -> float | None:
         bad(f"{text} changes nothing (a split's ratio is new units per old unit, e.g. 2 or 3:2)")
         return None
     return value
-
-
-@contextlib.contextmanager
-def _writing(target: Any) -> Iterator[Any]:
-    if not isinstance(target, str | Path):
-        yield target
-        return
-    from workbench.warehouse.connect import open_rw
-
-    con = open_rw(target, wait_s=60.0)
-    try:
-        yield con
-    finally:
-        con.close()
 
 
 def _write(con: Any, rows: list[_Row], path: Path, result: ActionsResult, replace: bool) -> None:

@@ -96,7 +96,7 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
             parts.append(series)
 
     def refuse(what: str, fix: str) -> DataError:
-        with _writing(con) as writer:
+        with writing(con) as writer:
             _record(writer, result, findings, gaps, log)
         errors = [f for f in findings if f.severity == "error"]
         return DataError(f"{what}:\n       {summarize(errors)}",
@@ -131,7 +131,7 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
         rows = merged.rows
         return names[int(file_of[i])], None if rows is None else int(rows[i])
 
-    with _writing(con) as writer:
+    with writing(con) as writer:
         conflicts = _write(writer, result, series, findings, gaps, replace, origin)
     if conflicts:
         findings += conflicts
@@ -144,7 +144,7 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
 
 
 @contextlib.contextmanager
-def _writing(target: Any) -> Iterator[Any]:
+def writing(target: Any) -> Iterator[Any]:
     """A connection to write with: ``target`` itself, or a short read-write open of a path."""
     if not isinstance(target, str | Path):
         yield target
