@@ -182,3 +182,19 @@ def test_backtest_split_with_execution_latency_is_refused_naming_the_fix(
         workbench.run_backtest(config, strategy=Scripted, warehouse=wh, out=tmp_path / "r",
                                env={})
     assert "data.adjusted" in str(err.value)
+
+
+def test_step_with_actions_scheduled_hands_every_bar_over() -> None:
+    from workbench.config import load_config
+    from workbench.engine import actions as corporate
+    from workbench.engine import kernel
+    from workbench.model import ActionKind, CorporateAction
+
+    wired = kernel.build(load_config(None, env={}), "backtest", strategy=Scripted(),
+                         run_id="r")
+    step, manifest = wired.step, {}
+    assert not step.needs_every_bar  # nothing scheduled: wake_on may skip bars
+    split = CorporateAction("BTCUSDT", "2024-01-02", ActionKind.SPLIT, 2.0, None, MIDNIGHT)
+    corporate.schedule(step, [split], False, manifest)
+    assert step.needs_every_bar  # an action is never applied late
+    assert manifest["corporate_actions"]["applied"][0]["ratio"] == 2.0
