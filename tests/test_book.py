@@ -4,6 +4,7 @@ fill sequences checked against an exact (Fraction) FIFO written here."""
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.book import Book, BookInvariantError, RoundTrip, match_round_trip
-from workbench.model import QTY_SCALE, Fill, Side
+from workbench.model import QTY_SCALE, ActionKind, CorporateAction, Fill, Side
 
 T0 = 1_704_067_200_000
 MINUTE = 60_000
@@ -304,3 +305,53 @@ def test_book_view_reads_live_values_and_refuses_every_write() -> None:
     with pytest.raises(AttributeError):
         del view.cash  # type: ignore[misc]
     assert (book.cash, book.units) == (800.0, {"BTC": 2 * QTY_SCALE})
+
+
+# --- corporate actions (adr/0025) ---------------------------------------------------------------
+def _split(ratio: float, at: int) -> CorporateAction:
+    return CorporateAction("BTC", "2024-01-02", ActionKind.SPLIT, ratio, None, at)
+
+
+def test_book_split_3_for_2_floors_each_lot_pays_cash_in_lieu_keeps_value() -> None:
+    book, fill = Book(1_000.0), Fills()
+    book.apply_fill(fill("BUY", 0, 90.0, units=3))
+    book.apply_fill(fill("BUY", 0, 120.0, units=5))
+    book.mark("BTC", 120.0)
+    at = T0 + 10 * MINUTE
+    event = book.apply_action(_split(1.5, at), at)
+    # 3 -> 4.5 and 5 -> 7.5 units: 4 and 7 kept, one unit paid at 120 / 1.5 = 80 per qty
+    assert (event.units_before, event.units_after) == (8, 11)
+    assert event.cash_quote == 1 / QTY_SCALE * 80.0
+    assert book.position_units("BTC") == 11
+    assert book.last["BTC"] == 80.0
+    trips = book.apply_fill(fill("SELL", 0, 80.0, units=11))
+    assert [(t.qty, t.entry_price) for t in trips] == [(4 / QTY_SCALE, 60.0),
+                                                        (7 / QTY_SCALE, 80.0)]
+    assert book.position_units("BTC") == 0
+
+
+def test_book_dividend_credits_amount_per_unit_and_check_folds_it() -> None:
+    book, fill = Book(1_000.0), Fills()
+    bought = fill("BUY", 2.0, 100.0)
+    book.apply_fill(bought)
+    at = T0 + 10 * MINUTE
+    event = book.apply_action(
+        CorporateAction("BTC", "2024-01-02", ActionKind.DIVIDEND, None, 0.5, at), at)
+    assert (event.units_before, event.units_after, event.cash_quote) == (2 * QTY_SCALE,
+                                                                          2 * QTY_SCALE, 1.0)
+    assert book.cash == 801.0
+    book.check([bought])  # the fills and the dividend make the books
+    book.cash += 1.0
+    with pytest.raises(BookInvariantError, match="cash was changed outside a fill"):
+        book.check([bought])
+
+
+def test_book_check_split_position_not_made_by_fills_is_refused() -> None:
+    book, fill = Book(1_000.0), Fills()
+    bought = fill("BUY", 1.0, 100.0)
+    book.apply_fill(bought)
+    at = T0 + 10 * MINUTE
+    book.apply_action(_split(2.0, at), at)
+    with pytest.raises(BookInvariantError, match=re.escape(
+            "SPLIT 1 of BTC found a position of 1.0 but the fills make it 0.0")):
+        book.check([])

@@ -586,7 +586,8 @@ def test_sql_missing_warehouse_says_how_to_create_one(cli: Cli, warehouse: Path)
 
 
 # --- views --------------------------------------------------------------------------------------
-VIEW_NAMES = {"acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
+VIEW_NAMES = {"acct.adjusted_fills",
+              "acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
               "rpt.bar_regimes", "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest",
               "rpt.performance", "rpt.performance_by_regime", "rpt.risk_blocks",
               "rpt.round_trips", "rpt.sweep_results", "rpt.walkforward"}
@@ -631,7 +632,7 @@ def test_views_check_changed_fingerprint_without_bump_exits_one_naming_view(
     assert "rpt.drawdown changed" in result.err
     assert "bump" in result.err
     listed = cli("views", "list").out
-    assert re.search(r"^rpt\.drawdown\s+1\s+\w+\s+changed\b", listed, re.M)
+    assert re.search(r"^rpt\.drawdown\s+2\s+\w+\s+changed\b", listed, re.M)
 
 
 def test_views_lock_adds_a_missing_view_then_check_passes(

@@ -517,6 +517,11 @@ def test_config_hash_is_unchanged_by_keys_added_later_at_their_defaults() -> Non
     moved = load_config(None, env={}, overrides=["data.calendar=XNYS", "costs.min_fee=1"])
     assert moved.to_dict()["data"]["calendar"] == "XNYS"
     assert moved.to_dict()["costs"]["min_fee"] == 1.0
+    adjusted = load_config(None, env={}, overrides=["data.adjusted=true"])
+    assert adjusted.to_dict()["data"]["adjusted"] is True
+    assert adjusted.hash() != load_config(None, env={}).hash()
+    by_bar = load_config(None, env={}, overrides=["costs.spread_column=spread_bps"])
+    assert by_bar.to_dict()["costs"]["spread_column"] == "spread_bps"
 
 
 # --- execution: latency and participation -------------------------------------------------------

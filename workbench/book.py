@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from workbench.errors import StrategyError
-from workbench.model import QTY_SCALE, Bar, Fill, Side
+from workbench.model import QTY_SCALE, ActionEvent, ActionKind, Bar, CorporateAction, Fill, Side
 
 CASH_TOLERANCE = 1e-9
 """Spot cash may dip below zero by this much relative to the initial cash (float residue)."""
@@ -100,7 +101,10 @@ class Book:
         self.fees_paid = 0.0
         self.round_trips: list[RoundTrip] = []
         self.history: list[tuple[int, float, str, int]] = []
-        """After each fill: (bar_ts of the fill, cash, symbol, that symbol's units)."""
+        """After each fill and corporate action: (its bar_ts, cash, symbol, that symbol's
+        units)."""
+        self.actions: list[ActionEvent] = []
+        """The corporate actions applied (``apply_action``), in order."""
         self._lots: dict[str, deque[_Lot]] = {}
         self._view: BookView | None = None
 
@@ -195,6 +199,45 @@ class Book:
         self.history.append((fill.bar_ts, self.cash, symbol, self.units.get(symbol, 0)))
         return self._close_lots(fill)
 
+    def apply_action(self, action: CorporateAction, ts: int) -> ActionEvent:
+        """Apply a split or a dividend of ``action.symbol`` at bar time ``ts`` (adr/0025).
+
+        A split scales every open lot: its units (floored to the unit: the fractions are
+        paid in cash at the mark over the ratio, cash in lieu), its size and its price (over
+        the ratio); the mark is divided by the ratio too, so the position's value is
+        unchanged. A dividend credits ``amount`` per unit held. Returns the event, also
+        kept in ``actions``."""
+        symbol = action.symbol
+        before = self.units.get(symbol, 0)
+        after, cash = before, 0.0
+        if action.kind is ActionKind.SPLIT and before:
+            assert action.ratio is not None
+            ratio = Fraction(repr(action.ratio))
+            num, den = ratio.numerator, ratio.denominator
+            after = left = 0
+            for lot in self._lots.get(symbol, ()):
+                scaled = lot.remaining * num
+                lot.remaining = scaled // den
+                left += scaled - lot.remaining * den
+                lot.units = lot.units * num // den
+                lot.price = lot.price / action.ratio
+                after += lot.remaining
+            mark = self.last[symbol] = self.last[symbol] / action.ratio
+            cash = left / den / QTY_SCALE * mark
+            self.units[symbol] = after
+        elif action.kind is ActionKind.SPLIT and symbol in self.last:
+            self.last[symbol] = self.last[symbol] / action.ratio  # type: ignore[operator]
+        elif action.kind is ActionKind.DIVIDEND and before:
+            assert action.amount is not None
+            cash = before / QTY_SCALE * action.amount
+        self.cash += cash
+        event = ActionEvent(len(self.actions) + 1, symbol, ts, action.kind, action.ex_date,
+                            action.ratio, action.amount, before, after, cash)
+        self.actions.append(event)
+        if before:
+            self.history.append((ts, self.cash, symbol, after))
+        return event
+
     def _add_units(self, symbol: str, delta: int) -> None:
         units = self.units.get(symbol, 0) + delta
         if units:
@@ -235,7 +278,11 @@ class Book:
         may be below zero. BookInvariantError names the first breach."""
         cash = self.initial_cash
         units: dict[str, int] = {}
+        actions = iter(self.actions)
+        action = next(actions, None)
         for fill in fills:
+            while action is not None and action.ts <= fill.bar_ts:
+                cash, action = self._check_action(action, units, cash), next(actions, None)
             notional = fill.qty * fill.price
             if fill.side is Side.BUY:
                 cash -= notional + fill.fee
@@ -243,6 +290,8 @@ class Book:
             else:
                 cash += notional - fill.fee
                 units[fill.symbol] = units.get(fill.symbol, 0) - fill.qty_units
+        while action is not None:
+            cash, action = self._check_action(action, units, cash), next(actions, None)
         held = {s: u for s, u in units.items() if u}
         tolerance = self.cash_tolerance
         if not abs(self.cash - cash) <= tolerance:
@@ -263,6 +312,18 @@ class Book:
             raise BookInvariantError(
                 f"the fills take the {negative} position to {held[negative] / QTY_SCALE!r}, "
                 "below zero")
+
+    def _check_action(self, action: ActionEvent, units: dict[str, int], cash: float) -> float:
+        """Fold a corporate action into ``check``'s books: the position it found must be the
+        one the fills made; it leaves ``units_after`` and adds its cash."""
+        held = units.get(action.symbol, 0)
+        if held != action.units_before:
+            raise BookInvariantError(
+                f"{action.kind} {action.action_seq} of {action.symbol} found a position of "
+                f"{action.units_before / QTY_SCALE!r} but the fills make it "
+                f"{held / QTY_SCALE!r}: the position was changed outside a fill")
+        units[action.symbol] = action.units_after
+        return cash + action.cash_quote
 
 
 class BookView:

@@ -105,6 +105,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest_actions(args: argparse.Namespace) -> int:
+    from workbench import pandas_probe
+    from workbench.warehouse.actions import ingest_actions
+
+    pandas_probe.skip()
+    result = ingest_actions(_warehouse(args), args.path,
+                            replace=args.replace)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(result.summary())
+    return 0
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from workbench import pandas_probe
     from workbench.config import parse_when
@@ -732,6 +745,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true",
                    help="overwrite stored bars that conflict with the file")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ingest-actions", parents=[common],
+                       help="load splits and dividends (CSV: symbol,ex_date,kind,ratio,amount)")
+    p.add_argument("path", metavar="FILE")
+    p.add_argument("--replace", action="store_true",
+                   help="overwrite stored actions (same symbol, ex-date, kind) that differ")
+    p.set_defaults(func=cmd_ingest_actions)
 
     p = sub.add_parser("backtest", parents=[common], help="run a backtest from a config")
     p.add_argument("--config", required=True, metavar="FILE")

@@ -148,6 +148,9 @@ class DataConfig(_Section):
     timeframe: str = "1m"
     gaps: Literal["fail", "forward", "none"] = "fail"
     calendar: Annotated[PlainText, Field(min_length=1, max_length=500)] = "24x7"
+    # the stored prices already include splits and dividends: corporate actions are then not
+    # applied (they would count twice; adr/0025)
+    adjusted: bool = False
     start: datetime | None = None
     end: datetime | None = None
 
@@ -255,6 +258,9 @@ class CostsConfig(_Section):
     min_fee: Amount = 0.0  # the least an order pays in fees (its first fill)
     slippage_bps: Bps = 5.0
     spread_bps: Bps = 0.0
+    # each bar's own spread from this bars column (a file's spread_bps); spread_bps where a
+    # bar has none
+    spread_column: Literal["spread_bps"] | None = None
     impact_k: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.0
     impact_cap_bps: Bps = 500.0
     impact_tiers: list[ImpactTier] = []
@@ -496,11 +502,13 @@ class Config(_Section):
 SECTIONS = tuple(Config.model_fields)
 LATER_DEFAULTS: dict[tuple[str, str], Any] = {
     ("data", "calendar"): "24x7",
+    ("data", "adjusted"): False,
     ("costs", "fee_per_unit"): 0.0,
     ("costs", "min_fee"): 0.0,
     ("costs", "impact_k"): 0.0,
     ("costs", "impact_cap_bps"): 500.0,
     ("costs", "impact_tiers"): [],
+    ("costs", "spread_column"): None,
 }
 """Keys added after configs were hashed and journaled: left out of ``to_dict`` at their
 defaults, so an unchanged config keeps its hash and a live run started before them resumes."""

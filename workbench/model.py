@@ -284,3 +284,40 @@ class Fill(NamedTuple):
     def executed_units(self) -> int:
         """The units the order executed: received plus those kept as commission."""
         return self.qty_units + self.fee_units
+
+
+class ActionKind(StrEnum):
+    """A corporate action's kind (``corporate_actions.kind`` in lower case)."""
+
+    SPLIT = "SPLIT"
+    DIVIDEND = "DIVIDEND"
+
+
+class CorporateAction(NamedTuple):
+    """A split (``ratio`` new units per old unit) or a cash dividend (``amount`` in the quote
+    currency per unit held) of ``symbol``, effective from ``ts``: 00:00 UTC of its ex-date
+    (ISO ``ex_date``). Applied at the first bar time at or after ``ts`` (adr/0025)."""
+
+    symbol: str
+    ex_date: str
+    kind: ActionKind
+    ratio: float | None
+    amount: float | None
+    ts: int
+
+
+class ActionEvent(NamedTuple):
+    """What applying a corporate action did to the books at bar time ``ts``: the symbol's
+    position before and after (units of 1e-8; equal for a dividend) and the cash it paid (a
+    dividend, or a split's cash in lieu of the fraction of a unit it left)."""
+
+    action_seq: int
+    symbol: str
+    ts: int
+    kind: ActionKind
+    ex_date: str
+    ratio: float | None
+    amount: float | None
+    units_before: int
+    units_after: int
+    cash_quote: float

@@ -45,6 +45,7 @@ from workbench.engine.run import (
     new_run_row,
     progress_bar,
     read_bars,
+    read_extras,
     simulate,
 )
 from workbench.errors import ConfigError, EngineFault, StrategyError, WorkbenchError
@@ -309,18 +310,20 @@ def _read_windows(planned: list[_Planned], warehouse: Path) -> dict[int, _Window
     out: dict[int, _Window] = {}
     for item in planned:
         data = item.cfg.data
-        key = json.dumps(data.model_dump(mode="json"), sort_keys=True, default=str)
+        key = json.dumps([data.model_dump(mode="json"), item.cfg.costs.spread_column],
+                         sort_keys=True, default=str)  # what the window's read depends on
         if key not in by_data:
             try:
                 start = parse_when(data.start, "data.start")
                 end = parse_when(data.end, "data.end")
                 reports = read_bars(item.cfg, warehouse, start, end)
                 check_qc(item.cfg, [f for r in reports for f in r.findings])
+                extras = read_extras(item.cfg, warehouse, start, end)
             except WorkbenchError as exc:
                 where = f"sweep point {item.point.seq} ({item.point.label})"
                 raise type(exc)(exc.what, where=f"{where}: {exc.where or 'its bars'}",
                                 fix=exc.fix) from None
-            by_data[key] = _Window(start, end, RunBars.of(reports))
+            by_data[key] = _Window(start, end, RunBars.of(reports, *extras))
         out[item.point.seq] = by_data[key]
     return out
 

@@ -247,3 +247,62 @@ def agree(con: Any, run: Run) -> None:
             assert order.reason == RejectReason.NO_PRICE
         elif costs.min_notional == 0:
             assert order.reason == RejectReason.INSUFFICIENT_POSITION
+
+
+# --- across splits (adr/0025) -------------------------------------------------------------------
+# power-of-two ratios: every scaled lot is whole and every scaled price exact, in any order
+SPLITS = st.lists(st.tuples(st.integers(1, 199), SYMBOL, st.sampled_from([2.0, 4.0])),
+                  max_size=3)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(run=backtests(), splits=SPLITS)
+def test_books_and_views_across_splits_agree_on_equity_positions_and_round_trips(
+        con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
+    from workbench.engine.actions import events_table
+    from workbench.engine.backtest import simulate
+    from workbench.model import ActionKind, CorporateAction
+
+    data, script, costs, initial_cash, _ = run
+    names, grid = data.symbol_names, sorted({int(t) for t in data.ts})
+    actions = [CorporateAction(names[s % len(names)], "2024-01-01", ActionKind.SPLIT, ratio,
+                               None, grid[i % len(grid)]) for i, s, ratio in splits]
+    run_id = f"prop-{next(RUN_IDS)}"
+    broker = SimBroker(costs)
+    step = harness.make_step(Scripted(script), broker=broker, cash=initial_cash,
+                             run_id=run_id)
+    step.schedule_actions(actions, broker.split_orders)
+    equity = simulate(step, data, start=int(data.ts[0]))  # stop() checks the books' fold
+    tables = results.run_tables(data, step.journal, [], "1m", "none", run_id)
+    tables["action_events"] = events_table(step.book.actions)
+    results.insert_results(con, {
+        "run_id": run_id, "mode": "backtest", "status": "completed", "started_at":
+        "2024-01-01T00:00:00Z", "symbols": list(names), "timeframe_ms": TF,
+        "initial_cash": initial_cash}, tables)
+    book = step.book
+
+    curve = con.execute("select epoch_ms(ts), equity from acct.equity_curve where run_id = ? "
+                        "order by ts", [run_id]).fetchall()
+    assert [t for t, _ in curve] == [int(t) for t in equity.ts]
+    for (t, sql_equity), loop_equity in zip(curve, equity.equity, strict=True):
+        assert math.isclose(sql_equity, loop_equity, rel_tol=1e-9), ms_to_iso(t)
+    positions = dict(con.execute("select symbol, qty from acct.positions where run_id = ?",
+                                 [run_id]).fetchall())
+    assert positions == {s: u / QTY_SCALE for s, u in book.units.items()}
+
+    # the same matches; a trip closed after its symbol's last split is the same doubles, one
+    # closed before it is in the units after it, with the same P&L
+    trips = {(t[-2], t[-1]): t for t in con.execute(
+        "select symbol, qty, entry_price, exit_price, fees, pnl, return_pct, entry_fill_seq, "
+        "exit_fill_seq from rpt.round_trips where run_id = ?", [run_id]).fetchall()}
+    assert set(trips) == {(t.entry_fill_seq, t.exit_fill_seq) for t in book.round_trips}
+    last_split = {a.symbol: a.ts for a in book.actions}
+    for t in book.round_trips:
+        row = trips[(t.entry_fill_seq, t.exit_fill_seq)]
+        exit_bar = t.exit_ts - TF  # a fill's ts is its bar's close under the BarClock
+        if exit_bar >= last_split.get(t.symbol, exit_bar):
+            assert row == (t.symbol, t.qty, t.entry_price, t.exit_price, t.fees, t.pnl,
+                           t.return_pct, t.entry_fill_seq, t.exit_fill_seq)
+        else:
+            assert math.isclose(row[5], t.pnl, rel_tol=1e-9, abs_tol=1e-9)

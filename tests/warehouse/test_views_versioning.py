@@ -21,7 +21,8 @@ from workbench.errors import WarehouseError
 from workbench.warehouse import views
 
 REPO_VIEWS = views.views_dir()
-ALL = {"acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
+ALL = {"acct.adjusted_fills",
+       "acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
        "rpt.bar_regimes", "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest",
        "rpt.performance", "rpt.performance_by_regime", "rpt.risk_blocks",
        "rpt.round_trips", "rpt.sweep_results", "rpt.walkforward"}
@@ -95,8 +96,9 @@ def test_discover_parents_are_resolved_and_come_first() -> None:
     found = views.discover()
     parents = {v.name: v.parents for v in found}
     assert parents == {
-        "acct.fifo_matches": [],
-        "acct.fifo_lots": ["acct.fifo_matches"],
+        "acct.adjusted_fills": [],
+        "acct.fifo_matches": ["acct.adjusted_fills"],
+        "acct.fifo_lots": ["acct.adjusted_fills", "acct.fifo_matches"],
         "acct.positions": ["acct.fifo_lots"],
         "acct.equity_curve": [],
         "rpt.round_trips": ["acct.fifo_matches"],
@@ -161,8 +163,8 @@ def test_problems_semantic_change_without_bump_names_view_and_bump(root: Path,
     found = views.problems(views.discover(root), locked)
     old = locked["views"]["acct.equity_curve"]["fingerprint"][:12]
     new = fingerprints(root)["acct.equity_curve"][:12]
-    hint = (f"acct.equity_curve changed (fingerprint {old} -> {new}) but its version is still 1:"
-            " bump `-- version:` to 2 in equity_curve.sql, then run `workbench views lock`")
+    hint = (f"acct.equity_curve changed (fingerprint {old} -> {new}) but its version is still 2:"
+            " bump `-- version:` to 3 in equity_curve.sql, then run `workbench views lock`")
     assert hint in found
     # the children changed with it and need their own bump
     assert sorted(p.split(" ")[0] for p in found) == [
@@ -221,10 +223,10 @@ def test_fingerprint_parent_change_changes_every_descendant_only(root: Path) -> 
 
 def test_problems_version_below_lock_is_refused(root: Path, lock_file: Path) -> None:
     locked = json.loads(lock_file.read_text())
-    locked["views"]["rpt.drawdown"]["version"] = 3
+    locked["views"]["rpt.drawdown"]["version"] = 4
     lock_file.write_text(json.dumps(locked))
     found = views.problems(views.discover(root), locked)
-    assert found == ["rpt.drawdown: version 1 is below the locked 3; versions only go up"]
+    assert found == ["rpt.drawdown: version 2 is below the locked 4; versions only go up"]
     with pytest.raises(WarehouseError, match="versions only go up"):
         views.lock(views.discover(root), path=lock_file)
 
@@ -251,7 +253,7 @@ def test_discover_view_file_moved_to_other_layer_is_refused(root: Path) -> None:
 ])
 def test_discover_bad_version_header_is_refused(root: Path, old: str, new: str,
                                                 message: str) -> None:
-    edit(root, "rpt.drawdown", old, new)
+    edit(root, "rpt.risk_blocks", old, new)
     with pytest.raises(WarehouseError, match=re.escape(message)):
         views.discover(root)
 

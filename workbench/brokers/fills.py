@@ -34,7 +34,7 @@ capped by participation pays the impact of its own size. See adr/0020.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from workbench.model import NO_COSTS, QTY_SCALE, Bar, Side
@@ -43,6 +43,7 @@ SlippageFn = Callable[[Side, float, float], float]
 """(side, reference price, qty) -> slippage in bps."""
 
 _PARKINSON = 1.0 / math.sqrt(4.0 * math.log(2.0))
+_NONE: Mapping[int, float] = {}
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class CostModel:
     impact_cap_bps: float = 500.0
     impact_tiers: tuple[tuple[float, float], ...] = ()
     """(notional from which it applies, bps), ascending by notional."""
+    bar_spreads: Mapping[str, Mapping[int, float]] | None = None
+    """Per symbol, bar open time -> that bar's spread in bps (``costs.spread_column``): a
+    market fill on a listed bar pays half of it in place of ``spread_bps``."""
 
     def market_price(self, side: Side, ref: float, qty: float = 0.0, bar: Bar | None = None
                      ) -> float:
@@ -72,7 +76,10 @@ class CostModel:
         currency, for ``qty`` units."""
         slip = self.slippage_fn(side, ref, qty) if self.slippage_fn else self.slippage_bps
         sign = 1.0 if side is Side.BUY else -1.0
-        spread = ref * (1.0 + sign * self.spread_bps / 2.0 / 1e4)
+        spread_bps = self.spread_bps
+        if self.bar_spreads is not None and bar is not None:
+            spread_bps = self.bar_spreads.get(bar.symbol, _NONE).get(bar.ts, spread_bps)
+        spread = ref * (1.0 + sign * spread_bps / 2.0 / 1e4)
         price = spread * (1.0 + sign * slip / 1e4)
         if not (self.impact_k or self.impact_tiers) or not qty:
             if not qty:

@@ -9,6 +9,7 @@ actions per symbol and lets orders fill in parts; see ``SimBroker`` and docs/arc
 
 from __future__ import annotations
 
+from fractions import Fraction
 from heapq import heappop, heappush
 
 from workbench.book import Book
@@ -232,6 +233,30 @@ class SimBroker:
 
     def poll(self, now: int) -> None:
         """Nothing happens between bars in a simulation."""
+
+    def split_orders(self, symbol: str, ratio: float) -> list[tuple[Order, float, float | None]]:
+        """A split of ``symbol`` (``ratio`` new units per old one): every order resting here
+        gets its quantity times the ratio (floored to the unit) and its limit over the ratio,
+        as a venue adjusts open orders; a sell's reserved units follow, a buy's reserved cash
+        stays (the same notional). Returns each order with its quantity and limit before.
+        Only the plain path: with a latency or a cap a run with splits is refused earlier
+        (``engine/actions.py``)."""
+        assert self._book is not None and not self._timed
+        scale = Fraction(repr(ratio))
+        changed = []
+        for order in self.resting.get(symbol, ()):
+            before = (order.qty, order.limit_price)
+            order.qty_units = order.qty_units * scale.numerator // scale.denominator
+            order.qty = order.qty_units / QTY_SCALE
+            if order.limit_price is not None:
+                order.limit_price = order.limit_price / ratio
+            cash, units = self._reserved[order.order_seq]
+            if units:
+                self._book.release(symbol, 0.0, units)
+                self._book.reserve(symbol, 0.0, order.qty_units)
+                self._reserved[order.order_seq] = (cash, order.qty_units)
+            changed.append((order, *before))
+        return changed
 
     def _fill(self, order: Order, price: float, bar_ts: int,
               costs: tuple[float, float, float] = NO_COSTS, units: int | None = None,

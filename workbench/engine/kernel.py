@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,14 +187,18 @@ class Kernel:
             return self.feed(self.step, data, progress)
 
 
-def cost_model(cfg: Config) -> CostModel:
+def cost_model(cfg: Config, bar_spreads: Mapping[str, Mapping[int, float]] | None = None
+               ) -> CostModel:
+    """The config's cost model; ``bar_spreads`` (per symbol, bar time -> bps) when
+    ``costs.spread_column`` names a bars column, read by the run."""
     costs = cfg.costs
     if not costs.enabled:
         return CostModel.free(costs.fill_at)
     return CostModel(costs.fee_bps, costs.spread_bps, costs.slippage_bps, costs.min_notional,
                      costs.fill_at, fee_per_unit=costs.fee_per_unit, min_fee=costs.min_fee,
                      impact_k=costs.impact_k, impact_cap_bps=costs.impact_cap_bps,
-                     impact_tiers=tuple((t.from_notional, t.bps) for t in costs.impact_tiers))
+                     impact_tiers=tuple((t.from_notional, t.bps) for t in costs.impact_tiers),
+                     bar_spreads=bar_spreads if costs.spread_column else None)
 
 
 def execution(cfg: Config) -> Execution:
@@ -248,12 +252,13 @@ def risk_engine(cfg: Config, costs: CostModel, wired: Wiring, log: JsonlLog | No
 def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
           log: JsonlLog | None = None, journal: Journal | None = None, venue: Any = None,
           exchange_info: dict[str, Any] | None = None, tiny: bool = False,
-          monotonic: Callable[[], float] = time.monotonic) -> Kernel:
+          monotonic: Callable[[], float] = time.monotonic,
+          bar_spreads: Mapping[str, Mapping[int, float]] | None = None) -> Kernel:
     """Wire ``strategy`` for ``mode``: books from ``portfolio``, costs, the risk engine, and
     the mode's clock, broker, journal and feed (backtest: BarClock, SimBroker, MemoryJournal,
     the bar loop; shadow, paper and live: BarClock, NullBroker, PaperBroker or BinanceBroker,
     ``journal``, which the live runtime must pass: its write-ahead log; live also ``venue``
-    and its ``exchange_info``, and ``tiny``)."""
+    and its ``exchange_info``, and ``tiny``; ``bar_spreads``: see ``cost_model``)."""
     wired = wiring(mode)
     if wired.sends_orders and not cfg.execution.default:
         raise ConfigError(
@@ -265,7 +270,7 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
             raise ValueError(f"a {wired.mode.value} run journals to its write-ahead log: "
                              "pass journal=")
         journal = MemoryJournal()
-    costs = cost_model(cfg)
+    costs = cost_model(cfg, bar_spreads)
     tf_ms = timeframe_ms(cfg.data.timeframe)
     broker = wired.broker(BrokerInputs(
         costs, tf_ms, execution(cfg), run_id=run_id, quote_asset=cfg.portfolio.quote, venue=venue,

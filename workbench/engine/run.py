@@ -26,7 +26,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from workbench import manifest as mf
 from workbench import rundir
 from workbench.calendars import calendar_for
 from workbench.config import Config, StrategyConfig, load_config, parse_when, timeframe_ms
+from workbench.engine import actions as corporate
 from workbench.engine import kernel, summary
 from workbench.engine.backtest import EquityRows
 from workbench.engine.journal import JournalContents, OrderState, contents, order_states
@@ -51,7 +52,7 @@ from workbench.errors import (
 )
 from workbench.feeds.history import LoopData, check_series, load_series, merge
 from workbench.feeds.qc import Finding, QcReport, log_findings, summarize
-from workbench.model import Mode, ms_to_iso
+from workbench.model import CorporateAction, Mode, ms_to_iso
 from workbench.secrets import scrub
 from workbench.strategy import Strategy, check_strategy_class, strategy_identity
 from workbench.tags import as_tags
@@ -493,8 +494,9 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
     raise_if_signalled()  # one whose exception a finaliser or DuckDB swallowed
     log_findings(log, findings)
     check_qc(cfg, findings)
+    actions, spreads = read_extras(cfg, warehouse, start, end)
     watch.lap("read_and_qc")
-    bars = RunBars.of(reports)
+    bars = RunBars.of(reports, actions, spreads)
     watch.lap("merge")
     files: list[Background] = []
 
@@ -558,14 +560,19 @@ class RunBars:
     data: LoopData
     data_hash: str
     qc: dict[str, int]
+    actions: list[CorporateAction] = field(default_factory=list)
+    """The stored corporate actions of the run's symbols (``read_extras``)."""
+    spreads: dict[str, dict[int, float]] | None = None
+    """Per symbol, bar time -> the bar's stored spread (bps), when ``costs.spread_column``."""
 
     @classmethod
-    def of(cls, reports: list[QcReport]) -> RunBars:
+    def of(cls, reports: list[QcReport], actions: list[CorporateAction] | None = None,
+           spreads: dict[str, dict[int, float]] | None = None) -> RunBars:
         return cls(reports, merge([r.series for r in reports]), bars_hash(reports), {
             "gaps": sum(len(r.gaps) for r in reports),
             "filled_bars": sum(r.filled_bars for r in reports),
             "findings": sum(len(r.findings) for r in reports),
-        })
+        }, list(actions or ()), spreads)
 
     @property
     def findings(self) -> list[Finding]:
@@ -610,8 +617,15 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
     manifest["data_hash"] = bars.data_hash
     manifest["qc"] = dict(bars.qc)
     with stage("loop"):
-        wired = kernel.build(cfg, mode, strategy=strategy, run_id=manifest["run_id"], log=log)
+        wired = kernel.build(cfg, mode, strategy=strategy, run_id=manifest["run_id"], log=log,
+                             bar_spreads=bars.spreads)
+        if bars.spreads is not None:
+            manifest["bar_spreads"] = {s: len(v) for s, v in sorted(bars.spreads.items())}
         step = wired.step
+        if len(data):
+            corporate.schedule(step, corporate.in_window(bars.actions, int(data.ts[0]),
+                                                         int(data.ts[-1])),
+                               cfg.data.adjusted, manifest)
         bar = progress_bar(len(data), progress)
         equity = wired.run(data, bar.update if bar is not None else None)
         if freeze:  # what the loop made lives to the end of the run: later collections need
@@ -630,6 +644,9 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
     risk_summary = risk.summary() if risk is not None else None
     manifest["risk"] = risk_summary or {"enabled": False}
     summary.record(manifest, strategy, bars.reports, orders, start, end)
+    skipped = corporate.skipped_warning(manifest)
+    if skipped:
+        manifest["summary"]["warnings"].append(skipped)
     outcome = Outcome({}, {}, equity, orders, records, step.book.round_trips, step.now)
     if beside is not None:
         beside(outcome)
@@ -638,6 +655,8 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
         risk.events_table() if risk is not None else None,
         results.risk_metrics(risk_summary, step.now) if risk_summary else None,
         orders=orders)
+    if step.book.actions:
+        outcome.tables["action_events"] = corporate.events_table(step.book.actions)
     run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,
                    end_ts=last_ts, bar_count=len(data))
     with stage("metrics"):
@@ -689,6 +708,30 @@ def read_bars(cfg: Config, warehouse: Path, start: int | None, end: int | None
         migrations.check_known(con)  # the write at the end would refuse it, hours later
         return [check_series(load_series(con, symbol, tf, tf_ms, start, end, calendar),
                              cfg.data.gaps, calendar) for symbol in cfg.data.symbols]
+
+
+def read_extras(cfg: Config, warehouse: Path, start: int | None, end: int | None
+                ) -> tuple[list[CorporateAction], dict[str, dict[int, float]] | None]:
+    """What a run reads beside its bars (read-only, a short hold): the stored corporate
+    actions of its symbols, and with ``costs.spread_column`` each bar's stored spread in
+    ``[start, end)`` (bars at the run's own timeframe; a resampled run has none)."""
+    from workbench.warehouse.actions import read_actions
+
+    symbols = list(cfg.data.symbols)
+    with reading(warehouse, wait_s=READ_WAIT_S) as con:
+        actions = read_actions(con, symbols)
+        if not cfg.costs.spread_column:
+            return actions, None
+        rows = con.execute(
+            "select symbol, epoch_ms(ts), spread_bps from bars where list_contains(?, symbol) "
+            "and timeframe = ? and spread_bps is not null and epoch_ms(ts) >= ? "
+            "and epoch_ms(ts) < ? order by symbol, ts",
+            [symbols, cfg.data.timeframe, start if start is not None else -(2**62),
+             end if end is not None else 2**62]).fetchall()
+    spreads: dict[str, dict[int, float]] = {s: {} for s in symbols}
+    for symbol, ts, bps in rows:
+        spreads[symbol][ts] = bps
+    return actions, spreads
 
 
 def bars_per_year(cfg: Config, last_ts: int) -> float | None:
@@ -762,7 +805,8 @@ def headline_in_memory(run_row: dict[str, Any], tables: dict[str, Any], equity: 
     try:
         # A short id (DuckDB keeps strings of up to 12 bytes inline) keeps sorts lean.
         results.insert_results(con, {**run_row, "run_id": _PRIVATE_ID}, {
-            name: tables[name] for name in ("orders", "fills")})
+            name: tables[name] for name in ("orders", "fills", "action_events")
+            if name in tables})
         return headline(con, _PRIVATE_ID)
     finally:
         con.close()

@@ -29,7 +29,10 @@ from workbench.model import (
     NO_COSTS,
     QTY_QUANTUM,
     QTY_SCALE,
+    ActionEvent,
+    ActionKind,
     Bar,
+    CorporateAction,
     Fill,
     Order,
     OrderIntent,
@@ -107,6 +110,7 @@ class Step:
         self._resting = broker.resting  # the port's live mapping: truthy while orders rest
         self._cap_qty = broker.cap_qty
         self._observe = None
+        self._actions: list[CorporateAction] = []  # still to apply, latest first
         if risk is not None:
             risk.bind(book, self.open_orders, lambda: self.now, lambda: self.bar_ts)
             if risk.needs_bars:  # drawdown rules follow the equity bar by bar
@@ -165,6 +169,42 @@ class Step:
             raise self._strategy_error("on_bar", exc) from exc
         if intents is not None:
             self._submit_all(intents)
+
+    def schedule_actions(self, actions: list[CorporateAction],
+                         split_orders: Callable[[str, float], list[tuple[Order, float,
+                                                                         float | None]]]
+                         ) -> None:
+        """Apply ``actions`` (splits, dividends) at the first bar time at or after each one's
+        ``ts``, before anything else happens on that bar (adr/0025); ``split_orders`` is the
+        broker's adjustment of its resting orders (``SimBroker.split_orders``). Without
+        actions ``on_bar`` is the plain one: a run without them pays nothing."""
+        if not actions:
+            return
+        self._actions = sorted(actions, key=lambda a: (a.ts, a.symbol, a.kind), reverse=True)
+        self._split_orders = split_orders
+        self.on_bar = self._on_bar_with_actions  # type: ignore[method-assign]
+
+    def _on_bar_with_actions(self, bar: Bar, ind: tuple | None = None) -> None:
+        actions = self._actions
+        while actions and actions[-1].ts <= bar.ts:
+            self.apply_action(actions.pop(), bar.ts)
+        Step.on_bar(self, bar, ind)
+
+    def apply_action(self, action: CorporateAction, ts: int) -> ActionEvent:
+        """Apply one corporate action at bar time ``ts``: the books (``Book.apply_action``)
+        and, for a split, the symbol's resting orders, each of which gets an event with its
+        status and the reason ``SPLIT <ratio> qty <before> -> <after>[ limit <before> ->
+        <after>]``."""
+        event = self.book.apply_action(action, ts)
+        if action.kind is ActionKind.SPLIT:
+            assert action.ratio is not None
+            for order, qty, limit in self._split_orders(action.symbol, action.ratio):
+                reason = f"SPLIT {action.ratio!r} qty {qty!r} -> {order.qty!r}"
+                if limit is not None:
+                    reason += f" limit {limit!r} -> {order.limit_price!r}"
+                order.reason = reason
+                self.journal.event(order, order.status, reason, ts)
+        return event
 
     def warm(self, bar: Bar) -> None:
         """A warm-up bar (live modes, before the first decision): the books mark it and the
@@ -325,8 +365,9 @@ class Step:
 
     @property
     def needs_every_bar(self) -> bool:
-        """A risk rule follows the equity bar by bar: no bar may be skipped."""
-        return self._observe is not None
+        """A risk rule follows the equity bar by bar, or corporate actions are to be applied
+        at their bars: no bar may be skipped."""
+        return self._observe is not None or bool(self._actions)
 
     def _wake(self, strategy: Strategy) -> str | None:
         wake = type(strategy).wake_on

@@ -1,6 +1,7 @@
 """Read bar files (CSV, Parquet, Binance kline JSON) into columns, naming every bad value.
 
-CSV and Parquet carry columns ``ts, open, high, low, close, volume`` (and optionally ``trades``);
+CSV and Parquet carry columns ``ts, open, high, low, close, volume`` (and optionally ``trades``
+and ``spread_bps``, a bar's quoted spread in basis points; empty cells are bars without one);
 ``ts`` is ISO-8601 (UTC unless it says otherwise) or epoch milliseconds. ``binance-json`` is a JSON
 array of klines ``[open_time_ms, open, high, low, close, volume, ...]`` (index 8: trades).
 """
@@ -22,6 +23,7 @@ from workbench.feeds.qc import BarSeries, Finding
 
 FORMATS = ("csv", "parquet", "binance-json")
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+OPTIONAL = ("trades", "spread_bps")
 _EXT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "binance-json"}
 _DIGITS = re.compile(r"^-?\d+$")
 _MAX_REPORTED = 1000  # per file and column: the rest are counted in one finding
@@ -70,11 +72,15 @@ def read_bars(path: Path, symbol: str, timeframe_ms: int, fmt: str | None = None
     trades = None
     if raw.get("trades") is not None:
         trades = _numbers(raw["trades"], "trades", symbol, name, findings, allow_null=True)
+    spread = None
+    if raw.get("spread_bps") is not None:
+        spread = _numbers(raw["spread_bps"], "spread_bps", symbol, name, findings,
+                          allow_null=True)
     if findings:
         return None, findings
     series = BarSeries(symbol, timeframe_ms, ts, cols["open"], cols["high"], cols["low"],
                        cols["close"], cols["volume"], trades, None, None,
-                       np.arange(1, n + 1, dtype=np.int64))
+                       np.arange(1, n + 1, dtype=np.int64), spread_bps=spread)
     return series, []
 
 
@@ -96,8 +102,9 @@ def _columns(names: list[str]) -> dict[str, str]:
             f"{', '.join(names) or 'none'}; expected {', '.join(COLUMNS)} (and optionally trades)",
         )
     wanted = {c: found[c] for c in COLUMNS}
-    if "trades" in found:
-        wanted["trades"] = found["trades"]
+    for optional in OPTIONAL:
+        if optional in found:
+            wanted[optional] = found[optional]
     return wanted
 
 

@@ -42,6 +42,7 @@ class BarSeries:
     source: np.ndarray | None = None  # per-bar source name (object array); 'fill' when filled
     rows: np.ndarray | None = None  # 1-based row of each bar in its file, for error messages
     resampled_from: str | None = None  # the stored timeframe these bars were built from
+    spread_bps: np.ndarray | None = None  # the file's spread_bps column (NaN: none given)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -55,7 +56,8 @@ class BarSeries:
         return BarSeries(self.symbol, self.timeframe_ms, self.ts[index], self.open[index],
                          self.high[index], self.low[index], self.close[index],
                          self.volume[index], pick(self.trades), pick(self.filled),
-                         pick(self.source), pick(self.rows), self.resampled_from)
+                         pick(self.source), pick(self.rows), self.resampled_from,
+                         pick(self.spread_bps))
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,11 @@ def check_rows(s: BarSeries, file: str | None = None) -> list[Finding]:
         mask = ~np.isfinite(col)
         bad_value |= mask
         add("nan", mask, lambda i, n=name, c=col: f"{n} is {_num(c[i])}, not a finite number")
+    if s.spread_bps is not None:  # optional: NaN is a bar without one
+        spread = s.spread_bps
+        add("bad_spread", np.isinf(spread) | (spread < 0),
+            lambda i: f"spread_bps is {_num(spread[i])}; a spread is a finite number >= 0 (or "
+                      "empty)")
     ok = ~bad_value
     add("negative_volume", ok & (s.volume < 0),
         lambda i: f"volume {_num(s.volume[i])} is negative")
@@ -270,7 +277,8 @@ def _forward_fill_at(s: BarSeries, absent: np.ndarray) -> BarSeries:
                      np.where(fill, 0.0, s.volume[src]), trades,
                      (s.filled_mask[src] & ~fill) | fill, source,
                      None if s.rows is None else np.where(fill, 0, s.rows[src]),
-                     s.resampled_from)
+                     s.resampled_from,
+                     None if s.spread_bps is None else np.where(fill, np.nan, s.spread_bps[src]))
 
 
 def _forward_fill(s: BarSeries, idx: np.ndarray, missing: np.ndarray) -> BarSeries:
@@ -294,7 +302,8 @@ def _forward_fill(s: BarSeries, idx: np.ndarray, missing: np.ndarray) -> BarSeri
     return BarSeries(s.symbol, s.timeframe_ms, ts, col(s.open), col(s.high), col(s.low), close,
                      np.where(fill, 0.0, s.volume[src]), trades, was_filled | fill, source,
                      None if s.rows is None else np.where(fill, 0, s.rows[src]),
-                     s.resampled_from)
+                     s.resampled_from,
+                     None if s.spread_bps is None else np.where(fill, np.nan, s.spread_bps[src]))
 
 
 def findings_table(findings: list[Finding], *, stage: str, timeframe: str | None,

@@ -96,7 +96,7 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
             parts.append(series)
 
     def refuse(what: str, fix: str) -> DataError:
-        with _writing(con) as writer:
+        with writing(con) as writer:
             _record(writer, result, findings, gaps, log)
         errors = [f for f in findings if f.severity == "error"]
         return DataError(f"{what}:\n       {summarize(errors)}",
@@ -131,7 +131,7 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
         rows = merged.rows
         return names[int(file_of[i])], None if rows is None else int(rows[i])
 
-    with _writing(con) as writer:
+    with writing(con) as writer:
         conflicts = _write(writer, result, series, findings, gaps, replace, origin)
     if conflicts:
         findings += conflicts
@@ -144,7 +144,7 @@ def ingest(con: Any, paths: Sequence[str | Path], symbol: str, *, timeframe: str
 
 
 @contextlib.contextmanager
-def _writing(target: Any) -> Iterator[Any]:
+def writing(target: Any) -> Iterator[Any]:
     """A connection to write with: ``target`` itself, or a short read-write open of a path."""
     if not isinstance(target, str | Path):
         yield target
@@ -172,9 +172,13 @@ def _merge(parts: list[BarSeries], names: list[str]
     trades = None
     if all(p.trades is not None for p in parts):
         trades = cat("trades")
+    spread = None
+    if any(p.spread_bps is not None for p in parts):  # a file without it: bars without one
+        spread = np.concatenate([p.spread_bps if p.spread_bps is not None
+                                 else np.full(len(p), np.nan) for p in parts])
     whole = BarSeries(first.symbol, first.timeframe_ms, cat("ts"), cat("open"), cat("high"),
                       cat("low"), cat("close"), cat("volume"), trades, None, cat("source"),
-                      cat("rows"))
+                      cat("rows"), spread_bps=spread)
     order = np.argsort(whole.ts, kind="stable")
     whole, files = whole.take(order), files[order]
     same_ts = np.flatnonzero(np.diff(whole.ts) == 0)
@@ -182,7 +186,9 @@ def _merge(parts: list[BarSeries], names: list[str]
     for i in same_ts.tolist():
         j = i + 1
         equal = all(getattr(whole, c)[i] == getattr(whole, c)[j]
-                    for c in ("open", "high", "low", "close", "volume"))
+                    for c in ("open", "high", "low", "close", "volume")) and (
+            whole.spread_bps is None
+            or np.array_equal(whole.spread_bps[[i]], whole.spread_bps[[j]], equal_nan=True))
         if equal:
             drop.append(j)
             continue
@@ -213,6 +219,9 @@ def _bars_table(series: BarSeries, timeframe: str, ingest_id: str) -> pa.Table:
         "trades": trades if trades is not None else pa.nulls(n, pa.int64()),
         "source": pa.array(series.source, pa.string()),
         "ingest_id": pa.array([ingest_id] * n, pa.string()),
+        "spread_bps": (pa.nulls(n, pa.float64()) if series.spread_bps is None else
+                       pa.array(series.spread_bps, pa.float64(),
+                                mask=np.isnan(series.spread_bps))),
     })
 
 
@@ -224,6 +233,7 @@ select
     b.ts is not null and (
         n.open <> b.open or n.high <> b.high or n.low <> b.low or n.close <> b.close
         or n.volume <> b.volume or n.trades is distinct from b.trades
+        or n.spread_bps is distinct from b.spread_bps
     ) as differs,
     coalesce(b.source = 'fill', false) as old_fill,
     n.source = 'fill' as new_fill,

@@ -1,12 +1,14 @@
 -- name: acct.equity_curve
--- version: 1
+-- version: 2
 -- description: cash + marked positions per run per bar time (after that bar's fills)
 -- Positions and cash change on the bar a fill executed on (fills.bar_ts). Each symbol is marked
 -- at its last close at or before the bar time; account cash is the initial cash plus every
 -- symbol's cumulative cash flow. Two paths give the same rows: a one-symbol run's account rows
 -- are its bars (one pass); otherwise (several symbols, or unknown) every symbol's latest state
 -- is carried to every bar time of the run. Each path reads main.run_bars itself, so the run
--- filter reaches the scan (a shared CTE would be materialised for every run).
+-- filter reaches the scan (a shared CTE would be materialised for every run). A corporate
+-- action (main.action_events) moves units (a split) and cash (a dividend, a split's cash in
+-- lieu) on its bar, as a fill does.
 with runs as (
     select run_id, initial_cash, coalesce(len(symbols), 0) as n_symbols from main.runs
 ),
@@ -19,6 +21,9 @@ fills as (
             * cast(round(qty * 100000000) as bigint) as d_units,
         case when side = 'BUY' then -(qty * price) - fee else qty * price - fee end as d_cash
     from main.fills
+    union all
+    select run_id, symbol, ts, units_after - units_before as d_units, cash_quote as d_cash
+    from main.action_events
 ),
 steps as (
     select

@@ -1,11 +1,10 @@
 -- name: acct.fifo_lots
--- version: 2
+-- version: 3
 -- description: every buy fill as a FIFO lot, with how much of it is closed and how much is open
+-- Lots are in the units (and prices) after the run's splits (acct.adjusted_fills).
 with buys as (
-    select
-        run_id, symbol, fill_seq, ts, price, fee,
-        cast(round(qty * 100000000) as bigint) as units
-    from main.fills
+    select run_id, symbol, fill_seq, ts, price, fee, units
+    from acct.adjusted_fills
     where side = 'BUY'
 ),
 closed as (

@@ -1,5 +1,5 @@
 -- name: acct.fifo_matches
--- version: 2
+-- version: 3
 -- description: FIFO matching of sell fills against buy lots, per run and symbol, in units of 1e-8
 -- Each buy (sell) covers an interval of the symbol's cumulative bought (sold) units. The ends of
 -- all those intervals cut the line into segments; each segment lies in exactly one buy and, up
@@ -10,12 +10,11 @@
 -- no estimate can make the work quadratic in fills. Integer units keep it exact. Read from the
 -- largest cut down, the last leg seen of each side is the first one ending at or after the cut;
 -- at a cut shared by a buy and a sell the sell row comes last and alone keeps the segment's
--- units (its neighbour below is the next smaller cut).
+-- units (its neighbour below is the next smaller cut). Fills are read in the units after the
+-- run's splits (acct.adjusted_fills), so lots held through a split match the sells after it.
 with fills as (
-    select
-        run_id, symbol, fill_seq, side, ts, price, fee,
-        cast(round(qty * 100000000) as bigint) as units
-    from main.fills
+    select run_id, symbol, fill_seq, side, ts, price, fee, units
+    from acct.adjusted_fills
 ),
 legs as (
     select

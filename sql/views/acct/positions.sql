@@ -1,5 +1,5 @@
 -- name: acct.positions
--- version: 2
+-- version: 3
 -- description: open positions at the end of each run: FIFO cost of open lots, last mark, unrealized P&L
 with lots as (
     select run_id, symbol, open_units, entry_price

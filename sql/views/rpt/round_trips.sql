@@ -1,5 +1,5 @@
 -- name: rpt.round_trips
--- version: 2
+-- version: 3
 -- description: FIFO round trips (long only) with pro-rata fees, net P&L and return on entry notional
 -- The arithmetic mirrors workbench.book.match_round_trip operation by operation.
 with matches as (
