@@ -198,3 +198,37 @@ def test_step_with_actions_scheduled_hands_every_bar_over() -> None:
     corporate.schedule(step, [split], False, manifest)
     assert step.needs_every_bar  # an action is never applied late
     assert manifest["corporate_actions"]["applied"][0]["ratio"] == 2.0
+
+
+@pytest.mark.parametrize("spread_column", [None, "spread_bps"])
+def test_backtest_on_a_warehouse_older_than_the_actions_table_runs_and_migrates_it(
+        warehouse: Path, tmp_path: Path, spread_column: str | None):
+    import shutil
+
+    import duckdb
+
+    from workbench.warehouse import migrations
+
+    older = tmp_path / "schema"  # the migrations a version before corporate actions had
+    older.mkdir()
+    for path in sorted((migrations.sql_dir() / "schema").glob("*.sql"))[:13]:
+        shutil.copy(path, older)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(warehouse))
+    migrations.apply(con, older)
+    con.execute("insert into bars select 'AAPL', '1m', make_timestamptz(ms * 1000), 100, 100, "
+                "100, 100, 10, null, 'old', null from range(?, ?, ?) as t(ms)",
+                [MIDNIGHT, MIDNIGHT + 20 * MIN, MIN])
+    con.close()
+    config = {"data": {"symbols": ["AAPL"]}, "portfolio": {"initial_cash": 1000.0},
+              "costs": {"fee_bps": 0, "slippage_bps": 0, "spread_bps": 2,
+                        "spread_column": spread_column},
+              "strategy": {"params": {"plan": [[1, "BUY", 1.0, None]]}}}
+
+    result = workbench.run_backtest(config, strategy=Scripted, warehouse=warehouse,
+                                    out=tmp_path / "run", env={})
+
+    assert result.metrics["fills"] == 1  # read as a warehouse with no actions, no bar spreads
+    with reading(warehouse) as con:  # the run's write migrated the file
+        assert con.execute("select max(version) from schema_migrations").fetchall()[0][0] == max(
+            m.version for m in migrations.discover())

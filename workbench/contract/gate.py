@@ -65,6 +65,7 @@ def contract_passed(warehouse_path: str | Path, adapter: str, *, git_sha: str | 
     (its git SHA and source fingerprint), as recorded in the warehouse; the message says
     what was found and, when the answer is no, what to run."""
     from workbench.warehouse.connect import reading
+    from workbench.warehouse.migrations import has_table
 
     path = Path(warehouse_path)
     sha = git_sha or current_git_sha()
@@ -73,10 +74,7 @@ def contract_passed(warehouse_path: str | Path, adapter: str, *, git_sha: str | 
     if not path.is_file():
         return False, f"no contract-test results: there is no warehouse at {path}; {run}"
     with reading(path) as con:
-        has_ledger = con.execute(
-            "select count(*) from duckdb_tables() where schema_name = 'main' and "
-            "table_name = 'schema_migrations'").fetchall()[0][0]
-        applied = has_ledger and con.execute(
+        applied = has_table(con, "schema_migrations") and con.execute(
             "select count(*) from schema_migrations where version = ?",
             [CONTRACT_MIGRATION]).fetchall()[0][0]
         if not applied:

@@ -722,6 +722,8 @@ def read_extras(cfg: Config, warehouse: Path, start: int | None, end: int | None
         actions = read_actions(con, symbols)
         if not cfg.costs.spread_column:
             return actions, None
+        if not migrations.has_column(con, "bars", "spread_bps"):  # older than the column
+            return actions, {s: {} for s in symbols}
         rows = con.execute(
             "select symbol, epoch_ms(ts), spread_bps from bars where list_contains(?, symbol) "
             "and timeframe = ? and spread_bps is not null and epoch_ms(ts) >= ? "

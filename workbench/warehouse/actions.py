@@ -232,7 +232,12 @@ def _write(con: Any, rows: list[_Row], path: Path, result: ActionsResult, replac
 
 
 def read_actions(con: Any, symbols: list[str]) -> list[CorporateAction]:
-    """The stored actions of ``symbols``, in ex-date order."""
+    """The stored actions of ``symbols``, in ex-date order (none in a warehouse made before
+    the table was: nothing could have been stored there)."""
+    from workbench.warehouse.migrations import has_table
+
+    if not has_table(con, "corporate_actions"):
+        return []
     rows = con.execute(
         "select symbol, strftime(ex_date, '%Y-%m-%d'), kind, ratio, amount from "
         "corporate_actions where list_contains(?, symbol) order by ex_date, symbol, kind",

@@ -56,12 +56,24 @@ def discover(schema_dir: Path | None = None) -> list[Migration]:
     return found
 
 
+def has_table(con: Any, name: str) -> bool:
+    """Whether the warehouse has table ``name`` (in ``main``): a reader of a file an older
+    version made (its migrations are applied at the next read-write open) asks first."""
+    return bool(con.execute("select count(*) from duckdb_tables() where schema_name = 'main' "
+                            "and table_name = ?", [name]).fetchall()[0][0])
+
+
+def has_column(con: Any, table: str, column: str) -> bool:
+    """Whether ``main.table`` has ``column`` (see ``has_table``)."""
+    return bool(con.execute("select count(*) from duckdb_columns() where schema_name = 'main' "
+                            "and table_name = ? and column_name = ?",
+                            [table, column]).fetchall()[0][0])
+
+
 def check_known(con: Any, migrations: list[Migration] | None = None) -> None:
     """Refuse a warehouse with a migration this code does not know (a newer version made
     it). Works read-only: a job checks this when it reads, not after hours of computing."""
-    has_ledger = con.execute("select count(*) from duckdb_tables() where schema_name = 'main' "
-                             "and table_name = 'schema_migrations'").fetchall()[0][0]
-    if not has_ledger:
+    if not has_table(con, "schema_migrations"):
         return
     applied = {v for (v,) in con.execute("select version from schema_migrations").fetchall()}
     known = discover() if migrations is None else migrations
