@@ -38,6 +38,7 @@ from workbench.config import Config, parse_when
 from workbench.engine.kernel import build_strategy
 from workbench.engine.run import (
     WRITE_WAIT_S,
+    HeadlineDb,
     RunBars,
     check_qc,
     effective_config,
@@ -161,7 +162,8 @@ def run_point(cfg: Config, bars: RunBars, run_row: dict[str, Any], manifest: dic
     try:
         strategy = build_strategy(cfg)
         outcome = simulate(cfg, Mode.BACKTEST, strategy, bars, run_row, manifest, view_list,
-                           start, end)
+                           start, end, headline_db=HeadlineDb.for_this_thread(
+                               view_list, cfg.run.memory_limit))
         tables, metrics = finish(outcome, manifest, run_row)
     except Exception as exc:
         kind = error_kind(exc)

@@ -40,6 +40,12 @@ class EquityRows:
     equity: np.ndarray
     in_market: np.ndarray  # any position held
 
+    @classmethod
+    def empty(cls) -> EquityRows:
+        """No bar times."""
+        return cls(np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0),
+                   np.empty(0, np.bool_))
+
 
 _new_bar = tuple.__new__
 

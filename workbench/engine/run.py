@@ -597,15 +597,16 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
              manifest: dict[str, Any], view_list: list[Any], start: int | None,
              end: int | None, *, log: JsonlLog | None = None, progress: bool = False,
              watch: Stopwatch | None = None, stages: _Stages | None = None,
-             beside: Callable[[Outcome], None] | None = None, freeze: bool = False
-             ) -> Outcome:
+             beside: Callable[[Outcome], None] | None = None, freeze: bool = False,
+             headline_db: HeadlineDb | None = None) -> Outcome:
     """Run ``strategy`` over ``bars`` in memory, as ``run_backtest`` does, without touching
     the warehouse or a run directory: the loop, the journal's orders and fills, the run's
     tables and its headline numbers (a private in-memory DuckDB). ``run_row`` and
     ``manifest`` are updated as the run completes (``finish`` ends both). ``beside`` is
     called after the loop, before the tables are built (the run directory's CSVs start
     there); ``freeze`` freezes the loop's objects for the garbage collector (the caller
-    unfreezes)."""
+    unfreezes). ``headline_db``: the database that computes the headline (default: one of
+    its own, closed after)."""
     stage = stages or _Stages()
     lap = watch.lap if watch is not None else (lambda name: None)
     data = bars.data
@@ -660,8 +661,10 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
     run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,
                    end_ts=last_ts, bar_count=len(data))
     with stage("metrics"):
-        outcome.metrics = headline_in_memory(run_row, outcome.tables, equity, view_list,
-                                             cfg.run.memory_limit)
+        outcome.metrics = (
+            headline_db.headline(run_row, outcome.tables, equity) if headline_db is not None
+            else headline_in_memory(run_row, outcome.tables, equity, view_list,
+                                    cfg.run.memory_limit))
     lap("metrics")
     return outcome
 
@@ -787,31 +790,82 @@ class Background:
 _PRIVATE_ID = "run"
 
 
+class HeadlineDb:
+    """A private in-memory DuckDB that computes runs' ``rpt.performance`` rows, one run at a
+    time, holding only that run while it does (the warehouse is not touched): the versioned
+    views over the run's fills and orders, with the equity curve the loop already holds
+    standing in for ``acct.equity_curve`` (the two agree bar by bar;
+    tests/sql/test_accounting_property.py). A sweep's worker keeps one for its points
+    (``for_this_thread``): opening the database, its tables and views costs more than a
+    month's headline."""
+
+    _STAND_IN = "__wb_stand_in_0"  # what open_memory names the first stand-in
+
+    def __init__(self, view_list: list[Any], memory_limit: str | None = None) -> None:
+        from workbench.warehouse.connect import open_memory
+
+        self.con = open_memory(view_list, memory_limit=memory_limit,
+                               stand_ins={"acct.equity_curve": _curve(EquityRows.empty())},
+                               needs=("rpt.performance",))
+
+    def headline(self, run_row: dict[str, Any], tables: dict[str, Any], equity: EquityRows
+                 ) -> dict[str, Any]:
+        """The run's ``rpt.performance`` row (``headline``); the database is empty after."""
+        con = self.con
+        con.register(self._STAND_IN, _curve(equity))
+        written = [name for name in ("orders", "fills", "action_events") if name in tables]
+        try:
+            # A short id (DuckDB keeps strings of up to 12 bytes inline) keeps sorts lean.
+            results.insert_results(con, {**run_row, "run_id": _PRIVATE_ID},
+                                   {name: tables[name] for name in written})
+            return headline(con, _PRIVATE_ID)
+        finally:
+            for name in ("runs", *written):
+                con.execute(f"delete from {name}")
+            con.register(self._STAND_IN, _curve(EquityRows.empty()))
+
+    def close(self) -> None:
+        self.con.close()
+
+    @classmethod
+    def for_this_thread(cls, view_list: list[Any], memory_limit: str | None = None
+                        ) -> HeadlineDb:
+        """This thread's database for these views and memory limit, made at the first ask."""
+        key = (tuple((v.name, v.fingerprint) for v in view_list), memory_limit)
+        held = getattr(_THREAD, "headline_db", None)
+        if held is None or held[0] != key:
+            if held is not None:
+                held[1].close()
+            held = (key, cls(view_list, memory_limit))
+            _THREAD.headline_db = held
+        db: HeadlineDb = held[1]
+        return db
+
+
+_THREAD = threading.local()
+
+
+def _curve(equity: EquityRows) -> pa.Table:
+    return pa.table({
+        "run_id": pa.array([_PRIVATE_ID] * len(equity.ts), pa.string()),
+        "ts": pa.array(equity.ts, pa.timestamp("ms", tz="UTC")),
+        "cash": pa.array(equity.cash, pa.float64()),
+        "position_value": pa.array(equity.position_value, pa.float64()),
+        "equity": pa.array(equity.equity, pa.float64()),
+        "in_market": pa.array(equity.in_market, pa.bool_())})
+
+
 def headline_in_memory(run_row: dict[str, Any], tables: dict[str, Any], equity: EquityRows,
                        view_list: list[Any], memory_limit: str | None = None
                        ) -> dict[str, Any]:
-    """The run's ``rpt.performance`` row, computed in a private in-memory DuckDB that holds
-    this run only (the warehouse is not touched): the versioned views over the run's fills and
-    orders, with the equity curve the loop already holds standing in for ``acct.equity_curve``
-    (the two agree bar by bar; tests/sql/test_accounting_property.py). Made after the loop:
-    a database opened before it holds its memory under the loop's heap (+100 MB at 5 years)."""
-    from workbench.warehouse.connect import open_memory
-
-    curve = pa.table({
-        "run_id": pa.array([_PRIVATE_ID] * len(equity.ts), pa.string()),
-        "ts": pa.array(equity.ts, pa.timestamp("ms", tz="UTC")),
-        "cash": equity.cash, "position_value": equity.position_value,
-        "equity": equity.equity, "in_market": equity.in_market})
-    con = open_memory(view_list, memory_limit=memory_limit,
-                      stand_ins={"acct.equity_curve": curve}, needs=("rpt.performance",))
+    """The run's ``rpt.performance`` row, computed in a ``HeadlineDb`` of its own, closed
+    after. Made after the loop: a database opened before it holds its memory under the
+    loop's heap (+100 MB at 5 years)."""
+    db = HeadlineDb(view_list, memory_limit)
     try:
-        # A short id (DuckDB keeps strings of up to 12 bytes inline) keeps sorts lean.
-        results.insert_results(con, {**run_row, "run_id": _PRIVATE_ID}, {
-            name: tables[name] for name in ("orders", "fills", "action_events")
-            if name in tables})
-        return headline(con, _PRIVATE_ID)
+        return db.headline(run_row, tables, equity)
     finally:
-        con.close()
+        db.close()
 
 
 def headline(con: Any, run_id: str) -> dict[str, Any]:
