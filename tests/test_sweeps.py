@@ -130,6 +130,15 @@ def test_sweep_lost_worker_is_retried_then_worker_lost(load_bars: Callable[[int]
         ("failed", "worker_lost", 2, True)]
 
 
+def test_points_secret_grid_key_masked_in_params_real_value_in_overrides():
+    got = points({"venue.api_key": ["sk-grid-aaaa1111", "sk-grid-bbbb2222"],
+                  "strategy.params.fast": [3]})
+
+    assert [p.params for p in got] == [{"venue.api_key": "***", "strategy.params.fast": 3}] * 2
+    assert got[1].overrides == ("venue.api_key=sk-grid-bbbb2222", "strategy.params.fast=3")
+    assert "sk-grid" not in got[0].label
+
+
 def test_sweep_secret_in_a_workers_error_is_masked_in_experiments(
         load_bars: Callable[[int], Path]):
     warehouse = load_bars(600)

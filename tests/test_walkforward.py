@@ -261,6 +261,24 @@ def test_walkforward_test_run_that_raises_fails_its_window_as_strategy_error(
                             "from rpt.walkforward") == [("failed", "strategy_error", None, 0.0)]
 
 
+def test_walkforward_secret_grid_key_masked_in_windows_table_and_announcements(
+        load_bars: Callable[[int], Path], tmp_path: Path):
+    warehouse = load_bars(600)
+    said: list[str] = []
+
+    result = walkforward(CONFIG, {"venue.api_key": ["sk-grid-aaaa1111", "sk-grid-bbbb2222"]},
+                         train="6h", test="4h", warehouse=warehouse, processes=False,
+                         workers=1, env={}, progress=False, runs_dir=tmp_path / "runs",
+                         announce=said.append)
+
+    (window,) = result.windows
+    assert window.status == "completed" and window.params == {"venue.api_key": "***"}
+    shown = "\n".join([*said, result.table(), json.dumps(result.to_dict(), default=str)])
+    stored = _rows(warehouse, "select params::varchar from walkforward_windows "
+                              "union all select params::varchar from experiments")
+    assert "sk-grid" not in shown and "sk-grid" not in repr(stored)
+
+
 def test_walkforward_interrupted_keeps_the_windows_already_written(
         load_bars: Callable[[int], Path], tmp_path: Path):
     warehouse = load_bars(600)

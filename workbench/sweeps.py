@@ -48,7 +48,7 @@ from workbench.engine.run import (
 )
 from workbench.errors import ConfigError, EngineFault, StrategyError, WorkbenchError
 from workbench.model import Mode
-from workbench.secrets import scrub
+from workbench.secrets import MASK, is_secret_path, remember, scrub
 from workbench.strategy import Strategy
 from workbench.tags import as_tags
 from workbench.warehouse import results, stale, views
@@ -191,7 +191,8 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
 
 def points(grid: Mapping[str, Iterable[Any]]) -> list[Point]:
     """The cartesian product of the grid, in the order of its keys (the last varies fastest).
-    Text values are read as ``--set`` reads them; other values are passed as JSON."""
+    Text values are read as ``--set`` reads them; other values are passed as JSON. A key
+    that names a secret shows ``***`` in ``params`` (its value is only in ``overrides``)."""
     if not grid:
         raise ConfigError("a sweep needs a grid", where="--grid",
                           fix="add --grid KEY=V1,V2,... (repeatable), e.g. "
@@ -211,9 +212,14 @@ def points(grid: Mapping[str, Iterable[Any]]) -> list[Point]:
             raise ConfigError(f"--grid {key} has no values", where=f"--grid {key}",
                               fix="give at least one value: KEY=V1,V2")
         columns.append([(f"{key}={t}", override_value(f"{key}={t}")) for t in texts])
+    secret = {k for k in keys if is_secret_path(k.split("."))}
+    for key in secret:  # the values reach the config through the overrides only
+        for text in grid[key]:
+            remember(text if isinstance(text, str) else json.dumps(text))
     out = []
     for seq, combo in enumerate(itertools.product(*columns), start=1):
-        out.append(Point(seq, {k: value for k, (_, value) in zip(keys, combo, strict=True)},
+        out.append(Point(seq, {k: MASK if k in secret else value
+                               for k, (_, value) in zip(keys, combo, strict=True)},
                          tuple(text for text, _ in combo)))
     return out
 
