@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from cli_process import CliResult
 
-from workbench import sweep
+from workbench import sweep, sweeps
 from workbench.engine.run import run_backtest
 from workbench.errors import ConfigError
 from workbench.sweeps import PointResult, parse_grid, points
@@ -195,6 +195,22 @@ def test_sweep_interrupted_keeps_finished_points_and_marks_the_rest(
     assert all(r[0] == "failed" and r[1] is None and r[2].startswith("cancelled")
                for r in rows if r[0] != "completed")
     assert _rows(warehouse, "select count(*) from runs") == [(len(done),)]
+
+
+def test_sweep_interrupted_while_reaching_the_cluster_leaves_no_pending_point(
+        load_bars: Callable[[int], Path], monkeypatch: pytest.MonkeyPatch):
+    warehouse = load_bars(600)
+
+    def stop(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweeps, "_dashboard", stop)  # asks the scheduler: Ctrl-C lands here
+    with pytest.raises(KeyboardInterrupt):
+        sweep(CONFIG, GRID, warehouse=warehouse, processes=False, workers=1, env={},
+              progress=False, announce=lambda line: None)
+
+    statuses = _rows(warehouse, "select distinct status from experiments")
+    assert ("pending",) not in statuses
 
 
 def test_sweep_cli_prints_a_table_and_json(cli: Callable[..., CliResult],

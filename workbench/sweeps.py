@@ -322,11 +322,13 @@ def sweep(
     show = sys.stderr.isatty() if progress is None else progress
     result = SweepResult(sweep_id, sweep_name, [p.result for p in planned])
     with dask_client(scheduler, workers, processes, client) as (client, cluster):
-        _write_pending(path, sweep_id, sweep_name, planned, view_list)
+        # the scheduler is asked before the pending rows are written: a Ctrl-C while it
+        # answers must not leave points pending that _drive would never mark
         result.dashboard = _dashboard(client, cluster)
         line = (f"sweep {sweep_id}: {len(planned)} points on "
                 f"{len(client.scheduler_info().get('workers', {}))} workers"
                 + (f"; dashboard {result.dashboard}" if result.dashboard else ""))
+        _write_pending(path, sweep_id, sweep_name, planned, view_list)
         _drive(client, planned, bars, view_list, start, end, path, retries, show, on_point,
                lambda: say(line))
     return result
