@@ -57,6 +57,15 @@ def test_parse_duration_days_hours_minutes_as_ms(text: str, ms: int):
     assert parse_duration(text, "--train") == ms
 
 
+def test_parse_duration_longer_than_a_year_is_a_train_window_not_an_error():
+    assert parse_duration("730d", "--train") == 730 * 24 * HOUR
+
+
+def test_parse_duration_zero_says_it_must_be_positive():
+    with pytest.raises(ConfigError, match="longer than zero"):
+        parse_duration("0d", "--test")
+
+
 @pytest.mark.parametrize("text", ["30", "7 days", "0d", "1w", "", "-3h"])
 def test_parse_duration_malformed_is_config_error_naming_the_flag(text: str):
     with pytest.raises(ConfigError) as caught:
