@@ -104,10 +104,13 @@ def test_rerun_after_bars_changed_is_refused_naming_the_changed_close(
     assert query(ingested, "select count(*) from runs") == runs_before  # no run was made
 
 
+@pytest.mark.parametrize("to", [None, "2024-03-01"])
 def test_rerun_of_an_open_ended_run_after_later_bars_are_ingested_is_identical(
-        cli: Cli, ingested: Path, original: tuple[str, Path], synth_csv: Callable[..., Path]
-        ) -> None:
-    run_id, run_dir = original  # data.start and data.end are null: every stored bar
+        cli: Cli, ingested: Path, config: Path, synth_csv: Callable[..., Path],
+        to: str | None) -> None:
+    made = cli("backtest", "--config", str(config), *(["--to", to] if to else []))
+    assert made.code == 0, made.err
+    run_id, run_dir = last_line(made.out)  # every stored bar (data.end null, or far off)
     longer = synth_csv(count=900, name="longer.csv")  # the same 600 bars, then 300 more
     assert cli("ingest", str(longer), "--symbol", "BTCUSDT").code == 0
     assert query(ingested, "select count(*) from bars") == [(900,)]

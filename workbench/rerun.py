@@ -173,20 +173,19 @@ def _code_warnings(original: RunRecord) -> list[str]:
 
 
 def run_span(cfg: Config, warehouse: Path, original: RunRecord) -> tuple[int | None, int | None]:
-    """``[start, end)`` in ms the rerun reads: ``data.start``/``data.end``, and where either
-    is open, the run's own first bar / the end of its last bar (``runs.start_ts``,
-    ``end_ts``), so bars ingested before or after the run's range since it ran are not read."""
+    """``[start, end)`` in ms the rerun reads: the run's own first bar to the end of its last
+    (``runs.start_ts``, ``end_ts``; inside ``data.start``/``data.end`` by construction), so
+    bars ingested since outside what it saw (after an open or a distant ``data.end``) are not
+    read; ``data.start``/``data.end`` for a run recorded without them."""
     start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
-    if start is not None and end is not None:
-        return start, end
     with reading(warehouse) as con:
         rows = con.execute("select epoch_ms(start_ts), epoch_ms(end_ts), timeframe_ms "
                            "from runs where run_id = ?", [original.run_id]).fetchall()
     first, last, tf_ms = rows[0] if rows else (None, None, None)
-    if start is None and first is not None:
-        start = int(first)
-    if end is None and last is not None and tf_ms is not None:
-        end = int(last) + int(tf_ms)
+    if first is not None:
+        start = int(first) if start is None else max(start, int(first))
+    if last is not None and tf_ms is not None:
+        end = int(last) + int(tf_ms) if end is None else min(end, int(last) + int(tf_ms))
     return start, end
 
 
