@@ -288,6 +288,26 @@ def test_walkforward_secret_grid_key_masked_in_windows_table_and_announcements(
     assert "sk-grid" not in shown and "sk-grid" not in repr(stored)
 
 
+def test_walkforward_config_file_edited_mid_analysis_does_not_reach_later_windows(
+        load_bars: Callable[[int], Path], tmp_path: Path):
+    warehouse = load_bars(600)
+    path = tmp_path / "wf.yaml"
+    path.write_text(json.dumps(CONFIG), encoding="utf-8")  # JSON is YAML
+
+    def edit(window: WindowResult) -> None:
+        path.write_text(json.dumps({**CONFIG, "costs": {"fee_bps": 99}}), encoding="utf-8")
+
+    result = walkforward(path, {"strategy.params.fast": [3, 5]}, train="4h", test="2h",
+                         warehouse=warehouse, processes=False, workers=1, env={},
+                         progress=False, runs_dir=tmp_path / "runs", announce=lambda s: None,
+                         on_window=edit)
+
+    assert len(result.windows) == 3
+    fees = _rows(warehouse, "select distinct r.config_json->>'$.costs.fee_bps' from runs r "
+                            "where r.name like 'wf/w%'")
+    assert fees == [("10.0",)]
+
+
 def test_walkforward_interrupted_keeps_the_windows_already_written(
         load_bars: Callable[[int], Path], tmp_path: Path):
     warehouse = load_bars(600)

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from workbench import manifest as mf
-from workbench.config import Config, parse_when, timeframe_ms
+from workbench.config import Config, parse_when, read_config_file, timeframe_ms
 from workbench.engine.run import (
     WRITE_WAIT_S,
     RunBars,
@@ -308,7 +308,10 @@ def walkforward(
     base = list(overrides)
     options: dict[str, Any] = {"env_prefix": env_prefix, "env": env, "strategy": strategy,
                                "strategy_path": strategy_path}
-    cfg0 = effective_config(config, base, **options)
+    tree = read_config_file(config) if isinstance(config, str | Path) else None
+    cfg0 = effective_config(config, base, **options)  # errors name the file
+    if tree is not None:  # every window's config from this one read: an edit of the file
+        config = tree     # during the analysis must not reach only the later windows
     wf_name = name or cfg0.run.name
     by_seq = {p.seq: p for p in points(grid)}  # the grid's shape refused before any work
     views.check()
