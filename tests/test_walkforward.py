@@ -308,6 +308,18 @@ def test_walkforward_config_file_edited_mid_analysis_does_not_reach_later_window
     assert fees == [("10.0",)]
 
 
+def test_check_qc_fix_names_data_gaps_for_commands_without_a_gaps_flag():
+    from workbench.config import load_config
+    from workbench.engine.run import check_qc
+    from workbench.errors import DataError
+    from workbench.feeds.qc import Finding
+
+    cfg = load_config(None, (), base=CONFIG, env={})
+    with pytest.raises(DataError) as caught:  # walkforward and sweep have --set, no --gaps
+        check_qc(cfg, [Finding("gap", "error", "BTCUSDT", "2 missing bars")])
+    assert "--set data.gaps=forward" in caught.value.render()
+
+
 def test_walkforward_interrupted_keeps_the_windows_already_written(
         load_bars: Callable[[int], Path], tmp_path: Path):
     warehouse = load_bars(600)

@@ -548,7 +548,8 @@ def check_qc(cfg: Config, findings: list[Finding]) -> None:
         raise DataError(
             f"the bars fail QC under gap policy {cfg.data.gaps!r} ({len(errors)} findings, "
             f"{gaps} gaps):\n       {summarize(errors)}",
-            fix="run with --gaps forward (fill flat bars) or --gaps none (keep the gaps), or "
+            fix="run with --gaps forward (fill flat bars) or --gaps none (keep the gaps) "
+                "(`workbench sweep`/`walkforward`: --set data.gaps=forward or none), or "
                 "ingest the missing bars; every finding is in qc_events",
         )
 
