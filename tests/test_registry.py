@@ -180,6 +180,13 @@ def test_runs_compare_one_run_without_tag_is_refused(cli: Cli, three_runs: tuple
     assert "a comparison needs two runs or more" in result.err
 
 
+def test_runs_compare_the_same_run_twice_without_tag_is_refused(
+        cli: Cli, three_runs: tuple[str, str, str]) -> None:
+    result = cli("runs", "compare", three_runs[0], three_runs[0])
+    assert result.code == 1
+    assert "a comparison needs two runs or more" in result.err
+
+
 def test_runs_compare_tag_no_run_carries_is_refused(cli: Cli, three_runs: tuple[str, str, str]
                                                     ) -> None:
     result = cli("runs", "compare", "--tag", "exp=zzz")

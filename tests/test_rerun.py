@@ -104,6 +104,25 @@ def test_rerun_after_bars_changed_is_refused_naming_the_changed_close(
     assert query(ingested, "select count(*) from runs") == runs_before  # no run was made
 
 
+@pytest.mark.parametrize("to", [None, "2024-03-01"])
+def test_rerun_of_an_open_ended_run_after_later_bars_are_ingested_is_identical(
+        cli: Cli, ingested: Path, config: Path, synth_csv: Callable[..., Path],
+        to: str | None) -> None:
+    made = cli("backtest", "--config", str(config), *(["--to", to] if to else []))
+    assert made.code == 0, made.err
+    run_id, run_dir = last_line(made.out)  # every stored bar (data.end null, or far off)
+    longer = synth_csv(count=900, name="longer.csv")  # the same 600 bars, then 300 more
+    assert cli("ingest", str(longer), "--symbol", "BTCUSDT").code == 0
+    assert query(ingested, "select count(*) from bars") == [(900,)]
+
+    result = cli("rerun", run_id)
+    assert result.code == 0, result.err
+    _, new_dir = last_line(result.out)
+    assert (new_dir / "equity.csv").read_bytes() == (run_dir / "equity.csv").read_bytes()
+    assert query(ingested, "select count(distinct config_hash), count(distinct data_hash) "
+                           "from runs") == [(1, 1)]
+
+
 def test_rerun_after_bars_removed_says_which_bar_is_gone(
         cli: Cli, ingested: Path, original: tuple[str, Path]) -> None:
     run_id, _ = original

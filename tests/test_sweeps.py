@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from cli_process import CliResult
 
-from workbench import sweep
+from workbench import sweep, sweeps
 from workbench.engine.run import run_backtest
 from workbench.errors import ConfigError
+from workbench.grid import points
 from workbench.sweeps import PointResult
 from workbench.warehouse.connect import reading
 
@@ -192,6 +193,15 @@ def test_sweep_lost_worker_is_retried_then_worker_lost(load_bars: Callable[[int]
         ("failed", "worker_lost", 2, True)]
 
 
+def test_points_secret_grid_key_masked_in_params_real_value_in_overrides():
+    got = points({"venue.api_key": ["sk-grid-aaaa1111", "sk-grid-bbbb2222"],
+                  "strategy.params.fast": [3]})
+
+    assert [p.params for p in got] == [{"venue.api_key": "***", "strategy.params.fast": 3}] * 2
+    assert got[1].overrides == ("venue.api_key=sk-grid-bbbb2222", "strategy.params.fast=3")
+    assert "sk-grid" not in got[0].label
+
+
 def test_sweep_secret_in_a_workers_error_is_masked_in_experiments(
         load_bars: Callable[[int], Path]):
     warehouse = load_bars(600)
@@ -263,6 +273,22 @@ def test_sweep_interrupted_keeps_finished_points_and_marks_the_rest(
     assert all(r[0] == "failed" and r[1] is None and r[2].startswith("cancelled")
                for r in rows if r[0] != "completed")
     assert _rows(warehouse, "select count(*) from runs") == [(len(done),)]
+
+
+def test_sweep_interrupted_while_reaching_the_cluster_leaves_no_pending_point(
+        load_bars: Callable[[int], Path], monkeypatch: pytest.MonkeyPatch):
+    warehouse = load_bars(600)
+
+    def stop(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweeps, "_dashboard", stop)  # asks the scheduler: Ctrl-C lands here
+    with pytest.raises(KeyboardInterrupt):
+        sweep(CONFIG, GRID, warehouse=warehouse, processes=False, workers=1, env={},
+              progress=False, announce=lambda line: None)
+
+    statuses = _rows(warehouse, "select distinct status from experiments")
+    assert ("pending",) not in statuses
 
 
 def test_sweep_cli_prints_a_table_and_json(cli: Callable[..., CliResult],

@@ -57,6 +57,15 @@ def test_parse_duration_days_hours_minutes_as_ms(text: str, ms: int):
     assert parse_duration(text, "--train") == ms
 
 
+def test_parse_duration_longer_than_a_year_is_a_train_window_not_an_error():
+    assert parse_duration("730d", "--train") == 730 * 24 * HOUR
+
+
+def test_parse_duration_zero_says_it_must_be_positive():
+    with pytest.raises(ConfigError, match="longer than zero"):
+        parse_duration("0d", "--test")
+
+
 @pytest.mark.parametrize("text", ["30", "7 days", "0d", "1w", "", "-3h"])
 def test_parse_duration_malformed_is_config_error_naming_the_flag(text: str):
     with pytest.raises(ConfigError) as caught:
@@ -259,6 +268,56 @@ def test_walkforward_test_run_that_raises_fails_its_window_as_strategy_error(
     assert "boom: explode was set" in (window.error or "")
     assert _rows(warehouse, "select status, error_kind, out_of_sample, stitched_return_pct "
                             "from rpt.walkforward") == [("failed", "strategy_error", None, 0.0)]
+
+
+def test_walkforward_secret_grid_key_masked_in_windows_table_and_announcements(
+        load_bars: Callable[[int], Path], tmp_path: Path):
+    warehouse = load_bars(600)
+    said: list[str] = []
+
+    result = walkforward(CONFIG, {"venue.api_key": ["sk-grid-aaaa1111", "sk-grid-bbbb2222"]},
+                         train="6h", test="4h", warehouse=warehouse, processes=False,
+                         workers=1, env={}, progress=False, runs_dir=tmp_path / "runs",
+                         announce=said.append)
+
+    (window,) = result.windows
+    assert window.status == "completed" and window.params == {"venue.api_key": "***"}
+    shown = "\n".join([*said, result.table(), json.dumps(result.to_dict(), default=str)])
+    stored = _rows(warehouse, "select params::varchar from walkforward_windows "
+                              "union all select params::varchar from experiments")
+    assert "sk-grid" not in shown and "sk-grid" not in repr(stored)
+
+
+def test_walkforward_config_file_edited_mid_analysis_does_not_reach_later_windows(
+        load_bars: Callable[[int], Path], tmp_path: Path):
+    warehouse = load_bars(600)
+    path = tmp_path / "wf.yaml"
+    path.write_text(json.dumps(CONFIG), encoding="utf-8")  # JSON is YAML
+
+    def edit(window: WindowResult) -> None:
+        path.write_text(json.dumps({**CONFIG, "costs": {"fee_bps": 99}}), encoding="utf-8")
+
+    result = walkforward(path, {"strategy.params.fast": [3, 5]}, train="4h", test="2h",
+                         warehouse=warehouse, processes=False, workers=1, env={},
+                         progress=False, runs_dir=tmp_path / "runs", announce=lambda s: None,
+                         on_window=edit)
+
+    assert len(result.windows) == 3
+    fees = _rows(warehouse, "select distinct r.config_json->>'$.costs.fee_bps' from runs r "
+                            "where r.name like 'wf/w%'")
+    assert fees == [("10.0",)]
+
+
+def test_check_qc_fix_names_data_gaps_for_commands_without_a_gaps_flag():
+    from workbench.config import load_config
+    from workbench.engine.run import check_qc
+    from workbench.errors import DataError
+    from workbench.feeds.qc import Finding
+
+    cfg = load_config(None, (), base=CONFIG, env={})
+    with pytest.raises(DataError) as caught:  # walkforward and sweep have --set, no --gaps
+        check_qc(cfg, [Finding("gap", "error", "BTCUSDT", "2 missing bars")])
+    assert "--set data.gaps=forward" in caught.value.render()
 
 
 def test_walkforward_interrupted_keeps_the_windows_already_written(

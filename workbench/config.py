@@ -633,6 +633,13 @@ def _load_yaml(text: str, where: str) -> Any:
                           fix="fix the value (numbers have at most a few dozen digits)") from None
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file's tree, unvalidated (``load_config(base=...)`` validates it): read
+    once by a command that builds many configs from it over a long time, so an edit of the
+    file meanwhile does not reach only some of them."""
+    return _read_yaml(Path(path))
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(

@@ -12,6 +12,7 @@ from typing import Any
 
 from workbench.config import override_value
 from workbench.errors import ConfigError
+from workbench.secrets import MASK, is_secret_path, remember
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
 
 def points(grid: Mapping[str, Iterable[Any]]) -> list[Point]:
     """The cartesian product of the grid, in the order of its keys (the last varies fastest).
-    Text values are read as ``--set`` reads them; other values are passed as JSON."""
+    Text values are read as ``--set`` reads them; other values are passed as JSON. A key
+    that names a secret shows ``***`` in ``params`` (its value is only in ``overrides``)."""
     if not grid:
         raise ConfigError("a sweep needs a grid", where="--grid",
                           fix="add --grid KEY=V1,V2,... (repeatable), e.g. "
@@ -73,9 +75,14 @@ def points(grid: Mapping[str, Iterable[Any]]) -> list[Point]:
                               fix="give at least one value: KEY=V1,V2")
         columns.append([(f"{key}={t}", _param(t, override_value(f"{key}={t}")))
                         for t in texts])
+    secret = {k for k in keys if is_secret_path(k.split("."))}
+    for key in secret:  # the values reach the config through the overrides only
+        for text in grid[key]:
+            remember(text if isinstance(text, str) else json.dumps(text))
     out = []
     for seq, combo in enumerate(itertools.product(*columns), start=1):
-        out.append(Point(seq, {k: value for k, (_, value) in zip(keys, combo, strict=True)},
+        out.append(Point(seq, {k: MASK if k in secret else value
+                               for k, (_, value) in zip(keys, combo, strict=True)},
                          tuple(text for text, _ in combo)))
     return out
 

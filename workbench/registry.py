@@ -139,12 +139,15 @@ def compare(run_ids: Sequence[str] = (), *, tags: Mapping[str, str] | Iterable[s
     from workbench.report.data import resolve_run_id
 
     cohort = as_tags(tags)
+    few = WorkbenchError("a comparison needs two runs or more",
+                         fix="pass two different run ids or more (`workbench runs list` lists "
+                             "them), or select a cohort with --tag KEY=VALUE")
     if not cohort and len(run_ids) < 2:
-        raise WorkbenchError("a comparison needs two runs or more",
-                             fix="pass two run ids or more (`workbench runs list` lists "
-                                 "them), or select a cohort with --tag KEY=VALUE")
+        raise few
     with reading(warehouse) as con:
         ids = [resolve_run_id(con, run_id) for run_id in run_ids]
+        if not cohort and len(set(ids)) < 2:  # one run named twice (or by two prefixes)
+            raise few
         if cohort:
             members = cohort_ids(con, cohort) if has_tags(con) else []
             if not members:

@@ -66,9 +66,10 @@ def rerun(run_id: str, *, warehouse: str | Path | None = None, out: str | Path |
         warnings.append(
             f"the config rebuilt from run {run_id}'s record hashes to {cfg.hash()[:12]}, not "
             f"{str(original.config_hash)[:12]}: this code reads its config differently")
-    check_bars(cfg, path, original)
+    span = run_span(cfg, path, original)
+    check_bars(cfg, path, original, span)
     result = execute(cfg, warehouse=path, out=out, env_prefix=env_prefix, runs_dir=runs_dir,
-                     mode=Mode.BACKTEST, tags={RERUN_OF: run_id})
+                     mode=Mode.BACKTEST, tags={RERUN_OF: run_id}, span=span)
     if result.manifest.get("data_hash") != original.data_hash:  # changed while it ran
         raise DataError(f"the bars of run {run_id} changed while it was rerun "
                         f"(rerun {result.run_id} saw other bars)",
@@ -171,10 +172,30 @@ def _code_warnings(original: RunRecord) -> list[str]:
     return out
 
 
-def check_bars(cfg: Config, warehouse: Path, original: RunRecord) -> None:
-    """DataError unless the warehouse's bars, read and checked as the run read them, hash to
-    the run's ``data_hash``; it names the first changed bar it can find."""
+def run_span(cfg: Config, warehouse: Path, original: RunRecord) -> tuple[int | None, int | None]:
+    """``[start, end)`` in ms the rerun reads: the run's own first bar to the end of its last
+    (``runs.start_ts``, ``end_ts``; inside ``data.start``/``data.end`` by construction), so
+    bars ingested since outside what it saw (after an open or a distant ``data.end``) are not
+    read; ``data.start``/``data.end`` for a run recorded without them."""
     start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
+    with reading(warehouse) as con:
+        rows = con.execute("select epoch_ms(start_ts), epoch_ms(end_ts), timeframe_ms "
+                           "from runs where run_id = ?", [original.run_id]).fetchall()
+    first, last, tf_ms = rows[0] if rows else (None, None, None)
+    if first is not None:
+        start = int(first) if start is None else max(start, int(first))
+    if last is not None and tf_ms is not None:
+        end = int(last) + int(tf_ms) if end is None else min(end, int(last) + int(tf_ms))
+    return start, end
+
+
+def check_bars(cfg: Config, warehouse: Path, original: RunRecord,
+               span: tuple[int | None, int | None] | None = None) -> None:
+    """DataError unless the warehouse's bars, read and checked as the run read them (in
+    ``span``, default ``data.start``/``data.end``), hash to the run's ``data_hash``; it names
+    the first changed bar it can find."""
+    start, end = span or (parse_when(cfg.data.start, "data.start"),
+                          parse_when(cfg.data.end, "data.end"))
     what = f"the bars run {original.run_id} saw changed since it ran"
     fix = ("ingest the bars the run saw again (its closes are in run_bars), or backtest the "
            "config anew with `workbench backtest`")

@@ -262,13 +262,15 @@ def sweep(
     show = sys.stderr.isatty() if progress is None else progress
     result = SweepResult(sweep_id, sweep_name, [p.result for p in planned])
     with dask_client(scheduler, workers, processes, client) as (client, cluster):
-        _write_pending(path, sweep_id, sweep_name, planned, view_list)
+        # the scheduler is asked before the pending rows are written: a Ctrl-C while it
+        # answers must not leave points pending that _drive would never mark
         result.dashboard = _dashboard(client, cluster)
         n_windows = len({id(w) for w in windows.values()})
         line = (f"sweep {sweep_id}: {len(planned)} points"
                 + (f" over {n_windows} data windows" if n_windows > 1 else "")
                 + f" on {len(client.scheduler_info().get('workers', {}))} workers"
                 + (f"; dashboard {result.dashboard}" if result.dashboard else ""))
+        _write_pending(path, sweep_id, sweep_name, planned, view_list)
         _drive(client, planned, windows, view_list, path, retries, show, on_point,
                lambda: say(line))
     return result

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from workbench import manifest as mf
-from workbench.config import Config, parse_when, timeframe_ms
+from workbench.config import Config, parse_when, read_config_file, timeframe_ms
 from workbench.engine.run import (
     WRITE_WAIT_S,
     RunBars,
@@ -72,14 +73,24 @@ class Window:
     test_end: int
 
 
+_DURATION = re.compile(r"([0-9]{1,9})([mhd])")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_DURATION_MS = 100 * 366 * 86_400_000  # a century: more is a typo
+
+
 def parse_duration(text: str, flag: str) -> int:
-    """``30d``, ``12h``, ``90m`` as milliseconds; a ConfigError naming ``flag`` otherwise."""
-    try:
-        return timeframe_ms(text.strip())
-    except (ValueError, AttributeError):
+    """``30d``, ``12h``, ``90m`` as milliseconds; a ConfigError naming ``flag`` otherwise.
+    Unlike a timeframe, a window may be longer than a year (``--train 730d``)."""
+    match = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not match:
         raise ConfigError(f"{flag} {str(text)[:40]!r} is not a duration",
-                          where=flag, fix="write whole minutes, hours or days: 90m, 12h, 30d"
-                          ) from None
+                          where=flag, fix="write whole minutes, hours or days: 90m, 12h, 30d")
+    ms = int(match.group(1)) * _UNIT_MS[match.group(2)]
+    if not 0 < ms <= MAX_DURATION_MS:
+        raise ConfigError(f"{flag} {text.strip()!r} must be longer than zero and at most a "
+                          "century", where=flag,
+                          fix="write whole minutes, hours or days: 90m, 12h, 30d")
+    return ms
 
 
 def windows(first_ms: int, end_ms: int, train_ms: int, test_ms: int, anchored: bool
@@ -297,7 +308,10 @@ def walkforward(
     base = list(overrides)
     options: dict[str, Any] = {"env_prefix": env_prefix, "env": env, "strategy": strategy,
                                "strategy_path": strategy_path}
-    cfg0 = effective_config(config, base, **options)
+    tree = read_config_file(config) if isinstance(config, str | Path) else None
+    cfg0 = effective_config(config, base, **options)  # errors name the file
+    if tree is not None:  # every window's config from this one read: an edit of the file
+        config = tree     # during the analysis must not reach only the later windows
     wf_name = name or cfg0.run.name
     by_seq = {p.seq: p for p in points(grid)}  # the grid's shape refused before any work
     views.check()

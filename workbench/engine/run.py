@@ -304,22 +304,27 @@ class _Stages:
 
 def execute(cfg: Config, *, warehouse: str | Path | None = None, out: str | Path | None = None,
             progress: bool = False, env_prefix: str = "WB_", runs_dir: str | Path = "runs",
-            mode: Mode = Mode.BACKTEST, tags: Mapping[str, str] | None = None) -> RunResult:
+            mode: Mode = Mode.BACKTEST, tags: Mapping[str, str] | None = None,
+            span: tuple[int | None, int | None] | None = None) -> RunResult:
     """Run a validated config in ``mode``; see ``workbench.run_backtest``. The mode's wiring
-    (``kernel.wiring``) says whether the job pauses the garbage collector for its length."""
+    (``kernel.wiring``) says whether the job pauses the garbage collector for its length.
+    ``span`` (ms, ``[start, end)``) replaces ``data.start``/``data.end`` for reading the bars
+    (``workbench rerun`` bounds an open-ended run to the bars it saw); the config is kept."""
     wired = kernel.wiring(mode)
     checked = as_tags(tags)
     with kernel.paused_gc(wired.pause_gc):
         return _execute(cfg, warehouse=warehouse, out=out, progress=progress,
                         env_prefix=env_prefix, runs_dir=runs_dir, mode=wired.mode,
-                        tags=checked)
+                        tags=checked, span=span)
 
 
 def _execute(cfg: Config, *, warehouse: str | Path | None, out: str | Path | None,
              progress: bool, env_prefix: str, runs_dir: str | Path, mode: Mode,
-             tags: dict[str, str]) -> RunResult:
+             tags: dict[str, str], span: tuple[int | None, int | None] | None = None
+             ) -> RunResult:
     watch = Stopwatch()
-    start, end = parse_when(cfg.data.start, "data.start"), parse_when(cfg.data.end, "data.end")
+    start, end = span or (parse_when(cfg.data.start, "data.start"),
+                          parse_when(cfg.data.end, "data.end"))
     if start is not None and end is not None and start >= end:
         raise ConfigError(
             f"empty date range: from {ms_to_iso(start)} is not before to {ms_to_iso(end)}",
@@ -545,7 +550,8 @@ def check_qc(cfg: Config, findings: list[Finding]) -> None:
         raise DataError(
             f"the bars fail QC under gap policy {cfg.data.gaps!r} ({len(errors)} findings, "
             f"{gaps} gaps):\n       {summarize(errors)}",
-            fix="run with --gaps forward (fill flat bars) or --gaps none (keep the gaps), or "
+            fix="run with --gaps forward (fill flat bars) or --gaps none (keep the gaps) "
+                "(`workbench sweep`/`walkforward`: --set data.gaps=forward or none), or "
                 "ingest the missing bars; every finding is in qc_events",
         )
 

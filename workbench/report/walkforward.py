@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import WorkbenchError
 from workbench.report.project import warehouse_path
 from workbench.report.tables import Table
 from workbench.sweeps import params_label
@@ -64,17 +65,31 @@ def stitch(segments: Sequence[tuple[float, Sequence[int], Sequence[float]]],
 
 def load_walkforward(wf_id: str | None = None, warehouse: str | Path | None = None
                      ) -> WalkForwardReport:
-    """The windows of ``wf_id`` (default: the newest analysis) and its stitched curve."""
+    """The windows of ``wf_id`` (default: the newest analysis) and its stitched curve; an
+    error naming the newest analyses when there is no such analysis."""
     from workbench.warehouse.connect import reading
 
     with reading(warehouse_path(warehouse)) as con:
         if wf_id is None:
             got = con.execute("select wf_id from walkforward_windows order by wf_id desc "
                               "limit 1").fetchall()
-            wf_id = got[0][0] if got else None
+            if not got:
+                raise WorkbenchError("no walk-forward analysis in the warehouse",
+                                     fix="run one with `workbench walkforward --config ... "
+                                         "--grid ... --train ... --test ...`")
+            wf_id = got[0][0]
         rows = [dict(zip(_COLUMNS, row, strict=True)) for row in con.execute(
             f"select {', '.join(_COLUMNS)} from rpt.walkforward where wf_id = ? "
             "order by window_seq", [wf_id]).fetchall()]
+        if not rows:
+            newest = [r[0] for r in con.execute(
+                "select distinct wf_id from walkforward_windows order by wf_id desc limit 3"
+            ).fetchall()]
+            raise WorkbenchError(
+                f"no walk-forward analysis {str(wf_id)[:60]}"
+                + (f" (the newest: {', '.join(newest)})" if newest else ""),
+                fix="set wf_id to one of walkforward_windows.wf_id (`workbench sql \"select "
+                    "distinct wf_id from walkforward_windows\"`), or None for the newest")
         segments = []
         for row in rows:
             if row["test_run_id"] is None:
