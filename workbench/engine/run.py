@@ -807,12 +807,13 @@ class HeadlineDb:
 
     _STAND_IN = "__wb_stand_in_0"  # what open_memory names the first stand-in
 
-    def __init__(self, view_list: list[Any], memory_limit: str | None = None) -> None:
+    def __init__(self, view_list: list[Any], memory_limit: str | None = None,
+                 threads: int | None = None) -> None:
         from workbench.warehouse.connect import open_memory
 
         self.con = open_memory(view_list, memory_limit=memory_limit,
                                stand_ins={"acct.equity_curve": _curve(EquityRows.empty())},
-                               needs=("rpt.performance",))
+                               needs=("rpt.performance",), threads=threads)
 
     def headline(self, run_row: dict[str, Any], tables: dict[str, Any], equity: EquityRows
                  ) -> dict[str, Any]:
@@ -836,13 +837,15 @@ class HeadlineDb:
     @classmethod
     def for_this_thread(cls, view_list: list[Any], memory_limit: str | None = None
                         ) -> HeadlineDb:
-        """This thread's database for these views and memory limit, made at the first ask."""
+        """This thread's database for these views and memory limit, made at the first ask,
+        with one DuckDB thread (a sweep's worker runs one point at a time per thread; a
+        second DuckDB thread would hold its own buffers, ~10 MB, for little)."""
         key = (tuple((v.name, v.fingerprint) for v in view_list), memory_limit)
         held = getattr(_THREAD, "headline_db", None)
         if held is None or held[0] != key:
             if held is not None:
                 held[1].close()
-            held = (key, cls(view_list, memory_limit))
+            held = (key, cls(view_list, memory_limit, threads=1))
             _THREAD.headline_db = held
         db: HeadlineDb = held[1]
         return db

@@ -127,15 +127,19 @@ def reading(path: str | Path | None = None, *, wait_s: float = 10.0, sealed: boo
 
 
 def open_memory(view_list: list[Any] | None = None, *, memory_limit: str | None = None,
-                stand_ins: dict[str, Any] | None = None, needs: Collection[str] = ()) -> Any:
+                stand_ins: dict[str, Any] | None = None, needs: Collection[str] = (),
+                threads: int | None = None) -> Any:
     """An in-memory warehouse with the schema and views deployed: a job's private database
     for computing through the views, tests, scratch work. ``memory_limit`` (DuckDB's syntax,
     e.g. ``2GB``) caps it. ``stand_ins`` maps view names to Arrow tables that take those views'
     place (read in place, not copied; the views that read them are created as usual).
-    ``needs``: create only these views and what they read (default: every view)."""
+    ``needs``: create only these views and what they read (default: every view); ``threads``:
+    DuckDB's worker threads (default: one per core)."""
     from workbench.warehouse import migrations, views
 
     config: dict[str, Any] = {"memory_limit": memory_limit} if memory_limit else {}
+    if threads:
+        config["threads"] = threads
     con = duckdb.connect(":memory:", config=config)
     con.execute("set TimeZone = 'UTC'")
     migrations.apply(con)
