@@ -96,7 +96,7 @@ def test_rerun_after_bars_changed_is_refused_naming_the_changed_close(
     runs_before = query(ingested, "select count(*) from runs")
 
     result = cli("rerun", run_id)
-    assert result.code == 1
+    assert result.code == 2
     assert (f"error: the bars run {run_id} saw changed since it ran: BTCUSDT: 1 close "
             f"changed; the first, at 2024-01-01T03:20:00.000Z, was {float(c)!r}, now "
             f"{float(o)!r}") in result.err
@@ -132,7 +132,7 @@ def test_rerun_after_bars_removed_says_which_bar_is_gone(
     finally:
         con.close()
     result = cli("rerun", run_id)
-    assert result.code == 1
+    assert result.code == 2
     # under the run's gap policy (fail) the hole is now a gap
     assert f"the bars run {run_id} saw changed since it ran" in result.err
     assert "2024-01-01T05:00:00.000Z" in result.err
@@ -146,14 +146,14 @@ def test_rerun_of_a_paper_run_is_refused(cli: Cli, ingested: Path) -> None:
     finally:
         con.close()
     result = cli("rerun", "paper-1")
-    assert result.code == 1
+    assert result.code == 2
     assert "run paper-1 is a paper run: only backtests can be rerun" in result.err
     assert "workbench replay --run paper-1" in result.err
 
 
 def test_rerun_of_an_unknown_run_names_it(cli: Cli, original: tuple[str, Path]) -> None:
     result = cli("rerun", "no-such-run")
-    assert result.code == 1
+    assert result.code == 2
     assert "error: no such run: no-such-run" in result.err
     assert "workbench runs list" in result.err
 
@@ -163,7 +163,7 @@ def test_rerun_of_a_run_whose_directory_is_gone_is_refused(
     run_id, run_dir = original
     (run_dir / "equity.csv").unlink()
     result = cli("rerun", run_id)
-    assert result.code == 1
+    assert result.code == 2
     assert "lacks equity.csv" in result.err
 
 

@@ -643,14 +643,20 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    """``workbench rerun RUN_ID``: exit 0 only when the rerun's files are byte-identical."""
+    """``workbench rerun RUN_ID``: exit 0 when the rerun's files are byte-identical, 1 when
+    they differ, 2 when the run cannot be rerun (as ``cmp`` and ``diff`` say trouble)."""
     from workbench import pandas_probe
     from workbench.rerun import rerun
 
     pandas_probe.skip()
     runs_dir = os.environ.get(f"{args.env_prefix}RUNS_DIR") or "runs"
-    found = rerun(args.run_id, warehouse=_warehouse(args), out=args.out,
-                  env_prefix=args.env_prefix, runs_dir=runs_dir)
+    try:
+        found = rerun(args.run_id, warehouse=_warehouse(args), out=args.out,
+                      env_prefix=args.env_prefix, runs_dir=runs_dir)
+    except WorkbenchError as exc:
+        if exc.exit_code == 1:  # refused, not different: a script tells the two apart
+            exc.exit_code = 2
+        raise
     for line in found.warnings:
         print(f"warning: {line}", file=sys.stderr)
     if found.difference is None:
@@ -772,7 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rerun", parents=[common],
                        help="rerun a backtest from its record and check its files are "
-                            "byte-identical (exit 1 with the first difference)")
+                            "byte-identical (exit 1 with the first difference, 2 when it "
+                            "cannot be rerun)")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--out", metavar="DIR", help="the rerun's directory (default: "
                                                 "runs/<run_id>)")
