@@ -239,6 +239,10 @@ class StrategyConfig(_Section):
 class PortfolioConfig(_Section):
     initial_cash: Money = 10_000.0
     quote: Annotated[PlainText, Field(min_length=1, max_length=20)] = "USDT"
+    # a sell beyond the position opens a short (backtests only; adr/0026)
+    allow_short: bool = False
+    # shorts are refused past equity times this, in short notional across symbols
+    short_margin: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 1.0
 
 
 Amount = Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]  # 0 allowed
@@ -503,6 +507,8 @@ SECTIONS = tuple(Config.model_fields)
 LATER_DEFAULTS: dict[tuple[str, str], Any] = {
     ("data", "calendar"): "24x7",
     ("data", "adjusted"): False,
+    ("portfolio", "allow_short"): False,
+    ("portfolio", "short_margin"): 1.0,
     ("costs", "fee_per_unit"): 0.0,
     ("costs", "min_fee"): 0.0,
     ("costs", "impact_k"): 0.0,
