@@ -82,10 +82,8 @@ def match_round_trip(lot_units: int, lot_price: float, lot_fee: float, exit_unit
     """
     qty = matched / QTY_SCALE
     fees = lot_fee * (matched / lot_units) + exit_fee * (matched / exit_units)
-    if short:
-        pnl = (lot_price - exit_price) * qty - fees
-    else:
-        pnl = (exit_price - lot_price) * qty - fees
+    gain = lot_price - exit_price if short else exit_price - lot_price
+    pnl = gain * qty - fees
     return_pct = pnl / (lot_price * qty) * 100.0
     return qty, fees, pnl, return_pct
 

@@ -16,6 +16,7 @@ import step_harness as harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from workbench.book import ShortBook
 from workbench.brokers.base import RejectReason
 from workbench.brokers.execution import PROFILES, Execution, Latency
 from workbench.brokers.fills import CostModel
@@ -54,6 +55,8 @@ INTENT = st.one_of(
     st.tuples(st.just("sell_limit"), SYMBOL, FRACTION, OFFSET, EXPIRY),
     st.tuples(st.just("cancel"), SYMBOL),
 )
+SHORT_INTENT = st.one_of(INTENT, st.tuples(st.just("short"), SYMBOL, UNITS))
+"""With shorts allowed: sells beyond the position ("oversell" crosses zero), and plain ones."""
 
 COSTS = st.builds(
     CostModel,
@@ -103,10 +106,11 @@ Run = tuple[LoopData, dict[int, list[tuple]], CostModel, float, Execution]
 
 
 @st.composite
-def backtests(draw: st.DrawFn, executions: st.SearchStrategy[Execution] = INSTANT) -> Run:
+def backtests(draw: st.DrawFn, executions: st.SearchStrategy[Execution] = INSTANT,
+              intents: st.SearchStrategy[tuple] = INTENT) -> Run:
     data = draw(bar_data())
     names = data.symbol_names
-    stream = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), INTENT), min_size=20,
+    stream = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), intents), min_size=20,
                            max_size=100))
     script: dict[int, list[tuple]] = {}
     for i, (kind, symbol, *args) in stream:
@@ -135,14 +139,15 @@ class Scripted(Strategy):
                 continue
             ref = book.last.get(symbol, 100.0)
             free = book.free_units(symbol)
-            if kind == "buy":
-                ctx.submit(OrderIntent.market(symbol, Side.BUY, args[1] / QTY_SCALE))
+            if kind in ("buy", "short"):
+                side = Side.BUY if kind == "buy" else Side.SELL
+                ctx.submit(OrderIntent.market(symbol, side, args[1] / QTY_SCALE))
             elif kind in ("sell", "sell_all"):
                 units = int(free * args[1]) if kind == "sell" else free
                 if units > 0:
                     ctx.submit(OrderIntent.market(symbol, Side.SELL, units / QTY_SCALE))
             elif kind == "oversell":
-                qty = (book.position_units(symbol) + args[1]) / QTY_SCALE
+                qty = (max(book.position_units(symbol), 0) + args[1]) / QTY_SCALE
                 order = ctx.submit(OrderIntent.market(symbol, Side.SELL, qty))
                 self.oversells.append((order, symbol in book.last))
             elif kind == "buy_limit":
@@ -163,13 +168,16 @@ def con() -> Iterator[Any]:
 
 
 def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: CostModel,
-             initial_cash: float, execution: Execution) -> tuple[str, Step, Any, Scripted]:
-    """One run through the real engine, written to the warehouse as engine/run.py writes it."""
+             initial_cash: float, execution: Execution, short_margin: float | None = None
+             ) -> tuple[str, Step, Any, Scripted]:
+    """One run through the real engine, written to the warehouse as engine/run.py writes it
+    (``short_margin``: shorts allowed, as the kernel wires ``portfolio.allow_short``)."""
     run_id = f"prop-{next(RUN_IDS)}"
     strategy = Scripted(script)
-    step, equity = harness.run_with_equity(strategy, data, start=data.ts[0],
-                                           broker=SimBroker(costs, execution),
-                                           cash=initial_cash, run_id=run_id)
+    step, equity = harness.run_with_equity(
+        strategy, data, start=data.ts[0], broker=SimBroker(costs, execution, short_margin),
+        cash=initial_cash, run_id=run_id,
+        book=ShortBook(initial_cash) if short_margin is not None else None)
     results.insert_results(con, {
         "run_id": run_id, "mode": "backtest", "name": "property", "status": "completed",
         "config_json": {"strategy": "Scripted"}, "started_at": "2024-01-01T00:00:00Z",
@@ -198,11 +206,28 @@ def test_books_and_views_with_latency_and_partial_fills_agree_on_equity_and_roun
     agree(con, run)
 
 
-def agree(con: Any, run: Run) -> None:
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(run=backtests(intents=SHORT_INTENT), margin=st.sampled_from([0.5, 1.0, 3.0]))
+def test_books_and_views_random_streams_with_shorts_agree_on_equity_and_round_trips(
+        con: Any, run: Run, margin: float) -> None:
+    step = agree(con, run, margin)
+    assert all(t.side in ("LONG", "SHORT") for t in step.book.round_trips)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(run=backtests(EXECUTIONS, intents=SHORT_INTENT))
+def test_books_and_views_with_shorts_latency_and_partial_fills_agree(con: Any,
+                                                                     run: Run) -> None:
+    agree(con, run, 1.0)
+
+
+def agree(con: Any, run: Run, short_margin: float | None = None) -> Step:
     """Run the backtest, write it, and hold the views to the in-loop books."""
     data, script, costs, initial_cash, execution = run
     run_id, step, equity, strategy = backtest(con, data, script, costs, initial_cash,
-                                              execution)
+                                              execution, short_margin)
     book = step.book
 
     # equity per bar time: the loop's rows vs acct.equity_curve
@@ -238,6 +263,8 @@ def agree(con: Any, run: Run) -> None:
         assert len(pairs) == len(book.round_trips)
     assert math.isclose(fees, book.fees_paid, rel_tol=1e-9, abs_tol=1e-12)
 
+    if short_margin is not None:
+        return step
     # a sell beyond the position never reaches the books (with a latency it is checked on
     # arrival, against the position buys in flight may have grown meanwhile)
     for order, had_price in strategy.oversells if execution.latency.instant else ():
@@ -247,6 +274,7 @@ def agree(con: Any, run: Run) -> None:
             assert order.reason == RejectReason.NO_PRICE
         elif costs.min_notional == 0:
             assert order.reason == RejectReason.INSUFFICIENT_POSITION
+    return step
 
 
 # --- across splits (adr/0025) -------------------------------------------------------------------
