@@ -11,8 +11,9 @@ matching works in those units too, which is what lets Python and SQL agree exact
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
+from heapq import merge
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -57,6 +58,16 @@ class RoundTrip(NamedTuple):
     return_pct: float
     entry_fill_seq: int
     exit_fill_seq: int
+
+
+class Charge(NamedTuple):
+    """Cash a position paid at bar time ``ts`` outside a fill: ``kind`` borrow or funding,
+    ``amount`` in the quote currency (> 0 a cost, < 0 received); a ``costs`` row."""
+
+    ts: int
+    symbol: str
+    kind: str
+    amount: float
 
 
 class _Lot:
@@ -113,6 +124,9 @@ class Book:
         units)."""
         self.actions: list[ActionEvent] = []
         """The corporate actions applied (``apply_action``), in order."""
+        self.charges: list[Charge] = []
+        """Cash paid (or received, negative) outside fills: borrow and funding (``charge``),
+        in order."""
         self._lots: dict[str, deque[_Lot]] = {}
         self._view: BookView | None = None
 
@@ -248,6 +262,13 @@ class Book:
             self.history.append((ts, self.cash, symbol, after))
         return event
 
+    def charge(self, ts: int, symbol: str, kind: str, amount: float) -> None:
+        """Pay ``amount`` of cash (receive, if negative) for ``symbol``'s position at bar time
+        ``ts``: a short's borrow, a funding payment (adr/0026). Kept in ``charges``."""
+        self.cash -= amount
+        self.charges.append(Charge(ts, symbol, kind, amount))
+        self.history.append((ts, self.cash, symbol, self.units.get(symbol, 0)))
+
     def _add_units(self, symbol: str, delta: int) -> None:
         units = self.units.get(symbol, 0) + delta
         if units:
@@ -293,11 +314,13 @@ class Book:
         first breach."""
         cash = self.initial_cash
         units: dict[str, int] = {}
-        actions = iter(self.actions)
-        action = next(actions, None)
+        # a bar's actions apply before its charges, and both before its fills
+        events: Iterator[ActionEvent | Charge] = merge(
+            self.actions, self.charges, key=lambda e: (e.ts, type(e) is Charge))
+        event = next(events, None)
         for fill in fills:
-            while action is not None and action.ts <= fill.bar_ts:
-                cash, action = self._check_action(action, units, cash), next(actions, None)
+            while event is not None and event.ts <= fill.bar_ts:
+                cash, event = self._fold(event, units, cash), next(events, None)
             notional = fill.qty * fill.price
             if fill.side is Side.BUY:
                 cash -= notional + fill.fee
@@ -305,8 +328,8 @@ class Book:
             else:
                 cash += notional - fill.fee
                 units[fill.symbol] = units.get(fill.symbol, 0) - fill.qty_units
-        while action is not None:
-            cash, action = self._check_action(action, units, cash), next(actions, None)
+        while event is not None:
+            cash, event = self._fold(event, units, cash), next(events, None)
         held = {s: u for s, u in units.items() if u}
         tolerance = self.cash_tolerance
         if not abs(self.cash - cash) <= tolerance:
@@ -328,9 +351,14 @@ class Book:
                 f"the fills take the {negative} position to {held[negative] / QTY_SCALE!r}, "
                 "below zero")
 
-    def _check_action(self, action: ActionEvent, units: dict[str, int], cash: float) -> float:
-        """Fold a corporate action into ``check``'s books: the position it found must be the
-        one the fills made; it leaves ``units_after`` and adds its cash."""
+    def _fold(self, event: ActionEvent | Charge, units: dict[str, int], cash: float) -> float:
+        """Fold a corporate action or a charge into ``check``'s books: the position an action
+        found must be the one the fills made; it leaves ``units_after`` and adds its cash; a
+        charge takes its amount."""
+        if type(event) is Charge:
+            return cash - event.amount
+        action = event
+        assert isinstance(action, ActionEvent)
         held = units.get(action.symbol, 0)
         if held != action.units_before:
             raise BookInvariantError(

@@ -270,6 +270,8 @@ class CostsConfig(_Section):
     impact_tiers: list[ImpactTier] = []
     min_notional: Amount = 0.0
     fill_at: Literal["close", "next_open"] = "close"
+    # a short pays this rate a year on its notional, accrued each bar (adr/0026)
+    borrow_bps_per_year: Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)] = 0.0
 
     @field_validator("impact_tiers")
     @classmethod
@@ -515,6 +517,7 @@ LATER_DEFAULTS: dict[tuple[str, str], Any] = {
     ("costs", "impact_cap_bps"): 500.0,
     ("costs", "impact_tiers"): [],
     ("costs", "spread_column"): None,
+    ("costs", "borrow_bps_per_year"): 0.0,
 }
 """Keys added after configs were hashed and journaled: left out of ``to_dict`` at their
 defaults, so an unchanged config keeps its hash and a live run started before them resumes."""

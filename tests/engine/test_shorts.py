@@ -30,6 +30,7 @@ CONFIG = {
     "strategy": {"class": "workbench.strategies.sma_long_short:SmaLongShort",
                  "params": {"fast": 5, "slow": 20, "qty": 0.1}},
     "portfolio": {"initial_cash": 10_000.0, "allow_short": True},
+    "costs": {"borrow_bps_per_year": 50_000.0},  # 500 % a year: visible in 600 minutes
 }
 
 
@@ -56,9 +57,14 @@ def test_run_backtest_long_short_trades_csv_and_views_agree_on_short_round_trips
             "select side, qty, entry_price, exit_price, pnl "
             "from rpt.round_trips where run_id = ? order by exit_fill_seq, entry_fill_seq",
             [result.run_id]).fetchall()
-        equity = con.execute(
-            "select arg_max(equity, ts) from acct.equity_curve where run_id = ?",
-            [result.run_id]).fetchone()[0]
+        curve = [e for (e,) in con.execute(
+            "select equity from acct.equity_curve where run_id = ? order by ts",
+            [result.run_id]).fetchall()]
+        borrow, borrow_rows = con.execute(
+            "select sum(amount), count(*) from main.costs where run_id = ? and kind = 'borrow'",
+            [result.run_id]).fetchone()
+        funding = con.execute("select funding from rpt.cost_breakdown where run_id = ?",
+                              [result.run_id]).fetchone()[0]
     finally:
         con.close()
     # the same trips in the same order, the same doubles: the arithmetic is mirrored
@@ -66,8 +72,12 @@ def test_run_backtest_long_short_trades_csv_and_views_agree_on_short_round_trips
         (t["side"], float(t["qty"]), float(t["entry_price"]), float(t["exit_price"]),
          float(t["pnl"])) for t in trades]
     with (result.run_dir / "equity.csv").open(newline="") as fh:
-        last = list(csv.DictReader(fh))[-1]
-    assert math.isclose(equity, float(last["equity"]), rel_tol=1e-9)
+        books = [float(r["equity"]) for r in csv.DictReader(fh)]
+    assert len(curve) == len(books) == 600
+    for bar, (sql, loop) in enumerate(zip(curve, books, strict=True)):
+        assert math.isclose(sql, loop, rel_tol=1e-12), f"bar {bar}: {sql!r} != {loop!r}"
+    assert borrow_rows > 100 and borrow > 0  # a row per bar held short
+    assert math.isclose(funding, borrow, rel_tol=1e-12)
 
 
 def test_run_backtest_long_short_without_allow_short_rejects_the_short_sales(

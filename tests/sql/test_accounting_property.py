@@ -21,6 +21,8 @@ from workbench.brokers.base import RejectReason
 from workbench.brokers.execution import PROFILES, Execution, Latency
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
+from workbench.engine.backtest import simulate
+from workbench.engine.carry import Borrow
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData, merge
 from workbench.feeds.qc import BarSeries
@@ -168,16 +170,19 @@ def con() -> Iterator[Any]:
 
 
 def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: CostModel,
-             initial_cash: float, execution: Execution, short_margin: float | None = None
-             ) -> tuple[str, Step, Any, Scripted]:
+             initial_cash: float, execution: Execution, short_margin: float | None = None,
+             borrow_bps: float = 0.0) -> tuple[str, Step, Any, Scripted]:
     """One run through the real engine, written to the warehouse as engine/run.py writes it
-    (``short_margin``: shorts allowed, as the kernel wires ``portfolio.allow_short``)."""
+    (``short_margin``: shorts allowed, as the kernel wires ``portfolio.allow_short``, with
+    ``borrow_bps`` a year)."""
     run_id = f"prop-{next(RUN_IDS)}"
     strategy = Scripted(script)
-    step, equity = harness.run_with_equity(
-        strategy, data, start=data.ts[0], broker=SimBroker(costs, execution, short_margin),
-        cash=initial_cash, run_id=run_id,
-        book=ShortBook(initial_cash) if short_margin is not None else None)
+    step = harness.make_step(
+        strategy, broker=SimBroker(costs, execution, short_margin), cash=initial_cash,
+        run_id=run_id, book=ShortBook(initial_cash) if short_margin is not None else None)
+    if borrow_bps:
+        step.before_each_bar(Borrow(step.book, borrow_bps, TF))
+    equity = simulate(step, data, start=int(data.ts[0]))
     results.insert_results(con, {
         "run_id": run_id, "mode": "backtest", "name": "property", "status": "completed",
         "config_json": {"strategy": "Scripted"}, "started_at": "2024-01-01T00:00:00Z",
@@ -186,7 +191,8 @@ def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: Co
         "initial_cash": initial_cash, "quote": "USDT", "seed": 0,
         "start_ts": ms_to_iso(int(data.ts[0])), "end_ts": ms_to_iso(int(data.ts[-1])),
         "bar_count": len(data),
-    }, results.run_tables(data, step.journal, [], "1m", "none", run_id))
+    }, results.run_tables(data, step.journal, [], "1m", "none", run_id,
+                          charges=step.book.charges))
     return run_id, step, equity, strategy
 
 
@@ -208,11 +214,14 @@ def test_books_and_views_with_latency_and_partial_fills_agree_on_equity_and_roun
 
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(run=backtests(intents=SHORT_INTENT), margin=st.sampled_from([0.5, 1.0, 3.0]))
-def test_books_and_views_random_streams_with_shorts_agree_on_equity_and_round_trips(
-        con: Any, run: Run, margin: float) -> None:
-    step = agree(con, run, margin)
-    assert all(t.side in ("LONG", "SHORT") for t in step.book.round_trips)
+@given(run=backtests(intents=SHORT_INTENT), margin=st.sampled_from([0.5, 1.0, 3.0]),
+       borrow=st.sampled_from([0.0, 500.0, 100_000.0]))
+def test_books_and_views_random_streams_with_shorts_and_borrow_agree_bar_by_bar(
+        con: Any, run: Run, margin: float, borrow: float) -> None:
+    step = agree(con, run, margin, borrow)
+    assert all(c.kind == "borrow" and c.amount > 0 for c in step.book.charges)
+    if not borrow:
+        assert step.book.charges == []
 
 
 @settings(max_examples=15, deadline=None,
@@ -223,11 +232,12 @@ def test_books_and_views_with_shorts_latency_and_partial_fills_agree(con: Any,
     agree(con, run, 1.0)
 
 
-def agree(con: Any, run: Run, short_margin: float | None = None) -> Step:
+def agree(con: Any, run: Run, short_margin: float | None = None, borrow_bps: float = 0.0
+          ) -> Step:
     """Run the backtest, write it, and hold the views to the in-loop books."""
     data, script, costs, initial_cash, execution = run
     run_id, step, equity, strategy = backtest(con, data, script, costs, initial_cash,
-                                              execution, short_margin)
+                                              execution, short_margin, borrow_bps)
     book = step.book
 
     # equity per bar time: the loop's rows vs acct.equity_curve
@@ -289,7 +299,6 @@ SPLITS = st.lists(st.tuples(st.integers(1, 199), SYMBOL, st.sampled_from([2.0, 4
 def test_books_and_views_across_splits_agree_on_equity_positions_and_round_trips(
         con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
     from workbench.engine.actions import events_table
-    from workbench.engine.backtest import simulate
     from workbench.model import ActionKind, CorporateAction
 
     data, script, costs, initial_cash, _ = run

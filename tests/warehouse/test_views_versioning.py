@@ -163,8 +163,8 @@ def test_problems_semantic_change_without_bump_names_view_and_bump(root: Path,
     found = views.problems(views.discover(root), locked)
     old = locked["views"]["acct.equity_curve"]["fingerprint"][:12]
     new = fingerprints(root)["acct.equity_curve"][:12]
-    hint = (f"acct.equity_curve changed (fingerprint {old} -> {new}) but its version is still 2:"
-            " bump `-- version:` to 3 in equity_curve.sql, then run `workbench views lock`")
+    hint = (f"acct.equity_curve changed (fingerprint {old} -> {new}) but its version is still 3:"
+            " bump `-- version:` to 4 in equity_curve.sql, then run `workbench views lock`")
     assert hint in found
     # the children changed with it and need their own bump
     assert sorted(p.split(" ")[0] for p in found) == [
@@ -223,10 +223,10 @@ def test_fingerprint_parent_change_changes_every_descendant_only(root: Path) -> 
 
 def test_problems_version_below_lock_is_refused(root: Path, lock_file: Path) -> None:
     locked = json.loads(lock_file.read_text())
-    locked["views"]["rpt.drawdown"]["version"] = 4
+    locked["views"]["rpt.drawdown"]["version"] = 9
     lock_file.write_text(json.dumps(locked))
     found = views.problems(views.discover(root), locked)
-    assert found == ["rpt.drawdown: version 2 is below the locked 4; versions only go up"]
+    assert found == ["rpt.drawdown: version 3 is below the locked 9; versions only go up"]
     with pytest.raises(WarehouseError, match="versions only go up"):
         views.lock(views.discover(root), path=lock_file)
 

@@ -32,6 +32,7 @@ from workbench.brokers.paper import PaperBroker
 from workbench.brokers.sim import SimBroker
 from workbench.config import Config, timeframe_ms
 from workbench.engine import backtest
+from workbench.engine.carry import Borrow
 from workbench.engine.clock import BarClock, Clock
 from workbench.engine.journal import Journal, MemoryJournal
 from workbench.engine.step import Step
@@ -290,4 +291,6 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
                 journal, run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
                 risk=risk_engine(cfg, costs, wired, log), clock=BarClock(tf_ms),
                 symbols=tuple(cfg.data.symbols))
+    if shorts and cfg.costs.enabled and cfg.costs.borrow_bps_per_year:
+        step.before_each_bar(Borrow(step.book, cfg.costs.borrow_bps_per_year, tf_ms))
     return Kernel(wired, step, backtest.simulate)
