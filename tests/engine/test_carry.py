@@ -1,6 +1,7 @@
 """A short's borrow (``costs.borrow_bps_per_year``, adr/0026): charged on each of its symbol's
 bars on the position held into the bar, at the bar's close; cash, ``Book.charges`` and the
-``costs`` rows say the same, and ``Book.check`` folds them."""
+``costs`` rows say the same, and ``Book.check`` folds them. Funding (``costs.funding_bps``):
+paid by a long and received by a short at the funding times."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from workbench.brokers.sim import SimBroker
 from workbench.config import load_config
 from workbench.engine import kernel
 from workbench.engine.backtest import simulate
-from workbench.engine.carry import YEAR_MS, Borrow
+from workbench.engine.carry import YEAR_MS, Borrow, Funding
+from workbench.engine.journal import MemoryJournal
 from workbench.engine.step import Step
+from workbench.errors import ConfigError
 from workbench.model import Bar, OrderIntent, Side
 from workbench.strategies.sma_long_short import SmaLongShort
 from workbench.strategy import Context, Strategy
@@ -83,3 +86,45 @@ def test_book_check_folds_the_charges_and_refuses_cash_they_do_not_explain() -> 
     step.book.charges.pop()
     with pytest.raises(BookInvariantError, match="cash was changed outside a fill"):
         step.book.check(harness.fills(step))
+
+
+# --- funding ------------------------------------------------------------------------------------
+class LongThenShort(Strategy):
+    """Buy 1 on the first bar; on the third sell 3 (short 2); hold."""
+
+    def on_bar(self, ctx: Context, bar: Bar) -> list[OrderIntent] | None:
+        if bar.ts == T0:
+            return [OrderIntent("X", Side.BUY, 1.0)]
+        if bar.ts == T0 + 2 * TF:
+            return [OrderIntent("X", Side.SELL, 3.0)]
+        return None
+
+
+def test_funding_long_pays_short_receives_at_funding_times_only() -> None:
+    book = ShortBook(1_000.0)
+    step = harness.make_step(LongThenShort(), broker=SimBroker(FREE, short_margin=1.0),
+                             book=book)
+    step.before_each_bar(Funding(book, 10.0, 2 * TF))  # 0.1 % every second bar
+    simulate(step, harness.closes([100.0, 110.0, 120.0, 130.0, 140.0, 150.0]), start=T0)
+    # bar 0: flat (the buy fills at its close); bar 2: long 1 pays; bar 4: short 2 receives
+    assert book.charges == [Charge(T0 + 2 * TF, "X", "funding", 1.0 * 120.0 * 0.001),
+                            Charge(T0 + 4 * TF, "X", "funding", -2.0 * 140.0 * 0.001)]
+    assert math.isclose(book.cash, 1_000.0 - 100.0 + 360.0 - 0.12 + 0.28, rel_tol=1e-15)
+
+
+def test_config_funding_every_not_a_whole_number_of_bars_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"not a whole number of data\.timeframe 1d bars"):
+        load_config(None, ["data.timeframe=1d", "costs.funding_bps=1"], env={})
+    assert load_config(None, ["data.timeframe=1d", "costs.funding_bps=1",
+                              "costs.funding_every=1d"], env={}).costs.funding_bps == 1.0
+    plain = load_config(None, env={})
+    assert load_config(None, ["costs.funding_every=8h", "costs.funding_bps=0",
+                              "costs.borrow_bps_per_year=0"], env={}).hash() == plain.hash()
+
+
+@pytest.mark.parametrize("mode", ["shadow", "paper", "live"])
+def test_build_live_modes_with_funding_refused_naming_the_key(mode: str) -> None:
+    cfg = load_config(None, ["costs.funding_bps=1"], env={})
+    with pytest.raises(ConfigError, match="pays no funding") as err:
+        kernel.build(cfg, mode, strategy=SmaLongShort(), run_id="l", journal=MemoryJournal())
+    assert err.value.where == "costs.funding_bps"

@@ -122,8 +122,10 @@ def test_build_live_modes_with_allow_short_refused_naming_the_key(mode: Mode) ->
     assert err.value.where == "portfolio.allow_short"
 
 
+@pytest.mark.parametrize("key", ["portfolio.allow_short=true", "costs.funding_bps=1"])
 @pytest.mark.parametrize("engine", ["backtesting", "backtrader", "nautilus"])
-def test_parity_check_allow_short_unsupported_by_every_peer(engine: str) -> None:
-    cfg = load_config(None, ["portfolio.allow_short=true"], env={})
-    with pytest.raises(Unsupported, match=r"portfolio\.allow_short"):
+def test_parity_check_shorts_or_funding_unsupported_by_every_peer(engine: str,
+                                                                   key: str) -> None:
+    cfg = load_config(None, [key], env={})
+    with pytest.raises(Unsupported, match=key.split("=")[0].replace(".", r"\.")):
         check(engine, cfg, harness.closes([1.0, 2.0]))

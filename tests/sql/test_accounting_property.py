@@ -22,7 +22,7 @@ from workbench.brokers.execution import PROFILES, Execution, Latency
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
 from workbench.engine.backtest import simulate
-from workbench.engine.carry import Borrow
+from workbench.engine.carry import Borrow, Funding
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData, merge
 from workbench.feeds.qc import BarSeries
@@ -171,10 +171,11 @@ def con() -> Iterator[Any]:
 
 def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: CostModel,
              initial_cash: float, execution: Execution, short_margin: float | None = None,
-             borrow_bps: float = 0.0) -> tuple[str, Step, Any, Scripted]:
+             borrow_bps: float = 0.0, funding_bps: float = 0.0
+             ) -> tuple[str, Step, Any, Scripted]:
     """One run through the real engine, written to the warehouse as engine/run.py writes it
     (``short_margin``: shorts allowed, as the kernel wires ``portfolio.allow_short``, with
-    ``borrow_bps`` a year)."""
+    ``borrow_bps`` a year; ``funding_bps`` every 5 minutes)."""
     run_id = f"prop-{next(RUN_IDS)}"
     strategy = Scripted(script)
     step = harness.make_step(
@@ -182,6 +183,8 @@ def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: Co
         run_id=run_id, book=ShortBook(initial_cash) if short_margin is not None else None)
     if borrow_bps:
         step.before_each_bar(Borrow(step.book, borrow_bps, TF))
+    if funding_bps:
+        step.before_each_bar(Funding(step.book, funding_bps, 5 * TF))
     equity = simulate(step, data, start=int(data.ts[0]))
     results.insert_results(con, {
         "run_id": run_id, "mode": "backtest", "name": "property", "status": "completed",
@@ -215,13 +218,14 @@ def test_books_and_views_with_latency_and_partial_fills_agree_on_equity_and_roun
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(run=backtests(intents=SHORT_INTENT), margin=st.sampled_from([0.5, 1.0, 3.0]),
-       borrow=st.sampled_from([0.0, 500.0, 100_000.0]))
-def test_books_and_views_random_streams_with_shorts_and_borrow_agree_bar_by_bar(
-        con: Any, run: Run, margin: float, borrow: float) -> None:
-    step = agree(con, run, margin, borrow)
-    assert all(c.kind == "borrow" and c.amount > 0 for c in step.book.charges)
-    if not borrow:
-        assert step.book.charges == []
+       borrow=st.sampled_from([0.0, 500.0, 100_000.0]),
+       funding=st.sampled_from([0.0, 25.0, -25.0]))
+def test_books_and_views_random_streams_with_shorts_borrow_and_funding_agree_bar_by_bar(
+        con: Any, run: Run, margin: float, borrow: float, funding: float) -> None:
+    step = agree(con, run, margin, borrow, funding)
+    kinds = {c.kind for c in step.book.charges}
+    assert kinds <= {kind for kind, rate in (("borrow", borrow), ("funding", funding)) if rate}
+    assert all(c.amount > 0 for c in step.book.charges if c.kind == "borrow")
 
 
 @settings(max_examples=15, deadline=None,
@@ -232,12 +236,12 @@ def test_books_and_views_with_shorts_latency_and_partial_fills_agree(con: Any,
     agree(con, run, 1.0)
 
 
-def agree(con: Any, run: Run, short_margin: float | None = None, borrow_bps: float = 0.0
-          ) -> Step:
+def agree(con: Any, run: Run, short_margin: float | None = None, borrow_bps: float = 0.0,
+          funding_bps: float = 0.0) -> Step:
     """Run the backtest, write it, and hold the views to the in-loop books."""
     data, script, costs, initial_cash, execution = run
     run_id, step, equity, strategy = backtest(con, data, script, costs, initial_cash,
-                                              execution, short_margin, borrow_bps)
+                                              execution, short_margin, borrow_bps, funding_bps)
     book = step.book
 
     # equity per bar time: the loop's rows vs acct.equity_curve

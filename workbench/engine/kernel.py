@@ -32,7 +32,7 @@ from workbench.brokers.paper import PaperBroker
 from workbench.brokers.sim import SimBroker
 from workbench.config import Config, timeframe_ms
 from workbench.engine import backtest
-from workbench.engine.carry import Borrow
+from workbench.engine.carry import Borrow, Funding
 from workbench.engine.clock import BarClock, Clock
 from workbench.engine.journal import Journal, MemoryJournal
 from workbench.engine.step import Step
@@ -274,6 +274,12 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
             "cannot sell beyond what the account holds", where="portfolio.allow_short",
             fix="set portfolio.allow_short: false for shadow, paper and live runs (shorts are "
                 "for backtests)")
+    if cfg.costs.funding_bps and wired.live:
+        raise ConfigError(
+            f"costs.funding_bps: a {wired.mode.value} run trades Binance spot, which pays no "
+            "funding", where="costs.funding_bps",
+            fix="set costs.funding_bps: 0 for shadow, paper and live runs (funding is for "
+                "backtests of perpetual-style data)")
     if journal is None:
         if wired.live:
             raise ValueError(f"a {wired.mode.value} run journals to its write-ahead log: "
@@ -293,4 +299,7 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
                 symbols=tuple(cfg.data.symbols))
     if shorts and cfg.costs.enabled and cfg.costs.borrow_bps_per_year:
         step.before_each_bar(Borrow(step.book, cfg.costs.borrow_bps_per_year, tf_ms))
+    if cfg.costs.enabled and cfg.costs.funding_bps:
+        step.before_each_bar(Funding(step.book, cfg.costs.funding_bps,
+                                     timeframe_ms(cfg.costs.funding_every)))
     return Kernel(wired, step, backtest.simulate)

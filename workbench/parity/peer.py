@@ -50,6 +50,10 @@ def check_costs(cfg: Any) -> None:
             f"{', '.join(used)}: the peers' commission and slippage models have no per-unit "
             "fee, minimum fee or market impact; compare with them at their defaults "
             "(--set costs.impact_k=0 ...)")
+    if c.enabled and c.funding_bps:
+        raise Unsupported(
+            "costs.funding_bps: the peers pay no funding; compare with them without it "
+            "(--set costs.funding_bps=0)")
     if cfg.portfolio.allow_short:
         raise Unsupported(
             "portfolio.allow_short: the peers are compared as spot brokers (a sell beyond the "
