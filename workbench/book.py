@@ -202,14 +202,7 @@ class Book:
         if symbol not in self.last:
             self.last[symbol] = fill.price
         if fill.side is Side.BUY:
-            cash = self.cash - (notional + fill.fee)
-            if cash < -self.cash_tolerance:
-                raise BookInvariantError(
-                    f"buy fill {fill.fill_seq} of {fill.qty!r} {symbol} at {fill.price!r} would "
-                    f"take cash from {self.cash!r} to {cash!r}; spot cash never goes below zero "
-                    "(the broker refuses a buy beyond free cash), so the books were changed "
-                    "outside a fill")
-            self.cash = cash
+            self.cash = self._cash_after_buy(fill, notional)
             self.fees_paid += fill.fee
             self._add_units(symbol, fill.qty_units)
             self.history.append((fill.bar_ts, self.cash, symbol, self.units.get(symbol, 0)))
@@ -261,6 +254,17 @@ class Book:
         if before:
             self.history.append((ts, self.cash, symbol, after))
         return event
+
+    def _cash_after_buy(self, fill: Fill, notional: float) -> float:
+        """Cash after paying for a buy fill; BookInvariantError if it would go below zero."""
+        cash = self.cash - (notional + fill.fee)
+        if cash < -self.cash_tolerance:
+            raise BookInvariantError(
+                f"buy fill {fill.fill_seq} of {fill.qty!r} {fill.symbol} at {fill.price!r} "
+                f"would take cash from {self.cash!r} to {cash!r}; spot cash never goes below "
+                "zero (the broker refuses a buy beyond free cash), so the books were changed "
+                "outside a fill")
+        return cash
 
     def charge(self, ts: int, symbol: str, kind: str, amount: float) -> None:
         """Pay ``amount`` of cash (receive, if negative) for ``symbol``'s position at bar time
@@ -388,13 +392,7 @@ class ShortBook(Book):
         if symbol not in self.last:
             self.last[symbol] = fill.price
         if fill.side is Side.BUY:
-            cash = self.cash - (notional + fill.fee)
-            if cash < -self.cash_tolerance:
-                raise BookInvariantError(
-                    f"buy fill {fill.fill_seq} of {fill.qty!r} {symbol} at {fill.price!r} would "
-                    f"take cash from {self.cash!r} to {cash!r}; cash never goes below zero (the "
-                    "broker refuses a buy beyond free cash), so the books were changed outside "
-                    "a fill")
+            cash = self._cash_after_buy(fill, notional)
             closing = min(units, -held) if held < 0 else 0
             delta = units
         else:
