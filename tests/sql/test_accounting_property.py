@@ -302,6 +302,20 @@ SPLITS = st.lists(st.tuples(st.integers(1, 199), SYMBOL, st.sampled_from([2.0, 4
 @given(run=backtests(), splits=SPLITS)
 def test_books_and_views_across_splits_agree_on_equity_positions_and_round_trips(
         con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
+    agree_across_splits(con, run, splits)
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(run=backtests(intents=SHORT_INTENT), splits=SPLITS)
+def test_books_and_views_across_splits_with_shorts_agree(
+        con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
+    agree_across_splits(con, run, splits, shorts=True)
+
+
+def agree_across_splits(con: Any, run: Run, splits: list[tuple[int, int, float]],
+                        shorts: bool = False) -> None:
+    """A run with splits (and, ``shorts``, short books), held to the views."""
     from workbench.engine.actions import events_table
     from workbench.model import ActionKind, CorporateAction
 
@@ -310,9 +324,9 @@ def test_books_and_views_across_splits_agree_on_equity_positions_and_round_trips
     actions = [CorporateAction(names[s % len(names)], "2024-01-01", ActionKind.SPLIT, ratio,
                                None, grid[i % len(grid)]) for i, s, ratio in splits]
     run_id = f"prop-{next(RUN_IDS)}"
-    broker = SimBroker(costs)
+    broker = SimBroker(costs, short_margin=1.0 if shorts else None)
     step = harness.make_step(Scripted(script), broker=broker, cash=initial_cash,
-                             run_id=run_id)
+                             run_id=run_id, book=ShortBook(initial_cash) if shorts else None)
     step.schedule_actions(actions, broker.split_orders)
     equity = simulate(step, data, start=int(data.ts[0]))  # stop() checks the books' fold
     tables = results.run_tables(data, step.journal, [], "1m", "none", run_id)
