@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.book import Book, BookInvariantError, RoundTrip, match_round_trip
+from workbench.book import Book, BookInvariantError, RoundTrip, ShortBook, match_round_trip
 from workbench.model import QTY_SCALE, ActionKind, CorporateAction, Fill, Side
 
 T0 = 1_704_067_200_000
@@ -355,3 +355,81 @@ def test_book_check_split_position_not_made_by_fills_is_refused() -> None:
     with pytest.raises(BookInvariantError, match=re.escape(
             "SPLIT 1 of BTC found a position of 1.0 but the fills make it 0.0")):
         book.check([])
+
+
+# --- shorts (portfolio.allow_short, adr/0026) ---------------------------------------------------
+def test_short_book_sell_then_buy_is_a_short_round_trip_gaining_the_fall() -> None:
+    book, fill = ShortBook(1_000.0), Fills()
+    assert book.apply_fill(fill("SELL", 2.0, 100.0, 0.2)) == []
+    assert book.units == {"BTC": -2 * QTY_SCALE}
+    assert book.cash == 1_000.0 + 200.0 - 0.2
+    book.mark("BTC", 90.0)
+    assert book.equity() == 1_000.0 + 200.0 - 0.2 - 180.0
+    (trip,) = book.apply_fill(fill("BUY", 2.0, 90.0, 0.18))
+    assert trip == RoundTrip("BTC", "SHORT", 2.0, T0 + 2 * MINUTE, 100.0, T0 + 3 * MINUTE,
+                             90.0, pytest.approx(0.38), pytest.approx(19.62),
+                             pytest.approx(19.62 / 200 * 100), 1, 2)
+    assert book.units == {} and book.realized_pnl == pytest.approx(19.62)
+
+
+def test_short_book_fill_crossing_zero_closes_then_opens_the_rest() -> None:
+    book, fill = ShortBook(10_000.0), Fills()
+    fills = [fill("BUY", 1.0, 100.0, 0.3)]
+    book.apply_fill(fills[-1])
+    fills.append(fill("SELL", 3.0, 110.0, 0.6))
+    (long_trip,) = book.apply_fill(fills[-1])  # closes the long 1, opens a short 2
+    assert (long_trip.side, long_trip.qty, long_trip.fees) == ("LONG", 1.0,
+                                                               pytest.approx(0.3 + 0.2))
+    assert book.position_units("BTC") == -2 * QTY_SCALE
+    fills.append(fill("BUY", 3.0, 105.0, 0.9))
+    (short_trip,) = book.apply_fill(fills[-1])  # covers the short 2, opens a long 1
+    # the short lot keeps its fill's size (3) for the fee: 0.6 x 2/3 + 0.9 x 2/3
+    assert (short_trip.side, short_trip.qty, short_trip.entry_fill_seq) == ("SHORT", 2.0, 2)
+    assert short_trip.fees == pytest.approx(0.4 + 0.6)
+    assert short_trip.pnl == pytest.approx(2 * 5.0 - 1.0)
+    assert book.position_units("BTC") == QTY_SCALE
+    fills.append(fill("SELL", 1.0, 100.0))
+    (last,) = book.apply_fill(fills[-1])
+    assert (last.side, last.entry_fill_seq, last.entry_price) == ("LONG", 3, 105.0)
+    book.check(fills)
+
+
+def test_short_book_check_allows_a_negative_position_that_the_fills_make() -> None:
+    book, fill = ShortBook(1_000.0), Fills()
+    sold = fill("SELL", 1.5, 100.0)
+    book.apply_fill(sold)
+    book.check([sold])
+    book.units["BTC"] = -QTY_SCALE
+    with pytest.raises(BookInvariantError, match=r"the fills make it -1\.5"):
+        book.check([sold])
+
+
+def test_short_book_split_scales_the_short_and_buys_back_the_fraction_at_the_mark() -> None:
+    book, fill = ShortBook(1_000.0), Fills()
+    book.apply_fill(fill("SELL", 0, 90.0, units=3))
+    book.mark("BTC", 120.0)
+    at = T0 + 10 * MINUTE
+    event = book.apply_action(_split(1.5, at), at)
+    # -3 -> -4.5 units: -4 kept; the half unit is bought back at 120 / 1.5 = 80 per qty
+    assert (event.units_before, event.units_after) == (-3, -4)
+    assert event.cash_quote == -(1 / 2 / QTY_SCALE * 80.0)
+    trips = book.apply_fill(fill("BUY", 0, 50.0, units=4))
+    assert [(t.side, t.qty, t.entry_price) for t in trips] == [("SHORT", 4 / QTY_SCALE, 60.0)]
+
+
+def test_short_book_dividend_is_paid_by_a_short() -> None:
+    book, fill = ShortBook(1_000.0), Fills()
+    book.apply_fill(fill("SELL", 2.0, 100.0))
+    at = T0 + 10 * MINUTE
+    event = book.apply_action(CorporateAction("BTC", "2024-01-02", ActionKind.DIVIDEND, None,
+                                              0.5, at), at)
+    assert event.cash_quote == -1.0
+    assert book.cash == 1_000.0 + 200.0 - 1.0
+
+
+def test_spot_book_check_refuses_a_negative_position() -> None:
+    book, fill = Book(1_000.0), Fills()
+    sold = fill("SELL", 1.0, 100.0)
+    book.cash, book.units["BTC"] = 1_100.0, -QTY_SCALE  # as if the sell had been applied
+    with pytest.raises(BookInvariantError, match=r"BTC position to -1\.0, below zero"):
+        book.check([sold])

@@ -632,7 +632,7 @@ def test_views_check_changed_fingerprint_without_bump_exits_one_naming_view(
     assert "rpt.drawdown changed" in result.err
     assert "bump" in result.err
     listed = cli("views", "list").out
-    assert re.search(r"^rpt\.drawdown\s+2\s+\w+\s+changed\b", listed, re.M)
+    assert re.search(r"^rpt\.drawdown\s+3\s+\w+\s+changed\b", listed, re.M)
 
 
 def test_views_lock_adds_a_missing_view_then_check_passes(

@@ -11,8 +11,9 @@ matching works in those units too, which is what lets Python and SQL agree exact
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
+from heapq import merge
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -37,10 +38,12 @@ class BookInvariantError(StrategyError):
 
 
 class RoundTrip(NamedTuple):
-    """A FIFO-matched entry and exit of ``qty`` (long only: spot, no shorting yet).
+    """A FIFO-matched entry and exit of ``qty``: ``side`` LONG (entry a buy, exit a sell) or
+    SHORT (entry a sell, exit a buy; ``ShortBook`` only).
 
-    ``fees`` are the entry and exit fees pro rata to the matched quantity; ``pnl`` is net of them;
-    ``return_pct`` is ``pnl`` over the entry notional, in percent.
+    ``fees`` are the entry and exit fees pro rata to the matched quantity; ``pnl`` is net of them
+    (a short gains what the price fell); ``return_pct`` is ``pnl`` over the entry notional, in
+    percent.
     """
 
     symbol: str
@@ -57,12 +60,22 @@ class RoundTrip(NamedTuple):
     exit_fill_seq: int
 
 
+class Charge(NamedTuple):
+    """Cash a position paid at bar time ``ts`` outside a fill: ``kind`` borrow or funding,
+    ``amount`` in the quote currency (> 0 a cost, < 0 received); a ``costs`` row."""
+
+    ts: int
+    symbol: str
+    kind: str
+    amount: float
+
+
 class _Lot:
     __slots__ = ("fee", "fill_seq", "price", "remaining", "ts", "units")
 
-    def __init__(self, fill: Fill) -> None:
-        self.units = fill.qty_units
-        self.remaining = fill.qty_units
+    def __init__(self, fill: Fill, remaining: int | None = None) -> None:
+        self.units = fill.qty_units  # the whole fill's: its fee is shared pro rata to it
+        self.remaining = fill.qty_units if remaining is None else remaining
         self.price = fill.price
         self.fee = fill.fee
         self.ts = fill.ts
@@ -70,22 +83,28 @@ class _Lot:
 
 
 def match_round_trip(lot_units: int, lot_price: float, lot_fee: float, exit_units: int,
-                     exit_price: float, exit_fee: float, matched: int) -> tuple[float, float, float,
-                                                                                float]:
-    """Quantity, fees, pnl and return of ``matched`` units of a lot closed by an exit fill.
+                     exit_price: float, exit_fee: float, matched: int, short: bool = False
+                     ) -> tuple[float, float, float, float]:
+    """Quantity, fees, pnl and return of ``matched`` units of a lot closed by an exit fill
+    (``short``: a sold lot closed by a buy).
 
     The arithmetic is written once and mirrored operation by operation in
     ``sql/views/rpt/round_trips.sql``, so that both give the same doubles.
     """
     qty = matched / QTY_SCALE
     fees = lot_fee * (matched / lot_units) + exit_fee * (matched / exit_units)
-    pnl = (exit_price - lot_price) * qty - fees
+    gain = lot_price - exit_price if short else exit_price - lot_price
+    pnl = gain * qty - fees
     return_pct = pnl / (lot_price * qty) * 100.0
     return qty, fees, pnl, return_pct
 
 
 class Book:
-    """Cash and positions of one account, marked at the last close seen per symbol."""
+    """Cash and positions of one account, marked at the last close seen per symbol.
+
+    Spot: positions never go below zero (``ShortBook`` holds shorts)."""
+
+    allow_short = False
 
     def __init__(self, initial_cash: float) -> None:
         self.initial_cash = float(initial_cash)
@@ -105,6 +124,9 @@ class Book:
         units)."""
         self.actions: list[ActionEvent] = []
         """The corporate actions applied (``apply_action``), in order."""
+        self.charges: list[Charge] = []
+        """Cash paid (or received, negative) outside fills: borrow and funding (``charge``),
+        in order."""
         self._lots: dict[str, deque[_Lot]] = {}
         self._view: BookView | None = None
 
@@ -180,14 +202,7 @@ class Book:
         if symbol not in self.last:
             self.last[symbol] = fill.price
         if fill.side is Side.BUY:
-            cash = self.cash - (notional + fill.fee)
-            if cash < -self.cash_tolerance:
-                raise BookInvariantError(
-                    f"buy fill {fill.fill_seq} of {fill.qty!r} {symbol} at {fill.price!r} would "
-                    f"take cash from {self.cash!r} to {cash!r}; spot cash never goes below zero "
-                    "(the broker refuses a buy beyond free cash), so the books were changed "
-                    "outside a fill")
-            self.cash = cash
+            self.cash = self._cash_after_buy(fill, notional)
             self.fees_paid += fill.fee
             self._add_units(symbol, fill.qty_units)
             self.history.append((fill.bar_ts, self.cash, symbol, self.units.get(symbol, 0)))
@@ -214,7 +229,7 @@ class Book:
             assert action.ratio is not None
             ratio = Fraction(repr(action.ratio))
             num, den = ratio.numerator, ratio.denominator
-            after = left = 0
+            after = left = 0  # a short's lots hold positive units too
             for lot in self._lots.get(symbol, ()):
                 scaled = lot.remaining * num
                 lot.remaining = scaled // den
@@ -224,6 +239,8 @@ class Book:
                 after += lot.remaining
             mark = self.last[symbol] = self.last[symbol] / action.ratio
             cash = left / den / QTY_SCALE * mark
+            if before < 0:  # a short: the fraction floored away is bought back at the mark
+                after, cash = -after, -cash
             self.units[symbol] = after
         elif action.kind is ActionKind.SPLIT and symbol in self.last:
             self.last[symbol] = self.last[symbol] / action.ratio  # type: ignore[operator]
@@ -238,6 +255,24 @@ class Book:
             self.history.append((ts, self.cash, symbol, after))
         return event
 
+    def _cash_after_buy(self, fill: Fill, notional: float) -> float:
+        """Cash after paying for a buy fill; BookInvariantError if it would go below zero."""
+        cash = self.cash - (notional + fill.fee)
+        if cash < -self.cash_tolerance:
+            raise BookInvariantError(
+                f"buy fill {fill.fill_seq} of {fill.qty!r} {fill.symbol} at {fill.price!r} "
+                f"would take cash from {self.cash!r} to {cash!r}; spot cash never goes below "
+                "zero (the broker refuses a buy beyond free cash), so the books were changed "
+                "outside a fill")
+        return cash
+
+    def charge(self, ts: int, symbol: str, kind: str, amount: float) -> None:
+        """Pay ``amount`` of cash (receive, if negative) for ``symbol``'s position at bar time
+        ``ts``: a short's borrow, a funding payment (adr/0026). Kept in ``charges``."""
+        self.cash -= amount
+        self.charges.append(Charge(ts, symbol, kind, amount))
+        self.history.append((ts, self.cash, symbol, self.units.get(symbol, 0)))
+
     def _add_units(self, symbol: str, delta: int) -> None:
         units = self.units.get(symbol, 0) + delta
         if units:
@@ -245,17 +280,21 @@ class Book:
         else:
             self.units.pop(symbol, None)
 
-    def _close_lots(self, fill: Fill) -> list[RoundTrip]:
+    def _close_lots(self, fill: Fill, units: int | None = None, short: bool = False
+                    ) -> list[RoundTrip]:
+        """Close ``units`` (default: all of the fill's) of the symbol's oldest lots with
+        ``fill``; ``short``: the lots are sold ones and the fill a buy."""
         lots = self._lots.get(symbol := fill.symbol)
-        remaining = fill.qty_units
+        remaining = fill.qty_units if units is None else units
+        side = "SHORT" if short else "LONG"
         closed: list[RoundTrip] = []
         while remaining and lots:
             lot = lots[0]
             matched = min(lot.remaining, remaining)
             qty, fees, pnl, ret = match_round_trip(
-                lot.units, lot.price, lot.fee, fill.qty_units, fill.price, fill.fee, matched
-            )
-            trip = RoundTrip(symbol, "LONG", qty, lot.ts, lot.price, fill.ts, fill.price, fees,
+                lot.units, lot.price, lot.fee, fill.qty_units, fill.price, fill.fee, matched,
+                short)
+            trip = RoundTrip(symbol, side, qty, lot.ts, lot.price, fill.ts, fill.price, fees,
                              pnl, ret, lot.fill_seq, fill.fill_seq)
             closed.append(trip)
             self.realized_pnl += pnl
@@ -265,8 +304,8 @@ class Book:
                 lots.popleft()
         if remaining:
             raise BookInvariantError(
-                f"sell fill {fill.fill_seq} of {symbol} exceeds the bought lots by {remaining} "
-                "units (1e-8); the position was changed outside a fill"
+                f"{fill.side.value.lower()} fill {fill.fill_seq} of {symbol} exceeds the open "
+                f"lots by {remaining} units (1e-8); the position was changed outside a fill"
             )
         self.round_trips.extend(closed)
         return closed
@@ -275,14 +314,17 @@ class Book:
     def check(self, fills: Sequence[Fill]) -> None:
         """Hold the books to their fills: cash and every position must be exactly what the
         fills make of the initial cash (the same arithmetic, in the same order), and neither
-        may be below zero. BookInvariantError names the first breach."""
+        may be below zero (a position may, in a ``ShortBook``). BookInvariantError names the
+        first breach."""
         cash = self.initial_cash
         units: dict[str, int] = {}
-        actions = iter(self.actions)
-        action = next(actions, None)
+        # a bar's actions apply before its charges, and both before its fills
+        events: Iterator[ActionEvent | Charge] = merge(
+            self.actions, self.charges, key=lambda e: (e.ts, type(e) is Charge))
+        event = next(events, None)
         for fill in fills:
-            while action is not None and action.ts <= fill.bar_ts:
-                cash, action = self._check_action(action, units, cash), next(actions, None)
+            while event is not None and event.ts <= fill.bar_ts:
+                cash, event = self._fold(event, units, cash), next(events, None)
             notional = fill.qty * fill.price
             if fill.side is Side.BUY:
                 cash -= notional + fill.fee
@@ -290,8 +332,8 @@ class Book:
             else:
                 cash += notional - fill.fee
                 units[fill.symbol] = units.get(fill.symbol, 0) - fill.qty_units
-        while action is not None:
-            cash, action = self._check_action(action, units, cash), next(actions, None)
+        while event is not None:
+            cash, event = self._fold(event, units, cash), next(events, None)
         held = {s: u for s, u in units.items() if u}
         tolerance = self.cash_tolerance
         if not abs(self.cash - cash) <= tolerance:
@@ -308,14 +350,19 @@ class Book:
         if cash < -tolerance:
             raise BookInvariantError(f"the fills take cash to {cash!r}, below zero")
         negative = next((s for s, u in sorted(held.items()) if u < 0), None)
-        if negative is not None:
+        if negative is not None and not self.allow_short:
             raise BookInvariantError(
                 f"the fills take the {negative} position to {held[negative] / QTY_SCALE!r}, "
                 "below zero")
 
-    def _check_action(self, action: ActionEvent, units: dict[str, int], cash: float) -> float:
-        """Fold a corporate action into ``check``'s books: the position it found must be the
-        one the fills made; it leaves ``units_after`` and adds its cash."""
+    def _fold(self, event: ActionEvent | Charge, units: dict[str, int], cash: float) -> float:
+        """Fold a corporate action or a charge into ``check``'s books: the position an action
+        found must be the one the fills made; it leaves ``units_after`` and adds its cash; a
+        charge takes its amount."""
+        if type(event) is Charge:
+            return cash - event.amount
+        action = event
+        assert isinstance(action, ActionEvent)
         held = units.get(action.symbol, 0)
         if held != action.units_before:
             raise BookInvariantError(
@@ -324,6 +371,42 @@ class Book:
                 f"{held / QTY_SCALE!r}: the position was changed outside a fill")
         units[action.symbol] = action.units_after
         return cash + action.cash_quote
+
+
+class ShortBook(Book):
+    """Books that may sell beyond the position (``portfolio.allow_short``, adr/0026): a sell
+    past zero opens a short, negative units, its proceeds in cash; a buy covers the oldest
+    short lot first. A fill that crosses zero closes the open lots, then opens a lot of the
+    rest on the other side (a lot keeps its fill's size and fee, for pro-rata fees). Equity is
+    still cash plus units times the mark. The kernel builds one only when shorts are allowed,
+    so a spot run's fills go through ``Book.apply_fill`` unchanged."""
+
+    allow_short = True
+
+    def apply_fill(self, fill: Fill) -> list[RoundTrip]:
+        """Move cash and position for one fill; return the round trips it closed (long ones
+        by a sell, short ones by a buy)."""
+        symbol, units = fill.symbol, fill.qty_units
+        held = self.units.get(symbol, 0)
+        notional = fill.qty * fill.price
+        if symbol not in self.last:
+            self.last[symbol] = fill.price
+        if fill.side is Side.BUY:
+            cash = self._cash_after_buy(fill, notional)
+            closing = min(units, -held) if held < 0 else 0
+            delta = units
+        else:
+            cash = self.cash + (notional - fill.fee)
+            closing = min(units, held) if held > 0 else 0
+            delta = -units
+        self.cash = cash
+        self.fees_paid += fill.fee
+        self._add_units(symbol, delta)
+        self.history.append((fill.bar_ts, self.cash, symbol, self.units.get(symbol, 0)))
+        closed = self._close_lots(fill, closing, short=fill.side is Side.BUY) if closing else []
+        if units > closing:
+            self._lots.setdefault(symbol, deque()).append(_Lot(fill, units - closing))
+        return closed
 
 
 class BookView:

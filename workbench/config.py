@@ -239,6 +239,10 @@ class StrategyConfig(_Section):
 class PortfolioConfig(_Section):
     initial_cash: Money = 10_000.0
     quote: Annotated[PlainText, Field(min_length=1, max_length=20)] = "USDT"
+    # a sell beyond the position opens a short (backtests only; adr/0026)
+    allow_short: bool = False
+    # shorts are refused past equity times this, in short notional across symbols
+    short_margin: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 1.0
 
 
 Amount = Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]  # 0 allowed
@@ -266,6 +270,18 @@ class CostsConfig(_Section):
     impact_tiers: list[ImpactTier] = []
     min_notional: Amount = 0.0
     fill_at: Literal["close", "next_open"] = "close"
+    # a short pays this rate a year on its notional, accrued each bar (adr/0026)
+    borrow_bps_per_year: Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)] = 0.0
+    # perpetual-style funding: at each multiple of funding_every (UTC), a long pays this rate
+    # of its notional and a short receives it (negative: the other way round)
+    funding_bps: Annotated[float, Field(ge=-MAX_BPS, le=MAX_BPS, allow_inf_nan=False)] = 0.0
+    funding_every: str = "8h"
+
+    @field_validator("funding_every")
+    @classmethod
+    def _funding_every(cls, value: str) -> str:
+        timeframe_ms(value)
+        return value
 
     @field_validator("impact_tiers")
     @classmethod
@@ -463,6 +479,18 @@ class Config(_Section):
     execution: ExecutionConfig = ExecutionConfig()
 
     @model_validator(mode="after")
+    def _funding_on_bar_times(self) -> Config:
+        """Funding is paid on the bars that open at its times: a bar must open at each."""
+        every, bar = timeframe_ms(self.costs.funding_every), timeframe_ms(self.data.timeframe)
+        if self.costs.funding_bps and every % bar:
+            raise ValueError(
+                f"costs.funding_every {self.costs.funding_every} is not a whole number of "
+                f"data.timeframe {self.data.timeframe} bars, so some funding times would "
+                "fall inside a bar and never be paid; set funding_every to a multiple of the "
+                "timeframe (e.g. 8h for 1m..8h bars)")
+        return self
+
+    @model_validator(mode="after")
     def _limits_name_traded_symbols(self) -> Config:
         """A position limit for a symbol the run does not trade is almost surely a typo."""
         for symbol in (self.risk.position_limits or {}):
@@ -503,12 +531,17 @@ SECTIONS = tuple(Config.model_fields)
 LATER_DEFAULTS: dict[tuple[str, str], Any] = {
     ("data", "calendar"): "24x7",
     ("data", "adjusted"): False,
+    ("portfolio", "allow_short"): False,
+    ("portfolio", "short_margin"): 1.0,
     ("costs", "fee_per_unit"): 0.0,
     ("costs", "min_fee"): 0.0,
     ("costs", "impact_k"): 0.0,
     ("costs", "impact_cap_bps"): 500.0,
     ("costs", "impact_tiers"): [],
     ("costs", "spread_column"): None,
+    ("costs", "borrow_bps_per_year"): 0.0,
+    ("costs", "funding_bps"): 0.0,
+    ("costs", "funding_every"): "8h",
 }
 """Keys added after configs were hashed and journaled: left out of ``to_dict`` at their
 defaults, so an unchanged config keeps its hash and a live run started before them resumes."""

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workbench.book import Book
+from workbench.book import Book, ShortBook
 from workbench.brokers.base import CancelReason, RejectReason
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
@@ -36,9 +36,10 @@ S = OrderStatus
 class Venue:
     """A SimBroker bound to a book and a sink that records what the broker reports."""
 
-    def __init__(self, costs: CostModel | None = None, cash: float = 10_000.0) -> None:
-        self.book = Book(cash)
-        self.broker = SimBroker(costs or CostModel())
+    def __init__(self, costs: CostModel | None = None, cash: float = 10_000.0,
+                 short_margin: float | None = None) -> None:
+        self.book = Book(cash) if short_margin is None else ShortBook(cash)
+        self.broker = SimBroker(costs or CostModel(), short_margin=short_margin)
         self.broker.bind(self, self.book)
         self.events: list[tuple[int, OrderStatus, str | None]] = []
         self.fills: list[Fill] = []
@@ -226,6 +227,60 @@ def test_limit_sell_reserves_qty_so_market_sell_rejected() -> None:
     too_much = v.order(Side.SELL, 0.1)
     assert ok.status is S.FILLED
     assert v.status_of(too_much) == [(S.REJECTED, RejectReason.INSUFFICIENT_POSITION)]
+
+
+# --- shorts (portfolio.allow_short, adr/0026) -------------------------------------------------
+FREE = CostModel(fee_bps=0.0, slippage_bps=0.0)
+
+
+def test_short_margin_sell_beyond_position_opens_short_with_its_proceeds_in_cash() -> None:
+    v = Venue(FREE, cash=1_000.0, short_margin=1.0)
+    v.flat(100.0)
+    v.order(Side.BUY, 1.0)
+    order = v.order(Side.SELL, 3.0)
+    assert v.status_of(order) == [(S.SUBMITTED, None), (S.FILLED, None)]
+    assert v.book.position_units("X") == -2 * QTY_SCALE
+    assert v.book.cash == 1_000.0 - 100.0 + 300.0
+    assert v.book.equity() == 1_000.0
+
+
+def test_short_margin_short_past_equity_times_margin_rejected_insufficient_margin() -> None:
+    v = Venue(FREE, cash=1_000.0, short_margin=0.5)
+    v.flat(100.0)
+    too_much = v.order(Side.SELL, 5.00000001)  # 500.000001 short against 1,000 x 0.5
+    ok = v.order(Side.SELL, 5.0)
+    more = v.order(Side.SELL, 0.01)
+    assert v.status_of(too_much) == [(S.REJECTED, RejectReason.INSUFFICIENT_MARGIN)]
+    assert ok.status is S.FILLED
+    assert v.status_of(more) == [(S.REJECTED, RejectReason.INSUFFICIENT_MARGIN)]
+    assert v.book.position_units("X") == -5 * QTY_SCALE
+
+
+def test_short_margin_counts_the_other_symbols_shorts_at_their_marks() -> None:
+    v = Venue(FREE, cash=1_000.0, short_margin=1.0)
+    v.flat(100.0, "Y")
+    v.flat(100.0)
+    v.order(Side.SELL, 6.0, symbol="Y")
+    v.flat(50.0, "Y")  # Y's short of 6 is now worth 300; equity 1,300
+    ok = v.order(Side.SELL, 10.0)  # 1,000 + 300 <= 1,300
+    more = v.order(Side.SELL, 0.01)
+    assert ok.status is S.FILLED
+    assert v.status_of(more) == [(S.REJECTED, RejectReason.INSUFFICIENT_MARGIN)]
+
+
+def test_short_margin_limit_sell_beyond_position_rests_and_covers_by_buy() -> None:
+    v = Venue(FREE, cash=1_000.0, short_margin=1.0)
+    v.flat(100.0)
+    order = v.order(Side.SELL, 2.0, limit=105.0)
+    assert order.status is S.SUBMITTED and v.book.free_units("X") == -2 * QTY_SCALE
+    v.bar(100.0, 106.0, 99.0, 104.0)
+    assert order.status is S.FILLED and v.book.position_units("X") == -2 * QTY_SCALE
+    v.flat(90.0)
+    v.order(Side.BUY, 2.0)
+    assert v.book.units == {}
+    (trip,) = v.book.round_trips
+    assert (trip.side, trip.entry_price, trip.exit_price, trip.pnl) == ("SHORT", 105.0, 90.0,
+                                                                        30.0)
 
 
 def test_limit_sell_beyond_position_rejected_insufficient_position() -> None:

@@ -191,6 +191,17 @@ def test_position_limit_qty_counts_held_and_resting_buys() -> None:
     assert block.detail == {"qty_after": 2.00000001, "max_qty": 2.0}
 
 
+def test_position_limit_short_counts_its_absolute_size_and_a_cover_passes() -> None:
+    a = Account(RiskConfig(position_limits={"X": PositionLimit(max_qty=2.0)}),
+                held={"X": -1.5}, last={"X": 64.0})  # a short (portfolio.allow_short)
+    assert a.check(a.order("X", SELL, 0.5)) is None  # -2
+    block = a.check(a.order("X", SELL, 0.50000001))
+    assert block is not None and block.reason_code is C.POSITION_LIMIT
+    assert block.detail == {"qty_after": 2.00000001, "max_qty": 2.0}
+    assert a.check(a.order("X", BUY, 1.5)) is None  # covers: reduces
+    assert a.code(a.order("X", BUY, 4.0)) == "RISK_POSITION_LIMIT"  # crosses to a long 2.5
+
+
 def test_position_limit_resting_sells_do_not_offset_a_buy() -> None:
     a = Account(RiskConfig(position_limits={"X": PositionLimit(max_qty=2.0)}),
                 held={"X": 2.0}, last={"X": 64.0})

@@ -16,10 +16,13 @@ import step_harness as harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from workbench.book import ShortBook
 from workbench.brokers.base import RejectReason
 from workbench.brokers.execution import PROFILES, Execution, Latency
 from workbench.brokers.fills import CostModel
 from workbench.brokers.sim import SimBroker
+from workbench.engine.backtest import simulate
+from workbench.engine.carry import Borrow, Funding
 from workbench.engine.step import Step
 from workbench.feeds.history import LoopData, merge
 from workbench.feeds.qc import BarSeries
@@ -54,6 +57,8 @@ INTENT = st.one_of(
     st.tuples(st.just("sell_limit"), SYMBOL, FRACTION, OFFSET, EXPIRY),
     st.tuples(st.just("cancel"), SYMBOL),
 )
+SHORT_INTENT = st.one_of(INTENT, st.tuples(st.just("short"), SYMBOL, UNITS))
+"""With shorts allowed: sells beyond the position ("oversell" crosses zero), and plain ones."""
 
 COSTS = st.builds(
     CostModel,
@@ -103,10 +108,11 @@ Run = tuple[LoopData, dict[int, list[tuple]], CostModel, float, Execution]
 
 
 @st.composite
-def backtests(draw: st.DrawFn, executions: st.SearchStrategy[Execution] = INSTANT) -> Run:
+def backtests(draw: st.DrawFn, executions: st.SearchStrategy[Execution] = INSTANT,
+              intents: st.SearchStrategy[tuple] = INTENT) -> Run:
     data = draw(bar_data())
     names = data.symbol_names
-    stream = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), INTENT), min_size=20,
+    stream = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), intents), min_size=20,
                            max_size=100))
     script: dict[int, list[tuple]] = {}
     for i, (kind, symbol, *args) in stream:
@@ -135,14 +141,15 @@ class Scripted(Strategy):
                 continue
             ref = book.last.get(symbol, 100.0)
             free = book.free_units(symbol)
-            if kind == "buy":
-                ctx.submit(OrderIntent.market(symbol, Side.BUY, args[1] / QTY_SCALE))
+            if kind in ("buy", "short"):
+                side = Side.BUY if kind == "buy" else Side.SELL
+                ctx.submit(OrderIntent.market(symbol, side, args[1] / QTY_SCALE))
             elif kind in ("sell", "sell_all"):
                 units = int(free * args[1]) if kind == "sell" else free
                 if units > 0:
                     ctx.submit(OrderIntent.market(symbol, Side.SELL, units / QTY_SCALE))
             elif kind == "oversell":
-                qty = (book.position_units(symbol) + args[1]) / QTY_SCALE
+                qty = (max(book.position_units(symbol), 0) + args[1]) / QTY_SCALE
                 order = ctx.submit(OrderIntent.market(symbol, Side.SELL, qty))
                 self.oversells.append((order, symbol in book.last))
             elif kind == "buy_limit":
@@ -163,13 +170,22 @@ def con() -> Iterator[Any]:
 
 
 def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: CostModel,
-             initial_cash: float, execution: Execution) -> tuple[str, Step, Any, Scripted]:
-    """One run through the real engine, written to the warehouse as engine/run.py writes it."""
+             initial_cash: float, execution: Execution, short_margin: float | None = None,
+             borrow_bps: float = 0.0, funding_bps: float = 0.0
+             ) -> tuple[str, Step, Any, Scripted]:
+    """One run through the real engine, written to the warehouse as engine/run.py writes it
+    (``short_margin``: shorts allowed, as the kernel wires ``portfolio.allow_short``, with
+    ``borrow_bps`` a year; ``funding_bps`` every 5 minutes)."""
     run_id = f"prop-{next(RUN_IDS)}"
     strategy = Scripted(script)
-    step, equity = harness.run_with_equity(strategy, data, start=data.ts[0],
-                                           broker=SimBroker(costs, execution),
-                                           cash=initial_cash, run_id=run_id)
+    step = harness.make_step(
+        strategy, broker=SimBroker(costs, execution, short_margin), cash=initial_cash,
+        run_id=run_id, book=ShortBook(initial_cash) if short_margin is not None else None)
+    if borrow_bps:
+        step.before_each_bar(Borrow(step.book, borrow_bps, TF))
+    if funding_bps:
+        step.before_each_bar(Funding(step.book, funding_bps, 5 * TF))
+    equity = simulate(step, data, start=int(data.ts[0]))
     results.insert_results(con, {
         "run_id": run_id, "mode": "backtest", "name": "property", "status": "completed",
         "config_json": {"strategy": "Scripted"}, "started_at": "2024-01-01T00:00:00Z",
@@ -178,7 +194,8 @@ def backtest(con: Any, data: LoopData, script: dict[int, list[tuple]], costs: Co
         "initial_cash": initial_cash, "quote": "USDT", "seed": 0,
         "start_ts": ms_to_iso(int(data.ts[0])), "end_ts": ms_to_iso(int(data.ts[-1])),
         "bar_count": len(data),
-    }, results.run_tables(data, step.journal, [], "1m", "none", run_id))
+    }, results.run_tables(data, step.journal, [], "1m", "none", run_id,
+                          charges=step.book.charges))
     return run_id, step, equity, strategy
 
 
@@ -198,11 +215,33 @@ def test_books_and_views_with_latency_and_partial_fills_agree_on_equity_and_roun
     agree(con, run)
 
 
-def agree(con: Any, run: Run) -> None:
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(run=backtests(intents=SHORT_INTENT), margin=st.sampled_from([0.5, 1.0, 3.0]),
+       borrow=st.sampled_from([0.0, 500.0, 100_000.0]),
+       funding=st.sampled_from([0.0, 25.0, -25.0]))
+def test_books_and_views_random_streams_with_shorts_borrow_and_funding_agree_bar_by_bar(
+        con: Any, run: Run, margin: float, borrow: float, funding: float) -> None:
+    step = agree(con, run, margin, borrow, funding)
+    kinds = {c.kind for c in step.book.charges}
+    assert kinds <= {kind for kind, rate in (("borrow", borrow), ("funding", funding)) if rate}
+    assert all(c.amount > 0 for c in step.book.charges if c.kind == "borrow")
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(run=backtests(EXECUTIONS, intents=SHORT_INTENT))
+def test_books_and_views_with_shorts_latency_and_partial_fills_agree(con: Any,
+                                                                     run: Run) -> None:
+    agree(con, run, 1.0)
+
+
+def agree(con: Any, run: Run, short_margin: float | None = None, borrow_bps: float = 0.0,
+          funding_bps: float = 0.0) -> Step:
     """Run the backtest, write it, and hold the views to the in-loop books."""
     data, script, costs, initial_cash, execution = run
     run_id, step, equity, strategy = backtest(con, data, script, costs, initial_cash,
-                                              execution)
+                                              execution, short_margin, borrow_bps, funding_bps)
     book = step.book
 
     # equity per bar time: the loop's rows vs acct.equity_curve
@@ -238,6 +277,8 @@ def agree(con: Any, run: Run) -> None:
         assert len(pairs) == len(book.round_trips)
     assert math.isclose(fees, book.fees_paid, rel_tol=1e-9, abs_tol=1e-12)
 
+    if short_margin is not None:
+        return step
     # a sell beyond the position never reaches the books (with a latency it is checked on
     # arrival, against the position buys in flight may have grown meanwhile)
     for order, had_price in strategy.oversells if execution.latency.instant else ():
@@ -247,6 +288,7 @@ def agree(con: Any, run: Run) -> None:
             assert order.reason == RejectReason.NO_PRICE
         elif costs.min_notional == 0:
             assert order.reason == RejectReason.INSUFFICIENT_POSITION
+    return step
 
 
 # --- across splits (adr/0025) -------------------------------------------------------------------
@@ -260,8 +302,21 @@ SPLITS = st.lists(st.tuples(st.integers(1, 199), SYMBOL, st.sampled_from([2.0, 4
 @given(run=backtests(), splits=SPLITS)
 def test_books_and_views_across_splits_agree_on_equity_positions_and_round_trips(
         con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
+    agree_across_splits(con, run, splits)
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(run=backtests(intents=SHORT_INTENT), splits=SPLITS)
+def test_books_and_views_across_splits_with_shorts_agree(
+        con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
+    agree_across_splits(con, run, splits, shorts=True)
+
+
+def agree_across_splits(con: Any, run: Run, splits: list[tuple[int, int, float]],
+                        shorts: bool = False) -> None:
+    """A run with splits (and, ``shorts``, short books), held to the views."""
     from workbench.engine.actions import events_table
-    from workbench.engine.backtest import simulate
     from workbench.model import ActionKind, CorporateAction
 
     data, script, costs, initial_cash, _ = run
@@ -269,9 +324,9 @@ def test_books_and_views_across_splits_agree_on_equity_positions_and_round_trips
     actions = [CorporateAction(names[s % len(names)], "2024-01-01", ActionKind.SPLIT, ratio,
                                None, grid[i % len(grid)]) for i, s, ratio in splits]
     run_id = f"prop-{next(RUN_IDS)}"
-    broker = SimBroker(costs)
+    broker = SimBroker(costs, short_margin=1.0 if shorts else None)
     step = harness.make_step(Scripted(script), broker=broker, cash=initial_cash,
-                             run_id=run_id)
+                             run_id=run_id, book=ShortBook(initial_cash) if shorts else None)
     step.schedule_actions(actions, broker.split_orders)
     equity = simulate(step, data, start=int(data.ts[0]))  # stop() checks the books' fold
     tables = results.run_tables(data, step.journal, [], "1m", "none", run_id)

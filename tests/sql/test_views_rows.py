@@ -140,7 +140,20 @@ PARTS = Scenario(
     order_of={1: 1, 2: 1, 3: 2, 4: 2},
 )
 
-SCENARIOS = [FIFO, MISALIGNED, CROSS, NO_FILLS, TWIN, PARTS]
+# Shorts (adr/0026): sell 2 (short), buy 3 (covers 2, opens a long 1), sell 2 (closes the
+# long, opens a short 1), sell 1 (short 2 at the end, marked at 85).
+SHORTS = Scenario(
+    "shorts", 1_000.0, DAY,
+    bars=[("BTC", day(i), c) for i, c in enumerate([100.0, 90.0, 95.0, 80.0, 85.0])],
+    fills=[
+        (1, "BTC", "SELL", 2.0, 100.0, 0.2, day(0)),
+        (2, "BTC", "BUY", 3.0, 90.0, 0.27, day(1)),
+        (3, "BTC", "SELL", 2.0, 95.0, 0.19, day(2)),
+        (4, "BTC", "SELL", 1.0, 80.0, 0.08, day(3)),
+    ],
+)
+
+SCENARIOS = [FIFO, MISALIGNED, CROSS, NO_FILLS, TWIN, PARTS, SHORTS]
 
 VIEWS = {
     "acct.fifo_matches": "entry_fill_seq, exit_fill_seq",
@@ -231,7 +244,7 @@ def test_fifo_matches_partial_fills_overlap_oldest_lot_first(con: Any) -> None:
             "symbol": "BTC", "entry_fill_seq": entry, "exit_fill_seq": exit_,
             "entry_ts": eb + DAY, "entry_price": ep, "entry_fee": ef, "entry_units": eq * UNITS,
             "exit_ts": xb + DAY, "exit_price": xp, "exit_fee": xf, "exit_units": xq * UNITS,
-            "matched_units": matched * UNITS,
+            "matched_units": matched * UNITS, "side": "LONG",
         }
 
     assert_rows(fetch(con, "acct.fifo_matches", "fifo"),
@@ -254,13 +267,16 @@ def test_fifo_lots_every_buy_is_a_lot_with_closed_and_open_units(con: Any) -> No
     assert_rows(fetch(con, "acct.fifo_lots", "fifo"), [
         {"symbol": "BTC", "lot_fill_seq": 1, "entry_ts": day(1), "entry_price": 100.0,
          "entry_fee": 0.3, "lot_units": 300_000_000, "closed_units": 300_000_000,
-         "open_units": 0, "qty": 3.0, "open_qty": 0.0},
+         "open_units": 0, "qty": 3.0, "open_qty": 0.0, "side": "LONG",
+         "fill_units": 300_000_000},
         {"symbol": "BTC", "lot_fill_seq": 2, "entry_ts": day(2), "entry_price": 110.0,
          "entry_fee": 0.22, "lot_units": 200_000_000, "closed_units": 200_000_000,
-         "open_units": 0, "qty": 2.0, "open_qty": 0.0},
+         "open_units": 0, "qty": 2.0, "open_qty": 0.0, "side": "LONG",
+         "fill_units": 200_000_000},
         {"symbol": "BTC", "lot_fill_seq": 5, "entry_ts": day(5), "entry_price": 92.0,
          "entry_fee": 0.046, "lot_units": 50_000_000, "closed_units": 0,
-         "open_units": 50_000_000, "qty": 0.5, "open_qty": 0.5},
+         "open_units": 50_000_000, "qty": 0.5, "open_qty": 0.5, "side": "LONG",
+         "fill_units": 50_000_000},
     ])
 
 
@@ -274,7 +290,59 @@ def test_fifo_lots_partly_closed_lot_keeps_its_remainder_open(con: Any) -> None:
     ]
 
 
+def test_fifo_matches_shorts_pair_the_earlier_fill_as_entry_across_zero(con: Any) -> None:
+    rows = fetch(con, "acct.fifo_matches", "shorts")
+    assert [(r["side"], r["entry_fill_seq"], r["exit_fill_seq"], r["entry_price"],
+             r["exit_price"], r["entry_units"], r["exit_units"], r["matched_units"])
+            for r in rows] == [
+        ("SHORT", 1, 2, 100.0, 90.0, 200_000_000, 300_000_000, 200_000_000),
+        ("LONG", 2, 3, 90.0, 95.0, 300_000_000, 200_000_000, 100_000_000),
+    ]
+
+
+def test_fifo_lots_fill_crossing_zero_is_a_lot_of_its_rest_on_the_other_side(
+        con: Any) -> None:
+    rows = fetch(con, "acct.fifo_lots", "shorts")
+    assert [(r["lot_fill_seq"], r["side"], r["fill_units"], r["lot_units"], r["closed_units"],
+             r["open_units"]) for r in rows] == [
+        (1, "SHORT", 200_000_000, 200_000_000, 200_000_000, 0),
+        (2, "LONG", 300_000_000, 100_000_000, 100_000_000, 0),
+        (3, "SHORT", 200_000_000, 100_000_000, 0, 100_000_000),
+        (4, "SHORT", 100_000_000, 100_000_000, 0, 100_000_000),
+    ]
+
+
 # --- acct.positions ---------------------------------------------------------------------------
+def test_positions_short_has_negative_qty_cost_and_value_and_gains_as_price_falls(
+        con: Any) -> None:
+    assert_rows(fetch(con, "acct.positions", "shorts"), [
+        {"symbol": "BTC", "qty": -2.0, "avg_entry_price": 87.5, "cost_quote": -175.0,
+         "last_close": 85.0, "last_ts": day(4), "market_value_quote": -170.0,
+         "unrealized_pnl_quote": 5.0},
+    ])
+
+
+def test_equity_curve_short_sale_adds_its_proceeds_and_marks_negative_units(
+        con: Any) -> None:
+    cash = [1_199.8, 929.53, 1_119.34, 1_199.26, 1_199.26]
+    value = [-200.0, 90.0, -95.0, -160.0, -170.0]
+    assert_rows(fetch(con, "acct.equity_curve", "shorts"), [
+        {"ts": day(i), "cash": c, "position_value": v, "equity": c + v, "in_market": True}
+        for i, (c, v) in enumerate(zip(cash, value, strict=True))
+    ])
+
+
+def test_round_trips_short_gains_entry_less_exit_with_pro_rata_fees(con: Any) -> None:
+    rows = fetch(con, "rpt.round_trips", "shorts")
+    assert [(r["side"], r["qty"], r["entry_price"], r["exit_price"]) for r in rows] == [
+        ("SHORT", 2.0, 100.0, 90.0), ("LONG", 1.0, 90.0, 95.0)]
+    for row, (fees, pnl, ret) in zip(rows, [(0.38, 19.62, 9.81), (0.185, 4.815, 5.35)],
+                                     strict=True):
+        assert math.isclose(row["fees"], fees, rel_tol=REL)
+        assert math.isclose(row["pnl"], pnl, rel_tol=REL)
+        assert math.isclose(row["return_pct"], ret, rel_tol=REL)
+
+
 def test_positions_open_lot_is_marked_at_the_runs_last_close(con: Any) -> None:
     assert_rows(fetch(con, "acct.positions", "fifo"), [
         {"symbol": "BTC", "qty": 0.5, "avg_entry_price": 92.0, "cost_quote": 46.0,

@@ -43,12 +43,13 @@ Row = tuple[float, float, float, float]
 def make_step(strategy: Strategy, costs: CostModel | None = None, cash: float = 10_000.0,
               risk: RiskEngine | None = None, *, broker: Broker | None = None,
               journal: Journal | None = None, clock: Clock | None = None, run_id: str = "t",
-              timeframe_ms: int = TF, seed: int = 0) -> Step:
-    """A step as a backtest wires it: ``SimBroker(costs)`` (or ``broker``), ``Book(cash)``,
-    a fresh ``MemoryJournal`` (or ``journal``), the BarClock of ``timeframe_ms`` (or
-    ``clock``), and ``risk`` (None: no pre-trade checks)."""
+              timeframe_ms: int = TF, seed: int = 0, book: Book | None = None) -> Step:
+    """A step as a backtest wires it: ``SimBroker(costs)`` (or ``broker``), ``Book(cash)``
+    (or ``book``), a fresh ``MemoryJournal`` (or ``journal``), the BarClock of
+    ``timeframe_ms`` (or ``clock``), and ``risk`` (None: no pre-trade checks)."""
     return Step(strategy, broker if broker is not None else SimBroker(costs or CostModel()),
-                Book(cash), journal if journal is not None else MemoryJournal(), run_id=run_id,
+                book if book is not None else Book(cash),
+                journal if journal is not None else MemoryJournal(), run_id=run_id,
                 timeframe_ms=timeframe_ms, seed=seed, risk=risk, clock=clock)
 
 

@@ -163,8 +163,8 @@ def test_problems_semantic_change_without_bump_names_view_and_bump(root: Path,
     found = views.problems(views.discover(root), locked)
     old = locked["views"]["acct.equity_curve"]["fingerprint"][:12]
     new = fingerprints(root)["acct.equity_curve"][:12]
-    hint = (f"acct.equity_curve changed (fingerprint {old} -> {new}) but its version is still 2:"
-            " bump `-- version:` to 3 in equity_curve.sql, then run `workbench views lock`")
+    hint = (f"acct.equity_curve changed (fingerprint {old} -> {new}) but its version is still 3:"
+            " bump `-- version:` to 4 in equity_curve.sql, then run `workbench views lock`")
     assert hint in found
     # the children changed with it and need their own bump
     assert sorted(p.split(" ")[0] for p in found) == [
@@ -175,7 +175,7 @@ def test_problems_semantic_change_without_bump_names_view_and_bump(root: Path,
 def test_lock_semantic_change_without_bump_is_refused_and_lock_kept(root: Path,
                                                                     lock_file: Path) -> None:
     before = lock_file.read_text()
-    edit(root, "acct.fifo_lots", "b.units / 100000000 as qty", "b.units / 1000000 as qty")
+    edit(root, "acct.fifo_lots", "l.lot_units / 100000000 as qty", "l.lot_units / 1000000 as qty")
     with pytest.raises(WarehouseError, match=r"refusing to lock:(.|\n)*acct\.fifo_lots changed"):
         views.lock(views.discover(root), path=lock_file)
     assert lock_file.read_text() == before
@@ -183,7 +183,7 @@ def test_lock_semantic_change_without_bump_is_refused_and_lock_kept(root: Path,
 
 def test_lock_bumped_parent_with_unbumped_child_is_refused_for_the_child(
         root: Path, lock_file: Path) -> None:
-    edit(root, "acct.fifo_lots", "b.units / 100000000 as qty", "b.units / 1000000 as qty")
+    edit(root, "acct.fifo_lots", "l.lot_units / 100000000 as qty", "l.lot_units / 1000000 as qty")
     bump(root, "acct.fifo_lots")
     with pytest.raises(WarehouseError, match=r"acct\.positions changed") as err:
         views.lock(views.discover(root), path=lock_file)
@@ -192,7 +192,7 @@ def test_lock_bumped_parent_with_unbumped_child_is_refused_for_the_child(
 
 def test_lock_after_bump_check_passes(root: Path, lock_file: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    edit(root, "acct.fifo_lots", "b.units / 100000000 as qty", "b.units / 1000000 as qty")
+    edit(root, "acct.fifo_lots", "l.lot_units / 100000000 as qty", "l.lot_units / 1000000 as qty")
     before = {n: version_of(root, n) for n in ALL}
     lots, positions = bump(root, "acct.fifo_lots"), bump(root, "acct.positions")
     bumped = views.discover(root)
@@ -223,10 +223,10 @@ def test_fingerprint_parent_change_changes_every_descendant_only(root: Path) -> 
 
 def test_problems_version_below_lock_is_refused(root: Path, lock_file: Path) -> None:
     locked = json.loads(lock_file.read_text())
-    locked["views"]["rpt.drawdown"]["version"] = 4
+    locked["views"]["rpt.drawdown"]["version"] = 9
     lock_file.write_text(json.dumps(locked))
     found = views.problems(views.discover(root), locked)
-    assert found == ["rpt.drawdown: version 2 is below the locked 4; versions only go up"]
+    assert found == ["rpt.drawdown: version 3 is below the locked 9; versions only go up"]
     with pytest.raises(WarehouseError, match="versions only go up"):
         views.lock(views.discover(root), path=lock_file)
 
@@ -327,7 +327,7 @@ def test_deploy_again_records_each_version_once(memory_con: Any) -> None:
 
 def test_deploy_bumped_views_adds_their_new_versions_once(
         memory_con: Any, root: Path, lock_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    edit(root, "acct.fifo_lots", "b.units / 100000000 as qty", "b.units / 1000000 as qty")
+    edit(root, "acct.fifo_lots", "l.lot_units / 100000000 as qty", "l.lot_units / 1000000 as qty")
     lots, positions = bump(root, "acct.fifo_lots"), bump(root, "acct.positions")
     views.lock(views.discover(root), path=lock_file)
     monkeypatch.setattr(views, "lock_path", lambda: lock_file)
@@ -344,7 +344,7 @@ def test_deploy_bumped_views_adds_their_new_versions_once(
 
 def test_deploy_unbumped_change_is_refused_before_touching_the_warehouse(
         memory_con: Any, root: Path, lock_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    edit(root, "acct.fifo_lots", "b.units / 100000000 as qty", "b.units / 1000000 as qty")
+    edit(root, "acct.fifo_lots", "l.lot_units / 100000000 as qty", "l.lot_units / 1000000 as qty")
     monkeypatch.setattr(views, "lock_path", lambda: lock_file)
     before = deployed(memory_con)
     with pytest.raises(WarehouseError, match=re.escape("disagree with sql/views.lock")):

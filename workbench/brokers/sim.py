@@ -36,8 +36,10 @@ class SimBroker:
     """Fills market orders at the signal bar's close (or next open) and limits on a touch.
 
     Spot rules as a venue applies them: a buy whose cost (notional plus fee) exceeds free cash
-    is rejected ``INSUFFICIENT_FUNDS``; a sell beyond the free position ``INSUFFICIENT_POSITION``;
-    a buy that would hold more than ``model.MAX_QTY`` ``POSITION_OVERFLOW``.
+    is rejected ``INSUFFICIENT_FUNDS``; a sell beyond the free position ``INSUFFICIENT_POSITION``
+    (with ``short_margin``, shorts allowed: ``INSUFFICIENT_MARGIN`` when the account's short
+    notional after it would exceed equity times the margin); a buy that would hold more than
+    ``model.MAX_QTY`` ``POSITION_OVERFLOW``.
     A resting limit reserves its cash (buy) or quantity (sell), so free means not reserved;
     the reservations are the only thing it writes in the books (brokers/base.py).
 
@@ -71,9 +73,13 @@ class SimBroker:
     symbol's last bar (``Book.bars``): the signal bar, for the bar's own symbol.
     """
 
-    def __init__(self, costs: CostModel, execution: Execution | None = None) -> None:
+    def __init__(self, costs: CostModel, execution: Execution | None = None,
+                 short_margin: float | None = None) -> None:
         self.costs = costs
         self.execution = execution if execution is not None else Execution()
+        self.short_margin = short_margin
+        """None: spot (a sell beyond the position is refused); else shorts are allowed while
+        the account's short notional stays within equity times this (adr/0026)."""
         self.resting: dict[str, list[Order]] = {}
         self._reserved: dict[int, tuple[float, int]] = {}
         self._sink: OrderSink | None = None
@@ -123,8 +129,10 @@ class SimBroker:
                 return
             # next_open: funds are checked at the fill price; a sell holds its quantity now.
             if order.side is Side.SELL and order.qty_units > book.free_units(order.symbol):
-                sink.order_status(order, OrderStatus.REJECTED, RejectReason.INSUFFICIENT_POSITION)
-                return
+                reason = self._beyond_position(order.symbol, order.qty_units, ref)
+                if reason:
+                    sink.order_status(order, OrderStatus.REJECTED, reason)
+                    return
             self._rest(order, *self._holds(order))
             sink.order_status(order, OrderStatus.SUBMITTED)
             return
@@ -153,7 +161,25 @@ class SimBroker:
             if units + self._book.position_units(order.symbol) > MAX_UNITS:
                 return RejectReason.POSITION_OVERFLOW
         elif units > self._book.free_units(order.symbol):
+            return self._beyond_position(order.symbol, units, price)
+        return None
+
+    def _beyond_position(self, symbol: str, units: int, price: float) -> str | None:
+        """A sell of ``units`` beyond the free position: refused on spot; with shorts allowed,
+        refused when the account's short notional after it (this symbol's at ``price``, the
+        others' at their marks) would exceed equity times ``short_margin``."""
+        if self.short_margin is None:
             return RejectReason.INSUFFICIENT_POSITION
+        book = self._book
+        assert book is not None
+        if units - book.position_units(symbol) > MAX_UNITS:
+            return RejectReason.POSITION_OVERFLOW
+        short = (units - book.free_units(symbol)) / QTY_SCALE * price
+        for other, held in book.units.items():
+            if held < 0 and other != symbol:
+                short -= held / QTY_SCALE * book.last[other]
+        if short > book.equity() * self.short_margin:
+            return RejectReason.INSUFFICIENT_MARGIN
         return None
 
     def _holds(self, order: Order) -> tuple[float, int]:
@@ -310,7 +336,8 @@ class SimBroker:
                 reason = self._check(order, costs.market_price(order.side, ref, order.qty, bar),
                                      book.free_cash)
             elif order.side is Side.SELL and order.qty_units > book.free_units(order.symbol):
-                reason = RejectReason.INSUFFICIENT_POSITION
+                assert ref is not None
+                reason = self._beyond_position(order.symbol, order.qty_units, ref)
         else:
             assert order.limit_price is not None
             reason = self._check(order, order.limit_price, book.free_cash)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.book import Book
+from workbench.book import Book, ShortBook
 from workbench.brokers.base import Broker
 from workbench.brokers.execution import Execution, Latency
 from workbench.brokers.fills import CostModel
@@ -32,6 +32,7 @@ from workbench.brokers.paper import PaperBroker
 from workbench.brokers.sim import SimBroker
 from workbench.config import Config, timeframe_ms
 from workbench.engine import backtest
+from workbench.engine.carry import Borrow, Funding
 from workbench.engine.clock import BarClock, Clock
 from workbench.engine.journal import Journal, MemoryJournal
 from workbench.engine.step import Step
@@ -61,6 +62,7 @@ class BrokerInputs:
     tiny_notional: float | None = None
     monotonic: Callable[[], float] = time.monotonic  # the live runtime's own clock
     invisible_s: float = 10.0
+    short_margin: float | None = None  # shorts allowed (backtest only): SimBroker's margin
 
 
 def binance_broker(inputs: BrokerInputs) -> Broker:
@@ -122,7 +124,7 @@ class Wiring:
 
 WIRINGS: dict[Mode, Wiring] = {
     Mode.BACKTEST: Wiring(Mode.BACKTEST, pause_gc=True, resume_next_day=True,
-                          broker=lambda b: SimBroker(b.costs, b.execution)),
+                          broker=lambda b: SimBroker(b.costs, b.execution, b.short_margin)),
     Mode.SHADOW: Wiring(Mode.SHADOW, pause_gc=False, resume_next_day=False,
                         broker=lambda b: NullBroker(), live=True, group_commit=True),
     Mode.PAPER: Wiring(Mode.PAPER, pause_gc=False, resume_next_day=False,
@@ -265,6 +267,19 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
             "`execution` (a latency, a participation cap) shapes the simulated venue of "
             "backtest and paper runs; a live run meets the venue's own", where="execution",
             fix="leave `execution` out of a live run's config")
+    shorts = cfg.portfolio.allow_short
+    if shorts and wired.live:
+        raise ConfigError(
+            f"portfolio.allow_short: a {wired.mode.value} run trades Binance spot, which "
+            "cannot sell beyond what the account holds", where="portfolio.allow_short",
+            fix="set portfolio.allow_short: false for shadow, paper and live runs (shorts are "
+                "for backtests)")
+    if cfg.costs.funding_bps and wired.live:
+        raise ConfigError(
+            f"costs.funding_bps: a {wired.mode.value} run trades Binance spot, which pays no "
+            "funding", where="costs.funding_bps",
+            fix="set costs.funding_bps: 0 for shadow, paper and live runs (funding is for "
+                "backtests of perpetual-style data)")
     if journal is None:
         if wired.live:
             raise ValueError(f"a {wired.mode.value} run journals to its write-ahead log: "
@@ -276,9 +291,15 @@ def build(cfg: Config, mode: Mode | str, *, strategy: Strategy, run_id: str,
         costs, tf_ms, execution(cfg), run_id=run_id, quote_asset=cfg.portfolio.quote, venue=venue,
         exchange_info=exchange_info, symbols=tuple(cfg.data.symbols), tiny=tiny,
         tiny_notional=cfg.live.tiny_notional, monotonic=monotonic,
-        invisible_s=cfg.live.invisible_s))
-    step = Step(strategy, broker, Book(cfg.portfolio.initial_cash),
+        invisible_s=cfg.live.invisible_s,
+        short_margin=cfg.portfolio.short_margin if shorts else None))
+    step = Step(strategy, broker, (ShortBook if shorts else Book)(cfg.portfolio.initial_cash),
                 journal, run_id=run_id, timeframe_ms=tf_ms, seed=cfg.run.seed,
                 risk=risk_engine(cfg, costs, wired, log), clock=BarClock(tf_ms),
                 symbols=tuple(cfg.data.symbols))
+    if shorts and cfg.costs.enabled and cfg.costs.borrow_bps_per_year:
+        step.before_each_bar(Borrow(step.book, cfg.costs.borrow_bps_per_year, tf_ms))
+    if cfg.costs.enabled and cfg.costs.funding_bps:
+        step.before_each_bar(Funding(step.book, cfg.costs.funding_bps,
+                                     timeframe_ms(cfg.costs.funding_every)))
     return Kernel(wired, step, backtest.simulate)

@@ -661,7 +661,7 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
         data, records, bars.findings, cfg.data.timeframe, cfg.data.gaps, manifest["run_id"],
         risk.events_table() if risk is not None else None,
         results.risk_metrics(risk_summary, step.now) if risk_summary else None,
-        orders=orders)
+        orders=orders, charges=step.book.charges)
     if step.book.actions:
         outcome.tables["action_events"] = corporate.events_table(step.book.actions)
     run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,

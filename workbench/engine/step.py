@@ -111,6 +111,7 @@ class Step:
         self._cap_qty = broker.cap_qty
         self._observe = None
         self._actions: list[CorporateAction] = []  # still to apply, latest first
+        self._hooked = False  # before_each_bar
         if risk is not None:
             risk.bind(book, self.open_orders, lambda: self.now, lambda: self.bar_ts)
             if risk.needs_bars:  # drawdown rules follow the equity bar by bar
@@ -182,13 +183,28 @@ class Step:
             return
         self._actions = sorted(actions, key=lambda a: (a.ts, a.symbol, a.kind), reverse=True)
         self._split_orders = split_orders
+        self._after_actions = self.on_bar
         self.on_bar = self._on_bar_with_actions  # type: ignore[method-assign]
 
     def _on_bar_with_actions(self, bar: Bar, ind: tuple | None = None) -> None:
         actions = self._actions
         while actions and actions[-1].ts <= bar.ts:
             self.apply_action(actions.pop(), bar.ts)
-        Step.on_bar(self, bar, ind)
+        self._after_actions(bar, ind)
+
+    def before_each_bar(self, hook: Callable[[Bar], None]) -> None:
+        """Call ``hook(bar)`` on every bar before anything else the step does with it (after
+        a corporate action due at it): a short's borrow, funding (``engine/carry.py``). The
+        loop then hands every bar over (no ``wake_on`` skipping). Without a hook ``on_bar``
+        is the plain one: a run without them pays nothing."""
+        inner = self.on_bar
+
+        def on_bar(bar: Bar, ind: tuple | None = None) -> None:
+            hook(bar)
+            inner(bar, ind)
+
+        self._hooked = True
+        self.on_bar = on_bar  # type: ignore[method-assign]
 
     def apply_action(self, action: CorporateAction, ts: int) -> ActionEvent:
         """Apply one corporate action at bar time ``ts``: the books (``Book.apply_action``)
@@ -365,9 +381,10 @@ class Step:
 
     @property
     def needs_every_bar(self) -> bool:
-        """A risk rule follows the equity bar by bar, or corporate actions are to be applied
-        at their bars: no bar may be skipped."""
-        return self._observe is not None or bool(self._actions)
+        """A risk rule follows the equity bar by bar, corporate actions are to be applied at
+        their bars, or a hook runs before each bar (borrow, funding): no bar may be
+        skipped."""
+        return self._observe is not None or bool(self._actions) or self._hooked
 
     def _wake(self, strategy: Strategy) -> str | None:
         wake = type(strategy).wake_on

@@ -40,7 +40,7 @@ class Unsupported(Exception):
 
 
 def check_costs(cfg: Any) -> None:
-    """Refuse cost settings no peer models (Unsupported naming them)."""
+    """Refuse cost settings no peer models, and short selling (Unsupported naming them)."""
     c = cfg.costs
     used = [name for name, on in (("costs.fee_per_unit", c.fee_per_unit),
                                   ("costs.min_fee", c.min_fee), ("costs.impact_k", c.impact_k),
@@ -50,6 +50,15 @@ def check_costs(cfg: Any) -> None:
             f"{', '.join(used)}: the peers' commission and slippage models have no per-unit "
             "fee, minimum fee or market impact; compare with them at their defaults "
             "(--set costs.impact_k=0 ...)")
+    if c.enabled and c.funding_bps:
+        raise Unsupported(
+            "costs.funding_bps: the peers pay no funding; compare with them without it "
+            "(--set costs.funding_bps=0)")
+    if cfg.portfolio.allow_short:
+        raise Unsupported(
+            "portfolio.allow_short: the peers are compared as spot brokers (a sell beyond the "
+            "position is refused on our side), so a short-selling run has nothing to compare "
+            "with; run parity with --set portfolio.allow_short=false")
 
 
 @dataclass(frozen=True)

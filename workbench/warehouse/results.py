@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from workbench.book import Charge
 from workbench.engine.journal import (
     Journal,
     JournalContents,
@@ -129,6 +130,18 @@ def costs_table(records: JournalContents) -> pa.Table:
     })
 
 
+def charges_table(charges: Sequence[Charge]) -> pa.Table:
+    """The ``costs`` rows of a run's charges (``Book.charges``: borrow, funding), at the bar
+    time each was paid on, with no fill."""
+    return pa.table({
+        "ts": pa.array([c.ts for c in charges], _TS),
+        "symbol": pa.array([c.symbol for c in charges], pa.string()),
+        "kind": pa.array([c.kind for c in charges], pa.string()),
+        "amount": pa.array([c.amount for c in charges], pa.float64()),
+        "fill_seq": pa.nulls(len(charges), pa.int64()),
+    })
+
+
 def run_bars_table(data: LoopData) -> pa.Table:
     names = np.asarray(data.symbol_names, dtype=object)
     symbols = pa.DictionaryArray.from_arrays(pa.array(data.symbol_index, pa.int32()),
@@ -143,11 +156,12 @@ def run_bars_table(data: LoopData) -> pa.Table:
 
 def run_tables(data: LoopData, journal: Journal | JournalContents, findings: list[Finding],
                timeframe: str, policy: str, run_id: str, risk_events: pa.Table | None = None,
-               metrics: pa.Table | None = None, *, orders: list[OrderState] | None = None
-               ) -> dict[str, pa.Table]:
+               metrics: pa.Table | None = None, *, orders: list[OrderState] | None = None,
+               charges: Sequence[Charge] = ()) -> dict[str, pa.Table]:
     """Every row a completed run adds besides its ``runs`` row, by table name. The orders,
     events and fills come from any journal, read through the port (``journal.contents``);
-    ``orders``, when the caller has folded them already, are ``order_states`` of it."""
+    ``orders``, when the caller has folded them already, are ``order_states`` of it;
+    ``charges`` (the books' borrow and funding) are ``costs`` rows after the fills'."""
     records = journal if isinstance(journal, JournalContents) else contents(journal)
     tables = {
         "run_bars": run_bars_table(data),
@@ -158,6 +172,8 @@ def run_tables(data: LoopData, journal: Journal | JournalContents, findings: lis
         "fills": fills_table(records),
         "costs": costs_table(records),
     }
+    if charges:
+        tables["costs"] = pa.concat_tables([tables["costs"], charges_table(charges)])
     if risk_events is not None:
         tables["risk_events"] = risk_events
     if metrics is not None:

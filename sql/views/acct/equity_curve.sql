@@ -1,5 +1,5 @@
 -- name: acct.equity_curve
--- version: 2
+-- version: 3
 -- description: cash + marked positions per run per bar time (after that bar's fills)
 -- Positions and cash change on the bar a fill executed on (fills.bar_ts). Each symbol is marked
 -- at its last close at or before the bar time; account cash is the initial cash plus every
@@ -8,7 +8,8 @@
 -- is carried to every bar time of the run. Each path reads main.run_bars itself, so the run
 -- filter reaches the scan (a shared CTE would be materialised for every run). A corporate
 -- action (main.action_events) moves units (a split) and cash (a dividend, a split's cash in
--- lieu) on its bar, as a fill does.
+-- lieu) on its bar, as a fill does; so does a position's borrow or funding (main.costs rows of
+-- those kinds, at the bar time they were paid on; adr/0026).
 with runs as (
     select run_id, initial_cash, coalesce(len(symbols), 0) as n_symbols from main.runs
 ),
@@ -24,6 +25,10 @@ fills as (
     union all
     select run_id, symbol, ts, units_after - units_before as d_units, cash_quote as d_cash
     from main.action_events
+    union all
+    select run_id, symbol, ts, 0 as d_units, -amount as d_cash
+    from main.costs
+    where kind in ('borrow', 'funding')
 ),
 steps as (
     select

@@ -1,6 +1,6 @@
 -- name: acct.fifo_matches
--- version: 3
--- description: FIFO matching of sell fills against buy lots, per run and symbol, in units of 1e-8
+-- version: 4
+-- description: FIFO matching of buy and sell fills, long and short, per run and symbol, in units of 1e-8
 -- Each buy (sell) covers an interval of the symbol's cumulative bought (sold) units. The ends of
 -- all those intervals cut the line into segments; each segment lies in exactly one buy and, up
 -- to the units sold so far, one sell: the first buy (sell) whose interval ends at or after the
@@ -12,6 +12,9 @@
 -- at a cut shared by a buy and a sell the sell row comes last and alone keeps the segment's
 -- units (its neighbour below is the next smaller cut). Fills are read in the units after the
 -- run's splits (acct.adjusted_fills), so lots held through a split match the sells after it.
+-- Shorts (portfolio.allow_short, adr/0026) need nothing more: under FIFO the k-th unit bought
+-- always meets the k-th unit sold, whichever came first. The earlier fill of a pair is its
+-- entry: a buy first is a LONG round trip, a sell first a SHORT one.
 with fills as (
     select run_id, symbol, fill_seq, side, ts, price, fee, units
     from acct.adjusted_fills
@@ -57,21 +60,32 @@ matched as (
     where seg_units > 0 and buy is not null and sell is not null
     group by run_id, symbol, buy, sell
 ),
+oriented as (
+    select
+        run_id,
+        symbol,
+        case when buy.fill_seq < sell.fill_seq then 'LONG' else 'SHORT' end as side,
+        case when buy.fill_seq < sell.fill_seq then buy else sell end as entry,
+        case when buy.fill_seq < sell.fill_seq then sell else buy end as exit,
+        matched_units
+    from matched
+),
 final as (
     select
         run_id,
         symbol,
-        buy.fill_seq as entry_fill_seq,
-        sell.fill_seq as exit_fill_seq,
-        buy.ts as entry_ts,
-        buy.price as entry_price,
-        buy.fee as entry_fee,
-        buy.units as entry_units,
-        sell.ts as exit_ts,
-        sell.price as exit_price,
-        sell.fee as exit_fee,
-        sell.units as exit_units,
-        matched_units
-    from matched
+        entry.fill_seq as entry_fill_seq,
+        exit.fill_seq as exit_fill_seq,
+        entry.ts as entry_ts,
+        entry.price as entry_price,
+        entry.fee as entry_fee,
+        entry.units as entry_units,
+        exit.ts as exit_ts,
+        exit.price as exit_price,
+        exit.fee as exit_fee,
+        exit.units as exit_units,
+        matched_units,
+        side
+    from oriented
 )
 select * from final

@@ -1,8 +1,14 @@
 -- name: acct.positions
--- version: 3
+-- version: 4
 -- description: open positions at the end of each run: FIFO cost of open lots, last mark, unrealized P&L
+-- A short (adr/0026) has negative units, cost and market value: unrealized P&L is still market
+-- value less cost (a short gains what the price fell).
 with lots as (
-    select run_id, symbol, open_units, entry_price
+    select
+        run_id,
+        symbol,
+        case when side = 'LONG' then open_units else -open_units end as open_units,
+        entry_price
     from acct.fifo_lots
     where open_units > 0
 ),

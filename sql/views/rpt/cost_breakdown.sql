@@ -1,5 +1,5 @@
 -- name: rpt.cost_breakdown
--- version: 2
+-- version: 3
 -- description: each run's P&L split into gross (before costs), fees, spread, slippage, impact and funding, in the quote currency
 -- net_pnl is the final equity less the initial cash (the last row of acct.equity_curve); fees
 -- are the fills' fees (paid in cash); spread, slippage and impact are what simulated market

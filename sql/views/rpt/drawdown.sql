@@ -1,5 +1,5 @@
 -- name: rpt.drawdown
--- version: 2
+-- version: 3
 -- description: running peak equity (starting from the initial cash) and drawdown in percent, per bar
 with curve as (
     select run_id, ts, equity from acct.equity_curve

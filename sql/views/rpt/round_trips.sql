@@ -1,7 +1,8 @@
 -- name: rpt.round_trips
--- version: 3
--- description: FIFO round trips (long only) with pro-rata fees, net P&L and return on entry notional
--- The arithmetic mirrors workbench.book.match_round_trip operation by operation.
+-- version: 4
+-- description: FIFO round trips (long and short) with pro-rata fees, net P&L and return on entry notional
+-- The arithmetic mirrors workbench.book.match_round_trip operation by operation: a SHORT round
+-- trip (entry a sell, exit a buy; adr/0026) gains the entry price less the exit price.
 with matches as (
     select * from acct.fifo_matches
 ),
@@ -13,21 +14,30 @@ sized as (
             as fees
     from matches
 ),
+priced as (
+    select
+        *,
+        case
+            when side = 'LONG' then (exit_price - entry_price) * qty - fees
+            else (entry_price - exit_price) * qty - fees
+        end as pnl
+    from sized
+),
 final as (
     select
         run_id,
         symbol,
-        'LONG' as side,
+        side,
         qty,
         entry_ts,
         entry_price,
         exit_ts,
         exit_price,
         fees,
-        (exit_price - entry_price) * qty - fees as pnl,
-        ((exit_price - entry_price) * qty - fees) / (entry_price * qty) * 100.0 as return_pct,
+        pnl,
+        pnl / (entry_price * qty) * 100.0 as return_pct,
         entry_fill_seq,
         exit_fill_seq
-    from sized
+    from priced
 )
 select * from final
