@@ -434,7 +434,7 @@ def _drive(client: Any, planned: list[_Planned], windows: dict[int, _Window],
 
     by_key: dict[str, _Planned] = {}
     by_run = {item.run_row["run_id"]: item for item in planned}
-    submitted: list[Any] = []
+    submitted: set[Any] = set()  # not gathered yet: what a stop cancels
     starts: list[dict[str, Any]] = []  # appended by the client's thread as tasks start
 
     def started_points() -> list[_Planned]:
@@ -461,7 +461,7 @@ def _drive(client: Any, planned: list[_Planned], windows: dict[int, _Window],
                                key=f"point-{item.point.seq}-{item.result.attempts}-"
                                    f"{item.run_row['run_id']}")
         by_key[future.key] = item
-        submitted.append(future)
+        submitted.add(future)
         return future
 
     bar = progress_bar(len(planned), show, unit="point", desc="sweep")
@@ -486,8 +486,13 @@ def _drive(client: Any, planned: list[_Planned], windows: dict[int, _Window],
                 time.sleep(POLL_S)
                 continue
             future, value = next(queue)
+            # gathered: let the worker drop the result (held to the sweep's end, a month's
+            # 50 points held ~80 MB of a worker's memory)
+            finished = future.status == "finished"
+            submitted.discard(future)
+            future.release()
             item = by_key[future.key]
-            if future.status == "finished":
+            if finished:
                 answer = value
             else:
                 lost, error = _task_error(value)
