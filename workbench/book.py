@@ -12,12 +12,20 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from workbench.errors import StrategyError
-from workbench.model import QTY_SCALE, ActionEvent, ActionKind, Bar, CorporateAction, Fill, Side
+from workbench.model import (
+    QTY_SCALE,
+    ActionEvent,
+    ActionKind,
+    Bar,
+    CorporateAction,
+    Fill,
+    Side,
+    split_fraction,
+)
 
 CASH_TOLERANCE = 1e-9
 """Spot cash may dip below zero by this much relative to the initial cash (float residue)."""
@@ -212,7 +220,7 @@ class Book:
         after, cash = before, 0.0
         if action.kind is ActionKind.SPLIT and before:
             assert action.ratio is not None
-            ratio = Fraction(repr(action.ratio))
+            ratio = split_fraction(action.ratio)
             num, den = ratio.numerator, ratio.denominator
             after = left = 0
             for lot in self._lots.get(symbol, ()):

@@ -139,3 +139,12 @@ def test_ingest_actions_sample_file_loads_its_three_actions(warehouse: Path) -> 
         ("AAPL", "2020-08-31", "split", 4.0, None),
         ("AAPL", "2024-05-10", "dividend", None, 0.25),
         ("NVDA", "2024-06-10", "split", 10.0, None)]
+
+
+def test_ingest_actions_file_with_bom_and_crlf_loads_every_row(
+        warehouse: Path, tmp_path: Path) -> None:
+    # a spreadsheet's "CSV UTF-8" export starts with a byte order mark
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode())
+    result = ingest_actions(warehouse, path)
+    assert (result.rows_read, result.inserted) == (3, 3)

@@ -72,7 +72,7 @@ def ingest_actions(target: Any, path: str | Path, *, replace: bool = False) -> A
 def parse(path: Path) -> list[_Row]:
     """The file's rows, checked; DataError naming every bad line and column."""
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # a BOM is not a header
             lines = list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read the actions file: {exc}", where=str(path),
