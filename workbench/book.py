@@ -223,16 +223,19 @@ class Book:
             ratio = split_fraction(action.ratio)
             num, den = ratio.numerator, ratio.denominator
             after = left = 0
-            for lot in self._lots.get(symbol, ()):
+            lots = self._lots.get(symbol, deque())
+            for lot in lots:
                 scaled = lot.remaining * num
                 lot.remaining = scaled // den
                 left += scaled - lot.remaining * den
                 lot.units = lot.units * num // den
                 lot.price = lot.price / action.ratio
                 after += lot.remaining
+            # a reverse split can floor a lot (or the whole position) to nothing: all cash
+            self._lots[symbol] = deque(lot for lot in lots if lot.remaining)
             mark = self.last[symbol] = self.last[symbol] / action.ratio
             cash = left / den / QTY_SCALE * mark
-            self.units[symbol] = after
+            self._add_units(symbol, after - before)
         elif action.kind is ActionKind.SPLIT and symbol in self.last:
             self.last[symbol] = self.last[symbol] / action.ratio  # type: ignore[operator]
         elif action.kind is ActionKind.DIVIDEND and before:
