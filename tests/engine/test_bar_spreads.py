@@ -82,3 +82,19 @@ def test_ingest_negative_spread_refused_naming_the_row(warehouse: Path, tmp_path
     finally:
         con.close()
     assert ("bad_spread", 2) in findings
+
+
+def test_ingest_spread_above_100_percent_refused_naming_the_row(
+        warehouse: Path, tmp_path: Path) -> None:
+    # costs.spread_bps stops at 10000; a bar's half spread past it prices a sell at or below 0
+    from workbench.errors import DataError
+
+    path = tmp_path / "bad.csv"
+    path.write_text("ts,open,high,low,close,volume,spread_bps\n"
+                    f"{T0},100,100,100,100,10,5\n{T0 + MIN},100,100,100,100,10,30000\n")
+    con = open_rw(warehouse)
+    try:
+        with pytest.raises(DataError, match="spread_bps is 30000"):
+            ingest(con, [path], "BTCUSDT")
+    finally:
+        con.close()
