@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from fractions import Fraction
 from enum import StrEnum
+from fractions import Fraction
 from typing import NamedTuple
 
 QTY_SCALE = 100_000_000
