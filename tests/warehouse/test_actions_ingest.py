@@ -148,3 +148,12 @@ def test_ingest_actions_file_with_bom_and_crlf_loads_every_row(
     path.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode())
     result = ingest_actions(warehouse, path)
     assert (result.rows_read, result.inserted) == (3, 3)
+
+
+def test_ingest_actions_ratio_beyond_a_million_refused_naming_the_line(
+        warehouse: Path, actions_file: Callable[[str], Path]) -> None:
+    # 10**12 new units per old overflowed the 64-bit units of a backtest's books
+    path = actions_file(HEADER + "AAPL,2024-06-10,split,1000000000000,\n"
+                        "AAPL,2024-06-11,split,1:10000000,\n")
+    with pytest.raises(DataError, match=r"(?s)line 2, column ratio: .*line 3, column ratio"):
+        ingest_actions(warehouse, path)
