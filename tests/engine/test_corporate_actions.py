@@ -261,3 +261,15 @@ def test_backtest_resting_sell_of_odd_lots_across_3_for_2_split_fills_the_whole_
     assert rows(wh, "select side, qty from fills where run_id = ? and side = 'SELL'", rid) == [
         ("SELL", 3.00000002)]
     assert rows(wh, "select count(*) from acct.positions where run_id = ?", rid) == [(0,)]
+
+
+def test_backtest_resting_order_floored_to_nothing_by_reverse_split_is_canceled_not_filled(
+        stored: Callable[..., Path], tmp_path: Path) -> None:
+    # a sell of 5 units across 1:10 is half a unit: nothing to trade (it filled 0.0 before)
+    wh = stored([100.0] * BEFORE + [1000.0] * 5 + [2500.0] * 5, "AAPL,2024-01-02,split,1:10,\n")
+    result = run(wh, tmp_path / "r", [[0, "BUY", 1.0, None], [1, "SELL", 0.00000005, 200.0]])
+    rid = result.run_id
+    assert rows(wh, "select status, reason from order_events where run_id = ? and "
+                "order_seq = 2 order by event_seq desc limit 2", rid) == [
+        ("CANCELED", "SPLIT"), ("SUBMITTED", "SPLIT 0.1 qty 5e-08 -> 0.0 limit 200.0 -> 2000.0")]
+    assert rows(wh, "select side from fills where run_id = ?", rid) == [("BUY",)]
