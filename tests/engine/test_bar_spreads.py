@@ -98,3 +98,23 @@ def test_ingest_spread_above_100_percent_refused_naming_the_row(
             ingest(con, [path], "BTCUSDT")
     finally:
         con.close()
+
+
+def test_backtest_spread_column_on_bars_without_spreads_warns_it_paid_the_fixed_one(
+        warehouse: Path, tmp_path: Path) -> None:
+    # a file without the column (or a resampled run) has no stored spreads: say so
+    path = tmp_path / "plain.csv"
+    path.write_text("ts,open,high,low,close,volume\n" + "".join(
+        f"{T0 + i * MIN},100,100,100,100,10\n" for i in range(10)))
+    con = open_rw(warehouse)
+    try:
+        ingest(con, [path], "BTCUSDT")
+    finally:
+        con.close()
+    config = {"costs": {"spread_bps": 10, "spread_column": "spread_bps"},
+              "strategy": {"params": {"plan": [[2, "BUY", 1.0, None]]}}}
+    result = workbench.run_backtest(config, strategy=Scripted, warehouse=warehouse,
+                                    out=tmp_path / "r", env={})
+    assert result.manifest["bar_spreads"] == {"BTCUSDT": 0}
+    assert ("costs.spread_column is set but BTCUSDT has no stored spread in the run's bars: "
+            "its fills paid costs.spread_bps (10.0)") in result.warnings
