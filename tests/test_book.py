@@ -433,3 +433,27 @@ def test_spot_book_check_refuses_a_negative_position() -> None:
     book.cash, book.units["BTC"] = 1_100.0, -QTY_SCALE  # as if the sell had been applied
     with pytest.raises(BookInvariantError, match=r"BTC position to -1\.0, below zero"):
         book.check([sold])
+
+
+def test_book_reverse_split_floors_a_lot_to_nothing_drops_it_and_sells_the_rest() -> None:
+    book, fill = Book(1_000.0), Fills()
+    book.apply_fill(fill("BUY", 0, 100.0, units=QTY_SCALE))
+    book.apply_fill(fill("SELL", 0, 100.0, units=QTY_SCALE - 5))  # 5 units left in lot 1
+    book.apply_fill(fill("BUY", 0, 100.0, units=QTY_SCALE))
+    at = T0 + 10 * MINUTE
+    event = book.apply_action(_split(0.1, at), at)
+    assert (event.units_before, event.units_after) == (QTY_SCALE + 5, QTY_SCALE // 10)
+    trips = book.apply_fill(fill("SELL", 0, 1000.0, units=QTY_SCALE // 10))
+    assert [t.qty for t in trips] == [0.1]
+    assert book.position_units("BTC") == 0
+
+
+def test_book_reverse_split_of_a_few_units_leaves_no_position() -> None:
+    book, fill = Book(1_000.0), Fills()
+    bought = fill("BUY", 0, 100.0, units=5)
+    book.apply_fill(bought)
+    at = T0 + 10 * MINUTE
+    event = book.apply_action(_split(0.1, at), at)
+    assert event.units_after == 0
+    assert book.open_positions() == 0
+    book.check([bought])

@@ -583,3 +583,11 @@ def test_load_config_bad_execution_refused_naming_key_value_and_fix(override: st
         load_config(None, [override], env={})
     text = str(err.value)
     assert says in text and "--set execution." in text
+
+
+def test_load_config_set_impossible_date_says_it_is_not_a_date() -> None:
+    # YAML reads 2024-13-01 as a date and fails on month 13: the fix is about dates, not digits
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["data.start=2024-13-01"], env={})
+    assert "month must be in 1..12" in err.value.what
+    assert "YYYY-MM-DD" in (err.value.fix or "")

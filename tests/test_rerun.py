@@ -279,3 +279,27 @@ def test_rerun_of_a_run_made_by_other_code_warns_first_and_still_compares(
     assert result.code == 0, result.err
     assert result.err.startswith(f"warning: the code differs: run {run_id} ran at git feedbeef")
     assert "identical: rerun" in result.out
+
+
+def test_rerun_after_a_corporate_action_changed_is_refused_naming_it(
+        cli: Cli, ingested: Path, config: Path, synth_csv: Callable[..., Path],
+        tmp_path: Path) -> None:
+    # 600 bars before the stored ones: the run crosses 2024-01-01T00:00Z, the ex-date
+    before = synth_csv(count=600, start_ms=1_704_067_200_000 - 600 * 60_000, name="before.csv")
+    assert cli("ingest", str(before), "--symbol", "BTCUSDT").code == 0
+    actions = tmp_path / "actions.csv"
+    actions.write_text("symbol,ex_date,kind,ratio,amount\nBTCUSDT,2024-01-01,dividend,,0.5\n")
+    assert cli("ingest-actions", str(actions)).code == 0
+    run = cli("backtest", "--config", str(config))
+    assert run.code == 0, run.err
+    run_id, _ = last_line(run.out)
+    actions.write_text("symbol,ex_date,kind,ratio,amount\nBTCUSDT,2024-01-01,dividend,,0.75\n")
+    assert cli("ingest-actions", str(actions), "--replace").code == 0
+    runs_before = query(ingested, "select count(*) from runs")
+
+    result = cli("rerun", run_id)
+    assert result.code == 2, result.out
+    assert (f"error: the corporate actions run {run_id} applied changed since it ran: "
+            "BTCUSDT DIVIDEND of 2024-01-01 applied with amount 0.5, now 0.75") in result.err
+    assert "ingest-actions" in result.err
+    assert query(ingested, "select count(*) from runs") == runs_before  # no run was made

@@ -12,13 +12,21 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from fractions import Fraction
 from heapq import merge
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from workbench.errors import StrategyError
-from workbench.model import QTY_SCALE, ActionEvent, ActionKind, Bar, CorporateAction, Fill, Side
+from workbench.model import (
+    QTY_SCALE,
+    ActionEvent,
+    ActionKind,
+    Bar,
+    CorporateAction,
+    Fill,
+    Side,
+    split_fraction,
+)
 
 CASH_TOLERANCE = 1e-9
 """Spot cash may dip below zero by this much relative to the initial cash (float residue)."""
@@ -227,21 +235,24 @@ class Book:
         after, cash = before, 0.0
         if action.kind is ActionKind.SPLIT and before:
             assert action.ratio is not None
-            ratio = Fraction(repr(action.ratio))
+            ratio = split_fraction(action.ratio)
             num, den = ratio.numerator, ratio.denominator
             after = left = 0  # a short's lots hold positive units too
-            for lot in self._lots.get(symbol, ()):
+            lots = self._lots.get(symbol, deque())
+            for lot in lots:
                 scaled = lot.remaining * num
                 lot.remaining = scaled // den
                 left += scaled - lot.remaining * den
                 lot.units = lot.units * num // den
                 lot.price = lot.price / action.ratio
                 after += lot.remaining
+            # a reverse split can floor a lot (or the whole position) to nothing: all cash
+            self._lots[symbol] = deque(lot for lot in lots if lot.remaining)
             mark = self.last[symbol] = self.last[symbol] / action.ratio
             cash = left / den / QTY_SCALE * mark
             if before < 0:  # a short: the fraction floored away is bought back at the mark
                 after, cash = -after, -cash
-            self.units[symbol] = after
+            self._add_units(symbol, after - before)
         elif action.kind is ActionKind.SPLIT and symbol in self.last:
             self.last[symbol] = self.last[symbol] / action.ratio  # type: ignore[operator]
         elif action.kind is ActionKind.DIVIDEND and before:

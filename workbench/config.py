@@ -663,7 +663,8 @@ def _load_yaml(text: str, where: str) -> Any:
     except (yaml.YAMLError, ValueError, RecursionError) as exc:  # e.g. a 5,000-digit integer
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"unreadable YAML: {secrets.scrub(reason)[:200]}", where=where,
-                          fix="fix the value (numbers have at most a few dozen digits)") from None
+                          fix="fix the value (a date is a real YYYY-MM-DD; numbers have at "
+                              "most a few dozen digits)") from None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from fractions import Fraction
 from typing import NamedTuple
 
 QTY_SCALE = 100_000_000
@@ -304,6 +305,14 @@ class CorporateAction(NamedTuple):
     ratio: float | None
     amount: float | None
     ts: int
+
+
+def split_fraction(ratio: float) -> Fraction:
+    """A split's ratio (new units per old one) as the fraction it was written as, for scaling
+    integer units exactly: ``3:2`` is stored as the float 1.5 and ``1:3`` as 0.333..., whose
+    decimal digits (3333333333333333/10**16) would floor a lot of 3 to 0.99999999; the nearest
+    fraction with a denominator up to 10**9 is 1/3 again."""
+    return Fraction(ratio).limit_denominator(1_000_000_000)
 
 
 class ActionEvent(NamedTuple):

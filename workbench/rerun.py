@@ -5,7 +5,8 @@ stored masked, so its value is read from the secrets provider as a backtest read
 (``WB_STRATEGY__PARAMS__API_KEY``, or the 0600 secrets file), and the rebuilt config must hash
 to the run's ``config_hash``. The bars are read from the warehouse as the run read them and
 must hash to its ``data_hash``; when they do not, the rerun is refused and says which symbol
-and bar changed (against the run's own ``run_bars``). Then the config runs as an ordinary
+and bar changed (against the run's own ``run_bars``); likewise the corporate actions stored for
+its window must be the ones it applied (``action_events``). Then the config runs as an ordinary
 backtest tagged ``rerun_of=<RUN_ID>`` into a fresh directory, and its four CSVs are compared
 with the original run directory's, byte for byte: the first differing file and line is the
 answer. A different git SHA or package version is reported first, as the likely cause.
@@ -68,6 +69,7 @@ def rerun(run_id: str, *, warehouse: str | Path | None = None, out: str | Path |
             f"{str(original.config_hash)[:12]}: this code reads its config differently")
     span = run_span(cfg, path, original)
     check_bars(cfg, path, original, span)
+    check_actions(cfg, path, original)
     result = execute(cfg, warehouse=path, out=out, env_prefix=env_prefix, runs_dir=runs_dir,
                      mode=Mode.BACKTEST, tags={RERUN_OF: run_id}, span=span)
     if result.manifest.get("data_hash") != original.data_hash:  # changed while it ran
@@ -208,6 +210,50 @@ def check_bars(cfg: Config, warehouse: Path, original: RunRecord,
         return
     raise DataError(f"{what}: {_changes(warehouse, original.run_id, reports)}", fix=fix)
 
+
+
+def check_actions(cfg: Config, warehouse: Path, original: RunRecord) -> None:
+    """DataError unless the corporate actions stored for the run's window are the ones it
+    applied (its ``action_events``): a rerun would apply the stored ones. Nothing to check
+    when the data were ``adjusted`` (none applied) or the warehouse predates the tables."""
+    from workbench.engine.actions import in_window
+    from workbench.warehouse.actions import read_actions
+    from workbench.warehouse.migrations import has_table
+
+    if cfg.data.adjusted:
+        return
+    with reading(warehouse) as con:
+        if not has_table(con, "action_events"):
+            return
+        then = con.execute(
+            "select symbol, strftime(ex_date, '%Y-%m-%d'), kind, ratio, amount from "
+            "action_events where run_id = ?", [original.run_id]).fetchall()
+        first, last = con.execute("select epoch_ms(min(ts)), epoch_ms(max(ts)) from run_bars "
+                                  "where run_id = ?", [original.run_id]).fetchone()
+        stored = read_actions(con, list(cfg.data.symbols)) if first is not None else []
+    now = [(a.symbol, a.ex_date, a.kind.value, a.ratio, a.amount)
+           for a in in_window(stored, first, last)] if first is not None else []
+    if sorted(then) == sorted(now):
+        return
+    was = {(s, d, k): (r, a) for s, d, k, r, a in then}
+    is_ = {(s, d, k): (r, a) for s, d, k, r, a in now}
+    changes = []
+    for key in sorted(set(was) | set(is_)):
+        symbol, day, kind = key
+        what = f"{symbol} {kind} of {day}"
+        if key not in is_:
+            changes.append(f"{what} was applied, now is not stored")
+        elif key not in was:
+            changes.append(f"{what} was not applied, now is stored")
+        elif was[key] != is_[key]:
+            field_ = "ratio" if kind == "SPLIT" else "amount"
+            i = 0 if kind == "SPLIT" else 1
+            changes.append(f"{what} applied with {field_} {was[key][i]!r}, now {is_[key][i]!r}")
+    raise DataError(
+        f"the corporate actions run {original.run_id} applied changed since it ran: "
+        + "; ".join(changes),
+        fix="ingest the actions the run applied again (`workbench ingest-actions FILE "
+            "--replace`; they are in its action_events), or backtest the config anew")
 
 def _changes(warehouse: Path, run_id: str, reports: list[QcReport]) -> str:
     """Where the bars differ from the run's ``run_bars`` (times and closes), symbol by

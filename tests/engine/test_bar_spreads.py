@@ -82,3 +82,39 @@ def test_ingest_negative_spread_refused_naming_the_row(warehouse: Path, tmp_path
     finally:
         con.close()
     assert ("bad_spread", 2) in findings
+
+
+def test_ingest_spread_above_100_percent_refused_naming_the_row(
+        warehouse: Path, tmp_path: Path) -> None:
+    # costs.spread_bps stops at 10000; a bar's half spread past it prices a sell at or below 0
+    from workbench.errors import DataError
+
+    path = tmp_path / "bad.csv"
+    path.write_text("ts,open,high,low,close,volume,spread_bps\n"
+                    f"{T0},100,100,100,100,10,5\n{T0 + MIN},100,100,100,100,10,30000\n")
+    con = open_rw(warehouse)
+    try:
+        with pytest.raises(DataError, match="spread_bps is 30000"):
+            ingest(con, [path], "BTCUSDT")
+    finally:
+        con.close()
+
+
+def test_backtest_spread_column_on_bars_without_spreads_warns_it_paid_the_fixed_one(
+        warehouse: Path, tmp_path: Path) -> None:
+    # a file without the column (or a resampled run) has no stored spreads: say so
+    path = tmp_path / "plain.csv"
+    path.write_text("ts,open,high,low,close,volume\n" + "".join(
+        f"{T0 + i * MIN},100,100,100,100,10\n" for i in range(10)))
+    con = open_rw(warehouse)
+    try:
+        ingest(con, [path], "BTCUSDT")
+    finally:
+        con.close()
+    config = {"costs": {"spread_bps": 10, "spread_column": "spread_bps"},
+              "strategy": {"params": {"plan": [[2, "BUY", 1.0, None]]}}}
+    result = workbench.run_backtest(config, strategy=Scripted, warehouse=warehouse,
+                                    out=tmp_path / "r", env={})
+    assert result.manifest["bar_spreads"] == {"BTCUSDT": 0}
+    assert ("costs.spread_column is set but BTCUSDT has no stored spread in the run's bars: "
+            "its fills paid costs.spread_bps (10.0)") in result.warnings

@@ -232,3 +232,44 @@ def test_backtest_on_a_warehouse_older_than_the_actions_table_runs_and_migrates_
     with reading(warehouse) as con:  # the run's write migrated the file
         assert con.execute("select max(version) from schema_migrations").fetchall()[0][0] == max(
             m.version for m in migrations.discover())
+
+
+def test_backtest_1_for_3_reverse_split_of_3_units_keeps_1_whole_unit_books_and_views_agree(
+        stored: Callable[..., Path], tmp_path: Path) -> None:
+    # 1:3 is the float 0.333...; read as its decimal digits it would floor 3 to 0.99999999
+    wh = stored([100.0] * BEFORE + [300.0] * 10, "AAPL,2024-01-02,split,1:3,\n")
+    result = run(wh, tmp_path / "r", [[0, "BUY", 3.0, None]])
+    rid = result.run_id
+    assert rows(wh, "select units_before, units_after, cash_quote from action_events "
+                "where run_id = ?", rid) == [(300_000_000, 100_000_000, 0.0)]
+    assert rows(wh, "select qty from acct.positions where run_id = ?", rid) == [(1.0,)]
+
+
+def test_backtest_resting_sell_of_odd_lots_across_3_for_2_split_fills_the_whole_position(
+        stored: Callable[..., Path], tmp_path: Path) -> None:
+    # two lots of 100000001 units become 150000001 each (the halves paid in cash) while the
+    # resting sell of 200000002 would become 300000003, one more unit than is held: the
+    # order follows the position, as a broker's would, and fills instead of being rejected
+    closes = [100.0] * BEFORE + [66.0] * 5 + [100.0] * 5
+    wh = stored(closes, "AAPL,2024-01-02,split,3:2,\n")
+    result = run(wh, tmp_path / "r", [[0, "BUY", 1.00000001, None],
+                                      [1, "BUY", 1.00000001, None],
+                                      [2, "SELL", 2.00000002, 140.0]])
+    rid = result.run_id
+    assert rows(wh, "select units_after from action_events where run_id = ?", rid) == [
+        (300_000_002,)]
+    assert rows(wh, "select side, qty from fills where run_id = ? and side = 'SELL'", rid) == [
+        ("SELL", 3.00000002)]
+    assert rows(wh, "select count(*) from acct.positions where run_id = ?", rid) == [(0,)]
+
+
+def test_backtest_resting_order_floored_to_nothing_by_reverse_split_is_canceled_not_filled(
+        stored: Callable[..., Path], tmp_path: Path) -> None:
+    # a sell of 5 units across 1:10 is half a unit: nothing to trade (it filled 0.0 before)
+    wh = stored([100.0] * BEFORE + [1000.0] * 5 + [2500.0] * 5, "AAPL,2024-01-02,split,1:10,\n")
+    result = run(wh, tmp_path / "r", [[0, "BUY", 1.0, None], [1, "SELL", 0.00000005, 200.0]])
+    rid = result.run_id
+    assert rows(wh, "select status, reason from order_events where run_id = ? and "
+                "order_seq = 2 order by event_seq desc limit 2", rid) == [
+        ("CANCELED", "SPLIT"), ("SUBMITTED", "SPLIT 0.1 qty 5e-08 -> 0.0 limit 200.0 -> 2000.0")]
+    assert rows(wh, "select side from fills where run_id = ?", rid) == [("BUY",)]

@@ -94,6 +94,20 @@ def test_bar_regimes_constant_closes_are_flat_and_low_after_warmup(con: Any) -> 
     assert labels(con, "still") == [("warmup", "warmup")] * WARMUP + [("flat", "low")] * 10
 
 
+
+def test_bar_regimes_split_in_the_run_is_no_price_move(con: Any) -> None:
+    # a 2:1 split on bar 60 halves the stored close; the run applied it (action_events), so
+    # the closes are read in one unit: no -69 % return, no down trend, no volatility
+    load(con, "s", {"X": [100.0] * 60 + [50.0] * 5})
+    con.execute(
+        "insert into action_events (run_id, action_seq, symbol, ts, kind, ex_date, ratio, "
+        "amount, units_before, units_after, cash_quote) values ('s', 1, 'X', ?, 'SPLIT', "
+        "?, 2.0, null, 0, 0, 0.0)", [ts(T0 + 60 * MIN), ts(T0 + 60 * MIN).date()])
+
+    assert labels(con, "s") == [("warmup", "warmup")] * WARMUP + [("flat", "low")] * 5
+    assert con.execute("select close, sma from rpt.bar_regimes where run_id = 's' "
+                       "order by ts desc limit 1").fetchall() == [(50.0, 50.0)]
+
 def test_bar_regimes_terciles_cut_per_symbol_and_runs_do_not_leak(con: Any) -> None:
     # Y never moves: cut over both symbols' bars, its zero volatilities would make every X
     # bar normal or high; cut within each symbol, X keeps its own terciles

@@ -139,3 +139,21 @@ def test_ingest_actions_sample_file_loads_its_three_actions(warehouse: Path) -> 
         ("AAPL", "2020-08-31", "split", 4.0, None),
         ("AAPL", "2024-05-10", "dividend", None, 0.25),
         ("NVDA", "2024-06-10", "split", 10.0, None)]
+
+
+def test_ingest_actions_file_with_bom_and_crlf_loads_every_row(
+        warehouse: Path, tmp_path: Path) -> None:
+    # a spreadsheet's "CSV UTF-8" export starts with a byte order mark
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode())
+    result = ingest_actions(warehouse, path)
+    assert (result.rows_read, result.inserted) == (3, 3)
+
+
+def test_ingest_actions_ratio_beyond_a_million_refused_naming_the_line(
+        warehouse: Path, actions_file: Callable[[str], Path]) -> None:
+    # 10**12 new units per old overflowed the 64-bit units of a backtest's books
+    path = actions_file(HEADER + "AAPL,2024-06-10,split,1000000000000,\n"
+                        "AAPL,2024-06-11,split,1:10000000,\n")
+    with pytest.raises(DataError, match=r"(?s)line 2, column ratio: .*line 3, column ratio"):
+        ingest_actions(warehouse, path)

@@ -75,6 +75,7 @@ class CancelReason(StrEnum):
     # the unfilled rest of an order capped by participation, with `execution.remainder: cancel`
     REMAINDER = "REMAINDER"
     SHADOW = "SHADOW"  # shadow mode: accepted and recorded by NullBroker, never sent
+    SPLIT = "SPLIT"  # a reverse split floored the resting order's quantity to nothing
 
 
 class UnknownReason(StrEnum):

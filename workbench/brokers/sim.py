@@ -9,7 +9,6 @@ actions per symbol and lets orders fill in parts; see ``SimBroker`` and docs/arc
 
 from __future__ import annotations
 
-from fractions import Fraction
 from heapq import heappop, heappush
 
 from workbench.book import Book
@@ -26,6 +25,7 @@ from workbench.model import (
     OrderStatus,
     OrderType,
     Side,
+    split_fraction,
 )
 
 _SUBMIT, _LIVE, _CANCEL = 0, 1, 2
@@ -264,12 +264,15 @@ class SimBroker:
         """A split of ``symbol`` (``ratio`` new units per old one): every order resting here
         gets its quantity times the ratio (floored to the unit) and its limit over the ratio,
         as a venue adjusts open orders; a sell's reserved units follow, a buy's reserved cash
-        stays (the same notional). Returns each order with its quantity and limit before.
-        Only the plain path: with a latency or a cap a run with splits is refused earlier
-        (``engine/actions.py``)."""
-        assert self._book is not None and not self._timed
-        scale = Fraction(repr(ratio))
-        changed = []
+        stays (the same notional). The books floor each lot, so the position can come out a
+        few units below the sells scaled whole: the sells are then cut, in order, to the
+        units held (the book has already applied the split). Returns each order with its
+        quantity and limit before. Only the plain path: with a latency or a cap a run with
+        splits is refused earlier (``engine/actions.py``)."""
+        book = self._book
+        assert book is not None and not self._timed
+        scale = split_fraction(ratio)
+        changed, sells = [], []
         for order in self.resting.get(symbol, ()):
             before = (order.qty, order.limit_price)
             order.qty_units = order.qty_units * scale.numerator // scale.denominator
@@ -278,10 +281,17 @@ class SimBroker:
                 order.limit_price = order.limit_price / ratio
             cash, units = self._reserved[order.order_seq]
             if units:
-                self._book.release(symbol, 0.0, units)
-                self._book.reserve(symbol, 0.0, order.qty_units)
-                self._reserved[order.order_seq] = (cash, order.qty_units)
+                book.release(symbol, 0.0, units)
+                sells.append((order, cash))
             changed.append((order, *before))
+        free = book.free_units(symbol)
+        for order, cash in sells:
+            if order.qty_units > free:
+                order.qty_units = max(free, 0)
+                order.qty = order.qty_units / QTY_SCALE
+            free -= order.qty_units
+            book.reserve(symbol, 0.0, order.qty_units)
+            self._reserved[order.order_seq] = (cash, order.qty_units)
         return changed
 
     def _fill(self, order: Order, price: float, bar_ts: int,

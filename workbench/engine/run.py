@@ -654,6 +654,10 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
     skipped = corporate.skipped_warning(manifest)
     if skipped:
         manifest["summary"]["warnings"].append(skipped)
+    manifest["summary"]["warnings"].extend(
+        f"costs.spread_column is set but {symbol} has no stored spread in the run's bars: its "
+        f"fills paid costs.spread_bps ({cfg.costs.spread_bps!r})"
+        for symbol, count in (manifest.get("bar_spreads") or {}).items() if not count)
     outcome = Outcome({}, {}, equity, orders, records, step.book.round_trips, step.now)
     if beside is not None:
         beside(outcome)

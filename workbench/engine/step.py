@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from workbench.book import Book
-from workbench.brokers.base import CAPPED, Broker, OutcomeUnknown
+from workbench.brokers.base import CAPPED, Broker, CancelReason, OutcomeUnknown
 from workbench.engine.clock import BarClock, Clock
 from workbench.engine.journal import Journal, OrderRecord, contents
 from workbench.errors import EngineFault, StrategyError, WorkbenchError
@@ -220,6 +220,8 @@ class Step:
                     reason += f" limit {limit!r} -> {order.limit_price!r}"
                 order.reason = reason
                 self.journal.event(order, order.status, reason, ts)
+                if not order.qty_units:  # floored to nothing (a reverse split): no order left
+                    self.broker.cancel(order, CancelReason.SPLIT)
         return event
 
     def warm(self, bar: Bar) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from workbench.calendars import SessionCalendar
+from workbench.config import MAX_BPS
 from workbench.model import ms_to_iso
 
 GapPolicy = Literal["fail", "forward", "none"]
@@ -139,9 +140,9 @@ def check_rows(s: BarSeries, file: str | None = None) -> list[Finding]:
         add("nan", mask, lambda i, n=name, c=col: f"{n} is {_num(c[i])}, not a finite number")
     if s.spread_bps is not None:  # optional: NaN is a bar without one
         spread = s.spread_bps
-        add("bad_spread", np.isinf(spread) | (spread < 0),
-            lambda i: f"spread_bps is {_num(spread[i])}; a spread is a finite number >= 0 (or "
-                      "empty)")
+        add("bad_spread", np.isinf(spread) | (spread < 0) | (spread > MAX_BPS),
+            lambda i: f"spread_bps is {_num(spread[i])}; a spread is a finite number from 0 "
+                      f"to {MAX_BPS:g} (100 %, as costs.spread_bps), or empty")
     ok = ~bad_value
     add("negative_volume", ok & (s.volume < 0),
         lambda i: f"volume {_num(s.volume[i])} is negative")

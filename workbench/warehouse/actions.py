@@ -29,6 +29,9 @@ from workbench.warehouse.io import insert_arrow
 
 COLUMNS = ("symbol", "ex_date", "kind", "ratio", "amount")
 _SHOWN = 20  # problems listed in the error; the rest are counted
+MAX_RATIO = 1_000_000.0
+"""The largest split (and 1 over it the largest reverse split) taken: far past any real one,
+and well inside the 64-bit units a position is kept in."""
 
 
 @dataclass
@@ -72,7 +75,7 @@ def ingest_actions(target: Any, path: str | Path, *, replace: bool = False) -> A
 def parse(path: Path) -> list[_Row]:
     """The file's rows, checked; DataError naming every bad line and column."""
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # a BOM is not a header
             lines = list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read the actions file: {exc}", where=str(path),
@@ -170,6 +173,10 @@ def _ratio(text: str, bad: Any) -> float | None:
         value = _positive(text, bad)
     if value == 1.0:
         bad(f"{text} changes nothing (a split's ratio is new units per old unit, e.g. 2 or 3:2)")
+        return None
+    if value is not None and not 1 / MAX_RATIO <= value <= MAX_RATIO:
+        bad(f"{text} is beyond any split (from 1:{MAX_RATIO:.0f} to {MAX_RATIO:.0f}:1; the "
+            "ratio is new units per old unit, e.g. 2 or 3:2)")
         return None
     return value
 

@@ -1,5 +1,5 @@
 -- name: rpt.bar_regimes
--- version: 1
+-- version: 2
 -- description: each bar a run saw labelled with its regime: trend (up, down, flat) and volatility (low, normal, high)
 -- For analysis, not for trading: the volatility terciles are cut over all of the run's bars
 -- of the symbol, so a bar's label uses bars after it. Counts are in bars of the run.
@@ -11,16 +11,46 @@
 -- (quantile_cont) over the run's labelled bars of the symbol: low up to the first cut, high
 -- above the second, normal between. A bar without enough history for a label (the first 60
 -- bars of the symbol) is `warmup` on that axis.
-with bars as (
+-- The closes are read in one unit across the run's splits (main.action_events, kind SPLIT, as
+-- the run applied them): each close times the product of the ratios of the splits at or before
+-- its bar, so a split is no price move; `close` is the stored one and `sma` is in its unit.
+with stream as (
+    select run_id, symbol, ts, close, cast(null as double) as ratio
+    from main.run_bars
+    union all
+    select run_id, symbol, ts, null as close, ratio
+    from main.action_events
+    where kind = 'SPLIT'
+),
+factored as (
     select
         run_id,
         symbol,
         ts,
         close,
-        avg(close) over sma_window as sma,
+        ratio,
+        coalesce(product(ratio) over (
+            partition by run_id, symbol order by ts, ratio is null
+            rows between unbounded preceding and current row
+        ), 1.0) as factor
+    from stream
+),
+adjusted as (
+    select run_id, symbol, ts, close, factor, close * factor as unit_close
+    from factored
+    where ratio is null
+),
+bars as (
+    select
+        run_id,
+        symbol,
+        ts,
+        close,
+        factor,
+        avg(unit_close) over sma_window as unit_sma,
         count(*) over sma_window as sma_n,
-        ln(close / lag(close) over per_symbol) as log_ret
-    from main.run_bars
+        ln(unit_close / lag(unit_close) over per_symbol) as log_ret
+    from adjusted
     window
         per_symbol as (partition by run_id, symbol order by ts),
         sma_window as (
@@ -34,10 +64,10 @@ measured as (
         symbol,
         ts,
         close,
-        case when sma_n = 60 then sma end as sma,
+        case when sma_n = 60 then unit_sma / factor end as sma,
         case
             when sma_n = 60 and lag(sma_n) over per_symbol = 60
-                then (sma / lag(sma) over per_symbol - 1) * 10000
+                then (unit_sma / lag(unit_sma) over per_symbol - 1) * 10000
         end as sma_slope_bps,
         case when count(log_ret) over vol_window = 60 then stddev_samp(log_ret) over vol_window
         end as realized_vol
