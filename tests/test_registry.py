@@ -4,13 +4,13 @@ run in-process against a test warehouse of 600 one-minute bars."""
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import last_line, query
 from small_config import sma_config
 
 from workbench.errors import ConfigError
@@ -18,7 +18,6 @@ from workbench.tags import as_tags, parse_tag
 from workbench.warehouse.connect import reading
 
 Cli = Callable[..., Any]
-LAST_LINE = re.compile(r"^run_id=(\S+) dir=(.+)$")
 
 
 @pytest.fixture(autouse=True)
@@ -36,14 +35,8 @@ def config(tmp_path: Path) -> Path:
 def run(cli: Cli, config: Path, *args: str) -> tuple[str, Path]:
     result = cli("backtest", "--config", str(config), *args)
     assert result.code == 0, result.err
-    match = LAST_LINE.match(result.out.rstrip("\n").splitlines()[-1])
-    assert match, result.out
-    return match.group(1), Path(match.group(2))
+    return last_line(result.out)
 
-
-def query(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with reading(warehouse) as con:
-        return list(con.sql(sql, params=params).fetchall())
 
 
 # --- tags ---------------------------------------------------------------------------------------

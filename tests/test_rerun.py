@@ -4,18 +4,17 @@ its files compared byte for byte with the original's; refusals say why."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import last_line, query
 from small_config import sma_config
 
-from workbench.warehouse.connect import open_rw, reading
+from workbench.warehouse.connect import open_rw
 
 Cli = Callable[..., Any]
-LAST_LINE = re.compile(r"^run_id=(\S+) dir=(.+)$")
 
 
 @pytest.fixture(autouse=True)
@@ -30,11 +29,6 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-def last_line(out: str) -> tuple[str, Path]:
-    match = LAST_LINE.match(out.rstrip("\n").splitlines()[-1])
-    assert match, out
-    return match.group(1), Path(match.group(2))
-
 
 @pytest.fixture
 def original(cli: Cli, ingested: Path, config: Path) -> tuple[str, Path]:
@@ -42,10 +36,6 @@ def original(cli: Cli, ingested: Path, config: Path) -> tuple[str, Path]:
     assert result.code == 0, result.err
     return last_line(result.out)
 
-
-def query(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with reading(warehouse) as con:
-        return list(con.sql(sql, params=params).fetchall())
 
 
 def test_rerun_identical_exits_0_and_is_a_run_tagged_rerun_of(

@@ -11,21 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import sample_warehouse
 
-from workbench.warehouse.connect import open_rw, reading
-from workbench.warehouse.ingest import ingest
+from workbench.warehouse.connect import reading
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sweep_ctrl_c_keeps_finished_points_marks_the_rest_exit_130(tmp_path: Path) -> None:
-    warehouse = tmp_path / "w.duckdb"
-    con = open_rw(warehouse)
-    try:
-        ingest(con, [ROOT / "sample_data" / "btcusdt_1m_2024-01_synthetic.csv"], "BTCUSDT")
-    finally:
-        con.close()
+    warehouse = sample_warehouse(tmp_path / "w.duckdb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WB_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "workbench", "--warehouse", str(warehouse), "sweep",

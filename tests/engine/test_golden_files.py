@@ -7,9 +7,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from cli_runs import sample_warehouse
+
 from workbench.engine.run import run_backtest
-from workbench.warehouse.connect import open_rw
-from workbench.warehouse.ingest import ingest
 
 ROOT = Path(__file__).resolve().parents[2]
 PINNED = {
@@ -21,12 +21,7 @@ PINNED = {
 
 
 def test_golden_demo_config_on_the_sample_gives_the_pinned_files(tmp_path: Path) -> None:
-    db = tmp_path / "golden.duckdb"
-    con = open_rw(db)
-    try:
-        ingest(con, [ROOT / "sample_data" / "btcusdt_1m_2024-01_synthetic.csv"], "BTCUSDT")
-    finally:
-        con.close()
+    db = sample_warehouse(tmp_path / "golden.duckdb")
     run = run_backtest(ROOT / "configs" / "sma_demo.yaml", warehouse=db, out=tmp_path / "run",
                        env={}, progress=False)
     got = {name: hashlib.sha256((run.run_dir / name).read_bytes()).hexdigest()
