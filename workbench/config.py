@@ -46,6 +46,7 @@ from pydantic import (
 from workbench import secrets
 from workbench.brokers.execution import PROFILES
 from workbench.errors import ConfigError
+from workbench.model import MAX_BPS
 
 DEFAULT_ENV_PREFIX = "WB_"
 _GLOBAL_ENV_KEYS = {"WAREHOUSE", "DEBUG", "RUNS_DIR"}
@@ -57,7 +58,6 @@ MAX_TIMEFRAME_MS = 366 * 86_400_000  # a bar longer than a year is a typo, and w
 MAX_DEPTH = 32  # nesting of any config tree (YAML file, --set/env value, key path)
 MAX_NODES = 100_000  # YAML nodes in one document once aliases are expanded
 MAX_MONEY = 1e15  # quote-currency amounts and quantities
-MAX_BPS = 10_000.0  # 100 %
 MAX_SEED = 2**32 - 1  # what random.Random, numpy's seeders and the warehouse all accept
 MAX_NAME = 200
 

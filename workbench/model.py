@@ -25,6 +25,9 @@ MAX_QTY = 90_000_000_000.0
 """The largest order quantity (9e10, just under ``MAX_UNITS / QTY_SCALE``): larger cannot be
 held as integer units, and no venue trades anything near it."""
 
+MAX_BPS = 10_000.0
+"""The most a cost in basis points may be (100 %): a config's bps, a bar's stored spread."""
+
 
 def qty_to_units(qty: float) -> int:
     """Quantity as integer units of 1e-8 (rounded to the nearest unit)."""

@@ -19,8 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from workbench.calendars import SessionCalendar
-from workbench.config import MAX_BPS
-from workbench.model import ms_to_iso
+from workbench.model import MAX_BPS, ms_to_iso
 
 GapPolicy = Literal["fail", "forward", "none"]
 GAP_POLICIES: tuple[GapPolicy, ...] = ("fail", "forward", "none")
