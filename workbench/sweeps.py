@@ -374,8 +374,8 @@ def connect_cluster(scheduler: str | None, workers: int, processes: bool) -> tup
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ConfigError("a sweep runs on dask.distributed, which is not installed",
-                          where="workbench sweep",
+        raise ConfigError("sweeps and walk-forward run on dask.distributed, which is not "
+                          "installed", where="workbench sweep / walkforward",
                           fix="pip install 'workbench[sweep]' (dask and distributed)") from None
     if scheduler is not None:
         try:
