@@ -176,27 +176,26 @@ class Step:
                                                                          float | None]]]
                          ) -> None:
         """Apply ``actions`` (splits, dividends) at the first bar time at or after each one's
-        ``ts``, before anything else happens on that bar (adr/0025); ``split_orders`` is the
-        broker's adjustment of its resting orders (``SimBroker.split_orders``). Without
-        actions ``on_bar`` is the plain one: a run without them pays nothing."""
+        ``ts``, before anything else happens on that bar (adr/0025): a ``before_each_bar``
+        hook, scheduled after the kernel's (borrow, funding), so it runs first;
+        ``split_orders`` is the broker's adjustment of its resting orders
+        (``SimBroker.split_orders``). A run without actions pays nothing."""
         if not actions:
             return
         self._actions = sorted(actions, key=lambda a: (a.ts, a.symbol, a.kind), reverse=True)
         self._split_orders = split_orders
-        self._after_actions = self.on_bar
-        self.on_bar = self._on_bar_with_actions  # type: ignore[method-assign]
+        self.before_each_bar(self._apply_due_actions)
 
-    def _on_bar_with_actions(self, bar: Bar, ind: tuple | None = None) -> None:
+    def _apply_due_actions(self, bar: Bar) -> None:
         actions = self._actions
         while actions and actions[-1].ts <= bar.ts:
             self.apply_action(actions.pop(), bar.ts)
-        self._after_actions(bar, ind)
 
     def before_each_bar(self, hook: Callable[[Bar], None]) -> None:
-        """Call ``hook(bar)`` on every bar before anything else the step does with it (after
-        a corporate action due at it): a short's borrow, funding (``engine/carry.py``). The
-        loop then hands every bar over (no ``wake_on`` skipping). Without a hook ``on_bar``
-        is the plain one: a run without them pays nothing."""
+        """Call ``hook(bar)`` on every bar before anything else the step does with it (a hook
+        added later runs earlier): a short's borrow, funding (``engine/carry.py``), due
+        corporate actions. The loop then hands every bar over (no ``wake_on`` skipping).
+        Without a hook ``on_bar`` is the plain one: a run without them pays nothing."""
         inner = self.on_bar
 
         def on_bar(bar: Bar, ind: tuple | None = None) -> None:
@@ -383,10 +382,9 @@ class Step:
 
     @property
     def needs_every_bar(self) -> bool:
-        """A risk rule follows the equity bar by bar, corporate actions are to be applied at
-        their bars, or a hook runs before each bar (borrow, funding): no bar may be
-        skipped."""
-        return self._observe is not None or bool(self._actions) or self._hooked
+        """A risk rule follows the equity bar by bar, or a hook runs before each bar
+        (corporate actions, borrow, funding): no bar may be skipped."""
+        return self._observe is not None or self._hooked
 
     def _wake(self, strategy: Strategy) -> str | None:
         wake = type(strategy).wake_on
