@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from cli_process import CliResult
+from cli_runs import query as _rows
 
 from workbench import sweep, sweeps
 from workbench.engine.run import run_backtest
 from workbench.errors import ConfigError
 from workbench.grid import points
 from workbench.sweeps import PointResult
-from workbench.warehouse.connect import reading
 
 FRAGILE = "sweep_strategies:FragileSma"
 CONFIG = {"run": {"name": "sw"}, "data": {"symbols": ["BTCUSDT"], "timeframe": "1m"},
@@ -23,10 +23,6 @@ CONFIG = {"run": {"name": "sw"}, "data": {"symbols": ["BTCUSDT"], "timeframe": "
           "costs": {"fee_bps": 10, "slippage_bps": 5}}
 GRID = {"strategy.params.fast": [3, 5], "strategy.params.slow": [15, 20]}
 
-
-def _rows(warehouse: Path, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with reading(warehouse) as con:
-        return con.execute(query, params or []).fetchall()
 
 
 def _trades(warehouse: Path, run_id: str) -> list[tuple[Any, ...]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cli_process import CliResult
+from cli_runs import query as _rows
 
 from workbench import walkforward
 from workbench.engine.run import run_backtest
@@ -29,7 +29,6 @@ from workbench.walkforward import (
     parse_duration,
     windows,
 )
-from workbench.warehouse.connect import reading
 
 MIN = 60_000
 HOUR = 60 * MIN
@@ -39,10 +38,6 @@ CONFIG = {"run": {"name": "wf"}, "data": {"symbols": ["BTCUSDT"], "timeframe": "
           "costs": {"fee_bps": 10, "slippage_bps": 5}}
 GRID = {"strategy.params.fast": [3, 5], "strategy.params.slow": [15, 20]}
 
-
-def _rows(warehouse: Path, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with reading(warehouse) as con:
-        return con.execute(query, params or []).fetchall()
 
 
 def _point(seq: int, value: float | None, status: str = "completed") -> PointResult:
