@@ -24,7 +24,6 @@ import re
 import shutil
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -514,37 +513,22 @@ def _run(cfg: Config, mode: Mode, warehouse: Path, strategy: Any, view_list: lis
         try:
             outcome = simulate(cfg, mode, strategy, bars, run_row, manifest, view_list, start,
                                end, log=log, progress=progress, watch=watch, stages=stages,
-                               beside=write_files, freeze=True, headline_beside=True)
-            run_id = manifest["run_id"]
-            raise_if_signalled()
-            tables = ended(outcome, manifest, run_row)
-            headline = outcome.headline
-            assert headline is not None
-
-            def before_commit(con: Any) -> None:
-                # The files and the headline were made on threads while the tables went in;
-                # the run commits only once both are there.
-                with stages("write_files"):
-                    for background in files:
-                        background.result()
-                raise_if_signalled()
-                with stages("metrics"):
-                    outcome.metrics = headline.result()
-                results.insert_tables(con, run_id, with_headline({}, outcome, manifest))
-
-            with stages("write_warehouse"):
-                held, waited = results.write_run(
-                    warehouse, run_row, tables, view_list, wait_s=WRITE_WAIT_S,
-                    before_commit=before_commit,
-                    on_commit=lambda: manifest.__setitem__("warehouse_written", True))
+                               beside=write_files, freeze=True)
         finally:  # a failure must not leave the thread writing into the directory
             for background in files:
                 background.wait()
+        run_id = manifest["run_id"]
+        with stages("write_files"):
+            for background in files:
+                background.result()
+        watch.lap("write_csv_wait")
+        raise_if_signalled()
+        tables, metrics = finish(outcome, manifest, run_row)
+        with stages("write_warehouse"):
+            held, waited = results.write_run(
+                warehouse, run_row, tables, view_list, wait_s=WRITE_WAIT_S,
+                on_commit=lambda: manifest.__setitem__("warehouse_written", True))
         watch.lap("write_warehouse")
-        # what ran on threads beside the write, each its own seconds (not laps)
-        watch.laps.update(metrics=round(headline.took, 4),
-                          write_csv=round(sum(b.took for b in files), 4))
-        metrics = outcome.metrics
         manifest["warehouse_hold_s"] = round(held, 4)
         manifest["warehouse_wait_s"] = round(waited, 4)
         manifest["timings_s"] = watch.laps
@@ -613,8 +597,6 @@ class Outcome:
     records: JournalContents
     round_trips: Any
     now: int
-    headline: Background | None = None
-    """The headline being computed on a thread (``simulate(headline_beside=True)``)."""
 
 
 def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dict[str, Any],
@@ -622,7 +604,7 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
              end: int | None, *, log: JsonlLog | None = None, progress: bool = False,
              watch: Stopwatch | None = None, stages: _Stages | None = None,
              beside: Callable[[Outcome], None] | None = None, freeze: bool = False,
-             headline_db: HeadlineDb | None = None, headline_beside: bool = False) -> Outcome:
+             headline_db: HeadlineDb | None = None) -> Outcome:
     """Run ``strategy`` over ``bars`` in memory, as ``run_backtest`` does, without touching
     the warehouse or a run directory: the loop, the journal's orders and fills, the run's
     tables and its headline numbers (a private in-memory DuckDB). ``run_row`` and
@@ -630,8 +612,7 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
     called after the loop, before the tables are built (the run directory's CSVs start
     there); ``freeze`` freezes the loop's objects for the garbage collector (the caller
     unfreezes). ``headline_db``: the database that computes the headline (default: one of
-    its own, closed after). ``headline_beside``: start the headline on a thread and return
-    without it (``outcome.headline``; the caller writes the warehouse meanwhile)."""
+    its own, closed after)."""
     stage = stages or _Stages()
     lap = watch.lap if watch is not None else (lambda name: None)
     data = bars.data
@@ -689,11 +670,6 @@ def simulate(cfg: Config, mode: Mode, strategy: Any, bars: RunBars, run_row: dic
         outcome.tables["action_events"] = corporate.events_table(step.book.actions)
     run_row.update(status="completed", data_hash=manifest["data_hash"], start_ts=first_ts,
                    end_ts=last_ts, bar_count=len(data))
-    lap("tables")
-    if headline_beside:
-        outcome.headline = Background(headline_in_memory, dict(run_row), outcome.tables,
-                                      equity, view_list, cfg.run.memory_limit)
-        return outcome
     with stage("metrics"):
         outcome.metrics = (
             headline_db.headline(run_row, outcome.tables, equity) if headline_db is not None
@@ -707,27 +683,14 @@ def finish(outcome: Outcome, manifest: dict[str, Any], run_row: dict[str, Any]
            ) -> tuple[dict[str, pa.Table], dict[str, Any]]:
     """The run completed now: its end time in ``manifest`` and ``run_row``, and every table
     it writes, the stored headline numbers (``metrics`` rows) included."""
-    return with_headline(ended(outcome, manifest, run_row), outcome, manifest), outcome.metrics
-
-
-def ended(outcome: Outcome, manifest: dict[str, Any], run_row: dict[str, Any]
-          ) -> dict[str, pa.Table]:
-    """The run completed now: its end time in ``manifest`` and ``run_row``; its tables."""
-    manifest.update(status="completed", ended_at=mf.utc_now_iso())
+    metrics = outcome.metrics
+    manifest.update(status="completed", ended_at=mf.utc_now_iso(), metrics=metrics)
     run_row["ended_at"] = manifest["ended_at"]
-    return dict(outcome.tables)
-
-
-def with_headline(tables: dict[str, pa.Table], outcome: Outcome, manifest: dict[str, Any]
-                  ) -> dict[str, pa.Table]:
-    """``tables`` with the run's headline numbers (``outcome.metrics``) added to its
-    ``metrics`` rows; the manifest records them too."""
-    manifest["metrics"] = outcome.metrics
-    stored = results.headline_metrics(outcome.metrics, outcome.now)
-    tables = dict(tables)
+    tables = dict(outcome.tables)
+    stored = results.headline_metrics(metrics, outcome.now)
     tables["metrics"] = (pa.concat_tables([tables["metrics"], stored]) if "metrics" in tables
                          else stored)
-    return tables
+    return tables, metrics
 
 
 def new_run_row(cfg: Config, mode: Mode, manifest: dict[str, Any], run_dir: Path
@@ -812,33 +775,26 @@ def _thawed_at_end() -> Iterator[None]:
 
 
 class Background:
-    """Run ``fn(*args)`` on a thread; ``result()`` waits and returns what it returned, or
-    re-raises what it raised; ``took`` is the seconds it ran."""
+    """Run ``fn(*args)`` on a thread; ``result()`` waits and re-raises what it raised."""
 
     def __init__(self, fn: Any, *args: Any) -> None:
         self.error: BaseException | None = None
-        self.value: Any = None
-        self.took = 0.0
         self._thread = threading.Thread(target=self._run, args=(fn, *args), daemon=True)
         self._thread.start()
 
     def _run(self, fn: Any, *args: Any) -> None:
-        began = time.perf_counter()
         try:
-            self.value = fn(*args)
+            fn(*args)
         except BaseException as exc:  # handed to the caller by result()
             self.error = exc
-        finally:
-            self.took = time.perf_counter() - began
 
     def wait(self) -> None:
         self._thread.join()
 
-    def result(self) -> Any:
+    def result(self) -> None:
         self._thread.join()
         if self.error is not None:
             raise self.error
-        return self.value
 
 
 _PRIVATE_ID = "run"

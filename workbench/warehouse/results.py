@@ -217,36 +217,26 @@ def metrics_table(rows: list[tuple[str, float, dict[str, str]]], ts: int) -> pa.
 def insert_results(con: Any, run_row: dict[str, Any], tables: dict[str, pa.Table]) -> None:
     """The ``runs`` row and every table of a run, on an open connection."""
     insert_run(con, run_row)
-    insert_tables(con, run_row["run_id"], tables)
-
-
-def insert_tables(con: Any, run_id: str, tables: dict[str, pa.Table]) -> None:
-    """Every table of run ``run_id`` (its ``runs`` row already in), on an open connection."""
     for name, table in tables.items():
-        own = {} if "run_id" in table.column_names else {"run_id": run_id}
+        own = {} if "run_id" in table.column_names else {"run_id": run_row["run_id"]}
         insert_arrow(con, name, table, **own)
 
 
 def write_run(warehouse: Path, run_row: dict[str, Any], tables: dict[str, pa.Table],
               view_list: list[Any], *, wait_s: float,
-              before_commit: Callable[[Any], None] | None = None,
               on_commit: Callable[[], None] | None = None) -> tuple[float, float]:
     """Write one finished run in one short transaction: open read-write (waiting up to
     ``wait_s`` while another process holds the file), deploy the views, insert the ``runs``
     row and every table by Arrow, commit, close. ``on_commit`` is called right after the
     commit, with Ctrl-C and SIGTERM held back until it returns, so the caller knows the run
-    is in the warehouse even when a signal lands while the file is closed. ``before_commit``
-    is called with the connection after the inserts, inside the transaction (a run adds its
-    headline rows there, computed on a thread meanwhile). Returns the seconds the file was
-    held and the seconds spent waiting for it."""
+    is in the warehouse even when a signal lands while the file is closed. Returns the
+    seconds the file was held and the seconds spent waiting for it."""
     from workbench.warehouse import views
 
     asked = time.perf_counter()
     with write_transaction(warehouse, wait_s, before=lambda con: views.deploy(con, view_list),
                       on_commit=on_commit, run_id=run_row["run_id"]) as (con, opened):
         insert_results(con, run_row, tables)
-        if before_commit is not None:
-            before_commit(con)
     return time.perf_counter() - opened, opened - asked
 
 
