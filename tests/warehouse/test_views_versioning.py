@@ -325,6 +325,32 @@ def test_deploy_again_records_each_version_once(memory_con: Any) -> None:
     assert deployed(memory_con) == expected
 
 
+def view_oids(con: Any) -> dict[str, int]:
+    return dict(con.execute("select schema_name || '.' || view_name, view_oid "
+                            "from duckdb_views() where not internal").fetchall())
+
+
+def test_deploy_views_already_in_place_are_left_as_they_are(memory_con: Any) -> None:
+    before = view_oids(memory_con)
+    assert len(before) == len(views.discover())
+    views.deploy(memory_con)
+    assert view_oids(memory_con) == before  # a re-created view gets a new oid
+
+
+def test_deploy_view_replaced_by_hand_is_created_again(memory_con: Any) -> None:
+    memory_con.execute("create or replace view rpt.risk_blocks as select 1 as x")
+    views.deploy(memory_con)
+    columns = [c for c, *_ in memory_con.execute("describe rpt.risk_blocks").fetchall()]
+    assert "x" not in columns and "run_id" in columns
+    assert views.deployed(memory_con)["rpt.risk_blocks"].startswith("workbench view ")
+
+
+def test_deploy_dropped_view_is_created_again(memory_con: Any) -> None:
+    memory_con.execute("drop view rpt.risk_blocks")
+    views.deploy(memory_con)
+    assert set(view_oids(memory_con)) == {v.name for v in views.discover()}
+
+
 def test_deploy_bumped_views_adds_their_new_versions_once(
         memory_con: Any, root: Path, lock_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     edit(root, "acct.fifo_lots", "l.lot_units / 100000000 as qty", "l.lot_units / 1000000 as qty")
