@@ -1,52 +1,165 @@
 -- name: acct.adjusted_fills
--- version: 1
--- description: every fill in the units of its symbol after the run's later splits (adr/0025)
--- A split (main.action_events, kind SPLIT) applies at a bar time before that bar's fills, so a
--- fill is scaled by the product of the ratios of the splits after its bar: units times it
--- (floored, as the books scale their lots), price over it. Without a split the factor is 1 and
--- units and price are the fill's own. One window over fills and splits together: no join.
+-- version: 2
+-- description: every fill in the units of its symbol after the run's later splits, and its length on the line FIFO matches on, less the fractions the books paid in lieu (adr/0025)
+-- A split (main.action_events, kind SPLIT) applies at a bar time before that bar's fills. The
+-- books (Book.apply_action) scale each open lot by the exact fraction num/den of the split's
+-- ratio, floor it to the unit and pay the fractions as cash in lieu; this view follows them
+-- split by split, never by the float product of the ratios (1.5 * 0.6666666666666666 is
+-- 0.9999999999999999):
+-- * units: the fill's units scaled by each later split in turn, floored each time (a lot's
+--   size in the books, which shares its fees pro rata); price: divided by each later ratio in
+--   turn (a lot's price in the books); factor: the product of the later ratios, for reading.
+-- * line_units: the fill's length on the matching line, in 1/line_scale of a unit after the
+--   last split, where line_scale is the product of the symbol's split denominators: a unit
+--   traded between splits k and k+1 is exactly W_k = (numerators after k) * (denominators up
+--   to k) of them, so matching is exact and pairs the same fills as the books, split or not.
+--   A lot open at a split loses, at its end, what the books floored away from it (they take
+--   the fraction from every open lot, not from the oldest one): its remaining r becomes
+--   floor(r * num / den). The lots open at split k are the newest fills of the position's
+--   side whose sizes add up to units_before (FIFO closes the oldest first): all whole (their
+--   scaled units) but the oldest, which holds the rest. So no recursion, no synthetic rows:
+--   each fill is unnested with its later splits (a fill times the symbol's splits, not a
+--   join of fills), and a window per split finds its open lots.
+-- num/den: the smallest denominator up to 10,000 that makes the ratio whole within 1e-7, the
+-- fraction a p:q split was written as (the books take the nearest with one up to 10**9:
+-- workbench.model.split_fraction). The weights are products of doubles: exact while the
+-- product of a symbol's numerators and denominators stays below 2**53.
+-- Without a split every factor is 1: units, price and line_units are the fill's own.
 with fills as (
     select
         run_id, symbol, fill_seq, side, ts, bar_ts, price, fee,
-        cast(round(qty * 100000000) as bigint) as units,
-        cast(null as double) as ratio
+        cast(round(qty * 100000000) as bigint) as units
     from main.fills
 ),
-splits as (
+ratios as (
     select
-        run_id, symbol, null as fill_seq, null as side, ts, ts as bar_ts,
-        null as price, null as fee, null as units, ratio
+        run_id, symbol, action_seq, ts, ratio, units_before,
+        list_filter(range(1, 10001), lambda d: abs(ratio * d - round(ratio * d)) < 1e-7)[1]
+            as den
     from main.action_events
     where kind = 'SPLIT'
 ),
-stream as (
-    select * from fills
-    union all
-    select * from splits
+fractions as (
+    select *, cast(round(ratio * den) as bigint) as num
+    from ratios
 ),
-factored as (
+weighted as (
     select
         *,
-        coalesce(product(ratio) over (
-            partition by run_id, symbol order by bar_ts desc, ratio is not null
+        cast(coalesce(product(num) over later, 1.0) * product(den) over upto as hugeint)
+            as weight,
+        cast(product(den) over (partition by run_id, symbol) as hugeint) as scale
+    from fractions
+    window
+        later as (
+            partition by run_id, symbol order by ts, action_seq
+            rows between 1 following and unbounded following
+        ),
+        upto as (
+            partition by run_id, symbol order by ts, action_seq
             rows between unbounded preceding and current row
-        ), 1.0) as factor
+        )
+),
+splits as (
+    select
+        run_id, symbol, ts,
+        {
+            'seq': action_seq, 'ratio': ratio, 'num': num, 'den': den,
+            'held': abs(units_before),
+            'side': case when units_before > 0 then 'BUY' else 'SELL' end,
+            'weight': weight, 'weight_before': weight // den * num, 'scale': scale
+        } as split
+    from weighted
+),
+stream as (
+    select
+        run_id, symbol, fill_seq, side, ts, bar_ts, price, fee, units, null as split
+    from fills
+    union all
+    select
+        run_id, symbol, null as fill_seq, null as side, ts, ts as bar_ts, null as price,
+        null as fee, null as units, split
+    from splits
+),
+listed as (
+    select
+        *,
+        list_reverse(list_filter(list(split) over down, lambda s: s is not null))
+            as later_splits,
+        coalesce(max(split.scale) over (partition by run_id, symbol), 1) as line_scale
     from stream
+    window down as (
+        partition by run_id, symbol order by bar_ts desc, split is not null, split.seq desc
+        rows between unbounded preceding and current row
+    )
+),
+scaled as (
+    select
+        run_id, symbol, fill_seq, side, ts, bar_ts, fee, later_splits, line_scale,
+        units as traded,
+        cast(list_reduce(later_splits, lambda acc, s: acc * s.num // s.den, cast(units as hugeint))
+            as bigint) as units,
+        list_reduce(later_splits, lambda acc, s: acc / s.ratio, price) as price,
+        list_reduce(later_splits, lambda acc, s: acc * s.ratio, 1.0) as factor,
+        coalesce(later_splits[1].weight_before, line_scale) as line_weight,
+        list_transform(
+            range(0, len(later_splits) + 1),
+            lambda j: list_reduce(
+                later_splits[1:j], lambda acc, x: acc * x.num // x.den, cast(units as hugeint)
+            ) * coalesce(later_splits[j].weight, later_splits[1].weight_before, line_scale)
+        ) as lot_lines
+    from listed
+    where split is null
+),
+held as (
+    select
+        run_id, symbol, fill_seq, s,
+        list_reduce(later_splits[1:i - 1], lambda acc, x: acc * x.num // x.den, cast(traded as hugeint))
+            as size
+    from (
+        select *, unnest(later_splits) as s, generate_subscripts(later_splits, 1) as i
+        from scaled
+    )
+    where s.side = side and s.held > 0
+),
+open_lots as (
+    select
+        run_id, symbol, fill_seq, s,
+        least(size, s.held - coalesce(sum(size) over newer, 0)) as remaining
+    from held
+    window newer as (
+        partition by run_id, symbol, s.seq order by fill_seq desc
+        rows between unbounded preceding and 1 preceding
+    )
+),
+in_lieu as (
+    select
+        run_id, symbol, fill_seq,
+        sum(remaining * s.weight_before - remaining * s.num // s.den * s.weight) as floored
+    from open_lots
+    where remaining > 0
+    group by run_id, symbol, fill_seq
 ),
 final as (
     select
-        run_id,
-        symbol,
-        fill_seq,
-        side,
-        ts,
-        bar_ts,
-        case when factor = 1.0 then price else price / factor end as price,
-        fee,
-        case when factor = 1.0 then units else cast(floor(units * factor) as bigint) end
-            as units,
-        factor
-    from factored
-    where ratio is null
+        f.run_id,
+        f.symbol,
+        f.fill_seq,
+        f.side,
+        f.ts,
+        f.bar_ts,
+        f.price,
+        f.fee,
+        f.units,
+        f.factor,
+        f.traded as traded_units,
+        f.line_weight,
+        f.lot_lines,
+        len(f.later_splits) as splits_after,
+        f.traded * f.line_weight - coalesce(l.floored, 0) as line_units,
+        f.line_scale
+    from scaled as f
+    left join in_lieu as l
+        on f.run_id = l.run_id and f.symbol = l.symbol and f.fill_seq = l.fill_seq
 )
 select * from final
