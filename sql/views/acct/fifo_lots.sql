@@ -4,10 +4,11 @@
 -- Lots are in the units (and prices) after the run's splits (acct.adjusted_fills). A fill that
 -- crossed zero (shorts, adr/0026) first closed the other side's lots: its lot is the rest
 -- (lot_units), while its fee is shared pro rata to the whole fill (fill_units). The sums are
--- taken on the matching line (line_units, exact) and read in units of 1e-8: a lot held through
--- a split is what the books kept of it, less the fraction they paid in lieu (adr/0025), so its
--- open_units are whole after the last split; a lot closed before a split that did not scale
--- it to whole units has a fraction of a unit in lot_units and closed_units (doubles).
+-- taken on the matching line (line_units, exact; acct.adjusted_fills) and read in units of
+-- 1e-8: a lot held through a split is what the books kept of it, less the fraction they paid
+-- in lieu (adr/0025), so its open_units are whole after the last split, the books' own. A lot
+-- closed before a split that did not scale it to whole units is a fraction of a unit there:
+-- lot_units and closed_units round it to the unit, qty keeps it.
 with fills as (
     select run_id, symbol, fill_seq, side, ts, price, fee, units, line_units, line_scale
     from acct.adjusted_fills
@@ -40,25 +41,33 @@ lots as (
     left join exits as x
         on f.run_id = x.run_id and f.symbol = x.symbol and f.fill_seq = x.fill_seq
 ),
-final as (
+open_lots as (
     select
-        l.run_id,
-        l.symbol,
-        l.fill_seq as lot_fill_seq,
-        l.ts as entry_ts,
-        l.price as entry_price,
-        l.fee as entry_fee,
-        l.lot_line_units / l.line_scale as lot_units,
-        coalesce(c.closed_line_units, 0) / l.line_scale as closed_units,
-        (l.lot_line_units - coalesce(c.closed_line_units, 0)) / l.line_scale as open_units,
-        l.lot_line_units / l.line_scale / 100000000 as qty,
-        (l.lot_line_units - coalesce(c.closed_line_units, 0)) / l.line_scale / 100000000
-            as open_qty,
-        l.side,
-        l.fill_units
+        l.*,
+        coalesce(c.closed_line_units, 0) as closed_line_units,
+        l.lot_line_units - coalesce(c.closed_line_units, 0) as open_line_units
     from lots as l
     left join closed as c
         on l.run_id = c.run_id and l.symbol = c.symbol and l.fill_seq = c.fill_seq
     where l.lot_line_units > 0
+),
+final as (
+    select
+        run_id,
+        symbol,
+        fill_seq as lot_fill_seq,
+        ts as entry_ts,
+        price as entry_price,
+        fee as entry_fee,
+        cast((lot_line_units + line_scale // 2) // line_scale as bigint) as lot_units,
+        cast((closed_line_units + line_scale // 2) // line_scale as bigint) as closed_units,
+        cast((open_line_units + line_scale // 2) // line_scale as bigint) as open_units,
+        (lot_line_units // line_scale + lot_line_units % line_scale / line_scale) / 100000000
+            as qty,
+        (open_line_units // line_scale + open_line_units % line_scale / line_scale) / 100000000
+            as open_qty,
+        side,
+        fill_units
+    from open_lots
 )
 select * from final

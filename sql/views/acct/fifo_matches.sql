@@ -14,14 +14,14 @@
 -- acct.adjusted_fills' line (line_units: the units after the run's splits, in 1/line_scale of a
 -- unit, less what the books floored away from each lot at a split and paid in lieu), so lots
 -- held through a split match the sells after it, and every pair is the books' own. A match
--- reports matched_line_units and matched_units (line units over line_scale: whole for a match
--- closed after its symbol's last split, a fraction of a unit, a double, for one closed before
--- a split that did not scale it to whole units); entry_units and exit_units are the fills'
--- units after the splits, which share the fees pro rata: for a match closed after its
--- symbol's last split, the entry's as the books hold its lot (floored split by split) and the
--- exit's own; for one closed before a split, both fills' units scaled exactly (a double), as
--- the books shared them before the split scaled anything. A fill a
--- reverse split floored to nothing has no length: it matches nothing (it would share a cut).
+-- reports matched_line_units, and entry_line_units and exit_line_units: the fills' sizes on the
+-- line as the books held them when the match closed (the entry's lot floored split by split up
+-- to then, the exit's own), which share the fees pro rata. entry_units, exit_units and
+-- matched_units are those over line_scale: the books' units exactly for a match closed after
+-- its symbol's last split (and in a run without splits), rounded to the unit for one closed
+-- before a split that did not scale it to whole units (rpt.round_trips reads the line).
+-- A fill a reverse split floored to nothing has no length: it matches nothing (it would share
+-- a cut).
 -- Shorts (portfolio.allow_short, adr/0026) need nothing more: under FIFO the k-th unit bought
 -- always meets the k-th unit sold, whichever came first. The earlier fill of a pair is its
 -- entry: a buy first is a LONG round trip, a sell first a SHORT one.
@@ -87,9 +87,15 @@ oriented as (
         case when buy.fill_seq < sell.fill_seq then buy else sell end as entry,
         case when buy.fill_seq < sell.fill_seq then sell else buy end as exit,
         matched_line_units,
-        matched_line_units / line_scale as matched_units,
         line_scale
     from matched
+),
+sized as (
+    select
+        *,
+        entry.lot_lines[entry.splits_after - exit.splits_after + 1] as entry_line_units,
+        exit.lot_lines[1] as exit_line_units
+    from oriented
 ),
 final as (
     select
@@ -100,15 +106,17 @@ final as (
         entry.ts as entry_ts,
         entry.price as entry_price,
         entry.fee as entry_fee,
-        entry.lot_lines[entry.splits_after - exit.splits_after + 1] / line_scale
-            as entry_units,
+        cast((entry_line_units + line_scale // 2) // line_scale as bigint) as entry_units,
         exit.ts as exit_ts,
         exit.price as exit_price,
         exit.fee as exit_fee,
-        exit.lot_lines[1] / line_scale as exit_units,
-        matched_units,
+        cast((exit_line_units + line_scale // 2) // line_scale as bigint) as exit_units,
+        cast((matched_line_units + line_scale // 2) // line_scale as bigint) as matched_units,
         side,
-        matched_line_units
-    from oriented
+        matched_line_units,
+        entry_line_units,
+        exit_line_units,
+        line_scale
+    from sized
 )
 select * from final

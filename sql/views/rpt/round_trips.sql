@@ -14,10 +14,18 @@ with matches as (
 sized as (
     select
         *,
-        matched_units / 100000000 as qty,
-        entry_fee * (matched_units / entry_units) + exit_fee * (matched_units / exit_units)
-            as fees
-    from matches
+        matched / 100000000 as qty,
+        entry_fee * (matched / entry) + exit_fee * (matched / exit) as fees
+    from (
+        select
+            *,
+            matched_line_units // line_scale + matched_line_units % line_scale / line_scale
+                as matched,
+            entry_line_units // line_scale + entry_line_units % line_scale / line_scale
+                as entry,
+            exit_line_units // line_scale + exit_line_units % line_scale / line_scale as exit
+        from matches
+    )
 ),
 priced as (
     select
