@@ -20,10 +20,12 @@
 --   scaled units) but the oldest, which holds the rest. So no recursion, no synthetic rows:
 --   each fill is unnested with its later splits (a fill times the symbol's splits, not a
 --   join of fills), and a window per split finds its open lots.
--- num/den: the smallest denominator up to 10,000 that makes the ratio whole within 1e-7, the
--- fraction a p:q split was written as (the books take the nearest with one up to 10**9:
--- workbench.model.split_fraction). The weights are products of doubles: exact while the
--- product of a symbol's numerators and denominators stays below 2**53.
+-- num/den: the first convergent of the ratio's continued fraction within 1e-9 of it times its
+-- denominator: the fraction a p:q split was written as (1/3 for 0.3333333333333333), as
+-- workbench.model.split_fraction finds it (the nearest fraction with a denominator up to
+-- 10**9; a ratio with more decimals than the split of its words could differ). The weights are
+-- products of doubles: exact while the product of a symbol's numerators and denominators stays
+-- below 2**53 (the integers on the line are HUGEINT).
 -- Without a split every factor is 1: units, price and line_units are the fill's own.
 with fills as (
     select
@@ -32,15 +34,37 @@ with fills as (
     from main.fills
 ),
 ratios as (
-    select
-        run_id, symbol, action_seq, ts, ratio, units_before,
-        list_filter(range(1, 10001), lambda d: abs(ratio * d - round(ratio * d)) < 1e-7)[1]
-            as den
+    select run_id, symbol, action_seq, ts, ratio, units_before
     from main.action_events
     where kind = 'SPLIT'
 ),
 fractions as (
-    select *, cast(round(ratio * den) as bigint) as num
+    -- the ratio's continued fraction, convergent by convergent (h/k), up to the first within
+    -- 1e-9 of a whole number of units per k (a ratio p:q is one of them: it is then p/q)
+    select
+        *,
+        list_reduce(
+            range(0, 40),
+            lambda c, i: case
+                when c.done or c.x = floor(c.x) or c.k > 1000000000 then c
+                else {
+                    'x': 1 / (c.x - floor(c.x)),
+                    'h': cast(floor(1 / (c.x - floor(c.x))) as bigint) * c.h + c.hp,
+                    'hp': c.h,
+                    'k': cast(floor(1 / (c.x - floor(c.x))) as bigint) * c.k + c.kp,
+                    'kp': c.k,
+                    'done': abs(
+                        ratio * (cast(floor(1 / (c.x - floor(c.x))) as bigint) * c.k + c.kp)
+                        - (cast(floor(1 / (c.x - floor(c.x))) as bigint) * c.h + c.hp)
+                    ) < 1e-9
+                }
+            end,
+            {
+                'x': ratio, 'h': cast(floor(ratio) as bigint), 'hp': cast(1 as bigint),
+                'k': cast(1 as bigint), 'kp': cast(0 as bigint),
+                'done': ratio = floor(ratio)
+            }
+        ) as convergent
     from ratios
 ),
 weighted as (
@@ -49,7 +73,7 @@ weighted as (
         cast(coalesce(product(num) over later, 1.0) * product(den) over upto as hugeint)
             as weight,
         cast(product(den) over (partition by run_id, symbol) as hugeint) as scale
-    from fractions
+    from (select *, convergent.h as num, convergent.k as den from fractions)
     window
         later as (
             partition by run_id, symbol order by ts, action_seq
