@@ -95,9 +95,13 @@ splits as (
         } as split
     from weighted
 ),
+symbol_splits as (
+    select run_id, symbol, list(split order by split.seq) as all_splits, max(split.scale) as scale
+    from splits
+    group by run_id, symbol
+),
 stream as (
-    select
-        run_id, symbol, fill_seq, side, ts, bar_ts, price, fee, units, null as split
+    select run_id, symbol, fill_seq, side, ts, bar_ts, price, fee, units, null as split
     from fills
     union all
     select
@@ -105,17 +109,24 @@ stream as (
         null as fee, null as units, split
     from splits
 ),
-listed as (
+counted as (
     select
         *,
-        list_reverse(list_filter(list(split) over down, lambda s: s is not null))
-            as later_splits,
-        coalesce(max(split.scale) over (partition by run_id, symbol), 1) as line_scale
+        count(split) over (
+            partition by run_id, symbol order by bar_ts, split is null, split.seq
+            rows between unbounded preceding and current row
+        ) as splits_before
     from stream
-    window down as (
-        partition by run_id, symbol order by bar_ts desc, split is not null, split.seq desc
-        rows between unbounded preceding and current row
-    )
+),
+listed as (
+    select
+        c.*,
+        coalesce(list_slice(s.all_splits, c.splits_before + 1, len(s.all_splits)), [])
+            as later_splits,
+        coalesce(s.scale, 1) as line_scale
+    from counted as c
+    left join symbol_splits as s on c.run_id = s.run_id and c.symbol = s.symbol
+    where c.split is null
 ),
 scaled as (
     select
@@ -133,7 +144,6 @@ scaled as (
             ) * coalesce(later_splits[j].weight, later_splits[1].weight_before, line_scale)
         ) as lot_lines
     from listed
-    where split is null
 ),
 held as (
     select

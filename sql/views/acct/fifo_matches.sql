@@ -44,7 +44,8 @@ legs as (
         ) as cut,
         {
             'fill_seq': fill_seq, 'ts': ts, 'price': price, 'fee': fee, 'units': units,
-            'lot_lines': lot_lines, 'splits_after': splits_after
+            'lot_lines': case when splits_after > 0 then lot_lines end,
+            'line_units': lot_lines[1], 'splits_after': splits_after
         } as leg
     from fills
 ),
@@ -93,8 +94,10 @@ oriented as (
 sized as (
     select
         *,
-        entry.lot_lines[entry.splits_after - exit.splits_after + 1] as entry_line_units,
-        exit.lot_lines[1] as exit_line_units
+        coalesce(
+            entry.lot_lines[entry.splits_after - exit.splits_after + 1], entry.line_units
+        ) as entry_line_units,
+        exit.line_units as exit_line_units
     from oriented
 ),
 final as (
