@@ -13,19 +13,25 @@ with fills as (
     select run_id, symbol, fill_seq, side, ts, price, fee, units, line_units, line_scale
     from acct.adjusted_fills
 ),
-exits as (
+ends as (
+    -- one read of the matches: each closes part of its entry's lot with part of its exit
     select
-        run_id, symbol, exit_fill_seq as fill_seq, sum(matched_line_units) as exit_line_units
+        run_id,
+        symbol,
+        unnest([entry_fill_seq, exit_fill_seq]) as fill_seq,
+        unnest([0, matched_line_units]) as exit_line_units,
+        unnest([matched_line_units, 0]) as closed_line_units
     from acct.fifo_matches
-    group by run_id, symbol, exit_fill_seq
 ),
-closed as (
+per_fill as (
     select
-        run_id, symbol, entry_fill_seq as fill_seq, sum(matched_line_units) as closed_line_units
-    from acct.fifo_matches
-    group by run_id, symbol, entry_fill_seq
+        run_id, symbol, fill_seq,
+        sum(exit_line_units) as exit_line_units,
+        sum(closed_line_units) as closed_line_units
+    from ends
+    group by run_id, symbol, fill_seq
 ),
-lots as (
+open_lots as (
     select
         f.run_id,
         f.symbol,
@@ -34,22 +40,16 @@ lots as (
         f.price,
         f.fee,
         f.units as fill_units,
-        f.line_units - coalesce(x.exit_line_units, 0) as lot_line_units,
+        f.line_units - coalesce(e.exit_line_units, 0) as lot_line_units,
+        coalesce(e.closed_line_units, 0) as closed_line_units,
+        f.line_units - coalesce(e.exit_line_units, 0) - coalesce(e.closed_line_units, 0)
+            as open_line_units,
         f.line_scale,
         case when f.side = 'BUY' then 'LONG' else 'SHORT' end as side
     from fills as f
-    left join exits as x
-        on f.run_id = x.run_id and f.symbol = x.symbol and f.fill_seq = x.fill_seq
-),
-open_lots as (
-    select
-        l.*,
-        coalesce(c.closed_line_units, 0) as closed_line_units,
-        l.lot_line_units - coalesce(c.closed_line_units, 0) as open_line_units
-    from lots as l
-    left join closed as c
-        on l.run_id = c.run_id and l.symbol = c.symbol and l.fill_seq = c.fill_seq
-    where l.lot_line_units > 0
+    left join per_fill as e
+        on f.run_id = e.run_id and f.symbol = e.symbol and f.fill_seq = e.fill_seq
+    where f.line_units - coalesce(e.exit_line_units, 0) > 0
 ),
 final as (
     select
