@@ -40,16 +40,16 @@ open_lots as (
         f.price,
         f.fee,
         f.units as fill_units,
-        f.line_units - coalesce(e.exit_line_units, 0) as lot_line_units,
-        coalesce(e.closed_line_units, 0) as closed_line_units,
-        f.line_units - coalesce(e.exit_line_units, 0) - coalesce(e.closed_line_units, 0)
+        f.line_units - coalesce(c.exit_line_units, 0) as lot_line_units,
+        coalesce(c.closed_line_units, 0) as closed_line_units,
+        f.line_units - coalesce(c.exit_line_units, 0) - coalesce(c.closed_line_units, 0)
             as open_line_units,
         f.line_scale,
         case when f.side = 'BUY' then 'LONG' else 'SHORT' end as side
     from fills as f
-    left join per_fill as e
-        on f.run_id = e.run_id and f.symbol = e.symbol and f.fill_seq = e.fill_seq
-    where f.line_units - coalesce(e.exit_line_units, 0) > 0
+    left join per_fill as c
+        on f.run_id = c.run_id and f.symbol = c.symbol and f.fill_seq = c.fill_seq
+    where f.line_units - coalesce(c.exit_line_units, 0) > 0
 ),
 final as (
     select
