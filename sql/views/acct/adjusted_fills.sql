@@ -9,23 +9,29 @@
 -- * units: the fill's units scaled by each later split in turn, floored each time (a lot's
 --   size in the books, which shares its fees pro rata); price: divided by each later ratio in
 --   turn (a lot's price in the books); factor: the product of the later ratios, for reading.
+--   Floored, not rounded: these are the books' numbers, and the books floor. Rounding would
+--   not help matching either: that is done on the exact line below, which needs neither.
 -- * line_units: the fill's length on the matching line, in 1/line_scale of a unit after the
 --   last split, where line_scale is the product of the symbol's split denominators: a unit
 --   traded between splits k and k+1 is exactly W_k = (numerators after k) * (denominators up
---   to k) of them, so matching is exact and pairs the same fills as the books, split or not.
---   A lot open at a split loses, at its end, what the books floored away from it (they take
---   the fraction from every open lot, not from the oldest one): its remaining r becomes
---   floor(r * num / den). The lots open at split k are the newest fills of the position's
---   side whose sizes add up to units_before (FIFO closes the oldest first): all whole (their
---   scaled units) but the oldest, which holds the rest. So no recursion, no synthetic rows:
---   each fill is unnested with its later splits (a fill times the symbol's splits, not a
---   join of fills), and a window per split finds its open lots.
--- num/den: the first convergent of the ratio's continued fraction within 1e-9 of it times its
--- denominator: the fraction a p:q split was written as (1/3 for 0.3333333333333333), as
--- workbench.model.split_fraction finds it (the nearest fraction with a denominator up to
--- 10**9; a ratio with more decimals than the split of its words could differ). The weights are
--- products of doubles: exact while the product of a symbol's numerators and denominators stays
--- below 2**53 (the integers on the line are HUGEINT).
+--   to k) of them (line_weight, the fill's), so matching is exact and pairs the same fills as
+--   the books, split or not. A lot open at a split loses, at its end, what the books floored
+--   away from it (they take the fraction from every open lot, not from the oldest one): its
+--   remaining r becomes floor(r * num / den). The lots open at split k are the newest fills
+--   of the position's side whose sizes add up to units_before (FIFO closes the oldest first):
+--   all whole (their scaled units) but the oldest, which holds the rest. So no recursion and
+--   no synthetic rows: each fill is unnested with its later splits (fills times the symbol's
+--   splits), and a window per split finds its open lots.
+-- * lot_lines: the fill's size on the line after 0, 1, ... of its later splits (floored split
+--   by split, as the books' lot size), for the fee shares of a trip closed between them;
+--   splits_after: how many splits came after the fill.
+-- A fill's later splits are a slice of one list per symbol, joined on (run_id, symbol): a key
+-- join, linear in fills. num/den: the first convergent of the ratio's continued fraction
+-- within 1e-9 of it times its denominator, the fraction a p:q split was written as (1/3 for
+-- 0.3333333333333333), as workbench.model.split_fraction finds it (the nearest fraction with
+-- a denominator up to 10**9; a ratio written with many decimals, 1.23456789, could differ).
+-- The weights are products of doubles: exact while the product of a symbol's numerators and
+-- denominators stays below 2**53 (the lengths on the line are HUGEINT).
 -- Without a split every factor is 1: units, price and line_units are the fill's own.
 with fills as (
     select
@@ -132,8 +138,10 @@ scaled as (
     select
         run_id, symbol, fill_seq, side, ts, bar_ts, fee, later_splits, line_scale,
         units as traded,
-        cast(list_reduce(later_splits, lambda acc, s: acc * s.num // s.den, cast(units as hugeint))
-            as bigint) as units,
+        cast(
+            list_reduce(later_splits, lambda acc, s: acc * s.num // s.den, cast(units as hugeint))
+            as bigint
+        ) as units,
         list_reduce(later_splits, lambda acc, s: acc / s.ratio, price) as price,
         list_reduce(later_splits, lambda acc, s: acc * s.ratio, 1.0) as factor,
         coalesce(later_splits[1].weight_before, line_scale) as line_weight,
@@ -148,8 +156,9 @@ scaled as (
 held as (
     select
         run_id, symbol, fill_seq, s,
-        list_reduce(later_splits[1:i - 1], lambda acc, x: acc * x.num // x.den, cast(traded as hugeint))
-            as size
+        list_reduce(
+            later_splits[1:i - 1], lambda acc, x: acc * x.num // x.den, cast(traded as hugeint)
+        ) as size
     from (
         select *, unnest(later_splits) as s, generate_subscripts(later_splits, 1) as i
         from scaled
