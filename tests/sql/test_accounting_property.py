@@ -314,7 +314,7 @@ def test_books_and_views_across_splits_with_shorts_agree(
 
 
 # ratios that scale lots to fractions of a unit (cash in lieu), and by float products that are
-# not exact (1.5 * 0.6666666666666666 is 0.9999999999999999): written as the floats a
+# not exact (10.0 * 0.3333333333333333 is 3.333333333333333, below 10/3): written as the floats a
 # corporate_actions row holds
 ODD_SPLITS = st.lists(st.tuples(st.integers(1, 199), SYMBOL,
                                 st.sampled_from([1.5, 1 / 3, 3.0, 0.1, 10.0, 2 / 3, 2.0])),

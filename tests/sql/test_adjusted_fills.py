@@ -114,13 +114,14 @@ def test_adjusted_fills_lot_partly_sold_before_a_fractional_split_keeps_the_book
     assert trips == [(1, 2, 1.5e-8, 60.0, 0.25 + 0.5), (1, 3, 1e-8, 60.0, 0.5 * (1 / 3) + 0.5)]
 
 
-def test_adjusted_fills_split_and_its_inverse_scale_by_fractions_not_their_float_product(
+def test_adjusted_fills_two_splits_scale_by_their_fractions_not_their_float_product(
         con: Any) -> None:
-    # 1.5 * 0.6666666666666666 is 0.9999999999999999: floored by it, 2 units were 1
-    load(con, [(1, "BUY", 2e-8, 90.0, 0)], [(1, 1.5, 2, 3), (2, 2 / 3, 3, 2)])
-    assert lines(con) == [(1, 2, 12, 6)]  # a line unit is a sixth of a unit
-    assert position(con) == [(1, "LONG", 2)]
-    assert adjusted(con)[0][3] == 90.0 / 1.5 / (2 / 3)  # split by split, as the books
+    # 1:3 then 10:1 of 9 units: the books hold 3, then 30. The float product of the ratios,
+    # 10.0 * 0.3333333333333333, is 3.333333333333333: scaled by it, 9 units were 29
+    load(con, [(1, "BUY", 9e-8, 90.0, 0)], [(1, 1 / 3, 9, 3), (2, 10.0, 3, 30)])
+    assert lines(con) == [(1, 30, 90, 3)]  # a line unit is a third of a unit
+    assert position(con) == [(1, "LONG", 30)]
+    assert adjusted(con)[0][3] == 90.0 / (1 / 3) / 10.0  # split by split, as the books
 
 
 def test_adjusted_fills_short_lot_partly_covered_before_a_fractional_split_is_floored(

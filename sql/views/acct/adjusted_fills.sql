@@ -4,8 +4,8 @@
 -- A split (main.action_events, kind SPLIT) applies at a bar time before that bar's fills. The
 -- books (Book.apply_action) scale each open lot by the exact fraction num/den of the split's
 -- ratio, floor it to the unit and pay the fractions as cash in lieu; this view follows them
--- split by split, never by the float product of the ratios (1.5 * 0.6666666666666666 is
--- 0.9999999999999999):
+-- split by split, never by the float product of the ratios (1:3 then 10:1 is 10/3, but
+-- 10.0 * 0.3333333333333333 is 3.333333333333333, which floors 9 units to 29, not 30):
 -- * units: the fill's units scaled by each later split in turn, floored each time (a lot's
 --   size in the books, which shares its fees pro rata); price: divided by each later ratio in
 --   turn (a lot's price in the books); factor: the product of the later ratios, for reading.
