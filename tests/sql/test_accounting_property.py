@@ -313,6 +313,30 @@ def test_books_and_views_across_splits_with_shorts_agree(
     agree_across_splits(con, run, splits, shorts=True)
 
 
+# ratios that scale lots to fractions of a unit (cash in lieu), and by float products that are
+# not exact (10.0 * 0.3333333333333333 is 3.333333333333333, below 10/3): written as the floats a
+# corporate_actions row holds
+ODD_SPLITS = st.lists(st.tuples(st.integers(1, 199), SYMBOL,
+                                st.sampled_from([1.5, 1 / 3, 3.0, 0.1, 10.0, 2 / 3, 2.0])),
+                      max_size=4)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(run=backtests(), splits=ODD_SPLITS)
+def test_books_and_views_across_fractional_splits_agree_on_positions_and_round_trips(
+        con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
+    agree_across_splits(con, run, splits)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(run=backtests(intents=SHORT_INTENT), splits=ODD_SPLITS)
+def test_books_and_views_across_fractional_splits_with_shorts_agree(
+        con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
+    agree_across_splits(con, run, splits, shorts=True)
+
+
 def agree_across_splits(con: Any, run: Run, splits: list[tuple[int, int, float]],
                         shorts: bool = False) -> None:
     """A run with splits (and, ``shorts``, short books), held to the views."""

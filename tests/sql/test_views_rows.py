@@ -245,6 +245,9 @@ def test_fifo_matches_partial_fills_overlap_oldest_lot_first(con: Any) -> None:
             "entry_ts": eb + DAY, "entry_price": ep, "entry_fee": ef, "entry_units": eq * UNITS,
             "exit_ts": xb + DAY, "exit_price": xp, "exit_fee": xf, "exit_units": xq * UNITS,
             "matched_units": matched * UNITS, "side": "LONG",
+            # the matching line (adr/0025): without a split a line unit is a unit
+            "matched_line_units": matched * UNITS, "entry_line_units": eq * UNITS,
+            "exit_line_units": xq * UNITS, "line_scale": 1,
         }
 
     assert_rows(fetch(con, "acct.fifo_matches", "fifo"),

@@ -21,6 +21,8 @@ from workbench.errors import WarehouseError
 from workbench.warehouse import views
 
 REPO_VIEWS = views.views_dir()
+# a change of meaning in acct.fifo_lots: its qty in units of 1e-6
+QTY_IN_MILLIONS = ("/ 100000000\n            as qty", "/ 1000000\n            as qty")
 ALL = {"acct.adjusted_fills",
        "acct.equity_curve", "acct.fifo_lots", "acct.fifo_matches", "acct.positions",
        "rpt.bar_regimes", "rpt.cost_breakdown", "rpt.drawdown", "rpt.live_vs_backtest",
@@ -175,7 +177,7 @@ def test_problems_semantic_change_without_bump_names_view_and_bump(root: Path,
 def test_lock_semantic_change_without_bump_is_refused_and_lock_kept(root: Path,
                                                                     lock_file: Path) -> None:
     before = lock_file.read_text()
-    edit(root, "acct.fifo_lots", "l.lot_units / 100000000 as qty", "l.lot_units / 1000000 as qty")
+    edit(root, "acct.fifo_lots", *QTY_IN_MILLIONS)
     with pytest.raises(WarehouseError, match=r"refusing to lock:(.|\n)*acct\.fifo_lots changed"):
         views.lock(views.discover(root), path=lock_file)
     assert lock_file.read_text() == before
@@ -183,7 +185,7 @@ def test_lock_semantic_change_without_bump_is_refused_and_lock_kept(root: Path,
 
 def test_lock_bumped_parent_with_unbumped_child_is_refused_for_the_child(
         root: Path, lock_file: Path) -> None:
-    edit(root, "acct.fifo_lots", "l.lot_units / 100000000 as qty", "l.lot_units / 1000000 as qty")
+    edit(root, "acct.fifo_lots", *QTY_IN_MILLIONS)
     bump(root, "acct.fifo_lots")
     with pytest.raises(WarehouseError, match=r"acct\.positions changed") as err:
         views.lock(views.discover(root), path=lock_file)
@@ -192,7 +194,7 @@ def test_lock_bumped_parent_with_unbumped_child_is_refused_for_the_child(
 
 def test_lock_after_bump_check_passes(root: Path, lock_file: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    edit(root, "acct.fifo_lots", "l.lot_units / 100000000 as qty", "l.lot_units / 1000000 as qty")
+    edit(root, "acct.fifo_lots", *QTY_IN_MILLIONS)
     before = {n: version_of(root, n) for n in ALL}
     lots, positions = bump(root, "acct.fifo_lots"), bump(root, "acct.positions")
     bumped = views.discover(root)
@@ -353,7 +355,7 @@ def test_deploy_dropped_view_is_created_again(memory_con: Any) -> None:
 
 def test_deploy_bumped_views_adds_their_new_versions_once(
         memory_con: Any, root: Path, lock_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    edit(root, "acct.fifo_lots", "l.lot_units / 100000000 as qty", "l.lot_units / 1000000 as qty")
+    edit(root, "acct.fifo_lots", *QTY_IN_MILLIONS)
     lots, positions = bump(root, "acct.fifo_lots"), bump(root, "acct.positions")
     views.lock(views.discover(root), path=lock_file)
     monkeypatch.setattr(views, "lock_path", lambda: lock_file)
@@ -370,7 +372,7 @@ def test_deploy_bumped_views_adds_their_new_versions_once(
 
 def test_deploy_unbumped_change_is_refused_before_touching_the_warehouse(
         memory_con: Any, root: Path, lock_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    edit(root, "acct.fifo_lots", "l.lot_units / 100000000 as qty", "l.lot_units / 1000000 as qty")
+    edit(root, "acct.fifo_lots", *QTY_IN_MILLIONS)
     monkeypatch.setattr(views, "lock_path", lambda: lock_file)
     before = deployed(memory_con)
     with pytest.raises(WarehouseError, match=re.escape("disagree with sql/views.lock")):

@@ -1,8 +1,10 @@
 -- name: acct.positions
--- version: 4
+-- version: 5
 -- description: open positions at the end of each run: FIFO cost of open lots, last mark, unrealized P&L
 -- A short (adr/0026) has negative units, cost and market value: unrealized P&L is still market
--- value less cost (a short gains what the price fell).
+-- value less cost (a short gains what the price fell). Across splits the open lots are what the
+-- books kept of them, the fractions paid in lieu taken from each (acct.fifo_lots, adr/0025):
+-- the quantity is the books' position exactly.
 with lots as (
     select
         run_id,
