@@ -1,5 +1,5 @@
 -- name: acct.adjusted_fills
--- version: 2
+-- version: 3
 -- description: every fill in the units of its symbol after the run's later splits, and its length on the line FIFO matches on, less the fractions the books paid in lieu (adr/0025)
 -- A split (main.action_events, kind SPLIT) applies at a bar time before that bar's fills. The
 -- books (Book.apply_action) scale each open lot by the exact fraction num/den of the split's
@@ -23,8 +23,9 @@
 --   no synthetic rows: each fill is unnested with its later splits (fills times the symbol's
 --   splits), and a window per split finds its open lots.
 -- * lot_lines: the fill's size on the line after 0, 1, ... of its later splits (floored split
---   by split, as the books' lot size), for the fee shares of a trip closed between them;
---   splits_after: how many splits came after the fill.
+--   by split, as the books' lot size), for the fee shares of a trip closed between them (null
+--   for a fill of a symbol without splits: its size is line_units); splits_after: how many
+--   splits came after the fill.
 -- A fill's later splits are a slice of one list per symbol, joined on (run_id, symbol): a key
 -- join, linear in fills. num/den: the first convergent of the ratio's continued fraction
 -- within 1e-9 of it times its denominator, the fraction a p:q split was written as (1/3 for
@@ -32,12 +33,34 @@
 -- a denominator up to 10**9; a ratio written with many decimals, 1.23456789, could differ).
 -- The weights are products of doubles: exact while the product of a symbol's numerators and
 -- denominators stays below 2**53 (the lengths on the line are HUGEINT).
--- Without a split every factor is 1: units, price and line_units are the fill's own.
-with fills as (
+-- Without a split every factor is 1: units, price and line_units are the fill's own. The fills
+-- of a symbol that had no split in its run (most runs: crypto has none) take that short way,
+-- and only the others go through the lists below.
+with split_symbols as (
+    -- each branch below reads the base tables itself, so a run filter reaches their scans
+    -- (a CTE read twice is materialised for every run)
+    select distinct run_id, symbol from main.action_events where kind = 'SPLIT'
+),
+unsplit as (
     select
-        run_id, symbol, fill_seq, side, ts, bar_ts, price, fee,
-        cast(round(qty * 100000000) as bigint) as units
-    from main.fills
+        f.run_id, f.symbol, f.fill_seq, f.side, f.ts, f.bar_ts, f.price, f.fee,
+        cast(round(f.qty * 100000000) as bigint) as units,
+        1.0 as factor,
+        cast(round(f.qty * 100000000) as bigint) as traded_units,
+        cast(1 as hugeint) as line_weight,
+        cast(null as hugeint[]) as lot_lines,
+        cast(0 as bigint) as splits_after,
+        cast(round(f.qty * 100000000) as hugeint) as line_units,
+        cast(1 as hugeint) as line_scale
+    from main.fills as f
+    anti join split_symbols as s on f.run_id = s.run_id and f.symbol = s.symbol
+),
+fills as (
+    select
+        f.run_id, f.symbol, f.fill_seq, f.side, f.ts, f.bar_ts, f.price, f.fee,
+        cast(round(f.qty * 100000000) as bigint) as units
+    from main.fills as f
+    semi join split_symbols as s on f.run_id = s.run_id and f.symbol = s.symbol
 ),
 ratios as (
     select run_id, symbol, action_seq, ts, ratio, units_before
@@ -204,5 +227,7 @@ final as (
     from scaled as f
     left join in_lieu as l
         on f.run_id = l.run_id and f.symbol = l.symbol and f.fill_seq = l.fill_seq
+    union all
+    select * from unsplit
 )
 select * from final

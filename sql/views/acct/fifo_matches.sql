@@ -1,5 +1,5 @@
 -- name: acct.fifo_matches
--- version: 5
+-- version: 6
 -- description: FIFO matching of buy and sell fills, long and short, per run and symbol, in units of 1e-8
 -- Each buy (sell) covers an interval of the symbol's cumulative bought (sold) units. The ends of
 -- all those intervals cut the line into segments; each segment lies in exactly one buy and, up
@@ -45,7 +45,7 @@ legs as (
         {
             'fill_seq': fill_seq, 'ts': ts, 'price': price, 'fee': fee, 'units': units,
             'lot_lines': case when splits_after > 0 then lot_lines end,
-            'line_units': lot_lines[1], 'splits_after': splits_after
+            'line_units': coalesce(lot_lines[1], line_units), 'splits_after': splits_after
         } as leg
     from fills
 ),
