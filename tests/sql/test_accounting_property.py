@@ -292,38 +292,17 @@ def agree(con: Any, run: Run, short_margin: float | None = None, borrow_bps: flo
 
 
 # --- across splits (adr/0025) -------------------------------------------------------------------
-# power-of-two ratios: every scaled lot is whole and every scaled price exact, in any order
-SPLITS = st.lists(st.tuples(st.integers(1, 199), SYMBOL, st.sampled_from([2.0, 4.0])),
-                  max_size=3)
-
-
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(run=backtests(), splits=SPLITS)
-def test_books_and_views_across_splits_agree_on_equity_positions_and_round_trips(
-        con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
-    agree_across_splits(con, run, splits)
-
-
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(run=backtests(intents=SHORT_INTENT), splits=SPLITS)
-def test_books_and_views_across_splits_with_shorts_agree(
-        con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
-    agree_across_splits(con, run, splits, shorts=True)
-
-
 # ratios that scale lots to fractions of a unit (cash in lieu), and by float products that are
-# not exact (10.0 * 0.3333333333333333 is 3.333333333333333, below 10/3): written as the floats a
-# corporate_actions row holds
-ODD_SPLITS = st.lists(st.tuples(st.integers(1, 199), SYMBOL,
+# not exact (10.0 * 0.3333333333333333 is 3.333333333333333, below 10/3), and 2.0 (every scaled
+# lot whole): written as the floats a corporate_actions row holds
+SPLITS = st.lists(st.tuples(st.integers(1, 199), SYMBOL,
                                 st.sampled_from([1.5, 1 / 3, 3.0, 0.1, 10.0, 2 / 3, 2.0])),
                       max_size=4)
 
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(run=backtests(), splits=ODD_SPLITS)
+@given(run=backtests(), splits=SPLITS)
 def test_books_and_views_across_fractional_splits_agree_on_positions_and_round_trips(
         con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
     agree_across_splits(con, run, splits)
@@ -331,7 +310,7 @@ def test_books_and_views_across_fractional_splits_agree_on_positions_and_round_t
 
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(run=backtests(intents=SHORT_INTENT), splits=ODD_SPLITS)
+@given(run=backtests(intents=SHORT_INTENT), splits=SPLITS)
 def test_books_and_views_across_fractional_splits_with_shorts_agree(
         con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
     agree_across_splits(con, run, splits, shorts=True)
