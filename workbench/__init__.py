@@ -10,29 +10,15 @@ chosen on train windows and judged on the test windows that follow.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from workbench.engine.run import RunResult, run_backtest
 from workbench.model import Bar, Fill, Order, OrderIntent, OrderStatus, OrderType, Side
 from workbench.strategy import Context, Strategy
-
-if TYPE_CHECKING:
-    from workbench.sweeps import SweepResult, sweep
-    from workbench.walkforward import WalkForwardResult, walkforward
+from workbench.sweeps import SweepResult, sweep
+from workbench.walkforward import WalkForwardResult, walkforward
 
 __version__ = "0.1.0"
-
-# imported when first asked for: a backtest's command line needs neither
-_LATER = {"sweep": "workbench.sweeps", "SweepResult": "workbench.sweeps",
-          "walkforward": "workbench.walkforward", "WalkForwardResult": "workbench.walkforward"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LATER:
-        import importlib
-
-        return getattr(importlib.import_module(_LATER[name]), name)
-    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
 
 
 def plot(run_id: str | None = None, *, warehouse: Any = None, symbol: str | None = None
