@@ -82,6 +82,7 @@ typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
 bench: $(VENV)/.dev $(VENV)/.parity
+	$(BIN)/python -m compileall -q workbench  # time today's code as installed, not a stale .pyc recompiled per run
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/peers.py
