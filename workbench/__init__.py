@@ -10,6 +10,8 @@ chosen on train windows and judged on the test windows that follow.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from workbench.engine.run import RunResult, run_backtest
@@ -33,6 +35,24 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LATER[name]), name)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LATER})
+
+
+class _Package(types.ModuleType):
+    """Loading the submodule ``workbench.walkforward`` sets the package's attribute of that
+    name to the module; ``workbench.walkforward`` stays the function, as it was imported
+    eagerly."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "walkforward" and isinstance(value, types.ModuleType):
+            value = value.walkforward
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def plot(run_id: str | None = None, *, warehouse: Any = None, symbol: str | None = None
