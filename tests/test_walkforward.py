@@ -363,3 +363,21 @@ def test_walkforward_cli_anchored_table_json_and_refusals(cli: Callable[..., Cli
     assert "total_return_pct, cagr_pct" in bad_metric.err
     assert too_long.code == 2 and "600 bars" in too_long.err
     assert bad_duration.code == 2 and "--train '30 days' is not a duration" in bad_duration.err
+
+
+@pytest.mark.parametrize("first", ["workbench.walkforward", "import workbench.walkforward",
+                                   "from workbench.walkforward import WalkForwardResult"])
+def test_walkforward_package_attribute_after_the_submodule_loads_is_the_function(
+        first: str) -> None:
+    # `workbench.walkforward` is the function, however its module came to be loaded: the
+    # import system sets the package's attribute to the submodule when it loads it
+    import subprocess
+    import sys
+
+    code = (f"import workbench\n{first}\nfrom workbench import walkforward\n"
+            "import workbench.walkforward\n"
+            "print(callable(walkforward), callable(workbench.walkforward), "
+            "'walkforward' in dir(workbench), 'sweep' in dir(workbench))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "True", "True", "True"]

@@ -132,3 +132,17 @@ def test_adjusted_fills_short_lot_partly_covered_before_a_fractional_split_is_fl
     assert lines(con) == [(1, 3, 5, 2), (2, 1, 3, 2), (3, 1, 2, 2)]
     assert matches(con) == [("SHORT", 1, 2, 2, 3), ("SHORT", 1, 3, 1, 2)]
     assert position(con) == []
+
+
+def test_adjusted_fills_weights_beyond_2_pow_53_stay_exact(con: Any) -> None:
+    # three 999983:999979 splits of two unit lots (each stays 1, the fraction paid in lieu):
+    # the line's scale is 999979**3, above 2**53; as a product of doubles it was rounded and
+    # the lots' lengths on the line no longer matched a unit after the splits
+    ratio = 999983 / 999979
+    load(con, [(1, "BUY", 1e-8, 90.0, 0), (2, "BUY", 1e-8, 90.0, 0),
+               (3, "SELL", 1e-8, 90.0, 4)], [(1, ratio, 2, 2), (2, ratio, 2, 2),
+                                              (3, ratio, 2, 2)])
+    unit = 999979**3
+    assert lines(con) == [(1, 1, unit, unit), (2, 1, unit, unit), (3, 1, unit, unit)]
+    assert matches(con) == [("LONG", 1, 3, 1, unit)]
+    assert position(con) == [(2, "LONG", 1)]

@@ -383,3 +383,21 @@ def test_deploy_unbumped_change_is_refused_before_touching_the_warehouse(
                        "side, qty, price, fee, ts, bar_ts) values ('r', 1, 1, 'r-1', 'BTC', "
                        "'BUY', 1.0, 10.0, 0.0, '2024-01-01T00:01:00Z', '2024-01-01T00:00:00Z')")
     assert memory_con.execute("select qty from acct.fifo_lots").fetchall() == [(1.0,)]
+
+
+def test_deploy_current_views_in_an_attached_warehouse_do_not_hide_stale_ones(
+        memory_con: Any, tmp_path: Path) -> None:
+    # the views in place are stale (made by hand, as by older code: no comment); another
+    # warehouse attached to the same connection has every view deployed
+    from workbench.warehouse import migrations
+
+    memory_con.execute("create or replace view rpt.risk_blocks as select 1 as x")
+    other = tmp_path / "other.duckdb"
+    memory_con.execute(f"attach '{other}' as other")
+    memory_con.execute("use other")
+    migrations.apply(memory_con)
+    views.deploy(memory_con)
+    memory_con.execute("use memory")
+    views.deploy(memory_con)
+    columns = [c for c, *_ in memory_con.execute("describe rpt.risk_blocks").fetchall()]
+    assert "x" not in columns and "run_id" in columns

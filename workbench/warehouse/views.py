@@ -319,10 +319,12 @@ def _mark(view: View) -> str:
 
 
 def deployed(con: Any) -> dict[str, str]:
-    """The views the warehouse has that ``deploy`` made, by name: what their comments say."""
+    """The views the warehouse has that ``deploy`` made, by name: what their comments say
+    (the connection's current database only: an attached one's views are not these)."""
     return dict(con.execute(
         "select schema_name || '.' || view_name, comment from duckdb_views() "
-        "where not internal and comment like 'workbench view %'").fetchall())
+        "where not internal and database_name = current_database() "
+        "and comment like 'workbench view %'").fetchall())
 
 
 def create(con: Any, views: list[View], *, skip: Collection[str] = ()) -> None:

@@ -1,5 +1,5 @@
 -- name: acct.adjusted_fills
--- version: 3
+-- version: 4
 -- description: every fill in the units of its symbol after the run's later splits, and its length on the line FIFO matches on, less the fractions the books paid in lieu (adr/0025)
 -- A split (main.action_events, kind SPLIT) applies at a bar time before that bar's fills. The
 -- books (Book.apply_action) scale each open lot by the exact fraction num/den of the split's
@@ -31,8 +31,9 @@
 -- within 1e-9 of it times its denominator, the fraction a p:q split was written as (1/3 for
 -- 0.3333333333333333), as workbench.model.split_fraction finds it (the nearest fraction with
 -- a denominator up to 10**9; a ratio written with many decimals, 1.23456789, could differ).
--- The weights are products of doubles: exact while the product of a symbol's numerators and
--- denominators stays below 2**53 (the lengths on the line are HUGEINT).
+-- The weights are HUGEINT products of the numerators and denominators, exact (a product of
+-- doubles is rounded above 2**53: three 999983:999979 splits); beyond HUGEINT the view raises
+-- an overflow error, never a wrong length.
 -- Without a split every factor is 1: units, price and line_units are the fill's own. The fills
 -- of a symbol that had no split in its run (most runs: crypto has none) take that short way,
 -- and only the others go through the lists below.
@@ -99,9 +100,12 @@ fractions as (
 weighted as (
     select
         *,
-        cast(coalesce(product(num) over later, 1.0) * product(den) over upto as hugeint)
+        coalesce(list_reduce(list(num) over later, lambda acc, x: acc * x, cast(1 as hugeint)),
+            1)
+            * list_reduce(list(den) over upto, lambda acc, x: acc * x, cast(1 as hugeint))
             as weight,
-        cast(product(den) over (partition by run_id, symbol) as hugeint) as scale
+        list_reduce(list(den) over (partition by run_id, symbol), lambda acc, x: acc * x,
+            cast(1 as hugeint)) as scale
     from (select *, convergent.h as num, convergent.k as den from fractions)
     window
         later as (

@@ -1,5 +1,5 @@
 -- name: acct.fifo_lots
--- version: 6
+-- version: 7
 -- description: every fill that opened a position as a FIFO lot (LONG a buy, SHORT a sell), with how much of it is closed and how much is open
 -- Lots are in the units (and prices) after the run's splits (acct.adjusted_fills). A fill that
 -- crossed zero (shorts, adr/0026) first closed the other side's lots: its lot is the rest

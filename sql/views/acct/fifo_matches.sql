@@ -1,5 +1,5 @@
 -- name: acct.fifo_matches
--- version: 6
+-- version: 7
 -- description: FIFO matching of buy and sell fills, long and short, per run and symbol, in units of 1e-8
 -- Each buy (sell) covers an interval of the symbol's cumulative bought (sold) units. The ends of
 -- all those intervals cut the line into segments; each segment lies in exactly one buy and, up

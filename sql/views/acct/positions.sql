@@ -1,5 +1,5 @@
 -- name: acct.positions
--- version: 6
+-- version: 7
 -- description: open positions at the end of each run: FIFO cost of open lots, last mark, unrealized P&L
 -- A short (adr/0026) has negative units, cost and market value: unrealized P&L is still market
 -- value less cost (a short gains what the price fell). Across splits the open lots are what the

@@ -1,5 +1,5 @@
 -- name: rpt.performance
--- version: 8
+-- version: 9
 -- description: headline numbers per run: return, CAGR, max drawdown, Sharpe, trades, win rate, fees, exposure, risk block rate
 -- Sharpe: mean over sample standard deviation of per-bar returns (the first bar against the
 -- initial cash), annualised with the bars of a year: a 365-day year of bars, or what the

@@ -1,5 +1,5 @@
 -- name: rpt.performance_by_regime
--- version: 6
+-- version: 7
 -- description: each run's performance split by the regime of its bars (rpt.bar_regimes): bars, return, time in market, trades and their P&L
 -- One row per run, symbol and regime (trend x volatility, `warmup` included) that has bars.
 -- A bar's return is the account's equity return over that bar (the first bar against the

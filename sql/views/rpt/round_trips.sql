@@ -1,5 +1,5 @@
 -- name: rpt.round_trips
--- version: 6
+-- version: 7
 -- description: FIFO round trips (long and short) with pro-rata fees, net P&L and return on entry notional
 -- The arithmetic mirrors workbench.book.match_round_trip operation by operation: a SHORT round
 -- trip (entry a sell, exit a buy; adr/0026) gains the entry price less the exit price. Across
