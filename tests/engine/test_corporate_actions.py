@@ -11,7 +11,6 @@ import pytest
 from scripted import Scripted
 
 import workbench
-from workbench.errors import ConfigError
 from workbench.warehouse.actions import ingest_actions
 from workbench.warehouse.connect import open_rw, reading
 from workbench.warehouse.ingest import ingest
@@ -49,11 +48,11 @@ def stored(warehouse: Path, tmp_path: Path) -> Callable[..., Path]:
     return store
 
 
-def run(warehouse: Path, out: Path, plan: list[list[Any]], **data: Any
-        ) -> workbench.RunResult:
+def run(warehouse: Path, out: Path, plan: list[list[Any]],
+        execution: dict[str, Any] | None = None, **data: Any) -> workbench.RunResult:
     config = {"data": {"symbols": ["AAPL"], **data}, "portfolio": {"initial_cash": 1000.0},
               "costs": {"fee_bps": 0, "slippage_bps": 0},
-              "strategy": {"params": {"plan": plan}}}
+              "strategy": {"params": {"plan": plan}}, "execution": execution or {}}
     return workbench.run_backtest(config, strategy=Scripted, warehouse=warehouse, out=out,
                                   env={})
 
@@ -173,15 +172,40 @@ def test_backtest_actions_outside_window_are_not_applied(
         (1.0,)]
 
 
-def test_backtest_split_with_execution_latency_is_refused_naming_the_fix(
+def test_backtest_split_under_participation_cap_scales_the_rest_of_a_partly_filled_order(
         stored: Callable[..., Path], tmp_path: Path) -> None:
+    # 10% of each bar's 10 units: the buy of 5 fills 1 a bar; 3 before midnight, then the
+    # 2:1 split makes the order 10 with 6 filled, and the 4 left fill 1 a bar at 50
     wh = stored(FLAT, SPLIT)
-    config = {"data": {"symbols": ["AAPL"]}, "execution": {"latency": "FAST"},
-              "strategy": {"params": {"plan": []}}}
-    with pytest.raises(ConfigError, match="corporate action") as err:
-        workbench.run_backtest(config, strategy=Scripted, warehouse=wh, out=tmp_path / "r",
-                               env={})
-    assert "data.adjusted" in str(err.value)
+    result = run(wh, tmp_path / "r", [[7, "BUY", 5.0, None]],
+                 execution={"participation_pct": 10})
+    rid = result.run_id
+    assert rows(wh, "select status, reason from order_events where run_id = ? and reason "
+                "like 'SPLIT%'", rid) == [("PARTIALLY_FILLED", "SPLIT 2.0 qty 5.0 -> 10.0")]
+    assert rows(wh, "select qty, price from fills where run_id = ? order by fill_seq",
+                rid) == [(1.0, 100.0)] * 3 + [(1.0, 50.0)] * 4
+    assert rows(wh, "select status from order_events where run_id = ? order by ts desc, "
+                "rowid desc limit 1", rid) == [("FILLED",)]
+    assert rows(wh, "select qty, avg_entry_price from acct.positions where run_id = ?",
+                rid) == [(10.0, 50.0)]
+    assert {e for (e,) in rows(wh, "select distinct equity from acct.equity_curve "
+                                   "where run_id = ?", rid)} == {1000.0}
+
+
+def test_backtest_split_while_an_order_is_on_its_way_lands_in_its_new_size(
+        stored: Callable[..., Path], tmp_path: Path) -> None:
+    # the sell of the 1 held is sent at 23:59's close and reaches the venue 100 ms after
+    # midnight (latency SLOW), after the 2:1 split: it arrives as a sell of 2 and closes all
+    wh = stored(FLAT, SPLIT)
+    result = run(wh, tmp_path / "r", [[0, "BUY", 1.0, None], [9, "SELL", 1.0, None]],
+                 execution={"latency": "SLOW"})
+    rid = result.run_id
+    assert rows(wh, "select status, reason from order_events where run_id = ? and reason "
+                "like 'SPLIT%'", rid) == [("NEW", "SPLIT 2.0 qty 1.0 -> 2.0")]
+    assert rows(wh, "select side, qty, price from fills where run_id = ? order by fill_seq",
+                rid) == [("BUY", 1.0, 100.0), ("SELL", 2.0, 50.0)]
+    assert rows(wh, "select count(*) from acct.positions where run_id = ?", rid) == [(0,)]
+    assert result.metrics["trades"] == 1
 
 
 def test_step_with_actions_scheduled_hands_every_bar_over() -> None:

@@ -316,18 +316,35 @@ def test_books_and_views_across_fractional_splits_with_shorts_agree(
     agree_across_splits(con, run, splits, shorts=True)
 
 
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(run=backtests(EXECUTIONS), splits=SPLITS)
+def test_books_and_views_across_splits_with_latency_and_partial_fills_agree(
+        con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
+    # orders on their way, partly filled or resting at a split are scaled by the broker
+    agree_across_splits(con, run, splits)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(run=backtests(EXECUTIONS, intents=SHORT_INTENT), splits=SPLITS)
+def test_books_and_views_across_splits_with_shorts_latency_and_partial_fills_agree(
+        con: Any, run: Run, splits: list[tuple[int, int, float]]) -> None:
+    agree_across_splits(con, run, splits, shorts=True)
+
+
 def agree_across_splits(con: Any, run: Run, splits: list[tuple[int, int, float]],
                         shorts: bool = False) -> None:
     """A run with splits (and, ``shorts``, short books), held to the views."""
     from workbench.engine.actions import events_table
     from workbench.model import ActionKind, CorporateAction
 
-    data, script, costs, initial_cash, _ = run
+    data, script, costs, initial_cash, execution = run
     names, grid = data.symbol_names, sorted({int(t) for t in data.ts})
     actions = [CorporateAction(names[s % len(names)], "2024-01-01", ActionKind.SPLIT, ratio,
                                None, grid[i % len(grid)]) for i, s, ratio in splits]
     run_id = f"prop-{next(RUN_IDS)}"
-    broker = SimBroker(costs, short_margin=1.0 if shorts else None)
+    broker = SimBroker(costs, execution, short_margin=1.0 if shorts else None)
     step = harness.make_step(Scripted(script), broker=broker, cash=initial_cash,
                              run_id=run_id, book=ShortBook(initial_cash) if shorts else None)
     step.schedule_actions(actions, broker.split_orders)

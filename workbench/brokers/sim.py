@@ -261,37 +261,44 @@ class SimBroker:
         """Nothing happens between bars in a simulation."""
 
     def split_orders(self, symbol: str, ratio: float) -> list[tuple[Order, float, float | None]]:
-        """A split of ``symbol`` (``ratio`` new units per old one): every order resting here
-        gets its quantity times the ratio (floored to the unit) and its limit over the ratio,
+        """A split of ``symbol`` (``ratio`` new units per old one): every order held here
+        (resting, on its way under a latency, or partly filled under a participation cap)
+        gets its unfilled quantity times the ratio (floored to the unit; its filled units are
+        scaled too, so the order still ends when the rest fills) and its limit over the ratio,
         as a venue adjusts open orders; a sell's reserved units follow, a buy's reserved cash
         stays (the same notional). The books floor each lot, so the position can come out a
         few units below the sells scaled whole: the sells are then cut, in order, to the
-        units held (the book has already applied the split). Returns each order with its
-        quantity and limit before. Only the plain path: with a latency or a cap a run with
-        splits is refused earlier (``engine/actions.py``)."""
+        units held (the book has already applied the split). An order not yet at the venue
+        holds nothing: it is checked on arrival, in its new size. Returns each order with its
+        quantity and limit before."""
         book = self._book
-        assert book is not None and not self._timed
+        assert book is not None
         scale = split_fraction(ratio)
+        num, den = scale.numerator, scale.denominator
         changed, sells = [], []
         for order in self.resting.get(symbol, ()):
             before = (order.qty, order.limit_price)
-            order.qty_units = order.qty_units * scale.numerator // scale.denominator
+            rest = (order.qty_units - order.filled_units) * num // den
+            order.filled_units = order.filled_units * num // den
+            order.qty_units = order.filled_units + rest
             order.qty = order.qty_units / QTY_SCALE
             if order.limit_price is not None:
                 order.limit_price = order.limit_price / ratio
-            cash, units = self._reserved[order.order_seq]
-            if units:
-                book.release(symbol, 0.0, units)
-                sells.append((order, cash))
+            reserved = self._reserved.get(order.order_seq)
+            if reserved is not None and reserved[1]:
+                book.release(symbol, 0.0, reserved[1])
+                sells.append((order, reserved[0]))
             changed.append((order, *before))
         free = book.free_units(symbol)
         for order, cash in sells:
-            if order.qty_units > free:
-                order.qty_units = max(free, 0)
+            rest = order.qty_units - order.filled_units
+            if rest > free:
+                rest = max(free, 0)
+                order.qty_units = order.filled_units + rest
                 order.qty = order.qty_units / QTY_SCALE
-            free -= order.qty_units
-            book.reserve(symbol, 0.0, order.qty_units)
-            self._reserved[order.order_seq] = (cash, order.qty_units)
+            free -= rest
+            book.reserve(symbol, 0.0, rest)
+            self._reserved[order.order_seq] = (cash, rest)
         return changed
 
     def _fill(self, order: Order, price: float, bar_ts: int,

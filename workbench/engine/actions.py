@@ -39,14 +39,13 @@ def schedule(step: Step, actions: Sequence[CorporateAction], adjusted: bool,
     if adjusted or not actions:
         return
     split_orders = getattr(step.broker, "split_orders", None)
-    plain = getattr(getattr(step.broker, "execution", None), "plain", True)
-    if split_orders is None or not plain:
+    if split_orders is None:
         raise ConfigError(
             f"{len(actions)} corporate action(s) fall in the run's window, and they are applied "
-            "only by the simulated broker without a latency or participation cap",
-            where="execution" if not plain else "mode",
-            fix="run without `execution` settings, narrow --from/--to to leave the ex-dates "
-                "out, or set data.adjusted=true if the prices already include them")
+            "only by the simulated broker (a backtest)",
+            where="mode",
+            fix="narrow --from/--to to leave the ex-dates out, or set data.adjusted=true if "
+                "the prices already include them")
     step.schedule_actions(list(actions), split_orders)
 
 

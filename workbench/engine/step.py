@@ -219,8 +219,8 @@ class Step:
                     reason += f" limit {limit!r} -> {order.limit_price!r}"
                 order.reason = reason
                 self.journal.event(order, order.status, reason, ts)
-                if not order.qty_units:  # floored to nothing (a reverse split): no order left
-                    self.broker.cancel(order, CancelReason.SPLIT)
+                if order.filled_units >= order.qty_units:  # its rest floored to nothing
+                    self.broker.cancel(order, CancelReason.SPLIT)  # (a reverse split)
         return event
 
     def warm(self, bar: Bar) -> None:
