@@ -224,6 +224,20 @@ def test_step_with_actions_scheduled_hands_every_bar_over() -> None:
     assert manifest["corporate_actions"]["applied"][0]["ratio"] == 2.0
 
 
+def test_schedule_with_a_broker_that_cannot_split_orders_is_refused_naming_the_fix() -> None:
+    from types import SimpleNamespace
+
+    from workbench.engine import actions as corporate
+    from workbench.errors import ConfigError
+    from workbench.model import ActionKind, CorporateAction
+
+    split = CorporateAction("AAPL", "2024-01-02", ActionKind.SPLIT, 2.0, None, MIDNIGHT)
+    live = SimpleNamespace(broker=object())  # a venue's broker: the venue adjusts its orders
+    with pytest.raises(ConfigError, match="only by the simulated broker") as err:
+        corporate.schedule(live, [split], False, {})  # type: ignore[arg-type]
+    assert "data.adjusted" in str(err.value)
+
+
 @pytest.mark.parametrize("spread_column", [None, "spread_bps"])
 def test_backtest_on_a_warehouse_older_than_the_actions_table_runs_and_migrates_it(
         warehouse: Path, tmp_path: Path, spread_column: str | None):
