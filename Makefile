@@ -86,6 +86,7 @@ bench: $(VENV)/.dev $(VENV)/.parity
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/peers.py
+	$(BIN)/python bench/fifo_views.py
 	$(BIN)/python bench/live_soak.py
 	$(BIN)/python bench/order_rtt.py
 
