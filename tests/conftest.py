@@ -86,15 +86,10 @@ def ingested(cli: Callable[..., CliResult], synth_csv: Callable[..., Path], ware
 def load_bars(warehouse: Path, synth_csv: Callable[..., Path]) -> Callable[[int], Path]:
     """``load_bars(count)``: the test warehouse with ``count`` BTCUSDT 1m bars from
     2024-01-01T00:00Z, ingested by ``warehouse.ingest``."""
-    from workbench.warehouse.ingest import ingest
+    from cli_runs import ingested
 
     def load(count: int) -> Path:
-        con = open_rw(warehouse)
-        try:
-            ingest(con, [synth_csv(count=count)], "BTCUSDT")
-        finally:
-            con.close()
-        return warehouse
+        return ingested(warehouse, [synth_csv(count=count)])
 
     return load
 

@@ -14,8 +14,6 @@ import workbench
 from workbench import Strategy
 from workbench.config import load_config
 from workbench.errors import ConfigError
-from workbench.warehouse.connect import open_rw
-from workbench.warehouse.ingest import ingest
 
 DATA = {"data": {"symbols": ["BTCUSDT"], "timeframe": "1m"}}
 
@@ -27,13 +25,8 @@ def _as_notebook_class() -> type[Strategy]:
 
 
 @pytest.fixture
-def bars(warehouse: Path, synth_csv: Callable[..., Path]) -> Path:
-    con = open_rw(warehouse)
-    try:
-        ingest(con, [synth_csv(count=600)], "BTCUSDT")
-    finally:
-        con.close()
-    return warehouse
+def bars(load_bars: Callable[[int], Path]) -> Path:
+    return load_bars(600)
 
 
 def test_run_backtest_notebook_class_runs_and_config_records_identity(bars, tmp_path):

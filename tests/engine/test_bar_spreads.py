@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import ingested
 from scripted import Scripted
 
 import workbench
@@ -25,12 +26,7 @@ def spread_bars(warehouse: Path, tmp_path: Path) -> Path:
     path = tmp_path / "spread.csv"
     path.write_text("ts,open,high,low,close,volume,spread_bps\n" + "".join(
         f"{T0 + i * MIN},100,100,100,100,10,{s}\n" for i, s in enumerate(spreads)))
-    con = open_rw(warehouse)
-    try:
-        ingest(con, [path], "BTCUSDT")
-    finally:
-        con.close()
-    return warehouse
+    return ingested(warehouse, [path])
 
 
 def spread_costs(warehouse: Path, tmp_path: Path, **costs: Any) -> list[tuple[Any, ...]]:

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import ingested
 
 import workbench
 from workbench import rundir
-from workbench.warehouse.connect import open_rw
-from workbench.warehouse.ingest import ingest
 
 # limits, expiries, cancels and market stops (tests/e2e/test_determinism.py's config)
 CONFIG: dict[str, Any] = {
@@ -36,12 +35,7 @@ def bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("execution")
     csv, warehouse = root / "bars.csv", root / "wh.duckdb"
     write_csv(csv, 1_704_067_200_000, 600, seed=7)
-    con = open_rw(warehouse)
-    try:
-        ingest(con, [csv], "BTCUSDT")
-    finally:
-        con.close()
-    return warehouse
+    return ingested(warehouse, [csv])
 
 
 @pytest.fixture(scope="module")

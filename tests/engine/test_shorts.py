@@ -22,8 +22,6 @@ from workbench.model import Mode
 from workbench.parity.harness import check
 from workbench.parity.peer import Unsupported
 from workbench.strategies.sma_long_short import SmaLongShort
-from workbench.warehouse.connect import open_rw
-from workbench.warehouse.ingest import ingest
 
 CONFIG = {
     "data": {"symbols": ["BTCUSDT"], "timeframe": "1m"},
@@ -35,13 +33,8 @@ CONFIG = {
 
 
 @pytest.fixture
-def bars(warehouse: Path, synth_csv: Callable[..., Path]) -> Path:
-    con = open_rw(warehouse)
-    try:
-        ingest(con, [synth_csv(count=600)], "BTCUSDT")
-    finally:
-        con.close()
-    return warehouse
+def bars(load_bars: Callable[[int], Path]) -> Path:
+    return load_bars(600)
 
 
 def test_run_backtest_long_short_trades_csv_and_views_agree_on_short_round_trips(

@@ -15,14 +15,19 @@ SAMPLE_CSV = ROOT / "sample_data" / "btcusdt_1m_2024-01_synthetic.csv"
 LAST_LINE = re.compile(r"^run_id=(\S+) dir=(.+)$")
 
 
-def sample_warehouse(path: Path) -> Path:
-    """``path``: a warehouse holding the synthetic sample month of BTCUSDT (ingested)."""
+def ingested(path: Path, files: list[Path], symbol: str = "BTCUSDT") -> Path:
+    """``path``: a warehouse holding ``files``' bars of ``symbol`` (ingested)."""
     con = open_rw(path)
     try:
-        ingest(con, [SAMPLE_CSV], "BTCUSDT")
+        ingest(con, files, symbol)
     finally:
         con.close()
     return path
+
+
+def sample_warehouse(path: Path) -> Path:
+    """``path``: a warehouse holding the synthetic sample month of BTCUSDT (ingested)."""
+    return ingested(path, [SAMPLE_CSV])
 
 
 def last_line(out: str) -> tuple[str, Path]:
